@@ -1,0 +1,96 @@
+"""Ommi: an async object mapper for the model classes you already have.
+
+::
+
+    from dataclasses import dataclass
+    import ommi
+
+    @ommi.ommi_model
+    @dataclass
+    class User:
+        name: str
+        id: int | None = None
+
+    async with ommi.connect("sqlite://") as db:
+        await db.add(User("Alice")).or_raise()
+        alice = await db.find(User.name == "Alice").one.or_raise()
+"""
+
+from ommi import errors
+from ommi.connect import DriverInfo, connect, drivers
+from ommi.database import Ommi, Transaction, active_database
+from ommi.errors import (
+    ConfigurationError,
+    ConnectionError,
+    DatabaseError,
+    DBStatusNoResultException,
+    DriverNotFound,
+    IntegrityError,
+    LazyLoadError,
+    ModelDefinitionError,
+    OmmiError,
+    OperationalError,
+    QueryError,
+    SchemaError,
+    SchemaMismatchError,
+    TimeoutError,
+    TransactionError,
+    UnsupportedFeature,
+    ValidationError,
+)
+from ommi.models import (
+    AssociateUsing,
+    Auto,
+    Key,
+    LazyLoadEveryRelated,
+    LazyLoadTheRelated,
+    ModelCollection,
+    ReferenceTo,
+    StoreAs,
+    TimezoneAware,
+    get_global_collection,
+    ommi_model,
+)
+from ommi.query import when
+from ommi.results import DBQueryResult, DBResult
+
+__all__ = [
+    "AssociateUsing",
+    "Auto",
+    "ConfigurationError",
+    "ConnectionError",
+    "DBQueryResult",
+    "DBResult",
+    "DBStatusNoResultException",
+    "DatabaseError",
+    "DriverInfo",
+    "DriverNotFound",
+    "IntegrityError",
+    "Key",
+    "LazyLoadError",
+    "LazyLoadEveryRelated",
+    "LazyLoadTheRelated",
+    "ModelCollection",
+    "ModelDefinitionError",
+    "Ommi",
+    "OmmiError",
+    "OperationalError",
+    "QueryError",
+    "ReferenceTo",
+    "SchemaError",
+    "SchemaMismatchError",
+    "StoreAs",
+    "TimeoutError",
+    "TimezoneAware",
+    "Transaction",
+    "TransactionError",
+    "UnsupportedFeature",
+    "ValidationError",
+    "active_database",
+    "connect",
+    "drivers",
+    "errors",
+    "get_global_collection",
+    "ommi_model",
+    "when",
+]

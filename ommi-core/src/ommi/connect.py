@@ -1,0 +1,96 @@
+"""``ommi.connect(url)`` and ``ommi.drivers()``: choosing a driver by URL scheme."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import metadata
+from typing import Any
+
+from ommi.database import Ommi
+from ommi.drivers.capabilities import Capabilities
+from ommi.drivers.registry import DriverSpec
+from ommi.errors import DriverNotFound
+
+__all__ = ["DriverInfo", "connect", "drivers", "spec_for_url"]
+
+_KNOWN = {
+    "sqlite": "ommi-sqlite",
+    "postgresql": "ommi-postgresql",
+    "postgres": "ommi-postgresql",
+    "mongodb": "ommi-mongodb",
+    "mongodb+srv": "ommi-mongodb",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class DriverInfo:
+    """An installed driver, as ``ommi drivers`` lists it."""
+
+    name: str
+    schemes: tuple[str, ...]
+    distribution: str
+    version: str
+    description: str
+    capabilities: Capabilities | None
+    error: str | None = None
+
+
+def _version(distribution: str) -> str:
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def drivers() -> list[DriverInfo]:
+    """Every installed driver with its version and declared capabilities."""
+    from ommi.plugins import driver_specs
+
+    infos = []
+    for spec in driver_specs().values():
+        capabilities, error = None, None
+        try:
+            capabilities = spec.load().capabilities
+        except Exception as exc:  # noqa: BLE001 - reported, not raised, in a listing
+            error = str(exc)
+        infos.append(
+            DriverInfo(spec.name, spec.schemes, spec.distribution, _version(spec.distribution),
+                       spec.description, capabilities, error)
+        )
+    return infos
+
+
+def spec_for_url(url: str) -> DriverSpec:
+    """The registered driver serving ``url``'s scheme.
+
+    Raises:
+        DriverNotFound: no installed driver serves it; the message lists the
+            installed drivers and the distribution to install.
+    """
+    from ommi.plugins import driver_specs
+
+    scheme = url.partition(":")[0].lower() if ":" in url else ""
+    specs = driver_specs()
+    for spec in specs.values():
+        if scheme in spec.schemes:
+            return spec
+    installed = ", ".join(f"{s.name} ({'/'.join(s.schemes)}://)" for s in specs.values()) or "none"
+    hint = f"install {_KNOWN[scheme]}" if scheme in _KNOWN else "install a driver distribution that serves it"
+    shown = f"{scheme!r}" if scheme else f"in {url!r} (a URL looks like sqlite:///app.db)"
+    raise DriverNotFound(f"no Ommi driver for the URL scheme {shown}: {hint}. Installed drivers: {installed}")
+
+
+def connect(url: str, /, *, allow_implicit_model_setup: bool = True, **settings: Any) -> Ommi:
+    """An :class:`Ommi` database for ``url``, with the driver its scheme names.
+
+    Nothing is opened until ``async with`` or the first operation.
+
+    Args:
+        url: ``sqlite:///app.db``, ``sqlite://`` (memory), ``postgresql://...``, ``mongodb://...``.
+        allow_implicit_model_setup: see :class:`Ommi`.
+        settings: driver settings overriding those in the URL.
+    """
+    if not isinstance(url, str):
+        raise DriverNotFound(f"connect() takes a URL string, not {url!r}")
+    driver_cls = spec_for_url(url).load()
+    return Ommi(driver_cls.connect(url, **settings), allow_implicit_model_setup=allow_implicit_model_setup)

@@ -1,0 +1,134 @@
+"""The driver interface: what a database driver implements for Ommi.
+
+A driver works on *canonical* values (see :mod:`ommi.models.types`): core has
+validated and encoded every value before a driver sees it, and decodes what a
+driver returns. Rows are tuples in the order of ``schema.fields``.
+
+Lifecycle: :meth:`Driver.connect` builds a driver without I/O; :meth:`Driver.open`
+connects (pools open here); :meth:`Driver.close` releases everything and is
+idempotent. Each operation on the driver itself runs in its own implicit
+transaction (autocommit). :meth:`Driver.begin` returns a
+:class:`DriverTransaction` that owns one connection until it commits or rolls
+back; core guarantees it calls exactly one of those, also on cancellation.
+
+Errors: translate the client library's exceptions into :mod:`ommi.errors`
+(most specific class, chained with ``raise ... from exc``).
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Self
+
+from ommi.drivers.capabilities import Capabilities
+
+if TYPE_CHECKING:
+    from ommi.models.schema import Field, ModelSchema
+    from ommi.query.ast import Query
+
+__all__ = ["Driver", "DriverTransaction", "Operations", "Row"]
+
+Row = tuple[Any, ...]
+
+
+class Operations(abc.ABC):
+    """Data operations shared by a driver and its transactions."""
+
+    @abc.abstractmethod
+    async def insert(self, schema: ModelSchema, rows: Sequence[Row]) -> Sequence[Any] | None:
+        """Insert rows; all or none are stored.
+
+        Returns:
+            When ``schema.auto_field`` is set: its value for every row, in order
+            (the given value, or the one the database generated where the row
+            held ``None``). Otherwise ``None``.
+        """
+
+    @abc.abstractmethod
+    def fetch(self, query: Query, batch_size: int) -> AsyncIterator[list[Row]]:
+        """Yield the matching rows in batches of at most ``batch_size``.
+
+        An async generator: core closes it (``aclose``) when the caller stops
+        early, and the driver must then release its cursor.
+        """
+
+    @abc.abstractmethod
+    async def count(self, query: Query) -> int:
+        """The number of rows the query matches (ignoring sort; honouring limit/offset)."""
+
+    @abc.abstractmethod
+    async def delete(self, query: Query) -> int:
+        """Delete the matching rows; return how many were deleted."""
+
+    @abc.abstractmethod
+    async def update(self, query: Query, values: Mapping[Field, Any]) -> int:
+        """Set ``values`` on the matching rows; return how many matched."""
+
+
+class DriverTransaction(Operations):
+    """Operations on one connection inside one database transaction."""
+
+    @abc.abstractmethod
+    async def commit(self) -> None:
+        """Make the transaction's writes permanent and release the connection."""
+
+    @abc.abstractmethod
+    async def rollback(self) -> None:
+        """Discard the transaction's writes and release the connection."""
+
+
+class Driver(Operations):
+    """A connected (or connectable) database.
+
+    Subclasses set :attr:`name` and :attr:`capabilities`, and accept settings in
+    :meth:`connect`: ``None`` for defaults, a URL or path string, or a mapping.
+    """
+
+    name: ClassVar[str] = "driver"
+    """Short name, as registered (``"sqlite"``)."""
+
+    capabilities: Capabilities = Capabilities()
+    """What this driver supports; an instance may narrow it after :meth:`open`."""
+
+    default_batch_size: int = 1000
+    """Rows per batch for ``.all`` when a query does not set one."""
+
+    @classmethod
+    @abc.abstractmethod
+    def connect(cls, settings: str | Mapping[str, Any] | None = None, /, **options: Any) -> Self:
+        """Build a driver from settings without doing I/O.
+
+        Raises:
+            ConfigurationError: the settings cannot be used.
+        """
+
+    @property
+    def description(self) -> str:
+        """Where this driver points, safe to print (no password)."""
+        return self.name
+
+    @abc.abstractmethod
+    async def open(self) -> None:
+        """Connect. Raises :class:`ommi.errors.ConnectionError` when the database is unreachable."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Release every connection; safe to call twice."""
+
+    @abc.abstractmethod
+    async def begin(self) -> DriverTransaction:
+        """Start a transaction on a connection of its own."""
+
+    @abc.abstractmethod
+    async def apply_schema(self, schemas: Sequence[ModelSchema]) -> None:
+        """Create missing tables and indexes; never drop or empty anything.
+
+        Raises:
+            SchemaMismatchError: a stored table differs from its model (naming
+                the table and the differences); nothing was changed.
+        """
+
+    @abc.abstractmethod
+    async def drop_schema(self, schemas: Sequence[ModelSchema]) -> None:
+        """Drop the tables of ``schemas`` (and their indexes) if they exist."""

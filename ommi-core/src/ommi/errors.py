@@ -1,0 +1,117 @@
+"""The exceptions Ommi raises.
+
+Every exception raised on purpose by Ommi or one of its drivers derives from
+:class:`OmmiError`. Drivers translate their client library's exceptions into this
+hierarchy in one place and chain the original (``raise ... from exc``)::
+
+    OmmiError
+    ├── ConfigurationError          bad settings or set-up
+    │   ├── DriverNotFound          no installed driver serves a URL scheme
+    │   └── ModelDefinitionError    a model class Ommi cannot map
+    ├── ValidationError             a value that does not fit its field
+    ├── QueryError                  a query that cannot be built or run as written
+    ├── UnsupportedFeature          the driver declares a capability absent
+    ├── SchemaError
+    │   └── SchemaMismatchError     stored schema differs from the model
+    ├── TransactionError            misuse of a transaction (closed, nested commit)
+    ├── LazyLoadError               a lazy relation could not be loaded
+    ├── DBStatusNoResultException   ``.one`` matched nothing
+    └── DatabaseError               the database refused or failed an operation
+        ├── IntegrityError          a constraint (unique key, foreign key) failed
+        ├── ConnectionError         the database cannot be reached or the link broke
+        ├── TimeoutError            waiting for a connection or lock took too long
+        └── OperationalError        any other failure reported by the database
+
+Exceptions keep to positional ``args`` so they pickle (pytest-xdist ships them
+between processes).
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConfigurationError",
+    "ConnectionError",
+    "DBStatusNoResultException",
+    "DatabaseError",
+    "DriverNotFound",
+    "IntegrityError",
+    "LazyLoadError",
+    "ModelDefinitionError",
+    "OmmiError",
+    "OperationalError",
+    "QueryError",
+    "SchemaError",
+    "SchemaMismatchError",
+    "TimeoutError",
+    "TransactionError",
+    "UnsupportedFeature",
+    "ValidationError",
+]
+
+
+class OmmiError(Exception):
+    """Base class of every exception Ommi raises on purpose."""
+
+
+class ConfigurationError(OmmiError):
+    """Ommi or a driver was set up with settings it cannot use."""
+
+
+class DriverNotFound(ConfigurationError):
+    """No installed driver serves the requested URL scheme or name."""
+
+
+class ModelDefinitionError(ConfigurationError):
+    """A model class cannot be mapped (unsupported field type, broken reference...)."""
+
+
+class ValidationError(OmmiError, ValueError):
+    """A value does not fit the field it is meant for; nothing was written."""
+
+
+class QueryError(OmmiError):
+    """A query cannot be built or run as written."""
+
+
+class UnsupportedFeature(OmmiError):
+    """The driver declares the capability an operation needs absent."""
+
+
+class SchemaError(OmmiError):
+    """Creating, checking or dropping the stored schema failed."""
+
+
+class SchemaMismatchError(SchemaError):
+    """A stored table or collection differs from its model; nothing was changed."""
+
+
+class TransactionError(OmmiError):
+    """A transaction was used after it ended, or committed or rolled back twice."""
+
+
+class LazyLoadError(OmmiError):
+    """A lazy relation could not be loaded; the cause is chained."""
+
+
+class DBStatusNoResultException(OmmiError):
+    """``.one`` found no row matching the query."""
+
+
+class DatabaseError(OmmiError):
+    """The database refused or failed an operation; the driver's error is chained."""
+
+
+class IntegrityError(DatabaseError):
+    """A constraint failed: a duplicate key, a missing referenced row, a NULL key."""
+
+
+class ConnectionError(DatabaseError):  # noqa: A001 - deliberate, namespaced by ommi.errors
+    """The database cannot be reached, or the connection to it broke."""
+
+
+class TimeoutError(DatabaseError):  # noqa: A001 - deliberate, namespaced by ommi.errors
+    """Waiting for a connection, a lock or a reply took longer than allowed."""
+
+
+class OperationalError(DatabaseError):
+    """Any other failure the database reported."""

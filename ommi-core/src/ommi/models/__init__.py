@@ -1,0 +1,32 @@
+"""Models: the decorator, field markers, collections, relations and codecs."""
+
+from ommi.models.adapters import ModelAdapter
+from ommi.models.collections import ModelCollection, get_global_collection
+from ommi.models.decorator import ommi_model
+from ommi.models.metadata import AssociateUsing, Auto, Key, ReferenceTo, StoreAs, TimezoneAware
+from ommi.models.relations import LazyLoadEveryRelated, LazyLoadTheRelated, LazyMany, LazyOne
+from ommi.models.schema import Field, ModelSchema, get_schema, is_model
+from ommi.models.types import Codec, StorageType
+
+__all__ = [
+    "AssociateUsing",
+    "Auto",
+    "Codec",
+    "Field",
+    "Key",
+    "LazyLoadEveryRelated",
+    "LazyLoadTheRelated",
+    "LazyMany",
+    "LazyOne",
+    "ModelAdapter",
+    "ModelCollection",
+    "ModelSchema",
+    "ReferenceTo",
+    "StorageType",
+    "StoreAs",
+    "TimezoneAware",
+    "get_global_collection",
+    "get_schema",
+    "is_model",
+    "ommi_model",
+]

@@ -1,0 +1,288 @@
+"""Lazy relations: ``LazyLoadTheRelated[User]``, ``LazyLoadEveryRelated[Post]``.
+
+The two annotations are ``ClassVar`` aliases, so dataclasses, attrs and pydantic
+leave them out of ``__init__``, comparison, ``asdict`` and ``model_dump``; the
+decorator puts a descriptor behind each. ``post.author`` then gives a per-instance
+handle: ``await post.author`` loads through the active database and caches the
+result until ``await post.author.refresh()``.
+
+How the related rows are found is derived from ``ReferenceTo`` fields:
+
+* ``LazyLoadTheRelated[T]`` on ``M``: ``M`` has a field referencing ``T``
+  (many-to-one), else ``T`` has a field referencing ``M`` (one-to-one).
+* ``LazyLoadEveryRelated[T]``: ``T`` has a field referencing ``M`` (one-to-many),
+  else ``M`` has a field referencing ``T``.
+* ``LazyLoadEveryRelated[Annotated[T, AssociateUsing(A)]]``: ``A`` references both.
+"""
+
+from __future__ import annotations
+
+import typing
+import weakref
+from collections.abc import Generator
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
+
+from ommi.errors import LazyLoadError, ModelDefinitionError, OmmiError
+from ommi.models.metadata import AssociateUsing, iter_metadata
+
+if TYPE_CHECKING:
+    from ommi.models.schema import Field, ModelSchema
+
+__all__ = [
+    "LazyLoadEveryRelated",
+    "LazyLoadTheRelated",
+    "LazyMany",
+    "LazyOne",
+    "Relation",
+]
+
+T = TypeVar("T")
+
+
+class _LazyHandle:
+    """Per-instance loader of one relation; awaiting it loads once and caches."""
+
+    __slots__ = ("_instance", "_loaded", "_relation", "_value")
+
+    def __init__(self, instance: Any, relation: Relation) -> None:
+        self._instance = instance
+        self._relation = relation
+        self._loaded = False
+        self._value: Any = None
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        return self.get().__await__()
+
+    async def get(self) -> Any:
+        """The related value, loaded on first call and cached afterwards."""
+        if not self._loaded:
+            await self.refresh()
+        return self._value
+
+    async def refresh(self) -> Any:
+        """Load the related value again, replacing the cache."""
+        self._value = await self._relation.load(self._instance)
+        self._loaded = True
+        return self._value
+
+    def __repr__(self) -> str:
+        state = repr(self._value) if self._loaded else "not loaded"
+        return f"<{type(self).__name__} {self._relation.owner.cls.__name__}.{self._relation.name}: {state}>"
+
+    def __reduce__(self) -> Any:
+        raise TypeError("lazy relation handles are not picklable; pickle the model instance instead")
+
+
+class LazyOne(_LazyHandle, Generic[T]):
+    """Handle of a to-one relation: ``await handle`` gives the related model or ``None``."""
+
+    __slots__ = ()
+
+    if TYPE_CHECKING:
+
+        def __await__(self) -> Generator[Any, None, T | None]: ...
+        async def get(self) -> T | None: ...
+        async def refresh(self) -> T | None: ...
+
+
+class LazyMany(_LazyHandle, Generic[T]):
+    """Handle of a to-many relation: ``await handle`` gives a list of related models."""
+
+    __slots__ = ()
+
+    if TYPE_CHECKING:
+
+        def __await__(self) -> Generator[Any, None, list[T]]: ...
+        async def get(self) -> list[T]: ...
+        async def refresh(self) -> list[T]: ...
+
+
+LazyLoadTheRelated = ClassVar[LazyOne[T]]  # type: ignore[misc]
+"""``author: LazyLoadTheRelated[User]``: the one related model, loaded on ``await``."""
+
+LazyLoadEveryRelated = ClassVar[LazyMany[T]]  # type: ignore[misc]
+"""``posts: LazyLoadEveryRelated[Post]``: every related model, loaded on ``await``."""
+
+_RELATION_NAMES = ("LazyLoadTheRelated", "LazyLoadEveryRelated", "LazyOne", "LazyMany")
+
+
+def looks_like_relation(annotation: Any) -> bool:
+    """Cheap test used before evaluating annotations."""
+    if isinstance(annotation, str):
+        return any(name in annotation for name in _RELATION_NAMES)
+    return _relation_parts(annotation) is not None
+
+
+def _relation_parts(annotation: Any) -> tuple[type[_LazyHandle], Any] | None:
+    if typing.get_origin(annotation) is not ClassVar:
+        return None
+    (inner,) = typing.get_args(annotation)
+    origin = typing.get_origin(inner)
+    if origin in (LazyOne, LazyMany):
+        (target,) = typing.get_args(inner)
+        return origin, target
+    return None
+
+
+def relation_from_annotation(owner: ModelSchema, name: str, annotation: Any) -> Relation | None:
+    """A :class:`Relation` when ``annotation`` is a lazy relation, else ``None``."""
+    parts = _relation_parts(annotation)
+    if parts is None:
+        return None
+    handle_type, target = parts
+    association = None
+    if typing.get_origin(target) is typing.Annotated:
+        for marker in (m for item in target.__metadata__ for m in iter_metadata(item)):
+            if isinstance(marker, AssociateUsing):
+                association = marker.model
+        target = target.__origin__
+    return Relation(owner, name, handle_type, target, association)
+
+
+_handles: dict[int, dict[str, _LazyHandle]] = {}
+
+
+def _forget(key: int) -> None:
+    _handles.pop(key, None)
+
+
+class RelationDescriptor:
+    """Class attribute behind a lazy relation: gives each instance its handle."""
+
+    def __init__(self, relation: Relation) -> None:
+        self.relation = relation
+
+    def __get__(self, instance: Any, owner: type | None = None) -> Any:
+        if instance is None:
+            return self
+        key = id(instance)
+        per_instance = _handles.get(key)
+        if per_instance is None:
+            per_instance = {}
+            try:
+                weakref.finalize(instance, _forget, key)
+            except TypeError:
+                # Not weak-referenceable (slots without __weakref__): no cache.
+                return self.relation.handle_type(instance, self.relation)
+            _handles[key] = per_instance
+        handle = per_instance.get(self.relation.name)
+        if handle is None:
+            handle = per_instance[self.relation.name] = self.relation.handle_type(instance, self.relation)
+        return handle
+
+
+class Relation:
+    """A lazy relation attribute of a model and how to load it."""
+
+    def __init__(
+        self,
+        owner: ModelSchema,
+        name: str,
+        handle_type: type[_LazyHandle],
+        target: Any,
+        association: Any,
+    ) -> None:
+        self.owner = owner
+        self.name = name
+        self.handle_type = handle_type
+        self.many = handle_type is LazyMany
+        self._target = target
+        self._association = association
+        self.target: ModelSchema | None = None
+        # (field on the owner, field on the loaded side) pairs; see resolve().
+        self.local: Field | None = None
+        self.remote: Field | None = None
+        self.assoc_owner: Field | None = None
+        self.assoc_target: Field | None = None
+
+    def _error(self, message: str) -> ModelDefinitionError:
+        return ModelDefinitionError(f"model {self.owner.cls.__qualname__}.{self.name}: {message}")
+
+    def _schema_of(self, target: Any) -> ModelSchema:
+        from ommi.models.schema import get_schema, is_model
+
+        if isinstance(target, typing.ForwardRef):
+            target = target.__forward_arg__
+        if isinstance(target, str):
+            found = self.owner.collection.find_model(target)
+            if found is None and target == self.owner.cls.__name__:
+                found = self.owner.cls
+            if found is None:
+                raise self._error(f"the related model {target!r} is unknown")
+            target = found
+        if not is_model(target):
+            raise self._error(f"{target!r} is not an Ommi model")
+        return get_schema(target)
+
+    def resolve(self) -> None:
+        """Work out which fields connect the owner and the related model."""
+        if self.target is not None:
+            return
+        target = self._schema_of(self._target)
+        if self._association is not None:
+            assoc = self._schema_of(self._association)
+            to_owner = _referencing(assoc, self.owner)
+            to_target = _referencing(assoc, target)
+            if to_owner is None or to_target is None:
+                raise self._error(
+                    f"association model {assoc.cls.__name__} needs fields referencing both "
+                    f"{self.owner.cls.__name__} and {target.cls.__name__}"
+                )
+            self.assoc_owner, self.local = to_owner, to_owner.reference
+            self.assoc_target, self.remote = to_target, to_target.reference
+        else:
+            forward = _referencing(self.owner, target)
+            backward = _referencing(target, self.owner)
+            order = (backward, forward) if self.many else (forward, backward)
+            if order[0] is not None:
+                chosen, is_backward = order[0], self.many
+            elif order[1] is not None:
+                chosen, is_backward = order[1], not self.many
+            else:
+                raise self._error(
+                    f"no ReferenceTo field connects {self.owner.cls.__name__} and {target.cls.__name__}"
+                )
+            assert chosen.reference is not None
+            if is_backward:  # the target holds a reference to the owner
+                self.local, self.remote = chosen.reference, chosen
+            else:  # the owner holds a reference to the target
+                self.local, self.remote = chosen, chosen.reference
+        self.target = target
+
+    async def load(self, instance: Any) -> Any:
+        """Load the related value(s) of ``instance`` through the active database."""
+        from ommi.database import active_database
+
+        try:
+            self.resolve()
+            assert self.target is not None and self.local is not None and self.remote is not None
+            db = active_database(f"loading {self.owner.cls.__name__}.{self.name}")
+            value = getattr(instance, self.local.name)
+            if value is None:
+                return [] if self.many else None
+            if self.assoc_owner is not None:
+                assert self.assoc_target is not None
+                links = await db.find(self.assoc_owner == value).all.or_raise()
+                keys = [getattr(link, self.assoc_target.name) async for link in links]
+                if not keys:
+                    return []
+                condition = self.remote.in_(keys)
+            else:
+                condition = self.remote == value
+            query = db.find(self.target.cls, condition).sort(*(f.asc for f in self.target.key))
+            if self.many:
+                return await (await query.all.or_raise()).to_list()
+            return await query.one.or_use(None)
+        except OmmiError as exc:
+            raise LazyLoadError(
+                f"could not load {self.owner.cls.__name__}.{self.name}: {exc}"
+            ) from exc
+
+
+def _referencing(source: ModelSchema, target: ModelSchema) -> Field | None:
+    """The first field of ``source`` whose ReferenceTo points into ``target``."""
+    source.resolve_references()
+    for f in source.fields:
+        if f.reference is not None and f.reference.schema is target:
+            return f
+    return None

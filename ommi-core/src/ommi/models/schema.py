@@ -1,0 +1,447 @@
+"""Model schemas: what Ommi knows about a model class, and its fields.
+
+``@ommi_model`` attaches a :class:`ModelSchema` to the class (``Model.__ommi__``)
+and puts a :class:`Field` behind every stored attribute, so that ``User.name``
+is a query operand while ``user.name`` stays the plain value. Annotations are
+resolved at decoration when possible, else at first use (forward references).
+"""
+
+from __future__ import annotations
+
+import sys
+import types
+import typing
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Union
+
+from ommi.errors import ModelDefinitionError, ValidationError
+from ommi.models.metadata import Auto, Key, ReferenceTo, StoreAs, TimezoneAware, iter_metadata
+from ommi.models.types import Codec, StorageType, check_canonical
+from ommi.query.ast import Operand
+
+if TYPE_CHECKING:
+    from ommi.models.adapters import ModelAdapter
+    from ommi.models.collections import ModelCollection
+    from ommi.models.relations import Relation
+
+__all__ = ["Field", "ModelSchema", "get_schema", "is_model"]
+
+
+class Field(Operand):
+    """A stored field of a model; also the operand of query conditions.
+
+    Attributes:
+        schema: the model the field belongs to.
+        name: the attribute name.
+        column: the stored name (``StoreAs``), defaulting to ``name``.
+        python_type: the annotation with ``Optional`` and ``Annotated`` removed.
+        nullable: whether ``None`` may be stored.
+        storage: the storage type drivers map to a native type.
+        key: whether the field is (part of) the key.
+        auto: whether the database generates the value when it is ``None``.
+        reference: the referenced field, for ``ReferenceTo`` fields.
+    """
+
+    __slots__ = (
+        "_decode",
+        "_encode",
+        "_reference_spec",
+        "auto",
+        "codec",
+        "column",
+        "index",
+        "key",
+        "name",
+        "nullable",
+        "python_type",
+        "reference",
+        "schema",
+        "storage",
+    )
+
+    def __init__(
+        self,
+        schema: ModelSchema,
+        name: str,
+        index: int,
+        python_type: type,
+        nullable: bool,
+        codec: Codec,
+        storage: StorageType,
+        *,
+        column: str,
+        key: bool,
+        auto: bool,
+        reference_spec: ReferenceTo | None,
+    ) -> None:
+        self.schema = schema
+        self.name = name
+        self.index = index
+        self.python_type = python_type
+        self.nullable = nullable
+        self.codec = codec
+        self.storage = storage
+        self.column = column
+        self.key = key
+        self.auto = auto
+        self._reference_spec = reference_spec
+        self.reference: Field | None = None
+        self._encode = codec.encode
+        decode = codec.decode
+        if decode is not None and codec.decode_with_type:
+            raw_decode = decode
+            decode = lambda value, _t=python_type: raw_decode(value, _t)  # noqa: E731
+        self._decode = decode
+
+    def __repr__(self) -> str:
+        return f"{self.schema.cls.__name__}.{self.name}"
+
+    def encode(self, value: Any) -> Any:
+        """Validate an application value and return its canonical storage value.
+
+        Raises:
+            ValidationError: the value does not fit the field; the message names it.
+        """
+        if value is None:
+            if self.nullable or self.auto:
+                return None
+            raise ValidationError(f"{self!r} is not optional and cannot be None")
+        try:
+            if self._encode is not None:
+                value = self._encode(value)
+            return check_canonical(self.storage, value)
+        except ValidationError as exc:
+            raise ValidationError(f"{self!r}: {exc}") from None
+        except (TypeError, ValueError) as exc:
+            raise ValidationError(f"{self!r}: {value!r} cannot be stored: {exc}") from exc
+
+    def decode(self, value: Any) -> Any:
+        """Turn a canonical value back into the application's value."""
+        if value is None or self._decode is None:
+            return value
+        return self._decode(value)
+
+
+def _unwrap(annotation: Any) -> tuple[Any, list[Any], bool]:
+    """Split an annotation into (bare type, Annotated metadata, nullable)."""
+    metadata: list[Any] = []
+    nullable = False
+    while True:
+        origin = typing.get_origin(annotation)
+        if origin is typing.Annotated:
+            metadata.extend(annotation.__metadata__)
+            annotation = annotation.__origin__
+            continue
+        if origin is Union or origin is types.UnionType:
+            args = [a for a in typing.get_args(annotation) if a is not type(None)]
+            if len(args) != len(typing.get_args(annotation)):
+                nullable = True
+            if len(args) == 1:
+                annotation = args[0]
+                continue
+        return annotation, metadata, nullable
+
+
+class _Forgiving(dict[str, Any]):
+    """Evaluation namespace turning unknown names into forward references."""
+
+    def __init__(self, local: dict[str, Any], globalns: dict[str, Any]) -> None:
+        super().__init__(local)
+        self._globalns = globalns
+
+    def __missing__(self, name: str) -> Any:
+        if name in self._globalns:
+            return self._globalns[name]
+        builtins = self._globalns.get("__builtins__")
+        table = builtins if isinstance(builtins, dict) else vars(builtins) if builtins is not None else {}
+        if name in table:
+            return table[name]
+        return typing.ForwardRef(name)
+
+
+def _find_codec(annotation: Any) -> Codec | None:
+    from ommi.plugins import codecs
+
+    for codec in codecs():
+        if codec.matches(annotation):
+            return codec
+    return None
+
+
+class ModelSchema:
+    """Everything Ommi knows about one model class.
+
+    Attributes:
+        cls: the model class.
+        name: the stored table or collection name (the class name unless overridden).
+        collection: the :class:`ModelCollection` the model belongs to.
+        adapter: the model-library adapter that reads and builds instances.
+        fields: stored fields in declaration order (after :meth:`resolve`).
+        key: the key fields.
+        auto_field: the int key the database generates, if any.
+        relations: lazy relation attributes by name.
+    """
+
+    def __init__(
+        self, cls: type, name: str, collection: ModelCollection, adapter: ModelAdapter
+    ) -> None:
+        self.cls = cls
+        self.name = name
+        self.collection = collection
+        self.adapter = adapter
+        self.fields: tuple[Field, ...] = ()
+        self.by_name: dict[str, Field] = {}
+        self.by_column: dict[str, Field] = {}
+        self.key: tuple[Field, ...] = ()
+        self.auto_field: Field | None = None
+        self.relations: dict[str, Relation] = {}
+        self._resolved = False
+        self._references_resolved = False
+        self._build: Callable[[tuple[Any, ...]], Any] | None = None
+
+    def __repr__(self) -> str:
+        return f"<ModelSchema {self.cls.__qualname__} as {self.name!r}>"
+
+    # -- resolution --------------------------------------------------------
+
+    def _error(self, field: str | None, message: str) -> ModelDefinitionError:
+        where = f"{self.cls.__qualname__}.{field}" if field else self.cls.__qualname__
+        return ModelDefinitionError(f"model {where}: {message}")
+
+    def _annotations(self, wanted: set[str], *, strict: bool) -> dict[str, Any] | None:
+        """Evaluate the annotations of ``wanted`` names and of lazy relations.
+
+        Only the model's own annotations are evaluated (never those of library
+        base classes such as ``pydantic.BaseModel``), each in its class's module.
+        """
+        from ommi.models.relations import looks_like_relation
+
+        local = dict(self.collection.namespace())
+        local.setdefault(self.cls.__name__, self.cls)
+        hints: dict[str, Any] = {}
+        for klass in reversed(self.cls.__mro__):
+            raw = klass.__dict__.get("__annotations__", {})
+            module = sys.modules.get(klass.__module__)
+            globalns = dict(vars(module)) if module is not None else {}
+            for name, annotation in raw.items():
+                if looks_like_relation(annotation):
+                    # Relations may name models defined later: unknown names
+                    # become forward references, resolved when first loaded.
+                    if isinstance(annotation, str):
+                        annotation = eval(annotation, globalns, _Forgiving(local, globalns))  # noqa: S307
+                    hints[name] = annotation
+                    continue
+                if name not in wanted:
+                    continue
+                try:
+                    if isinstance(annotation, str):
+                        annotation = eval(annotation, globalns, local)  # noqa: S307 - annotations are code
+                    hints[name] = typing._eval_type(annotation, globalns, local)  # type: ignore[attr-defined]
+                except NameError as exc:
+                    if strict:
+                        raise self._error(name, f"the annotation names something undefined: {exc}") from exc
+                    return None
+        return hints
+
+    def resolve(self, *, strict: bool = True) -> bool:
+        """Resolve annotations into fields; returns whether it succeeded.
+
+        With ``strict`` false a forward reference that cannot be resolved yet
+        leaves the schema unresolved (it is retried at first use).
+        """
+        if self._resolved:
+            return True
+        names = self.adapter.field_names(self.cls)
+        hints = self._annotations(set(names), strict=strict)
+        if hints is None:
+            return False
+        from ommi.models.relations import Relation, relation_from_annotation
+
+        relations: dict[str, Relation] = {}
+        for attr, annotation in hints.items():
+            relation = relation_from_annotation(self, attr, annotation)
+            if relation is not None:
+                relations[attr] = relation
+
+        fields: list[Field] = []
+        for name in names:
+            if name in relations:
+                continue
+            if name not in hints:
+                raise self._error(name, "the field has no type annotation")
+            fields.append(self._make_field(name, len(fields), hints[name]))
+        if not fields:
+            raise self._error(None, "the model has no stored fields")
+
+        keys = [f for f in fields if f.key]
+        if not keys:
+            implicit = next((f for f in fields if f.name == "id"), None)
+            if implicit is None:
+                raise self._error(None, "no field is marked Key and there is no field named 'id'")
+            implicit.key = True
+            keys = [implicit]
+        for f in keys:
+            if len(keys) == 1 and f.storage is StorageType.INTEGER:
+                f.auto = True
+            elif f.auto:
+                raise self._error(f.name, "Auto needs a single int key")
+        columns = [f.column for f in fields]
+        duplicates = {c for c in columns if columns.count(c) > 1}
+        if duplicates:
+            raise self._error(None, f"several fields are stored as {sorted(duplicates)}")
+
+        self.fields = tuple(fields)
+        self.by_name = {f.name: f for f in fields}
+        self.by_column = {f.column: f for f in fields}
+        self.key = tuple(keys)
+        self.auto_field = keys[0] if len(keys) == 1 and keys[0].auto else None
+        self.relations = relations
+        self._resolved = True
+        from ommi.models.decorator import install_field_descriptors
+
+        install_field_descriptors(self)
+        return True
+
+    def _make_field(self, name: str, index: int, annotation: Any) -> Field:
+        bare, metadata, nullable = _unwrap(annotation)
+        markers = [m for item in metadata for m in iter_metadata(item)]
+        if typing.get_origin(bare) is not None or not isinstance(bare, type):
+            raise self._error(name, f"the type {annotation!r} cannot be stored")
+        codec = _find_codec(bare)
+        if codec is None:
+            raise self._error(
+                name,
+                f"the type {bare.__name__} cannot be stored; use a supported type or register a codec "
+                "through the ommi_register_codecs hook",
+            )
+        try:
+            storage = codec.storage_for(bare)
+        except ModelDefinitionError as exc:
+            raise self._error(name, str(exc)) from None
+        if TimezoneAware in markers:
+            if storage is not StorageType.DATETIME:
+                raise self._error(name, "TimezoneAware applies to datetime fields only")
+            storage = StorageType.DATETIME_TZ
+        column = name
+        reference: ReferenceTo | None = None
+        for marker in markers:
+            if isinstance(marker, StoreAs):
+                column = marker.name
+            elif isinstance(marker, ReferenceTo):
+                reference = marker
+        if not isinstance(column, str) or not column or "\x00" in column:
+            raise self._error(name, f"StoreAs needs a non-empty name, not {column!r}")
+        return Field(
+            self,
+            name,
+            index,
+            bare,
+            nullable,
+            codec,
+            storage,
+            column=column,
+            key=Key in markers,
+            auto=Auto in markers,
+            reference_spec=reference,
+        )
+
+    def resolve_references(self) -> None:
+        """Resolve ``ReferenceTo`` targets and relations (needs the referenced models)."""
+        if self._references_resolved:
+            return
+        self.resolve()
+        for f in self.fields:
+            spec = f._reference_spec
+            if spec is not None:
+                f.reference = self._reference_target(f, spec.target)
+                if f.reference.storage is not f.storage:
+                    raise self._error(
+                        f.name,
+                        f"references {f.reference!r} ({f.reference.storage.value}) "
+                        f"but is stored as {f.storage.value}",
+                    )
+        self._references_resolved = True
+
+    def _reference_target(self, field: Field, target: Any) -> Field:
+        if isinstance(target, Field):
+            target.schema.resolve()
+            return target
+        if isinstance(target, str):
+            model_name, _, field_name = target.partition(".")
+            model = self.collection.find_model(model_name)
+            if model is None and model_name == self.cls.__name__:
+                model = self.cls
+            if model is None:
+                raise self._error(field.name, f"ReferenceTo({target!r}) names an unknown model {model_name!r}")
+            schema = get_schema(model)
+            schema.resolve()
+            if not field_name:
+                return self._single_key(field, schema)
+            referenced = schema.by_name.get(field_name)
+            if referenced is None:
+                raise self._error(field.name, f"ReferenceTo({target!r}): {model_name} has no field {field_name!r}")
+            return referenced
+        if isinstance(target, type) and is_model(target):
+            schema = get_schema(target)
+            schema.resolve()
+            return self._single_key(field, schema)
+        raise self._error(field.name, f"ReferenceTo({target!r}) must name a model field or a model")
+
+    def _single_key(self, field: Field, schema: ModelSchema) -> Field:
+        if len(schema.key) != 1:
+            raise self._error(field.name, f"ReferenceTo({schema.cls.__name__}) needs a model with a single key field")
+        return schema.key[0]
+
+    # -- instances ---------------------------------------------------------
+
+    def encode_instance(self, instance: Any) -> tuple[Any, ...]:
+        """The canonical values of an instance's fields, validated, in field order."""
+        if not isinstance(instance, self.cls):
+            raise ValidationError(f"expected a {self.cls.__name__} instance, got {type(instance).__name__}")
+        return tuple(f.encode(getattr(instance, f.name)) for f in self.fields)
+
+    def build(self, row: tuple[Any, ...]) -> Any:
+        """Build an instance from canonical values in field order."""
+        builder = self._build
+        if builder is None:
+            builder = self._build = self._make_builder()
+        return builder(row)
+
+    def _make_builder(self) -> Callable[[tuple[Any, ...]], Any]:
+        construct = self.adapter.builder(self.cls, tuple(f.name for f in self.fields))
+        decoders = [(i, f.decode) for i, f in enumerate(self.fields) if f._decode is not None]
+        if not decoders:
+            return construct
+
+        def build(row: tuple[Any, ...]) -> Any:
+            values = list(row)
+            for i, decode in decoders:
+                values[i] = decode(values[i])
+            return construct(tuple(values))
+
+        return build
+
+    def key_values(self, instance: Any) -> tuple[Any, ...]:
+        """The canonical key values of an instance."""
+        return tuple(f.encode(getattr(instance, f.name)) for f in self.key)
+
+    def set_value(self, instance: Any, field: Field, canonical: Any) -> None:
+        """Set a field on an instance from a canonical value."""
+        self.adapter.set_value(instance, field.name, field.decode(canonical))
+
+
+def is_model(cls: Any) -> bool:
+    """Whether ``cls`` is a class decorated with ``@ommi_model``."""
+    return isinstance(cls, type) and isinstance(cls.__dict__.get("__ommi__"), ModelSchema)
+
+
+def get_schema(cls: Any) -> ModelSchema:
+    """The schema of a model class (or of an instance's class), resolved."""
+    if not isinstance(cls, type):
+        cls = type(cls)
+    schema = cls.__dict__.get("__ommi__")
+    if not isinstance(schema, ModelSchema):
+        raise ModelDefinitionError(f"{cls.__qualname__} is not an Ommi model; decorate it with @ommi_model")
+    if not schema._references_resolved:
+        schema.resolve_references()
+    return schema

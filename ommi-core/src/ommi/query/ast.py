@@ -1,0 +1,302 @@
+"""The backend-neutral query tree.
+
+``User.age >= 18`` builds a :class:`Comparison`; ``when(a, b)`` ANDs them;
+``.And(...)`` / ``.Or(...)`` chain left to right, each applying to everything
+before it, so ``when(A).Or(B).And(C)`` is ``(A or B) and C``. Drivers receive a
+:class:`Query` whose values are already validated and encoded into the canonical
+values of each field's storage type (see :mod:`ommi.models.types`).
+
+Nodes are immutable; building a query never changes an earlier one.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ommi.errors import QueryError, ValidationError
+
+if TYPE_CHECKING:
+    from ommi.models.schema import Field, ModelSchema
+
+__all__ = [
+    "And",
+    "Comparison",
+    "Expr",
+    "FieldComparison",
+    "Join",
+    "Op",
+    "Operand",
+    "Or",
+    "Query",
+    "SortKey",
+    "when",
+]
+
+
+class Op(enum.Enum):
+    """Comparison operators."""
+
+    EQ = "=="
+    NE = "!="
+    LT = "<"
+    LE = "<="
+    GT = ">"
+    GE = ">="
+    IS_NULL = "is null"
+    IS_NOT_NULL = "is not null"
+    IN = "in"
+    NOT_IN = "not in"
+    CONTAINS = "contains"
+    STARTSWITH = "startswith"
+    ENDSWITH = "endswith"
+
+
+ORDERING_OPS = frozenset({Op.LT, Op.LE, Op.GT, Op.GE})
+TEXT_OPS = frozenset({Op.CONTAINS, Op.STARTSWITH, Op.ENDSWITH})
+
+
+class Expr:
+    """A boolean condition; chain with ``.And(...)`` and ``.Or(...)``."""
+
+    __slots__ = ()
+
+    def And(self, *conditions: Expr) -> Expr:  # noqa: N802 - public API name
+        """Everything so far AND all ``conditions``."""
+        return And((self, *_conditions(conditions)))
+
+    def Or(self, *conditions: Expr) -> Expr:  # noqa: N802 - public API name
+        """Everything so far OR (all ``conditions`` ANDed)."""
+        return Or((self, _all_of(_conditions(conditions))))
+
+    def __bool__(self) -> bool:
+        raise QueryError(
+            "a query condition has no truth value; combine conditions with when(), .And() or .Or() "
+            "instead of and/or/not"
+        )
+
+    def models(self) -> Iterable[ModelSchema]:
+        """The models whose fields this condition mentions."""
+        raise NotImplementedError
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Comparison(Expr):
+    """``field <op> value``; ``value`` is canonical (a tuple for IN / NOT IN, None for IS NULL)."""
+
+    field: Field
+    op: Op
+    value: Any = None
+
+    def models(self) -> Iterable[ModelSchema]:
+        yield self.field.schema
+
+    def __repr__(self) -> str:
+        return f"({self.field!r} {self.op.value} {self.value!r})"
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class FieldComparison(Expr):
+    """``left <op> right`` between two fields of compatible storage types."""
+
+    left: Field
+    op: Op
+    right: Field
+
+    def models(self) -> Iterable[ModelSchema]:
+        yield self.left.schema
+        yield self.right.schema
+
+    def __repr__(self) -> str:
+        return f"({self.left!r} {self.op.value} {self.right!r})"
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class And(Expr):
+    """All items hold."""
+
+    items: tuple[Expr, ...]
+
+    def models(self) -> Iterable[ModelSchema]:
+        for item in self.items:
+            yield from item.models()
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Or(Expr):
+    """At least one item holds."""
+
+    items: tuple[Expr, ...]
+
+    def models(self) -> Iterable[ModelSchema]:
+        for item in self.items:
+            yield from item.models()
+
+
+def _conditions(conditions: Iterable[Any]) -> tuple[Expr, ...]:
+    result = []
+    for condition in conditions:
+        if not isinstance(condition, Expr):
+            raise QueryError(
+                f"{condition!r} is not a query condition; write conditions like Model.field == value"
+            )
+        result.append(condition)
+    return tuple(result)
+
+
+def _all_of(conditions: tuple[Expr, ...]) -> Expr:
+    if not conditions:
+        raise QueryError("when(), .And() and .Or() need at least one condition")
+    return conditions[0] if len(conditions) == 1 else And(conditions)
+
+
+def when(*conditions: Expr) -> Expr:
+    """AND ``conditions`` together into one condition that ``.And`` / ``.Or`` extend."""
+    return _all_of(_conditions(conditions))
+
+
+@dataclass(frozen=True, slots=True)
+class SortKey:
+    """Sort by ``field``; NULL sorts before every value ascending and after them descending."""
+
+    field: Field
+    descending: bool = False
+
+    def __repr__(self) -> str:
+        return f"{self.field!r}.{'desc' if self.descending else 'asc'}"
+
+
+@dataclass(frozen=True, slots=True)
+class Join:
+    """How a related model joins the query's target.
+
+    Each pair ``(target_field, other_field)`` must be equal. Conditions on
+    ``model`` hold for a target row when some row of ``model`` joined to it
+    (or no row, as in a LEFT JOIN) makes the whole condition true; a target row
+    is returned at most once.
+    """
+
+    model: ModelSchema
+    pairs: tuple[tuple[Field, Field], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """What a driver runs: the target model, filter, joins, order and window.
+
+    ``sort`` always ends with the target's key fields (ascending) whenever
+    the query is sorted or windowed, so pages are deterministic on every driver.
+    """
+
+    model: ModelSchema
+    where: Expr | None = None
+    joins: tuple[Join, ...] = ()
+    sort: tuple[SortKey, ...] = ()
+    limit: int | None = None
+    offset: int = 0
+
+
+class Operand:
+    """Operators that turn a model field into query conditions (mixed into ``Field``)."""
+
+    __slots__ = ()
+
+    def _compare(self, op: Op, value: Any) -> Expr:
+        from ommi.models.schema import Field
+
+        assert isinstance(self, Field)
+        if isinstance(value, Field):
+            return self._compare_fields(op, value)
+        if value is None:
+            if op is Op.EQ:
+                return Comparison(self, Op.IS_NULL)
+            if op is Op.NE:
+                return Comparison(self, Op.IS_NOT_NULL)
+            raise QueryError(f"{self!r} {op.value} None is not a valid comparison; use == None or != None")
+        return Comparison(self, op, self.encode(value))
+
+    def _compare_fields(self, op: Op, other: Field) -> Expr:
+        from ommi.models.schema import Field
+
+        assert isinstance(self, Field)
+        if self.storage is not other.storage:
+            raise QueryError(
+                f"cannot compare {self!r} ({self.storage.value}) with {other!r} ({other.storage.value})"
+            )
+        return FieldComparison(self, op, other)
+
+    def __eq__(self, value: Any) -> Expr:  # type: ignore[override]
+        return self._compare(Op.EQ, value)
+
+    def __ne__(self, value: Any) -> Expr:  # type: ignore[override]
+        return self._compare(Op.NE, value)
+
+    def __lt__(self, value: Any) -> Expr:
+        return self._compare(Op.LT, value)
+
+    def __le__(self, value: Any) -> Expr:
+        return self._compare(Op.LE, value)
+
+    def __gt__(self, value: Any) -> Expr:
+        return self._compare(Op.GT, value)
+
+    def __ge__(self, value: Any) -> Expr:
+        return self._compare(Op.GE, value)
+
+    __hash__ = object.__hash__
+
+    def in_(self, values: Iterable[Any]) -> Expr:
+        """The field equals one of ``values`` (an empty collection matches nothing)."""
+        return Comparison(self, Op.IN, self._encode_many(values))  # type: ignore[arg-type]
+
+    def not_in(self, values: Iterable[Any]) -> Expr:
+        """The field is not NULL and differs from every one of ``values``."""
+        return Comparison(self, Op.NOT_IN, self._encode_many(values))  # type: ignore[arg-type]
+
+    def contains(self, text: str) -> Expr:
+        """The text field contains ``text`` (case-sensitive, no wildcards)."""
+        return self._text(Op.CONTAINS, text)
+
+    def startswith(self, text: str) -> Expr:
+        """The text field starts with ``text`` (case-sensitive, no wildcards)."""
+        return self._text(Op.STARTSWITH, text)
+
+    def endswith(self, text: str) -> Expr:
+        """The text field ends with ``text`` (case-sensitive, no wildcards)."""
+        return self._text(Op.ENDSWITH, text)
+
+    @property
+    def asc(self) -> SortKey:
+        """Sort ascending by this field."""
+        return SortKey(self)  # type: ignore[arg-type]
+
+    @property
+    def desc(self) -> SortKey:
+        """Sort descending by this field."""
+        return SortKey(self, descending=True)  # type: ignore[arg-type]
+
+    def _encode_many(self, values: Iterable[Any]) -> tuple[Any, ...]:
+        from ommi.models.schema import Field
+
+        assert isinstance(self, Field)
+        if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
+            raise QueryError(f"{self!r}.in_() / .not_in() take a collection of values, not {values!r}")
+        encoded = []
+        for value in values:
+            if value is None:
+                raise QueryError(f"{self!r}.in_() / .not_in() cannot hold None; use == None")
+            encoded.append(self.encode(value))
+        return tuple(dict.fromkeys(encoded))
+
+    def _text(self, op: Op, text: Any) -> Expr:
+        from ommi.models.schema import Field
+        from ommi.models.types import StorageType
+
+        assert isinstance(self, Field)
+        if self.storage is not StorageType.TEXT:
+            raise QueryError(f"{self!r}.{op.name.lower()}() needs a text field, not {self.storage.value}")
+        if not isinstance(text, str):
+            raise ValidationError(f"{self!r}.{op.name.lower()}() takes a str, not {type(text).__name__}")
+        return Comparison(self, op, self.encode(text))

@@ -1,0 +1,329 @@
+"""``db.find(...)``: the immutable query builder and the iterator ``.all`` returns."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from ommi.errors import DBStatusNoResultException, QueryError
+from ommi.models.schema import Field, ModelSchema, get_schema, is_model
+from ommi.query.ast import And, Expr, Join, Query, SortKey, _conditions
+from ommi.results import DBAction
+
+if TYPE_CHECKING:
+    from ommi.database import Session
+
+__all__ = ["FindQuery", "ResultIterator", "plan_query"]
+
+T = TypeVar("T")
+
+
+def _join_for(target: ModelSchema, other: ModelSchema) -> Join:
+    for f in target.fields:
+        if f.reference is not None and f.reference.schema is other:
+            return Join(other, ((f, f.reference),))
+    other.resolve_references()
+    for f in other.fields:
+        if f.reference is not None and f.reference.schema is target:
+            return Join(other, ((f.reference, f),))
+    raise QueryError(
+        f"a condition on {other.cls.__name__} cannot filter {target.cls.__name__}: "
+        f"no ReferenceTo field connects them"
+    )
+
+
+def plan_query(
+    predicates: tuple[Any, ...],
+    sort: tuple[SortKey, ...] = (),
+    limit: int | None = None,
+    offset: int = 0,
+) -> Query:
+    """Turn ``find`` arguments into a driver :class:`Query`.
+
+    The target is the first model class given, else the model of the first
+    condition. Conditions on other models become joins.
+    """
+    target: ModelSchema | None = None
+    conditions: list[Expr] = []
+    for index, predicate in enumerate(predicates):
+        if isinstance(predicate, type):
+            if index != 0:
+                raise QueryError(f"find() takes the target model first; {predicate.__name__} came later")
+            if not is_model(predicate):
+                raise QueryError(f"{predicate.__qualname__} is not an Ommi model; decorate it with @ommi_model")
+            target = get_schema(predicate)
+        else:
+            conditions.extend(_conditions((predicate,)))
+    if target is None:
+        if not conditions:
+            raise QueryError("find() needs a model class or at least one condition")
+        target = next(iter(conditions[0].models()))
+        target.resolve_references()
+    where: Expr | None = None
+    if conditions:
+        where = conditions[0] if len(conditions) == 1 else And(tuple(conditions))
+    joins: list[Join] = []
+    if where is not None:
+        seen = {id(target)}
+        for model in where.models():
+            if id(model) not in seen:
+                seen.add(id(model))
+                model.resolve_references()
+                joins.append(_join_for(target, model))
+    for key in sort:
+        if key.field.schema is not target:
+            raise QueryError(f"cannot sort {target.cls.__name__} by {key.field!r}, a field of another model")
+    if sort or limit is not None or offset:
+        sorted_fields = {id(k.field) for k in sort}
+        sort = sort + tuple(SortKey(f) for f in target.key if id(f) not in sorted_fields)
+    return Query(target, where, tuple(joins), sort, limit, offset)
+
+
+class ResultIterator(Generic[T]):
+    """Models streamed in batches; ``async for`` over it or ``await it.to_list()``.
+
+    The driver's cursor stays open until the iterator is exhausted or closed
+    (``await it.aclose()`` or ``async with``).
+    """
+
+    def __init__(self, schema: ModelSchema, batches: AsyncIterator[list[tuple[Any, ...]]]) -> None:
+        self._build = schema.build
+        self._batches = batches
+        self._buffer: list[Any] = []
+        self._position = 0
+        self._exhausted = False
+
+    async def _fill(self) -> bool:
+        if self._exhausted:
+            return False
+        try:
+            rows = await anext(self._batches)
+        except StopAsyncIteration:
+            self._exhausted = True
+            return False
+        except BaseException:
+            self._exhausted = True
+            await self.aclose()
+            raise
+        build = self._build
+        self._buffer = [build(row) for row in rows]
+        self._position = 0
+        return True
+
+    def __aiter__(self) -> ResultIterator[T]:
+        return self
+
+    async def __anext__(self) -> T:
+        while self._position >= len(self._buffer):
+            if not await self._fill():
+                raise StopAsyncIteration
+        item: T = self._buffer[self._position]
+        self._position += 1
+        return item
+
+    async def to_list(self) -> list[T]:
+        """Every remaining model, in order."""
+        items: list[T] = self._buffer[self._position :]
+        self._buffer, self._position = [], 0
+        while await self._fill():
+            items.extend(self._buffer)
+            self._buffer = []
+        return items
+
+    async def aclose(self) -> None:
+        """Release the driver's cursor now."""
+        self._exhausted = True
+        closer = getattr(self._batches, "aclose", None)
+        if closer is not None:
+            await closer()
+
+    async def __aenter__(self) -> ResultIterator[T]:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
+class _UpdateAction(DBAction[int]):
+    """``.update``: call it with the values (``.update(name="x")`` or ``.update({...})``)."""
+
+    __slots__ = ("_find",)
+
+    def __init__(self, find: FindQuery[Any]) -> None:
+        self._find = find
+
+        async def missing_values() -> int:
+            raise QueryError("update() needs the values to set, e.g. .update(name='x')")
+
+        super().__init__(missing_values, query=True)
+
+    def __call__(self, values: Mapping[str | Field, Any] | None = None, /, **kwargs: Any) -> DBAction[int]:  # type: ignore[override]
+        merged: dict[str | Field, Any] = dict(values or {})
+        merged.update(kwargs)
+        find = self._find
+        return DBAction(lambda: find._update(merged), query=True)
+
+
+class _AllAction(DBAction[ResultIterator[T]]):
+    """``.all``: awaitable, callable with ``batch_size=``, and async-iterable."""
+
+    __slots__ = ("_find",)
+
+    def __init__(self, find: FindQuery[T], batch_size: int | None = None) -> None:
+        self._find = find
+        super().__init__(lambda: find._all(batch_size), query=True)
+
+    def __call__(self, *, batch_size: int | None = None) -> _AllAction[T]:  # type: ignore[override]
+        return _AllAction(self._find, batch_size)
+
+    def __aiter__(self) -> AsyncIterator[T]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[T]:
+        iterator = await self._run()
+        async with iterator:
+            async for item in iterator:
+                yield item
+
+
+class FindQuery(Generic[T]):
+    """The result of ``db.find(...)``: refine with ``sort``/``limit``, then run with an action.
+
+    Awaiting the query itself means ``.all``.
+    """
+
+    __slots__ = ("_limit", "_offset", "_predicates", "_session", "_sort")
+
+    def __init__(
+        self,
+        session: Session,
+        predicates: tuple[Any, ...],
+        sort: tuple[SortKey, ...] = (),
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> None:
+        self._session = session
+        self._predicates = predicates
+        self._sort = sort
+        self._limit = limit
+        self._offset = offset
+
+    def _replace(self, **changes: Any) -> FindQuery[T]:
+        values = {"sort": self._sort, "limit": self._limit, "offset": self._offset} | changes
+        return FindQuery(self._session, self._predicates, **values)
+
+    def sort(self, *fields: Field | SortKey) -> FindQuery[T]:
+        """Order by ``fields`` (``Model.field`` ascending, or ``.asc`` / ``.desc``)."""
+        keys: list[SortKey] = []
+        for item in fields:
+            if isinstance(item, SortKey):
+                keys.append(item)
+            elif isinstance(item, Field):
+                keys.append(item.asc)
+            else:
+                raise QueryError(f"sort() takes model fields or field.asc / field.desc, not {item!r}")
+        return self._replace(sort=self._sort + tuple(keys))
+
+    def limit(self, limit: int, page: int = 0) -> FindQuery[T]:
+        """At most ``limit`` results, skipping ``page`` pages of that size (0-based)."""
+        for name, value, low in (("limit", limit, 1), ("page", page, 0)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise QueryError(f"limit(): {name} must be an int >= {low}, not {value!r}")
+        return self._replace(limit=limit, offset=limit * page)
+
+    def query(self) -> Query:
+        """The driver-level :class:`Query` this builder describes."""
+        return plan_query(self._predicates, self._sort, self._limit, self._offset)
+
+    # -- actions -----------------------------------------------------------
+
+    @property
+    def all(self) -> _AllAction[T]:
+        """Every match, as a :class:`ResultIterator`."""
+        return _AllAction(self)
+
+    @property
+    def one(self) -> DBAction[T]:
+        """The first match; fails with ``DBStatusNoResultException`` when there is none."""
+        return DBAction(self._one, query=True)
+
+    @property
+    def count(self) -> DBAction[int]:
+        """The number of matches."""
+        return DBAction(self._count, query=True)
+
+    @property
+    def delete(self) -> DBAction[int]:
+        """Delete every match; gives the number deleted."""
+        return DBAction(self._delete, query=True)
+
+    @property
+    def update(self) -> _UpdateAction:
+        """``.update(field=value, ...)`` or ``.update({"field": value})``; gives the number updated."""
+        return _UpdateAction(self)
+
+    def __await__(self) -> Any:
+        return self.all.__await__()
+
+    async def or_raise(self) -> ResultIterator[T]:
+        """Same as ``.all.or_raise()``."""
+        return await self.all.or_raise()
+
+    async def or_use(self, default: Any) -> Any:
+        """Same as ``.all.or_use(default)``."""
+        return await self.all.or_use(default)
+
+    # -- execution ---------------------------------------------------------
+
+    async def _all(self, batch_size: int | None) -> ResultIterator[T]:
+        if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
+            raise QueryError(f"batch_size must be an int >= 1, not {batch_size!r}")
+        query = self.query()
+        ops = await self._session._operations((query.model, *(j.model for j in query.joins)))
+        size = batch_size or self._session._batch_size()
+        iterator: ResultIterator[T] = ResultIterator(query.model, ops.fetch(query, size))
+        await iterator._fill()  # surface errors here, inside the result
+        return iterator
+
+    async def _one(self) -> T:
+        finder = self._replace(limit=1)
+        query = finder.query()
+        ops = await self._session._operations((query.model, *(j.model for j in query.joins)))
+        batches = ops.fetch(query, 1)
+        try:
+            async for rows in batches:
+                if rows:
+                    result: T = query.model.build(rows[0])
+                    return result
+        finally:
+            await batches.aclose()  # type: ignore[attr-defined]
+        raise DBStatusNoResultException(f"no {query.model.cls.__name__} matches the query")
+
+    async def _count(self) -> int:
+        query = self.query()
+        ops = await self._session._operations((query.model, *(j.model for j in query.joins)))
+        return await ops.count(query)
+
+    def _writable(self, action: str) -> Query:
+        query = self.query()
+        if query.limit is not None or query.offset:
+            raise QueryError(f"{action}() applies to every match; remove limit() from the query")
+        return Query(query.model, query.where, query.joins)
+
+    async def _delete(self) -> int:
+        query = self._writable("delete")
+        ops = await self._session._operations((query.model, *(j.model for j in query.joins)))
+        return await ops.delete(query)
+
+    async def _update(self, values: Mapping[str | Field, Any]) -> int:
+        query = self._writable("update")
+        if not values:
+            raise QueryError("update() needs the values to set, e.g. .update(name='x')")
+        encoded: dict[Field, Any] = {}
+        for name, value in values.items():
+            field = name if isinstance(name, Field) else query.model.by_name.get(name)
+            if field is None or field.schema is not query.model:
+                raise QueryError(f"update(): {query.model.cls.__name__} has no field {name!r}")
+            encoded[field] = field.encode(value)
+        ops = await self._session._operations((query.model, *(j.model for j in query.joins)))
+        return await ops.update(query, encoded)

@@ -1,0 +1,285 @@
+"""Compile the query tree into SQL text and bound parameters.
+
+Pure functions of (AST, dialect): no I/O, no values spliced into SQL. The SQL
+text of a query depends only on its *shape* (models, fields, operators, the
+number of IN values, whether it is windowed), never on its values, so drivers
+can cache prepared statements by text.
+
+Conditions on related models follow :class:`ommi.query.ast.Join`'s semantics
+(a LEFT JOIN, each target row at most once) through a correlated ``EXISTS``::
+
+    SELECT t0.* FROM target AS t0
+    WHERE EXISTS (SELECT 1 FROM target AS s0 LEFT JOIN other AS j1 ON j1.fk = s0.id
+                  WHERE s0.id = t0.id AND <condition>)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ommi.models.schema import Field, ModelSchema
+from ommi.models.types import StorageType
+from ommi.query.ast import And, Comparison, Expr, FieldComparison, Op, Or, Query, TEXT_OPS
+from ommi.sql.dialect import Dialect
+
+__all__ = ["Compiled", "SQLCompiler"]
+
+_SQL_OPS = {Op.EQ: "=", Op.LT: "<", Op.LE: "<=", Op.GT: ">", Op.GE: ">="}
+
+
+@dataclass(frozen=True, slots=True)
+class Compiled:
+    """A statement: SQL text and its parameters, in order."""
+
+    sql: str
+    params: list[Any]
+
+
+class _Scope:
+    """Table aliases of one statement and the parameter list being built."""
+
+    def __init__(self, compiler: SQLCompiler, aliases: dict[int, str]) -> None:
+        self.compiler = compiler
+        self.aliases = aliases
+        self.params: list[Any] = []
+
+    def column(self, field: Field) -> str:
+        return f"{self.aliases[id(field.schema)]}.{self.compiler.dialect.quote(field.column)}"
+
+
+class SQLCompiler:
+    """Builds statements for one dialect."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        self.dialect = dialect
+        self._converters: dict[StorageType, Callable[[Any], Any] | None] = {
+            storage: dialect.to_param(storage) for storage in StorageType
+        }
+
+    # -- values ------------------------------------------------------------
+
+    def param(self, field: Field, value: Any) -> Any:
+        """A canonical value as the client's parameter."""
+        convert = self._converters[field.storage]
+        return value if value is None or convert is None else convert(value)
+
+    def row_params(self, fields: Sequence[Field], row: Sequence[Any]) -> list[Any]:
+        """Canonical values of ``fields`` (indexed by ``field.index`` in ``row``) as parameters."""
+        return [self.param(f, row[f.index]) for f in fields]
+
+    # -- conditions --------------------------------------------------------
+
+    def _condition(self, expr: Expr, scope: _Scope) -> str:
+        if isinstance(expr, Comparison):
+            return self._comparison(expr, scope)
+        if isinstance(expr, FieldComparison):
+            return self._field_comparison(expr, scope)
+        if isinstance(expr, And):
+            return "(" + " AND ".join(self._condition(item, scope) for item in expr.items) + ")"
+        if isinstance(expr, Or):
+            return "(" + " OR ".join(self._condition(item, scope) for item in expr.items) + ")"
+        raise TypeError(f"cannot compile {expr!r}")  # pragma: no cover
+
+    def _comparison(self, node: Comparison, scope: _Scope) -> str:
+        dialect = self.dialect
+        ph = dialect.placeholder
+        column = scope.column(node.field)
+        op = node.op
+        if op is Op.IS_NULL:
+            return f"{column} IS NULL"
+        if op is Op.IS_NOT_NULL:
+            return f"{column} IS NOT NULL"
+        if op is Op.NE:
+            scope.params.append(self.param(node.field, node.value))
+            return dialect.is_distinct_from(column, ph)
+        if op is Op.IN or op is Op.NOT_IN:
+            if not node.value:
+                return "1 = 0" if op is Op.IN else "1 = 1"
+            scope.params.extend(self.param(node.field, v) for v in node.value)
+            listed = ", ".join([ph] * len(node.value))
+            if op is Op.IN:
+                return f"{column} IN ({listed})"
+            return f"({column} NOT IN ({listed}) OR {column} IS NULL)"
+        if op in TEXT_OPS:
+            sql, params = dialect.text_match(column, op, node.value)
+            scope.params.extend(params)
+            return sql
+        if node.field.storage is StorageType.TEXT and op is not Op.EQ:
+            column = dialect.text_column(column, op)
+        scope.params.append(self.param(node.field, node.value))
+        return f"{column} {_SQL_OPS[op]} {ph}"
+
+    def _field_comparison(self, node: FieldComparison, scope: _Scope) -> str:
+        left, right = scope.column(node.left), scope.column(node.right)
+        if node.op is Op.NE:
+            return self.dialect.is_distinct_from(left, right)
+        if node.left.storage is StorageType.TEXT and node.op is not Op.EQ:
+            left, right = self.dialect.text_column(left, node.op), self.dialect.text_column(right, node.op)
+        return f"{left} {_SQL_OPS[node.op]} {right}"
+
+    def _where(self, query: Query, outer: str, scope_params: list[Any]) -> str:
+        """The WHERE clause (with leading space) for ``query`` whose target is aliased ``outer``."""
+        if query.where is None:
+            return ""
+        q = self.dialect.quote
+        target = query.model
+        if not query.joins:
+            scope = _Scope(self, {id(target): outer})
+            sql = self._condition(query.where, scope)
+            scope_params.extend(scope.params)
+            return f" WHERE {sql}"
+        aliases = {id(target): q("s0")}
+        joins = []
+        for number, join in enumerate(query.joins, start=1):
+            alias = q(f"j{number}")
+            aliases[id(join.model)] = alias
+            on = " AND ".join(
+                f"{alias}.{q(other.column)} = {aliases[id(target)]}.{q(mine.column)}" for mine, other in join.pairs
+            )
+            joins.append(f" LEFT JOIN {q(join.model.name)} AS {alias} ON {on}")
+        scope = _Scope(self, aliases)
+        condition = self._condition(query.where, scope)
+        scope_params.extend(scope.params)
+        same_row = " AND ".join(f"{q('s0')}.{q(f.column)} = {outer}.{q(f.column)}" for f in target.key)
+        return (
+            f" WHERE EXISTS (SELECT 1 FROM {q(target.name)} AS {q('s0')}{''.join(joins)}"
+            f" WHERE {same_row} AND {condition})"
+        )
+
+    def _order(self, query: Query, alias: str) -> str:
+        if not query.sort:
+            return ""
+        parts = []
+        for key in query.sort:
+            column = f"{alias}.{self.dialect.quote(key.field.column)}"
+            if key.field.storage is StorageType.TEXT:
+                column = self.dialect.text_column(column, Op.LT)
+            direction = "DESC" if key.descending else "ASC"
+            if self.dialect.supports_nulls_order:
+                direction += " NULLS LAST" if key.descending else " NULLS FIRST"
+            parts.append(f"{column} {direction}")
+        return " ORDER BY " + ", ".join(parts)
+
+    # -- statements --------------------------------------------------------
+
+    def columns(self, schema: ModelSchema, alias: str) -> str:
+        q = self.dialect.quote
+        return ", ".join(f"{alias}.{q(f.column)}" for f in schema.fields)
+
+    def select(self, query: Query) -> Compiled:
+        """``SELECT`` every field of the target, in ``schema.fields`` order."""
+        q = self.dialect.quote
+        alias = q("t0")
+        params: list[Any] = []
+        where = self._where(query, alias, params)
+        window, window_params = self.dialect.limit_offset(query.limit, query.offset)
+        sql = (
+            f"SELECT {self.columns(query.model, alias)} FROM {q(query.model.name)} AS {alias}"
+            f"{where}{self._order(query, alias)}{window}"
+        )
+        return Compiled(sql, params + window_params)
+
+    def count(self, query: Query) -> Compiled:
+        """``SELECT COUNT(*)`` of the matches, honouring limit and offset."""
+        q = self.dialect.quote
+        alias = q("t0")
+        params: list[Any] = []
+        where = self._where(query, alias, params)
+        if query.limit is None and not query.offset:
+            return Compiled(f"SELECT COUNT(*) FROM {q(query.model.name)} AS {alias}{where}", params)
+        window, window_params = self.dialect.limit_offset(query.limit, query.offset)
+        inner = f"SELECT 1 FROM {q(query.model.name)} AS {alias}{where}{self._order(query, alias)}{window}"
+        return Compiled(f"SELECT COUNT(*) FROM ({inner}) AS {q('counted')}", params + window_params)
+
+    def delete(self, query: Query) -> Compiled:
+        """``DELETE`` the matches (no window: core rejects limit on delete)."""
+        table = self.dialect.quote(query.model.name)
+        params: list[Any] = []
+        where = self._where(query, table, params)
+        return Compiled(f"DELETE FROM {table}{where}", params)
+
+    def update(self, query: Query, values: Mapping[Field, Any]) -> Compiled:
+        """``UPDATE`` the matches with ``values`` (canonical)."""
+        q = self.dialect.quote
+        table = q(query.model.name)
+        ph = self.dialect.placeholder
+        assignments = ", ".join(f"{q(f.column)} = {ph}" for f in values)
+        params: list[Any] = [self.param(f, v) for f, v in values.items()]
+        where = self._where(query, table, params)
+        return Compiled(f"UPDATE {table} SET {assignments}{where}", params)
+
+    def insert(self, schema: ModelSchema, fields: Sequence[Field], *, rows: int = 1, returning: Sequence[Field] = ()) -> str:
+        """``INSERT`` of ``rows`` rows of ``fields``, optionally ``RETURNING`` some fields."""
+        q = self.dialect.quote
+        ph = self.dialect.placeholder
+        row = "(" + ", ".join([ph] * len(fields)) + ")"
+        if fields:
+            head = f"INSERT INTO {q(schema.name)} ({', '.join(q(f.column) for f in fields)}) VALUES "
+            sql = head + ", ".join([row] * rows)
+        else:
+            sql = f"INSERT INTO {q(schema.name)} DEFAULT VALUES"
+        if returning:
+            sql += " RETURNING " + ", ".join(q(f.column) for f in returning)
+        return sql
+
+    # -- schema ------------------------------------------------------------
+
+    def create_table(self, schema: ModelSchema) -> str:
+        """``CREATE TABLE IF NOT EXISTS`` with keys and foreign keys."""
+        q = self.dialect.quote
+        lines = []
+        for f in schema.fields:
+            if f is schema.auto_field:
+                lines.append(f"{q(f.column)} {self.dialect.auto_key_column(f)}")
+                continue
+            null = "" if f.nullable and not f.key else " NOT NULL"
+            lines.append(f"{q(f.column)} {self.column_type(f)}{null}")
+        if schema.auto_field is None:
+            lines.append(f"PRIMARY KEY ({', '.join(q(f.column) for f in schema.key)})")
+        for f in schema.fields:
+            target = f.reference
+            if target is not None and target.schema.key == (target,):
+                lines.append(f"FOREIGN KEY ({q(f.column)}) REFERENCES {q(target.schema.name)} ({q(target.column)})")
+        return f"CREATE TABLE IF NOT EXISTS {q(schema.name)} (\n    " + ",\n    ".join(lines) + "\n)"
+
+    def column_type(self, field: Field) -> str:
+        return self.dialect.column_type(field)
+
+    def create_indexes(self, schema: ModelSchema) -> list[str]:
+        """``CREATE INDEX IF NOT EXISTS`` for every referencing column."""
+        q = self.dialect.quote
+        return [
+            f"CREATE INDEX IF NOT EXISTS {q(self.index_name(schema, f))} ON {q(schema.name)} ({q(f.column)})"
+            for f in schema.fields
+            if f.reference is not None and not (f.key and len(schema.key) == 1)
+        ]
+
+    @staticmethod
+    def index_name(schema: ModelSchema, field: Field) -> str:
+        return f"ix_{schema.name}_{field.column}"
+
+    def drop_table(self, schema: ModelSchema) -> str:
+        return f"DROP TABLE IF EXISTS {self.dialect.quote(schema.name)}"
+
+
+def creation_order(schemas: Sequence[ModelSchema]) -> list[ModelSchema]:
+    """Schemas ordered so that referenced tables come before referencing ones."""
+    ordered: list[ModelSchema] = []
+    seen: set[int] = set()
+    members = {id(s) for s in schemas}
+
+    def visit(schema: ModelSchema, path: set[int]) -> None:
+        if id(schema) in seen or id(schema) in path:
+            return
+        path.add(id(schema))
+        for f in schema.fields:
+            if f.reference is not None and id(f.reference.schema) in members:
+                visit(f.reference.schema, path)
+        seen.add(id(schema))
+        ordered.append(schema)
+
+    for schema in schemas:
+        visit(schema, set())
+    return ordered

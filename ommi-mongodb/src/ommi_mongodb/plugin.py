@@ -1,0 +1,1 @@
+"""Registers the mongodb driver with Ommi; imports no database client."""

@@ -1,0 +1,1 @@
+"""Ommi's postgresql driver."""

@@ -1,0 +1,1 @@
+"""Registers the postgresql driver with Ommi; imports no database client."""

@@ -1,0 +1,1 @@
+"""Registers the sqlite driver with Ommi; imports no database client."""

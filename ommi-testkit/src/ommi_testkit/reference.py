@@ -1,0 +1,391 @@
+"""The reference driver: a pure-Python, in-memory implementation of the driver contract.
+
+It is the executable definition of what a query means. It evaluates the query
+tree directly in Python with the semantics every driver must match:
+
+* ``==``/``<``/... never match NULL; ``!=`` and ``not_in`` do match NULL;
+* text compares by code point and ``contains``/``startswith``/``endswith`` are
+  case-sensitive;
+* ascending sorts put NULL first, descending sorts put it last;
+* a condition on a related model holds when some related row (or none, as in a
+  LEFT JOIN) satisfies the whole condition; a target row appears at most once.
+
+Transactions work on a private copy of the data and hold the database's write
+lock until they end, so other tasks never see uncommitted rows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from typing import Any, Self
+
+from ommi.drivers import Capabilities, Driver, DriverTransaction, Operations
+from ommi.errors import ConfigurationError, IntegrityError, OperationalError, SchemaMismatchError, TransactionError
+from ommi.models.schema import Field, ModelSchema
+from ommi.query.ast import And, Comparison, Expr, FieldComparison, Op, Or, Query
+
+__all__ = ["ReferenceDriver", "evaluate", "run_query"]
+
+Row = tuple[Any, ...]
+
+
+class _Table:
+    __slots__ = ("columns", "next_id", "rows")
+
+    def __init__(self, columns: tuple[tuple[str, str, bool], ...]) -> None:
+        self.columns = columns
+        self.rows: dict[tuple[Any, ...], Row] = {}
+        self.next_id = 1
+
+    def copy(self) -> _Table:
+        table = _Table(self.columns)
+        table.rows = dict(self.rows)
+        table.next_id = self.next_id
+        return table
+
+
+_Tables = dict[str, _Table]
+
+
+def _signature(schema: ModelSchema) -> tuple[tuple[str, str, bool], ...]:
+    return tuple((f.column, f.storage.value, f.nullable and not f.key) for f in schema.fields)
+
+
+def _key(schema: ModelSchema, row: Row) -> tuple[Any, ...]:
+    return tuple(row[f.index] for f in schema.key)
+
+
+_ORDERING: dict[Op, Callable[[Any, Any], bool]] = {
+    Op.EQ: lambda a, b: a == b,
+    Op.LT: lambda a, b: a < b,
+    Op.LE: lambda a, b: a <= b,
+    Op.GT: lambda a, b: a > b,
+    Op.GE: lambda a, b: a >= b,
+}
+
+
+def evaluate(expr: Expr, env: Mapping[int, Row | None]) -> bool:
+    """Whether ``expr`` holds for the rows in ``env`` (schema id -> row, None when absent)."""
+    if isinstance(expr, And):
+        return all(evaluate(item, env) for item in expr.items)
+    if isinstance(expr, Or):
+        return any(evaluate(item, env) for item in expr.items)
+    if isinstance(expr, Comparison):
+        row = env[id(expr.field.schema)]
+        value = None if row is None else row[expr.field.index]
+        return _compare(expr.op, value, expr.value, row is None)
+    if isinstance(expr, FieldComparison):
+        left_row, right_row = env[id(expr.left.schema)], env[id(expr.right.schema)]
+        left = None if left_row is None else left_row[expr.left.index]
+        right = None if right_row is None else right_row[expr.right.index]
+        if expr.op is Op.NE:
+            if left is None or right is None:
+                return (left is None) != (right is None)
+            return bool(left != right)
+        if left is None or right is None:
+            return False
+        return _ORDERING[expr.op](left, right)
+    raise TypeError(f"cannot evaluate {expr!r}")  # pragma: no cover
+
+
+def _compare(op: Op, value: Any, operand: Any, absent: bool) -> bool:
+    if op is Op.IS_NULL:
+        return value is None
+    if op is Op.IS_NOT_NULL:
+        return value is not None
+    if op is Op.NE:
+        return value is None or value != operand
+    if op is Op.NOT_IN:
+        return value is None or value not in operand
+    if value is None:
+        return False
+    if op is Op.IN:
+        return value in operand
+    if op is Op.CONTAINS:
+        return operand in value
+    if op is Op.STARTSWITH:
+        return bool(value.startswith(operand))
+    if op is Op.ENDSWITH:
+        return bool(value.endswith(operand))
+    return _ORDERING[op](value, operand)
+
+
+def _matches(query: Query, tables: _Tables, row: Row) -> bool:
+    if query.where is None:
+        return True
+    env: dict[int, Row | None] = {id(query.model): row}
+    if not query.joins:
+        return evaluate(query.where, env)
+    candidates: list[list[Row | None]] = []
+    for join in query.joins:
+        table = tables.get(join.model.name)
+        related: list[Row | None] = [
+            other
+            for other in (table.rows.values() if table else ())
+            if all(
+                other[theirs.index] is not None and other[theirs.index] == row[mine.index]
+                for mine, theirs in join.pairs
+            )
+        ]
+        candidates.append(related or [None])
+    for combination in itertools.product(*candidates):
+        for join, other in zip(query.joins, combination, strict=True):
+            env[id(join.model)] = other
+        if evaluate(query.where, env):
+            return True
+    return False
+
+
+def _sorted(query: Query, rows: list[Row]) -> list[Row]:
+    for key in reversed(query.sort):
+        index = key.field.index
+        rows.sort(key=lambda r, i=index: (0,) if r[i] is None else (1, r[i]), reverse=key.descending)
+    return rows
+
+
+def run_query(query: Query, tables: _Tables) -> list[Row]:
+    """Every matching row, sorted and windowed."""
+    table = _table(tables, query.model)
+    rows = [row for row in table.rows.values() if _matches(query, tables, row)]
+    rows = _sorted(query, rows)
+    end = None if query.limit is None else query.offset + query.limit
+    return rows[query.offset : end]
+
+
+def _table(tables: _Tables, schema: ModelSchema) -> _Table:
+    table = tables.get(schema.name)
+    if table is None:
+        raise OperationalError(f"no such table: {schema.name} (run db.use_models() or allow implicit setup)")
+    return table
+
+
+class _Store(Operations):
+    """Operations over a set of tables (the database's or a transaction's copy)."""
+
+    batch_delay: float = 0.0
+
+    def _tables(self) -> _Tables:
+        raise NotImplementedError
+
+    async def _write(self, action: Callable[[_Tables], Any]) -> Any:
+        raise NotImplementedError
+
+    async def insert(self, schema: ModelSchema, rows: Sequence[Row]) -> Sequence[Any] | None:
+        def action(tables: _Tables) -> Sequence[Any] | None:
+            table = _table(tables, schema)
+            staged = dict(table.rows)
+            next_id = table.next_id
+            keys: list[Any] = []
+            auto = schema.auto_field
+            for row in rows:
+                if auto is not None:
+                    if row[auto.index] is None:
+                        row = (*row[: auto.index], next_id, *row[auto.index + 1 :])
+                    next_id = max(next_id, row[auto.index] + 1)
+                    keys.append(row[auto.index])
+                self._check_row(schema, row, tables)
+                key = _key(schema, row)
+                if key in staged:
+                    raise IntegrityError(f"duplicate key {key!r} in {schema.name}")
+                staged[key] = row
+            table.rows, table.next_id = staged, next_id
+            return keys if auto is not None else None
+
+        result: Sequence[Any] | None = await self._write(action)
+        return result
+
+    @staticmethod
+    def _check_row(schema: ModelSchema, row: Row, tables: _Tables) -> None:
+        for f in schema.fields:
+            value = row[f.index]
+            if value is None and (f.key or not f.nullable):
+                raise IntegrityError(f"{schema.name}.{f.column} cannot be NULL")
+            target = f.reference
+            if value is not None and target is not None and target.schema.key == (target,):
+                referenced = tables.get(target.schema.name)
+                if referenced is not None and (value,) not in referenced.rows and target.schema is not schema:
+                    raise IntegrityError(
+                        f"{schema.name}.{f.column} = {value!r} references a missing {target.schema.name} row"
+                    )
+
+    @staticmethod
+    def _check_unreferenced(schema: ModelSchema, keys: list[tuple[Any, ...]], tables: _Tables) -> None:
+        if len(schema.key) != 1 or not keys:
+            return
+        removed = {k[0] for k in keys}
+        from ommi.models.collections import get_global_collection
+        from ommi.models.schema import get_schema
+
+        for model in get_global_collection():
+            other = get_schema(model)
+            table = tables.get(other.name)
+            if table is None:
+                continue
+            for f in other.fields:
+                if f.reference is schema.key[0]:
+                    for row in table.rows.values():
+                        if row[f.index] in removed and not (other is schema and _key(other, row) in keys):
+                            raise IntegrityError(
+                                f"{schema.name} rows are still referenced by {other.name}.{f.column}"
+                            )
+
+    async def fetch(self, query: Query, batch_size: int) -> AsyncIterator[list[Row]]:
+        rows = run_query(query, self._tables())
+        for start in range(0, len(rows), batch_size):
+            yield rows[start : start + batch_size]
+            await asyncio.sleep(self.batch_delay)
+
+    async def count(self, query: Query) -> int:
+        return len(run_query(query, self._tables()))
+
+    async def delete(self, query: Query) -> int:
+        def action(tables: _Tables) -> int:
+            table = _table(tables, query.model)
+            doomed = [_key(query.model, row) for row in run_query(query, tables)]
+            self._check_unreferenced(query.model, doomed, tables)
+            for key in doomed:
+                del table.rows[key]
+            return len(doomed)
+
+        result: int = await self._write(action)
+        return result
+
+    async def update(self, query: Query, values: Mapping[Field, Any]) -> int:
+        def action(tables: _Tables) -> int:
+            table = _table(tables, query.model)
+            matched = run_query(query, tables)
+            staged = dict(table.rows)
+            for row in matched:
+                del staged[_key(query.model, row)]
+            changed_keys = any(f.key for f in values)
+            if changed_keys:
+                self._check_unreferenced(query.model, [_key(query.model, r) for r in matched], tables)
+            for row in matched:
+                new = list(row)
+                for f, value in values.items():
+                    new[f.index] = value
+                updated = tuple(new)
+                self._check_row(query.model, updated, tables)
+                key = _key(query.model, updated)
+                if key in staged:
+                    raise IntegrityError(f"duplicate key {key!r} in {query.model.name}")
+                staged[key] = updated
+            if changed_keys:
+                table.rows = staged
+            else:
+                for row in matched:
+                    key = _key(query.model, row)
+                    table.rows[key] = staged[key]
+            return len(matched)
+
+        result: int = await self._write(action)
+        return result
+
+
+class _ReferenceTransaction(_Store, DriverTransaction):
+    def __init__(self, driver: ReferenceDriver) -> None:
+        self._driver = driver
+        self._copy = {name: table.copy() for name, table in driver._data.items()}
+        self._open = True
+
+    def _tables(self) -> _Tables:
+        if not self._open:
+            raise TransactionError("the transaction has ended")
+        return self._copy
+
+    async def _write(self, action: Callable[[_Tables], Any]) -> Any:
+        return action(self._tables())
+
+    async def commit(self) -> None:
+        self._driver._data = self._tables()
+        self._open = False
+        self._driver._lock_release()
+
+    async def rollback(self) -> None:
+        if self._open:
+            self._open = False
+            self._driver._lock_release()
+
+
+class ReferenceDriver(_Store, Driver):
+    """The in-memory reference driver (``reference://``); every instance is its own database."""
+
+    name = "reference"
+    capabilities = Capabilities()
+    default_batch_size = 100
+
+    def __init__(self, batch_size: int = 100) -> None:
+        self._data: _Tables = {}
+        self._lock: asyncio.Lock | None = None
+        self.default_batch_size = batch_size
+
+    @classmethod
+    def connect(cls, settings: str | Mapping[str, Any] | None = None, /, **options: Any) -> Self:
+        values: dict[str, Any] = {}
+        if isinstance(settings, Mapping):
+            values.update(settings)
+        elif isinstance(settings, str) and settings.split("://", 1)[0] not in ("reference", ""):
+            raise ConfigurationError(f"the reference driver takes reference:// URLs, not {settings!r}")
+        values.update(options)
+        unknown = set(values) - {"batch_size"}
+        if unknown:
+            raise ConfigurationError(f"unknown reference driver settings: {sorted(unknown)}")
+        return cls(**values)
+
+    @property
+    def description(self) -> str:
+        return "reference (in memory)"
+
+    async def open(self) -> None:
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+
+    async def close(self) -> None:
+        return None
+
+    def _tables(self) -> _Tables:
+        return self._data
+
+    async def _write(self, action: Callable[[_Tables], Any]) -> Any:
+        assert self._lock is not None, "the driver is not open"
+        async with self._lock:
+            # Work on copies so a failing statement changes nothing.
+            staged = {name: table.copy() for name, table in self._data.items()}
+            result = action(staged)
+            self._data = staged
+            return result
+
+    def _lock_release(self) -> None:
+        assert self._lock is not None
+        self._lock.release()
+
+    async def begin(self) -> DriverTransaction:
+        assert self._lock is not None, "the driver is not open"
+        await self._lock.acquire()
+        return _ReferenceTransaction(self)
+
+    async def apply_schema(self, schemas: Sequence[ModelSchema]) -> None:
+        problems = []
+        for schema in schemas:
+            table = self._data.get(schema.name)
+            if table is not None and table.columns != _signature(schema):
+                stored = {c[0]: c for c in table.columns}
+                wanted = {c[0]: c for c in _signature(schema)}
+                diffs = [f"missing column {c}" for c in wanted if c not in stored]
+                diffs += [f"unexpected column {c}" for c in stored if c not in wanted]
+                diffs += [
+                    f"column {c} is {stored[c][1:]} but the model wants {wanted[c][1:]}"
+                    for c in wanted
+                    if c in stored and stored[c] != wanted[c]
+                ]
+                problems.append(f"table {schema.name}: " + "; ".join(diffs))
+        if problems:
+            raise SchemaMismatchError("stored schema differs from the models: " + " | ".join(problems))
+        for schema in schemas:
+            self._data.setdefault(schema.name, _Table(_signature(schema)))
+
+    async def drop_schema(self, schemas: Sequence[ModelSchema]) -> None:
+        for schema in schemas:
+            self._data.pop(schema.name, None)
