@@ -15,7 +15,7 @@ from ommi.models.types import Codec, StorageType
 
 
 def _enum_storage(enum_type: type) -> StorageType:
-    values = [member.value for member in enum_type]  # type: ignore[var-annotated]
+    values: list[Any] = [member.value for member in enum_type]  # type: ignore[attr-defined]
     if values and all(isinstance(v, int) and not isinstance(v, bool) for v in values):
         return StorageType.INTEGER
     if values and all(isinstance(v, str) for v in values):

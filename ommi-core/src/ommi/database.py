@@ -136,7 +136,7 @@ class Session:
         query = _key_query(schema, instance)
         batches = ops.fetch(query, 1)
         try:
-            rows = await anext(batches, [])
+            rows: list[tuple[Any, ...]] = await anext(batches, [])
         finally:
             await batches.aclose()  # type: ignore[attr-defined]
         if not rows:

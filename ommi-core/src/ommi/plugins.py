@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from importlib import metadata
 from typing import Any
 
 import pluggy
@@ -85,4 +84,3 @@ def reset(*, keep_manager: bool = False) -> None:
         get_plugin_manager.cache_clear()
 
 
-_Register = Callable[[Any], None]

@@ -37,7 +37,10 @@ class ModelAdapter(Protocol):
 
 
 def _has_dict(cls: type) -> bool:
-    return all("__slots__" not in vars(base) or "__dict__" in vars(base).get("__slots__", ()) for base in cls.__mro__[:-1])
+    """Whether instances of ``cls`` have a ``__dict__`` (no base declares only slots)."""
+    return all(
+        "__slots__" not in vars(base) or "__dict__" in vars(base).get("__slots__", ()) for base in cls.__mro__[:-1]
+    )
 
 
 class DataclassAdapter:
@@ -52,7 +55,7 @@ class DataclassAdapter:
         return [f.name for f in dataclasses.fields(cls)]
 
     def builder(self, cls: type, names: tuple[str, ...]) -> Callable[[tuple[Any, ...]], Any]:
-        new = cls.__new__
+        new: Callable[[type], Any] = cls.__new__  # type: ignore[assignment]
         if _has_dict(cls):
 
             def build(values: tuple[Any, ...]) -> Any:
@@ -68,7 +71,7 @@ class DataclassAdapter:
 
 
 def _setattr_builder(cls: type, names: tuple[str, ...]) -> Callable[[tuple[Any, ...]], Any]:
-    new = cls.__new__
+    new: Callable[[type], Any] = cls.__new__  # type: ignore[assignment]
     setter = object.__setattr__
 
     def build(values: tuple[Any, ...]) -> Any:

@@ -97,10 +97,10 @@ class LazyMany(_LazyHandle, Generic[T]):
         async def refresh(self) -> list[T]: ...
 
 
-LazyLoadTheRelated = ClassVar[LazyOne[T]]  # type: ignore[misc]
+LazyLoadTheRelated = ClassVar[LazyOne[T]]
 """``author: LazyLoadTheRelated[User]``: the one related model, loaded on ``await``."""
 
-LazyLoadEveryRelated = ClassVar[LazyMany[T]]  # type: ignore[misc]
+LazyLoadEveryRelated = ClassVar[LazyMany[T]]
 """``posts: LazyLoadEveryRelated[Post]``: every related model, loaded on ``await``."""
 
 _RELATION_NAMES = ("LazyLoadTheRelated", "LazyLoadEveryRelated", "LazyOne", "LazyMany")

@@ -255,7 +255,7 @@ class ModelSchema:
         hints = self._annotations(set(names), strict=strict)
         if hints is None:
             return False
-        from ommi.models.relations import Relation, relation_from_annotation
+        from ommi.models.relations import relation_from_annotation
 
         relations: dict[str, Relation] = {}
         for attr, annotation in hints.items():

@@ -157,7 +157,7 @@ class _UpdateAction(DBAction[int]):
 
         super().__init__(missing_values, query=True)
 
-    def __call__(self, values: Mapping[str | Field, Any] | None = None, /, **kwargs: Any) -> DBAction[int]:  # type: ignore[override]
+    def __call__(self, values: Mapping[str | Field, Any] | None = None, /, **kwargs: Any) -> DBAction[int]:
         merged: dict[str | Field, Any] = dict(values or {})
         merged.update(kwargs)
         find = self._find
@@ -173,7 +173,7 @@ class _AllAction(DBAction[ResultIterator[T]]):
         self._find = find
         super().__init__(lambda: find._all(batch_size), query=True)
 
-    def __call__(self, *, batch_size: int | None = None) -> _AllAction[T]:  # type: ignore[override]
+    def __call__(self, *, batch_size: int | None = None) -> _AllAction[T]:
         return _AllAction(self._find, batch_size)
 
     def __aiter__(self) -> AsyncIterator[T]:
@@ -276,7 +276,8 @@ class FindQuery(Generic[T]):
     # -- execution ---------------------------------------------------------
 
     async def _all(self, batch_size: int | None) -> ResultIterator[T]:
-        if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
+        invalid = isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1
+        if batch_size is not None and invalid:
             raise QueryError(f"batch_size must be an int >= 1, not {batch_size!r}")
         query = self.query()
         ops = await self._session._operations((query.model, *(j.model for j in query.joins)))
@@ -296,7 +297,7 @@ class FindQuery(Generic[T]):
                     result: T = query.model.build(rows[0])
                     return result
         finally:
-            await batches.aclose()  # type: ignore[attr-defined]
+            await batches.aclose()  # type: ignore[attr-defined,unused-ignore]
         raise DBStatusNoResultException(f"no {query.model.cls.__name__} matches the query")
 
     async def _count(self) -> int:

@@ -21,7 +21,7 @@ from typing import Any
 
 from ommi.models.schema import Field, ModelSchema
 from ommi.models.types import StorageType
-from ommi.query.ast import And, Comparison, Expr, FieldComparison, Op, Or, Query, TEXT_OPS
+from ommi.query.ast import TEXT_OPS, And, Comparison, Expr, FieldComparison, Op, Or, Query
 from ommi.sql.dialect import Dialect
 
 __all__ = ["Compiled", "SQLCompiler"]
@@ -210,7 +210,9 @@ class SQLCompiler:
         where = self._where(query, table, params)
         return Compiled(f"UPDATE {table} SET {assignments}{where}", params)
 
-    def insert(self, schema: ModelSchema, fields: Sequence[Field], *, rows: int = 1, returning: Sequence[Field] = ()) -> str:
+    def insert(
+        self, schema: ModelSchema, fields: Sequence[Field], *, rows: int = 1, returning: Sequence[Field] = ()
+    ) -> str:
         """``INSERT`` of ``rows`` rows of ``fields``, optionally ``RETURNING`` some fields."""
         q = self.dialect.quote
         ph = self.dialect.placeholder

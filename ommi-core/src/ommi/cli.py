@@ -1,0 +1,109 @@
+"""The ``ommi`` command: ``ommi demo``, ``ommi drivers``, ``ommi check URL``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import secrets
+import sys
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+import ommi
+from ommi.errors import OmmiError
+from ommi.models import ModelCollection, ommi_model
+
+__all__ = ["main"]
+
+
+def _print_drivers(out: TextIO) -> int:
+    infos = ommi.drivers()
+    if not infos:
+        print("No Ommi drivers are installed. Install one, e.g.: pip install ommi-sqlite", file=out)
+        return 1
+    for info in infos:
+        print(f"{info.name} {info.version}  ({info.distribution})", file=out)
+        print(f"  URL schemes: {', '.join(s + '://' for s in info.schemes)}", file=out)
+        if info.description:
+            print(f"  {info.description}", file=out)
+        if info.capabilities is not None:
+            present = [n for n, v in info.capabilities.as_dict().items() if v]
+            absent = info.capabilities.absent()
+            print(f"  capabilities: {', '.join(present)}", file=out)
+            if absent:
+                print(f"  absent: {', '.join(absent)}", file=out)
+        if info.error:
+            print(f"  cannot load: {info.error}", file=out)
+    return 0
+
+
+async def _check(url: str, timeout: float, out: TextIO) -> int:
+    scratch = ModelCollection("ommi-check")
+    suffix = secrets.token_hex(4)
+
+    @ommi_model(collection=scratch, name=f"ommi_check_{suffix}")
+    @dataclass
+    class CheckRow:
+        label: str
+        id: int | None = None
+
+    timings: list[tuple[str, float]] = []
+
+    async def step(name: str, action: Callable[[], Awaitable[Any]]) -> Any:
+        started = time.perf_counter()
+        result = await asyncio.wait_for(action(), timeout)
+        timings.append((name, (time.perf_counter() - started) * 1000))
+        return result
+
+    db = ommi.connect(url, allow_implicit_model_setup=False)
+    print(f"Checking {db.driver.description} with the {db.driver.name} driver", file=out)
+    try:
+        await step("connect", db.open)
+        await step("create scratch table", lambda: db.use_models(scratch))
+        try:
+            row = await step("insert", lambda: db.add(CheckRow("ommi check")).or_raise())
+            back = await step("select", lambda: db.find(CheckRow.id == row.id).one.or_raise())
+            if back != row:
+                print(f"FAILED: wrote {row!r} but read back {back!r}", file=out)
+                return 1
+        finally:
+            await step("drop scratch table", lambda: db.remove_models(scratch))
+    finally:
+        await db.close()
+    for name, ms in timings:
+        print(f"  {name:<20} {ms:8.1f} ms", file=out)
+    print("OK", file=out)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``ommi`` console script."""
+    parser = argparse.ArgumentParser(prog="ommi", description="Ommi, the async object mapper: tools.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("demo", help="a short tour of the API on an in-memory SQLite database")
+    commands.add_parser("drivers", help="list installed drivers, their versions and capabilities")
+    check = commands.add_parser("check", help="connect to URL and round-trip a row in a scratch table")
+    check.add_argument("url", help="database URL, e.g. sqlite:///app.db or postgresql://user@host/db")
+    check.add_argument("--timeout", type=float, default=10.0, help="seconds allowed per step (default 10)")
+    args = parser.parse_args(argv)
+    out = sys.stdout
+    try:
+        if args.command == "drivers":
+            return _print_drivers(out)
+        if args.command == "demo":
+            from ommi._demo import demo
+
+            return asyncio.run(demo(out))
+        return asyncio.run(_check(args.url, args.timeout, out))
+    except OmmiError as exc:
+        print(f"ommi {args.command}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
+    except TimeoutError:
+        print(f"ommi {args.command}: timed out after {getattr(args, 'timeout', '?')} s", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,148 @@
+"""Model definition: what @ommi_model accepts, rejects, and leaves untouched."""
+
+from __future__ import annotations
+
+import dataclasses
+import pickle
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated
+
+import pytest
+from ommi import (
+    Auto,
+    Key,
+    ModelCollection,
+    ReferenceTo,
+    StoreAs,
+    TimezoneAware,
+    ommi_model,
+)
+from ommi.errors import ModelDefinitionError, QueryError, ValidationError
+from ommi.models import StorageType, get_schema
+from ommi.query.ast import Comparison, Op
+
+models = ModelCollection("test_models")
+
+
+@ommi_model(collection=models)
+@dataclass
+class Item:
+    name: str
+    price: float = 0.0
+    id: int | None = None
+
+
+@ommi_model(collection=models, name="stored_things")
+@dataclass
+class Thing:
+    code: Annotated[str, Key | StoreAs("thing_code")]
+    when: Annotated[datetime, TimezoneAware]
+    item_id: Annotated[int | None, ReferenceTo(Item)] = None
+
+
+def test_class_access_gives_query_fields_instance_access_gives_values() -> None:
+    """Item.name is a query operand; item.name is the plain value; defaults still work."""
+    item = Item("pen")
+    assert item.name == "pen" and item.price == 0.0
+    condition = Item.name == "pen"
+    assert isinstance(condition, Comparison) and condition.op is Op.EQ and condition.value == "pen"
+
+
+def test_model_stays_a_plain_dataclass() -> None:
+    """Equality, asdict and pickling are unchanged by the decorator."""
+    item = Item("pen", 2.5, 7)
+    assert item == Item("pen", 2.5, 7)
+    assert dataclasses.asdict(item) == {"name": "pen", "price": 2.5, "id": 7}
+    assert pickle.loads(pickle.dumps(item)) == item
+
+
+def test_id_field_is_the_implicit_generated_key() -> None:
+    """A field named id is the key when none is marked, and an int key is generated."""
+    schema = get_schema(Item)
+    assert [f.name for f in schema.key] == ["id"]
+    assert schema.auto_field is schema.by_name["id"]
+
+
+def test_metadata_combines_with_or() -> None:
+    """Key | StoreAs sets both; TimezoneAware switches the storage type; ReferenceTo(Model) uses its key."""
+    schema = get_schema(Thing)
+    code = schema.by_name["code"]
+    assert code.key and code.column == "thing_code"
+    assert schema.name == "stored_things"
+    assert schema.by_name["when"].storage is StorageType.DATETIME_TZ
+    assert schema.by_name["item_id"].reference is get_schema(Item).by_name["id"]
+    assert schema.auto_field is None
+
+
+def test_unsupported_field_type_names_model_and_field() -> None:
+    """A field type without a codec fails at decoration with model and field in the message."""
+    with pytest.raises(ModelDefinitionError, match=r"Broken\.payload"):
+
+        @ommi_model(collection=ModelCollection("x"))
+        @dataclass
+        class Broken:
+            payload: dict[str, int]
+            id: int | None = None
+
+
+def test_model_without_key_is_rejected() -> None:
+    """No Key and no id field: a clear error."""
+    with pytest.raises(ModelDefinitionError, match="no field is marked Key"):
+
+        @ommi_model(collection=ModelCollection("x"))
+        @dataclass
+        class Keyless:
+            name: str
+
+
+def test_broken_reference_fails_at_first_use() -> None:
+    """ReferenceTo naming an unknown model fails, naming model and field, when first used."""
+
+    @ommi_model(collection=ModelCollection("x"))
+    @dataclass
+    class Dangling:
+        other_id: Annotated[int, ReferenceTo("Nowhere.id")]
+        id: int | None = None
+
+    with pytest.raises(ModelDefinitionError, match=r"Dangling\.other_id.*Nowhere"):
+        get_schema(Dangling)
+
+
+def test_auto_requires_single_int_key() -> None:
+    """Auto on a text key is refused."""
+    with pytest.raises(ModelDefinitionError, match="Auto needs a single int key"):
+
+        @ommi_model(collection=ModelCollection("x"))
+        @dataclass
+        class BadAuto:
+            code: Annotated[str, Key | Auto]
+
+
+def test_not_a_model_class() -> None:
+    """Decorating a plain class says what is needed."""
+    with pytest.raises(ModelDefinitionError, match="dataclass"):
+
+        @ommi_model
+        class Plain:
+            id: int
+
+
+def test_values_are_validated_before_any_io() -> None:
+    """Conditions encode their values: a wrong type is a ValidationError at build time."""
+    with pytest.raises(ValidationError, match=r"Item\.price"):
+        Item.price == "cheap"  # noqa: B015
+    with pytest.raises(ValidationError, match="64-bit"):
+        Item.id == 2**64  # noqa: B015
+
+
+def test_conditions_refuse_truthiness() -> None:
+    """Using `and`/`or` on conditions is an error instead of silently dropping one side."""
+    with pytest.raises(QueryError, match="when"):
+        bool(Item.name == "a")
+
+
+def test_incompatible_field_comparison() -> None:
+    """Comparing fields of different storage types is refused."""
+    with pytest.raises(QueryError, match="cannot compare"):
+        Item.name == Item.price  # noqa: B015
