@@ -8,7 +8,6 @@ checks that each hook implementation matches a specification.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
 from typing import Any
 
 import pluggy

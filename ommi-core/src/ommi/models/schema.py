@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Union
 
 from ommi.errors import ModelDefinitionError, ValidationError
 from ommi.models.metadata import Auto, Key, ReferenceTo, StoreAs, TimezoneAware, iter_metadata
-from ommi.models.types import Codec, StorageType, check_canonical
+from ommi.models.types import CHECKERS, Codec, StorageType
 from ommi.query.ast import Operand
 
 if TYPE_CHECKING:
@@ -43,6 +43,7 @@ class Field(Operand):
     """
 
     __slots__ = (
+        "_check",
         "_decode",
         "_encode",
         "_reference_spec",
@@ -87,6 +88,7 @@ class Field(Operand):
         self._reference_spec = reference_spec
         self.reference: Field | None = None
         self._encode = codec.encode
+        self._check = CHECKERS[storage]
         decode = codec.decode
         if decode is not None and codec.decode_with_type:
             raw_decode = decode
@@ -109,7 +111,7 @@ class Field(Operand):
         try:
             if self._encode is not None:
                 value = self._encode(value)
-            return check_canonical(self.storage, value)
+            return self._check(value)
         except ValidationError as exc:
             raise ValidationError(f"{self!r}: {exc}") from None
         except (TypeError, ValueError) as exc:

@@ -34,7 +34,7 @@ from typing import Any
 
 from ommi.errors import ValidationError
 
-__all__ = ["INT64_MAX", "INT64_MIN", "Codec", "StorageType", "check_canonical"]
+__all__ = ["CHECKERS", "INT64_MAX", "INT64_MIN", "Codec", "StorageType", "check_canonical"]
 
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
@@ -98,68 +98,103 @@ def _fail(storage: StorageType, value: object, why: str) -> ValidationError:
     return ValidationError(f"{value!r} ({type(value).__name__}) cannot be stored as {storage.value}: {why}")
 
 
+def _check_integer(value: Any) -> int:
+    if type(value) is not int and (not isinstance(value, int) or isinstance(value, bool)):
+        raise _fail(StorageType.INTEGER, value, "expected int")
+    if not INT64_MIN <= value <= INT64_MAX:
+        raise _fail(StorageType.INTEGER, value, "outside the signed 64-bit range")
+    return int(value)
+
+
+def _check_text(value: Any) -> str:
+    if type(value) is not str and not isinstance(value, str):
+        raise _fail(StorageType.TEXT, value, "expected str")
+    if "\x00" in value:
+        raise _fail(StorageType.TEXT, value, "text may not contain NUL characters")
+    return str(value)
+
+
+def _check_float(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise _fail(StorageType.FLOAT, value, "expected float")
+    number = float(value)
+    if not math.isfinite(number):
+        raise _fail(StorageType.FLOAT, value, "NaN and infinities are not stored")
+    return number
+
+
+def _check_boolean(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise _fail(StorageType.BOOLEAN, value, "expected bool")
+    return value
+
+
+def _check_decimal(value: Any) -> decimal.Decimal:
+    if isinstance(value, bool) or not isinstance(value, (decimal.Decimal, int)):
+        raise _fail(StorageType.DECIMAL, value, "expected Decimal")
+    number = decimal.Decimal(value)
+    if not number.is_finite():
+        raise _fail(StorageType.DECIMAL, value, "NaN and infinities are not stored")
+    return number
+
+
+def _check_bytes(value: Any) -> bytes:
+    if not isinstance(value, (bytes, bytearray, memoryview)):
+        raise _fail(StorageType.BYTES, value, "expected bytes")
+    return bytes(value)
+
+
+def _check_uuid(value: Any) -> uuid.UUID:
+    if not isinstance(value, uuid.UUID):
+        raise _fail(StorageType.UUID, value, "expected uuid.UUID")
+    return value
+
+
+def _check_date(value: Any) -> _dt.date:
+    if not isinstance(value, _dt.date) or isinstance(value, _dt.datetime):
+        raise _fail(StorageType.DATE, value, "expected datetime.date")
+    return value
+
+
+def _check_datetime(value: Any) -> _dt.datetime:
+    if not isinstance(value, _dt.datetime):
+        raise _fail(StorageType.DATETIME, value, "expected datetime.datetime")
+    if value.utcoffset() is not None:
+        raise _fail(
+            StorageType.DATETIME,
+            value,
+            "the field stores naive datetimes; mark it TimezoneAware to store aware ones",
+        )
+    return value
+
+
+def _check_datetime_tz(value: Any) -> _dt.datetime:
+    if not isinstance(value, _dt.datetime):
+        raise _fail(StorageType.DATETIME_TZ, value, "expected datetime.datetime")
+    if value.utcoffset() is None:
+        raise _fail(StorageType.DATETIME_TZ, value, "the field is TimezoneAware and needs an aware datetime")
+    return value.astimezone(_dt.UTC)
+
+
+CHECKERS: dict[StorageType, Callable[[Any], Any]] = {
+    StorageType.INTEGER: _check_integer,
+    StorageType.TEXT: _check_text,
+    StorageType.FLOAT: _check_float,
+    StorageType.BOOLEAN: _check_boolean,
+    StorageType.DECIMAL: _check_decimal,
+    StorageType.BYTES: _check_bytes,
+    StorageType.UUID: _check_uuid,
+    StorageType.DATE: _check_date,
+    StorageType.DATETIME: _check_datetime,
+    StorageType.DATETIME_TZ: _check_datetime_tz,
+}
+"""Validator of canonical values for each storage type."""
+
+
 def check_canonical(storage: StorageType, value: Any) -> Any:
     """Validate a canonical value for ``storage`` and return it normalised.
 
     Raises:
         ValidationError: the value has the wrong type or is out of range.
     """
-    if storage is StorageType.INTEGER:
-        if type(value) is not int and not (isinstance(value, int) and not isinstance(value, bool)):
-            raise _fail(storage, value, "expected int")
-        if not INT64_MIN <= value <= INT64_MAX:
-            raise _fail(storage, value, "outside the signed 64-bit range")
-        return int(value)
-    if storage is StorageType.TEXT:
-        if not isinstance(value, str):
-            raise _fail(storage, value, "expected str")
-        if "\x00" in value:
-            raise _fail(storage, value, "text may not contain NUL characters")
-        return value
-    if storage is StorageType.FLOAT:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise _fail(storage, value, "expected float")
-        value = float(value)
-        if not math.isfinite(value):
-            raise _fail(storage, value, "NaN and infinities are not stored")
-        return value
-    if storage is StorageType.BOOLEAN:
-        if not isinstance(value, bool):
-            raise _fail(storage, value, "expected bool")
-        return value
-    if storage is StorageType.DECIMAL:
-        if isinstance(value, bool) or not isinstance(value, (decimal.Decimal, int)):
-            raise _fail(storage, value, "expected Decimal")
-        value = decimal.Decimal(value)
-        if not value.is_finite():
-            raise _fail(storage, value, "NaN and infinities are not stored")
-        return value
-    if storage is StorageType.BYTES:
-        if not isinstance(value, (bytes, bytearray, memoryview)):
-            raise _fail(storage, value, "expected bytes")
-        return bytes(value)
-    if storage is StorageType.UUID:
-        if not isinstance(value, uuid.UUID):
-            raise _fail(storage, value, "expected uuid.UUID")
-        return value
-    if storage is StorageType.DATE:
-        if not isinstance(value, _dt.date) or isinstance(value, _dt.datetime):
-            raise _fail(storage, value, "expected datetime.date")
-        return value
-    if storage is StorageType.DATETIME:
-        if not isinstance(value, _dt.datetime):
-            raise _fail(storage, value, "expected datetime.datetime")
-        if value.utcoffset() is not None:
-            raise _fail(
-                storage,
-                value,
-                "the field stores naive datetimes; mark it TimezoneAware to store aware ones",
-            )
-        return value
-    if storage is StorageType.DATETIME_TZ:
-        if not isinstance(value, _dt.datetime):
-            raise _fail(storage, value, "expected datetime.datetime")
-        if value.utcoffset() is None:
-            raise _fail(storage, value, "the field is TimezoneAware and needs an aware datetime")
-        return value.astimezone(_dt.UTC)
-    raise AssertionError(f"unknown storage type {storage!r}")  # pragma: no cover
+    return CHECKERS[storage](value)

@@ -1,0 +1,60 @@
+"""The ``ommi`` command."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from ommi.cli import main
+
+
+def test_drivers_lists_installed_drivers(capsys: pytest.CaptureFixture[str]) -> None:
+    """`ommi drivers` prints each driver with its version, schemes and capabilities."""
+    assert main(["drivers"]) == 0
+    out = capsys.readouterr().out
+    for name in ("sqlite", "postgresql", "mongodb", "reference"):
+        assert f"{name} 1." in out
+    assert "URL schemes: sqlite://" in out
+    assert "capabilities:" in out
+
+
+def test_check_round_trips_a_row(capsys: pytest.CaptureFixture[str]) -> None:
+    """`ommi check` on a reachable database prints timings for each step and OK."""
+    assert main(["check", "reference://"]) == 0
+    out = capsys.readouterr().out
+    assert "insert" in out
+    assert "drop scratch table" in out
+    assert out.rstrip().endswith("OK")
+
+
+def test_check_on_sqlite_file(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`ommi check sqlite:///...` creates, uses and drops a scratch table in the file."""
+    assert main(["check", f"sqlite:///{tmp_path / 'check.db'}"]) == 0
+    assert capsys.readouterr().out.rstrip().endswith("OK")
+
+
+def test_check_unreachable_server_exits_non_zero(capsys: pytest.CaptureFixture[str]) -> None:
+    """An unreachable server gives a clear message and a non-zero exit status."""
+    status = main(["check", "postgresql://postgres@127.0.0.1:9/nowhere?connect_timeout=2", "--timeout", "5"])
+    assert status != 0
+    err = capsys.readouterr().err
+    assert err.startswith("ommi check:")
+
+
+def test_check_unknown_scheme_exits_non_zero(capsys: pytest.CaptureFixture[str]) -> None:
+    """An unknown URL scheme names the installed drivers."""
+    assert main(["check", "nosuch://x"]) == 2
+    assert "DriverNotFound" in capsys.readouterr().err
+
+
+def test_demo_runs_from_the_console_script() -> None:
+    """`ommi demo` (the README's first command) runs the tour and exits 0."""
+    result = subprocess.run(
+        [sys.executable, "-m", "ommi.cli", "demo"], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Ommi demo" in result.stdout
+    assert "books still stored: 4" in result.stdout
+    assert "DBStatusNoResultException" in result.stdout

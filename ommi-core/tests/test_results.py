@@ -1,0 +1,71 @@
+"""Result objects and actions."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from ommi import DBQueryResult, DBResult
+from ommi.results import DBAction
+
+
+async def test_action_success_and_failure_results() -> None:
+    """Awaiting an action captures the value or the exception; or_raise/or_use unwrap."""
+
+    async def ok() -> int:
+        return 3
+
+    async def boom() -> int:
+        raise ValueError("no")
+
+    match await DBAction(ok):
+        case DBResult.DBSuccess(value):
+            assert value == 3
+        case _:
+            pytest.fail("expected a success")
+    failure = await DBAction(boom)
+    assert isinstance(failure, DBResult.DBFailure)
+    assert isinstance(failure.exception, ValueError)
+    assert await DBAction(boom).or_use(7) == 7
+    with pytest.raises(ValueError, match="no"):
+        await DBAction(boom).or_raise()
+    query_failure = await DBAction(boom, query=True)
+    assert isinstance(query_failure, DBQueryResult.DBQueryFailure)
+    assert query_failure.or_use(None) is None
+
+
+async def test_action_is_callable_and_reruns() -> None:
+    """`.one()` and `.one` are the same action; each await runs it again."""
+    calls = []
+
+    async def run() -> int:
+        calls.append(1)
+        return len(calls)
+
+    action = DBAction(run, query=True)
+    assert action() is action
+    assert (await action).or_raise() == 1
+    assert await action.or_raise() == 2
+
+
+async def test_library_is_silent_without_logging_configuration(capfd: pytest.CaptureFixture[str]) -> None:
+    """Ommi prints nothing unless the application configures logging."""
+    from ommi._logging import get_logger
+
+    logging.getLogger("ommi").setLevel(logging.NOTSET)
+    log = get_logger("ommi.core.test")
+    log.debug("test.debug", detail=1)
+    log.warning("test.warning", detail=2)
+    out, err = capfd.readouterr()
+    assert out == ""
+    assert err == ""
+
+
+def test_logging_reaches_stdlib_when_configured(caplog: pytest.LogCaptureFixture) -> None:
+    """With stdlib logging configured, events arrive as key-value records under ommi.*."""
+    from ommi._logging import get_logger
+
+    with caplog.at_level(logging.DEBUG, logger="ommi"):
+        get_logger("ommi.core.test").debug("query.execute.complete", rows=3)
+    assert any("query.execute.complete" in r.getMessage() and "rows=3" in r.getMessage() for r in caplog.records)
