@@ -20,6 +20,7 @@ from ommi.errors import (
 )
 from ommi.models.collections import ModelCollection, get_global_collection
 from ommi.models.schema import ModelSchema, get_schema
+from ommi.observe import ObservedOperations
 from ommi.query.ast import Comparison, Op, Query, when
 from ommi.query.find import FindQuery
 from ommi.results import DBAction
@@ -59,9 +60,10 @@ class Session:
         raise NotImplementedError
 
     async def _operations(self, schemas: Iterable[ModelSchema]) -> Operations:
-        """The operations target, after implicit setup of the models involved."""
-        await self._database()._ensure_models(schemas)
-        return self._target()
+        """The operations target (reporting each operation), after implicit setup of the models involved."""
+        database = self._database()
+        await database._ensure_models(schemas)
+        return ObservedOperations(self._target(), database.driver.name)
 
     def _batch_size(self) -> int:
         return self._database().driver.default_batch_size
@@ -289,7 +291,7 @@ class Transaction(Session):
         return self._tx
 
     async def _insert(self, schema: ModelSchema, items: Sequence[Any], rows: Sequence[tuple[Any, ...]]) -> None:
-        await _insert(self._target(), schema, items, rows)
+        await _insert(ObservedOperations(self._target(), self._db.driver.name), schema, items, rows)
 
     async def __aenter__(self) -> Transaction:
         if self._state != "new":
