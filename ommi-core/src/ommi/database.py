@@ -84,11 +84,17 @@ class Session:
             groups.setdefault(id(schema), (schema, []))[1].append(instance)
         encoded = [(schema, items, [schema.encode_instance(i) for i in items]) for schema, items in groups.values()]
         ops = await self._operations(schema for schema, _, _ in encoded)
-        if len(encoded) > 1 and isinstance(self, Ommi):
-            # Several models: all or nothing, like a single insert.
-            async with self.transaction() as tx:
+        if len(encoded) > 1 and isinstance(self, Ommi) and self.driver.capabilities.transactions:
+            # Several models: all or nothing, like a single insert (where the driver can).
+            try:
+                async with self.transaction() as tx:
+                    for schema, items, rows in encoded:
+                        await tx._insert(schema, items, rows)
+            except BaseException:
+                # Rolled back: keys generated for the earlier groups no longer exist.
                 for schema, items, rows in encoded:
-                    await tx._insert(schema, items, rows)
+                    _forget_generated_keys(schema, items, rows)
+                raise
         else:
             for schema, items, rows in encoded:
                 await _insert(ops, schema, items, rows)
@@ -146,6 +152,15 @@ class Session:
         for f in schema.fields:
             schema.set_value(instance, f, rows[0][f.index])
         return instance
+
+
+def _forget_generated_keys(schema: ModelSchema, items: Sequence[Any], rows: Sequence[tuple[Any, ...]]) -> None:
+    """Reset the generated key of instances whose row held ``None`` (their insert was undone)."""
+    auto = schema.auto_field
+    if auto is not None:
+        for instance, row in zip(items, rows, strict=True):
+            if row[auto.index] is None:
+                schema.set_value(instance, auto, None)
 
 
 async def _insert(ops: Operations, schema: ModelSchema, items: Sequence[Any], rows: Sequence[tuple[Any, ...]]) -> None:

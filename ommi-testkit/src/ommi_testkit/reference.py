@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from typing import Any, Self
 
 from ommi.drivers import Capabilities, Driver, DriverTransaction, Operations
@@ -26,21 +26,23 @@ from ommi.errors import ConfigurationError, IntegrityError, OperationalError, Sc
 from ommi.models.schema import Field, ModelSchema
 from ommi.query.ast import And, Comparison, Expr, FieldComparison, Op, Or, Query
 
-__all__ = ["ReferenceDriver", "evaluate", "run_query"]
+__all__ = ["ConstraintViolation", "ReferenceDriver", "ReferenceStore", "evaluate", "run_query"]
 
 Row = tuple[Any, ...]
 
 
 class _Table:
-    __slots__ = ("columns", "next_id", "rows")
+    __slots__ = ("columns", "next_id", "rows", "schema")
 
-    def __init__(self, columns: tuple[tuple[str, str, bool], ...]) -> None:
+    def __init__(self, columns: tuple[tuple[str, str, bool], ...], schema: ModelSchema | None = None) -> None:
         self.columns = columns
+        # The model the table was created for: deletes check the references its fields hold.
+        self.schema = schema
         self.rows: dict[tuple[Any, ...], Row] = {}
         self.next_id = 1
 
     def copy(self) -> _Table:
-        table = _Table(self.columns)
+        table = _Table(self.columns, self.schema)
         table.rows = dict(self.rows)
         table.next_id = self.next_id
         return table
@@ -161,6 +163,22 @@ def _table(tables: _Tables, schema: ModelSchema) -> _Table:
     return table
 
 
+class ConstraintViolation(Exception):
+    """The reference engine's own error for a broken constraint (duplicate key, NULL, dangling reference).
+
+    It plays the part of a client library's exception: the driver translates it
+    into :class:`ommi.errors.IntegrityError` in one place (:func:`_run`), chained,
+    as every real driver must.
+    """
+
+
+def _run(action: Callable[[_Tables], Any], tables: _Tables) -> Any:
+    try:
+        return action(tables)
+    except ConstraintViolation as exc:
+        raise IntegrityError(str(exc)) from exc
+
+
 class _Store(Operations):
     """Operations over a set of tables (the database's or a transaction's copy)."""
 
@@ -188,8 +206,9 @@ class _Store(Operations):
                 self._check_row(schema, row, tables)
                 key = _key(schema, row)
                 if key in staged:
-                    raise IntegrityError(f"duplicate key {key!r} in {schema.name}")
+                    raise ConstraintViolation(f"duplicate key {key!r} in {schema.name}")
                 staged[key] = row
+            self._check_self_references(schema, staged.values(), staged)
             table.rows, table.next_id = staged, next_id
             return keys if auto is not None else None
 
@@ -201,13 +220,29 @@ class _Store(Operations):
         for f in schema.fields:
             value = row[f.index]
             if value is None and (f.key or not f.nullable):
-                raise IntegrityError(f"{schema.name}.{f.column} cannot be NULL")
+                raise ConstraintViolation(f"{schema.name}.{f.column} cannot be NULL")
             target = f.reference
             if value is not None and target is not None and target.schema.key == (target,):
                 referenced = tables.get(target.schema.name)
                 if referenced is not None and (value,) not in referenced.rows and target.schema is not schema:
-                    raise IntegrityError(
+                    raise ConstraintViolation(
                         f"{schema.name}.{f.column} = {value!r} references a missing {target.schema.name} row"
+                    )
+
+    @staticmethod
+    def _check_self_references(
+        schema: ModelSchema, rows: Iterable[Row], by_key: Mapping[tuple[Any, ...], Row]
+    ) -> None:
+        """Self-references (a row naming another row of its own table) must name a stored row."""
+        for f in schema.fields:
+            target = f.reference
+            if target is None or target.schema is not schema or schema.key != (target,):
+                continue
+            for row in rows:
+                value = row[f.index]
+                if value is not None and (value,) not in by_key:
+                    raise ConstraintViolation(
+                        f"{schema.name}.{f.column} = {value!r} references a missing {schema.name} row"
                     )
 
     @staticmethod
@@ -215,19 +250,16 @@ class _Store(Operations):
         if len(schema.key) != 1 or not keys:
             return
         removed = {k[0] for k in keys}
-        from ommi.models.collections import get_global_collection
-        from ommi.models.schema import get_schema
-
-        for model in get_global_collection():
-            other = get_schema(model)
-            table = tables.get(other.name)
-            if table is None:
+        # Every table, whatever collection its model belongs to, may hold references.
+        for table in tables.values():
+            other = table.schema
+            if other is None:
                 continue
             for f in other.fields:
                 if f.reference is schema.key[0]:
                     for row in table.rows.values():
                         if row[f.index] in removed and not (other is schema and _key(other, row) in keys):
-                            raise IntegrityError(
+                            raise ConstraintViolation(
                                 f"{schema.name} rows are still referenced by {other.name}.{f.column}"
                             )
 
@@ -270,8 +302,9 @@ class _Store(Operations):
                 self._check_row(query.model, updated, tables)
                 key = _key(query.model, updated)
                 if key in staged:
-                    raise IntegrityError(f"duplicate key {key!r} in {query.model.name}")
+                    raise ConstraintViolation(f"duplicate key {key!r} in {query.model.name}")
                 staged[key] = updated
+            self._check_self_references(query.model, staged.values(), staged)
             if changed_keys:
                 table.rows = staged
             else:
@@ -296,7 +329,7 @@ class _ReferenceTransaction(_Store, DriverTransaction):
         return self._copy
 
     async def _write(self, action: Callable[[_Tables], Any]) -> Any:
-        return action(self._tables())
+        return _run(action, self._tables())
 
     async def commit(self) -> None:
         self._driver._data = self._tables()
@@ -309,17 +342,53 @@ class _ReferenceTransaction(_Store, DriverTransaction):
             self._driver._lock_release()
 
 
+class ReferenceStore:
+    """The data of one in-memory database.
+
+    Each :class:`ReferenceDriver` gets a store of its own unless one is passed
+    (``ReferenceDriver.connect(store=store)``): drivers sharing a store see the
+    same database, like two connections to one server (the testkit's
+    ``second_db`` fixture needs that).
+    """
+
+    __slots__ = ("lock", "tables")
+
+    def __init__(self) -> None:
+        self.tables: _Tables = {}
+        self.lock: asyncio.Lock | None = None
+
+
 class ReferenceDriver(_Store, Driver):
-    """The in-memory reference driver (``reference://``); every instance is its own database."""
+    """The in-memory reference driver (``reference://``).
+
+    Every instance is its own database unless several are given one
+    :class:`ReferenceStore`.
+    """
 
     name = "reference"
     capabilities = Capabilities()
     default_batch_size = 100
 
-    def __init__(self, batch_size: int = 100) -> None:
-        self._data: _Tables = {}
-        self._lock: asyncio.Lock | None = None
+    def __init__(self, batch_size: int = 100, *, store: ReferenceStore | None = None) -> None:
+        self._store = store if store is not None else ReferenceStore()
         self.default_batch_size = batch_size
+
+    # The tables and the write lock live in the (possibly shared) store.
+    @property
+    def _data(self) -> _Tables:
+        return self._store.tables
+
+    @_data.setter
+    def _data(self, tables: _Tables) -> None:
+        self._store.tables = tables
+
+    @property
+    def _lock(self) -> asyncio.Lock | None:
+        return self._store.lock
+
+    @_lock.setter
+    def _lock(self, lock: asyncio.Lock | None) -> None:
+        self._store.lock = lock
 
     @classmethod
     def connect(cls, settings: str | Mapping[str, Any] | None = None, /, **options: Any) -> Self:
@@ -329,7 +398,7 @@ class ReferenceDriver(_Store, Driver):
         elif isinstance(settings, str) and settings.split("://", 1)[0] not in ("reference", ""):
             raise ConfigurationError(f"the reference driver takes reference:// URLs, not {settings!r}")
         values.update(options)
-        unknown = set(values) - {"batch_size"}
+        unknown = set(values) - {"batch_size", "store"}
         if unknown:
             raise ConfigurationError(f"unknown reference driver settings: {sorted(unknown)}")
         return cls(**values)
@@ -353,7 +422,7 @@ class ReferenceDriver(_Store, Driver):
         async with self._lock:
             # Work on copies so a failing statement changes nothing.
             staged = {name: table.copy() for name, table in self._data.items()}
-            result = action(staged)
+            result = _run(action, staged)
             self._data = staged
             return result
 
@@ -384,7 +453,7 @@ class ReferenceDriver(_Store, Driver):
         if problems:
             raise SchemaMismatchError("stored schema differs from the models: " + " | ".join(problems))
         for schema in schemas:
-            self._data.setdefault(schema.name, _Table(_signature(schema)))
+            self._data.setdefault(schema.name, _Table(_signature(schema), schema))
 
     async def drop_schema(self, schemas: Sequence[ModelSchema]) -> None:
         for schema in schemas:

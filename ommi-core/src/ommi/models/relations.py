@@ -22,7 +22,7 @@ import weakref
 from collections.abc import Generator
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
-from ommi.errors import LazyLoadError, ModelDefinitionError, OmmiError
+from ommi.errors import DBStatusNoResultException, LazyLoadError, ModelDefinitionError, OmmiError
 from ommi.models.metadata import AssociateUsing, iter_metadata
 
 if TYPE_CHECKING:
@@ -272,7 +272,11 @@ class Relation:
             query = db.find(self.target.cls, condition).sort(*(f.asc for f in self.target.key))
             if self.many:
                 return await (await query.all.or_raise()).to_list()
-            return await query.one.or_use(None)
+            try:
+                return await query.one.or_raise()
+            except DBStatusNoResultException:
+                # Nothing related is an answer; any other failure must surface.
+                return None
         except OmmiError as exc:
             raise LazyLoadError(
                 f"could not load {self.owner.cls.__name__}.{self.name}: {exc}"

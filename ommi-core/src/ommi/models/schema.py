@@ -111,7 +111,11 @@ class Field(Operand):
         try:
             if self._encode is not None:
                 value = self._encode(value)
-            return self._check(value)
+            value = self._check(value)
+            if self._decode is not None:
+                # Refuse now what could not be read back later (a value outside an Enum).
+                self._decode(value)
+            return value
         except ValidationError as exc:
             raise ValidationError(f"{self!r}: {exc}") from None
         except (TypeError, ValueError) as exc:
@@ -375,7 +379,9 @@ class ModelSchema:
                 model = self.cls
             if model is None:
                 raise self._error(field.name, f"ReferenceTo({target!r}) names an unknown model {model_name!r}")
-            schema = get_schema(model)
+            # Only the target's fields are needed, not its own references:
+            # get_schema() would recurse forever on self- and mutual references.
+            schema: ModelSchema = model.__dict__["__ommi__"]
             schema.resolve()
             if not field_name:
                 return self._single_key(field, schema)
@@ -384,9 +390,9 @@ class ModelSchema:
                 raise self._error(field.name, f"ReferenceTo({target!r}): {model_name} has no field {field_name!r}")
             return referenced
         if isinstance(target, type) and is_model(target):
-            schema = get_schema(target)
-            schema.resolve()
-            return self._single_key(field, schema)
+            target_schema: ModelSchema = target.__dict__["__ommi__"]
+            target_schema.resolve()
+            return self._single_key(field, target_schema)
         raise self._error(field.name, f"ReferenceTo({target!r}) must name a model field or a model")
 
     def _single_key(self, field: Field, schema: ModelSchema) -> Field:

@@ -131,8 +131,9 @@ class ResultIterator(Generic[T]):
         return items
 
     async def aclose(self) -> None:
-        """Release the driver's cursor now."""
+        """Release the driver's cursor now; the iterator yields nothing more."""
         self._exhausted = True
+        self._buffer, self._position = [], 0
         closer = getattr(self._batches, "aclose", None)
         if closer is not None:
             await closer()

@@ -85,12 +85,17 @@ class SQLCompiler:
     def _comparison(self, node: Comparison, scope: _Scope) -> str:
         dialect = self.dialect
         ph = dialect.placeholder
-        column = scope.column(node.field)
+        raw = scope.column(node.field)
         op = node.op
         if op is Op.IS_NULL:
-            return f"{column} IS NULL"
+            return f"{raw} IS NULL"
         if op is Op.IS_NOT_NULL:
-            return f"{column} IS NOT NULL"
+            return f"{raw} IS NOT NULL"
+        if op in TEXT_OPS:
+            sql, params = dialect.text_match(raw, op, node.value)
+            scope.params.extend(params)
+            return sql
+        column = dialect.comparison_operand(raw, node.field.storage, op)
         if op is Op.NE:
             scope.params.append(self.param(node.field, node.value))
             return dialect.is_distinct_from(column, ph)
@@ -101,22 +106,16 @@ class SQLCompiler:
             listed = ", ".join([ph] * len(node.value))
             if op is Op.IN:
                 return f"{column} IN ({listed})"
-            return f"({column} NOT IN ({listed}) OR {column} IS NULL)"
-        if op in TEXT_OPS:
-            sql, params = dialect.text_match(column, op, node.value)
-            scope.params.extend(params)
-            return sql
-        if node.field.storage is StorageType.TEXT and op is not Op.EQ:
-            column = dialect.text_column(column, op)
+            return f"({column} NOT IN ({listed}) OR {raw} IS NULL)"
         scope.params.append(self.param(node.field, node.value))
         return f"{column} {_SQL_OPS[op]} {ph}"
 
     def _field_comparison(self, node: FieldComparison, scope: _Scope) -> str:
-        left, right = scope.column(node.left), scope.column(node.right)
+        storage = node.left.storage
+        left = self.dialect.comparison_operand(scope.column(node.left), storage, node.op)
+        right = self.dialect.comparison_operand(scope.column(node.right), storage, node.op)
         if node.op is Op.NE:
             return self.dialect.is_distinct_from(left, right)
-        if node.left.storage is StorageType.TEXT and node.op is not Op.EQ:
-            left, right = self.dialect.text_column(left, node.op), self.dialect.text_column(right, node.op)
         return f"{left} {_SQL_OPS[node.op]} {right}"
 
     def _where(self, query: Query, outer: str, scope_params: list[Any]) -> str:
@@ -154,8 +153,7 @@ class SQLCompiler:
         parts = []
         for key in query.sort:
             column = f"{alias}.{self.dialect.quote(key.field.column)}"
-            if key.field.storage is StorageType.TEXT:
-                column = self.dialect.text_column(column, Op.LT)
+            column = self.dialect.comparison_operand(column, key.field.storage, None)
             direction = "DESC" if key.descending else "ASC"
             if self.dialect.supports_nulls_order:
                 direction += " NULLS LAST" if key.descending else " NULLS FIRST"

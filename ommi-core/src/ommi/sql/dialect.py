@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 
 from ommi.models.schema import Field
 from ommi.models.types import StorageType
-from ommi.query.ast import Op
+from ommi.query.ast import ORDERING_OPS, Op
 
 __all__ = ["Dialect"]
 
@@ -81,6 +81,19 @@ class Dialect:
         """A text column as used by an ordering comparison (collation applied)."""
         if self.text_sort_collation is not None:
             return f"{column} COLLATE {self.text_sort_collation}"
+        return column
+
+    def comparison_operand(self, column: str, storage: StorageType, op: Op | None) -> str:
+        """A column as an operand of a comparison with ``op`` (``None``: an ``ORDER BY`` key).
+
+        The compiler passes every compared or sorted column through here, for
+        all operators except ``IS NULL`` and the text matches, so a dialect can
+        add a collation or a cast where its native comparison differs from
+        Ommi's semantics. By default text columns get :meth:`text_column` for
+        ordering comparisons and sorting, and everything else is unchanged.
+        """
+        if storage is StorageType.TEXT and (op is None or op in ORDERING_OPS):
+            return self.text_column(column, Op.LT if op is None else op)
         return column
 
     def text_match(self, column: str, op: Op, text: str) -> tuple[str, list[Any]]:

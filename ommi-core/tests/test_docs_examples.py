@@ -1,0 +1,223 @@
+"""Every Python example of the documentation (``docs/content``) runs, and prints what the docs say.
+
+Rules the documentation follows (also stated in ``docs/README.md``):
+
+* Every fenced ``python`` block is a complete program. It runs in a fresh
+  interpreter (``python -W error``), in a temporary directory of its own, and
+  must exit with status 0.
+* A block with ``title="name.ext"`` (any language) is also a file: it is written
+  into the directory of every *later* block of the same page and, for numbered
+  pages (``01-models.md``, ``02-queries.md``...), of the later numbered pages of
+  the same folder, so a tutorial can build ``models.py`` once and import it
+  afterwards; a later block with the same title replaces it.
+  A ``python`` block titled ``test_*.py`` is run with pytest instead of as a script.
+* Every block runs with ``src/`` and the block's directory on ``PYTHONPATH``, as
+  if the example project were installed in development mode.
+* A fenced block with ``title="Output"`` right after a ``python`` block is the
+  standard output that block must print, line for line; ``...`` in it matches
+  any text within a line (timings, addresses).
+* ``<!-- docs-test: skip: REASON -->`` on the line(s) right before a block
+  excludes it; the reason is mandatory.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "content"
+
+FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})(?P<info>[^`]*)$")
+MARKER = re.compile(r"^\s*<!--\s*docs-test:\s*(?P<body>.*?)\s*-->\s*$")
+TITLE = re.compile(r'title="(?P<title>[^"]*)"')
+
+if not DOCS.is_dir():  # pragma: no cover - only an sdist of ommi-core lacks the docs
+    pytest.skip("the documentation examples run only in a repository checkout (docs/ is absent)", allow_module_level=True)
+
+
+@dataclass
+class Block:
+    """One fenced block of a Markdown page."""
+
+    page: Path
+    line: int
+    language: str
+    title: str | None
+    code: str
+    marker: str | None
+    expected_output: str | None = None
+    files: dict[str, str] = field(default_factory=dict)
+    """Titled blocks earlier on the same page: relative path -> content."""
+
+    @property
+    def id(self) -> str:
+        return f"{self.page.relative_to(DOCS).as_posix()}:{self.line}"
+
+    @property
+    def skip_reason(self) -> str | None:
+        if self.marker is None:
+            return None
+        kind, _, reason = self.marker.partition(":")
+        if kind.strip() != "skip" or not reason.strip():
+            raise ValueError(
+                f"{self.id}: a docs-test marker must read '<!-- docs-test: skip: REASON -->', not {self.marker!r}"
+            )
+        return reason.strip()
+
+
+def _dedent(lines: list[str], indent: str) -> str:
+    return "".join(line[len(indent) :] if line.startswith(indent) else line.lstrip() for line in lines)
+
+
+def parse_page(page: Path) -> list[Block]:
+    """Every fenced block of ``page``, in order, with its marker (files and outputs not linked yet)."""
+    lines = page.read_text(encoding="utf-8").splitlines(keepends=True)
+    blocks: list[Block] = []
+    index = 0
+    last_text: str | None = None  # the last non-blank line before the current position
+    while index < len(lines):
+        match = FENCE.match(lines[index].rstrip("\n"))
+        if match is None:
+            if lines[index].strip():
+                last_text = lines[index]
+            index += 1
+            continue
+        indent, fence, info = match["indent"], match["fence"], match["info"].strip()
+        start = index
+        closing = re.compile(rf"^{re.escape(indent)}{fence[0]}{{{len(fence)},}}\s*$")
+        index += 1
+        body: list[str] = []
+        while index < len(lines) and not closing.match(lines[index].rstrip("\n")):
+            body.append(lines[index])
+            index += 1
+        if index >= len(lines):
+            raise ValueError(f"{page}:{start + 1}: unclosed code fence")
+        index += 1
+        marker_match = MARKER.match(last_text or "")
+        title_match = TITLE.search(info)
+        language = info.split()[0].lstrip("{.").rstrip("}") if info else ""
+        blocks.append(
+            Block(
+                page=page,
+                line=start + 1,
+                language=language,
+                title=title_match["title"] if title_match else None,
+                code=_dedent(body, indent),
+                marker=marker_match["body"] if marker_match else None,
+            )
+        )
+        last_text = lines[index - 1]
+    return blocks
+
+
+def link_blocks(blocks: list[Block]) -> None:
+    """Attach Output blocks to their python block, and earlier titled files to every block."""
+    files: dict[str, str] = {}
+    previous: Block | None = None
+    for block in blocks:
+        block.files = dict(files)
+        if block.title == "Output":
+            if previous is None or previous.language != "python" or previous.page != block.page:
+                raise ValueError(f"{block.id}: an Output block must follow a python block")
+            previous.expected_output = block.code
+        elif block.title is not None:
+            files[block.title] = block.code
+        previous = block
+
+
+def all_blocks() -> list[Block]:
+    """Every block of the documentation.
+
+    Titled files flow to later blocks of the same page, and from one numbered
+    page (``01-models.md``) to the next numbered pages of the same folder.
+    """
+    sequences: dict[Path, list[Block]] = {}
+    for page in sorted(DOCS.rglob("*.md")):
+        group = page.parent if page.name[:1].isdigit() else page
+        sequences.setdefault(group, []).extend(parse_page(page))
+    for blocks in sequences.values():
+        link_blocks(blocks)
+    return [block for blocks in sequences.values() for block in blocks]
+
+
+def python_blocks() -> list[Block]:
+    """Every python block of the documentation that is a program (not an Output block)."""
+    return [block for block in all_blocks() if block.language == "python" and block.title != "Output"]
+
+
+BLOCKS = python_blocks()
+
+
+def test_docs_have_examples() -> None:
+    """The extraction finds the examples: a broken parser would otherwise pass vacuously."""
+    pages = {block.page for block in BLOCKS}
+    assert len(BLOCKS) >= 40, f"only {len(BLOCKS)} python blocks found under {DOCS}"
+    assert len(pages) >= 10, sorted(str(p) for p in pages)
+
+
+def test_docs_markers_are_well_formed() -> None:
+    """Every docs-test marker is a skip with a reason, and sits right before a block."""
+    for page in sorted(DOCS.rglob("*.md")):
+        blocks = parse_page(page)
+        for block in blocks:
+            block.skip_reason  # noqa: B018 - raises on a malformed marker
+        marked = [block for block in blocks if block.marker is not None]
+        count = len(re.findall(r"<!--\s*docs-test:", page.read_text(encoding="utf-8")))
+        assert count == len(marked), f"{page}: a docs-test marker is not directly followed by a code block"
+
+
+def _environment(directory: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    # The outer pytest's options must not leak into examples that run pytest themselves.
+    env.pop("PYTEST_ADDOPTS", None)
+    env["PYTHONIOENCODING"] = "utf-8"
+    # As if the example project were installed in development mode (src layout or flat).
+    env["PYTHONPATH"] = os.pathsep.join([str(directory / "src"), str(directory)])
+    return env
+
+
+@pytest.mark.parametrize("block", BLOCKS, ids=[block.id for block in BLOCKS])
+def test_docs_example_runs(block: Block, tmp_path: Path) -> None:
+    """The example exits with status 0 (and prints exactly its Output block, if it has one)."""
+    reason = block.skip_reason
+    if reason is not None:
+        pytest.skip(f"marked in the docs: {reason}")
+    for name, content in block.files.items():
+        target = tmp_path / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(content, encoding="utf-8")
+    script = tmp_path / (block.title or "example.py")
+    script.parent.mkdir(parents=True, exist_ok=True)
+    script.write_text(block.code, encoding="utf-8")
+    relative = str(script.relative_to(tmp_path))
+    if script.name.startswith("test_"):
+        command = [sys.executable, "-W", "error", "-m", "pytest", "-q", "-p", "no:cacheprovider", relative]
+    else:
+        command = [sys.executable, "-W", "error", relative]
+    completed = subprocess.run(
+        command, cwd=tmp_path, env=_environment(tmp_path), capture_output=True, text=True, timeout=180, check=False
+    )
+    report = f"{block.id} exited with {completed.returncode}\n--- stdout\n{completed.stdout}\n--- stderr\n{completed.stderr}"
+    assert completed.returncode == 0, report
+    if block.expected_output is not None:
+        assert output_matches(block.expected_output, completed.stdout), report
+
+
+def output_matches(expected: str, actual: str) -> bool:
+    """Whether ``actual`` is ``expected``, where ``...`` matches any text within one line."""
+    pattern = "\n".join(".*?".join(map(re.escape, line.split("..."))) for line in expected.splitlines())
+    return re.fullmatch(pattern, actual.rstrip("\n")) is not None
+
+
+def test_output_matching_rules() -> None:
+    """The Output comparison is exact except for ``...``, which never spans lines."""
+    assert output_matches("a 1\nb ...ms\n", "a 1\nb 0.25ms\n")
+    assert not output_matches("a 1\n", "a 2\n")
+    assert not output_matches("a ...\n", "a 1\nb 2\n")
+    assert not output_matches("a\n", "a\nextra\n")
