@@ -46,6 +46,20 @@ def typecheck(session: nox.Session) -> None:
     session.run("mypy", "ommi-core/src/ommi")
 
 
+@nox.session(python="3.11")
+def docs(session: nox.Session) -> None:
+    """Build the documentation site with ``--strict`` (its examples run in the tests session)."""
+    _sync(session, "--group", "docs")
+    session.run("mkdocs", "build", "--strict", "-f", "docs/mkdocs.yml", env={"NO_MKDOCS_2_WARNING": "1"})
+
+
+@nox.session(python="3.11")
+def bench(session: nox.Session) -> None:
+    """Side-by-side benchmarks (benchmarks/run.py): ``nox -s bench -- --quick --backends sqlite``."""
+    _sync(session, "--group", "bench")
+    session.run("python", "benchmarks/run.py", *session.posargs)
+
+
 @nox.session(python="3.11", venv_backend="none")
 def build(session: nox.Session) -> None:
     """Build every distribution, install the wheels into a fresh venv without the workspace, run ``ommi demo``."""

@@ -6,7 +6,6 @@ import subprocess
 import sys
 
 import pytest
-
 from ommi.cli import main
 
 

@@ -1,44 +1,59 @@
 """Every Python example of the documentation (``docs/content``) runs, and prints what the docs say.
 
-Rules the documentation follows (also stated in ``docs/README.md``):
+The rules the documentation follows (also in ``docs/README.md``):
 
 * Every fenced ``python`` block is a complete program. It runs in a fresh
-  interpreter (``python -W error``), in a temporary directory of its own, and
-  must exit with status 0.
+  interpreter (``python -W error``) in a temporary directory of its own, with
+  that directory and its ``src/`` on ``PYTHONPATH`` (as if the example project
+  were installed in development mode), and must exit with status 0.
 * A block with ``title="name.ext"`` (any language) is also a file: it is written
   into the directory of every *later* block of the same page and, for numbered
   pages (``01-models.md``, ``02-queries.md``...), of the later numbered pages of
   the same folder, so a tutorial can build ``models.py`` once and import it
-  afterwards; a later block with the same title replaces it.
-  A ``python`` block titled ``test_*.py`` is run with pytest instead of as a script.
-* Every block runs with ``src/`` and the block's directory on ``PYTHONPATH``, as
-  if the example project were installed in development mode.
+  afterwards; a later block with the same title replaces it. A ``python`` block
+  titled ``test_*.py`` is run with pytest instead of as a script.
 * A fenced block with ``title="Output"`` right after a ``python`` block is the
   standard output that block must print, line for line; ``...`` in it matches
-  any text within a line (timings, addresses).
-* ``<!-- docs-test: skip: REASON -->`` on the line(s) right before a block
-  excludes it; the reason is mandatory.
+  any text within a line (timings, timestamps).
+* A marker on the line right before a block changes how it runs:
+  ``<!-- docs-test: skip: REASON -->`` excludes it (the reason is mandatory);
+  ``<!-- docs-test: server: postgresql -->`` (or ``mongodb``) runs it with
+  ``DATABASE_URL`` set to the test server's URL (this worker's own schema or
+  database), skipping with one line when no server answers, failing instead
+  under ``--ommi-require-servers``.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import subprocess
 import sys
+import urllib.parse
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import ommi
 import pytest
+from ommi.drivers import Capabilities
 
-DOCS = Path(__file__).resolve().parents[2] / "docs" / "content"
+ROOT = Path(__file__).resolve().parents[2]
+DOCS = ROOT / "docs" / "content"
 
 FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})(?P<info>[^`]*)$")
 MARKER = re.compile(r"^\s*<!--\s*docs-test:\s*(?P<body>.*?)\s*-->\s*$")
 TITLE = re.compile(r'title="(?P<title>[^"]*)"')
 
+SERVERS = {
+    "postgresql": ("OMMI_TEST_POSTGRESQL_URL", "postgresql://postgres@127.0.0.1:5432/test", "PostgreSQL"),
+    "mongodb": ("OMMI_TEST_MONGODB_URL", "mongodb://127.0.0.1:27017/", "MongoDB"),
+}
+"""Server name in a marker -> (environment variable, default URL, name in messages), as the drivers' tests use."""
+
 if not DOCS.is_dir():  # pragma: no cover - only an sdist of ommi-core lacks the docs
-    pytest.skip("the documentation examples run only in a repository checkout (docs/ is absent)", allow_module_level=True)
+    pytest.skip("the documentation examples run only in a checkout (docs/ is absent)", allow_module_level=True)
 
 
 @dataclass
@@ -53,22 +68,23 @@ class Block:
     marker: str | None
     expected_output: str | None = None
     files: dict[str, str] = field(default_factory=dict)
-    """Titled blocks earlier on the same page: relative path -> content."""
+    """Titled blocks before this one (see the module docstring): relative path -> content."""
 
     @property
     def id(self) -> str:
         return f"{self.page.relative_to(DOCS).as_posix()}:{self.line}"
 
-    @property
-    def skip_reason(self) -> str | None:
+    def directive(self) -> tuple[str, str] | None:
+        """``("skip", reason)``, ``("server", name)`` or None; raises on a malformed marker."""
         if self.marker is None:
             return None
-        kind, _, reason = self.marker.partition(":")
-        if kind.strip() != "skip" or not reason.strip():
-            raise ValueError(
-                f"{self.id}: a docs-test marker must read '<!-- docs-test: skip: REASON -->', not {self.marker!r}"
-            )
-        return reason.strip()
+        kind, _, value = (part.strip() for part in self.marker.partition(":"))
+        if (kind == "skip" and value) or (kind == "server" and value in SERVERS):
+            return kind, value
+        raise ValueError(
+            f"{self.id}: a docs-test marker reads '<!-- docs-test: skip: REASON -->' or "
+            f"'<!-- docs-test: server: {' | '.join(SERVERS)} -->', not {self.marker!r}"
+        )
 
 
 def _dedent(lines: list[str], indent: str) -> str:
@@ -80,7 +96,7 @@ def parse_page(page: Path) -> list[Block]:
     lines = page.read_text(encoding="utf-8").splitlines(keepends=True)
     blocks: list[Block] = []
     index = 0
-    last_text: str | None = None  # the last non-blank line before the current position
+    last_text = ""  # the last non-blank line before the current position
     while index < len(lines):
         match = FENCE.match(lines[index].rstrip("\n"))
         if match is None:
@@ -98,21 +114,20 @@ def parse_page(page: Path) -> list[Block]:
             index += 1
         if index >= len(lines):
             raise ValueError(f"{page}:{start + 1}: unclosed code fence")
-        index += 1
-        marker_match = MARKER.match(last_text or "")
-        title_match = TITLE.search(info)
-        language = info.split()[0].lstrip("{.").rstrip("}") if info else ""
+        marker = MARKER.match(last_text)
+        title = TITLE.search(info)
         blocks.append(
             Block(
                 page=page,
                 line=start + 1,
-                language=language,
-                title=title_match["title"] if title_match else None,
+                language=info.split()[0].lstrip("{.").rstrip("}") if info else "",
+                title=title["title"] if title else None,
                 code=_dedent(body, indent),
-                marker=marker_match["body"] if marker_match else None,
+                marker=marker["body"] if marker else None,
             )
         )
-        last_text = lines[index - 1]
+        last_text = lines[index]
+        index += 1
     return blocks
 
 
@@ -132,11 +147,7 @@ def link_blocks(blocks: list[Block]) -> None:
 
 
 def all_blocks() -> list[Block]:
-    """Every block of the documentation.
-
-    Titled files flow to later blocks of the same page, and from one numbered
-    page (``01-models.md``) to the next numbered pages of the same folder.
-    """
+    """Every block of the documentation, linked (see the module docstring)."""
     sequences: dict[Path, list[Block]] = {}
     for page in sorted(DOCS.rglob("*.md")):
         group = page.parent if page.name[:1].isdigit() else page
@@ -146,12 +157,7 @@ def all_blocks() -> list[Block]:
     return [block for blocks in sequences.values() for block in blocks]
 
 
-def python_blocks() -> list[Block]:
-    """Every python block of the documentation that is a program (not an Output block)."""
-    return [block for block in all_blocks() if block.language == "python" and block.title != "Output"]
-
-
-BLOCKS = python_blocks()
+BLOCKS = [block for block in all_blocks() if block.language == "python" and block.title != "Output"]
 
 
 def test_docs_have_examples() -> None:
@@ -162,51 +168,12 @@ def test_docs_have_examples() -> None:
 
 
 def test_docs_markers_are_well_formed() -> None:
-    """Every docs-test marker is a skip with a reason, and sits right before a block."""
+    """Every docs-test marker is well formed and sits right before a code block."""
     for page in sorted(DOCS.rglob("*.md")):
         blocks = parse_page(page)
-        for block in blocks:
-            block.skip_reason  # noqa: B018 - raises on a malformed marker
-        marked = [block for block in blocks if block.marker is not None]
+        marked = [block for block in blocks if block.directive() is not None]
         count = len(re.findall(r"<!--\s*docs-test:", page.read_text(encoding="utf-8")))
         assert count == len(marked), f"{page}: a docs-test marker is not directly followed by a code block"
-
-
-def _environment(directory: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    # The outer pytest's options must not leak into examples that run pytest themselves.
-    env.pop("PYTEST_ADDOPTS", None)
-    env["PYTHONIOENCODING"] = "utf-8"
-    # As if the example project were installed in development mode (src layout or flat).
-    env["PYTHONPATH"] = os.pathsep.join([str(directory / "src"), str(directory)])
-    return env
-
-
-@pytest.mark.parametrize("block", BLOCKS, ids=[block.id for block in BLOCKS])
-def test_docs_example_runs(block: Block, tmp_path: Path) -> None:
-    """The example exits with status 0 (and prints exactly its Output block, if it has one)."""
-    reason = block.skip_reason
-    if reason is not None:
-        pytest.skip(f"marked in the docs: {reason}")
-    for name, content in block.files.items():
-        target = tmp_path / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(content, encoding="utf-8")
-    script = tmp_path / (block.title or "example.py")
-    script.parent.mkdir(parents=True, exist_ok=True)
-    script.write_text(block.code, encoding="utf-8")
-    relative = str(script.relative_to(tmp_path))
-    if script.name.startswith("test_"):
-        command = [sys.executable, "-W", "error", "-m", "pytest", "-q", "-p", "no:cacheprovider", relative]
-    else:
-        command = [sys.executable, "-W", "error", relative]
-    completed = subprocess.run(
-        command, cwd=tmp_path, env=_environment(tmp_path), capture_output=True, text=True, timeout=180, check=False
-    )
-    report = f"{block.id} exited with {completed.returncode}\n--- stdout\n{completed.stdout}\n--- stderr\n{completed.stderr}"
-    assert completed.returncode == 0, report
-    if block.expected_output is not None:
-        assert output_matches(block.expected_output, completed.stdout), report
 
 
 def output_matches(expected: str, actual: str) -> bool:
@@ -221,3 +188,99 @@ def test_output_matching_rules() -> None:
     assert not output_matches("a 1\n", "a 2\n")
     assert not output_matches("a ...\n", "a 1\nb 2\n")
     assert not output_matches("a\n", "a\nextra\n")
+
+
+def test_capability_matrix_lists_every_first_party_driver_and_capability() -> None:
+    """The docs' build hook renders the matrix from the installed drivers without a problem."""
+    spec = importlib.util.spec_from_file_location("capability_matrix", ROOT / "docs" / "hooks" / "capability_matrix.py")
+    assert spec is not None and spec.loader is not None
+    hook = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hook)
+    table, problems = hook.render()
+    assert problems == []
+    header = table.splitlines()[0]
+    for name in hook.FIRST_PARTY:
+        assert f"`{name}`" in header
+    for capability in Capabilities().names():
+        assert f"| `{capability}` |" in table
+    mongodb_column = header.split(" | ").index("`mongodb`")
+    row = next(line for line in table.splitlines() if line.startswith("| `foreign_keys` |"))
+    assert row.split(" | ")[mongodb_column] == "**no**"
+
+
+def _probe(server: str) -> Callable[[str], Awaitable[None]]:
+    """A probe opening (then closing) an Ommi database on the server, through its driver."""
+
+    async def probe(url: str) -> None:
+        database = ommi.connect(_worker_url(server, url))
+        try:
+            await database.open()
+        finally:
+            await database.close()
+
+    return probe
+
+
+def _worker_url(server: str, url: str) -> str:
+    """The server's URL, pointing at this pytest-xdist worker's own schema (PostgreSQL) or database (MongoDB)."""
+    from ommi_testkit.servers import worker_namespace
+
+    namespace = worker_namespace("ommi_docs")
+    parts = urllib.parse.urlsplit(url)
+    if server == "postgresql":
+        query = urllib.parse.parse_qsl(parts.query)
+        query = [(key, value) for key, value in query if key != "schema"] + [("schema", namespace)]
+        return urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(query)))
+    return urllib.parse.urlunsplit(parts._replace(path=f"/{namespace}"))
+
+
+def _environment(directory: Path, database_url: str | None) -> dict[str, str]:
+    env = dict(os.environ)
+    # The outer pytest's options must not leak into examples that run pytest themselves.
+    env.pop("PYTEST_ADDOPTS", None)
+    env["PYTHONIOENCODING"] = "utf-8"
+    env["PYTHONPATH"] = os.pathsep.join([str(directory / "src"), str(directory)])
+    if database_url is not None:
+        env["DATABASE_URL"] = database_url
+    return env
+
+
+@pytest.mark.parametrize("block", BLOCKS, ids=[block.id for block in BLOCKS])
+def test_docs_example_runs(block: Block, tmp_path: Path) -> None:
+    """The example exits with status 0 (and prints its Output block, if it has one)."""
+    database_url = None
+    match block.directive():
+        case ("skip", reason):
+            pytest.skip(f"marked in the docs: {reason}")
+        case ("server", server):
+            from ommi_testkit.servers import server_url
+
+            env_var, default, what = SERVERS[server]
+            database_url = _worker_url(server, server_url(env_var, default, _probe(server), what))
+    for name, content in block.files.items():
+        target = tmp_path / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(content, encoding="utf-8")
+    script = tmp_path / (block.title or "example.py")
+    script.parent.mkdir(parents=True, exist_ok=True)
+    script.write_text(block.code, encoding="utf-8")
+    relative = str(script.relative_to(tmp_path))
+    if script.name.startswith("test_"):
+        command = [sys.executable, "-W", "error", "-m", "pytest", "-q", "-p", "no:cacheprovider", relative]
+    else:
+        command = [sys.executable, "-W", "error", relative]
+    completed = subprocess.run(
+        command,
+        cwd=tmp_path,
+        env=_environment(tmp_path, database_url),
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    report = (
+        f"{block.id} exited with {completed.returncode}\n--- stdout\n{completed.stdout}\n--- stderr\n{completed.stderr}"
+    )
+    assert completed.returncode == 0, report
+    if block.expected_output is not None:
+        assert output_matches(block.expected_output, completed.stdout), report

@@ -146,3 +146,26 @@ def test_incompatible_field_comparison() -> None:
     """Comparing fields of different storage types is refused."""
     with pytest.raises(QueryError, match="cannot compare"):
         Item.name == Item.price  # noqa: B015
+
+
+def test_auto_on_a_non_key_field_is_rejected() -> None:
+    """Auto on an ordinary field is refused at decoration instead of failing at insert."""
+    with pytest.raises(ModelDefinitionError, match=r"Counter\.hits.*Key \| Auto"):
+
+        @ommi_model(collection=ModelCollection("x"))
+        @dataclass
+        class Counter:
+            hits: Annotated[int, Auto]
+            id: int | None = None
+
+
+def test_auto_on_the_implicit_id_key_is_accepted() -> None:
+    """`id: Annotated[int, Auto]` is the implicit key and may say Auto."""
+
+    @ommi_model(collection=ModelCollection("x"))
+    @dataclass
+    class Counted:
+        name: str
+        id: Annotated[int | None, Auto] = None
+
+    assert get_schema(Counted).auto_field is get_schema(Counted).by_name["id"]

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from typing import Annotated
 
 import pytest
-
 from ommi import LazyLoadTheRelated, ModelCollection, Ommi, ReferenceTo, ommi_model
 from ommi.testing import record_queries
 from ommi_testkit import ReferenceDriver

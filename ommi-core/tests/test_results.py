@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 
 import pytest
-
 from ommi import DBQueryResult, DBResult
 from ommi.results import DBAction
 

@@ -13,26 +13,23 @@ A driver's tests subclass :class:`ConformanceSuite` and provide a
             return lambda: MyDriver.connect(str(tmp_path / "test.db"))
 """
 
-# ruff: noqa: E402 - the imports below must follow register_assert_rewrite()
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
 
-import pytest
-
-# Detailed assert messages from the suites under editable installs too (pytest
-# rewrites an installed plugin's modules itself only when they come from a wheel).
-pytest.register_assert_rewrite("ommi_testkit.suites")
-
-from ommi_testkit.reference import ReferenceDriver
-from ommi_testkit.suites.audit import AuditRegressionTests
-from ommi_testkit.suites.base import SuiteBase, requires
-from ommi_testkit.suites.crud import CrudTests
-from ommi_testkit.suites.errors import ErrorTranslationTests
-from ommi_testkit.suites.libraries import ModelLibraryTests
-from ommi_testkit.suites.queries import QueryTests
-from ommi_testkit.suites.relations import RelationTests
-from ommi_testkit.suites.schema import SchemaTests
-from ommi_testkit.suites.setup import ImplicitSetupTests
-from ommi_testkit.suites.transactions import TransactionTests
-from ommi_testkit.suites.types import FieldTypeTests
+if TYPE_CHECKING:
+    from ommi_testkit.reference import ReferenceDriver
+    from ommi_testkit.suites.audit import AuditRegressionTests
+    from ommi_testkit.suites.base import SuiteBase, requires
+    from ommi_testkit.suites.conformance import ConformanceSuite
+    from ommi_testkit.suites.crud import CrudTests
+    from ommi_testkit.suites.errors import ErrorTranslationTests
+    from ommi_testkit.suites.libraries import ModelLibraryTests
+    from ommi_testkit.suites.queries import QueryTests
+    from ommi_testkit.suites.relations import RelationTests
+    from ommi_testkit.suites.schema import SchemaTests
+    from ommi_testkit.suites.setup import ImplicitSetupTests
+    from ommi_testkit.suites.transactions import TransactionTests
+    from ommi_testkit.suites.types import FieldTypeTests
 
 __all__ = [
     "AuditRegressionTests",
@@ -51,17 +48,36 @@ __all__ = [
     "requires",
 ]
 
+# Imported on first access: the reference driver's plugin loads this package
+# whenever Ommi lists its drivers, and that must not cost a pytest import.
+_WHERE = {
+    "ReferenceDriver": "ommi_testkit.reference",
+    "AuditRegressionTests": "ommi_testkit.suites.audit",
+    "SuiteBase": "ommi_testkit.suites.base",
+    "requires": "ommi_testkit.suites.base",
+    "ConformanceSuite": "ommi_testkit.suites.conformance",
+    "CrudTests": "ommi_testkit.suites.crud",
+    "ErrorTranslationTests": "ommi_testkit.suites.errors",
+    "ModelLibraryTests": "ommi_testkit.suites.libraries",
+    "QueryTests": "ommi_testkit.suites.queries",
+    "RelationTests": "ommi_testkit.suites.relations",
+    "SchemaTests": "ommi_testkit.suites.schema",
+    "ImplicitSetupTests": "ommi_testkit.suites.setup",
+    "TransactionTests": "ommi_testkit.suites.transactions",
+    "FieldTypeTests": "ommi_testkit.suites.types",
+}
 
-class ConformanceSuite(
-    CrudTests,
-    QueryTests,
-    FieldTypeTests,
-    RelationTests,
-    TransactionTests,
-    SchemaTests,
-    ErrorTranslationTests,
-    ImplicitSetupTests,
-    AuditRegressionTests,
-    ModelLibraryTests,
-):
-    """Every conformance test. Subclass it and provide a ``driver_factory`` fixture."""
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'ommi_testkit' has no attribute {name!r}")
+    if module.startswith("ommi_testkit.suites"):
+        import pytest
+
+        # Detailed assert messages from the suites under editable installs too
+        # (pytest rewrites an installed plugin's modules only from a wheel).
+        pytest.register_assert_rewrite("ommi_testkit.suites")
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value

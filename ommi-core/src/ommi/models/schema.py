@@ -286,6 +286,9 @@ class ModelSchema:
                 raise self._error(None, "no field is marked Key and there is no field named 'id'")
             implicit.key = True
             keys = [implicit]
+        for f in fields:
+            if f.auto and not f.key:
+                raise self._error(f.name, "Auto applies to the key field only; mark it Key | Auto")
         for f in keys:
             if len(keys) == 1 and f.storage is StorageType.INTEGER:
                 f.auto = True

@@ -252,7 +252,7 @@ class Operand:
         return Comparison(self, Op.IN, self._encode_many(values))  # type: ignore[arg-type]
 
     def not_in(self, values: Iterable[Any]) -> Expr:
-        """The field is not NULL and differs from every one of ``values``."""
+        """The field differs from every one of ``values``; NULL differs too, and an empty collection matches all."""
         return Comparison(self, Op.NOT_IN, self._encode_many(values))  # type: ignore[arg-type]
 
     def contains(self, text: str) -> Expr:

@@ -1,0 +1,31 @@
+"""``ConformanceSuite``: every conformance test class in one."""
+
+from __future__ import annotations
+
+from ommi_testkit.suites.audit import AuditRegressionTests
+from ommi_testkit.suites.crud import CrudTests
+from ommi_testkit.suites.errors import ErrorTranslationTests
+from ommi_testkit.suites.libraries import ModelLibraryTests
+from ommi_testkit.suites.queries import QueryTests
+from ommi_testkit.suites.relations import RelationTests
+from ommi_testkit.suites.schema import SchemaTests
+from ommi_testkit.suites.setup import ImplicitSetupTests
+from ommi_testkit.suites.transactions import TransactionTests
+from ommi_testkit.suites.types import FieldTypeTests
+
+__all__ = ["ConformanceSuite"]
+
+
+class ConformanceSuite(
+    CrudTests,
+    QueryTests,
+    FieldTypeTests,
+    RelationTests,
+    TransactionTests,
+    SchemaTests,
+    ErrorTranslationTests,
+    ImplicitSetupTests,
+    AuditRegressionTests,
+    ModelLibraryTests,
+):
+    """Every conformance test. Subclass it and provide a ``driver_factory`` fixture."""
