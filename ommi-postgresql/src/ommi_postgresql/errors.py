@@ -1,0 +1,111 @@
+"""The one place where psycopg's exceptions become :mod:`ommi.errors`.
+
+The class is chosen by SQLSTATE (https://www.postgresql.org/docs/current/errcodes-appendix.html):
+
+=======================================  ===================================
+SQLSTATE                                 Ommi exception
+=======================================  ===================================
+``23xxx`` integrity constraint           :class:`~ommi.errors.IntegrityError`
+``08xxx`` connection exception,          :class:`~ommi.errors.ConnectionError`
+``57P01-57P05`` server shut down or
+terminated the session, ``53300`` too
+many connections, ``28xxx`` bad
+credentials, no SQLSTATE (link broken)
+``57014`` query canceled (statement      :class:`~ommi.errors.TimeoutError`
+timeout), ``55P03`` lock not available,
+pool exhaustion
+``25P02`` statement in a failed          :class:`~ommi.errors.TransactionError`
+transaction
+anything else                            :class:`~ommi.errors.OperationalError`
+=======================================  ===================================
+
+Every translated exception is chained to psycopg's (``raise ... from exc``) and
+names the database it happened on (never its password).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import psycopg
+from ommi.errors import (
+    ConnectionError,
+    IntegrityError,
+    OmmiError,
+    OperationalError,
+    TimeoutError,
+    TransactionError,
+)
+from psycopg_pool import PoolClosed, PoolTimeout, TooManyRequests
+
+__all__ = ["map_exceptions", "translate"]
+
+_CONNECTION_STATES = frozenset({"57P01", "57P02", "57P03", "57P04", "57P05", "53300"})
+_TIMEOUT_STATES = frozenset({"57014", "55P03"})
+
+
+def translate(exc: psycopg.Error, where: str) -> OmmiError:
+    """The Ommi exception for a psycopg error raised while talking to ``where``."""
+    state = exc.sqlstate or ""
+    detail = str(exc).strip() or type(exc).__name__
+    suffix = f" [SQLSTATE {state}]" if state else ""
+    if state.startswith("23"):
+        diag = exc.diag
+        on = f" on table {diag.table_name}" if diag.table_name else ""
+        constraint = f" (constraint {diag.constraint_name})" if diag.constraint_name else ""
+        return IntegrityError(f"PostgreSQL refused the write{on}{constraint}: {detail}{suffix} ({where})")
+    if (
+        state.startswith(("08", "28"))
+        or state in _CONNECTION_STATES
+        or (not state and isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError)))
+    ):
+        return ConnectionError(
+            f"the connection to PostgreSQL failed: {detail}{suffix} ({where}); "
+            "check that the server is running and the URL / PG* environment variables are right"
+        )
+    if state in _TIMEOUT_STATES:
+        return TimeoutError(
+            f"PostgreSQL cancelled the statement: {detail}{suffix} ({where}); "
+            "check statement_timeout / lock_timeout or what holds the lock"
+        )
+    if state == "25P02":
+        return TransactionError(
+            f"an earlier statement of this transaction failed, so PostgreSQL ignores the rest of it "
+            f"until it rolls back{suffix} ({where})"
+        )
+    hint = ""
+    if state == "42P01":
+        hint = "; create the tables with `await db.use_models()` or allow implicit model setup"
+    elif state in ("40001", "40P01"):
+        hint = "; the transaction can be retried"
+    return OperationalError(f"PostgreSQL error: {detail}{suffix} ({where}){hint}")
+
+
+@contextmanager
+def map_exceptions(
+    where: str, *, pool_max_size: int | None = None, pool_timeout: float | None = None
+) -> Iterator[None]:
+    """Translate psycopg and pool exceptions raised in the block.
+
+    Args:
+        where: the driver's description (``postgresql://user@host:5432/db``).
+        pool_max_size: the pool size, named in pool-timeout messages.
+        pool_timeout: the acquire timeout, named in pool-timeout messages.
+    """
+    try:
+        yield
+    except OmmiError:
+        raise
+    except PoolTimeout as exc:
+        raise TimeoutError(
+            f"no PostgreSQL connection became free within {pool_timeout} s: all {pool_max_size} connections "
+            f"of the pool are in use ({where}); raise pool_max_size or pool_timeout, or end transactions "
+            "and result iterators sooner"
+        ) from exc
+    except TooManyRequests as exc:
+        raise TimeoutError(f"too many tasks are waiting for a PostgreSQL connection ({where}): {exc}") from exc
+    except PoolClosed as exc:
+        raise ConnectionError(f"the PostgreSQL driver is closed ({where}); open it again before using it") from exc
+    except psycopg.Error as exc:
+        raise translate(exc, where) from exc

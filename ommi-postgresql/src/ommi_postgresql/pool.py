@@ -1,0 +1,228 @@
+"""The connection pool: psycopg_pool's ``AsyncConnectionPool`` plus liveness checks and logging.
+
+Every connection runs in autocommit mode, so a single statement is its own
+transaction without extra round trips; transactions and streaming cursors send
+``BEGIN`` themselves.
+
+Lost connections: before a connection is handed out, :func:`_is_alive` looks
+at its socket without a round trip. An idle connection has nothing to read, so
+a readable socket means the server sent something on its own, typically the
+"terminating connection" error before closing (``pg_terminate_backend``, a
+server restart). Only then a round trip (an empty query) decides; a dead
+connection goes back to the pool, which discards it and opens a replacement,
+and the next one is tried at once. The pool's own ``check`` hook is not used
+because it waits a second or more before trying the next connection after a
+failed check, which after a server restart would stall every caller.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import select
+import time
+from typing import Any
+
+import psycopg
+from ommi._logging import get_logger
+from ommi.errors import ConnectionError
+from psycopg import AsyncConnection
+from psycopg.pq import ConnStatus, TransactionStatus
+from psycopg_pool import AsyncConnectionPool, PoolClosed, PoolTimeout
+
+from ommi_postgresql.errors import map_exceptions
+from ommi_postgresql.settings import Settings
+
+__all__ = ["Pool"]
+
+log = get_logger("ommi.postgresql.pool")
+_names = itertools.count(1)
+
+
+def _readable(fd: int) -> bool:
+    if hasattr(select, "poll"):
+        poller = select.poll()
+        poller.register(fd, select.POLLIN | select.POLLERR | select.POLLHUP)
+        return bool(poller.poll(0))
+    return bool(select.select([fd], [], [], 0)[0])  # pragma: no cover - Windows
+
+
+async def _is_alive(conn: AsyncConnection[Any]) -> bool:
+    pgconn = conn.pgconn
+    if pgconn.status != ConnStatus.OK or conn.info.transaction_status != TransactionStatus.IDLE:
+        return False
+    try:
+        if not _readable(pgconn.socket):
+            return True
+        await conn.execute("")
+    except (psycopg.Error, OSError):
+        return False
+    return pgconn.status == ConnStatus.OK
+
+
+class Pool:
+    """A psycopg connection pool sized and timed by :class:`Settings`.
+
+    :meth:`open` connects (raising :class:`ommi.errors.ConnectionError` with
+    libpq's reason when the server cannot be reached); :meth:`close` is
+    idempotent.
+    """
+
+    def __init__(self, settings: Settings, where: str) -> None:
+        self.settings = settings
+        self.where = where
+        self.name = f"ommi-postgresql-{next(_names)}"
+        self._pool: AsyncConnectionPool[AsyncConnection[Any]] | None = None
+        self._open = False
+        self._opening: asyncio.Lock | None = None
+        self._lent = 0
+        """Connections handed out and not yet released (tells exhaustion from a dead server)."""
+
+    @property
+    def is_open(self) -> bool:
+        return self._open
+
+    def _map(self) -> Any:
+        return map_exceptions(
+            self.where, pool_max_size=self.settings.pool_max_size, pool_timeout=self.settings.pool_timeout
+        )
+
+    def _connect_kwargs(self) -> dict[str, Any]:
+        return {"autocommit": True, "prepare_threshold": self.settings.prepare_threshold}
+
+    async def _configure(self, conn: AsyncConnection[Any]) -> None:
+        schema = self.settings.schema
+        if schema is not None:
+            quoted = '"' + schema.replace('"', '""') + '"'
+            await conn.execute("SELECT set_config('search_path', %s, false)", [quoted])
+        log.debug("pool.connection.opened", pool=self.name, backend_pid=conn.info.backend_pid)
+
+    async def open(self) -> None:
+        """Connect once to report a precise error early, then open the pool (once, however many tasks ask)."""
+        if self._open:
+            return
+        if self._opening is None:
+            self._opening = asyncio.Lock()
+        async with self._opening:
+            if not self._open:
+                await self._open_pool()
+
+    async def _open_pool(self) -> None:
+        started = time.perf_counter()
+        settings = self.settings
+        with self._map():
+            # A direct connection first: when the server is unreachable or
+            # refuses the credentials, libpq's own message reaches the caller
+            # (a pool would only report that it timed out).
+            try:
+                probe = await AsyncConnection.connect(settings.conninfo, **self._connect_kwargs())
+            except psycopg.Error as exc:
+                reason = " ".join(str(exc).split()) or type(exc).__name__
+                raise ConnectionError(
+                    f"cannot connect to PostgreSQL at {self.where}: {reason} (check the URL or settings, the PG* "
+                    "environment variables, and that the server is running)"
+                ) from exc
+            await probe.close()
+            pool: AsyncConnectionPool[AsyncConnection[Any]] = AsyncConnectionPool(
+                settings.conninfo,
+                kwargs=self._connect_kwargs(),
+                min_size=settings.pool_min_size,
+                max_size=settings.pool_max_size,
+                timeout=settings.pool_timeout,
+                max_idle=settings.pool_max_idle,
+                max_lifetime=settings.pool_max_lifetime,
+                configure=self._configure,
+                name=self.name,
+                open=False,
+            )
+            try:
+                await pool.open(wait=True, timeout=max(settings.connect_timeout, settings.pool_timeout))
+            except BaseException:
+                await pool.close()
+                raise
+        self._pool, self._open = pool, True
+        log.info(
+            "pool.open",
+            pool=self.name,
+            where=self.where,
+            min_size=settings.pool_min_size,
+            max_size=settings.pool_max_size,
+            duration_ms=round((time.perf_counter() - started) * 1000, 3),
+        )
+
+    async def close(self) -> None:
+        """Close every connection; connections still lent out close when returned."""
+        pool = self._pool
+        if not self._open or pool is None:
+            return
+        self._open = False
+        await pool.close()
+        log.info("pool.close", pool=self.name, where=self.where)
+
+    def stats(self) -> dict[str, int]:
+        """psycopg_pool's counters (``pool_size``, ``pool_available``, ``requests_waiting``...)."""
+        return dict(self._pool.get_stats()) if self._open and self._pool is not None else {}
+
+    async def acquire(self) -> AsyncConnection[Any]:
+        """A live connection, waiting at most ``pool_timeout`` seconds for one to be free.
+
+        Raises:
+            ommi.errors.TimeoutError: none became free in time (the message names the pool size).
+            ommi.errors.ConnectionError: the driver is closed or the server is gone.
+        """
+        pool = self._pool
+        with self._map():
+            if pool is None or not self._open:
+                raise PoolClosed("the pool is not open")
+            deadline = time.monotonic() + self.settings.pool_timeout
+            while True:
+                try:
+                    conn = await pool.getconn(timeout=max(deadline - time.monotonic(), 0.0))
+                except PoolTimeout as exc:
+                    self._timed_out(exc)
+                    raise
+                try:
+                    alive = await _is_alive(conn)
+                except BaseException:
+                    await asyncio.shield(pool.putconn(conn))
+                    raise
+                if alive:
+                    self._lent += 1
+                    return conn
+                log.warning("pool.connection.lost", pool=self.name, where=self.where)
+                # The pool sees the broken connection, drops it and opens a replacement.
+                await pool.putconn(conn)
+
+    def _timed_out(self, exc: PoolTimeout) -> None:
+        """Log a failed acquire; raise ConnectionError when the pool was not full but could not connect."""
+        size = self.settings.pool_max_size
+        log.warning("pool.acquire.failed", pool=self.name, lent=self._lent, max_size=size,
+                    timeout=self.settings.pool_timeout)
+        if self._lent < size:
+            raise ConnectionError(
+                f"no PostgreSQL connection within {self.settings.pool_timeout} s although only {self._lent} of "
+                f"the pool's {size} are in use: new connections to {self.where} fail; check that the server is "
+                "up and accepts connections"
+            ) from exc
+
+    async def release(self, conn: AsyncConnection[Any]) -> None:
+        """Give a connection back, rolling back a transaction left open (cancellation, errors)."""
+        pool = self._pool
+        self._lent -= 1
+        try:
+            status = conn.info.transaction_status
+            if status in (TransactionStatus.INTRANS, TransactionStatus.INERROR):
+                try:
+                    await conn.execute("ROLLBACK")
+                except psycopg.Error:
+                    log.warning("pool.rollback.failed", pool=self.name, exc_info=True)
+                    await conn.close()
+            elif status == TransactionStatus.ACTIVE:
+                # A statement was interrupted and could not be cancelled: the
+                # connection's state is unknown, so it is not reused.
+                await conn.close()
+        finally:
+            if pool is not None:
+                await pool.putconn(conn)
+            else:
+                await conn.close()
