@@ -68,3 +68,24 @@ def test_logging_reaches_stdlib_when_configured(caplog: pytest.LogCaptureFixture
     with caplog.at_level(logging.DEBUG, logger="ommi"):
         get_logger("ommi.core.test").debug("query.execute.complete", rows=3)
     assert any("query.execute.complete" in r.getMessage() and "rows=3" in r.getMessage() for r in caplog.records)
+
+
+async def test_concurrent_first_operations_open_the_driver_once() -> None:
+    """Two tasks starting at once on an unopened Ommi open its driver a single time."""
+    import asyncio
+
+    from ommi import Ommi
+    from ommi_testkit import ReferenceDriver
+
+    class CountingDriver(ReferenceDriver):
+        opened = 0
+
+        async def open(self) -> None:
+            type(self).opened += 1
+            await asyncio.sleep(0.01)
+            await super().open()
+
+    db = Ommi(CountingDriver())
+    await asyncio.gather(db.open(), db.open(), db.open())
+    assert CountingDriver.opened == 1
+    await db.close()

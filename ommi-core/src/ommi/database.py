@@ -192,6 +192,8 @@ class Ommi(Session):
         self.allow_implicit_model_setup = allow_implicit_model_setup
         self._ready: set[int] = set()
         self._setup_lock: asyncio.Lock | None = None
+        # asyncio.Lock binds to the running loop at first use, not here.
+        self._open_lock = asyncio.Lock()
         self._opened = False
         self._tokens: list[contextvars.Token[Session | None]] = []
 
@@ -205,12 +207,15 @@ class Ommi(Session):
         return self.driver
 
     async def open(self) -> Ommi:
-        """Open the driver (done by ``async with``)."""
-        if not self._opened:
-            self._setup_lock = asyncio.Lock()
-            await self.driver.open()
-            self._opened = True
-            log.debug("database.open", driver=self.driver.name)
+        """Open the driver (done by ``async with`` or the first operation); concurrent calls open it once."""
+        if self._opened:
+            return self
+        async with self._open_lock:
+            if not self._opened:
+                self._setup_lock = asyncio.Lock()
+                await self.driver.open()
+                self._opened = True
+                log.debug("database.open", driver=self.driver.name)
         return self
 
     async def close(self) -> None:
