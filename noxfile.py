@@ -62,21 +62,48 @@ def bench(session: nox.Session) -> None:
 
 @nox.session(python="3.11", venv_backend="none")
 def build(session: nox.Session) -> None:
-    """Build every distribution, install the wheels into a fresh venv without the workspace, run ``ommi demo``."""
+    """Build every sdist and wheel, then install core + each driver from the built files into fresh venvs.
+
+    Each venv has no workspace sources; in it ``ommi drivers`` and ``ommi check`` run against the
+    driver's database: a temporary SQLite file, and the servers named by ``OMMI_TEST_POSTGRESQL_URL``
+    and ``OMMI_TEST_MONGODB_URL`` when set (CI sets both).
+    """
     dist = ROOT / "dist"
     shutil.rmtree(dist, ignore_errors=True)
     session.run("uv", "build", "--all-packages", "--out-dir", str(dist), external=True)
-    wheels = sorted(str(p) for p in dist.glob("*.whl"))
-    if len(wheels) != len(PACKAGES):
-        session.error(f"expected {len(PACKAGES)} wheels, built {len(wheels)}: {wheels}")
-    venv = Path(session.create_tmp()) / "installed"
-    shutil.rmtree(venv, ignore_errors=True)
-    session.run("uv", "venv", "--python", "3.11", str(venv), external=True)
-    python = str(venv / "bin" / "python")
-    session.run("uv", "pip", "install", "--python", python, *wheels, external=True)
-    workdir = session.create_tmp()
-    with session.chdir(workdir):
-        env = {"PATH": f"{venv / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"}
-        session.run(python, "-c", "import ommi, ommi_sqlite, ommi_postgresql, ommi_mongodb, ommi_testkit", env=env)
-        session.run(str(venv / "bin" / "ommi"), "drivers", env=env, external=True)
-        session.run(str(venv / "bin" / "ommi"), "demo", env=env, external=True)
+    wheels = {p.name.split("-")[0].replace("_", "-"): p for p in dist.glob("*.whl")}
+    sdists = list(dist.glob("*.tar.gz"))
+    if sorted(wheels) != sorted(PACKAGES) or len(sdists) != len(PACKAGES):
+        built = sorted(p.name for p in dist.iterdir())
+        session.error(f"expected a wheel and an sdist for each of {PACKAGES}; built {built}")
+    scratch = Path(session.create_tmp()).resolve()
+    targets = {
+        "ommi-sqlite": f"sqlite:///{scratch / 'check.db'}",
+        "ommi-postgresql": os.environ.get("OMMI_TEST_POSTGRESQL_URL"),
+        "ommi-mongodb": os.environ.get("OMMI_TEST_MONGODB_URL"),
+    }
+    for driver, url in targets.items():
+        venv = scratch / f"venv-{driver}"
+        shutil.rmtree(venv, ignore_errors=True)
+        session.run("uv", "venv", "--quiet", "--python", "3.11", str(venv), external=True)
+        python = str(venv / "bin" / "python")
+        session.run(
+            "uv",
+            "pip",
+            "install",
+            "--quiet",
+            "--python",
+            python,
+            str(wheels["ommi-core"]),
+            str(wheels[driver]),
+            external=True,
+        )
+        ommi_command = str(venv / "bin" / "ommi")
+        with session.chdir(scratch):
+            session.run(ommi_command, "drivers", external=True)
+            if driver == "ommi-sqlite":
+                session.run(ommi_command, "demo", external=True)
+            if url:
+                session.run(ommi_command, "check", url, external=True)
+            else:
+                session.warn(f"{driver}: no server URL set, `ommi check` not run")
