@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
+from typing import Annotated
 
 import pytest
 from ommi import DBQueryResult, DBResult
@@ -89,3 +91,32 @@ async def test_concurrent_first_operations_open_the_driver_once() -> None:
     await asyncio.gather(db.open(), db.open(), db.open())
     assert CountingDriver.opened == 1
     await db.close()
+
+
+async def test_related_conditions_need_the_capability() -> None:
+    """A query with a join on a driver without related_conditions fails before any I/O, naming it."""
+    from ommi import ModelCollection, Ommi, ReferenceTo, UnsupportedFeature, ommi_model
+    from ommi.drivers import Capabilities
+    from ommi_testkit import ReferenceDriver
+
+    local = ModelCollection("capability_check")
+
+    @ommi_model(collection=local)
+    @dataclass
+    class Shelf:
+        label: str
+        id: int | None = None
+
+    @ommi_model(collection=local)
+    @dataclass
+    class Box:
+        shelf_id: Annotated[int, ReferenceTo(Shelf.id)]
+        id: int | None = None
+
+    class NoJoins(ReferenceDriver):
+        capabilities = Capabilities(related_conditions=False)
+
+    async with Ommi(NoJoins(), allow_implicit_model_setup=False) as db:
+        result = await db.find(Box, Shelf.label == "top").count
+        assert isinstance(result.exception, UnsupportedFeature)
+        assert "related_conditions" in str(result.exception)

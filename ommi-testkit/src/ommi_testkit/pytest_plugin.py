@@ -11,7 +11,10 @@ It adds:
   (skip) tables, applied at collection so they hold before any fixture runs;
 * the ``ommi_requires(*capabilities)`` marker that
   :func:`ommi_testkit.requires` applies, registered so ``--strict-markers``
-  accepts it.
+  accepts it;
+* for applications' tests, the ``ommi_url`` and ``ommi_db`` fixtures and the
+  ``--ommi-url`` option (see :mod:`ommi_testkit.fixtures`); they do nothing
+  unless a test asks for them.
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ from collections.abc import Generator
 
 import pytest
 
-from ommi_testkit import servers
+from ommi_testkit import fixtures, servers
+from ommi_testkit.fixtures import ommi_db, ommi_url  # noqa: F401 - fixtures this plugin provides
 from ommi_testkit.suites.base import REQUIRES_MARKER, apply_marking_tables
 
 
@@ -32,6 +36,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=False,
         dest=servers.REQUIRE_SERVERS_OPTION,
         help="fail, instead of skip, the tests whose database server (PostgreSQL, MongoDB...) cannot be reached",
+    )
+    group.addoption(
+        "--ommi-url",
+        default=None,
+        dest=fixtures.URL_OPTION,
+        metavar="URL",
+        help=f"database for the ommi_url / ommi_db fixtures (default: ${fixtures.ENV_VAR}, else a temporary "
+        "SQLite file); each xdist worker gets its own schema or database on it",
     )
 
 

@@ -118,7 +118,7 @@ class Field(Operand):
             return value
         except ValidationError as exc:
             raise ValidationError(f"{self!r}: {exc}") from None
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, OverflowError) as exc:
             raise ValidationError(f"{self!r}: {value!r} cannot be stored: {exc}") from exc
 
     def decode(self, value: Any) -> Any:

@@ -111,13 +111,22 @@ def _check_text(value: Any) -> str:
         raise _fail(StorageType.TEXT, value, "expected str")
     if "\x00" in value:
         raise _fail(StorageType.TEXT, value, "text may not contain NUL characters")
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            # Lone surrogates ("\ud800") are Python-only: no database stores them as text.
+            raise _fail(StorageType.TEXT, value, "text may not contain lone surrogate code points") from None
     return str(value)
 
 
 def _check_float(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise _fail(StorageType.FLOAT, value, "expected float")
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:
+        raise _fail(StorageType.FLOAT, value, "too large for a double-precision float") from None
     if not math.isfinite(number):
         raise _fail(StorageType.FLOAT, value, "NaN and infinities are not stored")
     return number
@@ -173,7 +182,11 @@ def _check_datetime_tz(value: Any) -> _dt.datetime:
         raise _fail(StorageType.DATETIME_TZ, value, "expected datetime.datetime")
     if value.utcoffset() is None:
         raise _fail(StorageType.DATETIME_TZ, value, "the field is TimezoneAware and needs an aware datetime")
-    return value.astimezone(_dt.UTC)
+    try:
+        return value.astimezone(_dt.UTC)
+    except OverflowError:
+        # 0001-01-01 00:00+05:00 is a valid datetime whose UTC instant is not.
+        raise _fail(StorageType.DATETIME_TZ, value, "its UTC instant is outside the datetime range") from None
 
 
 CHECKERS: dict[StorageType, Callable[[Any], Any]] = {

@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from ommi.errors import DBStatusNoResultException, QueryError
+from ommi.errors import DBStatusNoResultException, QueryError, UnsupportedFeature
 from ommi.models.schema import Field, ModelSchema, get_schema, is_model
 from ommi.query.ast import And, Expr, Join, Query, SortKey, _conditions
 from ommi.results import DBAction
 
 if TYPE_CHECKING:
     from ommi.database import Session
+    from ommi.drivers.base import Operations
 
 __all__ = ["FindQuery", "ResultIterator", "plan_query"]
 
@@ -276,12 +277,24 @@ class FindQuery(Generic[T]):
 
     # -- execution ---------------------------------------------------------
 
+    async def _operations(self, query: Query) -> Operations:
+        """The session's operations for ``query``, after checking the driver can run it."""
+        if query.joins:
+            driver = self._session._database().driver
+            if not driver.capabilities.related_conditions:
+                related = ", ".join(j.model.cls.__name__ for j in query.joins)
+                raise UnsupportedFeature(
+                    f"the {driver.name} driver cannot filter {query.model.cls.__name__} by conditions on "
+                    f"{related} (capability 'related_conditions' is absent)"
+                )
+        return await self._session._operations((query.model, *(j.model for j in query.joins)))
+
     async def _all(self, batch_size: int | None) -> ResultIterator[T]:
         invalid = isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1
         if batch_size is not None and invalid:
             raise QueryError(f"batch_size must be an int >= 1, not {batch_size!r}")
         query = self.query()
-        ops = await self._session._operations((query.model, *(j.model for j in query.joins)))
+        ops = await self._operations(query)
         size = batch_size or self._session._batch_size()
         iterator: ResultIterator[T] = ResultIterator(query.model, ops.fetch(query, size))
         await iterator._fill()  # surface errors here, inside the result
@@ -290,7 +303,7 @@ class FindQuery(Generic[T]):
     async def _one(self) -> T:
         finder = self._replace(limit=1)
         query = finder.query()
-        ops = await self._session._operations((query.model, *(j.model for j in query.joins)))
+        ops = await self._operations(query)
         batches = ops.fetch(query, 1)
         try:
             async for rows in batches:
@@ -303,7 +316,7 @@ class FindQuery(Generic[T]):
 
     async def _count(self) -> int:
         query = self.query()
-        ops = await self._session._operations((query.model, *(j.model for j in query.joins)))
+        ops = await self._operations(query)
         return await ops.count(query)
 
     def _writable(self, action: str) -> Query:
@@ -314,7 +327,7 @@ class FindQuery(Generic[T]):
 
     async def _delete(self) -> int:
         query = self._writable("delete")
-        ops = await self._session._operations((query.model, *(j.model for j in query.joins)))
+        ops = await self._operations(query)
         return await ops.delete(query)
 
     async def _update(self, values: Mapping[str | Field, Any]) -> int:
@@ -327,5 +340,5 @@ class FindQuery(Generic[T]):
             if field is None or field.schema is not query.model:
                 raise QueryError(f"update(): {query.model.cls.__name__} has no field {name!r}")
             encoded[field] = field.encode(value)
-        ops = await self._session._operations((query.model, *(j.model for j in query.joins)))
+        ops = await self._operations(query)
         return await ops.update(query, encoded)
