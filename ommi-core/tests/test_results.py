@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from typing import Annotated
 
 import pytest
 from ommi import DBQueryResult, DBResult
@@ -95,6 +93,9 @@ async def test_concurrent_first_operations_open_the_driver_once() -> None:
 
 async def test_related_conditions_need_the_capability() -> None:
     """A query with a join on a driver without related_conditions fails before any I/O, naming it."""
+    from dataclasses import dataclass
+    from typing import Annotated
+
     from ommi import ModelCollection, Ommi, ReferenceTo, UnsupportedFeature, ommi_model
     from ommi.drivers import Capabilities
     from ommi_testkit import ReferenceDriver

@@ -13,6 +13,7 @@ The class is returned unchanged in behaviour: construction, comparison, pickling
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
@@ -118,6 +119,21 @@ def _adapter_for(cls: type) -> Any:
     )
 
 
+def _caller_locals() -> dict[str, Any]:
+    """Names local to the function a model is defined in (none at module level).
+
+    Postponed annotations (``from __future__ import annotations``) of a model
+    defined inside a function may name that function's locals; like pydantic,
+    keep a snapshot of them for resolving annotations later.
+    """
+    frame = sys._getframe(1)
+    while frame is not None and frame.f_globals.get("__name__") == __name__:
+        frame = frame.f_back  # type: ignore[assignment]
+    if frame is None or frame.f_code.co_name == "<module>" or frame.f_locals is frame.f_globals:
+        return {}
+    return dict(frame.f_locals)
+
+
 def _decorate(cls: M, collection: ModelCollection | None, name: str | None) -> M:
     if not isinstance(cls, type):
         raise ModelDefinitionError(f"@ommi_model decorates classes, not {cls!r}")
@@ -129,6 +145,7 @@ def _decorate(cls: M, collection: ModelCollection | None, name: str | None) -> M
     adapter = _adapter_for(cls)
     target = collection if collection is not None else get_global_collection()
     schema = ModelSchema(cls, stored_name, target, adapter)
+    schema.local_namespace = _caller_locals()
     setattr(cls, "__ommi__", schema)  # noqa: B010 - a dunder set on purpose
     schema.resolve(strict=False)
     target.add(cls)

@@ -201,6 +201,8 @@ class ModelSchema:
         self.key: tuple[Field, ...] = ()
         self.auto_field: Field | None = None
         self.relations: dict[str, Relation] = {}
+        self.local_namespace: dict[str, Any] = {}
+        """Locals of the function the model was defined in, for postponed annotations."""
         self._resolved = False
         self._references_resolved = False
         self._build: Callable[[tuple[Any, ...]], Any] | None = None
@@ -222,7 +224,8 @@ class ModelSchema:
         """
         from ommi.models.relations import looks_like_relation
 
-        local = dict(self.collection.namespace())
+        local = dict(self.local_namespace)
+        local.update(self.collection.namespace())
         local.setdefault(self.cls.__name__, self.cls)
         hints: dict[str, Any] = {}
         for klass in reversed(self.cls.__mro__):
