@@ -1,0 +1,195 @@
+"""How Ommi's storage types and query operators are spelled in SQLite.
+
+Values are stored so that SQLite's own comparisons and ``ORDER BY`` agree with
+Ommi's semantics (those of the reference driver):
+
+=============  =================  ==============================================
+StorageType    column type        stored as
+=============  =================  ==============================================
+INTEGER        ``INTEGER``        integer (a generated key is the rowid)
+FLOAT          ``REAL``           8-byte float
+DECIMAL        ``DECIMAL_TEXT``   ``str(value)``, digit for digit (TEXT affinity)
+BOOLEAN        ``BOOLEAN``        ``0`` / ``1``
+TEXT           ``TEXT``           UTF-8 text; compares by code point
+BYTES          ``BLOB``           blob
+UUID           ``UUID_TEXT``      ``"xxxxxxxx-xxxx-..."`` (lower-case, sorts as the UUID's int)
+DATE           ``DATE_TEXT``      ``"YYYY-MM-DD"``
+DATETIME       ``DATETIME_TEXT``  ``"YYYY-MM-DD HH:MM:SS.ffffff"`` (always 26 characters)
+DATETIME_TZ    ``DATETIME_TZ_TEXT``  the same in UTC, with a ``+00:00`` suffix
+=============  =================  ==============================================
+
+Every text form is fixed-width where it matters, so text order is value order.
+The column type names all carry TEXT affinity where the value is text (SQLite
+derives affinity from the name), and they differ per storage type so that
+``use_models`` can tell a ``Decimal`` column from a ``str`` column.
+
+``Decimal`` is stored exactly as text. Comparisons and sorting on it go through
+the ``ommi_decimal`` collation, which every connection of the driver registers:
+it compares the numbers exactly (``Decimal("1.0") == Decimal("1.00")``,
+``Decimal("0.1000000000000000001") > Decimal("0.1")``), where SQLite's numeric
+affinity would round to a double. The table definitions themselves stay plain
+``TEXT``, so other tools can read the file; only Ommi's queries name the
+collation.
+
+SQLite's ``LIKE`` ignores ASCII case, so ``contains`` / ``startswith`` /
+``endswith`` use ``GLOB`` with the user's text escaped (``*``, ``?`` and ``[``
+become one-character classes) and bound as a parameter.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import decimal
+import uuid
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+from ommi.models.schema import Field
+from ommi.models.types import StorageType
+from ommi.query.ast import Op
+from ommi.sql import Dialect
+
+__all__ = ["DECIMAL_COLLATION", "SQLiteDialect", "compare_decimals"]
+
+DECIMAL_COLLATION = "ommi_decimal"
+"""Name of the collation that orders ``Decimal`` text exactly."""
+
+_GLOB_SPECIAL = frozenset("*?[")
+
+
+def compare_decimals(left: str, right: str) -> int:
+    """The ``ommi_decimal`` collation: compare two decimal texts as exact numbers.
+
+    Text that is not a number (written by another tool) falls back to plain
+    text order, after every number, so the collation is total and never raises
+    inside SQLite.
+    """
+    try:
+        a, b = decimal.Decimal(left), decimal.Decimal(right)
+    except decimal.InvalidOperation:
+        return (left > right) - (left < right)
+    if a.is_nan() or b.is_nan():
+        return (left > right) - (left < right)
+    return (a > b) - (a < b)
+
+
+def _glob_escape(text: str) -> str:
+    # Inside GLOB a character class [x] matches exactly x, even for * ? and [.
+    return "".join(f"[{ch}]" if ch in _GLOB_SPECIAL else ch for ch in text)
+
+
+def _datetime_param(value: _dt.datetime) -> str:
+    return value.isoformat(sep=" ", timespec="microseconds")
+
+
+def _datetime_tz_param(value: _dt.datetime) -> str:
+    # Canonical aware values are already UTC; astimezone keeps that promise
+    # even for a value built by hand, so the text always sorts as the instant.
+    return value.astimezone(_dt.UTC).isoformat(sep=" ", timespec="microseconds")
+
+
+def _datetime_value(value: Any) -> _dt.datetime:
+    return value if isinstance(value, _dt.datetime) else _dt.datetime.fromisoformat(value)
+
+
+def _datetime_tz_value(value: Any) -> _dt.datetime:
+    parsed = _datetime_value(value)
+    if parsed.tzinfo is None:
+        # Written naive by another tool: the column holds UTC by definition.
+        return parsed.replace(tzinfo=_dt.UTC)
+    return parsed.astimezone(_dt.UTC)
+
+
+def _date_value(value: Any) -> _dt.date:
+    return value if isinstance(value, _dt.date) else _dt.date.fromisoformat(value)
+
+
+def _uuid_value(value: Any) -> uuid.UUID:
+    return uuid.UUID(bytes=value) if isinstance(value, bytes) else uuid.UUID(value)
+
+
+def _decimal_value(value: Any) -> decimal.Decimal:
+    # A REAL written by another tool goes through str so 0.1 reads as 0.1.
+    return decimal.Decimal(value if isinstance(value, (str, int)) else str(value))
+
+
+_TO_PARAM: dict[StorageType, Callable[[Any], Any]] = {
+    StorageType.DECIMAL: str,
+    StorageType.UUID: str,
+    StorageType.DATE: _dt.date.isoformat,
+    StorageType.DATETIME: _datetime_param,
+    StorageType.DATETIME_TZ: _datetime_tz_param,
+}
+
+_FROM_DB: dict[StorageType, Callable[[Any], Any]] = {
+    StorageType.DECIMAL: _decimal_value,
+    StorageType.BOOLEAN: bool,
+    StorageType.UUID: _uuid_value,
+    StorageType.DATE: _date_value,
+    StorageType.DATETIME: _datetime_value,
+    StorageType.DATETIME_TZ: _datetime_tz_value,
+}
+
+
+class SQLiteDialect(Dialect):
+    """SQLite's spelling of Ommi's queries and types (SQLite 3.35 or newer)."""
+
+    name: ClassVar[str] = "sqlite"
+    placeholder: ClassVar[str] = "?"
+    column_types: ClassVar[dict[StorageType, str]] = {
+        StorageType.INTEGER: "INTEGER",
+        StorageType.FLOAT: "REAL",
+        StorageType.DECIMAL: "DECIMAL_TEXT",
+        StorageType.BOOLEAN: "BOOLEAN",
+        StorageType.TEXT: "TEXT",
+        StorageType.BYTES: "BLOB",
+        StorageType.UUID: "UUID_TEXT",
+        StorageType.DATE: "DATE_TEXT",
+        StorageType.DATETIME: "DATETIME_TEXT",
+        StorageType.DATETIME_TZ: "DATETIME_TZ_TEXT",
+    }
+    supports_returning: ClassVar[bool] = True
+    # SQLite already sorts NULL first ascending and last descending, which is
+    # Ommi's rule; leaving NULLS FIRST/LAST out keeps indexes usable for ORDER BY.
+    supports_nulls_order: ClassVar[bool] = False
+    # The default BINARY collation compares UTF-8 bytes, which is code-point order.
+    text_sort_collation: ClassVar[str | None] = None
+
+    auto_key_type: ClassVar[str] = "INTEGER"
+    """Declared type of a generated key (must be exactly INTEGER to alias the rowid)."""
+
+    def auto_key_column(self, field: Field) -> str:
+        # AUTOINCREMENT: a deleted key is never handed out again, as with the
+        # reference driver and PostgreSQL identities.
+        return "INTEGER PRIMARY KEY AUTOINCREMENT"
+
+    def limit_offset(self, limit: int | None, offset: int) -> tuple[str, list[Any]]:
+        # SQLite accepts OFFSET only after a LIMIT; -1 means "no limit".
+        if limit is None and not offset:
+            return "", []
+        if not offset:
+            return " LIMIT ?", [limit]
+        return " LIMIT ? OFFSET ?", [-1 if limit is None else limit, offset]
+
+    def is_distinct_from(self, left: str, right: str) -> str:
+        return f"{left} IS NOT {right}"
+
+    def comparison_operand(self, column: str, storage: StorageType, op: Op | None) -> str:
+        if storage is StorageType.DECIMAL:
+            return f"{column} COLLATE {DECIMAL_COLLATION}"
+        return super().comparison_operand(column, storage, op)
+
+    def text_match(self, column: str, op: Op, text: str) -> tuple[str, list[Any]]:
+        escaped = _glob_escape(text)
+        pattern = {
+            Op.CONTAINS: f"*{escaped}*",
+            Op.STARTSWITH: f"{escaped}*",
+            Op.ENDSWITH: f"*{escaped}",
+        }[op]
+        return f"{column} GLOB ?", [pattern]
+
+    def to_param(self, storage: StorageType) -> Callable[[Any], Any] | None:
+        return _TO_PARAM.get(storage)
+
+    def from_db(self, storage: StorageType) -> Callable[[Any], Any] | None:
+        return _FROM_DB.get(storage)

@@ -1,0 +1,203 @@
+"""The data operations, written once for the driver and its transactions.
+
+:class:`SQLiteOperations` implements :class:`ommi.drivers.Operations` on top of
+three hooks that say where a statement runs: :meth:`~SQLiteOperations._write`,
+:meth:`~SQLiteOperations._read` and :meth:`~SQLiteOperations._stream`. The
+driver answers them from its pool; a transaction answers with its own
+connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from typing import Any
+
+from ommi.drivers import Operations, Row
+from ommi.models.schema import Field, ModelSchema
+from ommi.query.ast import Query
+from ommi.sql import SQLCompiler
+
+from ommi_sqlite.dialect import SQLiteDialect
+from ommi_sqlite.pool import Gate, Link, variable_limit
+
+__all__ = ["SQLCore", "SQLiteOperations"]
+
+_MAX_INSERT_ROWS = 256
+"""Rows per multi-row INSERT; larger adds are split (inside a savepoint)."""
+
+Converter = Callable[[list[tuple[Any, ...]]], list[Row]]
+
+
+def _chunk_sizes(total: int, largest: int) -> list[int]:
+    """Split ``total`` rows into statements of power-of-two sizes up to ``largest``.
+
+    Powers of two keep the number of distinct INSERT texts per model small, so
+    they all stay in the statement cache.
+    """
+    sizes = [largest] * (total // largest)
+    rest = total % largest
+    size = largest
+    while rest:
+        while size > rest:
+            size //= 2
+        sizes.append(size)
+        rest -= size
+    return sizes
+
+
+class SQLCore:
+    """What the driver and its transactions share: the compiler and per-model caches."""
+
+    def __init__(self) -> None:
+        self.dialect = SQLiteDialect()
+        self.compiler = SQLCompiler(self.dialect)
+        self._insert_sql: dict[tuple[int, int], str] = {}
+        self._converters: dict[int, Converter] = {}
+
+    def insert_sql(self, schema: ModelSchema, rows: int) -> str:
+        """The INSERT of ``rows`` rows of every field (returning the generated key, if any)."""
+        cache_key = (id(schema), rows)
+        sql = self._insert_sql.get(cache_key)
+        if sql is None:
+            auto = schema.auto_field
+            returning = (auto,) if auto is not None else ()
+            sql = self.compiler.insert(schema, schema.fields, rows=rows, returning=returning)
+            self._insert_sql[cache_key] = sql
+        return sql
+
+    def max_insert_rows(self, schema: ModelSchema) -> int:
+        """The largest power of two of rows one INSERT may carry for ``schema``."""
+        fit = max(1, min(_MAX_INSERT_ROWS, variable_limit() // max(1, len(schema.fields))))
+        return 1 << (fit.bit_length() - 1)
+
+    def converter(self, schema: ModelSchema) -> Converter:
+        """Turns fetched rows into canonical rows (text dates into ``datetime``...)."""
+        found = self._converters.get(id(schema))
+        if found is not None:
+            return found
+        steps = [
+            (f.index, convert)
+            for f in schema.fields
+            if (convert := self.dialect.from_db(f.storage)) is not None
+        ]
+        if not steps:
+
+            def convert_rows(rows: list[tuple[Any, ...]]) -> list[Row]:
+                return rows
+
+        else:
+
+            def convert_rows(rows: list[tuple[Any, ...]]) -> list[Row]:
+                result: list[Row] = []
+                for row in rows:
+                    values = list(row)
+                    for index, step in steps:
+                        value = values[index]
+                        if value is not None:
+                            values[index] = step(value)
+                    result.append(tuple(values))
+                return result
+
+        self._converters[id(schema)] = convert_rows
+        return convert_rows
+
+    async def insert(self, link: Link, schema: ModelSchema, rows: Sequence[Row]) -> list[Any] | None:
+        """Insert ``rows`` on ``link`` (which the caller holds for writing); all or none."""
+        auto = schema.auto_field
+        largest = self.max_insert_rows(schema)
+        sizes = _chunk_sizes(len(rows), largest)
+        keys: list[Any] = []
+        several = len(sizes) > 1
+        if several:
+            # One savepoint around the statements: all rows or none, inside a
+            # transaction as well as outside one.
+            await link.execute('SAVEPOINT "ommi_insert"')
+        try:
+            start = 0
+            for size in sizes:
+                chunk = rows[start : start + size]
+                start += size
+                sql = self.insert_sql(schema, size)
+                params = [value for row in chunk for value in self.compiler.row_params(schema.fields, row)]
+                if auto is None:
+                    await link.execute(sql, params)
+                    continue
+                returned = await link.fetchall(sql, params)
+                keys.extend(_match_keys([row[auto.index] for row in chunk], [r[0] for r in returned]))
+            if several:
+                await link.execute('RELEASE "ommi_insert"')
+        except BaseException:
+            if several:
+                await asyncio.shield(_undo_savepoint(link))
+            raise
+        return keys if auto is not None else None
+
+
+async def _undo_savepoint(link: Link) -> None:
+    with contextlib.suppress(Exception):
+        await link.execute('ROLLBACK TO "ommi_insert"')
+        await link.execute('RELEASE "ommi_insert"')
+
+
+def _match_keys(given: list[Any], returned: list[Any]) -> list[Any]:
+    """Each row's key: the given one, or the generated one in row order.
+
+    SQLite does not promise RETURNING rows in insertion order, but it does hand
+    out AUTOINCREMENT keys in increasing order within a statement; so the
+    generated keys, sorted, belong to the rows without a key, in row order.
+    """
+    remaining = Counter(returned)
+    remaining.subtract(key for key in given if key is not None)
+    generated = iter(sorted(remaining.elements()))
+    return [key if key is not None else next(generated) for key in given]
+
+
+class SQLiteOperations(Operations):
+    """Insert, fetch, count, delete and update, given where statements run."""
+
+    _core: SQLCore
+
+    def _write(self) -> contextlib.AbstractAsyncContextManager[Link]:
+        raise NotImplementedError
+
+    def _read(self) -> contextlib.AbstractAsyncContextManager[Link]:
+        raise NotImplementedError
+
+    def _stream(self) -> contextlib.AbstractAsyncContextManager[tuple[Link, Gate]]:
+        raise NotImplementedError
+
+    async def insert(self, schema: ModelSchema, rows: Sequence[Row]) -> Sequence[Any] | None:
+        if not rows:
+            return [] if schema.auto_field is not None else None
+        async with self._write() as link:
+            return await self._core.insert(link, schema, rows)
+
+    async def fetch(self, query: Query, batch_size: int) -> AsyncIterator[list[Row]]:
+        compiled = self._core.compiler.select(query)
+        convert = self._core.converter(query.model)
+        async with self._stream() as (link, gate):
+            batches = link.stream(compiled.sql, compiled.params, batch_size, gate, query.limit)
+            async with contextlib.aclosing(batches):
+                async for rows in batches:
+                    yield convert(rows)
+
+    async def count(self, query: Query) -> int:
+        compiled = self._core.compiler.count(query)
+        async with self._read() as link:
+            rows = await link.fetchall(compiled.sql, compiled.params)
+        return int(rows[0][0])
+
+    async def delete(self, query: Query) -> int:
+        compiled = self._core.compiler.delete(query)
+        async with self._write() as link:
+            return await link.execute(compiled.sql, compiled.params)
+
+    async def update(self, query: Query, values: Mapping[Field, Any]) -> int:
+        if not values:
+            return await self.count(query)
+        compiled = self._core.compiler.update(query, values)
+        async with self._write() as link:
+            return await link.execute(compiled.sql, compiled.params)

@@ -1,0 +1,424 @@
+"""Connections of the SQLite driver: one writer, a few readers, and their locks.
+
+A *file* database runs in WAL mode with
+
+* one **writer** connection behind an :class:`asyncio.Lock`: every write, and
+  every transaction from ``BEGIN IMMEDIATE`` to ``COMMIT``/``ROLLBACK``, holds
+  the lock, so writers of this process queue fairly in the event loop instead
+  of spinning in SQLite's busy handler;
+* up to ``pool_size`` **reader** connections, opened on demand. WAL readers see
+  the last committed state and never wait for the writer, so other tasks never
+  see a transaction's uncommitted rows. A streaming ``.all`` keeps its reader
+  until the iterator is exhausted or closed.
+
+A *memory* database exists only inside one connection, so the driver has one
+connection and one lock (the "gate"). Each statement or batch of a read takes
+the gate briefly; a write or a whole transaction holds it. Concurrent tasks are
+safe, but while a transaction is open every other task waits for it: memory
+databases have no transaction isolation in the "read while someone writes"
+sense (the driver declares ``transaction_isolation`` absent for them).
+
+Every wait (for the writer, a reader or the gate) is bounded by
+``busy_timeout`` and ends in :class:`ommi.errors.TimeoutError` naming it;
+SQLite's own busy handler, for other processes' locks, uses the same timeout.
+
+Each connection keeps its cursors for reuse and sqlite3's statement cache holds
+the prepared statements, so repeated queries are neither re-prepared nor given
+a new cursor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sqlite3
+import threading
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
+from typing import Any
+
+import aiosqlite
+from ommi._logging import get_logger
+from ommi.errors import ConnectionError
+from ommi.errors import TimeoutError as OmmiTimeoutError
+
+from ommi_sqlite.dialect import DECIMAL_COLLATION, compare_decimals
+from ommi_sqlite.errors import map_exceptions
+from ommi_sqlite.settings import MEMORY, SQLiteSettings
+
+__all__ = ["Gate", "Link", "Pool", "no_gate", "variable_limit"]
+
+log = get_logger("ommi.sqlite.driver")
+
+_MIN_VERSION = (3, 35, 0)
+_VARIABLE_LIMIT = [999]
+_IDLE_CURSORS = 4
+_FETCH_CHUNK = 256
+"""Most rows fetched per call into the worker thread; a larger batch takes several calls."""
+
+
+def variable_limit() -> int:
+    """The most ``?`` parameters one statement may have (read from the SQLite library)."""
+    return _VARIABLE_LIMIT[0]
+
+
+Gate = Callable[[], contextlib.AbstractAsyncContextManager[None]]
+"""Entered around each call into SQLite by a stream (a lock for memory databases)."""
+
+
+def no_gate() -> contextlib.AbstractAsyncContextManager[None]:
+    """The gate of a connection used by one task at a time: nothing to wait for."""
+    return contextlib.nullcontext()
+
+
+class _OmmiConnection(sqlite3.Connection):
+    """sqlite3 connection with Ommi's collation; built in aiosqlite's worker thread."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.create_collation(DECIMAL_COLLATION, compare_decimals)
+        # The limit is a property of the (process-wide) library build.
+        _VARIABLE_LIMIT[0] = self.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+
+
+async def _worker_stopped(connection: aiosqlite.Connection) -> None:
+    """Wait for the worker thread of a connection that failed to open.
+
+    aiosqlite stops the thread after a failed connect without waiting, and the
+    thread then reports to the event loop; waiting here keeps that report from
+    arriving after the loop has closed (an unhandled error in the thread).
+    """
+    thread = getattr(connection, "_thread", None)
+    if isinstance(thread, threading.Thread) and thread.is_alive():
+        await asyncio.to_thread(thread.join, 5.0)
+
+
+class Link:
+    """One aiosqlite connection and the cursors it reuses.
+
+    Args:
+        conn: the open connection.
+        database: the database as messages name it.
+        busy_timeout: for error messages.
+    """
+
+    def __init__(self, conn: aiosqlite.Connection, database: str, busy_timeout: float) -> None:
+        self.conn = conn
+        self.database = database
+        self.busy_timeout = busy_timeout
+        self._idle: list[aiosqlite.Cursor] = []
+        self.cursors_opened = 0
+        """How many cursors this connection has created (they are reused; a test watches this)."""
+
+    def errors(self) -> contextlib.AbstractContextManager[None]:
+        """The exception translation for this connection's database."""
+        return map_exceptions(self.database, self.busy_timeout)
+
+    def _trace(self, sql: str) -> None:
+        if log.is_enabled_for(logging.DEBUG):
+            # Statement text only; parameter values never reach the log.
+            log.debug("query.execute", driver="sqlite", database=self.database, sql=sql)
+
+    async def _cursor(self) -> aiosqlite.Cursor:
+        if self._idle:
+            return self._idle.pop()
+        self.cursors_opened += 1
+        return await self.conn.cursor()
+
+    def _reuse(self, cursor: aiosqlite.Cursor) -> None:
+        if len(self._idle) < _IDLE_CURSORS:
+            self._idle.append(cursor)
+
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run a statement; return its row count (rows changed by DML)."""
+        self._trace(sql)
+        with self.errors():
+            cursor = await self._cursor()
+            await cursor.execute(sql, params)
+            count = cursor.rowcount
+        self._reuse(cursor)
+        return count
+
+    async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Run a statement and return every row it yields."""
+        self._trace(sql)
+        with self.errors():
+            cursor = await self._cursor()
+            await cursor.execute(sql, params)
+            rows: list[tuple[Any, ...]] = list(await cursor.fetchall())  # type: ignore[arg-type] # plain tuples
+        self._reuse(cursor)
+        return rows
+
+    async def stream(
+        self, sql: str, params: Sequence[Any], size: int, gate: Gate, limit: int | None = None
+    ) -> AsyncGenerator[list[tuple[Any, ...]], None]:
+        """Yield the rows of a query in batches of ``size`` (``fetchmany``).
+
+        ``gate()`` is entered around each call into SQLite, never while a batch
+        is handed to the caller. ``limit`` is the query's LIMIT, if any: once
+        that many rows came, the statement is known to be done. The cursor is
+        reused when the rows are exhausted and closed when the caller stops
+        early, so an unfinished statement never pins an old snapshot.
+        """
+        self._trace(sql)
+        cursor: aiosqlite.Cursor | None = None
+        finished = False
+        remaining = limit
+        try:
+            async with gate():
+                with self.errors():
+                    cursor = await self._cursor()
+                    await cursor.execute(sql, params)
+            while True:
+                rows: list[tuple[Any, ...]] = []
+                while len(rows) < size:
+                    # Each call into the worker thread builds its rows holding
+                    # the GIL; small calls keep the event loop's turns short.
+                    want = min(size - len(rows), _FETCH_CHUNK)
+                    async with gate():
+                        with self.errors():
+                            chunk = await cursor.fetchmany(want)
+                    rows.extend(chunk)  # type: ignore[arg-type]
+                    if len(chunk) < want:  # type: ignore[arg-type]
+                        break
+                if remaining is not None:
+                    remaining -= len(rows)
+                # sqlite3 steps past each row it returns, so after the last row
+                # of a LIMIT the statement has already finished and been reset.
+                finished = len(rows) < size or (remaining is not None and remaining <= 0)
+                if rows:
+                    yield rows
+                if finished:
+                    return
+        finally:
+            if cursor is not None:
+                if finished:
+                    self._reuse(cursor)
+                else:
+                    with contextlib.suppress(Exception):
+                        await asyncio.shield(cursor.close())
+
+    @property
+    def in_transaction(self) -> bool:
+        """Whether a transaction is open on this connection."""
+        return self.conn.in_transaction
+
+    async def rollback(self) -> None:
+        """Roll back whatever is open (a no-op without a transaction)."""
+        with self.errors():
+            await self.conn.rollback()
+
+    async def close(self) -> None:
+        """Close the connection; errors while closing are logged, not raised."""
+        self._idle.clear()
+        try:
+            await self.conn.close()
+        except Exception:  # closing must not mask the error that led here
+            log.warning("connection.close.failed", driver="sqlite", database=self.database, exc_info=True)
+
+
+class Pool:
+    """The driver's connections (see the module docstring)."""
+
+    def __init__(self, settings: SQLiteSettings, database: str) -> None:
+        self.settings = settings
+        self.database = database
+        self.writer: Link | None = None
+        self._write_lock: asyncio.Lock | None = None
+        self._reader_slots: asyncio.Semaphore | None = None
+        self._idle_readers: list[Link] = []
+        self._readers: set[Link] = set()
+        self._closed = False
+        self._opening: asyncio.Future[None] | None = None
+
+    @property
+    def is_open(self) -> bool:
+        """Whether :meth:`open` ran and :meth:`close` did not."""
+        return self.writer is not None and not self._closed
+
+    # -- opening and closing -------------------------------------------------
+
+    async def _connect(self, *, writer: bool) -> Link:
+        settings = self.settings
+        target = MEMORY if settings.database in (MEMORY, "") else settings.database
+        connecting = aiosqlite.connect(
+            target,
+            timeout=settings.busy_timeout,
+            isolation_level=None,  # explicit BEGIN/COMMIT only
+            cached_statements=settings.statement_cache_size,
+            uri=target.startswith("file:"),
+            factory=_OmmiConnection,
+        )
+        try:
+            with map_exceptions(self.database, settings.busy_timeout):
+                conn = await connecting
+        except BaseException:
+            await asyncio.shield(_worker_stopped(connecting))
+            raise
+        link = Link(conn, self.database, settings.busy_timeout)
+        try:
+            await link.execute("PRAGMA foreign_keys = ON")
+            if not settings.is_memory:
+                await link.execute(f"PRAGMA synchronous = {settings.synchronous.upper()}")
+                if writer:
+                    await self._set_journal_mode(link)
+            else:
+                # Nothing else reads the journal of a private memory database.
+                await link.execute("PRAGMA journal_mode = MEMORY")
+            # Touch the file now, so a path that is not a database fails in open().
+            await link.fetchall("SELECT count(*) FROM sqlite_schema")
+        except BaseException:
+            await asyncio.shield(link.close())
+            raise
+        return link
+
+    async def _set_journal_mode(self, link: Link) -> None:
+        wanted = self.settings.journal_mode
+        rows = await link.fetchall(f"PRAGMA journal_mode = {wanted.upper()}")
+        actual = str(rows[0][0]).lower() if rows else ""
+        if actual != wanted:
+            log.warning(
+                "pool.journal_mode.refused", driver="sqlite", database=self.database, wanted=wanted, actual=actual
+            )
+
+    async def open(self) -> None:
+        """Open the writer connection (readers open on demand); concurrent calls open once."""
+        if self.is_open:
+            return
+        if self._opening is None or self._opening.done():
+            self._opening = asyncio.ensure_future(self._open())
+        await asyncio.shield(self._opening)
+
+    async def _open(self) -> None:
+        if sqlite3.sqlite_version_info < _MIN_VERSION:
+            raise ConnectionError(
+                f"sqlite database {self.database}: the SQLite library is {sqlite3.sqlite_version}; "
+                f"ommi-sqlite needs {'.'.join(map(str, _MIN_VERSION))} or newer (for RETURNING)"
+            )
+        # asyncio primitives belong to the loop that opens the pool.
+        self._write_lock = asyncio.Lock()
+        self._reader_slots = asyncio.Semaphore(self.settings.pool_size)
+        self._idle_readers, self._readers = [], set()
+        self.writer = None
+        self.writer = await self._connect(writer=True)
+        self._closed = False
+        log.debug("pool.open", driver="sqlite", database=self.database, readers=self.settings.pool_size)
+
+    async def close(self) -> None:
+        """Close every connection, also those in use; safe to call twice."""
+        if self._closed or self.writer is None:
+            return
+        self._closed = True
+        links = [self.writer, *self._readers]
+        self._readers.clear()
+        self._idle_readers.clear()
+        for link in links:
+            await link.close()
+        log.debug("pool.close", driver="sqlite", database=self.database)
+
+    def _check_open(self) -> None:
+        if self._closed or self.writer is None:
+            raise ConnectionError(
+                f"sqlite database {self.database}: the driver is {'closed' if self._closed else 'not open'}"
+            )
+
+    # -- waiting -------------------------------------------------------------
+
+    async def _wait(self, acquire: Any, what: str) -> None:
+        timeout = self.settings.busy_timeout
+        try:
+            async with asyncio.timeout(timeout):
+                await acquire
+        except TimeoutError:
+            log.warning(
+                "pool.acquire.timeout", driver="sqlite", database=self.database, waited_for=what, seconds=timeout
+            )
+            raise OmmiTimeoutError(
+                f"sqlite database {self.database}: waited busy_timeout={timeout} s for {what}; "
+                "a transaction or stream held it the whole time (in-memory databases serialise every "
+                "operation behind an open transaction; use the transaction object inside it)"
+            ) from None
+
+    @contextlib.asynccontextmanager
+    async def _gate(self) -> AsyncIterator[None]:
+        """Hold the in-memory database's lock for one call into SQLite."""
+        lock = self._write_lock
+        assert lock is not None
+        await self._wait(lock.acquire(), "the in-memory database")
+        try:
+            yield
+        finally:
+            lock.release()
+
+    # -- the writer ----------------------------------------------------------
+
+    async def lock_writer(self) -> Link:
+        """Take the write lock and return the writer; :meth:`unlock_writer` gives it back."""
+        self._check_open()
+        assert self._write_lock is not None and self.writer is not None
+        what = "the in-memory database" if self.settings.is_memory else "the write lock"
+        await self._wait(self._write_lock.acquire(), what)
+        if self._closed:
+            self._write_lock.release()
+            self._check_open()
+        return self.writer
+
+    def unlock_writer(self) -> None:
+        """Release the write lock taken by :meth:`lock_writer`."""
+        assert self._write_lock is not None
+        self._write_lock.release()
+
+    @contextlib.asynccontextmanager
+    async def write(self) -> AsyncIterator[Link]:
+        """The writer, exclusively, for one operation."""
+        link = await self.lock_writer()
+        try:
+            yield link
+        finally:
+            self.unlock_writer()
+
+    # -- readers -------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def read(self) -> AsyncIterator[Link]:
+        """A connection for one read that returns all its rows at once."""
+        if self.settings.is_memory:
+            async with self.write() as link:
+                yield link
+            return
+        async with self._reader() as link:
+            yield link
+
+    @contextlib.asynccontextmanager
+    async def stream(self) -> AsyncIterator[tuple[Link, Gate]]:
+        """A connection for a streaming read, and the gate to enter around each call into SQLite."""
+        self._check_open()
+        if self.settings.is_memory:
+            assert self.writer is not None
+            yield self.writer, self._gate
+            return
+        async with self._reader() as link:
+            yield link, no_gate
+
+    @contextlib.asynccontextmanager
+    async def _reader(self) -> AsyncIterator[Link]:
+        self._check_open()
+        slots = self._reader_slots
+        assert slots is not None
+        await self._wait(slots.acquire(), f"one of the pool_size={self.settings.pool_size} reader connections")
+        link: Link | None = None
+        try:
+            link = self._idle_readers.pop() if self._idle_readers else None
+            if link is None:
+                link = await self._connect(writer=False)
+                self._readers.add(link)
+            yield link
+        finally:
+            if link is not None and not self._closed:
+                if link.in_transaction:
+                    # A reader never writes; anything open is a leftover to drop.
+                    await asyncio.shield(link.rollback())
+                self._idle_readers.append(link)
+            slots.release()
+
+

@@ -1,0 +1,124 @@
+"""Creating, checking and dropping tables.
+
+``apply_schema`` never changes a table that exists: it reads each one with
+``pragma_table_info`` and, when it differs from its model, raises
+:class:`ommi.errors.SchemaMismatchError` listing every difference, before
+creating anything. Creation runs in one transaction, so a failure leaves the
+database as it was.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Sequence
+from typing import Any
+
+from ommi.errors import SchemaMismatchError
+from ommi.models.schema import ModelSchema
+from ommi.sql import creation_order
+
+from ommi_sqlite.operations import SQLCore
+from ommi_sqlite.pool import Link
+
+__all__ = ["apply_schema", "drop_schema", "table_differences"]
+
+_TABLE_INFO = "SELECT name, type, \"notnull\", pk FROM pragma_table_info(?)"
+
+
+def table_differences(core: SQLCore, schema: ModelSchema, columns: Sequence[tuple[Any, ...]]) -> list[str]:
+    """How a stored table (rows of ``pragma_table_info``) differs from its model."""
+    stored = {str(name): (str(kind), bool(notnull), int(pk)) for name, kind, notnull, pk in columns}
+    problems: list[str] = []
+    key_position = {f.column: position for position, f in enumerate(schema.key, start=1)}
+    for f in schema.fields:
+        if f.column not in stored:
+            problems.append(f"missing column {f.column!r} (for {f!r})")
+            continue
+        kind, notnull, pk = stored[f.column]
+        if f is schema.auto_field:
+            wanted_kind, wanted_notnull = core.dialect.auto_key_type, notnull  # the rowid is never NULL
+        else:
+            wanted_kind, wanted_notnull = core.dialect.column_type(f), f.key or not f.nullable
+        if kind.upper() != wanted_kind.upper():
+            problems.append(f"column {f.column!r} has type {kind or 'none'} but {f!r} needs {wanted_kind}")
+        if notnull != wanted_notnull:
+            if wanted_notnull:
+                problems.append(f"column {f.column!r} allows NULL but {f!r} is not optional")
+            else:
+                problems.append(f"column {f.column!r} is NOT NULL but {f!r} is optional")
+        expected_pk = key_position.get(f.column, 0)
+        if pk != expected_pk:
+            if not expected_pk:
+                problems.append(f"column {f.column!r} is part of the stored primary key but {f!r} is not a key")
+            elif not pk:
+                problems.append(f"column {f.column!r} is not part of the stored primary key but {f!r} is a key")
+            else:
+                problems.append(
+                    f"column {f.column!r} is key column {pk} in the table but key column {expected_pk} in the model"
+                )
+    wanted = {f.column for f in schema.fields}
+    model = schema.cls.__name__
+    problems.extend(f"extra column {name!r} that {model} does not have" for name in stored if name not in wanted)
+    return problems
+
+
+async def apply_schema(link: Link, core: SQLCore, schemas: Sequence[ModelSchema]) -> None:
+    """Create the missing tables and indexes of ``schemas``; never alter an existing table.
+
+    ``link`` is the writer, held by the caller, outside any transaction.
+
+    Raises:
+        SchemaMismatchError: a stored table differs from its model; nothing was changed.
+    """
+    ordered = creation_order(schemas)
+    await link.execute("BEGIN IMMEDIATE")
+    try:
+        problems = []
+        for schema in ordered:
+            columns = await link.fetchall(_TABLE_INFO, [schema.name])
+            if columns:
+                differences = table_differences(core, schema, columns)
+                if differences:
+                    problems.append(f"table {schema.name!r} ({schema.cls.__name__}): " + "; ".join(differences))
+        if problems:
+            raise SchemaMismatchError(
+                f"sqlite database {link.database}: stored tables differ from their models, nothing was changed: "
+                + " | ".join(problems)
+                + ". Migrate the tables (or drop them with db.remove_models()) to match the models."
+            )
+        for schema in ordered:
+            await link.execute(core.compiler.create_table(schema))
+            for statement in core.compiler.create_indexes(schema):
+                await link.execute(statement)
+        await link.execute("COMMIT")
+    except BaseException:
+        await asyncio.shield(_rollback(link))
+        raise
+
+
+async def drop_schema(link: Link, core: SQLCore, schemas: Sequence[ModelSchema]) -> None:
+    """Drop the tables of ``schemas`` (referencing tables first), with their indexes.
+
+    Foreign keys are switched off for the drop, as a table referenced from
+    outside ``schemas`` would otherwise refuse to go; they are switched back
+    on afterwards, whatever happens.
+    """
+    ordered = list(reversed(creation_order(schemas)))
+    await link.execute("PRAGMA foreign_keys = OFF")
+    try:
+        await link.execute("BEGIN IMMEDIATE")
+        try:
+            for schema in ordered:
+                await link.execute(core.compiler.drop_table(schema))
+            await link.execute("COMMIT")
+        except BaseException:
+            await asyncio.shield(_rollback(link))
+            raise
+    finally:
+        await asyncio.shield(link.execute("PRAGMA foreign_keys = ON"))
+
+
+async def _rollback(link: Link) -> None:
+    with contextlib.suppress(Exception):
+        await link.rollback()

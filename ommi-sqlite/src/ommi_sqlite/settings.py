@@ -1,0 +1,174 @@
+"""Settings of the SQLite driver: parsing paths, ``sqlite:`` URLs and mappings."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from ommi.errors import ConfigurationError
+
+__all__ = ["MEMORY", "SQLiteSettings", "parse_settings"]
+
+MEMORY = ":memory:"
+"""The ``database`` value of a private in-memory database."""
+
+_JOURNAL_MODES = ("wal", "delete", "truncate", "persist", "memory", "off")
+_SYNCHRONOUS = ("off", "normal", "full", "extra")
+
+
+@dataclass(frozen=True, slots=True)
+class SQLiteSettings:
+    """Everything :meth:`ommi_sqlite.SQLiteDriver.connect` accepts, with the defaults.
+
+    Attributes:
+        database: a file path, a ``file:`` URI, or ``":memory:"`` (the default)
+            for a private in-memory database. A ``file:`` URI with
+            ``mode=memory`` (``"file:cache?mode=memory"``) names an in-memory
+            database shared by the drivers of this process that use the same URI.
+        pool_size: reader connections of a file database (default 4). Writes
+            use one more connection of their own.
+        busy_timeout: seconds an operation waits for a connection, for the
+            write lock or for another process's lock before failing with
+            :class:`ommi.errors.TimeoutError` (default 5.0).
+        batch_size: rows per batch when ``.all`` streams results and the query
+            sets none (default 1000).
+        journal_mode: journal mode of a file database (default ``"wal"``, so
+            readers never block the writer); ignored for memory.
+        synchronous: ``PRAGMA synchronous`` (default ``"normal"``, durable
+            with WAL except on power loss).
+        statement_cache_size: prepared statements each connection keeps for
+            reuse (default 256).
+    """
+
+    database: str = MEMORY
+    pool_size: int = 4
+    busy_timeout: float = 5.0
+    batch_size: int = 1000
+    journal_mode: str = "wal"
+    synchronous: str = "normal"
+    statement_cache_size: int = 256
+
+    @property
+    def is_memory(self) -> bool:
+        """Whether the database lives in memory (private, or named by a ``file:`` URI)."""
+        return self.database in (MEMORY, "") or self.shared_memory_name is not None
+
+    @property
+    def display_name(self) -> str:
+        """The database as messages name it: the quoted path, or ``in-memory``."""
+        return "in-memory" if self.database in (MEMORY, "") else repr(self.database)
+
+    @property
+    def shared_memory_name(self) -> str | None:
+        """The URI of a named in-memory database that drivers of this process share, if it is one.
+
+        A ``file:`` URI with ``mode=memory`` (or the path ``:memory:``) names an
+        in-memory database: every driver of the process connecting with the
+        same URI uses the same database, until the last of them closes.
+        """
+        if not self.database.startswith("file:"):
+            return None
+        parts = urlsplit(self.database)
+        if parts.path == MEMORY or tuple(v for k, v in parse_qsl(parts.query) if k == "mode") == ("memory",):
+            return self.database
+        return None
+
+    def __post_init__(self) -> None:
+        _check_int(self, "pool_size", 1)
+        _check_int(self, "batch_size", 1)
+        _check_int(self, "statement_cache_size", 0)
+        timeout = self.busy_timeout
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout >= 0:
+            raise ConfigurationError(f"sqlite setting busy_timeout must be a number of seconds >= 0, not {timeout!r}")
+        object.__setattr__(self, "busy_timeout", float(timeout))
+        for name, allowed in (("journal_mode", _JOURNAL_MODES), ("synchronous", _SYNCHRONOUS)):
+            value = getattr(self, name)
+            if not isinstance(value, str) or value.lower() not in allowed:
+                raise ConfigurationError(f"sqlite setting {name} must be one of {', '.join(allowed)}; not {value!r}")
+            object.__setattr__(self, name, value.lower())
+        if not isinstance(self.database, str) or "\x00" in self.database:
+            raise ConfigurationError(f"sqlite setting database must be a path string, not {self.database!r}")
+
+
+def _check_int(settings: SQLiteSettings, name: str, minimum: int) -> None:
+    value = getattr(settings, name)
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigurationError(f"sqlite setting {name} must be an int >= {minimum}, not {value!r}")
+
+
+_FIELDS = {f.name: f for f in dataclasses.fields(SQLiteSettings)}
+
+
+def _from_text(name: str, text: str) -> Any:
+    """A setting given as text (in a URL query) as the type the setting wants."""
+    kind = _FIELDS[name].type
+    try:
+        if kind == "int":
+            return int(text)
+        if kind == "float":
+            return float(text)
+    except ValueError:
+        raise ConfigurationError(f"sqlite setting {name} in the URL must be a number, not {text!r}") from None
+    return text
+
+
+def _parse_url(url: str) -> dict[str, Any]:
+    """``sqlite:///relative.db``, ``sqlite:////absolute.db``, ``sqlite://`` (memory), with ``?setting=value``."""
+    rest = url[len("sqlite:") :]
+    rest, _, query = rest.partition("?")
+    if rest.startswith("//"):
+        host, slash, path = rest[2:].partition("/")
+        if host:
+            raise ConfigurationError(
+                f"sqlite URL {url!r} names a host ({host!r}); write sqlite:///relative.db, "
+                "sqlite:////absolute/path.db or sqlite:// for memory"
+            )
+        rest = path if slash else ""
+    values: dict[str, Any] = {"database": unquote(rest) or MEMORY}
+    for name, text in parse_qsl(query, keep_blank_values=True):
+        if name not in _FIELDS or name == "database":
+            raise ConfigurationError(_unknown([name]))
+        values[name] = _from_text(name, text)
+    return values
+
+
+def _unknown(names: list[str]) -> str:
+    known = ", ".join(sorted(_FIELDS))
+    return f"unknown sqlite driver settings {sorted(names)}; the sqlite driver accepts: {known}"
+
+
+def parse_settings(
+    settings: str | os.PathLike[str] | Mapping[str, Any] | None, options: Mapping[str, Any]
+) -> SQLiteSettings:
+    """Settings from ``connect``'s arguments: defaults, then ``settings``, then ``options``.
+
+    Raises:
+        ConfigurationError: an unknown setting, or a value of the wrong kind.
+    """
+    values: dict[str, Any] = {}
+    if settings is None:
+        pass
+    elif isinstance(settings, Mapping):
+        values.update(settings)
+    elif isinstance(settings, os.PathLike):
+        values["database"] = os.fspath(settings)
+    elif isinstance(settings, str):
+        if settings.lower().startswith("sqlite:"):
+            values.update(_parse_url(settings))
+        else:
+            values["database"] = settings or MEMORY
+    else:
+        raise ConfigurationError(
+            f"SQLiteDriver.connect() takes a path, a sqlite: URL or a mapping of settings, not {settings!r}"
+        )
+    values.update(options)
+    unknown = [name for name in values if name not in _FIELDS]
+    if unknown:
+        raise ConfigurationError(_unknown(unknown))
+    if isinstance(values.get("database"), os.PathLike):
+        values["database"] = os.fspath(values["database"])
+    return SQLiteSettings(**values)
