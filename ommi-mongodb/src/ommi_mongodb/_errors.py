@@ -1,0 +1,114 @@
+"""The one place where PyMongo's exceptions become :mod:`ommi.errors`.
+
+Every call into PyMongo runs inside :func:`map_exceptions`, which picks the most
+specific Ommi class and chains the original (``raise ... from exc``):
+
+======================================================  ==========================
+PyMongo                                                 Ommi
+======================================================  ==========================
+DuplicateKeyError, write errors with code 11000         IntegrityError
+ServerSelectionTimeoutError, AutoReconnect,             ConnectionError
+ConnectionFailure (the server cannot be reached)
+NetworkTimeout, WaitQueueTimeoutError,                  TimeoutError
+ExecutionTimeout (code 50)
+IndexOptionsConflict / IndexKeySpecsConflict (85, 86)   SchemaMismatchError
+pymongo ConfigurationError, InvalidURI                  ConfigurationError
+bson InvalidDocument, InvalidStringData                 ValidationError
+any other PyMongoError                                  OperationalError
+======================================================  ==========================
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from bson.errors import BSONError, InvalidDocument, InvalidStringData
+from ommi import errors
+from pymongo import errors as pm
+
+__all__ = ["DUPLICATE_KEY", "is_duplicate_key", "map_exceptions"]
+
+DUPLICATE_KEY = 11000
+_DUPLICATE_CODES = frozenset({DUPLICATE_KEY, 11001, 12582})
+_INDEX_CONFLICT_CODES = frozenset({85, 86})
+_TIMEOUT_CODES = frozenset({50, 202, 262})
+
+
+def _write_error_codes(exc: pm.PyMongoError) -> set[int]:
+    details: Any = getattr(exc, "details", None)
+    codes: set[int] = set()
+    if isinstance(exc, pm.OperationFailure) and exc.code is not None:
+        codes.add(exc.code)
+    if isinstance(details, dict):
+        for error in details.get("writeErrors", ()) or ():
+            if isinstance(error, dict) and isinstance(error.get("code"), int):
+                codes.add(error["code"])
+    return codes
+
+
+def is_duplicate_key(exc: BaseException) -> bool:
+    """Whether ``exc`` reports a duplicate key (``_id`` or a unique index)."""
+    return isinstance(exc, pm.PyMongoError) and bool(_write_error_codes(exc) & _DUPLICATE_CODES)
+
+
+def _first_message(exc: pm.PyMongoError) -> str:
+    details: Any = getattr(exc, "details", None)
+    if isinstance(details, dict):
+        for error in details.get("writeErrors", ()) or ():
+            if isinstance(error, dict) and error.get("errmsg"):
+                return str(error["errmsg"])
+        if details.get("errmsg"):
+            return str(details["errmsg"])
+    text = str(exc)
+    # PyMongo appends the whole server reply ("full error: {...}"): keep the message.
+    return text.split(", full error:", 1)[0]
+
+
+def translate(exc: BaseException, action: str, where: str) -> errors.OmmiError | None:
+    """The Ommi exception for ``exc`` (not yet raised), or ``None`` to let it through."""
+    if isinstance(exc, errors.OmmiError):
+        return None
+    if isinstance(exc, (InvalidDocument, InvalidStringData)):
+        return errors.ValidationError(f"{action} on {where}: a value cannot be stored in a document: {exc}")
+    if isinstance(exc, BSONError):
+        return errors.OperationalError(f"{action} on {where}: a document could not be read: {exc}")
+    if not isinstance(exc, pm.PyMongoError):
+        return None
+    message = _first_message(exc)
+    codes = _write_error_codes(exc)
+    if codes & _DUPLICATE_CODES:
+        return errors.IntegrityError(f"{action} on {where} failed: duplicate key ({message})")
+    if isinstance(exc, (pm.ConfigurationError, pm.InvalidURI)):
+        return errors.ConfigurationError(f"MongoDB settings for {where} are not usable: {message}")
+    if isinstance(exc, (pm.NetworkTimeout, pm.WaitQueueTimeoutError, pm.ExecutionTimeout)) or codes & _TIMEOUT_CODES:
+        return errors.TimeoutError(
+            f"{action} on {where} timed out: {message}; raise the client timeouts "
+            "(socketTimeoutMS, waitQueueTimeoutMS, maxPoolSize) if the server is just slow"
+        )
+    if isinstance(exc, pm.ConnectionFailure):
+        return errors.ConnectionError(
+            f"{action}: the MongoDB server at {where} cannot be reached ({message}); "
+            "check that it runs and that the URL is right"
+        )
+    if codes & _INDEX_CONFLICT_CODES:
+        return errors.SchemaMismatchError(f"{action} on {where}: an existing index conflicts: {message}")
+    return errors.OperationalError(f"{action} on {where} failed: {message}")
+
+
+@contextmanager
+def map_exceptions(action: str, where: str) -> Iterator[None]:
+    """Translate PyMongo and BSON exceptions raised inside the block.
+
+    Args:
+        action: what was being done (``"insert into user"``).
+        where: the database, as safe to print (``mongodb://host:27017/app``).
+    """
+    try:
+        yield
+    except Exception as exc:
+        mapped = translate(exc, action, where)
+        if mapped is None:
+            raise
+        raise mapped from exc

@@ -1,0 +1,193 @@
+"""Query conditions as MongoDB filters, and the same conditions evaluated in Python.
+
+:func:`to_filter` translates a condition on the target model alone into a
+``find`` filter with the semantics of the reference driver:
+
+============================  ================================================
+condition                     filter
+============================  ================================================
+``f == v`` (``<``, ``<=``...)  ``{f: v}`` / ``{f: {"$lt": v}}``: never matches null,
+                               since MongoDB's comparisons stay within a type
+``f != v``                    ``{f: {"$nin": [v]}}``: matches null and missing too
+``f == None`` / ``!= None``   ``{f: {"$eq": None}}`` / ``{f: {"$ne": None}}``
+                               (null or missing / neither)
+``f.in_(vs)``                 ``{f: {"$in": vs}}`` (empty: matches nothing)
+``f.not_in(vs)``              ``{f: {"$nin": vs}}`` (matches null; empty: everything)
+``contains/startswith/...``   ``{f: {"$regex": ...}}`` of ``re.escape(text)``,
+                               case-sensitive; ``endswith`` anchors with
+                               ``(?![\\s\\S])`` because ``$`` also matches before
+                               a final newline
+``And`` / ``Or``              ``{"$and": [...]}`` / ``{"$or": [...]}``
+============================  ================================================
+
+Strings compare by code point (MongoDB compares UTF-8 bytes without a
+collation, which orders the same way). Values always travel as BSON values,
+never as operator documents, so text such as ``{"$gt": ""}`` is just text.
+
+Comparisons between two fields, ordering comparisons of bytes (MongoDB orders
+binary values by length first, Ommi byte by byte) and conditions on related
+models are evaluated
+by :func:`evaluate` in Python over documents fetched by key (see
+``_plan.py``); it follows the reference driver exactly.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from ommi.models.schema import Field, ModelSchema
+from ommi.models.types import StorageType
+from ommi.query.ast import And, Comparison, Expr, FieldComparison, Op, Or
+
+from ommi_mongodb._values import decode_value, encode_value, field_path, value_at
+
+__all__ = ["evaluate", "is_translatable", "text_pattern", "to_filter"]
+
+_OPERATORS = {Op.LT: "$lt", Op.LE: "$lte", Op.GT: "$gt", Op.GE: "$gte"}
+
+
+def text_pattern(op: Op, text: str) -> str:
+    """The case-sensitive regular expression matching ``text`` literally for ``op``."""
+    literal = re.escape(text)
+    if op is Op.STARTSWITH:
+        return "^" + literal
+    if op is Op.ENDSWITH:
+        # `$` would also match before a trailing newline; "not followed by any
+        # character" is the end of the string in PCRE and Python alike.
+        return literal + r"(?![\s\S])"
+    return literal
+
+
+def is_translatable(expr: Expr, target: ModelSchema) -> bool:
+    """Whether :func:`to_filter` can express ``expr`` with Ommi's semantics.
+
+    Not: conditions on other models, comparisons between fields, and ``<``,
+    ``<=``, ``>``, ``>=`` on bytes, which MongoDB orders shorter-first rather than
+    byte by byte.
+    """
+    if isinstance(expr, (And, Or)):
+        return all(is_translatable(item, target) for item in expr.items)
+    if not isinstance(expr, Comparison) or expr.field.schema is not target:
+        return False
+    return not (expr.field.storage is StorageType.BYTES and expr.op in _OPERATORS)
+
+
+def _encode(field: Field, value: Any) -> Any:
+    return encode_value(field.storage, value)
+
+
+def _comparison(node: Comparison) -> dict[str, Any]:
+    path = field_path(node.field)
+    op = node.op
+    if op is Op.IS_NULL:
+        # {"$eq": None} matches null and missing fields, as {path: None} does on
+        # MongoDB; nx-27017 answers the bare form wrongly inside $and / $or.
+        return {path: {"$eq": None}}
+    if op is Op.IS_NOT_NULL:
+        return {path: {"$ne": None}}
+    if op is Op.EQ:
+        return {path: {"$eq": _encode(node.field, node.value)}}
+    if op is Op.NE:
+        # Same meaning as {"$ne": v} (null and missing match); nx-27017 answers
+        # $ne wrongly for date-times, $nin right.
+        return {path: {"$nin": [_encode(node.field, node.value)]}}
+    if op is Op.IN or op is Op.NOT_IN:
+        values = [_encode(node.field, v) for v in node.value]
+        return {path: {"$in" if op is Op.IN else "$nin": values}}
+    if op in _OPERATORS:
+        return {path: {_OPERATORS[op]: _encode(node.field, node.value)}}
+    return {path: {"$regex": text_pattern(op, node.value)}}
+
+
+def to_filter(expr: Expr | None) -> dict[str, Any]:
+    """The ``find`` filter of a condition that :func:`is_translatable` accepts."""
+    if expr is None:
+        return {}
+    if isinstance(expr, Comparison):
+        return _comparison(expr)
+    if isinstance(expr, And):
+        return {"$and": [to_filter(item) for item in expr.items]}
+    if isinstance(expr, Or):
+        return {"$or": [to_filter(item) for item in expr.items]}
+    raise TypeError(f"{expr!r} cannot be translated into a MongoDB filter")
+
+
+# -- evaluation in Python --------------------------------------------------
+
+Env = Mapping[int, Mapping[str, Any] | None]
+"""Schema id -> the document of that model in this combination (None: no related row)."""
+
+_ORDERING: dict[Op, Callable[[Any, Any], bool]] = {
+    Op.EQ: lambda a, b: a == b,
+    Op.LT: lambda a, b: a < b,
+    Op.LE: lambda a, b: a <= b,
+    Op.GT: lambda a, b: a > b,
+    Op.GE: lambda a, b: a >= b,
+}
+
+
+def stored_form(field: Field, value: Any) -> Any:
+    """A canonical query value as it reads back once stored (datetimes lose sub-milliseconds)."""
+    return decode_value(field.storage, encode_value(field.storage, value))
+
+
+def _value(env: Env, field: Field) -> Any:
+    document = env[id(field.schema)]
+    return None if document is None else value_at(document, field)
+
+
+def _compare(op: Op, field: Field, value: Any, operand: Any) -> bool:
+    if op is Op.IS_NULL:
+        return value is None
+    if op is Op.IS_NOT_NULL:
+        return value is not None
+    if op is Op.NE:
+        return value is None or value != stored_form(field, operand)
+    if op is Op.NOT_IN:
+        return value is None or value not in {stored_form(field, v) for v in operand}
+    if value is None:
+        return False
+    if op is Op.IN:
+        return value in {stored_form(field, v) for v in operand}
+    if op is Op.CONTAINS:
+        return operand in value
+    if op is Op.STARTSWITH:
+        return bool(value.startswith(operand))
+    if op is Op.ENDSWITH:
+        return bool(value.endswith(operand))
+    return _ORDERING[op](value, stored_form(field, operand))
+
+
+def evaluate(expr: Expr, env: Env) -> bool:
+    """Whether ``expr`` holds for the documents in ``env``, with the reference driver's semantics."""
+    if isinstance(expr, And):
+        return all(evaluate(item, env) for item in expr.items)
+    if isinstance(expr, Or):
+        return any(evaluate(item, env) for item in expr.items)
+    if isinstance(expr, Comparison):
+        return _compare(expr.op, expr.field, _value(env, expr.field), expr.value)
+    if isinstance(expr, FieldComparison):
+        left, right = _value(env, expr.left), _value(env, expr.right)
+        if expr.op is Op.NE:
+            if left is None or right is None:
+                return (left is None) != (right is None)
+            return bool(left != right)
+        if left is None or right is None:
+            return False
+        return _ORDERING[expr.op](left, right)
+    raise TypeError(f"cannot evaluate {expr!r}")  # pragma: no cover
+
+
+def fields_of(expr: Expr | None) -> list[Field]:
+    """Every field a condition reads."""
+    if expr is None:
+        return []
+    if isinstance(expr, (And, Or)):
+        return [f for item in expr.items for f in fields_of(item)]
+    if isinstance(expr, Comparison):
+        return [expr.field]
+    if isinstance(expr, FieldComparison):
+        return [expr.left, expr.right]
+    raise TypeError(f"unknown condition {expr!r}")  # pragma: no cover

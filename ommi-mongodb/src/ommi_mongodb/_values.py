@@ -1,0 +1,239 @@
+"""How models map onto documents: field paths, and canonical values to BSON and back.
+
+Layout of a document:
+
+* A single ``Key`` field is stored as ``_id``.
+* A composite key is stored as a sub-document ``_id: {<first key>: ..., <second key>: ...}``
+  in the model's key order. Its uniqueness is that of ``_id``, and conditions
+  address the parts by path (``_id.region``).
+* Every other field is stored under its column name (``StoreAs``), escaped so
+  that no stored name starts with ``$``, contains ``.`` or is ``_id``:
+  ``%`` -> ``%25``, ``.`` -> ``%2E``, a leading ``$`` -> ``%24``, ``_id`` -> ``%5Fid``.
+  ``None`` is stored as ``null`` (the field is always present).
+
+Values, per storage type:
+
+=============  ===============================================================
+INTEGER        int64 (``bson.Int64``)
+FLOAT          double
+DECIMAL        Decimal128 (34 significant digits; more is a ValidationError)
+BOOLEAN        bool
+TEXT           string
+BYTES          binary, subtype 0
+UUID           binary, subtype 4 (the standard representation)
+DATE           date-time at midnight UTC of that day
+DATETIME       date-time (BSON keeps milliseconds: microseconds are truncated)
+DATETIME_TZ    date-time of the UTC instant; read back as an aware UTC datetime
+=============  ===============================================================
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import decimal
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from bson import Binary, Decimal128, Int64
+from ommi.errors import ValidationError
+from ommi.models.schema import Field, ModelSchema
+from ommi.models.types import StorageType
+
+__all__ = [
+    "ID",
+    "decode_value",
+    "document_from_row",
+    "encode_value",
+    "field_path",
+    "id_filter",
+    "id_of_row",
+    "row_from_document",
+    "stored_name",
+]
+
+ID = "_id"
+
+
+def stored_name(column: str) -> str:
+    """The document field name of a column, escaped so MongoDB reads it literally."""
+    name = column.replace("%", "%25").replace(".", "%2E")
+    if name.startswith("$"):
+        name = "%24" + name[1:]
+    if name == ID:
+        name = "%5Fid"
+    return name
+
+
+def field_path(field: Field) -> str:
+    """Where a field lives in its model's documents (``_id``, ``_id.part`` or the escaped column)."""
+    key = field.schema.key
+    if field.key:
+        return ID if len(key) == 1 else f"{ID}.{stored_name(field.column)}"
+    return stored_name(field.column)
+
+
+# -- values ----------------------------------------------------------------
+
+
+def _encode_decimal(value: decimal.Decimal) -> Decimal128:
+    try:
+        # Decimal128 traps rounding, so a value it accepts is stored digit for digit.
+        return Decimal128(value)
+    except decimal.DecimalException as exc:
+        raise ValidationError(
+            f"{value!r} cannot be stored exactly as a MongoDB Decimal128 (at most 34 significant digits, "
+            f"exponent -6176..6111)"
+        ) from exc
+
+
+def _midnight(value: _dt.date) -> _dt.datetime:
+    return _dt.datetime(value.year, value.month, value.day)
+
+
+def _naive_utc(value: _dt.datetime) -> _dt.datetime:
+    # Canonical DATETIME_TZ values are aware UTC; BSON stores the instant.
+    return value.astimezone(_dt.UTC).replace(tzinfo=None)
+
+
+_ENCODERS: dict[StorageType, Callable[[Any], Any] | None] = {
+    StorageType.INTEGER: Int64,
+    StorageType.FLOAT: float,
+    StorageType.DECIMAL: _encode_decimal,
+    StorageType.BOOLEAN: None,
+    StorageType.TEXT: None,
+    StorageType.BYTES: None,
+    StorageType.UUID: None,
+    StorageType.DATE: _midnight,
+    StorageType.DATETIME: None,
+    StorageType.DATETIME_TZ: _naive_utc,
+}
+
+
+def encode_value(storage: StorageType, value: Any) -> Any:
+    """A canonical value as the BSON value stored for it (``None`` stays ``None``)."""
+    if value is None:
+        return None
+    encode = _ENCODERS[storage]
+    return value if encode is None else encode(value)
+
+
+def _decode_int(value: Any) -> int:
+    return int(value)
+
+
+def _decode_float(value: Any) -> float:
+    return float(value)
+
+
+def _decode_decimal(value: Any) -> decimal.Decimal:
+    if isinstance(value, Decimal128):
+        return value.to_decimal()
+    return decimal.Decimal(str(value))
+
+
+def _decode_bytes(value: Any) -> bytes:
+    return bytes(value)
+
+
+def _decode_uuid(value: Any) -> uuid.UUID:
+    if isinstance(value, uuid.UUID):
+        return value
+    if isinstance(value, Binary) and value.subtype == 4:
+        return value.as_uuid()
+    # Binary of another subtype (a document written by another tool): its 16 bytes.
+    return uuid.UUID(bytes=bytes(value))
+
+
+def _decode_date(value: Any) -> _dt.date:
+    if isinstance(value, _dt.datetime):
+        return value.date()
+    if isinstance(value, _dt.date):
+        return value
+    raise ValidationError(f"stored value {value!r} is not a date")
+
+
+def _decode_datetime(value: Any) -> _dt.datetime:
+    if not isinstance(value, _dt.datetime):
+        raise ValidationError(f"stored value {value!r} is not a date-time")
+    return value.replace(tzinfo=None) if value.tzinfo is not None else value
+
+
+def _decode_datetime_tz(value: Any) -> _dt.datetime:
+    if not isinstance(value, _dt.datetime):
+        raise ValidationError(f"stored value {value!r} is not a date-time")
+    # The client reads naive UTC (tz_aware=False): attach the zone.
+    return value.replace(tzinfo=_dt.UTC) if value.tzinfo is None else value.astimezone(_dt.UTC)
+
+
+_DECODERS: dict[StorageType, Callable[[Any], Any] | None] = {
+    StorageType.INTEGER: _decode_int,
+    StorageType.FLOAT: _decode_float,
+    StorageType.DECIMAL: _decode_decimal,
+    StorageType.BOOLEAN: bool,
+    StorageType.TEXT: None,
+    StorageType.BYTES: _decode_bytes,
+    StorageType.UUID: _decode_uuid,
+    StorageType.DATE: _decode_date,
+    StorageType.DATETIME: _decode_datetime,
+    StorageType.DATETIME_TZ: _decode_datetime_tz,
+}
+
+
+def decode_value(storage: StorageType, value: Any) -> Any:
+    """A stored BSON value as the canonical value of ``storage``."""
+    if value is None:
+        return None
+    decode = _DECODERS[storage]
+    return value if decode is None else decode(value)
+
+
+# -- rows and documents ----------------------------------------------------
+
+
+def id_of_row(schema: ModelSchema, row: tuple[Any, ...]) -> Any:
+    """The ``_id`` value of a row (a sub-document for composite keys)."""
+    if len(schema.key) == 1:
+        f = schema.key[0]
+        return encode_value(f.storage, row[f.index])
+    return {stored_name(f.column): encode_value(f.storage, row[f.index]) for f in schema.key}
+
+
+def document_from_row(schema: ModelSchema, row: tuple[Any, ...]) -> dict[str, Any]:
+    """The document storing ``row`` (canonical values in ``schema.fields`` order)."""
+    document: dict[str, Any] = {ID: id_of_row(schema, row)}
+    for f in schema.fields:
+        if not f.key:
+            document[stored_name(f.column)] = encode_value(f.storage, row[f.index])
+    return document
+
+
+def _lookup(document: Mapping[str, Any], path: str) -> Any:
+    head, dot, rest = path.partition(".")
+    value = document.get(head)
+    if not dot:
+        return value
+    return value.get(rest) if isinstance(value, Mapping) else None
+
+
+def row_from_document(schema: ModelSchema, document: Mapping[str, Any]) -> tuple[Any, ...]:
+    """The canonical row of a stored document; absent fields read as ``None``."""
+    return tuple(decode_value(f.storage, _lookup(document, field_path(f))) for f in schema.fields)
+
+
+def value_at(document: Mapping[str, Any], field: Field) -> Any:
+    """The canonical value of ``field`` in a document of its model."""
+    return decode_value(field.storage, _lookup(document, field_path(field)))
+
+
+def id_filter(schema: ModelSchema, ids: list[Any]) -> dict[str, Any]:
+    """A filter matching the documents whose ``_id`` is one of ``ids``.
+
+    Composite ``_id`` sub-documents are matched part by part, which does not
+    depend on how the server compares whole embedded documents.
+    """
+    if len(schema.key) == 1:
+        return {ID: {"$in": ids}}
+    if not ids:
+        return {ID: {"$in": []}}
+    return {"$or": [{f"{ID}.{part}": value for part, value in identity.items()} for identity in ids]}

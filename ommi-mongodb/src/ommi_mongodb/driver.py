@@ -1,0 +1,286 @@
+"""``MongoDBDriver``: Ommi on MongoDB through PyMongo's native asyncio client.
+
+::
+
+    from ommi import Ommi
+    from ommi_mongodb import MongoDBDriver
+
+    async with Ommi(MongoDBDriver.connect("mongodb://127.0.0.1:27017/app")) as db:
+        ...
+
+One :class:`pymongo.AsyncMongoClient` per driver holds the connection pool
+(``maxPoolSize`` and the other client options pass straight through). Models
+are stored one collection per model, documents laid out as described in
+``ommi_mongodb._values``. Transactions use client sessions and exist only where
+the server has them (a replica set or a sharded cluster): on a standalone
+server the driver declares the ``transactions`` capability absent once opened,
+and ``db.transaction()`` raises ``UnsupportedFeature`` saying so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import warnings
+from collections.abc import Mapping, Sequence
+from contextlib import suppress
+from typing import Any, ClassVar, Self
+
+from ommi._logging import get_logger
+from ommi.drivers import Capabilities, Driver, DriverTransaction
+from ommi.errors import ConfigurationError, ConnectionError, SchemaMismatchError, TransactionError, UnsupportedFeature
+from ommi.models.schema import ModelSchema
+from pymongo import AsyncMongoClient, IndexModel
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import CollectionInvalid, OperationFailure
+
+from ommi_mongodb._errors import map_exceptions
+from ommi_mongodb._keys import KeyGenerator
+from ommi_mongodb._operations import MongoOperations
+from ommi_mongodb._schema import conflicts, drift, missing, shape
+from ommi_mongodb._settings import MongoSettings, parse_settings
+
+__all__ = ["MongoDBDriver", "MongoDBTransaction"]
+
+log = get_logger("ommi.mongodb.driver")
+
+
+class MongoDBTransaction(MongoOperations, DriverTransaction):
+    """Operations inside one MongoDB transaction (a client session of its own)."""
+
+    def __init__(self, driver: MongoDBDriver, session: AsyncClientSession) -> None:
+        super().__init__(driver, session)
+        self._open = True
+
+    def _live_session(self) -> AsyncClientSession:
+        if not self._open or self._session is None:
+            raise TransactionError("the MongoDB transaction has ended; start a new one with db.transaction()")
+        return self._session
+
+    async def commit(self) -> None:
+        session = self._live_session()
+        self._open = False
+        try:
+            with map_exceptions("commit the transaction", self._driver.description):
+                await session.commit_transaction()
+        finally:
+            await asyncio.shield(session.end_session())
+
+    async def rollback(self) -> None:
+        if not self._open or self._session is None:
+            return
+        session = self._session
+        self._open = False
+        try:
+            with map_exceptions("roll back the transaction", self._driver.description):
+                await session.abort_transaction()
+        finally:
+            await asyncio.shield(session.end_session())
+
+
+class MongoDBDriver(MongoOperations, Driver):
+    """The MongoDB driver (``mongodb://`` and ``mongodb+srv://`` URLs).
+
+    Build it with :meth:`connect`; nothing touches the network until
+    :meth:`open`.
+    """
+
+    name: ClassVar[str] = "mongodb"
+    capabilities = Capabilities(
+        # MongoDB does not enforce references between collections.
+        foreign_keys=False,
+        # BSON date-times keep milliseconds.
+        microsecond_datetimes=False,
+    )
+
+    def __init__(self, settings: MongoSettings) -> None:
+        super().__init__(self)
+        self.settings = settings
+        self.default_batch_size = settings.batch_size
+        self._client: AsyncMongoClient[dict[str, Any]] | None = None
+        self._db: AsyncDatabase[dict[str, Any]] | None = None
+        self._key_generator: KeyGenerator | None = None
+        self.server_info: dict[str, Any] = {}
+        """What the server said about itself when opened: its ``hello`` and ``buildInfo`` replies."""
+
+    @classmethod
+    def connect(cls, settings: str | Mapping[str, Any] | None = None, /, **options: Any) -> Self:
+        """Build a driver from a URL or a mapping of settings, without I/O.
+
+        Args:
+            settings: ``"mongodb://user:pw@host:27017/app?maxPoolSize=20"``,
+                ``"mongodb+srv://cluster.example/app"``, or a mapping with
+                ``url``, ``database`` (overrides the URL path), ``batch_size``
+                (documents per batch for ``.all``, default 1000),
+                ``counters_collection`` (default ``_ommi_counters``),
+                ``schema_collection`` (default ``_ommi_schema``),
+                ``collection_prefix`` (put before every model's collection
+                name, default none) and any :class:`pymongo.AsyncMongoClient`
+                option.
+            options: the same keys as the mapping, overriding it.
+
+        Raises:
+            ConfigurationError: another scheme than mongodb / mongodb+srv, or
+                an unusable setting. A missing database name is reported by
+                :meth:`open`.
+        """
+        return cls(parse_settings(settings, options))
+
+    @property
+    def description(self) -> str:
+        database = self.settings.database
+        return f"mongodb {self.settings.redacted_url} ({f'database {database}' if database else 'no database named'})"
+
+    # -- lifecycle ---------------------------------------------------------
+
+    def _database(self) -> AsyncDatabase[dict[str, Any]]:
+        if self._db is None:
+            raise ConnectionError(f"the MongoDB driver for {self.description} is not open; use `async with Ommi(...)`")
+        return self._db
+
+    def _keys(self) -> KeyGenerator:
+        if self._key_generator is None:
+            raise ConnectionError(f"the MongoDB driver for {self.description} is not open")
+        return self._key_generator
+
+    async def open(self) -> None:
+        if self._client is not None:
+            return
+        database = self.settings.database
+        if database is None:
+            raise ConfigurationError(
+                f"the MongoDB settings for {self.description} name no database: put it in the URL path "
+                "(mongodb://host:27017/mydb) or pass database='mydb'"
+            )
+        with map_exceptions("connect", self.description):
+            client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+                self.settings.url, **self.settings.client_options
+            )
+        try:
+            with map_exceptions("connect", self.description):
+                await client.aconnect()
+                hello = await client.admin.command("hello")
+                try:
+                    build = await client.admin.command("buildInfo")
+                except OperationFailure:
+                    build = {}  # some MongoDB-compatible services do not answer it; only informative
+        except BaseException:
+            await asyncio.shield(client.close())
+            raise
+        self._client = client
+        self._db = client[database]
+        self._key_generator = KeyGenerator(self._db, self.settings.counters_collection)
+        self.server_info = {"hello": hello, "buildInfo": build}
+        transactions = _supports_transactions(hello)
+        self.capabilities = dataclasses.replace(
+            type(self).capabilities, transactions=transactions, transaction_isolation=transactions
+        )
+        log.debug(
+            "driver.open",
+            driver=self.name,
+            database=database,
+            server_version=build.get("version"),
+            transactions=transactions,
+        )
+
+    async def close(self) -> None:
+        client, self._client, self._db, self._key_generator = self._client, None, None, None
+        if client is not None:
+            await asyncio.shield(client.close())
+            log.debug("driver.close", driver=self.name, database=self.settings.database)
+
+    def __del__(self) -> None:
+        if getattr(self, "_client", None) is not None:
+            warnings.warn(
+                f"MongoDB driver for {self.description} was never closed; use `async with Ommi(...)` "
+                "or await driver.close()",
+                ResourceWarning,
+                stacklevel=1,
+            )
+
+    async def begin(self) -> DriverTransaction:
+        if not self.capabilities.transactions:
+            raise UnsupportedFeature(
+                f"the MongoDB server at {self.description} cannot run transactions: it is a standalone "
+                "server, and MongoDB has transactions only on a replica set or a sharded cluster "
+                "(capability 'transactions' is absent)"
+            )
+        client = self._client
+        if client is None:
+            raise ConnectionError(f"the MongoDB driver for {self.description} is not open")
+        session = client.start_session()
+        try:
+            with map_exceptions("start a transaction", self.description):
+                await session.start_transaction()
+        except BaseException:
+            await asyncio.shield(session.end_session())
+            raise
+        return MongoDBTransaction(self, session)
+
+    # -- schema ------------------------------------------------------------
+
+    def collection_name(self, schema: ModelSchema) -> str:
+        """The collection storing ``schema``'s documents: the model's name after ``collection_prefix``."""
+        return self.settings.collection_prefix + schema.name
+
+    async def apply_schema(self, schemas: Sequence[ModelSchema]) -> None:
+        database = self._database()
+        where = self.description
+        shapes = database[self.settings.schema_collection]
+        named = [(schema, self.collection_name(schema)) for schema in schemas]
+        with map_exceptions("read the collections", where):
+            existing = set(await database.list_collection_names())
+            records = {
+                record["_id"]: record async for record in shapes.find({"_id": {"$in": [name for _, name in named]}})
+            }
+        stored: dict[str, list[Mapping[str, Any]]] = {}
+        problems: list[str] = []
+        for schema, name in named:
+            if name not in existing:
+                continue
+            record = records.get(name)
+            if record is not None:
+                problems.extend(drift(schema, name, record.get("fields", [])))
+            with map_exceptions(f"read the indexes of {name!r}", where):
+                stored[name] = [info async for info in await database[name].list_indexes()]
+            problems.extend(conflicts(schema, name, stored[name]))
+        if problems:
+            raise SchemaMismatchError(
+                f"stored collections differ from the models on {where}: " + " | ".join(problems)
+                + " (nothing was changed; drop the collection with remove_models, or migrate it, to use the model)"
+            )
+        for schema, name in named:
+            if name not in existing:
+                # CollectionInvalid: created meanwhile by another client, just as good.
+                with map_exceptions(f"create collection {name!r}", where), suppress(CollectionInvalid):
+                    await database.create_collection(name)
+            todo = missing(schema, name, stored.get(name, []))
+            with map_exceptions(f"set up collection {name!r}", where):
+                if todo:
+                    models = [IndexModel(list(spec.keys), name=spec.name, unique=spec.unique) for spec in todo]
+                    await database[name].create_indexes(models)
+                if name not in existing or name not in records:
+                    await shapes.update_one({"_id": name}, {"$set": {"fields": shape(schema)}}, upsert=True)
+
+    async def drop_schema(self, schemas: Sequence[ModelSchema]) -> None:
+        database = self._database()
+        names = [self.collection_name(schema) for schema in schemas]
+        if not names:
+            return
+        with map_exceptions("read the collections", self.description):
+            existing = set(await database.list_collection_names())
+        for name in names:
+            if name in existing:
+                with map_exceptions(f"drop collection {name!r}", self.description):
+                    await database.drop_collection(name)
+        with map_exceptions("forget the dropped collections", self.description):
+            await database[self.settings.schema_collection].delete_many({"_id": {"$in": names}})
+            await self._keys().forget(names)
+
+
+def _supports_transactions(hello: Mapping[str, Any]) -> bool:
+    """Whether the server can run multi-document transactions (replica set member or mongos)."""
+    if hello.get("logicalSessionTimeoutMinutes") is None:
+        return False
+    return "setName" in hello or hello.get("msg") == "isdbgrid"

@@ -1,0 +1,151 @@
+"""Hostile strings: values and searches that MongoDB would read as operators or regular expressions."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import pytest
+from ommi import Key, ModelCollection, Ommi, StoreAs, ommi_model
+from ommi.models import get_schema
+from ommi_mongodb import MongoDBDriver
+
+models = ModelCollection("ommi_mongodb_test_hostile")
+
+OpenDb = Callable[..., Awaitable[Ommi]]
+
+
+@ommi_model(collection=models, name="mdb_note")
+@dataclass
+class Note:
+    """Free text, searched with hostile strings."""
+
+    text: str
+    tag: str | None = None
+    id: int | None = None
+
+
+@ommi_model(collection=models, name="mdb_tag")
+@dataclass
+class Tag:
+    """A text key the application chooses, ``$``-prefixed ones included."""
+
+    code: Annotated[str, Key]
+    label: str = ""
+
+
+@ommi_model(collection=models, name="mdb_odd_names")
+@dataclass
+class OddNames:
+    """Columns MongoDB would read as an operator, a path, the document id or an escape."""
+
+    dollar: Annotated[str, StoreAs("$where")]
+    dotted: Annotated[str, StoreAs("a.b")]
+    underscore_id: Annotated[int, StoreAs("_id")]
+    percent: Annotated[str, StoreAs("100%2E")]
+    id: int | None = None
+
+
+HOSTILE = [
+    ".*",
+    "^a",
+    "a$",
+    "a.c",
+    "(?i)ABC",
+    "[abc]",
+    "a|b",
+    "\\",
+    "\\d+",
+    "a+b?",
+    "{1,2}",
+    "$gt",
+    '{"$gt": ""}',
+    "$where: function() { return true }",
+    "line\nbreak",
+    "end\n",
+    "tab\there",
+    "ünïcödé ✓ 🎉",
+    "%2E%24",
+    "",
+]
+
+
+async def _texts(db: Ommi, *conditions: Any) -> list[str]:
+    iterator = await db.find(Note, *conditions).all.or_raise()
+    return sorted(note.text for note in await iterator.to_list())
+
+
+@pytest.fixture
+async def notes(open_db: OpenDb) -> Ommi:
+    db = await open_db(models)
+    # Decoys that a regex or operator reading of the hostile strings would match.
+    decoys = ["abc", "ABC", "a", "b", "axc", "1", "12", "aab", "x", "line", "end", "endless"]
+    await db.add(*(Note(text) for text in [*HOSTILE, *decoys])).or_raise()
+    return db
+
+
+@pytest.mark.parametrize("text", HOSTILE, ids=[repr(t) for t in HOSTILE])
+async def test_hostile_values_round_trip_and_match_exactly(notes: Ommi, text: str) -> None:
+    """Each hostile string is stored as given and ``==`` matches only it."""
+    assert await _texts(notes, Note.text == text) == [text]
+    assert text not in await _texts(notes, Note.text != text)
+
+
+@pytest.mark.parametrize("text", [t for t in HOSTILE if t], ids=[repr(t) for t in HOSTILE if t])
+async def test_hostile_text_search_is_literal(notes: Ommi, text: str) -> None:
+    """contains / startswith / endswith treat the text literally (no regex, case-sensitive)."""
+    every = [*HOSTILE, "abc", "ABC", "a", "b", "axc", "1", "12", "aab", "x", "line", "end", "endless"]
+    assert await _texts(notes, Note.text.contains(text)) == sorted(t for t in every if text in t)
+    assert await _texts(notes, Note.text.startswith(text)) == sorted(t for t in every if t.startswith(text))
+    assert await _texts(notes, Note.text.endswith(text)) == sorted(t for t in every if t.endswith(text))
+
+
+async def test_hostile_endswith_ignores_trailing_newline(notes: Ommi) -> None:
+    """``endswith("end")`` does not match ``"end\\n"`` (a regex ``$`` would)."""
+    assert await _texts(notes, Note.text.endswith("end")) == ["end"]
+    assert await _texts(notes, Note.text.endswith("\n")) == ["end\n"]
+
+
+async def test_hostile_search_is_case_sensitive(notes: Ommi) -> None:
+    """``contains("abc")`` does not match ``"ABC"``."""
+    assert await _texts(notes, Note.text.contains("abc")) == ["[abc]", "abc"]
+    assert await _texts(notes, Note.text.startswith("A")) == ["ABC"]
+    assert await _texts(notes, Note.text.endswith("Bc")) == []
+
+
+async def test_hostile_operator_text_in_in_and_updates(notes: Ommi) -> None:
+    """Operator-looking text works in ``in_`` and as an update value, staying text."""
+    assert await _texts(notes, Note.text.in_(["$gt", '{"$gt": ""}'])) == ['$gt', '{"$gt": ""}']
+    assert await notes.find(Note.text == "$gt").update(tag="$set").or_raise() == 1
+    tagged = await (await notes.find(Note.tag == "$set").all.or_raise()).to_list()
+    assert [n.text for n in tagged] == ["$gt"]
+
+
+async def test_hostile_dollar_keys(open_db: OpenDb) -> None:
+    """Keys starting with ``$`` (or looking like documents) are stored and found as text."""
+    db = await open_db(models)
+    codes = ["$gt", "$where", "$", "{}", "a.b", "$ne"]
+    await db.add(*(Tag(code, f"label {code}") for code in codes)).or_raise()
+    for code in codes:
+        assert (await db.find(Tag.code == code).one.or_raise()).label == f"label {code}"
+    assert await db.find(Tag.code != "$gt").count.or_raise() == len(codes) - 1
+    assert await db.find(Tag.code.startswith("$")).count.or_raise() == 4
+    assert await db.find(Tag.code == "$ne").delete.or_raise() == 1
+    assert await db.find(Tag).count.or_raise() == len(codes) - 1
+
+
+async def test_hostile_column_names_are_escaped(open_db: OpenDb) -> None:
+    """Columns named ``$where``, ``a.b``, ``_id`` and ``100%2E`` are stored escaped and work in queries."""
+    db = await open_db(models)
+    await db.add(OddNames("d1", "x1", 10, "p1"), OddNames("d2", "x2", 20, "p2")).or_raise()
+    assert (await db.find(OddNames.dollar == "d2").one.or_raise()).dotted == "x2"
+    assert (await db.find(OddNames.dotted == "x1").one.or_raise()).underscore_id == 10
+    assert (await db.find(OddNames.underscore_id > 15).one.or_raise()).percent == "p2"
+    assert await db.find(OddNames.percent == "p1").update(dollar="changed").or_raise() == 1
+    assert (await db.find(OddNames.dollar == "changed").one.or_raise()).percent == "p1"
+    driver = db.driver
+    assert isinstance(driver, MongoDBDriver)
+    stored = await driver._database()[driver.collection_name(get_schema(OddNames))].find_one({"%5Fid": 20})
+    assert stored is not None
+    assert set(stored) == {"_id", "%24where", "a%2Eb", "%5Fid", "100%252E"}
