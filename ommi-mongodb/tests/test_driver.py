@@ -200,9 +200,9 @@ async def test_transactions_unsupported_on_standalone_server(
     async with Ommi(driver) as db:
         assert driver.capabilities.transactions is False
         assert driver.capabilities.transaction_isolation is False
-        with pytest.raises(UnsupportedFeature, match="transactions"):
+        with pytest.raises(UnsupportedFeature, match=r"'transactions' is absent.*server is standalone"):
             db.transaction()
-        with pytest.raises(UnsupportedFeature, match="standalone server"):
+        with pytest.raises(UnsupportedFeature, match="server is standalone"):
             await driver.begin()
     assert MongoDBDriver.capabilities.transactions, "opening never changes the class's capabilities"
 

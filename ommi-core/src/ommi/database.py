@@ -286,9 +286,11 @@ class Ommi(Session):
         Commits when the block ends normally, rolls back when it raises or is cancelled.
         """
         if not self.driver.capabilities.transactions:
+            reason = self.driver.absent_reason("transactions")
             raise UnsupportedFeature(
                 f"the {self.driver.name} driver does not support transactions "
                 f"(capability 'transactions' is absent for {self.driver.description})"
+                + (f": {reason}" if reason else "")
             )
         return Transaction(self)
 

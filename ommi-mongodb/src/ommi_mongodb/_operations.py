@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ommi._logging import get_logger
+from ommi.drivers import get_logger
 from ommi.drivers.base import Operations, Row
 from ommi.errors import IntegrityError
 from ommi.models.schema import Field, ModelSchema

@@ -26,8 +26,7 @@ from collections.abc import Mapping, Sequence
 from contextlib import suppress
 from typing import Any, ClassVar, Self
 
-from ommi._logging import get_logger
-from ommi.drivers import Capabilities, Driver, DriverTransaction
+from ommi.drivers import Capabilities, Driver, DriverTransaction, get_logger
 from ommi.errors import ConfigurationError, ConnectionError, SchemaMismatchError, TransactionError, UnsupportedFeature
 from ommi.models.schema import ModelSchema
 from pymongo import AsyncMongoClient, IndexModel
@@ -199,12 +198,19 @@ class MongoDBDriver(MongoOperations, Driver):
                 stacklevel=1,
             )
 
+    def absent_reason(self, capability: str) -> str | None:
+        if capability == "transactions" and not self.capabilities.transactions:
+            return (
+                "the server is standalone, and MongoDB has transactions only on a replica set "
+                "or a sharded cluster"
+            )
+        return None
+
     async def begin(self) -> DriverTransaction:
         if not self.capabilities.transactions:
             raise UnsupportedFeature(
-                f"the MongoDB server at {self.description} cannot run transactions: it is a standalone "
-                "server, and MongoDB has transactions only on a replica set or a sharded cluster "
-                "(capability 'transactions' is absent)"
+                f"the MongoDB server at {self.description} cannot run transactions: "
+                f"{self.absent_reason('transactions')} (capability 'transactions' is absent)"
             )
         client = self._client
         if client is None:

@@ -21,8 +21,7 @@ from contextlib import asynccontextmanager
 from typing import Any, ClassVar, Self
 
 import psycopg
-from ommi._logging import get_logger
-from ommi.drivers import Capabilities, Driver, DriverTransaction, Row
+from ommi.drivers import Capabilities, Driver, DriverTransaction, Row, get_logger
 from ommi.errors import TransactionError
 from ommi.models.schema import ModelSchema
 from ommi.sql import Compiled

@@ -14,8 +14,7 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from ommi._logging import get_logger
-from ommi.drivers import Operations, Row
+from ommi.drivers import Operations, Row, get_logger
 from ommi.models.schema import Field, ModelSchema
 from ommi.query.ast import Query
 from ommi.sql import Compiled

@@ -24,7 +24,7 @@ import time
 from typing import Any
 
 import psycopg
-from ommi._logging import get_logger
+from ommi.drivers import get_logger
 from ommi.errors import ConnectionError
 from psycopg import AsyncConnection
 from psycopg.pq import ConnStatus, TransactionStatus

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import psycopg
-from ommi._logging import get_logger
+from ommi.drivers import get_logger
 from ommi.errors import SchemaError, SchemaMismatchError
 from ommi.models.schema import ModelSchema
 from ommi.sql import creation_order

@@ -10,8 +10,7 @@ import warnings
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, Self
 
-from ommi._logging import get_logger
-from ommi.drivers import Capabilities, Driver, DriverTransaction
+from ommi.drivers import Capabilities, Driver, DriverTransaction, get_logger
 from ommi.errors import TransactionError
 from ommi.models.schema import ModelSchema
 

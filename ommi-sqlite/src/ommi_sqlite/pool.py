@@ -38,7 +38,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from typing import Any
 
 import aiosqlite
-from ommi._logging import get_logger
+from ommi.drivers import get_logger
 from ommi.errors import ConnectionError
 from ommi.errors import TimeoutError as OmmiTimeoutError
 

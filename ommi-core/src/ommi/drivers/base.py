@@ -108,6 +108,14 @@ class Driver(Operations):
         """Where this driver points, safe to print (no password)."""
         return self.name
 
+    def absent_reason(self, capability: str) -> str | None:
+        """Why ``capability`` is absent here, when the driver knows more than the capability's name.
+
+        Core puts it into the ``UnsupportedFeature`` it raises (e.g. "the server is
+        standalone"). The default knows nothing more.
+        """
+        return None
+
     @abc.abstractmethod
     async def open(self) -> None:
         """Connect. Raises :class:`ommi.errors.ConnectionError` when the database is unreachable."""
