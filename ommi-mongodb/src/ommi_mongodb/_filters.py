@@ -34,12 +34,13 @@ by :func:`evaluate` in Python over documents fetched by key (see
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from ommi.models.schema import Field, ModelSchema
 from ommi.models.types import StorageType
 from ommi.query.ast import And, Comparison, Expr, FieldComparison, Op, Or
+from ommi.query.evaluate import holds
 
 from ommi_mongodb._values import decode_value, encode_value, field_path, value_at
 
@@ -119,65 +120,24 @@ def to_filter(expr: Expr | None) -> dict[str, Any]:
 Env = Mapping[int, Mapping[str, Any] | None]
 """Schema id -> the document of that model in this combination (None: no related row)."""
 
-_ORDERING: dict[Op, Callable[[Any, Any], bool]] = {
-    Op.EQ: lambda a, b: a == b,
-    Op.LT: lambda a, b: a < b,
-    Op.LE: lambda a, b: a <= b,
-    Op.GT: lambda a, b: a > b,
-    Op.GE: lambda a, b: a >= b,
-}
-
 
 def stored_form(field: Field, value: Any) -> Any:
     """A canonical query value as it reads back once stored (datetimes lose sub-milliseconds)."""
     return decode_value(field.storage, encode_value(field.storage, value))
 
 
-def _value(env: Env, field: Field) -> Any:
-    document = env[id(field.schema)]
-    return None if document is None else value_at(document, field)
-
-
-def _compare(op: Op, field: Field, value: Any, operand: Any) -> bool:
-    if op is Op.IS_NULL:
-        return value is None
-    if op is Op.IS_NOT_NULL:
-        return value is not None
-    if op is Op.NE:
-        return value is None or value != stored_form(field, operand)
-    if op is Op.NOT_IN:
-        return value is None or value not in {stored_form(field, v) for v in operand}
-    if value is None:
-        return False
-    if op is Op.IN:
-        return value in {stored_form(field, v) for v in operand}
-    if op is Op.CONTAINS:
-        return operand in value
-    if op is Op.STARTSWITH:
-        return bool(value.startswith(operand))
-    if op is Op.ENDSWITH:
-        return bool(value.endswith(operand))
-    return _ORDERING[op](value, stored_form(field, operand))
-
-
 def evaluate(expr: Expr, env: Env) -> bool:
-    """Whether ``expr`` holds for the documents in ``env``, with the reference driver's semantics."""
-    if isinstance(expr, And):
-        return all(evaluate(item, env) for item in expr.items)
-    if isinstance(expr, Or):
-        return any(evaluate(item, env) for item in expr.items)
-    if isinstance(expr, Comparison):
-        return _compare(expr.op, expr.field, _value(env, expr.field), expr.value)
-    if isinstance(expr, FieldComparison):
-        left, right = _value(env, expr.left), _value(env, expr.right)
-        if expr.op is Op.NE:
-            if left is None or right is None:
-                return (left is None) != (right is None)
-            return bool(left != right)
-        if left is None or right is None:
-            return False
-        return _ORDERING[expr.op](left, right)
-    raise TypeError(f"cannot evaluate {expr!r}")  # pragma: no cover
+    """Whether ``expr`` holds for the documents in ``env``, with core's semantics (:mod:`ommi.query.evaluate`).
+
+    Stored values are read back as canonical values and operands take the form
+    they would have once stored, so the result is what the server would answer.
+    """
+
+    def value_of(field: Field) -> Any:
+        document = env[id(field.schema)]
+        return None if document is None else value_at(document, field)
+
+    return holds(expr, value_of, stored_form)
 
 
 def fields_of(expr: Expr | None) -> list[Field]:

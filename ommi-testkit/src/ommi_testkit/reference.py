@@ -24,7 +24,8 @@ from typing import Any, Self
 from ommi.drivers import Capabilities, Driver, DriverTransaction, Operations
 from ommi.errors import ConfigurationError, IntegrityError, OperationalError, SchemaMismatchError, TransactionError
 from ommi.models.schema import Field, ModelSchema
-from ommi.query.ast import And, Comparison, Expr, FieldComparison, Op, Or, Query
+from ommi.query.ast import Expr, Query
+from ommi.query.evaluate import holds
 
 __all__ = ["ConstraintViolation", "ReferenceDriver", "ReferenceStore", "evaluate", "run_query"]
 
@@ -59,59 +60,14 @@ def _key(schema: ModelSchema, row: Row) -> tuple[Any, ...]:
     return tuple(row[f.index] for f in schema.key)
 
 
-_ORDERING: dict[Op, Callable[[Any, Any], bool]] = {
-    Op.EQ: lambda a, b: a == b,
-    Op.LT: lambda a, b: a < b,
-    Op.LE: lambda a, b: a <= b,
-    Op.GT: lambda a, b: a > b,
-    Op.GE: lambda a, b: a >= b,
-}
-
-
 def evaluate(expr: Expr, env: Mapping[int, Row | None]) -> bool:
     """Whether ``expr`` holds for the rows in ``env`` (schema id -> row, None when absent)."""
-    if isinstance(expr, And):
-        return all(evaluate(item, env) for item in expr.items)
-    if isinstance(expr, Or):
-        return any(evaluate(item, env) for item in expr.items)
-    if isinstance(expr, Comparison):
-        row = env[id(expr.field.schema)]
-        value = None if row is None else row[expr.field.index]
-        return _compare(expr.op, value, expr.value, row is None)
-    if isinstance(expr, FieldComparison):
-        left_row, right_row = env[id(expr.left.schema)], env[id(expr.right.schema)]
-        left = None if left_row is None else left_row[expr.left.index]
-        right = None if right_row is None else right_row[expr.right.index]
-        if expr.op is Op.NE:
-            if left is None or right is None:
-                return (left is None) != (right is None)
-            return bool(left != right)
-        if left is None or right is None:
-            return False
-        return _ORDERING[expr.op](left, right)
-    raise TypeError(f"cannot evaluate {expr!r}")  # pragma: no cover
 
+    def value_of(field: Field) -> Any:
+        row = env[id(field.schema)]
+        return None if row is None else row[field.index]
 
-def _compare(op: Op, value: Any, operand: Any, absent: bool) -> bool:
-    if op is Op.IS_NULL:
-        return value is None
-    if op is Op.IS_NOT_NULL:
-        return value is not None
-    if op is Op.NE:
-        return value is None or value != operand
-    if op is Op.NOT_IN:
-        return value is None or value not in operand
-    if value is None:
-        return False
-    if op is Op.IN:
-        return value in operand
-    if op is Op.CONTAINS:
-        return operand in value
-    if op is Op.STARTSWITH:
-        return bool(value.startswith(operand))
-    if op is Op.ENDSWITH:
-        return bool(value.endswith(operand))
-    return _ORDERING[op](value, operand)
+    return holds(expr, value_of)
 
 
 def _matches(query: Query, tables: _Tables, row: Row) -> bool:

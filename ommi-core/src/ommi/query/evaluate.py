@@ -1,0 +1,93 @@
+"""Evaluate a condition in Python, with the semantics every driver must match.
+
+The reference driver evaluates every query this way, and drivers use it for
+whatever part of a condition their database cannot express (the MongoDB driver
+evaluates conditions on related models with it). The rules:
+
+* ``==``, ``<``, ``<=``, ``>``, ``>=``, ``in_`` and the text matches never hold for NULL;
+* ``!=`` and ``not_in`` do hold for NULL (NULL differs from every value);
+* text compares by code point; ``contains``/``startswith``/``endswith`` are
+  case-sensitive and take the text literally;
+* between two fields, ``!=`` holds when exactly one is NULL, the others never hold for NULL.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from ommi.query.ast import And, Comparison, Expr, FieldComparison, Op, Or
+
+if TYPE_CHECKING:
+    from ommi.models.schema import Field
+
+__all__ = ["holds"]
+
+_ORDERING: dict[Op, Callable[[Any, Any], bool]] = {
+    Op.EQ: operator.eq,
+    Op.LT: operator.lt,
+    Op.LE: operator.le,
+    Op.GT: operator.gt,
+    Op.GE: operator.ge,
+}
+
+
+def _identity(field: Field, operand: Any) -> Any:
+    return operand
+
+
+def holds(
+    expr: Expr,
+    value_of: Callable[[Field], Any],
+    operand_of: Callable[[Field, Any], Any] = _identity,
+) -> bool:
+    """Whether ``expr`` holds.
+
+    Args:
+        expr: the condition.
+        value_of: a field's canonical value in the row(s) being tested; ``None``
+            for NULL and for a field of a related row that is absent.
+        operand_of: maps a comparison's canonical operand to the form stored
+            values read back in (e.g. datetimes rounded as the database rounds
+            them); identity by default.
+    """
+    if isinstance(expr, And):
+        return all(holds(item, value_of, operand_of) for item in expr.items)
+    if isinstance(expr, Or):
+        return any(holds(item, value_of, operand_of) for item in expr.items)
+    if isinstance(expr, Comparison):
+        return _compare(expr, value_of(expr.field), operand_of)
+    if isinstance(expr, FieldComparison):
+        left, right = value_of(expr.left), value_of(expr.right)
+        if expr.op is Op.NE:
+            if left is None or right is None:
+                return (left is None) != (right is None)
+            return bool(left != right)
+        if left is None or right is None:
+            return False
+        return _ORDERING[expr.op](left, right)
+    raise TypeError(f"cannot evaluate {expr!r}")
+
+
+def _compare(node: Comparison, value: Any, operand_of: Callable[[Field, Any], Any]) -> bool:
+    op = node.op
+    if op is Op.IS_NULL:
+        return value is None
+    if op is Op.IS_NOT_NULL:
+        return value is not None
+    if op is Op.NE:
+        return value is None or value != operand_of(node.field, node.value)
+    if op is Op.NOT_IN:
+        return value is None or value not in {operand_of(node.field, v) for v in node.value}
+    if value is None:
+        return False
+    if op is Op.IN:
+        return value in {operand_of(node.field, v) for v in node.value}
+    if op is Op.CONTAINS:
+        return node.value in value
+    if op is Op.STARTSWITH:
+        return bool(value.startswith(node.value))
+    if op is Op.ENDSWITH:
+        return bool(value.endswith(node.value))
+    return bool(_ORDERING[op](value, operand_of(node.field, node.value)))
