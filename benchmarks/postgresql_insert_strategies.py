@@ -3,7 +3,7 @@
 Usage::
 
     OMMI_TEST_POSTGRESQL_URL=postgresql://postgres@127.0.0.1:5432/test \\
-        uv run python ommi-postgresql/benchmarks/insert_strategies.py [rows]
+        uv run python benchmarks/postgresql_insert_strategies.py [rows]
 
 Each strategy inserts the same rows into a fresh table with an identity key and
 must return the generated keys (what ``db.add(*many)`` needs); the best of three

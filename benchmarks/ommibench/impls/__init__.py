@@ -1,0 +1,1 @@
+"""One module per implementation under test; each class implements :class:`~ommibench.impls.base.Implementation`."""

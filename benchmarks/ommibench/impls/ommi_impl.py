@@ -1,0 +1,145 @@
+"""Ommi, through its public API only (``ommi.connect``, ``db.add``, ``db.find``)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Annotated, Any, ClassVar, cast
+
+import ommi
+from ommi import Key, ModelCollection, ommi_model
+
+from ommibench.data import BIG, FILTER_AGE, FILTER_LIMIT, STREAM, UPDATE_MIN_AGE, USERS, Row
+from ommibench.impls.base import Implementation, Target
+
+__all__ = ["BENCH_MODELS", "OmmiImplementation", "ommi_url"]
+
+BENCH_MODELS = ModelCollection("ommi-bench")
+"""The benchmark's models; set up explicitly, never through the global collection."""
+
+
+@ommi_model(collection=BENCH_MODELS, name=USERS)
+@dataclasses.dataclass
+class BenchUser:
+    """The W1-W5 table."""
+
+    id: Annotated[int, Key]
+    name: str
+    email: str
+    age: int
+    active: bool
+    score: float
+
+
+@ommi_model(collection=BENCH_MODELS, name=STREAM)
+@dataclasses.dataclass
+class BenchStreamRow:
+    """The W6 table (same shape)."""
+
+    id: Annotated[int, Key]
+    name: str
+    email: str
+    age: int
+    active: bool
+    score: float
+
+
+@ommi_model(collection=BENCH_MODELS, name=BIG)
+@dataclasses.dataclass
+class BenchBigRow:
+    """The W7 table (same shape)."""
+
+    id: Annotated[int, Key]
+    name: str
+    email: str
+    age: int
+    active: bool
+    score: float
+
+
+_MODELS: dict[str, type[Any]] = {USERS: BenchUser, STREAM: BenchStreamRow, BIG: BenchBigRow}
+# Class attributes of a model are query operands, which type checkers cannot see.
+User = cast(Any, BenchUser)
+
+
+def ommi_url(target: Target) -> str:
+    """The ``ommi.connect`` URL of a benchmark target."""
+    if target.backend == "sqlite":
+        return f"sqlite:///{target.location}"
+    if target.backend == "postgresql":
+        separator = "&" if "?" in target.location else "?"
+        return f"{target.location}{separator}schema={target.namespace}"
+    return target.location
+
+
+class OmmiImplementation(Implementation):
+    """Ommi with its default settings (the driver chosen by the URL's scheme)."""
+
+    key: ClassVar[str] = "ommi"
+    title: ClassVar[str] = "Ommi"
+
+    def __init__(self, target: Target) -> None:
+        super().__init__(target)
+        self.db: ommi.Ommi | None = None
+
+    def versions(self) -> dict[str, str]:
+        from ommibench.impls.base import version_of
+
+        driver = {"sqlite": "ommi-sqlite", "postgresql": "ommi-postgresql", "mongodb": "ommi-mongodb"}
+        return {name: version_of(name) for name in ("ommi-core", driver[self.target.backend])}
+
+    async def open(self) -> None:
+        self.db = ommi.connect(ommi_url(self.target), allow_implicit_model_setup=False)
+        await self.db.open()
+        # The tables exist already (the backend created them through Ommi); this only checks them.
+        await self.db.use_models(BENCH_MODELS)
+
+    async def close(self) -> None:
+        if self.db is not None:
+            await self.db.close()
+            self.db = None
+
+    def _db(self) -> ommi.Ommi:
+        assert self.db is not None, "open() first"
+        return self.db
+
+    def prepare_insert(self, rows: Sequence[Row]) -> Any:
+        return [BenchUser(*row) for row in rows]
+
+    async def insert(self, prepared: Any) -> None:
+        await self._db().add(*prepared).or_raise()
+
+    async def fetch_all(self) -> Sequence[Any]:
+        result = await self._db().find(BenchUser).all.or_raise()
+        return await result.to_list()
+
+    async def lookups(self, ids: Sequence[int]) -> Sequence[Any]:
+        db = self._db()
+        key = User.id
+        return [await db.find(key == i).one.or_raise() for i in ids]
+
+    async def filtered(self, times: int) -> Sequence[Any]:
+        db = self._db()
+        low, high = FILTER_AGE
+        found: list[Any] = []
+        for _ in range(times):
+            query = (
+                db.find(User.age >= low, User.age <= high, User.active == True)  # noqa: E712
+                .sort(User.name)
+                .limit(FILTER_LIMIT)
+            )
+            found = await (await query.all.or_raise()).to_list()
+        return found
+
+    async def update_and_count(self, score: float) -> tuple[int, int]:
+        db = self._db()
+        updated = await db.find(User.age >= UPDATE_MIN_AGE).update(score=score).or_raise()
+        counted = await db.find(User.score == score).count.or_raise()
+        return updated, counted
+
+    async def stream(self, table: str) -> tuple[int, int]:
+        rows = total = 0
+        async for item in self._db().find(_MODELS[table]).all:
+            rows += 1
+            total += item.id
+        return rows, total

@@ -1,0 +1,102 @@
+"""The baseline on SQLite: aiosqlite with hand-written SQL, rows as tuples."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import aiosqlite
+
+from ommibench.data import COLUMNS, FILTER_AGE, FILTER_LIMIT, UPDATE_MIN_AGE, USERS
+from ommibench.impls.base import Implementation, Target
+
+__all__ = ["RawSQLite", "open_sqlite"]
+
+_SELECT = f"SELECT {', '.join(COLUMNS)} FROM {USERS}"
+_INSERT = f"INSERT INTO {USERS} ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
+BATCH = 1000
+"""Rows per ``fetchmany`` when streaming: Ommi's default batch size."""
+
+
+async def open_sqlite(path: str) -> aiosqlite.Connection:
+    """A connection with the pragmas Ommi's SQLite driver uses on a file database (WAL, synchronous=NORMAL)."""
+    conn = await aiosqlite.connect(path)
+    await conn.execute("PRAGMA journal_mode = WAL")
+    await conn.execute("PRAGMA synchronous = NORMAL")
+    await conn.execute("PRAGMA foreign_keys = ON")
+    return conn
+
+
+class RawSQLite(Implementation):
+    """aiosqlite, one connection: ``executemany`` for W1, ``fetchmany`` batches for streaming."""
+
+    key: ClassVar[str] = "raw"
+    title: ClassVar[str] = "aiosqlite (raw)"
+    distributions: ClassVar[tuple[str, ...]] = ("aiosqlite",)
+    is_baseline: ClassVar[bool] = True
+
+    def __init__(self, target: Target) -> None:
+        super().__init__(target)
+        self.conn: aiosqlite.Connection | None = None
+
+    async def open(self) -> None:
+        self.conn = await open_sqlite(self.target.location)
+
+    async def close(self) -> None:
+        if self.conn is not None:
+            await self.conn.close()
+            self.conn = None
+
+    def _conn(self) -> aiosqlite.Connection:
+        assert self.conn is not None, "open() first"
+        return self.conn
+
+    async def insert(self, prepared: Any) -> None:
+        conn = self._conn()
+        await conn.executemany(_INSERT, prepared)
+        await conn.commit()
+
+    async def fetch_all(self) -> Sequence[Any]:
+        async with self._conn().execute(_SELECT) as cursor:
+            return list(await cursor.fetchall())
+
+    async def lookups(self, ids: Sequence[int]) -> Sequence[Any]:
+        conn = self._conn()
+        sql = f"{_SELECT} WHERE id = ?"
+        found = []
+        for i in ids:
+            async with conn.execute(sql, (i,)) as cursor:
+                found.append(await cursor.fetchone())
+        return found
+
+    async def filtered(self, times: int) -> Sequence[Any]:
+        conn = self._conn()
+        sql = f"{_SELECT} WHERE age BETWEEN ? AND ? AND active ORDER BY name LIMIT ?"
+        params = (*FILTER_AGE, FILTER_LIMIT)
+        found: list[Any] = []
+        for _ in range(times):
+            async with conn.execute(sql, params) as cursor:
+                found = list(await cursor.fetchall())
+        return found
+
+    async def update_and_count(self, score: float) -> tuple[int, int]:
+        conn = self._conn()
+        cursor = await conn.execute(f"UPDATE {USERS} SET score = ? WHERE age >= ?", (score, UPDATE_MIN_AGE))
+        updated = cursor.rowcount
+        await cursor.close()
+        await conn.commit()
+        async with conn.execute(f"SELECT count(*) FROM {USERS} WHERE score = ?", (score,)) as cursor:
+            row = await cursor.fetchone()
+        return updated, int(row[0]) if row else 0
+
+    async def stream(self, table: str) -> tuple[int, int]:
+        rows = total = 0
+        async with self._conn().execute(f"SELECT {', '.join(COLUMNS)} FROM {table}") as cursor:
+            while batch := list(await cursor.fetchmany(BATCH)):
+                rows += len(batch)
+                for row in batch:
+                    total += row[0]
+        return rows, total
+
+    def as_row(self, item: Any) -> Any:
+        return tuple(item)

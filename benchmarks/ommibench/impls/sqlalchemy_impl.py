@@ -1,0 +1,157 @@
+"""SQLAlchemy 2's async ORM (aiosqlite / psycopg), used the way its documentation shows."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+from sqlalchemy import URL, event, func, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from ommibench.data import BIG, FILTER_AGE, FILTER_LIMIT, STREAM, UPDATE_MIN_AGE, USERS, Row
+from ommibench.impls.base import Implementation, Target
+
+__all__ = ["SQLAlchemyORM"]
+
+BATCH = 1000
+"""``yield_per`` when streaming: Ommi's default batch size."""
+
+
+class _Base(DeclarativeBase):
+    pass
+
+
+class _Columns:
+    """The shared columns; the key is given by the data set, never generated."""
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    name: Mapped[str]
+    email: Mapped[str]
+    age: Mapped[int]
+    active: Mapped[bool]
+    score: Mapped[float]
+
+
+class SAUser(_Columns, _Base):
+    __tablename__ = USERS
+
+
+class SAStreamRow(_Columns, _Base):
+    __tablename__ = STREAM
+
+
+class SABigRow(_Columns, _Base):
+    __tablename__ = BIG
+
+
+_MODELS: dict[str, type[_Columns]] = {USERS: SAUser, STREAM: SAStreamRow, BIG: SABigRow}
+
+
+def _engine(target: Target) -> AsyncEngine:
+    if target.backend == "sqlite":
+        engine = create_async_engine(f"sqlite+aiosqlite:///{target.location}")
+
+        @event.listens_for(engine.sync_engine, "connect")
+        def _pragmas(dbapi_connection: Any, _record: Any) -> None:
+            # The same pragmas as Ommi's driver and the raw baseline.
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA synchronous = NORMAL")
+            cursor.execute("PRAGMA foreign_keys = ON")
+            cursor.close()
+
+        return engine
+    from psycopg.conninfo import conninfo_to_dict
+
+    params = {key: str(value) for key, value in conninfo_to_dict(target.location).items()}
+    url = URL.create(
+        "postgresql+psycopg",
+        username=params.get("user"),
+        password=params.get("password"),
+        host=params.get("host"),
+        port=int(params["port"]) if params.get("port") else None,
+        database=params.get("dbname"),
+    )
+    return create_async_engine(url, connect_args={"options": f"-c search_path={target.namespace}"})
+
+
+class SQLAlchemyORM(Implementation):
+    """``AsyncSession`` with ``add_all``/``commit``, ``select()``, ``update()`` and ``stream_scalars``."""
+
+    key: ClassVar[str] = "sqlalchemy"
+    title: ClassVar[str] = "SQLAlchemy ORM"
+    distributions: ClassVar[tuple[str, ...]] = ("sqlalchemy", "greenlet")
+    workloads: ClassVar[frozenset[str]] = frozenset({"W1", "W2", "W3", "W4", "W5", "W6", "W7"})
+
+    def __init__(self, target: Target) -> None:
+        super().__init__(target)
+        self.engine: AsyncEngine | None = None
+        self.sessions: async_sessionmaker[Any] | None = None
+
+    async def open(self) -> None:
+        self.engine = _engine(self.target)
+        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+
+    async def close(self) -> None:
+        if self.engine is not None:
+            await self.engine.dispose()
+            self.engine = self.sessions = None
+
+    def _session(self) -> Any:
+        assert self.sessions is not None, "open() first"
+        return self.sessions()
+
+    def prepare_insert(self, rows: Sequence[Row]) -> Any:
+        return [SAUser(id=r[0], name=r[1], email=r[2], age=r[3], active=r[4], score=r[5]) for r in rows]
+
+    async def insert(self, prepared: Any) -> None:
+        async with self._session() as session:
+            session.add_all(prepared)
+            await session.commit()
+
+    async def fetch_all(self) -> Sequence[Any]:
+        async with self._session() as session:
+            found: Sequence[Any] = (await session.scalars(select(SAUser))).all()
+        return found
+
+    async def lookups(self, ids: Sequence[int]) -> Sequence[Any]:
+        found = []
+        async with self._session() as session:
+            for i in ids:
+                found.append((await session.scalars(select(SAUser).where(SAUser.id == i))).one())
+        return found
+
+    async def filtered(self, times: int) -> Sequence[Any]:
+        low, high = FILTER_AGE
+        found: Sequence[Any] = []
+        async with self._session() as session:
+            for _ in range(times):
+                query = (
+                    select(SAUser)
+                    .where(SAUser.age.between(low, high), SAUser.active.is_(True))
+                    .order_by(SAUser.name)
+                    .limit(FILTER_LIMIT)
+                )
+                found = (await session.scalars(query)).all()
+        return found
+
+    async def update_and_count(self, score: float) -> tuple[int, int]:
+        async with self._session() as session:
+            result = await session.execute(
+                update(SAUser).where(SAUser.age >= UPDATE_MIN_AGE).values(score=score),
+                execution_options={"synchronize_session": False},
+            )
+            await session.commit()
+            counted = await session.scalar(select(func.count()).select_from(SAUser).where(SAUser.score == score))
+        return int(result.rowcount), int(counted or 0)
+
+    async def stream(self, table: str) -> tuple[int, int]:
+        model: Any = _MODELS[table]
+        rows = total = 0
+        async with self._session() as session:
+            result = await session.stream_scalars(select(model).execution_options(yield_per=BATCH))
+            async for item in result:
+                rows += 1
+                # The identity map holds objects weakly, so streamed ones are freed as we go.
+                total += item.id
+        return rows, total
