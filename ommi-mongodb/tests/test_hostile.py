@@ -149,3 +149,19 @@ async def test_hostile_column_names_are_escaped(open_db: OpenDb) -> None:
     stored = await driver._database()[driver.collection_name(get_schema(OddNames))].find_one({"%5Fid": 20})
     assert stored is not None
     assert set(stored) == {"_id", "%24where", "a%2Eb", "%5Fid", "100%252E"}
+
+
+def test_and_of_plain_conditions_becomes_one_flat_filter() -> None:
+    """AND of distinct field conditions is sent flat; a repeated operator or two ORs keep `$and`."""
+
+    from ommi_mongodb._filters import _merge_and
+
+    assert _merge_and([{"age": {"$gte": 30}}, {"age": {"$lte": 40}}, {"active": {"$eq": True}}]) == {
+        "age": {"$gte": 30, "$lte": 40},
+        "active": {"$eq": True},
+    }
+    assert _merge_and([{"age": {"$gte": 30}}, {"age": {"$gte": 35}}]) == {
+        "$and": [{"age": {"$gte": 30}}, {"age": {"$gte": 35}}]
+    }
+    ors = [{"$or": [{"a": {"$eq": 1}}]}, {"$or": [{"b": {"$eq": 2}}]}]
+    assert _merge_and(ors) == {"$and": ors}

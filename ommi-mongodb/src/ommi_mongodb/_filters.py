@@ -102,6 +102,34 @@ def _comparison(node: Comparison) -> dict[str, Any]:
     return {path: {"$regex": text_pattern(op, node.value)}}
 
 
+def _merge_and(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """AND filters as one flat filter where that means the same, else ``$and``.
+
+    ``{"age": {"$gte": 30, "$lte": 40}, "active": {"$eq": True}}`` is answered
+    from indexes and plain field matches by every server; some wire-compatible
+    servers (nx-27017) evaluate an explicit ``$and`` list about ten times slower.
+    Operators on one field merge when they differ; anything else keeps ``$and``.
+    """
+    merged: dict[str, Any] = {}
+    for part in parts:
+        for key, condition in part.items():
+            if key not in merged:
+                merged[key] = condition
+                continue
+            current = merged[key]
+            mergeable = (
+                not key.startswith("$")
+                and isinstance(current, dict)
+                and isinstance(condition, dict)
+                and all(op.startswith("$") for op in (*current, *condition))
+                and not set(current) & set(condition)
+            )
+            if not mergeable:
+                return {"$and": parts}
+            merged[key] = {**current, **condition}
+    return merged
+
+
 def to_filter(expr: Expr | None) -> dict[str, Any]:
     """The ``find`` filter of a condition that :func:`is_translatable` accepts."""
     if expr is None:
@@ -109,7 +137,7 @@ def to_filter(expr: Expr | None) -> dict[str, Any]:
     if isinstance(expr, Comparison):
         return _comparison(expr)
     if isinstance(expr, And):
-        return {"$and": [to_filter(item) for item in expr.items]}
+        return _merge_and([to_filter(item) for item in expr.items])
     if isinstance(expr, Or):
         return {"$or": [to_filter(item) for item in expr.items]}
     raise TypeError(f"{expr!r} cannot be translated into a MongoDB filter")
