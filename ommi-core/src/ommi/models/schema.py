@@ -8,6 +8,7 @@ resolved at decoration when possible, else at first use (forward references).
 
 from __future__ import annotations
 
+import operator
 import sys
 import types
 import typing
@@ -206,6 +207,7 @@ class ModelSchema:
         self._resolved = False
         self._references_resolved = False
         self._build: Callable[[tuple[Any, ...]], Any] | None = None
+        self._encode_row: Callable[[Any], tuple[Any, ...]] | None = None
 
     def __repr__(self) -> str:
         return f"<ModelSchema {self.cls.__qualname__} as {self.name!r}>"
@@ -412,7 +414,37 @@ class ModelSchema:
         """The canonical values of an instance's fields, validated, in field order."""
         if not isinstance(instance, self.cls):
             raise ValidationError(f"expected a {self.cls.__name__} instance, got {type(instance).__name__}")
-        return tuple(f.encode(getattr(instance, f.name)) for f in self.fields)
+        encode = self._encode_row
+        if encode is None:
+            encode = self._encode_row = self._make_row_encoder()
+        return encode(instance)
+
+    def _make_row_encoder(self) -> Callable[[Any], tuple[Any, ...]]:
+        """One function encoding a whole instance: the hot path of ``add``.
+
+        Plain fields (no codec conversion) are checked directly; any failure
+        re-runs the field-by-field path, whose messages name the field.
+        """
+        fields = self.fields
+        getter = operator.attrgetter(*(f.name for f in fields))
+        steps: list[tuple[bool, Callable[[Any], Any]]] = []
+        for f in fields:
+            plain = f._encode is None and f._decode is None
+            steps.append((f.nullable or f.auto, f._check if plain else f.encode))
+
+        def encode(instance: Any) -> tuple[Any, ...]:
+            values = getter(instance)
+            if len(fields) == 1:
+                values = (values,)
+            try:
+                return tuple([
+                    None if value is None and optional else check(value)
+                    for (optional, check), value in zip(steps, values, strict=True)
+                ])
+            except (ValidationError, TypeError, ValueError, OverflowError, AttributeError):
+                return tuple(f.encode(value) for f, value in zip(fields, values, strict=True))
+
+        return encode
 
     def build(self, row: tuple[Any, ...]) -> Any:
         """Build an instance from canonical values in field order."""

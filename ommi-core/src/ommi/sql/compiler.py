@@ -67,7 +67,13 @@ class SQLCompiler:
 
     def row_params(self, fields: Sequence[Field], row: Sequence[Any]) -> list[Any]:
         """Canonical values of ``fields`` (indexed by ``field.index`` in ``row``) as parameters."""
-        return [self.param(f, row[f.index]) for f in fields]
+        converters = self._converters
+        params = []
+        for f in fields:
+            value = row[f.index]
+            convert = converters[f.storage]
+            params.append(value if value is None or convert is None else convert(value))
+        return params
 
     # -- conditions --------------------------------------------------------
 
