@@ -335,35 +335,32 @@ class Transaction(Session):
         if exc_type is None:
             await self.commit()
         else:
-            await self._finish(rollback=True, shielded=True)
+            await self._finish(rollback=True)
 
     async def commit(self) -> None:
         """Commit now; the transaction cannot be used afterwards."""
-        await self._finish(rollback=False, shielded=True)
+        await self._finish(rollback=False)
 
     async def rollback(self) -> None:
         """Roll back now; the transaction cannot be used afterwards."""
-        await self._finish(rollback=True, shielded=True)
+        await self._finish(rollback=True)
 
-    async def _finish(self, *, rollback: bool, shielded: bool) -> None:
+    async def _finish(self, *, rollback: bool) -> None:
+        """Commit or roll back, shielded: a cancelled caller still waits for the end of it."""
         tx = self._tx
         if self._state != "open" or tx is None:
             raise TransactionError(f"the transaction is already {self._state}")
         self._state = "rolled back" if rollback else "committed"
-        end = tx.rollback() if rollback else tx.commit()
-        if shielded:
-            task = asyncio.ensure_future(end)
-            try:
-                await asyncio.shield(task)
-            except asyncio.CancelledError:
-                if not task.done():
-                    # Let the rollback/commit finish before we propagate.
-                    await asyncio.wait([task])
-                raise
-            except OmmiError:
-                if rollback:
-                    log.warning("transaction.rollback.failed", driver=self._db.driver.name, exc_info=True)
-                    return
-                raise
-        else:
-            await end
+        task = asyncio.ensure_future(tx.rollback() if rollback else tx.commit())
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if not task.done():
+                await asyncio.wait([task])
+            raise
+        except OmmiError:
+            if rollback:
+                # A failed rollback must not mask the error that caused it.
+                log.warning("transaction.rollback.failed", driver=self._db.driver.name, exc_info=True)
+                return
+            raise
