@@ -60,6 +60,34 @@ def bench(session: nox.Session) -> None:
     session.run("python", "benchmarks/run.py", *session.posargs)
 
 
+@nox.session(python="3.11")
+def stress(session: nox.Session) -> None:
+    """Reliability workloads with the stress profile; writes ``benchmarks/reliability/report.{json,md}``.
+
+    Needs PostgreSQL (``OMMI_TEST_POSTGRESQL_URL``, else the loopback server) and
+    MongoDB (``OMMI_TEST_MONGODB_URL``; when unset, ``.ci/mongo-wire-server start``
+    starts nx-27017, which keeps running: stop it with ``.ci/mongo-wire-server stop``).
+    """
+    import time
+
+    _sync(session)
+    figures = Path(session.create_tmp()) / "reliability-figures"
+    shutil.rmtree(figures, ignore_errors=True)
+    env = {"OMMI_RELIABILITY_PROFILE": "stress", "OMMI_RELIABILITY_FIGURES": str(figures)}
+    if not os.environ.get("OMMI_TEST_MONGODB_URL"):
+        started = session.run(str(ROOT / ".ci" / "mongo-wire-server"), "start", silent=True, external=True)
+        urls = [line for line in str(started).split() if line.startswith("mongodb://")]
+        if not urls:
+            session.error(f"could not start the MongoDB wire server: {started}")
+        env["OMMI_TEST_MONGODB_URL"] = urls[-1]
+    began = time.monotonic()
+    tests = ["pytest", "ommi-testkit/tests/reliability", "-n", "2", "--ommi-require-servers", "-q"]
+    session.run(*tests, *session.posargs, env=env)
+    seconds = f"{time.monotonic() - began:.0f}"
+    report = ["-m", "ommi_testkit.reliability.report", str(figures), "--out", "benchmarks/reliability"]
+    session.run("python", *report, "--min-cases", "20000", "--seconds", seconds, env=env)
+
+
 @nox.session(python="3.11", venv_backend="none")
 def build(session: nox.Session) -> None:
     """Build every sdist and wheel, then install core + each driver from the built files into fresh venvs.

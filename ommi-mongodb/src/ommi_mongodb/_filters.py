@@ -113,6 +113,11 @@ def _merge_and(parts: list[dict[str, Any]]) -> dict[str, Any]:
     merged: dict[str, Any] = {}
     for part in parts:
         for key, condition in part.items():
+            if key.startswith("$"):
+                # A logical operator stays inside $and: nx-27017 ignores the fields
+                # that follow a top-level "$or" ({"$or": [...], "shade": {"$lt": "red"}}
+                # matched a document whose shade is null).
+                return {"$and": parts}
             if key not in merged:
                 merged[key] = condition
                 continue

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import weakref
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
@@ -54,18 +55,19 @@ class SQLCore:
     def __init__(self) -> None:
         self.dialect = SQLiteDialect()
         self.compiler = SQLCompiler(self.dialect)
-        self._insert_sql: dict[tuple[int, int], str] = {}
-        self._converters: dict[int, Converter] = {}
+        # Keyed by the schema object, weakly: an id() may be reused by a later
+        # model once a model is collected, and would serve it the old SQL.
+        self._insert_sql: weakref.WeakKeyDictionary[ModelSchema, dict[int, str]] = weakref.WeakKeyDictionary()
+        self._converters: weakref.WeakKeyDictionary[ModelSchema, Converter] = weakref.WeakKeyDictionary()
 
     def insert_sql(self, schema: ModelSchema, rows: int) -> str:
         """The INSERT of ``rows`` rows of every field (returning the generated key, if any)."""
-        cache_key = (id(schema), rows)
-        sql = self._insert_sql.get(cache_key)
+        by_rows = self._insert_sql.setdefault(schema, {})
+        sql = by_rows.get(rows)
         if sql is None:
             auto = schema.auto_field
             returning = (auto,) if auto is not None else ()
-            sql = self.compiler.insert(schema, schema.fields, rows=rows, returning=returning)
-            self._insert_sql[cache_key] = sql
+            sql = by_rows[rows] = self.compiler.insert(schema, schema.fields, rows=rows, returning=returning)
         return sql
 
     def max_insert_rows(self, schema: ModelSchema) -> int:
@@ -75,7 +77,7 @@ class SQLCore:
 
     def converter(self, schema: ModelSchema) -> Converter:
         """Turns fetched rows into canonical rows (text dates into ``datetime``...)."""
-        found = self._converters.get(id(schema))
+        found = self._converters.get(schema)
         if found is not None:
             return found
         steps = [
@@ -101,7 +103,7 @@ class SQLCore:
                     result.append(tuple(values))
                 return result
 
-        self._converters[id(schema)] = convert_rows
+        self._converters[schema] = convert_rows
         return convert_rows
 
     async def insert(self, link: Link, schema: ModelSchema, rows: Sequence[Row]) -> list[Any] | None:
@@ -111,11 +113,13 @@ class SQLCore:
         sizes = _chunk_sizes(len(rows), largest)
         keys: list[Any] = []
         several = len(sizes) > 1
-        if several:
-            # One savepoint around the statements: all rows or none, inside a
-            # transaction as well as outside one.
-            await link.execute('SAVEPOINT "ommi_insert"')
         try:
+            if several:
+                # One savepoint around the statements: all rows or none, inside a
+                # transaction as well as outside one. Inside the try: a task
+                # cancelled while it runs must still undo it, or the writer would
+                # stay in a transaction that swallows every later write.
+                await link.execute('SAVEPOINT "ommi_insert"')
             start = 0
             for size in sizes:
                 chunk = rows[start : start + size]

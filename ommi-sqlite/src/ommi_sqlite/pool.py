@@ -93,6 +93,19 @@ async def _worker_stopped(connection: aiosqlite.Connection) -> None:
         await asyncio.to_thread(thread.join, 5.0)
 
 
+async def _discard(cursor: aiosqlite.Cursor) -> None:
+    """Close the cursor of a statement that failed or was cancelled; never raises.
+
+    A cancelled call leaves its statement running in the worker thread, and a
+    statement not yet reset keeps what it holds: a reader's WAL snapshot (later
+    reads on that connection would miss newer commits) or the writer's implicit
+    transaction (later writes would join it, uncommitted). Closing the cursor,
+    queued behind the statement, resets it.
+    """
+    with contextlib.suppress(Exception):
+        await asyncio.shield(cursor.close())
+
+
 class Link:
     """One aiosqlite connection and the cursors it reuses.
 
@@ -134,7 +147,11 @@ class Link:
         self._trace(sql)
         with self.errors():
             cursor = await self._cursor()
-            await cursor.execute(sql, params)
+            try:
+                await cursor.execute(sql, params)
+            except BaseException:
+                await _discard(cursor)
+                raise
             count = cursor.rowcount
         self._reuse(cursor)
         return count
@@ -144,8 +161,12 @@ class Link:
         self._trace(sql)
         with self.errors():
             cursor = await self._cursor()
-            await cursor.execute(sql, params)
-            rows: list[tuple[Any, ...]] = list(await cursor.fetchall())  # type: ignore[arg-type] # plain tuples
+            try:
+                await cursor.execute(sql, params)
+                rows: list[tuple[Any, ...]] = list(await cursor.fetchall())  # type: ignore[arg-type] # plain tuples
+            except BaseException:
+                await _discard(cursor)
+                raise
         self._reuse(cursor)
         return rows
 

@@ -72,8 +72,9 @@ async def apply_schema(link: Link, core: SQLCore, schemas: Sequence[ModelSchema]
         SchemaMismatchError: a stored table differs from its model; nothing was changed.
     """
     ordered = creation_order(schemas)
-    await link.execute("BEGIN IMMEDIATE")
     try:
+        # BEGIN inside the try: cancelled while it runs, it must still be rolled back.
+        await link.execute("BEGIN IMMEDIATE")
         problems = []
         for schema in ordered:
             columns = await link.fetchall(_TABLE_INFO, [schema.name])
@@ -105,10 +106,12 @@ async def drop_schema(link: Link, core: SQLCore, schemas: Sequence[ModelSchema])
     on afterwards, whatever happens.
     """
     ordered = list(reversed(creation_order(schemas)))
-    await link.execute("PRAGMA foreign_keys = OFF")
+    # Every statement inside the try blocks: a task cancelled while one runs
+    # must still leave the writer with foreign keys on and no transaction open.
     try:
-        await link.execute("BEGIN IMMEDIATE")
+        await link.execute("PRAGMA foreign_keys = OFF")
         try:
+            await link.execute("BEGIN IMMEDIATE")
             for schema in ordered:
                 await link.execute(core.compiler.drop_table(schema))
             await link.execute("COMMIT")

@@ -1,0 +1,111 @@
+"""How big a reliability run is: the ``quick`` profile (the normal test suite) or ``stress``.
+
+Choose with ``OMMI_RELIABILITY_PROFILE=quick|stress`` (default ``quick``);
+``nox -s stress`` sets ``stress``. ``OMMI_RELIABILITY_SEED`` makes the
+differential test's Hypothesis run reproducible, and ``OMMI_RELIABILITY_SHRINK=1``
+lets Hypothesis shrink a failing case (off by default: every step of a
+shrink runs on a database, which can take minutes; the unshrunk failure
+already names the operation that diverged).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from hypothesis import Phase
+
+__all__ = ["PROFILES", "PROFILE_ENV", "SEED_ENV", "SHRINK_ENV", "Profile", "current_profile", "phases", "seed"]
+
+PROFILE_ENV = "OMMI_RELIABILITY_PROFILE"
+SEED_ENV = "OMMI_RELIABILITY_SEED"
+SHRINK_ENV = "OMMI_RELIABILITY_SHRINK"
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    """The sizes of one reliability run.
+
+    Attributes:
+        name: ``"quick"`` or ``"stress"``.
+        min_cases: generated differential cases each backend must run, at least.
+        examples: Hypothesis examples (datasets) per backend.
+        operations: (fewest, most) operations per example; each is one case.
+        fault_seconds: how long the PostgreSQL fault workload runs.
+        kill_rounds: SQLite child processes killed with SIGKILL.
+        concurrent_tasks: tasks running at once on one ``Ommi``.
+        concurrency_rounds: operations each concurrent task performs.
+        cancelled_tasks: tasks started and cancelled at a random point.
+        sql_text_examples: examples of the "values never change the SQL text" property.
+    """
+
+    name: str
+    min_cases: int
+    examples: int
+    operations: tuple[int, int]
+    fault_seconds: float
+    kill_rounds: int
+    concurrent_tasks: int
+    concurrency_rounds: int
+    cancelled_tasks: int
+    sql_text_examples: int
+
+    def __post_init__(self) -> None:
+        if self.examples * self.operations[0] < self.min_cases:
+            raise ValueError(f"profile {self.name!r} cannot reach {self.min_cases} cases")
+
+
+QUICK = Profile(
+    name="quick",
+    min_cases=1_000,
+    examples=50,
+    operations=(20, 30),
+    fault_seconds=4.0,
+    kill_rounds=3,
+    concurrent_tasks=200,
+    concurrency_rounds=3,
+    cancelled_tasks=2_000,
+    sql_text_examples=200,
+)
+
+STRESS = Profile(
+    name="stress",
+    min_cases=20_000,
+    examples=1_000,
+    operations=(20, 30),
+    fault_seconds=60.0,
+    kill_rounds=25,
+    concurrent_tasks=200,
+    concurrency_rounds=25,
+    cancelled_tasks=20_000,
+    sql_text_examples=5_000,
+)
+
+PROFILES = {p.name: p for p in (QUICK, STRESS)}
+
+
+def current_profile() -> Profile:
+    """The profile ``OMMI_RELIABILITY_PROFILE`` names (``quick`` when unset).
+
+    Raises:
+        ValueError: the variable names no profile.
+    """
+    name = os.environ.get(PROFILE_ENV, "quick").strip().lower() or "quick"
+    try:
+        return PROFILES[name]
+    except KeyError:
+        raise ValueError(f"{PROFILE_ENV}={name!r}: choose one of {', '.join(PROFILES)}") from None
+
+
+def seed() -> int | None:
+    """The Hypothesis seed ``OMMI_RELIABILITY_SEED`` sets, if any."""
+    text = os.environ.get(SEED_ENV, "").strip()
+    return int(text) if text else None
+
+
+def phases() -> tuple[Phase, ...]:
+    """Hypothesis's phases: shrinking only when ``OMMI_RELIABILITY_SHRINK`` is set to a true value."""
+    base = (Phase.explicit, Phase.reuse, Phase.generate)
+    if os.environ.get(SHRINK_ENV, "").strip().lower() in ("1", "true", "yes", "on"):
+        return (*base, Phase.shrink)
+    return base

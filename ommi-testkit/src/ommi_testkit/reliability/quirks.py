@@ -1,0 +1,104 @@
+"""Known defects of test servers that stand in for a real database, as domain narrowings.
+
+nx-27017 is a MongoDB wire-protocol server written in Python; CI runs it
+because no MongoDB can be installed there. It answers some queries wrongly
+(ommi-mongodb's conformance tests list the same defects in their
+``needs_real_mongodb`` table). :func:`narrow_for_test_servers` keeps the
+differential generator away from exactly those, each with its reason, and only
+when the driver is connected to nx-27017: on a real MongoDB the full domain
+(less the driver's declared capabilities) runs.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from typing import Any
+
+from ommi.drivers import Driver
+from ommi.models.types import StorageType
+
+from ommi_testkit.reliability.domain import ALL_OPERATORS, Domain
+
+__all__ = ["is_nx_27017", "narrow_for_nx_27017", "narrow_for_test_servers"]
+
+_DATES = {StorageType.DATE, StorageType.DATETIME, StorageType.DATETIME_TZ}
+
+
+def is_nx_27017(driver: Driver) -> bool:
+    """Whether an opened driver talks to nx-27017 (it says so as ``process`` in ``buildInfo``)."""
+    info: Any = getattr(driver, "server_info", None)
+    if not isinstance(info, dict):
+        return False
+    process = str(info.get("buildInfo", {}).get("process", ""))
+    return process.replace("-", "_").lower() == "nx_27017"
+
+
+def narrow_for_nx_27017(domain: Domain) -> Domain:
+    """The domain less what nx-27017 gets wrong (each narrowing names the defect)."""
+    everything_but = set(StorageType)
+    return (
+        domain.narrowed(
+            "no Decimal values",
+            "nx-27017 cannot store Decimal128 ('Object of type Decimal128 is not JSON serializable')",
+            storable=everything_but - {StorageType.DECIMAL},
+            filterable=everything_but - {StorageType.DECIMAL},
+            sortable=everything_but - {StorageType.DECIMAL},
+            settable=everything_but - {StorageType.DECIMAL},
+        )
+        .narrowed(
+            "no value conditions on bytes or UUID fields (null tests only)",
+            "nx-27017 never matches binary values (subtypes 0 and 4) in a filter",
+            filterable=everything_but - {StorageType.BYTES, StorageType.UUID},
+        )
+        .narrowed(
+            "no sort on bytes or UUID fields",
+            "nx-27017 sorts binary values (subtypes 0 and 4) neither byte by byte nor by length",
+            sortable=everything_but - {StorageType.BYTES, StorageType.UUID},
+        )
+        .narrowed(
+            "datetimes in whole seconds",
+            "nx-27017 ignores milliseconds when it compares date-times",
+            datetime_step=_dt.timedelta(seconds=1),
+        )
+        .narrowed(
+            "update() never sets date or datetime fields",
+            "nx-27017 stores a date-time given to $set as text, which then reads back as a string",
+            settable=everything_but - _DATES,
+        )
+        .narrowed(
+            "update() never sets bool fields",
+            "nx-27017 stores a bool given to $set as the integer 1 or 0, which then sorts among numbers",
+            settable=everything_but - {StorageType.BOOLEAN},
+        )
+        .narrowed(
+            "update() never sets float fields",
+            "nx-27017 keeps 15 significant digits of a float given to $set (6.8946707031919096e+16 reads back "
+            "as 6.89467070319191e+16)",
+            settable=everything_but - {StorageType.FLOAT},
+        )
+        .narrowed(
+            "update() and delete() conditions use only ==, <, <=, >, >= and NULL tests",
+            "nx-27017's update_many / delete_many honour only $eq, $lt, $lte, $gt, $gte and null tests: with "
+            "$in, $nin, $ne or $regex in the filter (in_, not_in, != and the text matches) they report the "
+            "matches but change nothing, or fail with 'malformed JSON' for date-times, while find and count "
+            "answer the same filters right",
+            write_operators=ALL_OPERATORS - {"!=", "in", "not in", "contains", "startswith", "endswith"},
+        )
+        .narrowed(
+            "no NULL tests on key fields",
+            "nx-27017 answers {_id: {$ne: null}} with no documents (inside $and it answers right)",
+            key_null_tests=False,
+        )
+        .narrowed(
+            "integer keys between 100 and 999",
+            "nx-27017 sorts integer _id values as text (1, 10, 2); keys of three digits sort the same either way",
+            key_range=(100, 999),
+        )
+    )
+
+
+def narrow_for_test_servers(domain: Domain, driver: Driver) -> Domain:
+    """Narrow ``domain`` for the test server ``driver`` is connected to, if it is a known stand-in."""
+    if is_nx_27017(driver):
+        return narrow_for_nx_27017(domain)
+    return domain

@@ -1,0 +1,201 @@
+"""Generated cases as plain data: rows, conditions and operations, and how each becomes API calls.
+
+The generators (:mod:`ommi_testkit.reliability.strategies`) produce these
+immutable specs rather than query objects, so a failing case prints readably
+(Hypothesis shows the spec) and the same spec runs on every backend through
+the public API: ``db.find(Sample, Sample.number < 3).sort(...).limit(...)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ommi.models.schema import Field, get_schema
+from ommi.query.ast import Expr, when
+
+__all__ = [
+    "AddSpec",
+    "AllOf",
+    "AnyOf",
+    "Compare",
+    "CompareFields",
+    "Cond",
+    "DeleteSpec",
+    "FindSpec",
+    "Operation",
+    "RowSpec",
+    "Scenario",
+    "UpdateSpec",
+    "field_of",
+]
+
+COMPARISONS = ("==", "!=", "<", "<=", ">", ">=")
+"""Operators between a field and a value (or two fields)."""
+MEMBERSHIP = ("in", "not in")
+TEXT_MATCHES = ("contains", "startswith", "endswith")
+NULL_TESTS = ("is null", "is not null")
+
+
+def field_of(model: type, name: str) -> Field:
+    """The query operand ``Model.name``."""
+    return get_schema(model).by_name[name]
+
+
+_BINARY: dict[str, Callable[[Field, Any], Expr]] = {
+    "==": lambda f, v: f == v,
+    "!=": lambda f, v: f != v,
+    "<": lambda f, v: f < v,
+    "<=": lambda f, v: f <= v,
+    ">": lambda f, v: f > v,
+    ">=": lambda f, v: f >= v,
+    "in": lambda f, v: f.in_(v),
+    "not in": lambda f, v: f.not_in(v),
+    "contains": lambda f, v: f.contains(v),
+    "startswith": lambda f, v: f.startswith(v),
+    "endswith": lambda f, v: f.endswith(v),
+    "is null": lambda f, v: f == None,  # noqa: E711 - the API's spelling of IS NULL
+    "is not null": lambda f, v: f != None,  # noqa: E711
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Compare:
+    """``Model.field <op> value`` (``value`` is a tuple for ``in`` / ``not in``, unused for null tests)."""
+
+    model: type
+    field: str
+    op: str
+    value: Any = None
+
+    def build(self) -> Expr:
+        return _BINARY[self.op](field_of(self.model, self.field), self.value)
+
+    def __repr__(self) -> str:
+        if self.op in NULL_TESTS:
+            return f"{self.model.__name__}.{self.field} {self.op}"
+        return f"{self.model.__name__}.{self.field} {self.op} {self.value!r}"
+
+
+@dataclass(frozen=True, slots=True)
+class CompareFields:
+    """``Left.field <op> Right.field`` between fields of the same storage type."""
+
+    left: tuple[type, str]
+    op: str
+    right: tuple[type, str]
+
+    def build(self) -> Expr:
+        return _BINARY[self.op](field_of(*self.left), field_of(*self.right))
+
+    def __repr__(self) -> str:
+        return f"{self.left[0].__name__}.{self.left[1]} {self.op} {self.right[0].__name__}.{self.right[1]}"
+
+
+@dataclass(frozen=True, slots=True)
+class AllOf:
+    """All items hold; built as ``when(a, b, c)`` or, with ``chained``, ``when(a).And(b, c)``."""
+
+    items: tuple[Cond, ...]
+    chained: bool = False
+
+    def build(self) -> Expr:
+        built = [item.build() for item in self.items]
+        if self.chained and len(built) > 1:
+            return when(built[0]).And(*built[1:])
+        return when(*built)
+
+    def __repr__(self) -> str:
+        return "(" + " AND ".join(map(repr, self.items)) + ")"
+
+
+@dataclass(frozen=True, slots=True)
+class AnyOf:
+    """At least one item holds; built as ``when(a).Or(b).Or(c)``."""
+
+    items: tuple[Cond, ...]
+
+    def build(self) -> Expr:
+        expr = when(self.items[0].build())
+        for item in self.items[1:]:
+            expr = expr.Or(item.build())
+        return expr
+
+    def __repr__(self) -> str:
+        return "(" + " OR ".join(map(repr, self.items)) + ")"
+
+
+Cond = Compare | CompareFields | AllOf | AnyOf
+
+
+@dataclass(frozen=True, slots=True)
+class RowSpec:
+    """The field values of one model instance (a fresh instance is built for every backend)."""
+
+    model: type
+    values: tuple[tuple[str, Any], ...]
+
+    def make(self) -> Any:
+        return self.model(**dict(self.values))
+
+    @property
+    def key(self) -> Any:
+        return dict(self.values)["id"]
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{name}={value!r}" for name, value in self.values if value is not None)
+        return f"{self.model.__name__}({shown})"
+
+
+@dataclass(frozen=True, slots=True)
+class FindSpec:
+    """``db.find(target, *where).sort(...).limit(...)`` then ``.all`` / ``.count`` / ``.one``."""
+
+    target: type
+    where: tuple[Cond, ...] = ()
+    sort: tuple[tuple[str, bool], ...] = ()
+    window: tuple[int, int] | None = None
+    action: str = "all"
+    batch_size: int | None = None
+
+    @property
+    def ordered(self) -> bool:
+        """Whether the result order is defined (sorted or windowed: core then sorts by key too)."""
+        return bool(self.sort) or self.window is not None or self.action == "one"
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateSpec:
+    """``db.find(target, *where).update(**values)``."""
+
+    target: type
+    where: tuple[Cond, ...]
+    values: tuple[tuple[str, Any], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteSpec:
+    """``db.find(target, *where).delete()``."""
+
+    target: type
+    where: tuple[Cond, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class AddSpec:
+    """``db.add(*rows)``: all stored, or none (a duplicate or dangling key fails the whole call)."""
+
+    rows: tuple[RowSpec, ...]
+
+
+Operation = FindSpec | UpdateSpec | DeleteSpec | AddSpec
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    """One generated example: the starting data and the operations run on it, in order."""
+
+    owners: tuple[RowSpec, ...]
+    samples: tuple[RowSpec, ...]
+    operations: tuple[Operation, ...]

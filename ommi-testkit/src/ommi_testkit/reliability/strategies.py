@@ -1,0 +1,397 @@
+"""Hypothesis strategies for model data and query trees, within a backend's :class:`Domain`.
+
+:func:`scenarios` draws a starting dataset of owners and samples (every field
+type, NULLs, unicode, ties on purpose) and a list of operations on it: finds
+with AND/OR trees of every operator, conditions through the join in both
+directions, field-to-field comparisons, sorts on several keys, pages, counts,
+``.one``, updates, deletes and multi-row adds that may fail as a whole.
+
+Condition values are drawn half from the values the dataset holds (so
+conditions match some rows and sorts meet ties) and half fresh.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import decimal
+import functools
+import string
+from collections.abc import Sequence
+from typing import Any
+
+from hypothesis import strategies as st
+from ommi.models.schema import Field, get_schema
+from ommi.models.types import StorageType
+
+from ommi_testkit.reliability.domain import Domain
+from ommi_testkit.reliability.models import Owner, Sample, Shade
+from ommi_testkit.reliability.specs import (
+    COMPARISONS,
+    MEMBERSHIP,
+    NULL_TESTS,
+    TEXT_MATCHES,
+    AddSpec,
+    AllOf,
+    AnyOf,
+    Compare,
+    CompareFields,
+    Cond,
+    DeleteSpec,
+    FindSpec,
+    Operation,
+    RowSpec,
+    Scenario,
+    UpdateSpec,
+    field_of,
+)
+
+__all__ = ["Generator", "floor_datetime", "texts", "values_for"]
+
+_SPECIAL = "%_\\*?[]^$.()|+{}\"'`;-/ \n\t"
+# Case pairs, a ligature, CJK, an emoji, a combining mark, invisible characters: code points that
+# case-insensitive or collating comparisons would treat differently from Ommi's code-point order.
+_OTHER = "aAbBzZ09éÉßİ\u0131ﬁ中文😀\u0301\u200b\ufeff"
+
+_BOOL = st.booleans()
+
+
+@functools.cache
+def _ints(low: int, high: int) -> st.SearchStrategy[int]:
+    # Building a strategy costs far more than drawing from it: build each range once.
+    return st.integers(low, high)
+
+
+def _choice(draw: Any, items: Sequence[Any]) -> Any:
+    """One of ``items`` (shrinks towards the first)."""
+    return items[draw(_ints(0, len(items) - 1))]
+
+
+_DT_MIN = _dt.datetime.min + _dt.timedelta(days=2)
+_DT_MAX = _dt.datetime.max - _dt.timedelta(days=2)
+
+
+_OPERATIONS = ("find",) * 6 + ("update", "update", "delete", "add")
+
+
+def texts(max_size: int = 10) -> st.SearchStrategy[str]:
+    """Unicode text without NUL or lone surrogates, rich in LIKE/GLOB/regex metacharacters."""
+    alphabet = st.one_of(
+        st.sampled_from(_SPECIAL + _OTHER + string.ascii_letters[:6]),
+        st.characters(codec="utf-8", exclude_characters="\x00"),
+    )
+    return st.text(alphabet, max_size=max_size)
+
+
+def floor_datetime(value: _dt.datetime, step: _dt.timedelta) -> _dt.datetime:
+    """``value`` rounded down to a whole multiple of ``step`` (counted from ``datetime.min``)."""
+    naive = value.replace(tzinfo=None)
+    floored = naive - (naive - _dt.datetime.min) % step
+    return floored.replace(tzinfo=value.tzinfo)
+
+
+_SHORT_TEXTS = texts(4)
+
+
+def _decimals(digits: int) -> st.SearchStrategy[decimal.Decimal]:
+    top = 10**digits - 1
+    return st.builds(
+        lambda n, e: decimal.Decimal(f"{n}E{e}"),
+        st.one_of(st.integers(-3, 3), st.integers(-top, top)),
+        st.integers(-12, 12),
+    )
+
+
+def _datetimes(step: _dt.timedelta) -> st.SearchStrategy[_dt.datetime]:
+    common = st.datetimes(min_value=_dt.datetime(1990, 1, 1), max_value=_dt.datetime(2040, 1, 1))
+    anywhere = st.datetimes(min_value=_DT_MIN, max_value=_DT_MAX)
+    return st.one_of(common, anywhere).map(lambda v: floor_datetime(v, step))
+
+
+def _aware(step: _dt.timedelta) -> st.SearchStrategy[_dt.datetime]:
+    offsets = st.integers(-(23 * 60 + 59), 23 * 60 + 59).map(lambda m: _dt.timezone(_dt.timedelta(minutes=m)))
+    return st.builds(lambda v, tz: v.replace(tzinfo=tz), _datetimes(step), st.one_of(st.just(_dt.UTC), offsets))
+
+
+def values_for(field: Field, domain: Domain) -> st.SearchStrategy[Any]:
+    """Fresh application values for ``field`` (never ``None``)."""
+    if field.python_type is Shade:
+        return st.sampled_from(Shade)
+    storage = field.storage
+    low, high = domain.key_range
+    if storage is StorageType.INTEGER:
+        if field.key or field.reference is not None:
+            return st.integers(low, high)
+        return st.one_of(st.integers(-3, 3), st.integers(low, high))
+    if storage is StorageType.FLOAT:
+        return st.one_of(
+            st.sampled_from([0.0, -0.0, 1.0, -1.5, 0.1]),
+            st.floats(allow_nan=False, allow_infinity=False),
+        )
+    if storage is StorageType.DECIMAL:
+        return _decimals(domain.decimal_digits)
+    if storage is StorageType.BOOLEAN:
+        return st.booleans()
+    if storage is StorageType.TEXT:
+        return texts()
+    if storage is StorageType.BYTES:
+        return st.binary(max_size=10)
+    if storage is StorageType.UUID:
+        return st.uuids()
+    if storage is StorageType.DATE:
+        return st.dates()
+    if storage is StorageType.DATETIME:
+        return _datetimes(domain.datetime_step)
+    if storage is StorageType.DATETIME_TZ:
+        return _aware(domain.datetime_step)
+    raise AssertionError(f"no strategy for {storage}")  # pragma: no cover
+
+
+class Generator:
+    """The strategies of one backend's domain.
+
+    Args:
+        domain: what may be generated.
+        max_samples: most samples in a starting dataset.
+        operations: (fewest, most) operations per scenario; each is one case.
+    """
+
+    def __init__(self, domain: Domain, *, max_samples: int = 16, operations: tuple[int, int] = (20, 30)) -> None:
+        self.domain = domain
+        self.max_samples = max_samples
+        self.operations = operations
+        fields = (*get_schema(Owner).fields, *get_schema(Sample).fields)
+        self._fresh = {f: values_for(f, domain) for f in fields}
+        # Mostly small keys (collisions and readable failures), sometimes anywhere in range.
+        low, high = domain.key_range
+        small_low = max(low, -5)
+        self._keys_strategy = st.one_of(_ints(small_low, min(high, small_low + 45)), _ints(low, high))
+
+    # -- values and rows -----------------------------------------------------
+
+    def _stored(self, field: Field) -> bool:
+        return field.key or field.reference is not None or field.storage in self.domain.storable
+
+    def _row(self, draw: Any, model: type, key: int, owners: Sequence[int]) -> RowSpec:
+        values: list[tuple[str, Any]] = [("id", key)]
+        for field in get_schema(model).fields:
+            if field.key:
+                continue
+            value = None
+            if field.reference is not None:
+                if owners and draw(_BOOL):
+                    value = _choice(draw, owners)
+            elif self._stored(field) and draw(_ints(0, 3)):
+                value = draw(self._fresh[field])
+            values.append((field.name, value))
+        return RowSpec(model, tuple(values))
+
+    def _keys(self, draw: Any, fewest: int, most: int) -> list[int]:
+        # Hypothesis favours short lists; a drawn minimum keeps datasets big enough to sort and page.
+        size = draw(_ints(fewest, most))
+        keys: list[int] = draw(st.lists(self._keys_strategy, unique=True, min_size=size, max_size=most))
+        return keys
+
+    # -- conditions ----------------------------------------------------------
+
+    def _value(self, draw: Any, field: Field, pools: dict[Field, list[Any]]) -> Any:
+        pool = pools.get(field, [])
+        if pool and draw(_BOOL):
+            return _choice(draw, pool)
+        return draw(self._fresh[field])
+
+    def _leaf(self, draw: Any, fields: Sequence[Field], pools: dict[Field, list[Any]], writing: bool) -> Cond:
+        field = _choice(draw, fields)
+        model = field.schema.cls
+        filterable = field.storage in self.domain.filterable
+        ops = list(NULL_TESTS) if self.domain.key_null_tests or not field.key else []
+        if filterable:
+            ops += [*COMPARISONS, *MEMBERSHIP]
+            if field.storage is StorageType.TEXT and field.python_type is str:
+                ops += TEXT_MATCHES
+        if writing:
+            ops = [op for op in ops if op in self.domain.write_operators]
+        if not ops:
+            raise ValueError(f"the domain leaves no operator for {field!r}{' in writes' if writing else ''}")
+        op = _choice(draw, ops)
+        if op in NULL_TESTS:
+            return Compare(model, field.name, op)
+        if op in MEMBERSHIP:
+            size = draw(_ints(0, 4))
+            values = tuple(self._value(draw, field, pools) for _ in range(size))
+            return Compare(model, field.name, op, values)
+        if op in TEXT_MATCHES:
+            pool = [v for v in pools.get(field, []) if v]
+            if pool and draw(_BOOL):
+                # A piece of a stored text, so the match finds something.
+                text = _choice(draw, pool)
+                start = draw(_ints(0, len(text)))
+                end = draw(_ints(start, len(text)))
+                return Compare(model, field.name, op, text[start:end])
+            return Compare(model, field.name, op, draw(_SHORT_TEXTS))
+        return Compare(model, field.name, op, self._value(draw, field, pools))
+
+    def _field_pair(self, draw: Any, fields: Sequence[Field]) -> Cond | None:
+        pairs = [
+            (a, b)
+            for a in fields
+            for b in fields
+            if a is not b and a.storage is b.storage and a.storage in self.domain.filterable
+        ]
+        if not pairs:
+            return None
+        left, right = _choice(draw, pairs)
+        op = _choice(draw, COMPARISONS)
+        return CompareFields((left.schema.cls, left.name), op, (right.schema.cls, right.name))
+
+    def _condition(
+        self, draw: Any, fields: Sequence[Field], pools: dict[Field, list[Any]], depth: int, writing: bool
+    ) -> Cond:
+        kinds = ["leaf", "leaf", "leaf"]
+        if self.domain.field_comparisons:
+            kinds.append("fields")
+        if depth > 0:
+            kinds += ["and", "or", "or"]
+        kind = _choice(draw, kinds)
+        if kind == "fields":
+            pair = self._field_pair(draw, fields)
+            if pair is not None:
+                return pair
+            kind = "leaf"
+        if kind == "leaf":
+            return self._leaf(draw, fields, pools, writing)
+        items = tuple(self._condition(draw, fields, pools, depth - 1, writing) for _ in range(draw(_ints(1, 3))))
+        if kind == "and":
+            return AllOf(items, chained=draw(_BOOL))
+        return AnyOf(items)
+
+    def _where(
+        self, draw: Any, target: type, pools: dict[Field, list[Any]], *, writing: bool = False
+    ) -> tuple[Cond, ...]:
+        fields: list[Field] = list(get_schema(target).fields)
+        if self.domain.related_conditions and draw(_ints(0, 3)) == 0:
+            other = Owner if target is Sample else Sample
+            fields += list(get_schema(other).fields)
+        count = draw(_ints(0, 2))
+        return tuple(self._condition(draw, fields, pools, 2, writing) for _ in range(count))
+
+    # -- operations ----------------------------------------------------------
+
+    def _find(self, draw: Any, target: type, pools: dict[Field, list[Any]]) -> FindSpec:
+        where = self._where(draw, target, pools)
+        sortable = [f.name for f in get_schema(target).fields if f.storage in self.domain.sortable]
+        sort = tuple((_choice(draw, sortable), draw(_BOOL)) for _ in range(draw(_ints(0, 3))))
+        window = None
+        if draw(_BOOL):
+            window = (draw(_ints(1, 8)), draw(_ints(0, 4)))
+        action = _choice(draw, ("all", "all", "count", "one"))
+        batch = _choice(draw, (None, None, 1, 2, 3, 7)) if action == "all" else None
+        return FindSpec(target, where, sort, window, action, batch)
+
+    def _update(self, draw: Any, target: type, pools: dict[Field, list[Any]], owners: list[int]) -> UpdateSpec:
+        where = self._where(draw, target, pools, writing=True)
+        choices = [
+            f
+            for f in get_schema(target).fields
+            if not f.key and (f.reference is not None or f.storage in self.domain.settable)
+        ]
+        if target is Sample and draw(_ints(0, 9)) == 0:
+            # Rarely the key itself: two matches then collide, and nothing may change.
+            choices.append(field_of(Sample, "id"))
+        chosen = list(dict.fromkeys(_choice(draw, choices) for _ in range(draw(_ints(1, 3)))))
+        values = []
+        for field in chosen:
+            if field.reference is not None:
+                value = _choice(draw, [None, *owners])
+            elif field.key:
+                value = self._value(draw, field, pools)
+            else:
+                value = None if draw(_ints(0, 4)) == 0 else self._value(draw, field, pools)
+            values.append((field.name, value))
+        return UpdateSpec(target, where, tuple(values))
+
+    def _add(self, draw: Any, samples: list[int], owners: list[int]) -> AddSpec:
+        keys = [
+            _choice(draw, samples) if samples and draw(_BOOL) else draw(self._keys_strategy)
+            for _ in range(draw(_ints(1, 3)))
+        ]
+        rows = []
+        for key in keys:
+            row = self._row(draw, Sample, key, owners)
+            if self.domain.foreign_keys and draw(_ints(0, 9)) == 0:
+                # A reference to an owner that does not exist: the whole add fails.
+                missing = draw(self._keys_strategy.filter(lambda k: k not in owners))
+                row = RowSpec(Sample, tuple((n, missing if n == "owner_id" else v) for n, v in row.values))
+            rows.append(row)
+        return AddSpec(tuple(rows))
+
+    def _operation(self, draw: Any, pools: dict[Field, list[Any]], samples: list[int], owners: list[int]) -> Operation:
+        kind = _choice(draw, _OPERATIONS)
+        target = Sample if draw(_ints(0, 3)) else Owner
+        if kind == "find":
+            return self._find(draw, target, pools)
+        if kind == "update":
+            return self._update(draw, target, pools, owners)
+        if kind == "delete":
+            if target is Owner and not self.domain.foreign_keys:
+                target = Sample
+            return DeleteSpec(target, self._where(draw, target, pools, writing=True))
+        return self._add(draw, samples, owners)
+
+    def scenarios(self) -> st.SearchStrategy[Scenario]:
+        """Datasets with operations on them."""
+
+        @st.composite
+        def scenario(draw: Any) -> Scenario:
+            owner_keys = self._keys(draw, 1, 5)
+            owners = [self._row(draw, Owner, key, []) for key in owner_keys]
+            sample_keys = self._keys(draw, min(4, self.max_samples), self.max_samples)
+            samples = [self._row(draw, Sample, key, owner_keys) for key in sample_keys]
+            pools: dict[Field, list[Any]] = {}
+            for row in (*owners, *samples):
+                for name, value in row.values:
+                    if value is not None:
+                        pools.setdefault(field_of(row.model, name), []).append(value)
+            fewest, most = self.operations
+            count = draw(_ints(fewest, most))
+            operations = tuple(self._operation(draw, pools, sample_keys, owner_keys) for _ in range(count))
+            return Scenario(tuple(owners), tuple(samples), operations)
+
+        return scenario()
+
+    def conditions(self, target: type = Sample) -> st.SearchStrategy[tuple[Cond, ...]]:
+        """Condition lists on ``target`` alone (and its related model), with fresh values."""
+
+        @st.composite
+        def conditions(draw: Any) -> tuple[Cond, ...]:
+            return self._where(draw, target, {})
+
+        return conditions()
+
+    def revalued(self, conditions: tuple[Cond, ...]) -> st.SearchStrategy[tuple[Cond, ...]]:
+        """The same conditions with every value replaced by another of its field's type.
+
+        The shape stays: the operators, the fields, and the number of distinct
+        values of each ``in_`` / ``not_in`` (duplicates collapse when encoded).
+        """
+
+        @st.composite
+        def revalued(draw: Any) -> tuple[Cond, ...]:
+            return tuple(self._revalue(draw, condition) for condition in conditions)
+
+        return revalued()
+
+    def _revalue(self, draw: Any, condition: Cond) -> Cond:
+        if isinstance(condition, AllOf):
+            return AllOf(tuple(self._revalue(draw, c) for c in condition.items), condition.chained)
+        if isinstance(condition, AnyOf):
+            return AnyOf(tuple(self._revalue(draw, c) for c in condition.items))
+        if isinstance(condition, CompareFields) or condition.op in NULL_TESTS:
+            return condition
+        field = field_of(condition.model, condition.field)
+        if condition.op in TEXT_MATCHES:
+            return Compare(condition.model, condition.field, condition.op, draw(texts()))
+        if condition.op in MEMBERSHIP:
+            distinct = len(dict.fromkeys(field.encode(v) for v in condition.value))
+            values = draw(st.lists(self._fresh[field], min_size=distinct, max_size=distinct, unique_by=field.encode))
+            return Compare(condition.model, condition.field, condition.op, tuple(values))
+        return Compare(condition.model, condition.field, condition.op, draw(self._fresh[field]))

@@ -1,0 +1,392 @@
+"""Workloads on one open ``Ommi``: writes under injected faults, many concurrent tasks, random cancellation.
+
+Each workload starts from :func:`~ommi_testkit.reliability.ledger.prepare`,
+records what the database acknowledged in a
+:class:`~ommi_testkit.reliability.ledger.Ledger`, and ends with
+:func:`~ommi_testkit.reliability.ledger.verify`. Each returns its
+:class:`~ommi_testkit.reliability.figures.Figures` and an explanation of
+everything that went wrong (empty when all is well), so a test asserts
+``problems == []`` and the figures reach the report either way.
+
+The workloads never look inside a driver: faults come from an injector the
+caller passes (see :mod:`ommi_testkit.reliability.faults`), and connection
+leaks are judged by a :data:`Probe` the caller passes plus a capacity check
+that uses only the public API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import random
+import time
+import warnings
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from ommi import Ommi
+from ommi.errors import DatabaseError, OmmiError, TransactionError
+
+from ommi_testkit.reliability.figures import Figures
+from ommi_testkit.reliability.ledger import (
+    Ledger,
+    account_balance,
+    account_id,
+    part_group,
+    part_size,
+    prepare,
+    transfer,
+    verify,
+)
+from ommi_testkit.reliability.models import Account, Part, Receipt
+
+__all__ = [
+    "Injector",
+    "Probe",
+    "cancellation_workload",
+    "check_capacity",
+    "concurrency_workload",
+    "fault_workload",
+    "hygiene",
+]
+
+Injector = Callable[[], Awaitable[int]]
+"""Inject one round of faults; return how many (connections terminated...)."""
+
+Probe = Callable[[], Awaitable[dict[str, int]]]
+"""Connections (or other resources) a driver holds beyond its idle state, by name; all 0 at rest."""
+
+EXPECTED_UNDER_FAULTS = (DatabaseError, TransactionError)
+"""What an operation may raise while its connection is being killed: a clear ommi.errors exception."""
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__module__}.{type(exc).__name__}: {exc}"
+
+
+async def _add_group(db: Any, name: str, size: int) -> None:
+    await db.add(*(Part(group=name, index=i, size=size) for i in range(size))).or_raise()
+
+
+@contextlib.asynccontextmanager
+async def hygiene() -> AsyncIterator[list[str]]:
+    """Collect every warning and every event-loop error report raised inside the block.
+
+    ``ResourceWarning`` (an unclosed connection or driver), ``RuntimeWarning``
+    ("coroutine ... was never awaited") and the loop's "Task exception was
+    never retrieved" / "Task was destroyed but it is pending" reports all end
+    up in the yielded list; garbage is collected before the block ends so
+    that finalisers report now, not in some later test.
+    """
+    loop = asyncio.get_running_loop()
+    found: list[str] = []
+    previous = loop.get_exception_handler()
+
+    def report(_: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        found.append(f"event loop: {context.get('message')} {context.get('exception')!r}")
+
+    loop.set_exception_handler(report)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                yield found
+            finally:
+                for _ in range(3):
+                    gc.collect()
+                    await asyncio.sleep(0.01)
+        found.extend(f"{w.category.__name__}: {w.message}" for w in caught)
+    finally:
+        loop.set_exception_handler(previous)
+
+
+# -- faults -----------------------------------------------------------------------
+
+
+async def fault_workload(
+    db: Ommi,
+    inject: Injector,
+    *,
+    backend: str,
+    profile: str,
+    seconds: float,
+    writers: int = 4,
+    transferrers: int = 4,
+    interval: tuple[float, float] = (0.02, 0.12),
+    seed: int = 0,
+) -> tuple[Figures, list[str]]:
+    """Acknowledged inserts and transfer transactions while ``inject`` breaks connections.
+
+    Afterwards every acknowledged write must be stored once, no transfer may
+    be half-applied, the balances must add up, and the database must answer
+    at once again (the pool recovers): 20 sequential and 20 concurrent
+    operations, none failing.
+    """
+    figures = Figures("faults", backend, profile)
+    ledger = Ledger()
+    await prepare(db, ledger)
+    problems: list[str] = []
+    stop = asyncio.Event()
+    started = time.perf_counter()
+
+    async def guarded(operation: Callable[[], Awaitable[None]]) -> None:
+        try:
+            await operation()
+        except EXPECTED_UNDER_FAULTS:
+            figures.expected_errors += 1
+        except Exception as exc:
+            problems.append(f"unexpected {_describe(exc)}")
+
+    async def writer(number: int) -> None:
+        count = 0
+        while not stop.is_set():
+            token = f"w{number}-{count}"
+            count += 1
+
+            async def write(token: str = token) -> None:
+                await db.add(Receipt(token=token, worker=number)).or_raise()
+                ledger.receipts.add(token)
+
+            await guarded(write)
+
+    async def transferrer(number: int) -> None:
+        rng = random.Random(seed * 1000 + number)
+        count = 0
+        while not stop.is_set():
+            token = f"t{number}-{count}"
+            count += 1
+            await guarded(lambda token=token: transfer(db, ledger, rng, token))  # type: ignore[misc]
+
+    async def injector() -> None:
+        rng = random.Random(seed)
+        while not stop.is_set():
+            await asyncio.sleep(rng.uniform(*interval))
+            try:
+                figures.faults += await inject()
+            except Exception as exc:
+                problems.append(f"the fault injector failed: {_describe(exc)}")
+                return
+
+    tasks = [asyncio.create_task(writer(n)) for n in range(writers)]
+    tasks += [asyncio.create_task(transferrer(n)) for n in range(transferrers)]
+    tasks.append(asyncio.create_task(injector()))
+    await asyncio.sleep(seconds)
+    stop.set()
+    await asyncio.gather(*tasks)
+    figures.tasks = len(tasks)
+    figures.acknowledged = len(ledger.receipts) + len(ledger.transfers)
+
+    try:
+        for _ in range(20):
+            await db.find(Account).count.or_raise()
+        await asyncio.gather(*(db.find(Receipt).count.or_raise() for _ in range(20)))
+    except Exception as exc:
+        problems.append(f"the database did not recover after the faults: {_describe(exc)}")
+    verdict = await verify(db, ledger)
+    verdict.into(figures)
+    problems += verdict.problems
+    if figures.faults == 0:
+        problems.append("no fault was injected: the workload proved nothing")
+    if not ledger.receipts or not ledger.transfers:
+        acknowledged = f"{len(ledger.receipts)} writes, {len(ledger.transfers)} transfers"
+        problems.append(f"too little was acknowledged ({acknowledged})")
+    figures.seconds = round(time.perf_counter() - started, 3)
+    return figures, problems
+
+
+# -- concurrency ------------------------------------------------------------------
+
+
+async def concurrency_workload(
+    databases: list[Ommi],
+    *,
+    backend: str,
+    profile: str,
+    tasks: int = 200,
+    rounds: int = 3,
+    transactions: bool = True,
+    seed: int = 0,
+) -> tuple[Figures, list[str]]:
+    """``tasks`` tasks at once doing mixed reads, writes and (where supported) transactions.
+
+    The tasks share ``databases`` round-robin (several ``Ommi`` on one SQLite
+    file give several writers). Any error at all is a problem: waiting for a
+    lock or a connection must be absorbed by the driver.
+    """
+    figures = Figures("concurrency", backend, profile)
+    ledger = Ledger(accounts=20)
+    await prepare(databases[0], ledger)
+    problems: list[str] = []
+    started = time.perf_counter()
+    kinds = ["add", "group", "count", "scan", "one"] + (["transfer", "transfer", "tx_group"] if transactions else [])
+
+    async def step(db: Ommi, rng: random.Random, name: str) -> None:
+        kind = rng.choice(kinds)
+        if kind == "add":
+            await db.add(Receipt(token=name, worker=0)).or_raise()
+            ledger.receipts.add(name)
+        elif kind == "group":
+            size = rng.randint(1, 5)
+            await _add_group(db, name, size)
+            ledger.groups[name] = size
+        elif kind == "count":
+            await db.find(Receipt).count.or_raise()
+        elif kind == "scan":
+            async for _ in db.find(Account).sort(account_balance.desc).all(batch_size=3):
+                pass
+        elif kind == "one":
+            await db.find(account_id == rng.randint(1, ledger.accounts)).one.or_raise()
+        elif kind == "transfer":
+            await transfer(db, ledger, rng, name)
+        else:
+            size = rng.randint(1, 4)
+            async with db.transaction() as t:
+                await _add_group(t, name, size)
+            ledger.groups[name] = size
+
+    async def worker(number: int) -> None:
+        db = databases[number % len(databases)]
+        rng = random.Random(seed * 100_000 + number)
+        for round_ in range(rounds):
+            try:
+                await step(db, rng, f"c{number}-{round_}")
+            except Exception as exc:
+                problems.append(f"task {number}: {_describe(exc)}")
+
+    await asyncio.gather(*(worker(n) for n in range(tasks)))
+    figures.tasks = tasks
+    figures.acknowledged = len(ledger.receipts) + len(ledger.groups) + len(ledger.transfers)
+    verdict = await verify(databases[0], ledger)
+    verdict.into(figures)
+    problems += verdict.problems
+    figures.seconds = round(time.perf_counter() - started, 3)
+    return figures, problems
+
+
+# -- cancellation -----------------------------------------------------------------
+
+
+async def check_capacity(db: Ommi, connections: int, *, transactions: bool, timeout: float = 15.0) -> list[str]:
+    """Use ``connections`` connections at once (open streams, plus a transaction): nothing may be leaked.
+
+    A connection leaked by an earlier task would leave one of these waiting
+    until ``timeout``.
+    """
+    problems: list[str] = []
+    opened: list[Any] = []
+    try:
+        async with asyncio.timeout(timeout):
+            for _ in range(connections):
+                iterator = await db.find(Part).all(batch_size=1).or_raise()
+                opened.append(iterator)
+            if transactions:
+                async with db.transaction() as t:
+                    await t.find(Part).count.or_raise()
+    except TimeoutError:
+        problems.append(
+            f"only {len(opened)} of {connections} streams (and the transaction) got a connection within "
+            f"{timeout}s: connections leaked"
+        )
+    except OmmiError as exc:
+        problems.append(f"capacity check failed: {_describe(exc)}")
+    finally:
+        for iterator in opened:
+            await iterator.aclose()
+    return problems
+
+
+async def _settled(probe: Probe, timeout: float = 10.0) -> dict[str, int]:
+    """The probe's reading once every counter is back to 0 (or the last reading at the deadline)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        reading = await probe()
+        if not any(reading.values()) or time.monotonic() > deadline:
+            return reading
+        await asyncio.sleep(0.05)
+
+
+async def cancellation_workload(
+    db: Ommi,
+    *,
+    backend: str,
+    profile: str,
+    tasks: int,
+    connections: int,
+    probe: Probe | None = None,
+    transactions: bool = True,
+    wave: int = 100,
+    max_delay: float = 0.03,
+    seed: int = 0,
+) -> tuple[Figures, list[str]]:
+    """Start ``tasks`` tasks in waves and cancel each at a random moment.
+
+    The tasks write groups (one ``add``, or two ``add`` calls in one
+    transaction, so a half-written transaction shows), iterate ``.all`` in
+    small batches (inside transactions too) and move money. Afterwards no
+    group may be partial, the balances must add up, ``probe`` must read 0
+    everywhere and ``connections`` connections must be usable at once.
+    """
+    figures = Figures("cancellation", backend, profile)
+    ledger = Ledger()
+    await prepare(db, ledger)
+    await _add_group(db, "bulk", 40)
+    ledger.groups["bulk"] = 40
+    problems: list[str] = []
+    started = time.perf_counter()
+    rng = random.Random(seed)
+    kinds = ["group", "scan", "count"] + (["tx_group", "tx_scan", "transfer"] if transactions else [])
+
+    async def body(kind: str, name: str, task_rng: random.Random) -> None:
+        if kind == "group":
+            size = task_rng.randint(2, 6)
+            await _add_group(db, name, size)
+            ledger.groups[name] = size
+        elif kind == "scan":
+            async for _ in db.find(Part).all(batch_size=task_rng.choice([1, 3, 7])):
+                await asyncio.sleep(0)
+        elif kind == "count":
+            await db.find(part_size > 1).count.or_raise()
+        elif kind == "tx_group":
+            size = task_rng.randint(2, 6)
+            async with db.transaction() as t:
+                await t.add(*(Part(group=name, index=i, size=size) for i in range(size // 2))).or_raise()
+                await t.find(part_group == name).count.or_raise()
+                await t.add(*(Part(group=name, index=i, size=size) for i in range(size // 2, size))).or_raise()
+            ledger.groups[name] = size
+        elif kind == "tx_scan":
+            async with db.transaction() as t:
+                async for _ in t.find(Part).all(batch_size=5):
+                    await asyncio.sleep(0)
+        else:
+            await transfer(db, ledger, task_rng, name)
+
+    done = 0
+    for first in range(0, tasks, wave):
+        batch = []
+        for number in range(first, min(first + wave, tasks)):
+            kind = rng.choice(kinds)
+            batch.append(asyncio.create_task(body(kind, f"x{number}", random.Random(seed * 1_000_000 + number))))
+        for task in batch:
+            asyncio.get_running_loop().call_later(rng.uniform(0, max_delay), task.cancel)
+        for task, outcome in zip(batch, await asyncio.gather(*batch, return_exceptions=True), strict=True):
+            if task.cancelled():
+                figures.cancelled += 1
+            elif isinstance(outcome, BaseException):
+                problems.append(f"task failed instead of being cancelled: {_describe(outcome)}")
+            else:
+                done += 1
+    figures.tasks = tasks
+    figures.acknowledged = len(ledger.groups) + len(ledger.transfers)
+    if probe is not None:
+        reading = await _settled(probe)
+        if any(reading.values()):
+            problems.append(f"resources still held after every task ended: {reading}")
+    problems += await check_capacity(db, connections, transactions=transactions)
+    verdict = await verify(db, ledger)
+    verdict.into(figures)
+    problems += verdict.problems
+    if figures.cancelled < tasks // 4:
+        problems.append(f"only {figures.cancelled} of {tasks} tasks were cancelled ({done} finished first)")
+    figures.seconds = round(time.perf_counter() - started, 3)
+    return figures, problems
