@@ -90,6 +90,11 @@ class SQLiteDriver(SQLiteOperations, Driver):
         return cls(parse_settings(settings, options))
 
     @property
+    def pool(self) -> Pool:
+        """The driver's connections (for statistics: ``driver.pool.stats()``)."""
+        return self._pool
+
+    @property
     def description(self) -> str:
         if self.settings.shared_memory_name is not None:
             return f"sqlite {self.settings.database!r} (in memory)"

@@ -249,6 +249,7 @@ class Pool:
         self._reader_slots: asyncio.Semaphore | None = None
         self._idle_readers: list[Link] = []
         self._readers: set[Link] = set()
+        self._lent_readers = 0
         self._closed = False
         self._opening: asyncio.Future[None] | None = None
 
@@ -256,6 +257,22 @@ class Pool:
     def is_open(self) -> bool:
         """Whether :meth:`open` ran and :meth:`close` did not."""
         return self.writer is not None and not self._closed
+
+    def stats(self) -> dict[str, int]:
+        """What the pool holds right now, for monitoring and leak checks (read-only).
+
+        * ``readers_lent``: reader slots taken by reads and open result
+          iterators (at most ``pool_size``; 0 when nothing runs);
+        * ``readers_open``: reader connections opened so far (kept for reuse);
+        * ``writer_locked``: 1 while a write or a transaction holds the writer
+          (for memory databases: any operation), else 0.
+        """
+        lock = self._write_lock
+        return {
+            "readers_lent": self._lent_readers,
+            "readers_open": len(self._readers),
+            "writer_locked": int(lock is not None and lock.locked()),
+        }
 
     # -- opening and closing -------------------------------------------------
 
@@ -427,6 +444,7 @@ class Pool:
         slots = self._reader_slots
         assert slots is not None
         await self._wait(slots.acquire(), f"one of the pool_size={self.settings.pool_size} reader connections")
+        self._lent_readers += 1
         link: Link | None = None
         try:
             link = self._idle_readers.pop() if self._idle_readers else None
@@ -440,6 +458,7 @@ class Pool:
                     # A reader never writes; anything open is a leftover to drop.
                     await asyncio.shield(link.rollback())
                 self._idle_readers.append(link)
+            self._lent_readers -= 1
             slots.release()
 
 

@@ -140,8 +140,20 @@ def _sqlite(tmp_path: Path) -> Backend:
     from ommi_sqlite import SQLiteDriver
 
     path = tmp_path / "reliability.sqlite"
+
+    def probe(make: Callable[..., Driver]) -> tuple[Driver, Probe | None]:
+        driver = make()
+
+        async def held() -> dict[str, int]:
+            stats = driver.pool.stats()  # type: ignore[attr-defined]
+            return {"readers_lent": stats["readers_lent"], "writer_locked": stats["writer_locked"]}
+
+        return driver, held
+
     # The default pool_size of 4 readers; the writer serves the capacity check's transaction.
-    return Backend("sqlite", lambda **s: SQLiteDriver.connect(str(path), **s), url=f"sqlite:///{path}", connections=4)
+    return Backend(
+        "sqlite", lambda **s: SQLiteDriver.connect(str(path), **s), url=f"sqlite:///{path}", connections=4, probe=probe
+    )
 
 
 def _postgresql(request: pytest.FixtureRequest) -> Backend:
