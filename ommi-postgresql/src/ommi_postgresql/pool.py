@@ -27,7 +27,7 @@ import psycopg
 from ommi.drivers import get_logger
 from ommi.errors import ConnectionError
 from psycopg import AsyncConnection
-from psycopg.pq import ConnStatus, TransactionStatus
+from psycopg.pq import ConnStatus, PipelineStatus, TransactionStatus
 from psycopg_pool import AsyncConnectionPool, PoolClosed, PoolTimeout
 
 from ommi_postgresql.errors import map_exceptions
@@ -50,6 +50,8 @@ def _readable(fd: int) -> bool:
 async def _is_alive(conn: AsyncConnection[Any]) -> bool:
     pgconn = conn.pgconn
     if pgconn.status != ConnStatus.OK or conn.info.transaction_status != TransactionStatus.IDLE:
+        return False
+    if pgconn.pipeline_status != PipelineStatus.OFF:
         return False
     try:
         if not _readable(pgconn.socket):
@@ -211,7 +213,13 @@ class Pool:
         self._lent -= 1
         try:
             status = conn.info.transaction_status
-            if status in (TransactionStatus.INTRANS, TransactionStatus.INERROR):
+            if conn.pgconn.pipeline_status != PipelineStatus.OFF:
+                # A pipeline (a stream's BEGIN, DECLARE and FETCH) interrupted by a
+                # cancellation: its commands and results are unaccounted for, and on
+                # this connection the next execute() would only queue its statement,
+                # so a write would be acknowledged without running. Never reuse it.
+                await conn.close()
+            elif status in (TransactionStatus.INTRANS, TransactionStatus.INERROR):
                 try:
                     await conn.execute("ROLLBACK")
                 except psycopg.Error:
