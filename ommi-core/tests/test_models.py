@@ -20,6 +20,7 @@ from ommi import (
 )
 from ommi.errors import ModelDefinitionError, QueryError, ValidationError
 from ommi.models import StorageType, get_schema
+from ommi.models.adapters import positional_constructor
 from ommi.query.ast import Comparison, Op
 
 models = ModelCollection("test_models")
@@ -169,3 +170,104 @@ def test_auto_on_the_implicit_id_key_is_accepted() -> None:
         id: Annotated[int | None, Auto] = None
 
     assert get_schema(Counted).auto_field is get_schema(Counted).by_name["id"]
+
+
+class _Recorded:
+    """Counts the calls of code in model classes that loading must never run."""
+
+    calls = 0
+
+
+def _hand_written_init(cls: type) -> type:
+    def __init__(self: object, *values: object) -> None:
+        _Recorded.calls += 1
+        for name, value in zip(("id", "name"), values, strict=True):
+            object.__setattr__(self, name, value)
+
+    cls.__init__ = __init__  # type: ignore[misc]
+    return cls
+
+
+@dataclass
+class _PostInit:
+    id: int
+    name: str
+
+    def __post_init__(self) -> None:
+        _Recorded.calls += 1
+
+
+@dataclass
+class _OwnSetattr:
+    id: int
+    name: str
+
+    def __setattr__(self, name: str, value: object) -> None:
+        _Recorded.calls += 1
+        object.__setattr__(self, name, value)
+
+
+@dataclass(init=False)
+class _NoGeneratedInit:
+    id: int
+    name: str
+
+    def __init__(self, id: int, name: str) -> None:  # noqa: A002 - the field's name
+        _Recorded.calls += 1
+        self.id, self.name = id, name
+
+
+@dataclass
+class _WithInitVar:
+    id: int
+    name: str
+    secret: dataclasses.InitVar[str] = "x"
+
+
+@dataclass
+class _KeywordOnly:
+    id: int
+    name: str = dataclasses.field(kw_only=True)
+
+
+@dataclass(frozen=True, slots=True)
+class _FrozenSlots:
+    id: int
+    name: str
+
+
+@dataclass
+class _Plain:
+    id: int
+    name: str
+
+
+@pytest.mark.parametrize(
+    ("cls", "positional"),
+    [
+        (_Plain, True),
+        (_FrozenSlots, True),
+        (_PostInit, False),
+        (_OwnSetattr, False),
+        (_NoGeneratedInit, False),
+        (_WithInitVar, False),
+        (_KeywordOnly, False),
+        (_hand_written_init(dataclass(type("_Patched", (), {"__annotations__": {"id": int, "name": str}}))), False),
+    ],
+)
+def test_loading_builds_dataclasses_without_running_their_code(cls: type, positional: bool) -> None:
+    """Rows become instances through the generated ``__init__`` only where that runs nothing else.
+
+    ``__post_init__``, a hand-written ``__init__`` or ``__setattr__``, ``InitVar``
+    and keyword-only fields all keep the slower path that stores values directly.
+    """
+    collection = ModelCollection(f"build_{cls.__name__}")
+    model = ommi_model(collection=collection)(cls)
+    schema = get_schema(model)
+    assert (positional_constructor(schema.adapter, model, ("id", "name")) is model) is positional
+    before = _Recorded.calls
+    built = schema.build((7, "seven"))
+    many = schema.build_rows([(1, "one"), (2, "two")])
+    assert _Recorded.calls == before, "loading ran code of the model class"
+    assert type(built) is model and (built.id, built.name) == (7, "seven")
+    assert [(m.id, m.name) for m in many] == [(1, "one"), (2, "two")]

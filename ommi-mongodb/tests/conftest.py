@@ -17,7 +17,6 @@ reply, and runs everywhere else. ommi-mongodb's README lists every such test.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -26,8 +25,8 @@ import pytest
 import pytest_asyncio
 from ommi import ModelCollection, Ommi
 from ommi_mongodb import MongoDBDriver
-from ommi_testkit.servers import server_url, worker_namespace
-from pymongo import AsyncMongoClient, MongoClient, uri_parser
+from ommi_testkit.servers import accepts_tcp, server_url, worker_namespace
+from pymongo import AsyncMongoClient, MongoClient
 
 ENV_VAR = "OMMI_TEST_MONGODB_URL"
 DEFAULT_URL = "mongodb://127.0.0.1:27017/"
@@ -51,31 +50,11 @@ class ServerIdentity:
         return self.process is not None and self.process.replace("-", "_").lower() == NX_27017
 
 
-async def _tcp_check(url: str) -> None:
-    """Raise when no host of a ``mongodb://`` URL accepts a TCP connection.
-
-    PyMongo's asyncio client leaks a socket when it is closed while its
-    monitor is still trying to reach an absent server (the ResourceWarning then
-    fails an unrelated test), so an absent server is detected before PyMongo
-    is involved.
-    """
-    if url.startswith("mongodb+srv://"):
-        return  # the hosts come from DNS: leave it to PyMongo
-    failures = []
-    for host, port in uri_parser.parse_uri(url)["nodelist"]:
-        try:
-            _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 2)
-        except (TimeoutError, OSError) as exc:
-            failures.append(f"{host}:{port}: {exc or type(exc).__name__}")
-            continue
-        writer.close()
-        await writer.wait_closed()
-        return
-    raise ConnectionRefusedError("; ".join(failures))
-
-
 async def _probe(url: str) -> None:
-    await _tcp_check(url)
+    # Before PyMongo, whose asyncio client leaks a socket when closed while
+    # still trying to reach an absent server (the ResourceWarning would fail
+    # an unrelated test).
+    await accepts_tcp(url, 27017)
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(url, serverSelectionTimeoutMS=2000)
     try:
         await client.admin.command("ping")

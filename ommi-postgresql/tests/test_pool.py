@@ -262,3 +262,48 @@ async def test_server_refusing_new_connections_is_a_connection_error(
     finally:
         admin.execute(f'DROP OWNED BY "{role}"')
         admin.execute(f'DROP ROLE IF EXISTS "{role}"')
+
+
+async def test_a_released_connection_goes_to_the_task_waiting_for_it(open_db: OpenDB) -> None:
+    """With the only connection held, a waiting task gets it as soon as it is released, not at its timeout.
+
+    A released idle connection is normally kept aside for the next acquire;
+    it must go to psycopg_pool instead while a task waits there.
+    """
+    async with open_db(pool_min_size=1, pool_max_size=1, pool_timeout=10) as (db, _):
+        await db.add(PoolEntry(worker=6, seq=0)).or_raise()  # leaves the connection kept aside
+        holder = db.transaction()
+        await holder.__aenter__()
+        waiter = asyncio.create_task(db.find(PoolEntry.worker == 6).count.or_raise())
+        await asyncio.sleep(0.2)
+        assert not waiter.done()
+        started = asyncio.get_running_loop().time()
+        await holder.__aexit__(None, None, None)
+        assert await asyncio.wait_for(waiter, timeout=5) == 1
+        assert asyncio.get_running_loop().time() - started < 2
+        for _ in range(3):
+            assert await db.find(PoolEntry.worker == 6).count.or_raise() == 1
+
+
+async def test_connections_kept_aside_count_as_available_and_go_back_after_a_while(
+    open_db: OpenDB, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Idle connections kept for the next acquire show as available, and return to psycopg_pool in time."""
+    import ommi_postgresql.pool as pool_module
+
+    monkeypatch.setattr(pool_module, "_HOT_SECONDS", 0.1)
+    async with open_db(pool_min_size=2, pool_max_size=2) as (db, _):
+        await asyncio.gather(*(db.find(PoolEntry).count.or_raise() for _ in range(4)))
+        pool = db.driver.pool  # type: ignore[attr-defined]
+        stats = pool.stats()
+        assert stats["connections_lent"] == 0
+        assert stats["pool_available"] == stats["pool_size"] == 2
+        requests = stats.get("requests_num", 0)
+        assert await db.find(PoolEntry).count.or_raise() == 0
+        assert pool.stats().get("requests_num", 0) == requests, "a fresh kept connection went through psycopg_pool"
+        await asyncio.sleep(0.2)
+        assert await db.find(PoolEntry).count.or_raise() == 0
+        # The stale one went back to psycopg_pool (which applies max_lifetime and
+        # max_idle) and the operation took its connection from there.
+        assert pool.stats().get("requests_num", 0) > requests
+        assert pool.stats()["pool_available"] == 2

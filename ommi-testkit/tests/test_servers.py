@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import pickle
 import socket
 
 import pytest
-from ommi_testkit.servers import ServerSkip, redact_url, server_url, worker_namespace
+from ommi_testkit.servers import ServerSkip, accepts_tcp, redact_url, server_url, worker_namespace
 
 INI = """
 [pytest]
@@ -201,3 +202,20 @@ def test_server_skip_pickles() -> None:
     copy = pickle.loads(pickle.dumps(skip))
     assert type(copy) is ServerSkip
     assert (copy.msg, copy.location) == ("MyDB server not reachable", ("conftest.py", 12))
+
+
+async def test_accepts_tcp_tries_every_host_of_the_url() -> None:
+    """A URL's hosts are tried in turn; the probe fails only when none accepts a connection."""
+    server = await asyncio.start_server(lambda reader, writer: writer.close(), "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    closed_port = closed.getsockname()[1]
+    closed.close()  # bound once, now nobody listens there
+    try:
+        await accepts_tcp(f"mongodb://user:pw@127.0.0.1:{closed_port},127.0.0.1:{port}/db", 27017)
+        with pytest.raises(ConnectionRefusedError, match=str(closed_port)):
+            await accepts_tcp(f"mongodb://127.0.0.1:{closed_port}/db", 27017)
+    finally:
+        server.close()
+        await server.wait_closed()

@@ -14,7 +14,7 @@ Layout of a document:
 Values, per storage type:
 
 =============  ===============================================================
-INTEGER        int64 (``bson.Int64``)
+INTEGER        int32 when it fits, else int64 (what PyMongo writes for an ``int``)
 FLOAT          double
 DECIMAL        Decimal128 (34 significant digits; more is a ValidationError)
 BOOLEAN        bool
@@ -32,10 +32,11 @@ from __future__ import annotations
 import datetime as _dt
 import decimal
 import uuid
+import weakref
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from bson import Binary, Decimal128, Int64
+from bson import Binary, Decimal128
 from ommi.errors import ValidationError
 from ommi.models.schema import Field, ModelSchema
 from ommi.models.types import StorageType
@@ -97,7 +98,10 @@ def _naive_utc(value: _dt.datetime) -> _dt.datetime:
 
 
 _ENCODERS: dict[StorageType, Callable[[Any], Any] | None] = {
-    StorageType.INTEGER: Int64,
+    # PyMongo stores an int as int32 when it fits and int64 otherwise; the
+    # server compares and sorts the two as numbers, so a query never sees the
+    # difference, and int32 is what every other PyMongo program writes.
+    StorageType.INTEGER: None,
     StorageType.FLOAT: float,
     StorageType.DECIMAL: _encode_decimal,
     StorageType.BOOLEAN: None,
@@ -201,11 +205,7 @@ def id_of_row(schema: ModelSchema, row: tuple[Any, ...]) -> Any:
 
 def document_from_row(schema: ModelSchema, row: tuple[Any, ...]) -> dict[str, Any]:
     """The document storing ``row`` (canonical values in ``schema.fields`` order)."""
-    document: dict[str, Any] = {ID: id_of_row(schema, row)}
-    for f in schema.fields:
-        if not f.key:
-            document[stored_name(f.column)] = encode_value(f.storage, row[f.index])
-    return document
+    return _converters(schema)[0](row)
 
 
 def _lookup(document: Mapping[str, Any], path: str) -> Any:
@@ -218,7 +218,51 @@ def _lookup(document: Mapping[str, Any], path: str) -> Any:
 
 def row_from_document(schema: ModelSchema, document: Mapping[str, Any]) -> tuple[Any, ...]:
     """The canonical row of a stored document; absent fields read as ``None``."""
-    return tuple(decode_value(f.storage, _lookup(document, field_path(f))) for f in schema.fields)
+    return _converters(schema)[1](document)
+
+
+def _key_part(document: Mapping[str, Any], name: str) -> Any:
+    identity = document.get(ID)
+    return identity.get(name) if isinstance(identity, Mapping) else None
+
+
+_Converters = tuple[Callable[[tuple[Any, ...]], dict[str, Any]], Callable[[Mapping[str, Any]], tuple[Any, ...]]]
+_converter_cache: weakref.WeakKeyDictionary[ModelSchema, _Converters] = weakref.WeakKeyDictionary()
+
+
+def _converters(schema: ModelSchema) -> _Converters:
+    """Generated row -> document and document -> row functions of a model (the hot loops of add and fetch).
+
+    Stored names are passed to the generated code as variables (``n1``),
+    never written into its source.
+    """
+    found = _converter_cache.get(schema)
+    if found is not None:
+        return found
+    namespace: dict[str, Any] = {"ID": ID, "key_part": _key_part}
+    fields, single_key = schema.fields, len(schema.key) == 1
+    encoded, decoded, key_parts = {}, [], []
+    for f in fields:
+        i = f.index
+        namespace[f"n{i}"] = stored_name(f.column)
+        namespace[f"e{i}"], namespace[f"d{i}"] = _ENCODERS[f.storage], _DECODERS[f.storage]
+        value = f"r[{i}]" if _ENCODERS[f.storage] is None else f"(None if r[{i}] is None else e{i}(r[{i}]))"
+        if f.key and not single_key:
+            key_parts.append(f"n{i}: {value}")
+            stored = f"key_part(d, n{i})"
+        else:
+            encoded[i] = value
+            stored = "g(ID)" if f.key else f"g(n{i})"
+        decoded.append(stored if _DECODERS[f.storage] is None else f"(None if (v := {stored}) is None else d{i}(v))")
+    identity = encoded.pop(schema.key[0].index) if single_key else "{" + ", ".join(key_parts) + "}"
+    items = ", ".join([f"ID: {identity}", *(f"n{i}: {value}" for i, value in encoded.items())])
+    source = (
+        f"def to_document(r):\n    return {{{items}}}\n"
+        f"def to_row(d):\n    g = d.get\n    return ({', '.join(decoded)},)\n"
+    )
+    exec(source, namespace)  # noqa: S102
+    found = _converter_cache[schema] = (namespace["to_document"], namespace["to_row"])
+    return found
 
 
 def value_at(document: Mapping[str, Any], field: Field) -> Any:

@@ -74,6 +74,7 @@ class PostgreSQLDriver(_Operations, Driver):
     name: ClassVar[str] = "postgresql"
     capabilities: Capabilities = Capabilities()
     compiler: PostgreSQLCompiler
+    _alone = True  # every operation gets a pooled connection of its own
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -126,6 +127,8 @@ class PostgreSQLDriver(_Operations, Driver):
         await asyncio.shield(self._pool.close())
 
     async def _release(self, conn: AsyncConnection[Any]) -> None:
+        if self._pool.keep(conn):
+            return
         # Shielded: a cancelled task must still hand its connection back.
         await asyncio.shield(self._pool.release(conn))
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import abc
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -20,6 +20,8 @@ from ommi.query.ast import Query
 from ommi.sql import Compiled
 from psycopg import AsyncConnection, AsyncCursor
 
+from ommi_postgresql.pool import PooledConnection
+
 if TYPE_CHECKING:
     from ommi_postgresql.driver import PostgreSQLDriver
 
@@ -28,16 +30,32 @@ __all__ = ["execute", "log_statement"]
 log = get_logger("ommi.postgresql.query")
 
 
-async def execute(conn: AsyncConnection[Any], sql: str, params: Sequence[Any] = ()) -> AsyncCursor[Any]:
+async def execute(
+    conn: AsyncConnection[Any], sql: str, params: Sequence[Any] = (), *, alone: bool = False
+) -> AsyncCursor[Any]:
     """Run one statement; logs its text (never its parameters) at debug level.
 
     Parameters are always passed, even none, so that psycopg turns the ``%%``
     of quoted identifiers back into ``%`` in every statement.
+
+    ``alone``: the caller holds the connection by itself until it has read
+    the results (a pooled connection lent for one operation). The statement
+    then runs on the connection's reusable cursor (:class:`PooledConnection`)
+    instead of a new one, which saves a tenth of a primary-key lookup. A
+    transaction's connection may be shared by concurrent tasks, whose results
+    must not land on one cursor, so it never passes ``alone``.
     """
+    if alone and isinstance(conn, PooledConnection):
+        cursor = conn.reusable_cursor
+        if cursor is None or cursor.closed:
+            cursor = conn.reusable_cursor = conn.cursor()
+        run = cursor.execute(sql, params)
+    else:
+        run = conn.execute(sql, params)
     if not log.is_enabled_for(logging.DEBUG):
-        return await conn.execute(sql, params)
+        return await run
     started = time.perf_counter()
-    cursor = await conn.execute(sql, params)
+    cursor = await run
     log_statement("query.execute", sql, started, cursor.rowcount)
     return cursor
 
@@ -84,37 +102,22 @@ class _Operations(Operations):
     def _stream(self, compiled: Compiled, batch_size: int) -> AsyncIterator[list[Row]]:
         """Rows of a ``SELECT`` in batches, through a server-side cursor."""
 
+    _alone: bool = False
+    """Whether each :meth:`_connection` is held by one operation alone (see :func:`execute`)."""
+
     def _map(self) -> Any:
         return self._driver._map()
 
     # -- rows ----------------------------------------------------------------
 
-    def _converter(self, schema: ModelSchema) -> Callable[[list[Any]], list[Row]] | None:
-        dialect = self._driver.compiler.dialect
-        converters = [(f.index, fn) for f in schema.fields if (fn := dialect.from_db(f.storage)) is not None]
-        if not converters:
-            return None
-
-        def convert(rows: list[Any]) -> list[Row]:
-            converted = []
-            for row in rows:
-                values = list(row)
-                for index, fn in converters:
-                    if values[index] is not None:
-                        values[index] = fn(values[index])
-                converted.append(tuple(values))
-            return converted
-
-        return convert
-
     async def fetch(self, query: Query, batch_size: int) -> AsyncIterator[list[Row]]:
         compiled = self._driver.compiler.select(query)
-        convert = self._converter(query.model)
+        convert = self._driver.compiler.row_converter(query.model)
         if query.limit is not None and query.limit <= batch_size:
             # A window that fits one batch needs no cursor: one round trip.
             with self._map():
                 async with self._connection() as conn:
-                    rows = await (await execute(conn, compiled.sql, compiled.params)).fetchall()
+                    rows = await (await execute(conn, compiled.sql, compiled.params, alone=self._alone)).fetchall()
             if rows:
                 yield convert(rows) if convert else rows
             return
@@ -125,20 +128,20 @@ class _Operations(Operations):
         compiled = self._driver.compiler.count(query)
         with self._map():
             async with self._connection() as conn:
-                row = await (await execute(conn, compiled.sql, compiled.params)).fetchone()
+                row = await (await execute(conn, compiled.sql, compiled.params, alone=self._alone)).fetchone()
         return int(row[0]) if row else 0
 
     async def delete(self, query: Query) -> int:
         compiled = self._driver.compiler.delete(query)
         with self._map():
             async with self._connection() as conn:
-                return (await execute(conn, compiled.sql, compiled.params)).rowcount
+                return (await execute(conn, compiled.sql, compiled.params, alone=self._alone)).rowcount
 
     async def update(self, query: Query, values: Mapping[Field, Any]) -> int:
         compiled = self._driver.compiler.update(query, values)
         with self._map():
             async with self._connection() as conn:
-                return (await execute(conn, compiled.sql, compiled.params)).rowcount
+                return (await execute(conn, compiled.sql, compiled.params, alone=self._alone)).rowcount
 
     # -- insert --------------------------------------------------------------
 
@@ -191,7 +194,7 @@ class _Operations(Operations):
                     if step is _ADVANCE_IDENTITY:
                         if highest is not None and auto is not None:
                             advance = compiler.advance_identity(schema, auto, highest)
-                            await execute(conn, advance.sql, advance.params)
+                            await execute(conn, advance.sql, advance.params, alone=self._alone)
                         continue
                     fields, indexes, returning = step
                     if len(indexes) == 1:
@@ -200,7 +203,7 @@ class _Operations(Operations):
                     else:
                         sql = compiler.insert_many(schema, fields, returning=returning)
                         params = [[compiler.param(f, rows[i][f.index]) for i in indexes] for f in fields]
-                    cursor = await execute(conn, sql, params)
+                    cursor = await execute(conn, sql, params, alone=self._alone)
                     if returning is not None:
                         # Identity values are drawn in input order (ORDER BY the
                         # ordinality), so ascending keys map onto the rows in order.

@@ -26,17 +26,26 @@ from typing import Any
 import psycopg
 from ommi.drivers import get_logger
 from ommi.errors import ConnectionError
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, AsyncCursor
 from psycopg.pq import ConnStatus, PipelineStatus, TransactionStatus
 from psycopg_pool import AsyncConnectionPool, PoolClosed, PoolTimeout
 
 from ommi_postgresql.errors import map_exceptions
 from ommi_postgresql.settings import Settings
 
-__all__ = ["Pool"]
+__all__ = ["Pool", "PooledConnection"]
 
 log = get_logger("ommi.postgresql.pool")
 _names = itertools.count(1)
+
+_HOT_SECONDS = 1.0
+"""How long a connection may go from task to task without passing through psycopg_pool."""
+
+
+class PooledConnection(AsyncConnection[Any]):
+    """The pool's connections: psycopg's, plus one client cursor that single-statement operations reuse."""
+
+    reusable_cursor: AsyncCursor[Any] | None = None
 
 
 def _readable(fd: int) -> bool:
@@ -79,6 +88,12 @@ class Pool:
         self._opening: asyncio.Lock | None = None
         self._lent = 0
         """Connections handed out and not yet released (tells exhaustion from a dead server)."""
+        self._hot: list[AsyncConnection[Any]] = []
+        """Healthy idle connections kept out of psycopg_pool for the next acquire (see :meth:`keep`)."""
+        self._hot_since: dict[int, float] = {}
+        """When each connection (by id) left psycopg_pool; after ``_HOT_SECONDS`` it goes back."""
+        self._getconn_waiting = 0
+        """Tasks waiting in psycopg_pool's getconn: while any waits, released connections go to it."""
 
     @property
     def is_open(self) -> bool:
@@ -128,6 +143,7 @@ class Pool:
             pool: AsyncConnectionPool[AsyncConnection[Any]] = AsyncConnectionPool(
                 settings.conninfo,
                 kwargs=self._connect_kwargs(),
+                connection_class=PooledConnection,
                 min_size=settings.pool_min_size,
                 max_size=settings.pool_max_size,
                 timeout=settings.pool_timeout,
@@ -158,12 +174,23 @@ class Pool:
         if not self._open or pool is None:
             return
         self._open = False
+        while self._hot:
+            await self._give_back(pool, self._hot.pop())
         await pool.close()
         log.info("pool.close", pool=self.name, where=self.where)
 
     def stats(self) -> dict[str, int]:
-        """psycopg_pool's counters (``pool_size``, ``pool_available``, ``requests_waiting``...)."""
-        return dict(self._pool.get_stats()) if self._open and self._pool is not None else {}
+        """psycopg_pool's counters (``pool_size``, ``pool_available``, ``requests_waiting``...).
+
+        ``pool_available`` counts the idle connections the driver keeps for
+        reuse as well; ``connections_lent`` is how many tasks hold one now.
+        """
+        if not self._open or self._pool is None:
+            return {}
+        stats = dict(self._pool.get_stats())
+        stats["pool_available"] = stats.get("pool_available", 0) + len(self._hot)
+        stats["connections_lent"] = self._lent
+        return stats
 
     async def acquire(self) -> AsyncConnection[Any]:
         """A live connection, waiting at most ``pool_timeout`` seconds for one to be free.
@@ -176,13 +203,31 @@ class Pool:
         with self._map():
             if pool is None or not self._open:
                 raise PoolClosed("the pool is not open")
+            while self._hot:
+                conn = self._hot.pop()
+                fresh = time.monotonic() - self._hot_since.get(id(conn), 0.0) < _HOT_SECONDS
+                try:
+                    alive = fresh and await _is_alive(conn)
+                except BaseException:
+                    await asyncio.shield(self._give_back(pool, conn))
+                    raise
+                if alive:
+                    self._lent += 1
+                    return conn
+                if fresh:
+                    log.warning("pool.connection.lost", pool=self.name, where=self.where)
+                # psycopg_pool applies its lifetime rules, or replaces a lost connection.
+                await asyncio.shield(self._give_back(pool, conn))
             deadline = time.monotonic() + self.settings.pool_timeout
             while True:
+                self._getconn_waiting += 1
                 try:
                     conn = await pool.getconn(timeout=max(deadline - time.monotonic(), 0.0))
                 except PoolTimeout as exc:
                     self._timed_out(exc)
                     raise
+                finally:
+                    self._getconn_waiting -= 1
                 try:
                     alive = await _is_alive(conn)
                 except BaseException:
@@ -190,10 +235,15 @@ class Pool:
                     raise
                 if alive:
                     self._lent += 1
+                    self._hot_since[id(conn)] = time.monotonic()
                     return conn
                 log.warning("pool.connection.lost", pool=self.name, where=self.where)
                 # The pool sees the broken connection, drops it and opens a replacement.
                 await pool.putconn(conn)
+
+    async def _give_back(self, pool: AsyncConnectionPool[AsyncConnection[Any]], conn: AsyncConnection[Any]) -> None:
+        self._hot_since.pop(id(conn), None)
+        await pool.putconn(conn)
 
     def _timed_out(self, exc: PoolTimeout) -> None:
         """Log a failed acquire; raise ConnectionError when the pool was not full but could not connect."""
@@ -207,10 +257,34 @@ class Pool:
                 "up and accepts connections"
             ) from exc
 
+    def keep(self, conn: AsyncConnection[Any]) -> bool:
+        """Take a connection back at once, without awaiting anything, when it is healthy and idle.
+
+        It then serves the next :meth:`acquire` directly: psycopg_pool's
+        getconn/putconn and the shielded task a release needs cost more than
+        a primary-key lookup's round trip. Refused (``False``: use
+        :meth:`release`) when the connection is in a transaction, a pipeline
+        or a bad state, when a task waits in psycopg_pool for a connection (it
+        gets this one through :meth:`release`), or when the pool is closing.
+        """
+        if (
+            not self._open
+            or self._getconn_waiting
+            or conn.closed
+            or conn.pgconn.status != ConnStatus.OK
+            or conn.info.transaction_status != TransactionStatus.IDLE
+            or conn.pgconn.pipeline_status != PipelineStatus.OFF
+        ):
+            return False
+        self._lent -= 1
+        self._hot.append(conn)
+        return True
+
     async def release(self, conn: AsyncConnection[Any]) -> None:
         """Give a connection back, rolling back a transaction left open (cancellation, errors)."""
         pool = self._pool
         self._lent -= 1
+        self._hot_since.pop(id(conn), None)
         try:
             status = conn.info.transaction_status
             if conn.pgconn.pipeline_status != PipelineStatus.OFF:

@@ -13,7 +13,8 @@ import asyncio
 import contextlib
 import weakref
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
+from itertools import chain
 from typing import Any
 
 from ommi.drivers import Operations, Row
@@ -28,8 +29,6 @@ __all__ = ["SQLCore", "SQLiteOperations"]
 
 _MAX_INSERT_ROWS = 256
 """Rows per multi-row INSERT; larger adds are split (inside a savepoint)."""
-
-Converter = Callable[[list[tuple[Any, ...]]], list[Row]]
 
 
 def _chunk_sizes(total: int, largest: int) -> list[int]:
@@ -57,17 +56,18 @@ class SQLCore:
         self.compiler = SQLCompiler(self.dialect)
         # Keyed by the schema object, weakly: an id() may be reused by a later
         # model once a model is collected, and would serve it the old SQL.
-        self._insert_sql: weakref.WeakKeyDictionary[ModelSchema, dict[int, str]] = weakref.WeakKeyDictionary()
-        self._converters: weakref.WeakKeyDictionary[ModelSchema, Converter] = weakref.WeakKeyDictionary()
+        self._insert_sql: weakref.WeakKeyDictionary[ModelSchema, dict[tuple[int, bool], str]] = (
+            weakref.WeakKeyDictionary()
+        )
 
-    def insert_sql(self, schema: ModelSchema, rows: int) -> str:
-        """The INSERT of ``rows`` rows of every field (returning the generated key, if any)."""
-        by_rows = self._insert_sql.setdefault(schema, {})
-        sql = by_rows.get(rows)
+    def insert_sql(self, schema: ModelSchema, rows: int, *, returning: bool) -> str:
+        """The INSERT of ``rows`` rows of every field, returning the generated key if asked."""
+        by_shape = self._insert_sql.setdefault(schema, {})
+        sql = by_shape.get((rows, returning))
         if sql is None:
             auto = schema.auto_field
-            returning = (auto,) if auto is not None else ()
-            sql = by_rows[rows] = self.compiler.insert(schema, schema.fields, rows=rows, returning=returning)
+            back = (auto,) if returning and auto is not None else ()
+            sql = by_shape[rows, returning] = self.compiler.insert(schema, schema.fields, rows=rows, returning=back)
         return sql
 
     def max_insert_rows(self, schema: ModelSchema) -> int:
@@ -75,42 +75,18 @@ class SQLCore:
         fit = max(1, min(_MAX_INSERT_ROWS, variable_limit() // max(1, len(schema.fields))))
         return 1 << (fit.bit_length() - 1)
 
-    def converter(self, schema: ModelSchema) -> Converter:
-        """Turns fetched rows into canonical rows (text dates into ``datetime``...)."""
-        found = self._converters.get(schema)
-        if found is not None:
-            return found
-        steps = [
-            (f.index, convert)
-            for f in schema.fields
-            if (convert := self.dialect.from_db(f.storage)) is not None
-        ]
-        if not steps:
-
-            def convert_rows(rows: list[tuple[Any, ...]]) -> list[Row]:
-                return rows
-
-        else:
-
-            def convert_rows(rows: list[tuple[Any, ...]]) -> list[Row]:
-                result: list[Row] = []
-                for row in rows:
-                    values = list(row)
-                    for index, step in steps:
-                        value = values[index]
-                        if value is not None:
-                            values[index] = step(value)
-                    result.append(tuple(values))
-                return result
-
-        self._converters[schema] = convert_rows
-        return convert_rows
-
     async def insert(self, link: Link, schema: ModelSchema, rows: Sequence[Row]) -> list[Any] | None:
-        """Insert ``rows`` on ``link`` (which the caller holds for writing); all or none."""
+        """Insert ``rows`` on ``link`` (which the caller holds for writing); all or none.
+
+        Multi-row INSERTs of up to :meth:`max_insert_rows` rows; ``RETURNING``
+        only when some row leaves its generated key to the database.
+        """
         auto = schema.auto_field
-        largest = self.max_insert_rows(schema)
-        sizes = _chunk_sizes(len(rows), largest)
+        given = [row[auto.index] for row in rows] if auto is not None else []
+        returning = None in given
+        convert = self.compiler.params_converter(schema)
+        params_rows = rows if convert is None else convert(rows)
+        sizes = _chunk_sizes(len(rows), self.max_insert_rows(schema))
         keys: list[Any] = []
         several = len(sizes) > 1
         try:
@@ -122,22 +98,23 @@ class SQLCore:
                 await link.execute('SAVEPOINT "ommi_insert"')
             start = 0
             for size in sizes:
-                chunk = rows[start : start + size]
-                start += size
-                sql = self.insert_sql(schema, size)
-                params = [value for row in chunk for value in self.compiler.row_params(schema.fields, row)]
-                if auto is None:
+                sql = self.insert_sql(schema, size, returning=returning)
+                params = list(chain.from_iterable(params_rows[start : start + size]))
+                if returning:
+                    returned = await link.fetchall(sql, params)
+                    keys.extend(_match_keys(given[start : start + size], [r[0] for r in returned]))
+                else:
                     await link.execute(sql, params)
-                    continue
-                returned = await link.fetchall(sql, params)
-                keys.extend(_match_keys([row[auto.index] for row in chunk], [r[0] for r in returned]))
+                start += size
             if several:
                 await link.execute('RELEASE "ommi_insert"')
         except BaseException:
             if several:
                 await asyncio.shield(_undo_savepoint(link))
             raise
-        return keys if auto is not None else None
+        if auto is None:
+            return None
+        return keys if returning else given
 
 
 async def _undo_savepoint(link: Link) -> None:
@@ -181,12 +158,12 @@ class SQLiteOperations(Operations):
 
     async def fetch(self, query: Query, batch_size: int) -> AsyncIterator[list[Row]]:
         compiled = self._core.compiler.select(query)
-        convert = self._core.converter(query.model)
+        convert = self._core.compiler.row_converter(query.model)
         async with self._stream() as (link, gate):
             batches = link.stream(compiled.sql, compiled.params, batch_size, gate, query.limit)
             async with contextlib.aclosing(batches):
                 async for rows in batches:
-                    yield convert(rows)
+                    yield rows if convert is None else convert(rows)
 
     async def count(self, query: Query) -> int:
         compiled = self._core.compiler.count(query)

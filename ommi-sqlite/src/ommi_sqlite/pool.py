@@ -53,7 +53,7 @@ log = get_logger("ommi.sqlite.driver")
 _MIN_VERSION = (3, 35, 0)
 _VARIABLE_LIMIT = [999]
 _IDLE_CURSORS = 4
-_FETCH_CHUNK = 256
+_FETCH_CHUNK = 1000
 """Most rows fetched per call into the worker thread; a larger batch takes several calls."""
 
 

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import pytest
 
-__all__ = ["ServerSkip", "ServerUnavailable", "redact_url", "server_url", "worker_namespace"]
+__all__ = ["ServerSkip", "ServerUnavailable", "accepts_tcp", "redact_url", "server_url", "worker_namespace"]
 
 REQUIRE_SERVERS_OPTION = "ommi_require_servers"
 """The ``config.option`` attribute behind ``--ommi-require-servers``."""
@@ -219,6 +219,35 @@ def server_url(
 
 
 _UNSAFE = re.compile(r"[^a-z0-9_]+")
+
+
+async def accepts_tcp(url: str, default_port: int, timeout: float = 2.0) -> None:
+    """Raise ``ConnectionRefusedError`` unless some host of ``url`` accepts a TCP connection.
+
+    For a probe to call before a client library is involved: some clients
+    (PyMongo's asyncio client) leak a socket when closed while still trying
+    to reach an absent server, and the ResourceWarning then fails an
+    unrelated test. ``url`` may list several hosts (``scheme://a:1,b:2/db``);
+    a URL without hosts in it (``mongodb+srv://``) is left to the client.
+    """
+    parts = urllib.parse.urlsplit(url)
+    if "+srv" in parts.scheme:
+        return
+    failures = []
+    for node in parts.netloc.rpartition("@")[2].split(","):
+        host, _, port = node.rpartition(":") if not node.endswith("]") else (node, "", "")
+        if not host or not port.isdigit():
+            host, port = node, str(default_port)
+        host = host.strip("[]")
+        try:
+            _, writer = await asyncio.wait_for(asyncio.open_connection(host, int(port)), timeout)
+        except (TimeoutError, OSError) as exc:
+            failures.append(f"{host}:{port}: {exc or type(exc).__name__}")
+            continue
+        writer.close()
+        await writer.wait_closed()
+        return
+    raise ConnectionRefusedError("; ".join(failures) or f"no host in {redact_url(url)}")
 
 
 def worker_namespace(prefix: str, *, unique: bool = False) -> str:

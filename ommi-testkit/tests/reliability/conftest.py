@@ -25,7 +25,7 @@ from ommi_testkit.reference import ReferenceDriver, ReferenceStore
 from ommi_testkit.reliability import Profile, current_profile
 from ommi_testkit.reliability.faults import MongoPoolListener, postgresql_probe, reference_probe
 from ommi_testkit.reliability.workloads import Probe
-from ommi_testkit.servers import server_url, worker_namespace
+from ommi_testkit.servers import accepts_tcp, server_url, worker_namespace
 
 POSTGRESQL_ENV = "OMMI_TEST_POSTGRESQL_URL"
 POSTGRESQL_DEFAULT = "postgresql://postgres@127.0.0.1:5432/test"
@@ -43,6 +43,7 @@ async def _probe_postgresql(url: str) -> None:
 async def _probe_mongodb(url: str) -> None:
     from pymongo import AsyncMongoClient
 
+    await accepts_tcp(url, 27017)  # before PyMongo, which leaks a socket when the server is absent
     client: Any = AsyncMongoClient(url, serverSelectionTimeoutMS=2000)
     try:
         await client.admin.command("ping")

@@ -1,8 +1,18 @@
 """The driver interface and registration, and the library-safe logger drivers log through."""
 
 from ommi._logging import get_logger
+from ommi._rowcode import row_converter
 from ommi.drivers.base import Driver, DriverTransaction, Operations, Row
 from ommi.drivers.capabilities import Capabilities
 from ommi.drivers.registry import DriverSpec
 
-__all__ = ["Capabilities", "Driver", "DriverSpec", "DriverTransaction", "Operations", "Row", "get_logger"]
+__all__ = [
+    "Capabilities",
+    "Driver",
+    "DriverSpec",
+    "DriverTransaction",
+    "Operations",
+    "Row",
+    "get_logger",
+    "row_converter",
+]

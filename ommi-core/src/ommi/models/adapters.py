@@ -13,7 +13,7 @@ import dataclasses
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["AttrsAdapter", "DataclassAdapter", "ModelAdapter", "PydanticAdapter"]
+__all__ = ["AttrsAdapter", "DataclassAdapter", "ModelAdapter", "PydanticAdapter", "positional_constructor"]
 
 
 @runtime_checkable
@@ -36,6 +36,19 @@ class ModelAdapter(Protocol):
         """Set a field on an instance, also on frozen classes (used for generated keys and reloads)."""
 
 
+def positional_constructor(adapter: ModelAdapter, cls: type, names: tuple[str, ...]) -> Callable[..., Any] | None:
+    """``adapter.positional_constructor(cls, names)`` when the adapter has it, else ``None``.
+
+    An optional adapter method: a callable that builds an instance from the
+    values passed positionally in ``names`` order, doing nothing but storing
+    them (for dataclasses with a generated ``__init__``: the class itself).
+    Ommi then builds rows with one call each instead of through
+    :meth:`ModelAdapter.builder`.
+    """
+    method = getattr(adapter, "positional_constructor", None)
+    return method(cls, names) if method is not None else None
+
+
 def _has_dict(cls: type) -> bool:
     """Whether instances of ``cls`` have a ``__dict__`` (no base declares only slots)."""
     return all(
@@ -54,6 +67,11 @@ class DataclassAdapter:
     def field_names(self, cls: type) -> list[str]:
         return [f.name for f in dataclasses.fields(cls)]
 
+    def positional_constructor(self, cls: type, names: tuple[str, ...]) -> Callable[..., Any] | None:
+        # The generated __init__ only assigns its arguments: the fastest
+        # correct way to build (about 3x faster than filling __dict__).
+        return cls if _generated_init_takes(cls, names) else None
+
     def builder(self, cls: type, names: tuple[str, ...]) -> Callable[[tuple[Any, ...]], Any]:
         new: Callable[[type], Any] = cls.__new__  # type: ignore[assignment]
         if _has_dict(cls):
@@ -68,6 +86,31 @@ class DataclassAdapter:
 
     def set_value(self, instance: Any, name: str, value: Any) -> None:
         object.__setattr__(instance, name, value)
+
+
+def _generated_init_takes(cls: type, names: tuple[str, ...]) -> bool:
+    """Whether ``cls(*values)`` (values in ``names`` order) only stores the values.
+
+    True for a dataclass whose ``__init__`` is the one ``@dataclass`` generated,
+    taking exactly the stored fields positionally, with no ``__post_init__``,
+    no ``InitVar`` and no ``__setattr__`` of its own that could run code.
+    """
+    params = getattr(cls, "__dataclass_params__", None)
+    if params is None or not params.init or hasattr(cls, "__post_init__"):
+        return False
+    initvar = getattr(dataclasses, "_FIELD_INITVAR", None)
+    declared = getattr(cls, "__dataclass_fields__", {})
+    if initvar is None or any(getattr(f, "_field_type", initvar) is initvar for f in declared.values()):
+        return False
+    fields = dataclasses.fields(cls)
+    if tuple(f.name for f in fields) != names or any(not f.init or f.kw_only for f in fields):
+        return False
+    owner = next(klass for klass in cls.__mro__ if "__init__" in vars(klass))
+    code = getattr(vars(owner)["__init__"], "__code__", None)
+    if "__dataclass_fields__" not in vars(owner) or code is None or code.co_filename != "<string>":
+        return False  # an __init__ written by hand
+    setattr_of_class: object = cls.__setattr__
+    return bool(params.frozen) or setattr_of_class is object.__setattr__
 
 
 def _setattr_builder(cls: type, names: tuple[str, ...]) -> Callable[[tuple[Any, ...]], Any]:

@@ -12,12 +12,14 @@ import operator
 import sys
 import types
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Union
 
+from ommi._rowcode import Builders, compile_builders
 from ommi.errors import ModelDefinitionError, ValidationError
+from ommi.models.adapters import positional_constructor
 from ommi.models.metadata import Auto, Key, ReferenceTo, StoreAs, TimezoneAware, iter_metadata
-from ommi.models.types import CHECKERS, Codec, StorageType
+from ommi.models.types import CHECKERS, FAST_CHECKS, Codec, StorageType
 from ommi.query.ast import Operand
 
 if TYPE_CHECKING:
@@ -189,9 +191,7 @@ class ModelSchema:
         relations: lazy relation attributes by name.
     """
 
-    def __init__(
-        self, cls: type, name: str, collection: ModelCollection, adapter: ModelAdapter
-    ) -> None:
+    def __init__(self, cls: type, name: str, collection: ModelCollection, adapter: ModelAdapter) -> None:
         self.cls = cls
         self.name = name
         self.collection = collection
@@ -206,7 +206,7 @@ class ModelSchema:
         """Locals of the function the model was defined in, for postponed annotations."""
         self._resolved = False
         self._references_resolved = False
-        self._build: Callable[[tuple[Any, ...]], Any] | None = None
+        self._builders: Builders | None = None
         self._encode_row: Callable[[Any], tuple[Any, ...]] | None = None
 
     def __repr__(self) -> str:
@@ -371,8 +371,7 @@ class ModelSchema:
                 if f.reference.storage is not f.storage:
                     raise self._error(
                         f.name,
-                        f"references {f.reference!r} ({f.reference.storage.value}) "
-                        f"but is stored as {f.storage.value}",
+                        f"references {f.reference!r} ({f.reference.storage.value}) but is stored as {f.storage.value}",
                     )
         self._references_resolved = True
 
@@ -420,52 +419,70 @@ class ModelSchema:
         return encode(instance)
 
     def _make_row_encoder(self) -> Callable[[Any], tuple[Any, ...]]:
-        """One function encoding a whole instance: the hot path of ``add``.
+        """One generated function encoding a whole instance: the hot path of ``add``.
 
-        Plain fields (no codec conversion) are checked directly; any failure
-        re-runs the field-by-field path, whose messages name the field.
+        For a plain field (no codec conversion) the common case is tested
+        inline (``FAST_CHECKS``: an exact ``int`` in range, an ASCII ``str``
+        without NUL...) and its checker runs only otherwise; other fields go
+        through :meth:`Field.encode`. Any failure re-runs the field-by-field
+        path, whose messages name the field. Only positions appear in the
+        generated source, never names taken from the model.
         """
         fields = self.fields
-        getter = operator.attrgetter(*(f.name for f in fields))
-        steps: list[tuple[bool, Callable[[Any], Any]]] = []
+
+        def field_by_field(instance: Any) -> tuple[Any, ...]:
+            values = [getattr(instance, f.name) for f in fields]
+            return tuple(f.encode(value) for f, value in zip(fields, values, strict=True))
+
+        namespace: dict[str, Any] = {
+            "get": operator.attrgetter(*(f.name for f in fields)),
+            "field_by_field": field_by_field,
+            "errors": (ValidationError, TypeError, ValueError, OverflowError, AttributeError),
+        }
+        parts = []
         for f in fields:
+            v = f"v{f.index}"
             plain = f._encode is None and f._decode is None
-            steps.append((f.nullable or f.auto, f._check if plain else f.encode))
-
-        def encode(instance: Any) -> tuple[Any, ...]:
-            values = getter(instance)
-            if len(fields) == 1:
-                values = (values,)
-            try:
-                return tuple([
-                    None if value is None and optional else check(value)
-                    for (optional, check), value in zip(steps, values, strict=True)
-                ])
-            except (ValidationError, TypeError, ValueError, OverflowError, AttributeError):
-                return tuple(f.encode(value) for f, value in zip(fields, values, strict=True))
-
+            namespace[f"c{f.index}"] = f._check if plain else f.encode
+            fast = FAST_CHECKS.get(f.storage) if plain else None
+            expression = f"c{f.index}({v})" if fast is None else f"({v} if {fast.format(v=v)} else c{f.index}({v}))"
+            if f.nullable or f.auto:
+                expression = f"(None if {v} is None else {expression})"
+            parts.append(expression)
+        values = ", ".join(f"v{f.index}" for f in fields)
+        source = (
+            "def encode(o):\n"
+            "    try:\n"
+            f"        {values}, = {'(get(o),)' if len(fields) == 1 else 'get(o)'}\n"
+            f"        return ({', '.join(parts)},)\n"
+            "    except errors:\n"
+            "        return field_by_field(o)\n"
+        )
+        exec(source, namespace)  # noqa: S102
+        encode: Callable[[Any], tuple[Any, ...]] = namespace["encode"]
         return encode
 
     def build(self, row: tuple[Any, ...]) -> Any:
         """Build an instance from canonical values in field order."""
-        builder = self._build
-        if builder is None:
-            builder = self._build = self._make_builder()
-        return builder(row)
+        builders = self._builders
+        if builders is None:
+            builders = self._builders = self._make_builders()
+        return builders[0](row)
 
-    def _make_builder(self) -> Callable[[tuple[Any, ...]], Any]:
-        construct = self.adapter.builder(self.cls, tuple(f.name for f in self.fields))
-        decoders = [(i, f.decode) for i, f in enumerate(self.fields) if f._decode is not None]
-        if not decoders:
-            return construct
+    def build_rows(self, rows: Sequence[tuple[Any, ...]]) -> list[Any]:
+        """Build an instance from each row of canonical values: :meth:`build` for a batch, in one loop."""
+        builders = self._builders
+        if builders is None:
+            builders = self._builders = self._make_builders()
+        return builders[1](rows)
 
-        def build(row: tuple[Any, ...]) -> Any:
-            values = list(row)
-            for i, decode in decoders:
-                values[i] = decode(values[i])
-            return construct(tuple(values))
-
-        return build
+    def _make_builders(self) -> Builders:
+        names = tuple(f.name for f in self.fields)
+        decoders = {f.index: f._decode for f in self.fields if f._decode is not None}
+        constructor = positional_constructor(self.adapter, self.cls, names)
+        if constructor is not None:
+            return compile_builders(len(self.fields), decoders, constructor, positional=True)
+        return compile_builders(len(self.fields), decoders, self.adapter.builder(self.cls, names), positional=False)
 
     def key_values(self, instance: Any) -> tuple[Any, ...]:
         """The canonical key values of an instance."""

@@ -209,6 +209,19 @@ CHECKERS: dict[StorageType, Callable[[Any], Any]] = {
 """Validator of canonical values for each storage type."""
 
 
+FAST_CHECKS: dict[StorageType, str] = {
+    StorageType.INTEGER: f"type({{v}}) is int and {INT64_MIN} <= {{v}} <= {INT64_MAX}",
+    StorageType.TEXT: 'type({v}) is str and {v}.isascii() and "\\x00" not in {v}',
+    StorageType.FLOAT: "type({v}) is float and {v} - {v} == 0.0",
+    StorageType.BOOLEAN: "type({v}) is bool",
+}
+"""Python expression templates (over ``{v}``), true when ``CHECKERS[storage](v)`` would return ``v`` unchanged.
+
+Generated encoders test these inline and call the checker only when one is
+false (or missing), which then returns a normalised value or raises.
+"""
+
+
 def check_canonical(storage: StorageType, value: Any) -> Any:
     """Validate a canonical value for ``storage`` and return it normalised.
 

@@ -88,7 +88,7 @@ class ResultIterator(Generic[T]):
     """
 
     def __init__(self, schema: ModelSchema, batches: AsyncIterator[list[tuple[Any, ...]]]) -> None:
-        self._build = schema.build
+        self._build_rows = schema.build_rows
         self._batches = batches
         self._buffer: list[Any] = []
         self._position = 0
@@ -106,8 +106,7 @@ class ResultIterator(Generic[T]):
             self._exhausted = True
             await self.aclose()
             raise
-        build = self._build
-        self._buffer = [build(row) for row in rows]
+        self._buffer = self._build_rows(rows)
         self._position = 0
         return True
 

@@ -15,10 +15,12 @@ Conditions on related models follow :class:`ommi.query.ast.Join`'s semantics
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ommi._rowcode import row_converter
 from ommi.models.schema import Field, ModelSchema
 from ommi.models.types import StorageType
 from ommi.query.ast import TEXT_OPS, And, Comparison, Expr, FieldComparison, Op, Or, Query
@@ -26,6 +28,13 @@ from ommi.sql.dialect import Dialect
 
 __all__ = ["Compiled", "SQLCompiler"]
 
+_STATEMENT_CACHE_SIZE = 256
+"""Statements kept per model; the model's cache starts over when it is full."""
+
+_Cached = tuple[str, tuple["weakref.ref[ModelSchema]", ...]]
+"""A cached statement's SQL text, and the other models its shape names."""
+
+RowConverter = Callable[[Sequence[tuple[Any, ...]]], list[tuple[Any, ...]]]
 _SQL_OPS = {Op.EQ: "=", Op.LT: "<", Op.LE: "<=", Op.GT: ">", Op.GE: ">="}
 
 
@@ -57,6 +66,13 @@ class SQLCompiler:
         self._converters: dict[StorageType, Callable[[Any], Any] | None] = {
             storage: dialect.to_param(storage) for storage in StorageType
         }
+        # Keyed by the schema object, weakly: a collected model's id() may be
+        # reused by a later one, which must not be served the old converter.
+        self._row_converters: weakref.WeakKeyDictionary[ModelSchema, RowConverter | None]
+        self._param_converters: weakref.WeakKeyDictionary[ModelSchema, RowConverter | None]
+        self._row_converters, self._param_converters = weakref.WeakKeyDictionary(), weakref.WeakKeyDictionary()
+        self._statements: weakref.WeakKeyDictionary[ModelSchema, dict[tuple[Any, ...], _Cached]]
+        self._statements = weakref.WeakKeyDictionary()
 
     # -- values ------------------------------------------------------------
 
@@ -74,6 +90,32 @@ class SQLCompiler:
             convert = converters[f.storage]
             params.append(value if value is None or convert is None else convert(value))
         return params
+
+    def params_converter(self, schema: ModelSchema) -> RowConverter | None:
+        """Turns canonical rows of ``schema`` into rows of client parameters (``dialect.to_param``).
+
+        ``None`` when every field's canonical value is already the parameter,
+        so the rows can be sent as they are.
+        """
+        try:
+            return self._param_converters[schema]
+        except KeyError:
+            pass
+        converters = self._converters
+        steps = {f.index: fn for f in schema.fields if (fn := converters[f.storage]) is not None}
+        converter = self._param_converters[schema] = row_converter(len(schema.fields), steps)
+        return converter
+
+    def row_converter(self, schema: ModelSchema) -> RowConverter | None:
+        """Turns the client's rows of ``schema`` into canonical rows (``dialect.from_db``); ``None``: no need."""
+        try:
+            return self._row_converters[schema]
+        except KeyError:
+            pass
+        dialect = self.dialect
+        steps = {f.index: fn for f in schema.fields if (fn := dialect.from_db(f.storage)) is not None}
+        converter = self._row_converters[schema] = row_converter(len(schema.fields), steps)
+        return converter
 
     # -- conditions --------------------------------------------------------
 
@@ -166,6 +208,76 @@ class SQLCompiler:
             parts.append(f"{column} {direction}")
         return " ORDER BY " + ", ".join(parts)
 
+    # -- the statement cache -------------------------------------------------
+
+    def _cached(self, kind: str, query: Query, compile_query: Callable[[Query], Compiled]) -> Compiled:
+        """``compile_query(query)``, its SQL text taken from the cache when a query of the same shape ran before.
+
+        One walk over the query gives its shape (fields by ``id``, operators,
+        the number of IN values, joins, sort, whether it has a limit and an
+        offset) and its parameters; the SQL text depends on nothing else.
+        Statements are cached per target model, weakly, so a model that is
+        no longer used takes its statements with it. An entry also holds weak
+        references to the other models its shape names: while they are alive
+        no other object can have their fields' ids; once one is gone the entry
+        is compiled afresh.
+        """
+        target = query.model
+        shape: list[Any] = [kind]
+        params: list[Any] = []
+        others: list[ModelSchema] = []
+        if query.where is not None:
+            self._shape(query.where, target, shape, params, others)
+        for join in query.joins:
+            shape.append(("join", id(join.model), tuple((id(mine), id(other)) for mine, other in join.pairs)))
+            others.append(join.model)
+        for sort_key in query.sort:
+            shape.append((id(sort_key.field), sort_key.descending))
+        shape.append(query.limit is None)
+        shape.append(not query.offset)
+        key = tuple(shape)
+        statements = self._statements.get(target)
+        if statements is None:
+            statements = self._statements[target] = {}
+        cached = statements.get(key)
+        if cached is None or any(ref() is None for ref in cached[1]):
+            compiled = compile_query(query)
+            if len(statements) >= _STATEMENT_CACHE_SIZE:
+                statements.clear()
+            statements[key] = (compiled.sql, tuple(weakref.ref(schema) for schema in others))
+            return compiled
+        params.extend(self.dialect.limit_offset(query.limit, query.offset)[1])
+        return Compiled(cached[0], params)
+
+    def _shape(
+        self, expr: Expr, target: ModelSchema, shape: list[Any], params: list[Any], others: list[ModelSchema]
+    ) -> None:
+        """Append the shape of a condition and its parameters, in the order :meth:`_condition` binds them."""
+        if isinstance(expr, Comparison):
+            field, op, value = expr.field, expr.op, expr.value
+            if field.schema is not target:
+                others.append(field.schema)
+            if op is Op.IS_NULL or op is Op.IS_NOT_NULL:
+                shape.append((id(field), op))
+            elif op in TEXT_OPS:
+                shape.append((id(field), op))
+                params.extend(self.dialect.text_match("", op, value)[1])
+            elif op is Op.IN or op is Op.NOT_IN:
+                shape.append((id(field), op, len(value)))
+                params.extend(self.param(field, v) for v in value)
+            else:
+                shape.append((id(field), op))
+                params.append(self.param(field, value))
+        elif isinstance(expr, FieldComparison):
+            others.extend(f.schema for f in (expr.left, expr.right) if f.schema is not target)
+            shape.append((id(expr.left), expr.op, id(expr.right)))
+        else:
+            assert isinstance(expr, (And, Or))
+            shape.append("(" if isinstance(expr, And) else "or(")
+            for item in expr.items:
+                self._shape(item, target, shape, params, others)
+            shape.append(")")
+
     # -- statements --------------------------------------------------------
 
     def columns(self, schema: ModelSchema, alias: str) -> str:
@@ -173,7 +285,15 @@ class SQLCompiler:
         return ", ".join(f"{alias}.{q(f.column)}" for f in schema.fields)
 
     def select(self, query: Query) -> Compiled:
-        """``SELECT`` every field of the target, in ``schema.fields`` order."""
+        """``SELECT`` every field of the target, in ``schema.fields`` order (cached by shape)."""
+        return self._cached("select", query, self.compile_select)
+
+    def count(self, query: Query) -> Compiled:
+        """``SELECT COUNT(*)`` of the matches, honouring limit and offset (cached by shape)."""
+        return self._cached("count", query, self.compile_count)
+
+    def compile_select(self, query: Query) -> Compiled:
+        """:meth:`select` without the statement cache."""
         q = self.dialect.quote
         alias = q("t0")
         params: list[Any] = []
@@ -185,8 +305,8 @@ class SQLCompiler:
         )
         return Compiled(sql, params + window_params)
 
-    def count(self, query: Query) -> Compiled:
-        """``SELECT COUNT(*)`` of the matches, honouring limit and offset."""
+    def compile_count(self, query: Query) -> Compiled:
+        """:meth:`count` without the statement cache."""
         q = self.dialect.quote
         alias = q("t0")
         params: list[Any] = []

@@ -285,6 +285,19 @@ class TransactionTests(SuiteBase):
         await asyncio.wait_for(asyncio.gather(work("a"), work("b"), work("c")), timeout=60)
         assert await _labels(db) == ["a", "a2", "b", "b2", "c", "c2"]
 
+    @requires("transactions")
+    async def test_transaction_shared_by_concurrent_tasks_gives_each_its_own_rows(self, db: Ommi) -> None:
+        """Tasks querying through one transaction at the same time each get their own query's results."""
+        await db.add(*(TxEntry(f"q{n}", n) for n in range(12))).or_raise()
+
+        async with db.transaction() as t:
+
+            async def label(n: int) -> str:
+                return str((await t.find(TxEntry.amount == n).one.or_raise()).label)
+
+            labels = await asyncio.wait_for(asyncio.gather(*(label(n) for n in range(12))), timeout=60)
+        assert labels == [f"q{n}" for n in range(12)]
+
     # -- model methods and lazy fields inside a transaction -------------------------
 
     @requires("transactions")
