@@ -159,6 +159,13 @@ class SQLiteOperations(Operations):
     async def fetch(self, query: Query, batch_size: int) -> AsyncIterator[list[Row]]:
         compiled = self._core.compiler.select(query)
         convert = self._core.compiler.row_converter(query.model)
+        if query.limit is not None and query.limit <= batch_size:
+            # A window that fits one batch: one call into SQLite, no cursor kept.
+            async with self._read() as link:
+                rows = await link.fetchall(compiled.sql, compiled.params)
+            if rows:
+                yield rows if convert is None else convert(rows)
+            return
         async with self._stream() as (link, gate):
             batches = link.stream(compiled.sql, compiled.params, batch_size, gate, query.limit)
             async with contextlib.aclosing(batches):

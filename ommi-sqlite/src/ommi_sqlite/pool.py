@@ -157,17 +157,15 @@ class Link:
         return count
 
     async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        """Run a statement and return every row it yields."""
+        """Run a statement and return every row it yields, in one call into the worker thread.
+
+        Statement and fetch run together in the thread, so a cancelled caller
+        cannot leave the statement unfinished: it runs to its end and is
+        reset there, and its rows are dropped.
+        """
         self._trace(sql)
         with self.errors():
-            cursor = await self._cursor()
-            try:
-                await cursor.execute(sql, params)
-                rows: list[tuple[Any, ...]] = list(await cursor.fetchall())  # type: ignore[arg-type] # plain tuples
-            except BaseException:
-                await _discard(cursor)
-                raise
-        self._reuse(cursor)
+            rows: list[tuple[Any, ...]] = list(await self.conn.execute_fetchall(sql, params))  # type: ignore[arg-type]
         return rows
 
     async def stream(
