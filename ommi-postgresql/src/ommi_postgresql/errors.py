@@ -1,6 +1,6 @@
 """The one place where psycopg's exceptions become :mod:`ommi.errors`.
 
-The class is chosen by SQLSTATE (https://www.postgresql.org/docs/current/errcodes-appendix.html):
+The class is chosen by SQLSTATE (the "PostgreSQL Error Codes" appendix of its manual):
 
 =======================================  ===================================
 SQLSTATE                                 Ommi exception
