@@ -10,19 +10,22 @@ the document, since MongoDB never changes an ``_id`` in place.
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
+from contextlib import aclosing
 from typing import TYPE_CHECKING, Any
 
 from ommi.drivers import get_logger
 from ommi.drivers.base import Operations, Row
 from ommi.errors import IntegrityError
 from ommi.models.schema import Field, ModelSchema
+from ommi.models.types import StorageType
 from ommi.query.ast import Query
+from ommi.query.evaluate import ordered
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError, PyMongoError
 
 from ommi_mongodb._errors import is_duplicate_key, map_exceptions
-from ommi_mongodb._plan import Plan, plan
+from ommi_mongodb._plan import Plan, plan, projection
 from ommi_mongodb._values import (
     ID,
     document_from_row,
@@ -31,6 +34,7 @@ from ommi_mongodb._values import (
     id_filter,
     row_from_document,
     stored_name,
+    value_at,
 )
 
 if TYPE_CHECKING:
@@ -72,6 +76,11 @@ def _sort_spec(query: Query) -> list[tuple[str, int]]:
             seen.add(path)
             spec.append((path, -1 if key.descending else 1))
     return spec
+
+
+def _hashable(identity: Any) -> Any:
+    """An ``_id`` as a dictionary key (a composite key's sub-document becomes a tuple of its items)."""
+    return tuple(identity.items()) if isinstance(identity, Mapping) else identity
 
 
 def _window_count(total: int, query: Query) -> int:
@@ -173,6 +182,11 @@ class MongoOperations(Operations):
         selection = await self._plan(query)
         if selection.matched == 0:
             return
+        if any(key.field.storage is StorageType.BYTES for key in query.sort):
+            async with aclosing(self._fetch_in_ommi_order(query, selection, batch_size)) as batches:
+                async for rows in batches:
+                    yield rows
+            return
         cursor = self._collection(schema).find(
             selection.filter,
             sort=_sort_spec(query) or None,
@@ -192,6 +206,35 @@ class MongoOperations(Operations):
                     return
         finally:
             await cursor.close()
+
+    async def _fetch_in_ommi_order(
+        self, query: Query, selection: Plan, batch_size: int
+    ) -> AsyncGenerator[list[Row], None]:
+        """The documents of a query sorted by a ``bytes`` field, in Ommi's order.
+
+        MongoDB orders binary values shorter first (then by subtype, then byte
+        by byte); Ommi orders bytes octet by octet, as Python does. So the sort
+        keys of every matching document are read first (``_id`` and the sort
+        fields only), ordered and windowed in Python, and the documents of the
+        window are then read by ``_id``, a batch at a time. Memory grows with
+        the number of matches (their keys and sort values), not their size.
+        """
+        schema = query.model
+        paths = {field_path(key.field) for key in query.sort}
+        keys = [document async for document in self._find(schema, selection.filter, projection(paths))]
+        window = ordered(keys, query.sort, value_at)
+        end = None if query.limit is None else query.offset + query.limit
+        identities = [document[ID] for document in window[query.offset : end]]
+        for start in range(0, len(identities), batch_size):
+            chunk = identities[start : start + batch_size]
+            found = {
+                _hashable(document[ID]): document
+                async for document in self._find(schema, id_filter(schema, chunk), None)
+            }
+            # A document deleted since its key was read is left out, as a later read would.
+            rows = [row_from_document(schema, found[key]) for key in map(_hashable, chunk) if key in found]
+            if rows:
+                yield rows
 
     async def count(self, query: Query) -> int:
         selection = await self._plan(query)

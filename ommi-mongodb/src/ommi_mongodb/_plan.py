@@ -35,7 +35,7 @@ from ommi.query.ast import And, Expr, Join, Query
 from ommi_mongodb._filters import evaluate, fields_of, is_translatable, to_filter
 from ommi_mongodb._values import ID, encode_value, field_path, value_at
 
-__all__ = ["CHUNK", "DocumentSource", "Plan", "plan"]
+__all__ = ["CHUNK", "DocumentSource", "Plan", "plan", "projection"]
 
 CHUNK = 5000
 """Candidates examined (and ``$in`` values sent) per round trip."""
@@ -70,7 +70,8 @@ def _split(where: Expr, target: ModelSchema) -> tuple[list[Expr], list[Expr]]:
     return pushed, rest
 
 
-def _projection(paths: set[str]) -> dict[str, int]:
+def projection(paths: set[str]) -> dict[str, int]:
+    """The ``find`` projection reading ``paths`` (and ``_id``, always returned)."""
     # "_id" is always returned; a composite key's parts live inside it.
     return {path: 1 for path in sorted(paths) if path != ID and not path.startswith(ID + ".")}
 
@@ -106,14 +107,14 @@ async def plan(
 
     async def flush() -> None:
         related = [
-            await _related(join, chunk, find, _projection(related_paths[id(join.model)])) for join in query.joins
+            await _related(join, chunk, find, projection(related_paths[id(join.model)])) for join in query.joins
         ]
         for document in chunk:
             if _holds(query, residual, document, related):
                 matched.append(document[ID])
         chunk.clear()
 
-    async with aclosing(find(target, prefilter, _projection(target_paths))) as candidates:
+    async with aclosing(find(target, prefilter, projection(target_paths))) as candidates:
         async for document in candidates:
             chunk.append(document)
             if len(chunk) >= CHUNK:

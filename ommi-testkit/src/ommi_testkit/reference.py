@@ -25,7 +25,7 @@ from ommi.drivers import Capabilities, Driver, DriverTransaction, Operations
 from ommi.errors import ConfigurationError, IntegrityError, OperationalError, SchemaMismatchError, TransactionError
 from ommi.models.schema import Field, ModelSchema
 from ommi.query.ast import Expr, Query
-from ommi.query.evaluate import holds
+from ommi.query.evaluate import holds, ordered
 
 __all__ = ["ConstraintViolation", "ReferenceDriver", "ReferenceStore", "evaluate", "run_query"]
 
@@ -96,18 +96,11 @@ def _matches(query: Query, tables: _Tables, row: Row) -> bool:
     return False
 
 
-def _sorted(query: Query, rows: list[Row]) -> list[Row]:
-    for key in reversed(query.sort):
-        index = key.field.index
-        rows.sort(key=lambda r, i=index: (0,) if r[i] is None else (1, r[i]), reverse=key.descending)
-    return rows
-
-
 def run_query(query: Query, tables: _Tables) -> list[Row]:
     """Every matching row, sorted and windowed."""
     table = _table(tables, query.model)
     rows = [row for row in table.rows.values() if _matches(query, tables, row)]
-    rows = _sorted(query, rows)
+    rows = ordered(rows, query.sort, lambda row, field: row[field.index])
     end = None if query.limit is None else query.offset + query.limit
     return rows[query.offset : end]
 

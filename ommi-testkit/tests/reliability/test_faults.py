@@ -34,12 +34,13 @@ async def test_faults_terminated_backends_lose_no_acknowledged_write(backend: An
                 db, inject, backend=backend.name, profile=profile.name, seconds=profile.fault_seconds
             )
             reading = await postgresql_probe(driver)()
-            figures.notes.append(f"pool after the workload: {driver.pool.stats()}")
+            stats = driver.pool.stats()
+            figures.notes.append(f"pool after the workload: {stats}")
     finally:
         await close_injector()
     record(figures)
     assert problems == [], problems
-    assert reading == {"lent": 0, "waiting": 0}, reading
+    assert reading == {"lent": 0, "waiting": 0}, (reading, stats)
     assert figures.faults > 0 and figures.expected_errors > 0, figures
     assert figures.lost == 0 and figures.duplicated == 0, figures
 

@@ -8,21 +8,25 @@ evaluates conditions on related models with it). The rules:
 * ``!=`` and ``not_in`` do hold for NULL (NULL differs from every value);
 * text compares by code point; ``contains``/``startswith``/``endswith`` are
   case-sensitive and take the text literally;
-* between two fields, ``!=`` holds when exactly one is NULL, the others never hold for NULL.
+* between two fields, ``!=`` holds when exactly one is NULL, the others never hold for NULL;
+* sorting puts NULL first ascending and last descending, bytes compare octet by
+  octet, and rows that tie on every sort key keep their order (:func:`ordered`).
 """
 
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from ommi.query.ast import And, Comparison, Expr, FieldComparison, Op, Or
+from ommi.query.ast import And, Comparison, Expr, FieldComparison, Op, Or, SortKey
 
 if TYPE_CHECKING:
     from ommi.models.schema import Field
 
-__all__ = ["holds"]
+__all__ = ["holds", "ordered"]
+
+T = TypeVar("T")
 
 _ORDERING: dict[Op, Callable[[Any, Any], bool]] = {
     Op.EQ: operator.eq,
@@ -91,3 +95,18 @@ def _compare(node: Comparison, value: Any, operand_of: Callable[[Field, Any], An
     if op is Op.ENDSWITH:
         return bool(value.endswith(node.value))
     return bool(_ORDERING[op](value, operand_of(node.field, node.value)))
+
+
+def ordered(items: Iterable[T], sort: Sequence[SortKey], value_of: Callable[[T, Field], Any]) -> list[T]:
+    """``items`` in the order of ``sort``: the order every driver must give.
+
+    ``value_of(item, field)`` is the item's canonical value of ``field``.
+    NULL sorts first ascending and last descending; items that tie on every
+    key keep their relative order (core appends the key to every sort, so
+    query results never tie).
+    """
+    result = list(items)
+    for key in reversed(sort):
+        field = key.field
+        result.sort(key=lambda item: (0,) if (v := value_of(item, field)) is None else (1, v), reverse=key.descending)
+    return result

@@ -44,7 +44,9 @@ def postgresql_terminator(url: str, application_name: str, *, at_most: int = 3) 
     async def inject() -> int:
         conn = await connection()
         cursor = await conn.execute(
-            "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM ("
+            # The timeout makes pg_terminate_backend wait until each backend has
+            # exited, so no termination is still under way once inject() returns.
+            "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid, 5000)) FROM ("
             "  SELECT pid FROM pg_stat_activity WHERE application_name = %s AND pid <> pg_backend_pid()"
             "  ORDER BY random() LIMIT %s) AS chosen",
             [application_name, at_most],
@@ -65,10 +67,10 @@ def postgresql_probe(driver: Driver) -> Probe:
 
     async def probe() -> dict[str, int]:
         stats = driver.pool.stats()  # type: ignore[attr-defined]
-        return {
-            "lent": int(stats.get("pool_size", 0)) - int(stats.get("pool_available", 0)),
-            "waiting": int(stats.get("requests_waiting", 0)),
-        }
+        # ommi-postgresql counts the connections tasks hold; psycopg_pool's own
+        # figures also count connections still being reopened after a fault.
+        lent = stats.get("connections_lent", int(stats.get("pool_size", 0)) - int(stats.get("pool_available", 0)))
+        return {"lent": int(lent), "waiting": int(stats.get("requests_waiting", 0))}
 
     return probe
 

@@ -51,9 +51,10 @@ def narrow_for_nx_27017(domain: Domain) -> Domain:
             filterable=everything_but - {StorageType.BYTES, StorageType.UUID},
         )
         .narrowed(
-            "no sort on bytes or UUID fields",
-            "nx-27017 sorts binary values (subtypes 0 and 4) neither byte by byte nor by length",
-            sortable=everything_but - {StorageType.BYTES, StorageType.UUID},
+            "no sort on UUID fields",
+            "nx-27017 sorts binary values (subtypes 0 and 4) neither byte by byte nor by length; bytes fields "
+            "are sorted by ommi-mongodb itself, UUIDs by the server",
+            sortable=everything_but - {StorageType.UUID},
         )
         .narrowed(
             "datetimes in whole seconds",

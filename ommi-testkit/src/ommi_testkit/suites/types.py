@@ -271,6 +271,20 @@ class FieldTypeTests(SuiteBase):
 
     # -- edge cases per type -----------------------------------------------
 
+    async def test_types_bytes_of_different_lengths_sort_octet_by_octet(self, db: Ommi) -> None:
+        """Bytes order octet by octet, a prefix first, whatever the lengths (not shorter first).
+
+        MongoDB's own order of binary values puts shorter ones first; drivers
+        must give Ommi's order anyway.
+        """
+        values = [b"b", b"ab", b"a", b"", b"\x00\x00\x00", b"\xff"]
+        await db.add(*[BytesRecord(v, id=i + 1) for i, v in enumerate(values)]).or_raise()
+        expected = sorted(range(1, len(values) + 1), key=lambda i: values[i - 1])
+        assert await _ids(db.find(BytesRecord).sort(BytesRecord.value)) == expected
+        assert await _ids(db.find(BytesRecord).sort(BytesRecord.value.desc)) == expected[::-1]
+        window = db.find(BytesRecord).sort(BytesRecord.value).limit(2, page=1)
+        assert await _ids(window) == expected[2:4]
+
     async def test_types_int_64_bit_limits(self, db: Ommi) -> None:
         """Ints at ±(2**63 - 1) round-trip and compare correctly."""
         await db.add(IntRecord(INT64, id=1), IntRecord(-INT64, id=2), IntRecord(2**31, id=3)).or_raise()
