@@ -47,12 +47,11 @@ class Compiled:
 
 
 class _Scope:
-    """Table aliases of one statement and the parameter list being built."""
+    """Table aliases of one statement."""
 
     def __init__(self, compiler: SQLCompiler, aliases: dict[int, str]) -> None:
         self.compiler = compiler
         self.aliases = aliases
-        self.params: list[Any] = []
 
     def column(self, field: Field) -> str:
         return f"{self.aliases[id(field.schema)]}.{self.compiler.dialect.quote(field.column)}"
@@ -97,25 +96,11 @@ class SQLCompiler:
         ``None`` when every field's canonical value is already the parameter,
         so the rows can be sent as they are.
         """
-        try:
-            return self._param_converters[schema]
-        except KeyError:
-            pass
-        converters = self._converters
-        steps = {f.index: fn for f in schema.fields if (fn := converters[f.storage]) is not None}
-        converter = self._param_converters[schema] = row_converter(len(schema.fields), steps)
-        return converter
+        return _per_model(self._param_converters, schema, self._converters.__getitem__)
 
     def row_converter(self, schema: ModelSchema) -> RowConverter | None:
         """Turns the client's rows of ``schema`` into canonical rows (``dialect.from_db``); ``None``: no need."""
-        try:
-            return self._row_converters[schema]
-        except KeyError:
-            pass
-        dialect = self.dialect
-        steps = {f.index: fn for f in schema.fields if (fn := dialect.from_db(f.storage)) is not None}
-        converter = self._row_converters[schema] = row_converter(len(schema.fields), steps)
-        return converter
+        return _per_model(self._row_converters, schema, self.dialect.from_db)
 
     # -- conditions --------------------------------------------------------
 
@@ -140,22 +125,17 @@ class SQLCompiler:
         if op is Op.IS_NOT_NULL:
             return f"{raw} IS NOT NULL"
         if op in TEXT_OPS:
-            sql, params = dialect.text_match(raw, op, node.value)
-            scope.params.extend(params)
-            return sql
+            return dialect.text_match(raw, op, node.value)[0]
         column = dialect.comparison_operand(raw, node.field.storage, op)
         if op is Op.NE:
-            scope.params.append(self.param(node.field, node.value))
             return dialect.is_distinct_from(column, ph)
         if op is Op.IN or op is Op.NOT_IN:
             if not node.value:
                 return "1 = 0" if op is Op.IN else "1 = 1"
-            scope.params.extend(self.param(node.field, v) for v in node.value)
             listed = ", ".join([ph] * len(node.value))
             if op is Op.IN:
                 return f"{column} IN ({listed})"
             return f"({column} NOT IN ({listed}) OR {raw} IS NULL)"
-        scope.params.append(self.param(node.field, node.value))
         return f"{column} {_SQL_OPS[op]} {ph}"
 
     def _field_comparison(self, node: FieldComparison, scope: _Scope) -> str:
@@ -166,17 +146,17 @@ class SQLCompiler:
             return self.dialect.is_distinct_from(left, right)
         return f"{left} {_SQL_OPS[node.op]} {right}"
 
-    def _where(self, query: Query, outer: str, scope_params: list[Any]) -> str:
-        """The WHERE clause (with leading space) for ``query`` whose target is aliased ``outer``."""
+    def _where(self, query: Query, outer: str) -> str:
+        """The WHERE clause (with leading space) for ``query`` whose target is aliased ``outer``.
+
+        Text only: its parameters come from :meth:`_where_params`.
+        """
         if query.where is None:
             return ""
         q = self.dialect.quote
         target = query.model
         if not query.joins:
-            scope = _Scope(self, {id(target): outer})
-            sql = self._condition(query.where, scope)
-            scope_params.extend(scope.params)
-            return f" WHERE {sql}"
+            return f" WHERE {self._condition(query.where, _Scope(self, {id(target): outer}))}"
         aliases = {id(target): q("s0")}
         joins = []
         for number, join in enumerate(query.joins, start=1):
@@ -186,9 +166,7 @@ class SQLCompiler:
                 f"{alias}.{q(other.column)} = {aliases[id(target)]}.{q(mine.column)}" for mine, other in join.pairs
             )
             joins.append(f" LEFT JOIN {q(join.model.name)} AS {alias} ON {on}")
-        scope = _Scope(self, aliases)
-        condition = self._condition(query.where, scope)
-        scope_params.extend(scope.params)
+        condition = self._condition(query.where, _Scope(self, aliases))
         same_row = " AND ".join(f"{q('s0')}.{q(f.column)} = {outer}.{q(f.column)}" for f in target.key)
         return (
             f" WHERE EXISTS (SELECT 1 FROM {q(target.name)} AS {q('s0')}{''.join(joins)}"
@@ -210,8 +188,8 @@ class SQLCompiler:
 
     # -- the statement cache -------------------------------------------------
 
-    def _cached(self, kind: str, query: Query, compile_query: Callable[[Query], Compiled]) -> Compiled:
-        """``compile_query(query)``, its SQL text taken from the cache when a query of the same shape ran before.
+    def _cached(self, kind: str, query: Query, text_of: Callable[[Query], str]) -> Compiled:
+        """The statement of ``query``: its text ``text_of(query)``, from the cache when a query of the same shape ran.
 
         One walk over the query gives its shape (fields by ``id``, operators,
         the number of IN values, joins, sort, whether it has a limit and an
@@ -241,18 +219,27 @@ class SQLCompiler:
             statements = self._statements[target] = {}
         cached = statements.get(key)
         if cached is None or any(ref() is None for ref in cached[1]):
-            compiled = compile_query(query)
             if len(statements) >= _STATEMENT_CACHE_SIZE:
                 statements.clear()
-            statements[key] = (compiled.sql, tuple(weakref.ref(schema) for schema in others))
-            return compiled
-        params.extend(self.dialect.limit_offset(query.limit, query.offset)[1])
-        return Compiled(cached[0], params)
+            cached = statements[key] = (text_of(query), tuple(weakref.ref(schema) for schema in others))
+        return Compiled(cached[0], params + self._window_params(query))
+
+    def _where_params(self, query: Query) -> list[Any]:
+        """The parameters of :meth:`_where`'s clause, in order."""
+        params: list[Any] = []
+        if query.where is not None:
+            self._shape(query.where, query.model, [], params, [])
+        return params
 
     def _shape(
         self, expr: Expr, target: ModelSchema, shape: list[Any], params: list[Any], others: list[ModelSchema]
     ) -> None:
-        """Append the shape of a condition and its parameters, in the order :meth:`_condition` binds them."""
+        """Append the shape of a condition and its parameters, in the order of its placeholders.
+
+        The one place that knows which values a condition binds: the statement
+        cache and every statement take their parameters from here, while
+        :meth:`_condition` writes only the text.
+        """
         if isinstance(expr, Comparison):
             field, op, value = expr.field, expr.op, expr.value
             if field.schema is not target:
@@ -286,43 +273,46 @@ class SQLCompiler:
 
     def select(self, query: Query) -> Compiled:
         """``SELECT`` every field of the target, in ``schema.fields`` order (cached by shape)."""
-        return self._cached("select", query, self.compile_select)
+        return self._cached("select", query, self._select_text)
 
     def count(self, query: Query) -> Compiled:
         """``SELECT COUNT(*)`` of the matches, honouring limit and offset (cached by shape)."""
-        return self._cached("count", query, self.compile_count)
+        return self._cached("count", query, self._count_text)
 
     def compile_select(self, query: Query) -> Compiled:
         """:meth:`select` without the statement cache."""
-        q = self.dialect.quote
-        alias = q("t0")
-        params: list[Any] = []
-        where = self._where(query, alias, params)
-        window, window_params = self.dialect.limit_offset(query.limit, query.offset)
-        sql = (
-            f"SELECT {self.columns(query.model, alias)} FROM {q(query.model.name)} AS {alias}"
-            f"{where}{self._order(query, alias)}{window}"
-        )
-        return Compiled(sql, params + window_params)
+        return Compiled(self._select_text(query), self._where_params(query) + self._window_params(query))
 
     def compile_count(self, query: Query) -> Compiled:
         """:meth:`count` without the statement cache."""
+        return Compiled(self._count_text(query), self._where_params(query) + self._window_params(query))
+
+    def _window_params(self, query: Query) -> list[Any]:
+        return self.dialect.limit_offset(query.limit, query.offset)[1]
+
+    def _select_text(self, query: Query) -> str:
         q = self.dialect.quote
         alias = q("t0")
-        params: list[Any] = []
-        where = self._where(query, alias, params)
+        window = self.dialect.limit_offset(query.limit, query.offset)[0]
+        return (
+            f"SELECT {self.columns(query.model, alias)} FROM {q(query.model.name)} AS {alias}"
+            f"{self._where(query, alias)}{self._order(query, alias)}{window}"
+        )
+
+    def _count_text(self, query: Query) -> str:
+        q = self.dialect.quote
+        alias = q("t0")
+        where = self._where(query, alias)
         if query.limit is None and not query.offset:
-            return Compiled(f"SELECT COUNT(*) FROM {q(query.model.name)} AS {alias}{where}", params)
-        window, window_params = self.dialect.limit_offset(query.limit, query.offset)
+            return f"SELECT COUNT(*) FROM {q(query.model.name)} AS {alias}{where}"
+        window = self.dialect.limit_offset(query.limit, query.offset)[0]
         inner = f"SELECT 1 FROM {q(query.model.name)} AS {alias}{where}{self._order(query, alias)}{window}"
-        return Compiled(f"SELECT COUNT(*) FROM ({inner}) AS {q('counted')}", params + window_params)
+        return f"SELECT COUNT(*) FROM ({inner}) AS {q('counted')}"
 
     def delete(self, query: Query) -> Compiled:
         """``DELETE`` the matches (no window: core rejects limit on delete)."""
         table = self.dialect.quote(query.model.name)
-        params: list[Any] = []
-        where = self._where(query, table, params)
-        return Compiled(f"DELETE FROM {table}{where}", params)
+        return Compiled(f"DELETE FROM {table}{self._where(query, table)}", self._where_params(query))
 
     def update(self, query: Query, values: Mapping[Field, Any]) -> Compiled:
         """``UPDATE`` the matches with ``values`` (canonical)."""
@@ -330,9 +320,8 @@ class SQLCompiler:
         table = q(query.model.name)
         ph = self.dialect.placeholder
         assignments = ", ".join(f"{q(f.column)} = {ph}" for f in values)
-        params: list[Any] = [self.param(f, v) for f, v in values.items()]
-        where = self._where(query, table, params)
-        return Compiled(f"UPDATE {table} SET {assignments}{where}", params)
+        params = [self.param(f, v) for f, v in values.items()] + self._where_params(query)
+        return Compiled(f"UPDATE {table} SET {assignments}{self._where(query, table)}", params)
 
     def insert(
         self, schema: ModelSchema, fields: Sequence[Field], *, rows: int = 1, returning: Sequence[Field] = ()
@@ -388,6 +377,21 @@ class SQLCompiler:
 
     def drop_table(self, schema: ModelSchema) -> str:
         return f"DROP TABLE IF EXISTS {self.dialect.quote(schema.name)}"
+
+
+def _per_model(
+    cache: weakref.WeakKeyDictionary[ModelSchema, RowConverter | None],
+    schema: ModelSchema,
+    step_for: Callable[[StorageType], Callable[[Any], Any] | None],
+) -> RowConverter | None:
+    """The cached converter of ``schema``'s rows that applies ``step_for(field.storage)`` to each field."""
+    try:
+        return cache[schema]
+    except KeyError:
+        pass
+    steps = {f.index: step for f in schema.fields if (step := step_for(f.storage)) is not None}
+    converter = cache[schema] = row_converter(len(schema.fields), steps)
+    return converter
 
 
 def creation_order(schemas: Sequence[ModelSchema]) -> list[ModelSchema]:
