@@ -46,6 +46,8 @@ class PooledConnection(AsyncConnection[Any]):
     """The pool's connections: psycopg's, plus one client cursor that single-statement operations reuse."""
 
     reusable_cursor: AsyncCursor[Any] | None = None
+    left_pool_at = 0.0
+    """When the connection last left psycopg_pool (``time.monotonic()``); see ``_HOT_SECONDS``."""
 
 
 def _readable(fd: int) -> bool:
@@ -88,10 +90,8 @@ class Pool:
         self._opening: asyncio.Lock | None = None
         self._lent = 0
         """Connections handed out and not yet released (tells exhaustion from a dead server)."""
-        self._hot: list[AsyncConnection[Any]] = []
+        self._hot: list[PooledConnection] = []
         """Healthy idle connections kept out of psycopg_pool for the next acquire (see :meth:`keep`)."""
-        self._hot_since: dict[int, float] = {}
-        """When each connection (by id) left psycopg_pool; after ``_HOT_SECONDS`` it goes back."""
         self._getconn_waiting = 0
         """Tasks waiting in psycopg_pool's getconn: while any waits, released connections go to it."""
 
@@ -175,7 +175,7 @@ class Pool:
             return
         self._open = False
         while self._hot:
-            await self._give_back(pool, self._hot.pop())
+            await pool.putconn(self._hot.pop())
         await pool.close()
         log.info("pool.close", pool=self.name, where=self.where)
 
@@ -204,20 +204,20 @@ class Pool:
             if pool is None or not self._open:
                 raise PoolClosed("the pool is not open")
             while self._hot:
-                conn = self._hot.pop()
-                fresh = time.monotonic() - self._hot_since.get(id(conn), 0.0) < _HOT_SECONDS
+                kept = self._hot.pop()
+                fresh = time.monotonic() - kept.left_pool_at < _HOT_SECONDS
                 try:
-                    alive = fresh and await _is_alive(conn)
+                    alive = fresh and await _is_alive(kept)
                 except BaseException:
-                    await asyncio.shield(self._give_back(pool, conn))
+                    await asyncio.shield(pool.putconn(kept))
                     raise
                 if alive:
                     self._lent += 1
-                    return conn
+                    return kept
                 if fresh:
                     log.warning("pool.connection.lost", pool=self.name, where=self.where)
                 # psycopg_pool applies its lifetime rules, or replaces a lost connection.
-                await asyncio.shield(self._give_back(pool, conn))
+                await asyncio.shield(pool.putconn(kept))
             deadline = time.monotonic() + self.settings.pool_timeout
             while True:
                 self._getconn_waiting += 1
@@ -235,15 +235,12 @@ class Pool:
                     raise
                 if alive:
                     self._lent += 1
-                    self._hot_since[id(conn)] = time.monotonic()
+                    if isinstance(conn, PooledConnection):
+                        conn.left_pool_at = time.monotonic()
                     return conn
                 log.warning("pool.connection.lost", pool=self.name, where=self.where)
                 # The pool sees the broken connection, drops it and opens a replacement.
                 await pool.putconn(conn)
-
-    async def _give_back(self, pool: AsyncConnectionPool[AsyncConnection[Any]], conn: AsyncConnection[Any]) -> None:
-        self._hot_since.pop(id(conn), None)
-        await pool.putconn(conn)
 
     def _timed_out(self, exc: PoolTimeout) -> None:
         """Log a failed acquire; raise ConnectionError when the pool was not full but could not connect."""
@@ -269,6 +266,7 @@ class Pool:
         """
         if (
             not self._open
+            or not isinstance(conn, PooledConnection)
             or self._getconn_waiting
             or conn.closed
             or conn.pgconn.status != ConnStatus.OK
@@ -284,7 +282,6 @@ class Pool:
         """Give a connection back, rolling back a transaction left open (cancellation, errors)."""
         pool = self._pool
         self._lent -= 1
-        self._hot_since.pop(id(conn), None)
         try:
             status = conn.info.transaction_status
             if conn.pgconn.pipeline_status != PipelineStatus.OFF:
