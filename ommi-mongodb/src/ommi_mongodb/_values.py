@@ -48,7 +48,6 @@ __all__ = [
     "encode_value",
     "field_path",
     "id_filter",
-    "id_of_row",
     "row_from_document",
     "stored_name",
 ]
@@ -195,14 +194,6 @@ def decode_value(storage: StorageType, value: Any) -> Any:
 # -- rows and documents ----------------------------------------------------
 
 
-def id_of_row(schema: ModelSchema, row: tuple[Any, ...]) -> Any:
-    """The ``_id`` value of a row (a sub-document for composite keys)."""
-    if len(schema.key) == 1:
-        f = schema.key[0]
-        return encode_value(f.storage, row[f.index])
-    return {stored_name(f.column): encode_value(f.storage, row[f.index]) for f in schema.key}
-
-
 def document_from_row(schema: ModelSchema, row: tuple[Any, ...]) -> dict[str, Any]:
     """The document storing ``row`` (canonical values in ``schema.fields`` order)."""
     return _converters(schema)[0](row)
@@ -221,11 +212,6 @@ def row_from_document(schema: ModelSchema, document: Mapping[str, Any]) -> tuple
     return _converters(schema)[1](document)
 
 
-def _key_part(document: Mapping[str, Any], name: str) -> Any:
-    identity = document.get(ID)
-    return identity.get(name) if isinstance(identity, Mapping) else None
-
-
 _Converters = tuple[Callable[[tuple[Any, ...]], dict[str, Any]], Callable[[Mapping[str, Any]], tuple[Any, ...]]]
 _converter_cache: weakref.WeakKeyDictionary[ModelSchema, _Converters] = weakref.WeakKeyDictionary()
 
@@ -233,13 +219,13 @@ _converter_cache: weakref.WeakKeyDictionary[ModelSchema, _Converters] = weakref.
 def _converters(schema: ModelSchema) -> _Converters:
     """Generated row -> document and document -> row functions of a model (the hot loops of add and fetch).
 
-    Stored names are passed to the generated code as variables (``n1``),
+    Stored names and paths are passed to the generated code as variables (``n1``, ``p1``),
     never written into its source.
     """
     found = _converter_cache.get(schema)
     if found is not None:
         return found
-    namespace: dict[str, Any] = {"ID": ID, "key_part": _key_part}
+    namespace: dict[str, Any] = {"ID": ID, "lookup": _lookup}
     fields, single_key = schema.fields, len(schema.key) == 1
     encoded, decoded, key_parts = {}, [], []
     for f in fields:
@@ -248,8 +234,9 @@ def _converters(schema: ModelSchema) -> _Converters:
         namespace[f"e{i}"], namespace[f"d{i}"] = _ENCODERS[f.storage], _DECODERS[f.storage]
         value = f"r[{i}]" if _ENCODERS[f.storage] is None else f"(None if r[{i}] is None else e{i}(r[{i}]))"
         if f.key and not single_key:
+            namespace[f"p{i}"] = field_path(f)
             key_parts.append(f"n{i}: {value}")
-            stored = f"key_part(d, n{i})"
+            stored = f"lookup(d, p{i})"
         else:
             encoded[i] = value
             stored = "g(ID)" if f.key else f"g(n{i})"
