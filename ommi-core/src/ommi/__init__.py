@@ -22,6 +22,7 @@ from ommi.database import Ommi, Transaction, active_database
 from ommi.errors import (
     ConfigurationError,
     ConnectionError,
+    DatabaseClosedError,
     DatabaseError,
     DBStatusNoResultException,
     DriverNotFound,
@@ -62,6 +63,7 @@ __all__ = [
     "DBQueryResult",
     "DBResult",
     "DBStatusNoResultException",
+    "DatabaseClosedError",
     "DatabaseError",
     "DriverInfo",
     "DriverNotFound",

@@ -19,6 +19,7 @@ hierarchy in one place and chain the original (``raise ... from exc``)::
     └── DatabaseError               the database refused or failed an operation
         ├── IntegrityError          a constraint (unique key, foreign key) failed
         ├── ConnectionError         the database cannot be reached or the link broke
+        │   └── DatabaseClosedError an operation on a database after close()
         ├── TimeoutError            waiting for a connection or lock took too long
         └── OperationalError        any other failure reported by the database
 
@@ -32,6 +33,7 @@ __all__ = [
     "ConfigurationError",
     "ConnectionError",
     "DBStatusNoResultException",
+    "DatabaseClosedError",
     "DatabaseError",
     "DriverNotFound",
     "IntegrityError",
@@ -107,6 +109,14 @@ class IntegrityError(DatabaseError):
 
 class ConnectionError(DatabaseError):  # noqa: A001 - deliberate, namespaced by ommi.errors
     """The database cannot be reached, or the connection to it broke."""
+
+
+class DatabaseClosedError(ConnectionError):
+    """An operation, ``transaction()`` or ``use_models`` ran after ``close()`` began.
+
+    Closing is final for that ``Ommi`` until it is reopened explicitly with
+    ``await db.open()`` or ``async with db:``.
+    """
 
 
 class TimeoutError(DatabaseError):  # noqa: A001 - deliberate, namespaced by ommi.errors
