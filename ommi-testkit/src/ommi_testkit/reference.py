@@ -11,7 +11,10 @@ tree directly in Python with the semantics every driver must match:
   LEFT JOIN) satisfies the whole condition; a target row appears at most once.
 
 Transactions work on a private copy of the data and hold the database's write
-lock until they end, so other tasks never see uncommitted rows.
+lock until they end, so other tasks never see uncommitted rows. A statement
+that fails inside a transaction changes nothing and leaves the transaction
+usable; a ``.all`` stream of a transaction raises ``TransactionError`` when it
+is read on after the transaction ended.
 """
 
 from __future__ import annotations
@@ -279,6 +282,14 @@ class _ReferenceTransaction(_Store, DriverTransaction):
 
     async def _write(self, action: Callable[[_Tables], Any]) -> Any:
         return _run(action, self._tables())
+
+    async def fetch(self, query: Query, batch_size: int) -> AsyncIterator[list[Row]]:
+        # A stream reads through its transaction: once that has ended, the next batch is a TransactionError.
+        rows = run_query(query, self._tables())
+        for start in range(0, len(rows), batch_size):
+            self._tables()
+            yield rows[start : start + batch_size]
+            await asyncio.sleep(self.batch_delay)
 
     async def commit(self) -> None:
         self._driver._data = self._tables()

@@ -20,7 +20,9 @@ Groups:
   (``tk_schema_drift``) with different fields, each in a collection of its
   own, so that ``use_models`` meets a stored table that differs from a model.
   ``SchemaKeep*`` are two unrelated tables for the "create missing tables
-  only" tests. The schema suite creates and drops these collections itself.
+  only" tests. ``RaceParent`` and ``RaceChild`` (``race_models``) are created
+  by many ``use_models`` calls at once. The schema suite creates and drops
+  these collections itself.
 * ``Frozen*`` / ``Slotted*``: dataclass variants (frozen, ``slots=True``).
 
 The global-collection models of the implicit-setup tests are in
@@ -54,6 +56,8 @@ __all__ = [
     "AuditNote",
     "AuditTicket",
     "FrozenNote",
+    "RaceChild",
+    "RaceParent",
     "RelNode",
     "RelPost",
     "RelPostTag",
@@ -73,6 +77,7 @@ __all__ = [
     "drift_models",
     "keep_a_models",
     "keep_b_models",
+    "race_models",
 ]
 
 
@@ -272,6 +277,30 @@ class SchemaKeepB:
 
     code: Annotated[str, Key]
     size: int = 0
+
+
+# -- concurrent set-up (one collection; created and dropped by the schema suite) --
+
+race_models = ModelCollection("ommi_testkit_race")
+"""Two tables created by many ``use_models`` calls at once, from several ``Ommi`` on one database."""
+
+
+@ommi_model(collection=race_models, name="tk_race_parent")
+@dataclass
+class RaceParent:
+    """The referenced table of the concurrent set-up test."""
+
+    label: str
+    id: int | None = None
+
+
+@ommi_model(collection=race_models, name="tk_race_child")
+@dataclass
+class RaceChild:
+    """A table referencing :class:`RaceParent`, so set-up has a foreign key to create as well."""
+
+    parent_id: Annotated[int, ReferenceTo(RaceParent.id)]
+    code: Annotated[str, Key]
 
 
 # -- dataclass variants (testkit_models) ----------------------------------------

@@ -540,3 +540,46 @@ class RelationTests(SuiteBase):
             await db.add(RelNode("lost", 987654)).or_raise()
         await db.add(RelNode("child", root.id)).or_raise()
         assert sorted(n.label for n in await fetch(db.find(RelNode))) == ["child", "root"]
+
+    @requires("transactions")
+    async def test_relation_foreign_key_delete_children_then_parent_in_transaction(
+        self, db: Ommi, second_db: Ommi
+    ) -> None:
+        """Deleting the referencing rows, then the rows they referenced, in one transaction commits.
+
+        References are checked against the transaction's own view: once the
+        children are gone inside the transaction, deleting their parents is
+        valid there, although the children are still stored outside it until
+        the commit. Three levels deep: tags of posts, posts and profile, users.
+        """
+        blog = await seed_blog(db)
+        async with db.transaction() as t:
+            assert await t.find(RelPostTag).delete.or_raise() == 3
+            assert await t.find(RelPost.author_id == blog.alice.id).delete.or_raise() == 3
+            assert await t.find(RelProfile).delete.or_raise() == 1
+            assert await t.find(RelUser.id == blog.alice.id).delete.or_raise() == 1
+            assert await t.find(RelTag.name == "sql").delete.or_raise() == 1
+        assert await names(second_db.find(RelUser)) == ["Bob", "Carol"]
+        assert await titles(second_db.find(RelPost)) == ["x"]
+        assert [tag.name for tag in await fetch(second_db.find(RelTag))] == ["python"]
+        assert await second_db.find(RelPostTag).count.or_raise() == 0
+        assert await second_db.find(RelProfile).count.or_raise() == 0
+
+    @requires("transactions", "foreign_keys")
+    async def test_relation_foreign_key_delete_parent_before_children_in_transaction_fails(self, db: Ommi) -> None:
+        """Deleting a referenced row before its referencing rows, in one transaction, raises IntegrityError.
+
+        The error comes from the delete or at the latest from the commit; either
+        way the transaction is rolled back and every row is still stored.
+        """
+        blog = await seed_blog(db)
+
+        async def parent_first() -> None:
+            async with db.transaction() as t:
+                await t.find(RelUser.id == blog.carol.id).delete.or_raise()
+                await t.find(RelPost.author_id == blog.carol.id).delete.or_raise()
+
+        with pytest.raises(IntegrityError):
+            await parent_first()
+        assert await names(db.find(RelUser)) == ["Alice", "Bob", "Carol"]
+        assert await db.find(RelPost.author_id == blog.carol.id).count.or_raise() == 1

@@ -7,17 +7,21 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 import pytest_asyncio
 from ommi import ModelCollection, Ommi, SchemaError, SchemaMismatchError
+from ommi.drivers import Driver
 from ommi.models import get_schema
 
 from ommi_testkit.suites._support import fetch, implicit_models
 from ommi_testkit.suites.base import SuiteBase, requires
 from ommi_testkit.suites.models import testkit_models
 from ommi_testkit.suites.models_extra import (
+    RaceChild,
+    RaceParent,
     RelUser,
     SchemaDriftNullable,
     SchemaDriftRenamed,
@@ -29,10 +33,11 @@ from ommi_testkit.suites.models_extra import (
     drift_models,
     keep_a_models,
     keep_b_models,
+    race_models,
 )
 
 # Collections the fixtures do not manage: this suite creates and drops them itself.
-_PRIVATE = (drift_models, keep_a_models, keep_b_models)
+_PRIVATE = (drift_models, keep_a_models, keep_b_models, race_models)
 
 
 def _collection_of(model: type) -> ModelCollection:
@@ -95,6 +100,36 @@ class SchemaTests(SuiteBase):
         await db.add(SchemaKeepB("k")).or_raise()
         await db.use_models(keep_b_models)
         assert await db.find(SchemaKeepB).count.or_raise() == 1
+
+    async def test_schema_use_models_concurrent_across_databases(
+        self, schema_scratch_db: Ommi, driver_factory: Callable[[], Driver]
+    ) -> None:
+        """Twenty ``use_models`` calls at once, spread over three ``Ommi`` on one database, all succeed.
+
+        Creating tables is idempotent also when several connections create the
+        same tables at the same moment: no call fails with "already exists" (or
+        anything else). Afterwards each table exists once: a row written through
+        one database is the only row every database sees, and set-up run again
+        changes nothing.
+        """
+        databases = [Ommi(driver_factory()) for _ in range(3)]
+        try:
+            for database in databases:
+                await database.open()
+            calls = [databases[n % len(databases)].use_models(race_models) for n in range(20)]
+            results = await asyncio.wait_for(asyncio.gather(*calls, return_exceptions=True), timeout=120)
+            failures = [f"call {n}: {type(r).__name__}: {r}" for n, r in enumerate(results) if r is not None]
+            assert failures == []
+            parent = await databases[0].add(RaceParent("only")).or_raise()
+            await databases[1].add(RaceChild(parent.id, "c1")).or_raise()
+            for database in (*databases, schema_scratch_db):
+                assert [p.label for p in await fetch(database.find(RaceParent))] == ["only"]
+                assert [c.code for c in await fetch(database.find(RaceChild))] == ["c1"]
+            await asyncio.gather(*(database.use_models(race_models) for database in databases))
+            assert await schema_scratch_db.find(RaceParent).count.or_raise() == 1
+        finally:
+            for database in databases:
+                await database.close()
 
     async def test_schema_use_models_defaults_to_global_collection(self, db: Ommi, second_db: Ommi) -> None:
         """``use_models()`` without a collection sets up the global collection."""

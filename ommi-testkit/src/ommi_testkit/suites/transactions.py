@@ -8,9 +8,12 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import pytest
 from ommi import IntegrityError, Ommi, TransactionError, active_database
+from ommi.database import Transaction
 
 from ommi_testkit.suites._support import fetch
 from ommi_testkit.suites.base import SuiteBase, requires
@@ -158,6 +161,117 @@ class TransactionTests(SuiteBase):
         assert isinstance(result.exception, IntegrityError)
         assert await db.find(TxEntry).count.or_raise() == 0
         assert [c.code for c in await fetch(db.find(TxCode))] == ["taken"]
+
+    # -- a failed statement caught inside the block -------------------------------
+    #
+    # A statement that fails inside a transaction, and that the application
+    # catches, leaves the driver two correct choices: the rest of the
+    # transaction stays valid and commits everything else, or the transaction
+    # is spoiled and the next statement or the commit raises TransactionError,
+    # with nothing of the transaction stored. A commit that reports success but
+    # lost some of the transaction's writes is never correct.
+
+    async def _caught_failure_outcome(self, db: Ommi, fail: Callable[[Transaction], Awaitable[Any]]) -> None:
+        """Write ``before``, run ``fail`` (which must fail, caught), write ``after``: all or nothing is stored."""
+        failure: BaseException | None = None
+        try:
+            async with db.transaction() as t:
+                await t.add(TxEntry("before")).or_raise()
+                caught = await fail(t)
+                assert caught is not None, "the failing statement did not fail"
+                await t.add(TxEntry("after")).or_raise()
+        except TransactionError as exc:
+            failure = exc
+        labels = await _labels(db)
+        if failure is None:
+            assert labels == ["after", "before"], f"the commit reported success but stored only {labels}"
+        else:
+            assert labels == [], f"the transaction failed ({failure}) but {labels} were stored"
+
+    @requires("transactions")
+    async def test_transaction_caught_failed_insert_commits_all_or_raises(self, db: Ommi) -> None:
+        """A duplicate-key insert caught inside the block: everything else commits, or TransactionError and nothing.
+
+        After ``add(A)``, a failing ``add`` of a duplicate key (caught) and
+        ``add(B)``, leaving the block either stores A and B without an error,
+        or raises TransactionError (from ``add(B)`` or the commit) and stores
+        neither. The duplicate's own failure is an IntegrityError.
+        """
+        await db.add(TxCode("taken")).or_raise()
+
+        async def duplicate(t: Transaction) -> BaseException | None:
+            result = await t.add(TxCode("taken", "again"))
+            assert isinstance(result.exception, IntegrityError), result
+            return result.exception
+
+        await self._caught_failure_outcome(db, duplicate)
+        assert [(c.code, c.label) for c in await fetch(db.find(TxCode))] == [("taken", "")]
+
+    @requires("transactions")
+    async def test_transaction_caught_failed_update_commits_all_or_raises(self, db: Ommi) -> None:
+        """An update to a taken key, caught inside the block: the rest commits, or TransactionError and nothing."""
+        await db.add(TxCode("taken"), TxCode("free")).or_raise()
+
+        async def collide(t: Transaction) -> BaseException | None:
+            with pytest.raises(IntegrityError) as info:
+                await t.find(TxCode.code == "free").update(code="taken").or_raise()
+            return info.value
+
+        await self._caught_failure_outcome(db, collide)
+        assert sorted(c.code for c in await fetch(db.find(TxCode))) == ["free", "taken"]
+
+    @requires("transactions", "foreign_keys")
+    async def test_transaction_caught_failed_delete_commits_all_or_raises(self, db: Ommi) -> None:
+        """A delete of a referenced row, caught inside the block: the rest commits, or TransactionError and nothing."""
+        user = await db.add(RelUser("referenced")).or_raise()
+        await db.add(RelPost("holds the reference", user.id)).or_raise()
+
+        async def referenced(t: Transaction) -> BaseException | None:
+            with pytest.raises(IntegrityError) as info:
+                await t.find(RelUser.id == user.id).delete.or_raise()
+            return info.value
+
+        await self._caught_failure_outcome(db, referenced)
+        assert await db.find(RelUser).count.or_raise() == 1
+        assert await db.find(RelPost).count.or_raise() == 1
+
+    # -- streams and the end of their transaction ---------------------------------
+
+    @requires("transactions")
+    async def test_transaction_iterator_after_commit_raises_transaction_error(self, db: Ommi) -> None:
+        """A ``.all`` iterator of a transaction, read further after the block committed, raises TransactionError.
+
+        Rows it had already handed over stay valid; reading on needs the
+        ended transaction, so it fails instead of reading outside it.
+        """
+        await db.add(*(TxEntry(f"e{n}", n) for n in range(5))).or_raise()
+        async with db.transaction() as t:
+            iterator = await t.find(TxEntry).sort(TxEntry.amount).all(batch_size=1).or_raise()
+            first = await anext(iterator)
+        assert first.label == "e0"
+        with pytest.raises(TransactionError):
+            await iterator.to_list()
+        assert await db.find(TxEntry).count.or_raise() == 5
+
+    @requires("transactions")
+    async def test_transaction_iterator_after_rollback_raises_transaction_error(self, db: Ommi) -> None:
+        """An ``async for`` over a transaction's ``.all`` continued after ``rollback()`` raises TransactionError."""
+        await db.add(*(TxEntry(f"e{n}", n) for n in range(5))).or_raise()
+        seen: list[str] = []
+
+        async def read_past_rollback(t: Transaction) -> None:
+            async for entry in t.find(TxEntry).sort(TxEntry.amount).all(batch_size=2):
+                seen.append(entry.label)
+                if len(seen) == 1:
+                    await t.rollback()
+
+        async with db.transaction() as t:
+            await t.add(TxEntry("lost", 99)).or_raise()
+            with pytest.raises(TransactionError):
+                await read_past_rollback(t)
+        assert seen[0] == "e0"
+        assert len(seen) <= 2, seen
+        assert await db.find(TxEntry.label == "lost").count.or_raise() == 0
 
     # -- misuse --------------------------------------------------------------------
 
