@@ -12,6 +12,7 @@ when the driver is connected to nx-27017: on a real MongoDB the full domain
 from __future__ import annotations
 
 import datetime as _dt
+from collections.abc import Iterable
 from typing import Any
 
 from ommi.drivers import Driver
@@ -19,7 +20,12 @@ from ommi.models.types import StorageType
 
 from ommi_testkit.reliability.domain import ALL_OPERATORS, Domain
 
-__all__ = ["is_nx_27017", "narrow_for_nx_27017", "narrow_for_test_servers"]
+__all__ = [
+    "columns_not_run",
+    "is_nx_27017",
+    "narrow_for_nx_27017",
+    "narrow_for_test_servers",
+]
 
 _DATES = {StorageType.DATE, StorageType.DATETIME, StorageType.DATETIME_TZ}
 
@@ -103,3 +109,23 @@ def narrow_for_test_servers(domain: Domain, driver: Driver) -> Domain:
     if is_nx_27017(driver):
         return narrow_for_nx_27017(domain)
     return domain
+
+
+def columns_not_run(driver: Driver, names: Iterable[str]) -> dict[str, str]:
+    """The column names among ``names`` not to run on the test server ``driver`` is connected to, with reasons.
+
+    nx-27017 cannot filter on a field whose name holds a double quote, and
+    matches nothing on one whose name holds a backslash or is not ASCII; a
+    real MongoDB runs them all.
+    """
+    if not is_nx_27017(driver):
+        return {}
+    skipped: dict[str, str] = {}
+    for name in names:
+        if '"' in name:
+            skipped[name] = "nx-27017 cannot filter on a field whose name holds a double quote"
+        elif "\\" in name:
+            skipped[name] = "nx-27017 matches nothing on a field whose name holds a backslash"
+        elif not name.isascii():
+            skipped[name] = "nx-27017 matches nothing on a field whose name is not ASCII"
+    return skipped
