@@ -14,7 +14,8 @@ Transactions work on a private copy of the data and hold the database's write
 lock until they end, so other tasks never see uncommitted rows. A statement
 that fails inside a transaction changes nothing and leaves the transaction
 usable; a ``.all`` stream of a transaction raises ``TransactionError`` when it
-is read on after the transaction ended.
+is read on after the transaction ended. Generated int keys continue above
+every key the application chose, on insert and by ``update``.
 """
 
 from __future__ import annotations
@@ -259,6 +260,11 @@ class _Store(Operations):
             self._check_self_references(query.model, staged.values(), staged)
             if changed_keys:
                 table.rows = staged
+                # A key set by update is taken: generated keys continue above it, as after an explicit insert.
+                auto = query.model.auto_field
+                chosen = [value for f, value in values.items() if f is auto]
+                if chosen and matched and chosen[0] is not None:
+                    table.next_id = max(table.next_id, chosen[0] + 1)
             else:
                 for row in matched:
                     key = _key(query.model, row)

@@ -38,6 +38,9 @@ class Figures:
         acknowledged: writes the database acknowledged.
         lost: acknowledged rows missing afterwards (must be 0).
         duplicated: rows stored more than once (must be 0).
+        partial: writes stored in part where the driver promises all or nothing (must be 0).
+        wrong_keys: instances whose key differs from what is stored, or is set
+            while nothing was stored (must be 0).
         expected_errors: errors the workload provokes on purpose (a killed connection...).
         seconds: wall-clock duration.
         notes: narrowings of the generated domain and other remarks.
@@ -55,6 +58,8 @@ class Figures:
     acknowledged: int = 0
     lost: int = 0
     duplicated: int = 0
+    partial: int = 0
+    wrong_keys: int = 0
     expected_errors: int = 0
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)

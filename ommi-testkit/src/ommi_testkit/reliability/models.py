@@ -7,7 +7,10 @@
 * :data:`workload_models`: :class:`Account` and :class:`Transfer` (money moved
   between accounts, the total never changes), :class:`Receipt` (one row per
   acknowledged write, found again afterwards by its token) and :class:`Part`
-  (rows written in groups that must be stored all or none).
+  (rows written in groups that must be stored all or none), :class:`Stock`
+  (a composite key the application chooses, changed by key-changing updates)
+  and :class:`Ticket` (a generated key that explicit keys and ``update(id=...)``
+  race against).
 
 Stored names start with ``rel_`` so they never meet the conformance suite's tables.
 """
@@ -30,6 +33,8 @@ __all__ = [
     "Receipt",
     "Sample",
     "Shade",
+    "Stock",
+    "Ticket",
     "Transfer",
     "differential_models",
     "workload_models",
@@ -118,3 +123,24 @@ class Part:
     group: Annotated[str, Key]
     index: Annotated[int, Key]
     size: int
+
+
+@ommi_model(collection=workload_models, name="rel_stock")
+@dataclass
+class Stock:
+    """A row keyed by (``region``, ``code``), both chosen by the application; updates move it between regions."""
+
+    region: Annotated[str, Key]
+    code: Annotated[int, Key]
+    quantity: int
+
+
+@ommi_model(collection=workload_models, name="rel_ticket")
+@dataclass
+class Ticket:
+    """A generated int key, also set explicitly (on add and by ``update``); ``token`` names the write."""
+
+    token: str
+    batch: str = ""
+    note: str = ""
+    id: int | None = None

@@ -37,6 +37,16 @@ class Profile:
         concurrency_rounds: operations each concurrent task performs.
         cancelled_tasks: tasks started and cancelled at a random point.
         sql_text_examples: examples of the "values never change the SQL text" property.
+        key_update_rounds: key-changing updates interrupted (cancelled, timed out, connection killed).
+        key_update_rows: most rows one key-changing update moves.
+        multi_add_rounds: multi-model adds interrupted at a random point.
+        big_add_rounds: adds of more rows than one insert batch, interrupted.
+        big_add_rows: rows of such an add.
+        close_rounds: rounds of ``close()`` racing operations and transactions.
+        close_tasks: tasks running when ``close()`` is called.
+        shared_transaction_rounds: transactions shared by streaming and writing tasks.
+        mixed_key_tasks: tasks mixing explicit and generated keys at once.
+        mixed_key_rounds: operations each of those tasks performs.
     """
 
     name: str
@@ -49,6 +59,16 @@ class Profile:
     concurrency_rounds: int
     cancelled_tasks: int
     sql_text_examples: int
+    key_update_rounds: int
+    key_update_rows: int
+    multi_add_rounds: int
+    big_add_rounds: int
+    big_add_rows: int
+    close_rounds: int
+    close_tasks: int
+    shared_transaction_rounds: int
+    mixed_key_tasks: int
+    mixed_key_rounds: int
 
     def __post_init__(self) -> None:
         if self.examples * self.operations[0] < self.min_cases:
@@ -66,6 +86,16 @@ QUICK = Profile(
     concurrency_rounds=3,
     cancelled_tasks=2_000,
     sql_text_examples=200,
+    key_update_rounds=150,
+    key_update_rows=40,
+    multi_add_rounds=150,
+    big_add_rounds=6,
+    big_add_rows=2_100,
+    close_rounds=20,
+    close_tasks=30,
+    shared_transaction_rounds=20,
+    mixed_key_tasks=50,
+    mixed_key_rounds=4,
 )
 
 STRESS = Profile(
@@ -79,6 +109,16 @@ STRESS = Profile(
     concurrency_rounds=25,
     cancelled_tasks=20_000,
     sql_text_examples=5_000,
+    key_update_rounds=1_500,
+    key_update_rows=200,
+    multi_add_rounds=1_500,
+    big_add_rounds=60,
+    big_add_rows=4_500,
+    close_rounds=200,
+    close_tasks=60,
+    shared_transaction_rounds=200,
+    mixed_key_tasks=200,
+    mixed_key_rounds=20,
 )
 
 PROFILES = {p.name: p for p in (QUICK, STRESS)}

@@ -7,8 +7,9 @@
 reads every ``figures-*.jsonl`` under ``FIGURES_DIR`` (written by the tests
 when ``OMMI_RELIABILITY_FIGURES`` is set), writes ``report.json`` and
 ``report.md`` into ``--out``, and exits with status 1 when a lost or
-duplicated row was recorded, or when a backend ran fewer generated cases than
-``--min-cases``.
+duplicated row, a write stored in part or an instance key that differs from
+the stored one was recorded, or when a backend ran fewer generated cases
+than ``--min-cases``.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ _COUNTERS = (
     "acknowledged",
     "lost",
     "duplicated",
+    "partial",
+    "wrong_keys",
     "expected_errors",
 )
 _BACKENDS = ("reference", "sqlite", "postgresql", "mongodb")
@@ -93,22 +96,25 @@ def markdown(report: dict[str, Any]) -> str:
         "",
         f"Profile **{report['profile']}**, generated {report['generated']} with Python {report['python']}"
         + (f", {report['seconds']:.0f} s of tests" if report["seconds"] else "")
-        + " (`nox -s stress`; the quick profile runs in the normal test suite). Lost and duplicated rows must "
-        "be 0; the run fails otherwise.",
+        + " (`nox -s stress`; the quick profile runs in the normal test suite). Lost and duplicated rows, "
+        "writes stored in part and wrong instance keys must be 0; the run fails otherwise.",
         "",
         "| Backend | Generated cases | Bad-input checks | Faults injected | Tasks cancelled | Rows verified | "
-        "Acknowledged writes | Lost rows | Duplicated rows |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "Acknowledged writes | Lost rows | Duplicated rows | Partial writes | Wrong keys |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     per_section = {(row["section"], row["backend"]): row for row in report["sections"]}
     for name, totals in report["backends"].items():
         if name not in _BACKENDS:
             continue
         generated = per_section.get(("differential", name), {}).get("cases", 0)
-        checks = sum(per_section.get((s, name), {}).get("cases", 0) for s in ("bad_input", "hostile_names"))
+        checks = sum(
+            per_section.get((s, name), {}).get("cases", 0) for s in ("bad_input", "hostile_names", "system_names")
+        )
         lines.append(
             f"| {name} | {generated:,} | {checks:,} | {totals['faults']:,} | {totals['cancelled']:,} | "
-            f"{totals['rows_verified']:,} | {totals['acknowledged']:,} | {totals['lost']} | {totals['duplicated']} |"
+            f"{totals['rows_verified']:,} | {totals['acknowledged']:,} | {totals['lost']} | {totals['duplicated']} | "
+            f"{totals['partial']} | {totals['wrong_keys']} |"
         )
     sql = per_section.get(("sql_text", "sqlite+postgresql"), {})
     lines += [
@@ -116,8 +122,17 @@ def markdown(report: dict[str, Any]) -> str:
         "Generated cases: Hypothesis-generated operations (find, count, one, update, delete, add on generated "
         "data) run on the backend and on the reference driver with identical results required; the reference "
         "driver is the oracle, so it has none of its own. Bad-input checks: bad values through every entry "
-        "point, and hostile table and column names. Rows verified: rows read back and compared or checked "
-        "against what was acknowledged.",
+        "point, hostile table and column names, and names of system catalogs, driver tables and system "
+        "columns. Rows verified: rows read back and compared or checked against what was acknowledged. "
+        "Partial writes: an add, update or transaction found stored in part where the driver promises all "
+        "or nothing. Wrong keys: an instance whose key differs from the stored row's after an interrupted add.",
+        "",
+        "Workloads: `key_updates` (key-changing updates cancelled, timed out and, on PostgreSQL, hit by "
+        "killed connections), `multi_add` (adds of two models and of more rows than one batch, cancelled), "
+        "`close_race` (close() while operations and transactions run), `shared_transaction` (tasks streaming "
+        "and writing through one transaction), `mixed_keys` (explicit keys, update(id=N) and generated keys at "
+        "once), alongside `differential`, `faults`, `crash`, `concurrency`, `cancellation`, `bad_input`, "
+        "`hostile_names`, `system_names` and `sql_text`.",
         "",
         f"SQL text: {sql.get('examples', 0):,} generated queries, {sql.get('cases', 0):,} statement pairs "
         "compiled with the SQLite and PostgreSQL dialects; no value ever changed the SQL text.",
@@ -125,14 +140,14 @@ def markdown(report: dict[str, Any]) -> str:
         "## By workload",
         "",
         "| Workload | Backend | Cases | Faults | Cancelled | Tasks | Rows verified | Lost | Duplicated | "
-        "Expected errors | Seconds |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "Partial | Wrong keys | Expected errors | Seconds |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in report["sections"]:
         lines.append(
             f"| {row['section']} | {row['backend']} | {row['cases']:,} | {row['faults']:,} | {row['cancelled']:,} | "
             f"{row['tasks']:,} | {row['rows_verified']:,} | {row['lost']} | {row['duplicated']} | "
-            f"{row['expected_errors']:,} | {row['seconds']:.1f} |"
+            f"{row['partial']} | {row['wrong_keys']} | {row['expected_errors']:,} | {row['seconds']:.1f} |"
         )
     if report["notes"]:
         lines += ["", "## Notes", ""]
@@ -147,7 +162,7 @@ def markdown(report: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Write the report; 1 when a row was lost or duplicated, or a backend ran too few cases."""
+    """Write the report; 1 when a row was lost, duplicated or written in part, a key was wrong, or cases were few."""
     parser = argparse.ArgumentParser(prog="python -m ommi_testkit.reliability.report", description=__doc__)
     parser.add_argument("figures", type=Path, help="the directory OMMI_RELIABILITY_FIGURES named")
     parser.add_argument("--out", type=Path, required=True, help="where report.json and report.md go")
@@ -163,9 +178,9 @@ def main(argv: list[str] | None = None) -> int:
     (args.out / "report.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     (args.out / "report.md").write_text(markdown(report), encoding="utf-8")
     failures = [
-        f"{name}: {t['lost']} lost, {t['duplicated']} duplicated"
+        f"{name}: {t['lost']} lost, {t['duplicated']} duplicated, {t['partial']} partial, {t['wrong_keys']} wrong keys"
         for name, t in report["backends"].items()
-        if t["lost"] or t["duplicated"]
+        if t["lost"] or t["duplicated"] or t["partial"] or t["wrong_keys"]
     ]
     for row in report["sections"]:
         if row["section"] == "differential" and row["cases"] < args.min_cases:
