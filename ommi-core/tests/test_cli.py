@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 
@@ -57,3 +58,42 @@ def test_demo_runs_from_the_console_script() -> None:
     assert "Ommi demo" in result.stdout
     assert "books still stored: 4" in result.stdout
     assert "DBStatusNoResultException" in result.stdout
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://ommi:Zk4711%2Fx@127.0.0.1:{port}/db",
+        "postgresql://ommi@127.0.0.1:{port}/db?sslpassword=Zk4711",
+        "postgresql://ommi:Zk4711/x@127.0.0.1:{port}/db",
+        "postgresql://ommi:%zzZk4711@127.0.0.1:{port}/db",
+        "postgresql://ommi:Zk4711@[::1:{port}/db",
+        "mongodb://127.0.0.1:{port}/db?serverSelectionTimeoutMS=200&authMechanismProperties=AWS_SESSION_TOKEN:Zk4711",
+        "mongodb://127.0.0.1:{port}/db?serverSelectionTimeoutMS=200&tlsCertificateKeyFilePassword=Zk4711",
+        "mongodb://ommi:Zk4711/x@127.0.0.1:{port}/db?serverSelectionTimeoutMS=200",
+        "sqlite://ommi:Zk4711@/check.db",
+        "ommi:Zk4711@127.0.0.1:{port}/db",
+        "Zk4711",
+    ],
+)
+def test_check_never_prints_a_secret_of_the_url(url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """Whatever fails, `ommi check` says so without the URL's password or secret options."""
+    status = main(["check", url.format(port=_closed_port()), "--timeout", "8"])
+    out, err = capsys.readouterr()
+    assert status == 2
+    assert err.startswith("ommi check:")
+    assert "zk4711" not in (out + err).lower()
+
+
+def test_check_names_the_scheme_it_does_not_know(capsys: pytest.CaptureFixture[str]) -> None:
+    """A mistyped scheme is named (it is not secret), with the installed drivers."""
+    assert main(["check", "postgersql://u:pw@h/db"]) == 2
+    err = capsys.readouterr().err
+    assert "'postgersql'" in err
+    assert "postgresql (postgresql/postgres://)" in err

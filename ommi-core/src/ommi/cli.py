@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 import ommi
+from ommi.drivers.urls import scrub_secrets
 from ommi.errors import OmmiError
 from ommi.models import ModelCollection, ommi_model
 
@@ -58,7 +59,8 @@ async def _check(url: str, timeout: float, out: TextIO) -> int:
         return result
 
     db = ommi.connect(url, allow_implicit_model_setup=False)
-    print(f"Checking {db.driver.description} with the {db.driver.name} driver", file=out)
+    # scrub_secrets: a third-party driver's description may quote the URL as given.
+    print(f"Checking {scrub_secrets(db.driver.description, url)} with the {db.driver.name} driver", file=out)
     try:
         await step("connect", db.open)
         await step("create scratch table", lambda: db.use_models(scratch))
@@ -89,6 +91,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     check.add_argument("--timeout", type=float, default=10.0, help="seconds allowed per step (default 10)")
     args = parser.parse_args(argv)
     out = sys.stdout
+    url = getattr(args, "url", "")
+
+    def shown(exc: BaseException) -> str:
+        # Drivers never quote a URL's secrets; a third-party driver or client library might.
+        return scrub_secrets(str(exc), url) if url else str(exc)
+
     try:
         if args.command == "drivers":
             return _print_drivers(out)
@@ -96,9 +104,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             from ommi._demo import demo
 
             return asyncio.run(demo(out))
-        return asyncio.run(_check(args.url, args.timeout, out))
+        try:
+            return asyncio.run(_check(url, args.timeout, out))
+        except (OmmiError, TimeoutError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - reported in one line, never with the URL's secrets
+            print(f"ommi check: unexpected {type(exc).__name__}: {shown(exc)}", file=sys.stderr)
+            return 2
     except OmmiError as exc:
-        print(f"ommi {args.command}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(f"ommi {args.command}: {type(exc).__name__}: {shown(exc)}", file=sys.stderr)
         return 2
     except TimeoutError:
         print(f"ommi {args.command}: timed out after {getattr(args, 'timeout', '?')} s", file=sys.stderr)

@@ -9,6 +9,7 @@ from typing import Any
 from ommi.database import Ommi
 from ommi.drivers.capabilities import Capabilities
 from ommi.drivers.registry import DriverSpec
+from ommi.drivers.urls import url_scheme
 from ommi.errors import DriverNotFound
 
 __all__ = ["DriverInfo", "connect", "drivers", "spec_for_url"]
@@ -54,8 +55,15 @@ def drivers() -> list[DriverInfo]:
         except Exception as exc:  # noqa: BLE001 - reported, not raised, in a listing
             error = str(exc)
         infos.append(
-            DriverInfo(spec.name, spec.schemes, spec.distribution, _version(spec.distribution),
-                       spec.description, capabilities, error)
+            DriverInfo(
+                spec.name,
+                spec.schemes,
+                spec.distribution,
+                _version(spec.distribution),
+                spec.description,
+                capabilities,
+                error,
+            )
         )
     return infos
 
@@ -75,9 +83,17 @@ def spec_for_url(url: str) -> DriverSpec:
         if scheme in spec.schemes:
             return spec
     installed = ", ".join(f"{s.name} ({'/'.join(s.schemes)}://)" for s in specs.values()) or "none"
-    hint = f"install {_KNOWN[scheme]}" if scheme in _KNOWN else "install a driver distribution that serves it"
-    shown = f"{scheme!r}" if scheme else f"in {url!r} (a URL looks like sqlite:///app.db)"
-    raise DriverNotFound(f"no Ommi driver for the URL scheme {shown}: {hint}. Installed drivers: {installed}")
+    # The URL itself is never quoted: without a scheme, what precedes ":" may be
+    # a user name or part of a password rather than a scheme.
+    shown = url_scheme(url)
+    if shown is None:
+        raise DriverNotFound(
+            "no Ommi driver for this URL: it does not start with a scheme and '://' "
+            f"(a URL looks like sqlite:///app.db or postgresql://user@host/db). Installed drivers: {installed}"
+        )
+    shown = shown.lower()
+    hint = f"install {_KNOWN[shown]}" if shown in _KNOWN else "install a driver distribution that serves it"
+    raise DriverNotFound(f"no Ommi driver for the URL scheme {shown!r}: {hint}. Installed drivers: {installed}")
 
 
 def connect(url: str, /, *, allow_implicit_model_setup: bool = True, **settings: Any) -> Ommi:
@@ -91,6 +107,6 @@ def connect(url: str, /, *, allow_implicit_model_setup: bool = True, **settings:
         settings: driver settings overriding those in the URL.
     """
     if not isinstance(url, str):
-        raise DriverNotFound(f"connect() takes a URL string, not {url!r}")
+        raise DriverNotFound(f"connect() takes a URL string, not {type(url).__name__}")
     driver_cls = spec_for_url(url).load()
     return Ommi(driver_cls.connect(url, **settings), allow_implicit_model_setup=allow_implicit_model_setup)
