@@ -183,6 +183,21 @@ def test_redact_url_hides_only_the_password() -> None:
     assert redact_url("postgresql://u:p@[::1]:5432/db") == "postgresql://u:***@[::1]:5432/db"
 
 
+def test_redact_url_hides_secret_options_and_ambiguous_passwords() -> None:
+    """Secret query options become ``***``; a password with an unescaped '/' hides everything after the scheme."""
+    assert redact_url("mongodb://h:27017/app?authMechanismProperties=AWS_SESSION_TOKEN:tok3n&appname=x") == (
+        "mongodb://h:27017/app?authMechanismProperties=***&appname=x"
+    )
+    assert redact_url("mongodb://h/app?tlsCertificateKeyFilePassword=pw1234") == (
+        "mongodb://h/app?tlsCertificateKeyFilePassword=***"
+    )
+    assert redact_url("postgresql://u@h/db?SSLPASSWORD=pw1234&sslmode=require") == (
+        "postgresql://u@h/db?SSLPASSWORD=***&sslmode=require"
+    )
+    assert redact_url("mongodb://u:pa/ss1234@h/app") == "mongodb://***"
+    assert redact_url("u:pw1234@h/db") == "<not a URL>"
+
+
 def test_worker_namespace_per_xdist_worker(monkeypatch: pytest.MonkeyPatch) -> None:
     """Each xdist worker gets its own name; without xdist the name ends in ``main``; names are safe identifiers."""
     monkeypatch.setenv("PYTEST_XDIST_WORKER", "gw3")

@@ -33,6 +33,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import pytest
+from ommi.drivers.urls import redact_url as _redact_url
 
 __all__ = ["ServerSkip", "ServerUnavailable", "accepts_tcp", "redact_url", "server_url", "worker_namespace"]
 
@@ -84,19 +85,11 @@ def _unregister_config(config: pytest.Config) -> None:
 
 
 def redact_url(url: str) -> str:
-    """``url`` with any password replaced by ``***``, safe to print."""
-    try:
-        parts = urllib.parse.urlsplit(url)
-    except ValueError:
-        return "<unparsable URL>"
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    port = f":{parts.port}" if parts.port is not None else ""
-    return urllib.parse.urlunsplit(parts._replace(netloc=f"{user}:***@{host}{port}"))
+    """``url`` with its password and secret options replaced by ``***``, safe to print.
+
+    The same as :func:`ommi.drivers.urls.redact_url`, which every driver uses.
+    """
+    return _redact_url(url)
 
 
 def _one_line(exc: BaseException) -> str:
