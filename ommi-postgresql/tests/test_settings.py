@@ -106,7 +106,7 @@ def test_environment_connect_timeout_is_respected(monkeypatch: pytest.MonkeyPatc
     ("source", "options", "fragment"),
     [
         ("mysql://h/d", {}, "postgresql://"),
-        ("just-a-name", {}, "not a PostgreSQL URL"),
+        ("just-a-name", {}, "neither a URL nor a libpq connection string"),
         ("postgresql://h/d?bogus_param=1", {}, "bogus_param"),
         ({"no_such_libpq_option": 1}, {}, "no_such_libpq_option"),
         ("postgresql://h/d", {"pool_max_size": 0}, "pool_max_size"),
@@ -119,6 +119,51 @@ def test_bad_settings_raise_configuration_error(source: Any, options: dict[str, 
     """Unusable settings fail at connect() (before any I/O) with a message naming the problem."""
     with pytest.raises(ConfigurationError, match=fragment):
         PostgreSQLDriver.connect(source, **options)
+
+
+SECRET = "Zk90210"
+
+
+@pytest.mark.parametrize(
+    ("url", "words"),
+    [
+        (f"postgresql://u:pw%zz{SECRET}@h.invalid/d", ["password", "'%'"]),
+        (f"postgresql://u:{SECRET}@[::1/d", ["IPv6", "']'"]),
+        (f"postgresql://u:{SECRET}/x@h.invalid/d", ["'@' after the URL's host part"]),
+        (f"postgresql://u:{SECRET}?x@h.invalid/d", ["'@' after the URL's host part"]),
+        (f"postgresql://u:{SECRET}@x@h.invalid/d", ["unescaped '@'"]),
+        (f"postgresql://u:{SECRET}@h.invalid:port/d", ["port", "not a number"]),
+        (f"postgresql://u@h.invalid/d?sslpassword=ab&{SECRET}", ["cannot be used"]),
+        (f"postgresql://u@h.invalid/d?sslpassword=%zz{SECRET}", ["query string"]),
+        (f"postgresql://u@h.invalid/d?sslpassword={SECRET}&=x", ["cannot be used"]),
+        (SECRET, ["neither a URL nor a libpq connection string"]),
+        (f"u:{SECRET}@h.invalid/d", ["neither a URL"]),
+        (f"host=h.invalid password='{SECRET}", ["connection string", "not shown"]),
+    ],
+)
+def test_a_malformed_url_is_refused_without_quoting_its_secrets(url: str, words: list[str]) -> None:
+    """The message says what is wrong and where, never with the password or a secret option's value."""
+    with pytest.raises(ConfigurationError) as caught:
+        PostgreSQLDriver.connect(url)
+    message = str(caught.value)
+    for word in words:
+        assert word in message
+    assert SECRET.lower() not in message.lower()
+
+
+def test_settings_repr_hides_passwords_and_secret_parameters() -> None:
+    """``repr(driver.settings)`` (what a debugger or a log shows) has ``***`` for every secret parameter."""
+    driver = PostgreSQLDriver.connect(
+        f"postgresql://u:{SECRET}@h.invalid/d?sslpassword={SECRET}&passfile=%2F{SECRET}&sslmode=disable"
+    )
+    shown = repr(driver.settings)
+    assert SECRET not in shown
+    assert "'password': '***'" in shown
+    assert "'sslmode': 'disable'" in shown
+    assert SECRET not in repr(PostgreSQLDriver.connect("postgresql://u@h.invalid/d", password=SECRET).settings)
+    # The settings still hold the values libpq needs.
+    assert driver.settings.params["password"] == SECRET
+    assert driver.settings.params["sslpassword"] == SECRET
 
 
 def test_plugin_imports_no_client_and_registers_both_schemes() -> None:
@@ -230,3 +275,40 @@ async def test_missing_database_raises_connection_error(server: dict[str, str]) 
     with pytest.raises(ConnectionError, match="does not exist"):
         await driver.open()
     await driver.close()
+
+
+async def test_errors_of_an_open_driver_never_show_the_urls_secrets(
+    server: dict[str, str], postgresql_schema: str, admin: psycopg.Connection[Any]
+) -> None:
+    """A working URL holding a password and secret options: descriptions and a SchemaMismatchError hide them."""
+    from dataclasses import dataclass
+
+    from ommi import ModelCollection, ommi_model
+    from ommi.errors import SchemaMismatchError
+
+    table = f"secret_shape_{uuid.uuid4().hex[:8]}"
+    admin.execute(f'CREATE TABLE "{postgresql_schema}"."{table}" (id TEXT PRIMARY KEY)')
+    models = ModelCollection()
+
+    @ommi_model(collection=models, name=table)
+    @dataclass
+    class Shape:
+        size: int
+        id: int | None = None
+
+    # The test server trusts its clients, so a password (right or not) is accepted and ignored.
+    query = urlencode({"sslpassword": SECRET, "sslmode": "disable", "schema": postgresql_schema})
+    url = (
+        f"postgresql://{server.get('user', '')}:{SECRET}@{server.get('host', '127.0.0.1')}:{server.get('port', 5432)}"
+        f"/{server.get('dbname', '')}?{query}"
+    )
+    db = ommi.connect(url, allow_implicit_model_setup=False)
+    try:
+        async with db:
+            with pytest.raises(SchemaMismatchError) as caught:
+                await db.use_models(models)
+    finally:
+        admin.execute(f'DROP TABLE IF EXISTS "{postgresql_schema}"."{table}"')
+    for shown in (str(caught.value), repr(db), db.driver.description, repr(db.driver), repr(db.driver.settings)):
+        assert SECRET not in shown
+    assert table in str(caught.value)

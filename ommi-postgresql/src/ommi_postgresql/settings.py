@@ -19,11 +19,13 @@ settings in :data:`DEFAULTS`, which may also appear in the URL's query string.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
+from ommi.drivers.urls import REDACTED, is_secret_option, redact_url, scrub_secrets, url_problem, url_scheme
 from ommi.errors import ConfigurationError
 
 __all__ = ["DEFAULTS", "Settings", "resolve"]
@@ -85,6 +87,11 @@ class Settings:
     insert_chunk_size: int = DEFAULTS["insert_chunk_size"]
     prepare_threshold: int | None = DEFAULTS["prepare_threshold"]
 
+    def __repr__(self) -> str:
+        params = {k: (REDACTED if k == "password" or is_secret_option(k) else v) for k, v in self.params.items()}
+        ours = ", ".join(f"{name}={getattr(self, name)!r}" for name in DEFAULTS)
+        return f"Settings(params={params!r}, {ours})"
+
     @property
     def conninfo(self) -> str:
         """The libpq connection string (may hold a password: never log it)."""
@@ -129,24 +136,41 @@ def _split_url(url: str) -> tuple[str, dict[str, str]]:
     return (f"{base}?{urlencode(theirs)}" if theirs else base), ours
 
 
+def _libpq_complaint(exc: Exception, url: str) -> str:
+    """libpq's parse error without the text it quotes (``...: "<the URL or a piece of it>"``)."""
+    text = " ".join(str(exc).split())
+    text = re.sub(r':\s*".*\Z', "", text)  # the quoted input ends every libpq parse message
+    text = re.sub(r'character ".*?" at', "character at", text)
+    return scrub_secrets(text, url) or "libpq could not parse it"
+
+
 def _parse_url(url: str) -> tuple[dict[str, str], dict[str, str]]:
-    """(libpq parameters, Ommi settings) of a ``postgresql://`` URL or ``key=value`` string."""
+    """(libpq parameters, Ommi settings) of a ``postgresql://`` URL or ``key=value`` string.
+
+    No message quotes the URL: it may hold a password. They say what is wrong
+    and where, next to the URL with its secrets replaced by ``***``.
+    """
     from psycopg import ProgrammingError
     from psycopg.conninfo import conninfo_to_dict
 
-    scheme = url.partition("://")[0].lower() if "://" in url else ""
+    scheme = (url_scheme(url) or "").lower()
     if scheme and scheme not in SCHEMES:
         raise ConfigurationError(f"the PostgreSQL driver takes postgresql:// or postgres:// URLs, not {scheme}://")
-    if not scheme and "=" not in url:
+    if not scheme and ("=" not in url or "://" in url):
         raise ConfigurationError(
-            f"{url!r} is not a PostgreSQL URL; write postgresql://user@host:5432/dbname "
-            "(or a libpq 'key=value' connection string)"
+            "the PostgreSQL settings are neither a URL nor a libpq connection string (the text is not shown, "
+            "it may hold a password); write postgresql://user@host:5432/dbname or 'host=... dbname=...'"
         )
+    if scheme:
+        problem = url_problem(url)
+        if problem is not None:
+            raise ConfigurationError(f"the PostgreSQL URL {redact_url(url)} cannot be used: {problem}")
     stripped, ours = _split_url(url) if scheme else (url, {})
     try:
         params = {k: str(v) for k, v in conninfo_to_dict(stripped).items()}
     except ProgrammingError as exc:
-        raise ConfigurationError(f"invalid PostgreSQL URL: {exc}") from None
+        shown = f"URL {redact_url(url)}" if scheme else "connection string (not shown: it may hold a password)"
+        raise ConfigurationError(f"the PostgreSQL {shown} cannot be used: {_libpq_complaint(exc, url)}") from None
     return params, ours
 
 
@@ -205,7 +229,7 @@ def resolve(source: str | Mapping[str, Any] | None, options: Mapping[str, Any]) 
         params, ours = _split(mapping, "settings")
         if url is not None:
             if not isinstance(url, str):
-                raise ConfigurationError(f"the 'url' setting must be a string, not {url!r}")
+                raise ConfigurationError(f"the 'url' setting must be a string, not {type(url).__name__}")
             url_params, url_ours = _parse_url(url)
             params.update(url_params)
             ours.update(url_ours)
@@ -213,7 +237,7 @@ def resolve(source: str | Mapping[str, Any] | None, options: Mapping[str, Any]) 
         params, ours = _parse_url(source)
     elif source is not None:
         raise ConfigurationError(
-            f"PostgreSQLDriver.connect() takes a URL, a settings mapping or nothing, not {source!r}"
+            f"PostgreSQLDriver.connect() takes a URL, a settings mapping or nothing, not {type(source).__name__}"
         )
     option_params, option_ours = _split(options, "options")
     params.update(option_params)
