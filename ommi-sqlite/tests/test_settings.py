@@ -160,3 +160,27 @@ def test_ommi_connect_uses_the_sqlite_driver_with_settings(tmp_path: Path) -> No
     assert db.driver.default_batch_size == 12
     memory = ommi.connect("sqlite://")
     assert isinstance(memory.driver, SQLiteDriver) and memory.driver.settings.is_memory
+
+
+SECRET = "Zk31337"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [f"sqlite://app:{SECRET}@/x.db", f"sqlite://app:{SECRET}/x@/x.db", f"sqlite://{SECRET}@localhost/x.db"],
+)
+def test_a_url_with_a_password_is_refused_without_showing_it(url: str) -> None:
+    """sqlite URLs name no host; the refusal says so without quoting the user-info (often a password)."""
+    with pytest.raises(ConfigurationError, match="names a host") as caught:
+        SQLiteDriver.connect(url)
+    assert SECRET not in str(caught.value)
+
+
+def test_a_file_uri_is_shown_without_its_secret_options(tmp_path: Path) -> None:
+    """A ``file:`` URI's secret-looking options are ``***`` in the description and the settings' repr."""
+    uri = f"file:{tmp_path / 'x.db'}?mode=rwc&key={SECRET}"
+    driver = SQLiteDriver.connect(uri)
+    for shown in (driver.description, repr(driver), repr(driver.settings), driver.settings.display_name):
+        assert SECRET not in shown
+        assert "mode=rwc" in shown
+    assert driver.settings.database == uri

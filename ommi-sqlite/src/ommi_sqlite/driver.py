@@ -97,10 +97,10 @@ class SQLiteDriver(SQLiteOperations, Driver):
     @property
     def description(self) -> str:
         if self.settings.shared_memory_name is not None:
-            return f"sqlite {self.settings.database!r} (in memory)"
+            return f"sqlite {self.settings.shown_database!r} (in memory)"
         if self.settings.is_memory:
             return "sqlite (in memory)"
-        return f"sqlite {self.settings.database!r}"
+        return f"sqlite {self.settings.shown_database!r}"
 
     def __repr__(self) -> str:
         return f"<SQLiteDriver {self.description}>"

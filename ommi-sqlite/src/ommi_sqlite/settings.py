@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from ommi.drivers.urls import redact_url
 from ommi.errors import ConfigurationError
 
 __all__ = ["MEMORY", "SQLiteSettings", "parse_settings"]
@@ -59,8 +60,19 @@ class SQLiteSettings:
 
     @property
     def display_name(self) -> str:
-        """The database as messages name it: the quoted path, or ``in-memory``."""
-        return "in-memory" if self.database in (MEMORY, "") else repr(self.database)
+        """The database as messages name it: the quoted path, or ``in-memory``.
+
+        A ``file:`` URI is shown with the values of secret-looking options
+        (``key=``, ``password=``...) replaced by ``***``.
+        """
+        return "in-memory" if self.database in (MEMORY, "") else repr(self.shown_database)
+
+    @property
+    def shown_database(self) -> str:
+        """``database`` as descriptions and logs show it (a ``file:`` URI without its secret options)."""
+        if self.database.lower().startswith("file:"):
+            return redact_url(self.database)
+        return self.database
 
     @property
     def shared_memory_name(self) -> str | None:
@@ -76,6 +88,13 @@ class SQLiteSettings:
         if parts.path == MEMORY or tuple(v for k, v in parse_qsl(parts.query) if k == "mode") == ("memory",):
             return self.database
         return None
+
+    def __repr__(self) -> str:
+        values = ", ".join(
+            f"{f.name}={self.shown_database if f.name == 'database' else getattr(self, f.name)!r}"
+            for f in dataclasses.fields(self)
+        )
+        return f"SQLiteSettings({values})"
 
     def __post_init__(self) -> None:
         _check_int(self, "pool_size", 1)
@@ -123,9 +142,10 @@ def _parse_url(url: str) -> dict[str, Any]:
     if rest.startswith("//"):
         host, slash, path = rest[2:].partition("/")
         if host:
+            # Neither the URL nor the host is quoted: a "host" is often "user:password@".
             raise ConfigurationError(
-                f"sqlite URL {url!r} names a host ({host!r}); write sqlite:///relative.db, "
-                "sqlite:////absolute/path.db or sqlite:// for memory"
+                "the sqlite URL names a host (or a user and password) after sqlite:// (not shown: it may hold a "
+                "password); write sqlite:///relative.db, sqlite:////absolute/path.db or sqlite:// for memory"
             )
         rest = path if slash else ""
     values: dict[str, Any] = {"database": unquote(rest) or MEMORY}
@@ -163,7 +183,8 @@ def parse_settings(
             values["database"] = settings or MEMORY
     else:
         raise ConfigurationError(
-            f"SQLiteDriver.connect() takes a path, a sqlite: URL or a mapping of settings, not {settings!r}"
+            "SQLiteDriver.connect() takes a path, a sqlite: URL or a mapping of settings, "
+            f"not {type(settings).__name__}"
         )
     values.update(options)
     unknown = [name for name in values if name not in _FIELDS]
