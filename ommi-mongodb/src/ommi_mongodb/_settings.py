@@ -5,18 +5,31 @@ the database. A mapping gives the same through ``url`` and ``database`` plus the
 driver's own settings; every other key is handed to
 :class:`pymongo.AsyncMongoClient` unchanged (``maxPoolSize``, ``minPoolSize``,
 ``serverSelectionTimeoutMS``, ``tls``...), so the client keeps its own pool.
+
+A client option set in several places takes its value from the first of:
+keyword options of ``connect``, the URL's query string, the other entries of a
+settings mapping, the driver's defaults (:data:`DEFAULT_CLIENT_OPTIONS`). Option
+names compare case-insensitively, as PyMongo compares them.
 """
 
 from __future__ import annotations
 
 import urllib.parse
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ommi.drivers.urls import REDACTED, is_secret_option, redact_url, scrub_secrets, url_problem, url_scheme
 from ommi.errors import ConfigurationError
 
-__all__ = ["DEFAULT_BATCH_SIZE", "DEFAULT_SERVER_SELECTION_TIMEOUT_MS", "MongoSettings", "parse_settings"]
+__all__ = [
+    "DEFAULT_BATCH_SIZE",
+    "DEFAULT_CLIENT_OPTIONS",
+    "DEFAULT_SERVER_SELECTION_TIMEOUT_MS",
+    "MongoSettings",
+    "parse_settings",
+]
 
 SCHEMES = ("mongodb", "mongodb+srv")
 
@@ -30,6 +43,12 @@ DEFAULT_BATCH_SIZE = 1000
 
 DEFAULT_SERVER_SELECTION_TIMEOUT_MS = 10_000
 """How long an operation waits for a usable server before failing (PyMongo's default is 30 s)."""
+
+DEFAULT_CLIENT_OPTIONS: dict[str, Any] = {
+    "serverSelectionTimeoutMS": DEFAULT_SERVER_SELECTION_TIMEOUT_MS,
+    "appname": "ommi-mongodb",
+}
+"""Client options the driver sets when neither the URL, the settings nor the keyword options do."""
 
 COUNTERS_COLLECTION = "_ommi_counters"
 """The collection holding one counter document per collection with a generated int key."""
@@ -72,21 +91,55 @@ class MongoSettings:
 
     @property
     def redacted_url(self) -> str:
-        """The URL with any password replaced by ``***``."""
-        return redact(self.url)
+        """The URL with its password and secret options replaced by ``***`` (:func:`ommi.drivers.urls.redact_url`)."""
+        return redact_url(self.url)
+
+    def __repr__(self) -> str:
+        options = {k: (REDACTED if is_secret_option(k) else v) for k, v in self.client_options.items()}
+        return (
+            f"MongoSettings(url={self.redacted_url!r}, database={self.database!r}, batch_size={self.batch_size!r}, "
+            f"counters_collection={self.counters_collection!r}, schema_collection={self.schema_collection!r}, "
+            f"collection_prefix={self.collection_prefix!r}, client_options={options!r})"
+        )
 
 
-def redact(url: str) -> str:
-    """``url`` without its password, safe for messages and logs."""
-    scheme, sep, rest = url.partition("://")
-    if not sep:
-        return "<not a URL>"
-    authority, slash, tail = rest.partition("/")
-    credentials, at, hosts = authority.rpartition("@")
-    if not at:
-        return url
-    user, colon, _password = credentials.partition(":")
-    return f"{scheme}://{user}{':***' if colon else ''}@{hosts}{slash}{tail}"
+def _url_options(url: str) -> dict[str, Any]:
+    """The client options the URL's query string sets, by lower-cased PyMongo name, as written (no I/O).
+
+    PyMongo's own parser checks the URL too (for ``mongodb+srv://`` only its
+    options: the hosts come from DNS when the client starts). Its complaints
+    are repeated without the URL's secrets.
+    """
+    from pymongo.errors import PyMongoError
+    from pymongo.uri_parser import parse_uri, split_options
+
+    query = url.partition("?")[2]
+    problem = None
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            if url.lower().startswith("mongodb://"):
+                parse_uri(url, validate=True, warn=True)
+            elif query:
+                split_options(query, validate=True, warn=True)
+            raw = split_options(query, validate=False, warn=True) if query else {}
+    except Exception as exc:  # noqa: BLE001 - PyMongo's parser raises more than PyMongoError/ValueError
+        if isinstance(exc, (PyMongoError, ValueError, TypeError)):
+            problem = str(exc)
+        else:
+            problem = f"PyMongo could not parse it ({type(exc).__name__})"
+    else:
+        # PyMongo only warns about a bad value, then ignores it; Ommi refuses it. Unknown
+        # option names stay warnings (the client repeats them, by name, when it starts).
+        bad = [
+            str(w.message)
+            for w in caught
+            if w.category is UserWarning and not str(w.message).startswith("Unknown option")
+        ]
+        problem = "; ".join(dict.fromkeys(bad)) or None
+    if problem is not None:
+        raise ConfigurationError(f"the MongoDB URL {redact_url(url)} cannot be used: {scrub_secrets(problem, url)}")
+    return {str(name).lower(): value for name, value in raw.items()}
 
 
 def _database_from_url(url: str) -> str | None:
@@ -152,23 +205,27 @@ def parse_settings(settings: str | Mapping[str, Any] | None, options: Mapping[st
         values.update(settings)
     else:
         raise ConfigurationError(
-            f"MongoDBDriver.connect() takes a mongodb:// URL or a mapping of settings, not {settings!r}"
+            f"MongoDBDriver.connect() takes a mongodb:// URL or a mapping of settings, not {type(settings).__name__}"
         )
+    mapped = {k: v for k, v in values.items() if k not in _DRIVER_KEYS}
     values.update(options)
     if "host" in values and "url" not in values:
         values["url"] = values.pop("host")
     url = values.get("url") or DEFAULT_URL
     if not isinstance(url, str):
-        raise ConfigurationError(f"the MongoDB URL must be a str, not {url!r}")
+        raise ConfigurationError(f"the MongoDB URL must be a str, not {type(url).__name__}")
+    scheme = (url_scheme(url) or "").lower()
+    if scheme not in SCHEMES:
+        shown = f"{scheme}:// URLs" if scheme else "a text without a scheme (not shown: it may hold a password)"
+        raise ConfigurationError(f"the MongoDB driver takes mongodb:// or mongodb+srv:// URLs, not {shown}")
     if url.partition("://")[2].partition("/")[0].rpartition("@")[2] == "":
         # "mongodb://" or "mongodb:///app": no host given, so PyMongo's default one.
         scheme_part, _, rest = url.partition("://")
         url = f"{scheme_part}://{DEFAULT_HOST}{rest}" if rest.startswith("/") else f"{scheme_part}://{DEFAULT_HOST}/"
-    scheme = url.partition("://")[0].lower() if "://" in url else ""
-    if scheme not in SCHEMES:
-        raise ConfigurationError(
-            f"the MongoDB driver takes mongodb:// or mongodb+srv:// URLs, not {redact(url)!r}"
-        )
+    problem = url_problem(url)
+    if problem is not None:
+        raise ConfigurationError(f"the MongoDB URL {redact_url(url)} cannot be used: {problem}")
+    in_url = _url_options(url)
     database = _check_database(values.get("database") or _database_from_url(url))
     batch_size = _check_batch_size(values.get("batch_size", DEFAULT_BATCH_SIZE))
     counters = _check_collection("counters_collection", values.get("counters_collection", COUNTERS_COLLECTION))
@@ -177,15 +234,21 @@ def parse_settings(settings: str | Mapping[str, Any] | None, options: Mapping[st
     if prefix:
         _check_collection("collection_prefix", prefix)
 
-    client_options = {k: v for k, v in values.items() if k not in _DRIVER_KEYS}
+    # Keyword options, then the URL (which PyMongo reads itself), then the mapping, then the defaults.
+    client_options = {k: v for k, v in mapped.items() if k.lower() not in in_url}
+    client_options.update((k, v) for k, v in options.items() if k not in _DRIVER_KEYS)
     for key, fixed in _FIXED.items():
-        given = client_options.get(key, fixed)
-        if given != fixed:
+        given = next((v for k, v in client_options.items() if k.lower() == key.lower()), fixed)
+        written = in_url.get(key.lower())
+        if given != fixed or (written is not None and str(written).lower() != str(fixed).lower()):
             raise ConfigurationError(
                 f"the MongoDB driver needs the client option {key}={fixed!r} (values are mapped with it), "
-                f"not {given!r}"
+                f"not {given if given != fixed else written!r}"
             )
+        client_options = {k: v for k, v in client_options.items() if k.lower() != key.lower()}
         client_options[key] = fixed
-    client_options.setdefault("serverSelectionTimeoutMS", DEFAULT_SERVER_SELECTION_TIMEOUT_MS)
-    client_options.setdefault("appname", "ommi-mongodb")
+    named = {k.lower() for k in client_options} | set(in_url)
+    for key, default in DEFAULT_CLIENT_OPTIONS.items():
+        if key.lower() not in named:
+            client_options[key] = default
     return MongoSettings(url, database, batch_size, counters, shapes, prefix, client_options)
