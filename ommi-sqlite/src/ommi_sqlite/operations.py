@@ -65,9 +65,14 @@ class SQLCore:
         by_shape = self._insert_sql.setdefault(schema, {})
         sql = by_shape.get((rows, returning))
         if sql is None:
+            sql = self.compiler.insert(schema, schema.fields, rows=rows)
             auto = schema.auto_field
-            back = (auto,) if returning and auto is not None else ()
-            sql = by_shape[rows, returning] = self.compiler.insert(schema, schema.fields, rows=rows, returning=back)
+            if returning and auto is not None:
+                # CAST: SQLite 3.40 hands back RETURNING of a rowid alias with the
+                # affinity of the table's first column (1.0 when that one is REAL);
+                # the cast makes the generated key an exact int whatever the table.
+                sql += f" RETURNING CAST({self.dialect.quote(auto.column)} AS INTEGER)"
+            by_shape[rows, returning] = sql
         return sql
 
     def max_insert_rows(self, schema: ModelSchema) -> int:

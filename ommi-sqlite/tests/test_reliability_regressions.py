@@ -1,0 +1,159 @@
+"""Regressions of "Reliability II" (issue 11), SQLite driver part.
+
+* item 2: a transaction of a closed generation never releases the writer lock
+  of a later one, and close() racing operations and transactions ends each of
+  them cleanly;
+* item 4: generated keys come back as ints whatever the table's first column;
+* item 11: ``Decimal`` keys are unique by value, not by text;
+* item 12: ``open()`` after ``close()`` builds fresh state; a closed in-memory
+  database is gone;
+* item 13: a stream on the writer connection (in memory, or in a transaction)
+  reads one snapshot, and fails with TransactionError once its transaction ended;
+* item 15: a huge limit or offset never raises a raw OverflowError.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any
+
+import pytest
+from ommi import Key, ModelCollection, Ommi, ReferenceTo, ommi_model
+from ommi.models.schema import get_schema
+from ommi.query.find import plan_query
+from ommi_sqlite import SQLiteDriver
+
+models = ModelCollection("ommi_sqlite_test_reliability")
+
+
+@ommi_model(collection=models)
+@dataclass
+class Item:
+    number: int
+    id: int | None = None
+
+
+@ommi_model(collection=models)
+@dataclass
+class Reading:
+    """First column REAL: SQLite 3.40 gave RETURNING of the key that column's affinity (1.0)."""
+
+    value: float
+    id: int | None = None
+
+
+@ommi_model(collection=models)
+@dataclass
+class Note:
+    """First column TEXT."""
+
+    text: str
+    id: int | None = None
+
+
+@ommi_model(collection=models)
+@dataclass
+class Flag:
+    """First column BOOLEAN (NUMERIC affinity)."""
+
+    on: bool
+    id: int | None = None
+
+
+@ommi_model(collection=models)
+@dataclass
+class Amount:
+    """First column DECIMAL_TEXT (TEXT affinity)."""
+
+    amount: Decimal
+    id: int | None = None
+
+
+@ommi_model(collection=models)
+@dataclass
+class Coin:
+    value: Annotated[Decimal, Key]
+    label: str = ""
+
+
+@ommi_model(collection=models)
+@dataclass
+class Holder:
+    coin: Annotated[Decimal, ReferenceTo(Coin)]
+    id: int | None = None
+
+
+@ommi_model(collection=models)
+@dataclass
+class Slot:
+    shelf: Annotated[Decimal, Key]
+    position: Annotated[int, Key]
+    label: str = ""
+
+
+ITEM = get_schema(Item)
+
+
+def item_rows(*numbers: int) -> list[tuple[Any, ...]]:
+    return [ITEM.encode_instance(Item(n)) for n in numbers]
+
+
+async def numbers(driver: SQLiteDriver) -> list[int]:
+    found: list[int] = []
+    async for batch in driver.fetch(plan_query((Item,)), 100):
+        found.extend(row[ITEM.by_name["number"].index] for row in batch)
+    return sorted(found)
+
+
+@pytest.fixture(params=["file", "memory"])
+def make_driver(request: pytest.FixtureRequest, db_path: Path) -> Callable[..., SQLiteDriver]:
+    """Build an unopened driver on a file or on a private in-memory database."""
+
+    def make(**settings: Any) -> SQLiteDriver:
+        if request.param == "file":
+            return SQLiteDriver.connect(str(db_path), **settings)
+        return SQLiteDriver.connect(**settings)
+
+    return make
+
+
+# -- item 4: generated keys ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("model", "make"),
+    [
+        (Reading, lambda n: Reading(n + 0.5)),
+        (Note, lambda n: Note(f"note {n}")),
+        (Flag, lambda n: Flag(n % 2 == 0)),
+        (Amount, lambda n: Amount(Decimal(n) / 4)),
+    ],
+    ids=["REAL", "TEXT", "NUMERIC", "DECIMAL_TEXT"],
+)
+async def test_generated_keys_are_ints_whatever_the_first_column(
+    connect_file: Callable[..., Ommi], model: type, make: Callable[[int], Any]
+) -> None:
+    """The driver returns a generated key as an exact int, and save/reload/remove/find by key work.
+
+    Before the fix a table whose first column is REAL gave ``id=1.0`` (SQLite
+    3.40 applies that column's affinity to ``RETURNING`` of the rowid).
+    """
+    schema = get_schema(model)
+    async with connect_file() as db:
+        await db.use_models(models)
+        keys = await db.driver.insert(schema, [schema.encode_instance(make(n)) for n in range(3)])
+        assert keys == [1, 2, 3]
+        assert all(type(key) is int for key in keys), keys
+        one = await db.add(make(10)).or_raise()
+        assert one.id == 4 and type(one.id) is int
+        several = await db.add(*(make(n) for n in range(20, 23))).or_raise()
+        assert [m.id for m in several] == [5, 6, 7]
+        assert all(type(m.id) is int for m in several)
+        assert (await db.find(schema.by_name["id"] == one.id).one.or_raise()).id == one.id
+        await db.save(one).or_raise()
+        await db.reload(one).or_raise()
+        assert await db.remove(one).or_raise() == 1
+        assert await db.find(model).count.or_raise() == 6
