@@ -22,7 +22,9 @@ from typing import Annotated, Any
 
 import pytest
 from ommi import Key, ModelCollection, Ommi, ReferenceTo, ommi_model
+from ommi.errors import QueryError
 from ommi.models.schema import get_schema
+from ommi.query.ast import Comparison, Op, Query
 from ommi.query.find import plan_query
 from ommi_sqlite import SQLiteDriver
 
@@ -157,3 +159,37 @@ async def test_generated_keys_are_ints_whatever_the_first_column(
         await db.reload(one).or_raise()
         assert await db.remove(one).or_raise() == 1
         assert await db.find(model).count.or_raise() == 6
+
+
+# -- item 15: huge windows -----------------------------------------------------
+
+
+async def test_huge_limit_and_offset_never_overflow(make_driver: Callable[..., SQLiteDriver]) -> None:
+    """A limit or offset past SQLite's 64-bit range means "no limit" / "nothing left", never OverflowError."""
+    driver = make_driver(batch_size=4)
+    await driver.open()
+    await driver.apply_schema([ITEM])
+    await driver.insert(ITEM, item_rows(*range(10)))
+    try:
+        for limit, offset, expected in [(2**63, 0, 10), (2**64, 3, 7), (5, 2**63, 0), (2**70, 2**70, 0)]:
+            query = plan_query((Item,), limit=limit, offset=offset)
+            assert await driver.count(query) == expected
+            rows = [row async for batch in driver.fetch(query, 4) for row in batch]
+            assert len(rows) == expected
+    finally:
+        await driver.close()
+
+
+async def test_integer_parameter_out_of_range_is_a_query_error(make_driver: Callable[..., SQLiteDriver]) -> None:
+    """A value past SQLite's 64-bit range reaching the driver raises QueryError, never a raw OverflowError."""
+    driver = make_driver()
+    await driver.open()
+    await driver.apply_schema([ITEM])
+    try:
+        query = Query(ITEM, Comparison(ITEM.by_name["number"], Op.EQ, 2**64))
+        with pytest.raises(QueryError, match="64-bit"):
+            await driver.count(query)
+        with pytest.raises(QueryError, match="64-bit"):
+            [row async for batch in driver.fetch(query, 4) for row in batch]
+    finally:
+        await driver.close()

@@ -55,6 +55,7 @@ DECIMAL_COLLATION = "ommi_decimal"
 """Name of the collation that orders ``Decimal`` text exactly."""
 
 _GLOB_SPECIAL = frozenset("*?[")
+_INT64_MAX = 2**63 - 1
 
 
 def compare_decimals(left: str, right: str) -> int:
@@ -165,11 +166,16 @@ class SQLiteDialect(Dialect):
 
     def limit_offset(self, limit: int | None, offset: int) -> tuple[str, list[Any]]:
         # SQLite accepts OFFSET only after a LIMIT; -1 means "no limit".
+        # Values past SQLite's 64-bit range (which sqlite3 refuses to bind)
+        # mean the same as the largest one: no table holds 2**63 rows, so a
+        # larger limit is no limit and a larger offset leaves nothing.
         if limit is None and not offset:
             return "", []
+        if limit is not None and limit > _INT64_MAX:
+            limit = -1
         if not offset:
             return " LIMIT ?", [limit]
-        return " LIMIT ? OFFSET ?", [-1 if limit is None else limit, offset]
+        return " LIMIT ? OFFSET ?", [-1 if limit is None else limit, min(offset, _INT64_MAX)]
 
     def is_distinct_from(self, left: str, right: str) -> str:
         return f"{left} IS NOT {right}"

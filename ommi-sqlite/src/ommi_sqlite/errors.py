@@ -6,19 +6,24 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from ommi.errors import ConnectionError, DatabaseError, IntegrityError, OperationalError, TimeoutError
+from ommi.errors import (
+    ConnectionError,
+    IntegrityError,
+    OmmiError,
+    OperationalError,
+    QueryError,
+    TimeoutError,
+)
 
 __all__ = ["map_exceptions", "translate"]
 
 # Primary result codes (the low byte of an extended code).
 _BUSY = sqlite3.SQLITE_BUSY
 _LOCKED = sqlite3.SQLITE_LOCKED
-_CANNOT_OPEN = frozenset(
-    {sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_PERM, sqlite3.SQLITE_AUTH}
-)
+_CANNOT_OPEN = frozenset({sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_PERM, sqlite3.SQLITE_AUTH})
 
 
-def translate(exc: BaseException, database: str, busy_timeout: float) -> DatabaseError | None:
+def translate(exc: BaseException, database: str, busy_timeout: float) -> OmmiError | None:
     """The :mod:`ommi.errors` exception for a client exception, or None if it is not one.
 
     Args:
@@ -48,6 +53,13 @@ def translate(exc: BaseException, database: str, busy_timeout: float) -> Databas
     if isinstance(exc, ValueError) and str(exc) in ("Connection closed", "no active connection"):
         # aiosqlite's way of saying the connection was closed under us.
         return ConnectionError(f"{where}: the connection is closed (was the driver closed?)")
+    if isinstance(exc, OverflowError):
+        # sqlite3 binds ints of the signed 64-bit range only. Core validates
+        # field values; this is the last guard for anything else.
+        return QueryError(
+            f"{where}: a parameter is outside SQLite's signed 64-bit integer range "
+            f"(-2**63 to 2**63 - 1): {exc}; nothing was changed"
+        )
     return None
 
 
@@ -56,7 +68,7 @@ def map_exceptions(database: str, busy_timeout: float) -> Iterator[None]:
     """Re-raise client exceptions as :mod:`ommi.errors` ones, chained to the original."""
     try:
         yield
-    except (sqlite3.Error, ValueError) as exc:
+    except (sqlite3.Error, ValueError, OverflowError) as exc:
         translated = translate(exc, database, busy_timeout)
         if translated is None:
             raise
