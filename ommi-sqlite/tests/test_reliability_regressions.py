@@ -14,6 +14,8 @@
 
 from __future__ import annotations
 
+import logging
+import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
@@ -22,11 +24,13 @@ from typing import Annotated, Any
 
 import pytest
 from ommi import Key, ModelCollection, Ommi, ReferenceTo, ommi_model
-from ommi.errors import QueryError
+from ommi.errors import IntegrityError, QueryError
 from ommi.models.schema import get_schema
 from ommi.query.ast import Comparison, Op, Query
 from ommi.query.find import plan_query
+from ommi.sql import SQLCompiler
 from ommi_sqlite import SQLiteDriver
+from ommi_sqlite.dialect import SQLiteDialect
 
 models = ModelCollection("ommi_sqlite_test_reliability")
 
@@ -159,6 +163,63 @@ async def test_generated_keys_are_ints_whatever_the_first_column(
         await db.reload(one).or_raise()
         assert await db.remove(one).or_raise() == 1
         assert await db.find(model).count.or_raise() == 6
+
+
+# -- item 11: Decimal keys -----------------------------------------------------
+
+
+@pytest.fixture(params=["file", "memory"])
+def make_db(request: pytest.FixtureRequest, db_path: Path) -> Callable[[], Ommi]:
+    def make() -> Ommi:
+        if request.param == "file":
+            return Ommi(SQLiteDriver.connect(str(db_path)))
+        return Ommi(SQLiteDriver.connect())
+
+    return make
+
+
+async def test_decimal_keys_are_unique_by_value(make_db: Callable[[], Ommi]) -> None:
+    """``Decimal("1.0")`` and ``Decimal("1.00")`` are one key: the second add fails, lookups find the first.
+
+    Before the fix they were two rows with one key, and ``remove()`` deleted both.
+    """
+    async with make_db() as db:
+        await db.use_models(models)
+        await db.add(Coin(Decimal("1.0"), "first")).or_raise()
+        with pytest.raises(IntegrityError, match="UNIQUE"):
+            await db.add(Coin(Decimal("1.00"), "second")).or_raise()
+        found = await db.find(Coin.value == Decimal("1.000")).one.or_raise()
+        assert found.label == "first" and str(found.value) == "1.0"  # stored digit for digit
+        await db.save(Coin(Decimal("1"), "renamed")).or_raise()  # updates the row of the equal key
+        assert [(str(c.value), c.label) async for c in db.find(Coin).all] == [("1.0", "renamed")]
+
+        await db.add(Slot(Decimal("2.5"), 1)).or_raise()
+        with pytest.raises(IntegrityError, match="UNIQUE"):
+            await db.add(Slot(Decimal("2.50"), 1)).or_raise()
+        await db.add(Slot(Decimal("2.50"), 2)).or_raise()
+
+        holder = await db.add(Holder(Decimal("1.00"))).or_raise()  # references the key 1.0
+        with pytest.raises(IntegrityError, match="FOREIGN KEY"):
+            await db.add(Holder(Decimal("1.01"))).or_raise()
+        await db.remove(holder).or_raise()
+
+        assert await db.remove(Coin(Decimal("1.00"))).or_raise() == 1
+        assert await db.find(Coin).count.or_raise() == 0
+
+
+async def test_decimal_key_table_created_before_keeps_working_and_is_reported(
+    connect_file: Callable[..., Ommi], raw: sqlite3.Connection, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A table made by an older ommi-sqlite (text-keyed) passes the drift check; use_models logs why it differs."""
+    schema = get_schema(Coin)
+    raw.execute(SQLCompiler(SQLiteDialect()).create_table(schema))  # the table definition before the fix
+    with caplog.at_level(logging.WARNING, logger="ommi.sqlite.driver"):
+        async with connect_file() as db:
+            await db.use_models(models)
+            await db.add(Coin(Decimal("3.0"))).or_raise()
+            assert await db.find(Coin.value == Decimal("3")).count.or_raise() == 1
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("schema.decimal_key.text" in m and schema.name in m for m in warnings), warnings
 
 
 # -- item 15: huge windows -----------------------------------------------------

@@ -27,9 +27,10 @@ derives affinity from the name), and they differ per storage type so that
 the ``ommi_decimal`` collation, which every connection of the driver registers:
 it compares the numbers exactly (``Decimal("1.0") == Decimal("1.00")``,
 ``Decimal("0.1000000000000000001") > Decimal("0.1")``), where SQLite's numeric
-affinity would round to a double. The table definitions themselves stay plain
-``TEXT``, so other tools can read the file; only Ommi's queries name the
-collation.
+affinity would round to a double. ``Decimal`` key and reference columns are
+declared with the collation too (see
+:class:`ommi_sqlite.operations.SQLiteCompiler`), so a primary key is unique by
+value; other columns stay plain ``TEXT`` and only Ommi's queries name it.
 
 SQLite's ``LIKE`` ignores ASCII case, so ``contains`` / ``startswith`` /
 ``endswith`` use ``GLOB`` with the user's text escaped (``*``, ``?`` and ``[``

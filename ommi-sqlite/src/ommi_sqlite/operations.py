@@ -19,13 +19,14 @@ from typing import Any
 
 from ommi.drivers import Operations, Row
 from ommi.models.schema import Field, ModelSchema
+from ommi.models.types import StorageType
 from ommi.query.ast import Query
 from ommi.sql import SQLCompiler
 
-from ommi_sqlite.dialect import SQLiteDialect
+from ommi_sqlite.dialect import DECIMAL_COLLATION, SQLiteDialect
 from ommi_sqlite.pool import Gate, Link, variable_limit
 
-__all__ = ["SQLCore", "SQLiteOperations"]
+__all__ = ["SQLCore", "SQLiteCompiler", "SQLiteOperations", "collated_by_value"]
 
 _MAX_INSERT_ROWS = 256
 """Rows per multi-row INSERT; larger adds are split (inside a savepoint)."""
@@ -48,12 +49,30 @@ def _chunk_sizes(total: int, largest: int) -> list[int]:
     return sizes
 
 
+def collated_by_value(field: Field) -> bool:
+    """Whether ``field``'s column is declared with the exact ``Decimal`` collation.
+
+    Keys, so that the primary key is unique by value (``1.0`` and ``1.00`` are
+    one key) and key lookups use its index; and references, so that the
+    index of a referencing column serves the foreign key's checks.
+    """
+    return field.storage is StorageType.DECIMAL and (field.key or field.reference is not None)
+
+
+class SQLiteCompiler(SQLCompiler):
+    """The SQL compiler, with ``Decimal`` key and reference columns collated by value."""
+
+    def column_type(self, field: Field) -> str:
+        kind = super().column_type(field)
+        return f"{kind} COLLATE {DECIMAL_COLLATION}" if collated_by_value(field) else kind
+
+
 class SQLCore:
     """What the driver and its transactions share: the compiler and per-model caches."""
 
     def __init__(self) -> None:
         self.dialect = SQLiteDialect()
-        self.compiler = SQLCompiler(self.dialect)
+        self.compiler = SQLiteCompiler(self.dialect)
         # Keyed by the schema object, weakly: an id() may be reused by a later
         # model once a model is collected, and would serve it the old SQL.
         self._insert_sql: weakref.WeakKeyDictionary[ModelSchema, dict[tuple[int, bool], str]] = (

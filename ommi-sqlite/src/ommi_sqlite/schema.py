@@ -14,16 +14,25 @@ import contextlib
 from collections.abc import Sequence
 from typing import Any
 
+from ommi.drivers import get_logger
 from ommi.errors import SchemaMismatchError
 from ommi.models.schema import ModelSchema
+from ommi.models.types import StorageType
 from ommi.sql import creation_order
 
+from ommi_sqlite.dialect import DECIMAL_COLLATION
 from ommi_sqlite.operations import SQLCore
 from ommi_sqlite.pool import Link
 
 __all__ = ["apply_schema", "drop_schema", "table_differences"]
 
-_TABLE_INFO = "SELECT name, type, \"notnull\", pk FROM pragma_table_info(?)"
+log = get_logger("ommi.sqlite.driver")
+
+_TABLE_INFO = 'SELECT name, type, "notnull", pk FROM pragma_table_info(?)'
+_KEY_COLLATIONS = (
+    "SELECT x.name, x.coll FROM pragma_index_list(?) AS l, pragma_index_xinfo(l.name) AS x "
+    "WHERE l.origin = 'pk' AND x.key"
+)
 
 
 def table_differences(core: SQLCore, schema: ModelSchema, columns: Sequence[tuple[Any, ...]]) -> list[str]:
@@ -82,6 +91,8 @@ async def apply_schema(link: Link, core: SQLCore, schemas: Sequence[ModelSchema]
                 differences = table_differences(core, schema, columns)
                 if differences:
                     problems.append(f"table {schema.name!r} ({schema.cls.__name__}): " + "; ".join(differences))
+                else:
+                    await _report_text_keyed_decimals(link, schema)
         if problems:
             raise SchemaMismatchError(
                 f"sqlite database {link.database}: stored tables differ from their models, nothing was changed: "
@@ -96,6 +107,33 @@ async def apply_schema(link: Link, core: SQLCore, schemas: Sequence[ModelSchema]
     except BaseException:
         await asyncio.shield(_rollback(link))
         raise
+
+
+async def _report_text_keyed_decimals(link: Link, schema: ModelSchema) -> None:
+    """Log a table, made before ommi-sqlite compared ``Decimal`` keys by value, whose key still compares text.
+
+    Such a table keeps working as it did: its primary key takes ``1.0`` and
+    ``1.00`` as two keys (queries still compare by value). Rebuilding the
+    table gives it the value semantics.
+    """
+    decimal_keys = {f.column for f in schema.key if f.storage is StorageType.DECIMAL}
+    if not decimal_keys:
+        return
+    collations = {str(name): str(coll) for name, coll in await link.fetchall(_KEY_COLLATIONS, [schema.name])}
+    by_text = sorted(c for c in decimal_keys if collations.get(c, "").lower() != DECIMAL_COLLATION)
+    if by_text:
+        log.warning(
+            "schema.decimal_key.text",
+            driver="sqlite",
+            database=link.database,
+            table=schema.name,
+            columns=by_text,
+            advice=(
+                f"the table was created before ommi-sqlite compared Decimal keys by value: its primary key "
+                f"takes Decimal('1.0') and Decimal('1.00') as two keys. Copy the rows into a table created by "
+                f"use_models() to compare keys by value (COLLATE {DECIMAL_COLLATION})"
+            ),
+        )
 
 
 async def drop_schema(link: Link, core: SQLCore, schemas: Sequence[ModelSchema]) -> None:
