@@ -14,6 +14,7 @@ ExecutionTimeout (code 50)
 IndexOptionsConflict / IndexKeySpecsConflict (85, 86)   SchemaMismatchError
 pymongo ConfigurationError, InvalidURI                  ConfigurationError
 bson InvalidDocument, InvalidStringData                 ValidationError
+OverflowError (an int beyond BSON's 64 bits)            ValidationError
 any other PyMongoError                                  OperationalError
 ======================================================  ==========================
 """
@@ -72,6 +73,10 @@ def translate(exc: BaseException, action: str, where: str) -> errors.OmmiError |
         return None
     if isinstance(exc, (InvalidDocument, InvalidStringData)):
         return errors.ValidationError(f"{action} on {where}: a value cannot be stored in a document: {exc}")
+    if isinstance(exc, OverflowError):
+        return errors.ValidationError(
+            f"{action} on {where}: a number is too large for MongoDB, whose integers have 64 bits ({exc})"
+        )
     if isinstance(exc, BSONError):
         return errors.OperationalError(f"{action} on {where}: a document could not be read: {exc}")
     if not isinstance(exc, pm.PyMongoError):

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from ommi.drivers import get_logger
 from ommi.drivers.base import Operations, Row
-from ommi.errors import IntegrityError
+from ommi.errors import IntegrityError, ValidationError
 from ommi.models.schema import Field, ModelSchema
 from ommi.models.types import StorageType
 from ommi.query.ast import Query
@@ -46,6 +46,9 @@ log = get_logger("ommi.mongodb.operations")
 
 _GENERATED_KEY_ATTEMPTS = 5
 """Inserts tried with fresh generated keys before a taken one is reported."""
+
+_INT64_MAX = 2**63 - 1
+_CURSOR_BATCH_MAX = 2**31 - 1
 
 
 def _duplicate_id(exc: PyMongoError, documents: list[dict[str, Any]]) -> Any:
@@ -179,6 +182,8 @@ class MongoOperations(Operations):
 
     async def fetch(self, query: Query, batch_size: int) -> AsyncIterator[list[Row]]:
         schema = query.model
+        if query.offset > _INT64_MAX:
+            return  # more documents than any collection holds are skipped
         selection = await self._plan(query)
         if selection.matched == 0:
             return
@@ -187,11 +192,14 @@ class MongoOperations(Operations):
                 async for rows in batches:
                     yield rows
             return
+        batch_size = min(batch_size, _CURSOR_BATCH_MAX)
+        # A limit beyond 64 bits limits nothing (MongoDB's limits are 64-bit integers).
+        limit = query.limit if query.limit is not None and query.limit <= _INT64_MAX else 0
         cursor = self._collection(schema).find(
             selection.filter,
             sort=_sort_spec(query) or None,
             skip=query.offset,
-            limit=query.limit or 0,
+            limit=limit,
             batch_size=batch_size,
             session=self._session,
         )
@@ -256,6 +264,12 @@ class MongoOperations(Operations):
 
     async def update(self, query: Query, values: Mapping[Field, Any]) -> int:
         schema = query.model
+        for f, value in values.items():
+            if f.key and value is None:
+                raise ValidationError(
+                    f"update of {schema.name}: key field {f.name} cannot be set to None (MongoDB driver); "
+                    "a stored document needs its whole key, so nothing was changed"
+                )
         selection = await self._plan(query)
         if selection.matched == 0:
             return 0

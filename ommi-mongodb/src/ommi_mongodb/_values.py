@@ -37,7 +37,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from bson import Binary, Decimal128
-from ommi.errors import ValidationError
+from ommi.errors import SchemaMismatchError, ValidationError
 from ommi.models.schema import Field, ModelSchema
 from ommi.models.types import StorageType
 
@@ -195,7 +195,12 @@ def decode_value(storage: StorageType, value: Any) -> Any:
 
 
 def document_from_row(schema: ModelSchema, row: tuple[Any, ...]) -> dict[str, Any]:
-    """The document storing ``row`` (canonical values in ``schema.fields`` order)."""
+    """The document storing ``row`` (canonical values in ``schema.fields`` order).
+
+    Raises:
+        ValidationError: a key field holds ``None``; a document is never
+            written with a key it could not be read back by.
+    """
     return _converters(schema)[0](row)
 
 
@@ -208,12 +213,52 @@ def _lookup(document: Mapping[str, Any], path: str) -> Any:
 
 
 def row_from_document(schema: ModelSchema, document: Mapping[str, Any]) -> tuple[Any, ...]:
-    """The canonical row of a stored document; absent fields read as ``None``."""
-    return _converters(schema)[1](document)
+    """The canonical row of a stored document; absent fields read as ``None``.
+
+    Raises:
+        SchemaMismatchError: a stored value is not of its field's type (a
+            document written by another program or for another model).
+    """
+    try:
+        return _converters(schema)[1](document)
+    except Exception as exc:
+        raise unreadable(schema, document) from exc
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def unreadable(schema: ModelSchema, document: Mapping[str, Any]) -> SchemaMismatchError:
+    """The error for a document of ``schema`` that cannot be read, naming the first field at fault."""
+    identity = _shown(document.get(ID))
+    for f in schema.fields:
+        path = field_path(f)
+        value = _lookup(document, path)
+        try:
+            decode_value(f.storage, value)
+        except Exception:  # noqa: BLE001 - any failure to decode is what is reported
+            return SchemaMismatchError(
+                f"a stored document of model {schema.name} (_id {identity}) cannot be read: its field {f.name} "
+                f"(stored at {path!r}) holds {_shown(value)} of type {type(value).__name__}, not a "
+                f"{f.storage.value} value. It was written by another program or for another version of the "
+                "model; correct or delete that document"
+            )
+    return SchemaMismatchError(  # pragma: no cover - decode_value fails for some field whenever the row fails
+        f"a stored document of model {schema.name} (_id {identity}) cannot be read; correct or delete it"
+    )
 
 
 _Converters = tuple[Callable[[tuple[Any, ...]], dict[str, Any]], Callable[[Mapping[str, Any]], tuple[Any, ...]]]
 _converter_cache: weakref.WeakKeyDictionary[ModelSchema, _Converters] = weakref.WeakKeyDictionary()
+
+
+def _no_key(field: str) -> Any:
+    raise ValidationError(
+        f"key field {field} is None: a stored document needs every part of its key (MongoDB driver); "
+        "give the key a value, or let an int key be generated on insert"
+    )
 
 
 def _converters(schema: ModelSchema) -> _Converters:
@@ -225,7 +270,7 @@ def _converters(schema: ModelSchema) -> _Converters:
     found = _converter_cache.get(schema)
     if found is not None:
         return found
-    namespace: dict[str, Any] = {"ID": ID, "lookup": _lookup}
+    namespace: dict[str, Any] = {"ID": ID, "lookup": _lookup, "nokey": _no_key}
     fields, single_key = schema.fields, len(schema.key) == 1
     encoded, decoded, key_parts = {}, [], []
     for f in fields:
@@ -233,6 +278,9 @@ def _converters(schema: ModelSchema) -> _Converters:
         namespace[f"n{i}"] = stored_name(f.column)
         namespace[f"e{i}"], namespace[f"d{i}"] = _ENCODERS[f.storage], _DECODERS[f.storage]
         value = f"r[{i}]" if _ENCODERS[f.storage] is None else f"(None if r[{i}] is None else e{i}(r[{i}]))"
+        if f.key:
+            namespace[f"k{i}"] = f"{schema.name}.{f.name}"
+            value = f"(nokey(k{i}) if r[{i}] is None else {value})"
         if f.key and not single_key:
             namespace[f"p{i}"] = field_path(f)
             key_parts.append(f"n{i}: {value}")
@@ -253,8 +301,15 @@ def _converters(schema: ModelSchema) -> _Converters:
 
 
 def value_at(document: Mapping[str, Any], field: Field) -> Any:
-    """The canonical value of ``field`` in a document of its model."""
-    return decode_value(field.storage, _lookup(document, field_path(field)))
+    """The canonical value of ``field`` in a document of its model.
+
+    Raises:
+        SchemaMismatchError: the stored value is not of the field's type.
+    """
+    try:
+        return decode_value(field.storage, _lookup(document, field_path(field)))
+    except Exception as exc:
+        raise unreadable(field.schema, document) from exc
 
 
 def id_filter(schema: ModelSchema, ids: list[Any]) -> dict[str, Any]:

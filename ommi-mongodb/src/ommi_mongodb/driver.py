@@ -27,7 +27,14 @@ from contextlib import suppress
 from typing import Any, ClassVar, Self
 
 from ommi.drivers import Capabilities, Driver, DriverTransaction, get_logger
-from ommi.errors import ConfigurationError, ConnectionError, SchemaMismatchError, TransactionError, UnsupportedFeature
+from ommi.errors import (
+    ConfigurationError,
+    ConnectionError,
+    ModelDefinitionError,
+    SchemaMismatchError,
+    TransactionError,
+    UnsupportedFeature,
+)
 from ommi.models.schema import ModelSchema
 from pymongo import AsyncMongoClient, IndexModel
 from pymongo.asynchronous.client_session import AsyncClientSession
@@ -100,6 +107,7 @@ class MongoDBDriver(MongoOperations, Driver):
         self._client: AsyncMongoClient[dict[str, Any]] | None = None
         self._db: AsyncDatabase[dict[str, Any]] | None = None
         self._key_generator: KeyGenerator | None = None
+        self._reserved = (settings.counters_collection, settings.schema_collection)
         self.server_info: dict[str, Any] = {}
         """What the server said about itself when opened: its ``hello`` and ``buildInfo`` replies."""
 
@@ -200,10 +208,7 @@ class MongoDBDriver(MongoOperations, Driver):
 
     def absent_reason(self, capability: str) -> str | None:
         if capability == "transactions" and not self.capabilities.transactions:
-            return (
-                "the server is standalone, and MongoDB has transactions only on a replica set "
-                "or a sharded cluster"
-            )
+            return "the server is standalone, and MongoDB has transactions only on a replica set or a sharded cluster"
         return None
 
     async def begin(self) -> DriverTransaction:
@@ -227,8 +232,20 @@ class MongoDBDriver(MongoOperations, Driver):
     # -- schema ------------------------------------------------------------
 
     def collection_name(self, schema: ModelSchema) -> str:
-        """The collection storing ``schema``'s documents: the model's name after ``collection_prefix``."""
-        return self.settings.collection_prefix + schema.name
+        """The collection storing ``schema``'s documents: the model's name after ``collection_prefix``.
+
+        Raises:
+            ModelDefinitionError: the name is one the driver keeps for itself.
+        """
+        name = self.settings.collection_prefix + schema.name
+        if name in self._reserved or name.startswith("system."):
+            reserved = ", ".join(self._reserved)
+            raise ModelDefinitionError(
+                f"model {schema.name} would be stored in collection {name!r} on {self.description}, a name "
+                f"reserved by the MongoDB driver ({reserved}, and every name starting with 'system.'); "
+                "name the model otherwise (@ommi_model(name=...)) or set collection_prefix"
+            )
+        return name
 
     async def apply_schema(self, schemas: Sequence[ModelSchema]) -> None:
         database = self._database()
@@ -253,7 +270,8 @@ class MongoDBDriver(MongoOperations, Driver):
             problems.extend(conflicts(schema, name, stored[name]))
         if problems:
             raise SchemaMismatchError(
-                f"stored collections differ from the models on {where}: " + " | ".join(problems)
+                f"stored collections differ from the models on {where}: "
+                + " | ".join(problems)
                 + " (nothing was changed; drop the collection with remove_models, or migrate it, to use the model)"
             )
         for schema, name in named:
