@@ -1,21 +1,34 @@
 """insert / fetch / count / update / delete on MongoDB, shared by the driver and its transactions.
 
-Outside a transaction each operation stands alone. An insert of several
-documents that fails part-way removes the documents it had already written, so
-that all or none are stored (readers may glimpse them meanwhile; inside a
-transaction the server itself guarantees it). Changing a key field rewrites
-the document, since MongoDB never changes an ``_id`` in place.
+Outside a transaction each operation stands alone, and the writes of several
+documents are all or nothing however they are interrupted:
+
+* Inside a transaction the server guarantees it. On a replica set or a
+  sharded cluster, an ``add`` of several documents and an ``update`` that
+  changes a key run in a transaction of their own.
+* On a standalone server, an ``add`` whose documents fit in one wire message
+  (16 MiB, 100,000 documents) is sent as one ordered ``insert``: the server
+  gets the whole message or none of it, and a write error part-way (a taken
+  key) takes back the documents before it. A larger ``add``, and every
+  ``update`` that changes a key (MongoDB never changes an ``_id`` in place, so
+  the document is written again under the new one), run under the journal of
+  :mod:`ommi_mongodb._journal`.
+* A cancellation never cuts a write of several documents in the middle: it
+  waits for the step in flight, undoes what was written (or finishes, past the
+  commit point), then propagates.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
+import asyncio
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import aclosing
 from typing import TYPE_CHECKING, Any
 
+import bson
 from ommi.drivers import get_logger
 from ommi.drivers.base import Operations, Row
-from ommi.errors import IntegrityError, ValidationError
+from ommi.errors import IntegrityError, OperationalError, ValidationError
 from ommi.models.schema import Field, ModelSchema
 from ommi.models.types import StorageType
 from ommi.query.ast import Query
@@ -25,6 +38,19 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError, PyMongoError
 
 from ommi_mongodb._errors import is_duplicate_key, map_exceptions
+from ommi_mongodb._journal import (
+    INSERT,
+    MARKERS,
+    NEW,
+    OLD,
+    REWRITE,
+    SET,
+    Entry,
+    Journal,
+    LeaseLost,
+    Stop,
+    uninterrupted,
+)
 from ommi_mongodb._plan import Plan, plan, projection
 from ommi_mongodb._values import (
     ID,
@@ -33,6 +59,7 @@ from ommi_mongodb._values import (
     field_path,
     id_filter,
     row_from_document,
+    size_function,
     stored_name,
     value_at,
 )
@@ -47,8 +74,15 @@ log = get_logger("ommi.mongodb.operations")
 _GENERATED_KEY_ATTEMPTS = 5
 """Inserts tried with fresh generated keys before a taken one is reported."""
 
+_MAX_BATCH_DOCUMENTS = 100_000
+"""Documents MongoDB takes in one write command (``maxWriteBatchSize``)."""
+
 _INT64_MAX = 2**63 - 1
 _CURSOR_BATCH_MAX = 2**31 - 1
+
+_NARROW_MAX = 10_000
+"""Up to this many documents, a journaled write's clean-up selects them by ``_id`` too (an index) rather than
+by marker alone (a collection scan)."""
 
 
 def _duplicate_id(exc: PyMongoError, documents: list[dict[str, Any]]) -> Any:
@@ -86,6 +120,33 @@ def _hashable(identity: Any) -> Any:
     return tuple(identity.items()) if isinstance(identity, Mapping) else identity
 
 
+def _batches(schema: ModelSchema, rows: list[Row], documents: list[dict[str, Any]], limit: int) -> list[list[Any]]:
+    """``documents`` in consecutive batches that each fit in one insert message."""
+    sizes = list(map(size_function(schema), rows))
+    if len(documents) <= _MAX_BATCH_DOCUMENTS and sum(sizes) <= limit:
+        return [documents]
+    return _split(documents, sizes, limit)
+
+
+def _split(documents: list[Any], sizes: list[int], limit: int) -> list[list[Any]]:
+    batches: list[list[Any]] = []
+    current: list[Any] = []
+    total = 0
+    for document, size in zip(documents, sizes, strict=True):
+        if current and (total + size > limit or len(current) >= _MAX_BATCH_DOCUMENTS):
+            batches.append(current)
+            current, total = [], 0
+        current.append(document)
+        total += size
+    if current:
+        batches.append(current)
+    return batches
+
+
+def _same_identity(a: Any, b: Any) -> bool:
+    return repr(_hashable(a)) == repr(_hashable(b))
+
+
 def _window_count(total: int, query: Query) -> int:
     remaining = max(0, total - query.offset)
     return remaining if query.limit is None else min(remaining, query.limit)
@@ -120,27 +181,80 @@ class MongoOperations(Operations):
     async def _plan(self, query: Query) -> Plan:
         return await plan(query, self._find, id_filter)
 
+    async def _settle(self) -> None:
+        """Finish interrupted writes first, when the journal says some may be waiting (outside transactions)."""
+        if self._session is not None:
+            return
+        journal = self._driver._journal
+        if journal is not None and journal.due():
+            with map_exceptions("finish interrupted writes in", self._driver.description):
+                await journal.recover()
+
+    async def _in_transaction(self, work: Callable[[AsyncClientSession], Awaitable[Any]], stop: Stop) -> None:
+        """Run ``work`` in a transaction of its own (replica sets and sharded clusters only)."""
+        session = self._driver._client_or_fail().start_session()
+        try:
+            await session.start_transaction()
+            await work(session)
+            stop.check()
+            await session.commit_transaction()
+        finally:
+            # Ending the session aborts the transaction when it did not commit.
+            await asyncio.shield(session.end_session())
+
+    async def _journaled(
+        self,
+        journal: Journal,
+        schema: ModelSchema,
+        kind: str,
+        steps: Callable[[Entry], Awaitable[None]],
+        stop: Stop,
+        **options: Any,
+    ) -> None:
+        try:
+            await journal.run(self._driver.collection_name(schema), kind, steps, stop, **options)
+        except LeaseLost:
+            what = "add to" if kind == INSERT else "update of"
+            raise OperationalError(
+                f"the {what} {self._driver.collection_name(schema)!r} on {self._driver.description} was undone: it "
+                f"went longer than the journal lease ({self._driver.journal_lease:g} s) without a sign of life, "
+                "and another client took it for dead; nothing was changed. Retry it, and raise "
+                "MongoDBDriver.journal_lease if single writes take that long"
+            ) from None
+
     # -- insert ------------------------------------------------------------
 
     async def insert(self, schema: ModelSchema, rows: Sequence[Row]) -> Sequence[Any] | None:
         rows = list(rows)
+        await self._settle()
+        if len(rows) > 1 and self._session is None:
+            return await uninterrupted(lambda stop: self._insert(schema, rows, stop))
+        return await self._insert(schema, rows, Stop())
+
+    async def _insert(self, schema: ModelSchema, rows: list[Row], stop: Stop) -> Sequence[Any] | None:
         auto = schema.auto_field
-        if auto is None:
-            with map_exceptions(*self._where("insert into", schema)):
-                await self._insert_documents(schema, [document_from_row(schema, row) for row in rows])
-            return None
         for attempt in range(_GENERATED_KEY_ATTEMPTS):
-            filled, generated = await self._fill_keys(schema, auto, rows, catch_up=attempt > 0)
+            stop.check()
+            generated: set[int] = set()
+            if auto is None:
+                filled = rows
+            else:
+                filled, generated = await self._fill_keys(schema, auto, rows, catch_up=attempt > 0)
             documents = [document_from_row(schema, row) for row in filled]
             with map_exceptions(*self._where("insert into", schema)):
                 try:
-                    await self._insert_documents(schema, documents)
-                    return [row[auto.index] for row in filled]
+                    await self._write(schema, filled, documents, stop)
+                    return None if auto is None else [row[auto.index] for row in filled]
                 except PyMongoError as exc:
                     taken = _duplicate_id(exc, documents)
                     # A generated key found taken: new keys, unless a transaction
                     # (aborted by the error) or the last attempt forbids it.
-                    if taken not in generated or self._session is not None or attempt + 1 == _GENERATED_KEY_ATTEMPTS:
+                    if (
+                        auto is None
+                        or taken not in generated
+                        or self._session is not None
+                        or attempt + 1 == _GENERATED_KEY_ATTEMPTS
+                    ):
                         raise
                     log.debug("insert.generated_key_taken", driver="mongodb", model=schema.name, attempt=attempt + 1)
         raise AssertionError("unreachable")  # pragma: no cover
@@ -162,21 +276,64 @@ class MongoOperations(Operations):
         filled = [row if row[index] is not None else (*row[:index], next(generated), *row[index + 1 :]) for row in rows]
         return filled, set(fresh)
 
-    async def _insert_documents(self, schema: ModelSchema, documents: list[dict[str, Any]]) -> None:
-        """Insert in order; outside a transaction a failure takes back what was written."""
+    async def _write(self, schema: ModelSchema, rows: list[Row], documents: list[dict[str, Any]], stop: Stop) -> None:
+        """Store ``documents``, all or none."""
         collection = self._collection(schema)
         if len(documents) == 1:
             await collection.insert_one(documents[0], session=self._session)
-            return
-        try:
+        elif self._session is not None:
             await collection.insert_many(documents, ordered=True, session=self._session)
+        elif self._driver.capabilities.transactions:
+            await self._in_transaction(
+                lambda session: collection.insert_many(documents, ordered=True, session=session), stop
+            )
+        else:
+            batches = _batches(schema, rows, documents, self._driver.write_batch_bytes)
+            if len(batches) == 1:
+                await self._insert_message(schema, collection, documents)
+            else:
+                await self._insert_journaled(schema, collection, batches, stop)
+
+    async def _insert_message(
+        self, schema: ModelSchema, collection: AsyncCollection[dict[str, Any]], documents: list[dict[str, Any]]
+    ) -> None:
+        """One insert message: the server gets all of it or none; a write error takes back what it had written."""
+        try:
+            await collection.insert_many(documents, ordered=True)
         except BulkWriteError as exc:
             inserted = int(exc.details.get("nInserted", 0) or 0)
-            if self._session is None and inserted:
-                # All or none: take back what the failed batch had written.
-                done = [document[ID] for document in documents[:inserted]]
-                await collection.delete_many(id_filter(schema, done))
+            if inserted:
+                done = id_filter(schema, [document[ID] for document in documents[:inserted]])
+                try:
+                    await collection.delete_many(done)
+                except PyMongoError:
+                    # The next operation of this driver takes them back.
+                    self._driver._journal_or_fail().defer_delete(collection.name, done)
+                    log.warning("insert.take_back_deferred", driver="mongodb", model=schema.name, documents=inserted)
             raise
+
+    async def _insert_journaled(
+        self, schema: ModelSchema, collection: AsyncCollection[dict[str, Any]], batches: list[list[Any]], stop: Stop
+    ) -> None:
+        """Several insert messages under a journal entry (see :mod:`ommi_mongodb._journal`)."""
+        journal = self._driver._journal_or_fail()
+        ids = [document[ID] for batch in batches for document in batch]
+        narrow = {NEW: id_filter(schema, ids)} if len(ids) <= _NARROW_MAX else {}
+
+        async def steps(entry: Entry) -> None:
+            written = 0
+            for batch in batches:
+                stop.check()
+                await journal.renew(entry)
+                try:
+                    await collection.insert_many([{**document, NEW: entry.op} for document in batch], ordered=True)
+                except BulkWriteError as exc:
+                    for error in exc.details.get("writeErrors") or ():
+                        error["index"] = int(error.get("index", 0)) + written  # as in the whole list
+                    raise
+                written += len(batch)
+
+        await self._journaled(journal, schema, INSERT, steps, stop, narrow=narrow)
 
     # -- reads -------------------------------------------------------------
 
@@ -184,6 +341,7 @@ class MongoOperations(Operations):
         schema = query.model
         if query.offset > _INT64_MAX:
             return  # more documents than any collection holds are skipped
+        await self._settle()
         selection = await self._plan(query)
         if selection.matched == 0:
             return
@@ -245,6 +403,7 @@ class MongoOperations(Operations):
                 yield rows
 
     async def count(self, query: Query) -> int:
+        await self._settle()
         selection = await self._plan(query)
         if selection.matched is not None:
             return _window_count(selection.matched, query)
@@ -255,6 +414,7 @@ class MongoOperations(Operations):
     # -- writes ------------------------------------------------------------
 
     async def delete(self, query: Query) -> int:
+        await self._settle()
         selection = await self._plan(query)
         if selection.matched == 0:
             return 0
@@ -270,6 +430,7 @@ class MongoOperations(Operations):
                     f"update of {schema.name}: key field {f.name} cannot be set to None (MongoDB driver); "
                     "a stored document needs its whole key, so nothing was changed"
                 )
+        await self._settle()
         selection = await self._plan(query)
         if selection.matched == 0:
             return 0
@@ -283,41 +444,101 @@ class MongoOperations(Operations):
         return int(result.matched_count)
 
     async def _rewrite(self, schema: ModelSchema, flt: dict[str, Any], values: Mapping[Field, Any]) -> int:
-        """Update key fields: replace each matching document by one with the new ``_id``."""
+        """Update key fields: replace each matching document by one with the new ``_id``, all or none."""
         collection = self._collection(schema)
         with map_exceptions(*self._where("update", schema)):
             old = [document async for document in collection.find(flt, session=self._session)]
         if not old:
             return 0
-        replacements = []
+        replacements: list[dict[str, Any]] = []
+        renamed: list[dict[str, Any]] = []  # the replacements under a new _id
+        moved: list[Any] = []  # the _id of each document that gets a new one
+        kept: list[Any] = []  # the _id of each document whose key the update leaves as it is
         for document in old:
             row = list(row_from_document(schema, document))
             for f, value in values.items():
                 row[f.index] = value
-            replacement = {**document, **document_from_row(schema, tuple(row))}
+            replacement = {name: value for name, value in document.items() if name not in MARKERS}
+            replacement.update(document_from_row(schema, tuple(row)))
             replacements.append(replacement)
-        new_ids = [repr(document[ID]) for document in replacements]
+            if _same_identity(replacement[ID], document[ID]):
+                kept.append(document[ID])
+            else:
+                moved.append(document[ID])
+                renamed.append(replacement)
+        new_ids = [repr(_hashable(document[ID])) for document in replacements]
         if len(set(new_ids)) != len(new_ids):
             raise IntegrityError(
                 f"update {self._driver.collection_name(schema)!r} on {self._driver.description} failed: "
-                "several documents would get the same key"
+                "several documents would get the same key; nothing was changed"
             )
         auto = schema.auto_field
         if auto is not None and auto in values and values[auto] is not None:
             with map_exceptions(*self._where("generate keys for", schema)):
                 await self._driver._keys().observe(self._driver.collection_name(schema), [values[auto]])
         old_ids = [document[ID] for document in old]
+        changes = {stored_name(f.column): encode_value(f.storage, v) for f, v in values.items() if not f.key}
         with map_exceptions(*self._where("update", schema)):
-            await collection.delete_many(id_filter(schema, old_ids), session=self._session)
-            try:
-                await collection.insert_many(replacements, ordered=True, session=self._session)
-            except BulkWriteError as exc:
-                if self._session is None:
-                    # Put the original documents back before reporting the failure.
-                    written = int(exc.details.get("nInserted", 0) or 0)
-                    done = [document[ID] for document in replacements[:written]]
-                    if done:
-                        await collection.delete_many(id_filter(schema, done))
-                    await collection.insert_many(old, ordered=False)
-                raise
+            if self._session is not None:
+                await self._replace(schema, collection, old_ids, replacements, self._session)
+            elif self._driver.capabilities.transactions:
+                await uninterrupted(
+                    lambda stop: self._in_transaction(
+                        lambda session: self._replace(schema, collection, old_ids, replacements, session), stop
+                    )
+                )
+            elif not moved:
+                if changes:
+                    await collection.update_many(id_filter(schema, kept), {"$set": changes})
+            else:
+                await uninterrupted(
+                    lambda stop: self._rewrite_journaled(schema, collection, moved, renamed, kept, changes, stop)
+                )
         return len(old)
+
+    async def _replace(
+        self,
+        schema: ModelSchema,
+        collection: AsyncCollection[dict[str, Any]],
+        old_ids: list[Any],
+        replacements: list[dict[str, Any]],
+        session: AsyncClientSession,
+    ) -> None:
+        """Inside a transaction: delete the old documents, insert their replacements."""
+        await collection.delete_many(id_filter(schema, old_ids), session=session)
+        await collection.insert_many(replacements, ordered=True, session=session)
+
+    async def _rewrite_journaled(
+        self,
+        schema: ModelSchema,
+        collection: AsyncCollection[dict[str, Any]],
+        moved: list[Any],
+        renamed: list[dict[str, Any]],
+        kept: list[Any],
+        changes: dict[str, Any],
+        stop: Stop,
+    ) -> None:
+        """On a standalone server: the new documents are written before the old ones go (see ``_journal``)."""
+        journal = self._driver._journal_or_fail()
+        narrow: dict[str, dict[str, Any]] = {}
+        if len(moved) + len(kept) <= _NARROW_MAX:
+            narrow = {
+                NEW: id_filter(schema, [document[ID] for document in renamed]),
+                OLD: id_filter(schema, moved),
+                SET: id_filter(schema, kept),
+            }
+        limit = self._driver.write_batch_bytes
+
+        async def steps(entry: Entry) -> None:
+            stop.check()
+            await collection.update_many(id_filter(schema, moved), {"$set": {OLD: entry.op}})
+            if kept:
+                stop.check()
+                await collection.update_many(id_filter(schema, kept), {"$set": {SET: entry.op}})
+            marked = [{**document, NEW: entry.op} for document in renamed]
+            for batch in _split(marked, [len(bson.encode(document)) for document in marked], limit):
+                stop.check()
+                await journal.renew(entry)
+                await collection.insert_many(batch, ordered=True)
+
+        await self._journaled(journal, schema, REWRITE, steps, stop, changes=changes if kept else None, narrow=narrow)

@@ -49,6 +49,7 @@ __all__ = [
     "field_path",
     "id_filter",
     "row_from_document",
+    "size_function",
     "stored_name",
 ]
 
@@ -204,6 +205,15 @@ def document_from_row(schema: ModelSchema, row: tuple[Any, ...]) -> dict[str, An
     return _converters(schema)[0](row)
 
 
+def size_function(schema: ModelSchema) -> Callable[[tuple[Any, ...]], int]:
+    """``size(row)``: at least the BSON size of the document storing ``row``.
+
+    Cheap rather than exact: non-ASCII text counts 4 bytes a character, and
+    every fixed-size value as much as the largest.
+    """
+    return _converters(schema)[2]
+
+
 def _lookup(document: Mapping[str, Any], path: str) -> Any:
     head, dot, rest = path.partition(".")
     value = document.get(head)
@@ -250,8 +260,15 @@ def unreadable(schema: ModelSchema, document: Mapping[str, Any]) -> SchemaMismat
     )
 
 
-_Converters = tuple[Callable[[tuple[Any, ...]], dict[str, Any]], Callable[[Mapping[str, Any]], tuple[Any, ...]]]
+_Converters = tuple[
+    Callable[[tuple[Any, ...]], dict[str, Any]],
+    Callable[[Mapping[str, Any]], tuple[Any, ...]],
+    Callable[[tuple[Any, ...]], int],
+]
 _converter_cache: weakref.WeakKeyDictionary[ModelSchema, _Converters] = weakref.WeakKeyDictionary()
+
+_FIXED_VALUE_BOUND = 21
+"""Bytes of the largest fixed-size value (a UUID: length, subtype and 16 bytes)."""
 
 
 def _no_key(field: str) -> Any:
@@ -262,7 +279,7 @@ def _no_key(field: str) -> Any:
 
 
 def _converters(schema: ModelSchema) -> _Converters:
-    """Generated row -> document and document -> row functions of a model (the hot loops of add and fetch).
+    """Generated row -> document, document -> row and size functions of a model (the hot loops of add and fetch).
 
     Stored names and paths are passed to the generated code as variables (``n1``, ``p1``),
     never written into its source.
@@ -272,7 +289,8 @@ def _converters(schema: ModelSchema) -> _Converters:
         return found
     namespace: dict[str, Any] = {"ID": ID, "lookup": _lookup, "nokey": _no_key}
     fields, single_key = schema.fields, len(schema.key) == 1
-    encoded, decoded, key_parts = {}, [], []
+    encoded, decoded, key_parts, sizes = {}, [], [], []
+    bound = 5 + (0 if single_key else 2 + len(ID) + 5)
     for f in fields:
         i = f.index
         namespace[f"n{i}"] = stored_name(f.column)
@@ -289,14 +307,20 @@ def _converters(schema: ModelSchema) -> _Converters:
             encoded[i] = value
             stored = "g(ID)" if f.key else f"g(n{i})"
         decoded.append(stored if _DECODERS[f.storage] is None else f"(None if (v := {stored}) is None else d{i}(v))")
+        bound += 2 + len(stored_name(f.column).encode()) + _FIXED_VALUE_BOUND
+        if f.storage is StorageType.TEXT:
+            sizes.append(f"(0 if (v := r[{i}]) is None else len(v) if v.isascii() else 4 * len(v))")
+        elif f.storage is StorageType.BYTES:
+            sizes.append(f"(0 if (v := r[{i}]) is None else len(v))")
     identity = encoded.pop(schema.key[0].index) if single_key else "{" + ", ".join(key_parts) + "}"
     items = ", ".join([f"ID: {identity}", *(f"n{i}: {value}" for i, value in encoded.items())])
     source = (
         f"def to_document(r):\n    return {{{items}}}\n"
         f"def to_row(d):\n    g = d.get\n    return ({', '.join(decoded)},)\n"
+        f"def size(r):\n    return {' + '.join([str(bound), *sizes])}\n"
     )
     exec(source, namespace)  # noqa: S102
-    found = _converter_cache[schema] = (namespace["to_document"], namespace["to_row"])
+    found = _converter_cache[schema] = (namespace["to_document"], namespace["to_row"], namespace["size"])
     return found
 
 

@@ -42,6 +42,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import CollectionInvalid, OperationFailure
 
 from ommi_mongodb._errors import map_exceptions
+from ommi_mongodb._journal import JOURNAL_COLLECTION, Journal
 from ommi_mongodb._keys import KeyGenerator
 from ommi_mongodb._operations import MongoOperations
 from ommi_mongodb._schema import conflicts, drift, missing, shape
@@ -100,6 +101,24 @@ class MongoDBDriver(MongoOperations, Driver):
         microsecond_datetimes=False,
     )
 
+    journal_lease: float = 30.0
+    """Seconds a write under the journal may go without a sign of life before another client takes it for dead.
+
+    Writes of several documents on a standalone server renew their entry
+    between steps (at most every quarter lease); a single step (one insert
+    message of up to 16 MiB, or one update of the documents a key update
+    replaces) must finish within it. Left behind by a client that died, such a
+    write stays visible half done for up to about two leases, until a client
+    of this database opens or runs its next operation.
+    """
+
+    write_batch_bytes: int = 16 * 1024 * 1024
+    """The largest insert message the driver sends on a standalone server (a bound on BSON size).
+
+    An ``add`` that fits in one is sent as one message; a larger one is split
+    and written under the journal.
+    """
+
     def __init__(self, settings: MongoSettings) -> None:
         super().__init__(self)
         self.settings = settings
@@ -107,7 +126,12 @@ class MongoDBDriver(MongoOperations, Driver):
         self._client: AsyncMongoClient[dict[str, Any]] | None = None
         self._db: AsyncDatabase[dict[str, Any]] | None = None
         self._key_generator: KeyGenerator | None = None
-        self._reserved = (settings.counters_collection, settings.schema_collection)
+        self._journal: Journal | None = None
+        # What this driver could not clean up yet; kept across close() and open(),
+        # since every opening may settle it (nothing of a closed client is reused).
+        self._unsettled: set[str] = set()
+        self._deferred_deletes: list[tuple[str, dict[str, Any]]] = []
+        self._reserved = (settings.counters_collection, settings.schema_collection, JOURNAL_COLLECTION)
         self.server_info: dict[str, Any] = {}
         """What the server said about itself when opened: its ``hello`` and ``buildInfo`` replies."""
 
@@ -146,6 +170,16 @@ class MongoDBDriver(MongoOperations, Driver):
             raise ConnectionError(f"the MongoDB driver for {self.description} is not open; use `async with Ommi(...)`")
         return self._db
 
+    def _client_or_fail(self) -> AsyncMongoClient[dict[str, Any]]:
+        if self._client is None:
+            raise ConnectionError(f"the MongoDB driver for {self.description} is not open")
+        return self._client
+
+    def _journal_or_fail(self) -> Journal:
+        if self._journal is None:
+            raise ConnectionError(f"the MongoDB driver for {self.description} is not open")
+        return self._journal
+
     def _keys(self) -> KeyGenerator:
         if self._key_generator is None:
             raise ConnectionError(f"the MongoDB driver for {self.description} is not open")
@@ -164,6 +198,7 @@ class MongoDBDriver(MongoOperations, Driver):
             client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
                 self.settings.url, **self.settings.client_options
             )
+        journal = Journal(client[database], lambda: self.journal_lease, self._unsettled, self._deferred_deletes)
         try:
             with map_exceptions("connect", self.description):
                 await client.aconnect()
@@ -172,11 +207,14 @@ class MongoDBDriver(MongoOperations, Driver):
                     build = await client.admin.command("buildInfo")
                 except OperationFailure:
                     build = {}  # some MongoDB-compatible services do not answer it; only informative
+            with map_exceptions("finish interrupted writes in", self.description):
+                await journal.recover(force=True)
         except BaseException:
             await asyncio.shield(client.close())
             raise
         self._client = client
         self._db = client[database]
+        self._journal = journal
         self._key_generator = KeyGenerator(self._db, self.settings.counters_collection)
         self.server_info = {"hello": hello, "buildInfo": build}
         transactions = _supports_transactions(hello)
@@ -193,6 +231,7 @@ class MongoDBDriver(MongoOperations, Driver):
 
     async def close(self) -> None:
         client, self._client, self._db, self._key_generator = self._client, None, None, None
+        self._journal = None
         if client is not None:
             await asyncio.shield(client.close())
             log.debug("driver.close", driver=self.name, database=self.settings.database)
@@ -301,6 +340,7 @@ class MongoDBDriver(MongoOperations, Driver):
         with map_exceptions("forget the dropped collections", self.description):
             await database[self.settings.schema_collection].delete_many({"_id": {"$in": names}})
             await self._keys().forget(names)
+            await database[JOURNAL_COLLECTION].delete_many({"collection": {"$in": names}})
 
 
 def _supports_transactions(hello: Mapping[str, Any]) -> bool:
