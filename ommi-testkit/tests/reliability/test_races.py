@@ -7,6 +7,9 @@ each against its ledger and record the figures for the stress report.
 
 from __future__ import annotations
 
+import asyncio
+import threading
+import time
 import uuid
 from typing import Any
 
@@ -24,6 +27,22 @@ from ommi_testkit.reliability.races import (
 from ommi_testkit.reliability.workloads import hygiene
 
 BACKENDS = ["reference", "sqlite", "postgresql", "mongodb"]
+
+
+async def _threads_left(before: set[threading.Thread], grace: float = 5.0) -> list[str]:
+    """Threads started since ``before`` that are still alive after ``grace`` seconds.
+
+    The event loop's default executor (threads ``asyncio_N``, used for DNS
+    look-ups and ``to_thread``) is left out: the loop shuts it down when it closes.
+    """
+    deadline = time.monotonic() + grace
+    while True:
+        left = [
+            t for t in threading.enumerate() if t not in before and t.is_alive() and not t.name.startswith("asyncio_")
+        ]
+        if not left or time.monotonic() > deadline:
+            return [f"{t.name} ({'daemon' if t.daemon else 'not a daemon: the interpreter cannot exit'})" for t in left]
+        await asyncio.sleep(0.1)
 
 
 def _clean(figures: Any, problems: list[str]) -> None:
@@ -101,8 +120,10 @@ async def test_close_race_loses_nothing_and_refuses_later_work(backend: Any, pro
     No acknowledged write is lost or stored in part; work in flight finishes
     or fails with a ConnectionError/TransactionError; work started after
     ``close()`` began raises ``ommi.errors.DatabaseClosedError``; the database
-    reopens with ``open()``; no connection is left open (no ResourceWarning).
+    reopens with ``open()``; no connection is left open (no ResourceWarning) and
+    no thread left running.
     """
+    before = set(threading.enumerate())
     async with hygiene() as reports:
         figures, problems = await close_race_workload(
             lambda: Ommi(backend.make()),
@@ -111,8 +132,10 @@ async def test_close_race_loses_nothing_and_refuses_later_work(backend: Any, pro
             rounds=profile.close_rounds,
             tasks=profile.close_tasks,
         )
-    # A connection close() left open shows here, in this test, as a ResourceWarning.
-    problems += [f"left behind: {report}" for report in reports]
+    # A connection close() left open shows here, in this test, as a ResourceWarning; a thread it left
+    # running (a non-daemon one keeps the interpreter from exiting) as a thread still alive.
+    left = [f"left behind: thread {name}" for name in await _threads_left(before)]
+    problems[:0] = left + [f"left behind: {report}" for report in reports]  # first: they are cut off otherwise
     _clean(figures, problems)
     assert figures.acknowledged > 0, figures
 
