@@ -132,10 +132,7 @@ class SQLCompiler:
         if op is Op.IN or op is Op.NOT_IN:
             if not node.value:
                 return "1 = 0" if op is Op.IN else "1 = 1"
-            listed = ", ".join([ph] * len(node.value))
-            if op is Op.IN:
-                return f"{column} IN ({listed})"
-            return f"({column} NOT IN ({listed}) OR {raw} IS NULL)"
+            return dialect.membership(column, raw, op, len(node.value), node.field.storage)
         return f"{column} {_SQL_OPS[op]} {ph}"
 
     def _field_comparison(self, node: FieldComparison, scope: _Scope) -> str:
@@ -165,11 +162,11 @@ class SQLCompiler:
             on = " AND ".join(
                 f"{alias}.{q(other.column)} = {aliases[id(target)]}.{q(mine.column)}" for mine, other in join.pairs
             )
-            joins.append(f" LEFT JOIN {q(join.model.name)} AS {alias} ON {on}")
+            joins.append(f" LEFT JOIN {self.dialect.table(join.model)} AS {alias} ON {on}")
         condition = self._condition(query.where, _Scope(self, aliases))
         same_row = " AND ".join(f"{q('s0')}.{q(f.column)} = {outer}.{q(f.column)}" for f in target.key)
         return (
-            f" WHERE EXISTS (SELECT 1 FROM {q(target.name)} AS {q('s0')}{''.join(joins)}"
+            f" WHERE EXISTS (SELECT 1 FROM {self.dialect.table(target)} AS {q('s0')}{''.join(joins)}"
             f" WHERE {same_row} AND {condition})"
         )
 
@@ -251,7 +248,8 @@ class SQLCompiler:
                 params.extend(self.dialect.text_match("", op, value)[1])
             elif op is Op.IN or op is Op.NOT_IN:
                 shape.append((id(field), op, len(value)))
-                params.extend(self.param(field, v) for v in value)
+                if value:
+                    params.extend(self.dialect.membership_params([self.param(field, v) for v in value], field.storage))
             else:
                 shape.append((id(field), op))
                 params.append(self.param(field, value))
@@ -295,7 +293,7 @@ class SQLCompiler:
         alias = q("t0")
         window = self.dialect.limit_offset(query.limit, query.offset)[0]
         return (
-            f"SELECT {self.columns(query.model, alias)} FROM {q(query.model.name)} AS {alias}"
+            f"SELECT {self.columns(query.model, alias)} FROM {self.dialect.table(query.model)} AS {alias}"
             f"{self._where(query, alias)}{self._order(query, alias)}{window}"
         )
 
@@ -304,20 +302,20 @@ class SQLCompiler:
         alias = q("t0")
         where = self._where(query, alias)
         if query.limit is None and not query.offset:
-            return f"SELECT COUNT(*) FROM {q(query.model.name)} AS {alias}{where}"
+            return f"SELECT COUNT(*) FROM {self.dialect.table(query.model)} AS {alias}{where}"
         window = self.dialect.limit_offset(query.limit, query.offset)[0]
-        inner = f"SELECT 1 FROM {q(query.model.name)} AS {alias}{where}{self._order(query, alias)}{window}"
+        inner = f"SELECT 1 FROM {self.dialect.table(query.model)} AS {alias}{where}{self._order(query, alias)}{window}"
         return f"SELECT COUNT(*) FROM ({inner}) AS {q('counted')}"
 
     def delete(self, query: Query) -> Compiled:
         """``DELETE`` the matches (no window: core rejects limit on delete)."""
-        table = self.dialect.quote(query.model.name)
+        table = self.dialect.table(query.model)
         return Compiled(f"DELETE FROM {table}{self._where(query, table)}", self._where_params(query))
 
     def update(self, query: Query, values: Mapping[Field, Any]) -> Compiled:
         """``UPDATE`` the matches with ``values`` (canonical)."""
         q = self.dialect.quote
-        table = q(query.model.name)
+        table = self.dialect.table(query.model)
         ph = self.dialect.placeholder
         assignments = ", ".join(f"{q(f.column)} = {ph}" for f in values)
         params = [self.param(f, v) for f, v in values.items()] + self._where_params(query)
@@ -331,10 +329,10 @@ class SQLCompiler:
         ph = self.dialect.placeholder
         row = "(" + ", ".join([ph] * len(fields)) + ")"
         if fields:
-            head = f"INSERT INTO {q(schema.name)} ({', '.join(q(f.column) for f in fields)}) VALUES "
+            head = f"INSERT INTO {self.dialect.table(schema)} ({', '.join(q(f.column) for f in fields)}) VALUES "
             sql = head + ", ".join([row] * rows)
         else:
-            sql = f"INSERT INTO {q(schema.name)} DEFAULT VALUES"
+            sql = f"INSERT INTO {self.dialect.table(schema)} DEFAULT VALUES"
         if returning:
             sql += " RETURNING " + ", ".join(q(f.column) for f in returning)
         return sql
@@ -356,8 +354,10 @@ class SQLCompiler:
         for f in schema.fields:
             target = f.reference
             if target is not None and target.schema.key == (target,):
-                lines.append(f"FOREIGN KEY ({q(f.column)}) REFERENCES {q(target.schema.name)} ({q(target.column)})")
-        return f"CREATE TABLE IF NOT EXISTS {q(schema.name)} (\n    " + ",\n    ".join(lines) + "\n)"
+                lines.append(
+                    f"FOREIGN KEY ({q(f.column)}) REFERENCES {self.dialect.table(target.schema)} ({q(target.column)})"
+                )
+        return f"CREATE TABLE IF NOT EXISTS {self.dialect.table(schema)} (\n    " + ",\n    ".join(lines) + "\n)"
 
     def column_type(self, field: Field) -> str:
         return self.dialect.column_type(field)
@@ -365,8 +365,9 @@ class SQLCompiler:
     def create_indexes(self, schema: ModelSchema) -> list[str]:
         """``CREATE INDEX IF NOT EXISTS`` for every referencing column."""
         q = self.dialect.quote
+        table = self.dialect.table(schema)
         return [
-            f"CREATE INDEX IF NOT EXISTS {q(self.index_name(schema, f))} ON {q(schema.name)} ({q(f.column)})"
+            f"CREATE INDEX IF NOT EXISTS {q(self.index_name(schema, f))} ON {table} ({q(f.column)})"
             for f in schema.fields
             if f.reference is not None and not (f.key and len(schema.key) == 1)
         ]
@@ -376,7 +377,7 @@ class SQLCompiler:
         return f"ix_{schema.name}_{field.column}"
 
     def drop_table(self, schema: ModelSchema) -> str:
-        return f"DROP TABLE IF EXISTS {self.dialect.quote(schema.name)}"
+        return f"DROP TABLE IF EXISTS {self.dialect.table(schema)}"
 
 
 def _per_model(
