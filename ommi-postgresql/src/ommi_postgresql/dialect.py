@@ -6,18 +6,57 @@ Everything else comes from the shared compiler in :mod:`ommi.sql`.
 from __future__ import annotations
 
 import datetime as _dt
+import decimal
 import hashlib
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
+from ommi.errors import QueryError, SchemaError, ValidationError
 from ommi.models.schema import Field, ModelSchema
-from ommi.models.types import StorageType
+from ommi.models.types import INT64_MAX, StorageType
+from ommi.query.ast import Op
 from ommi.sql import Compiled, Dialect, SQLCompiler
 
-__all__ = ["MAX_IDENTIFIER_BYTES", "PostgreSQLCompiler", "PostgreSQLDialect"]
+__all__ = ["MAX_IDENTIFIER_BYTES", "PostgreSQLCompiler", "PostgreSQLDialect", "numeric_problem"]
 
 MAX_IDENTIFIER_BYTES = 63
 """PostgreSQL silently truncates longer identifiers (NAMEDATALEN - 1)."""
+
+NUMERIC_MAX_INTEGER_DIGITS = 131072
+NUMERIC_MAX_SCALE = 16383
+"""PostgreSQL's ``numeric`` holds up to 131072 digits before the decimal point and 16383 after it."""
+
+
+def numeric_problem(value: decimal.Decimal) -> str | None:
+    """Why PostgreSQL's ``numeric`` cannot hold ``value`` (a finite Decimal), or ``None`` when it can.
+
+    The scale (digits after the point, trailing zeros included) must be at most
+    16383, and a non-zero value at most 131072 digits before the point.
+    """
+    exponent = value.as_tuple().exponent
+    assert isinstance(exponent, int)  # finite: core refuses NaN and infinities
+    if -exponent > NUMERIC_MAX_SCALE:
+        return (
+            f"it has {-exponent} digits after the decimal point (PostgreSQL's numeric keeps at most "
+            f"{NUMERIC_MAX_SCALE})"
+        )
+    if value and value.adjusted() + 1 > NUMERIC_MAX_INTEGER_DIGITS:
+        return (
+            f"it has {value.adjusted() + 1} digits before the decimal point (PostgreSQL's numeric keeps at most "
+            f"{NUMERIC_MAX_INTEGER_DIGITS})"
+        )
+    return None
+
+
+def _checked_numeric(value: decimal.Decimal) -> decimal.Decimal:
+    problem = numeric_problem(value)
+    if problem is not None:
+        shown = str(value) if len(str(value)) <= 40 else f"{str(value)[:20]}...{str(value)[-12:]}"
+        raise ValidationError(
+            f"the Decimal {shown} cannot be sent to PostgreSQL: {problem}; no row can hold it, so the "
+            "query was not run (postgresql driver)"
+        )
+    return value
 
 
 def _as_utc(value: _dt.datetime) -> _dt.datetime:
@@ -63,9 +102,61 @@ class PostgreSQLDialect(Dialect):
     # order: the same as Python's str comparison and the reference driver.
     text_sort_collation: ClassVar[str | None] = '"C"'
 
+    def __init__(self, namespace: str | None = None) -> None:
+        self.namespace = namespace
+        """The PostgreSQL schema every statement names its tables in (``None``: not known, tables cannot be named)."""
+
     def quote(self, identifier: str) -> str:
         """Quote an identifier; a ``%`` is doubled because psycopg reads ``%`` as a placeholder."""
         return super().quote(identifier).replace("%", "%%")
+
+    def qualified_name(self, schema: ModelSchema) -> str:
+        """``"namespace"."table"`` as a value (a ``regclass`` text), not as SQL: ``%`` is not doubled."""
+        if self.namespace is None:
+            raise SchemaError(
+                f"the PostgreSQL driver does not know which schema holds the table of {schema.cls.__qualname__}: "
+                "no schema on the connections' search_path exists; set the driver's schema setting or fix "
+                "search_path, then reopen the database"
+            )
+        return super().quote(self.namespace) + "." + super().quote(schema.name)
+
+    def table(self, schema: ModelSchema) -> str:
+        """Tables are always named with their schema: a model called ``pg_class`` must not reach ``pg_catalog``'s.
+
+        The search_path puts ``pg_catalog`` (and temporary tables) before any
+        schema, so an unqualified name could resolve to a system catalog.
+        """
+        return self.qualified_name(schema).replace("%", "%%")
+
+    def limit_offset(self, limit: int | None, offset: int) -> tuple[str, list[Any]]:
+        """The shared window clause, after checking it fits PostgreSQL's ``bigint`` (LIMIT and OFFSET are bigint)."""
+        for what, value in (("limit", limit), ("offset (limit x page)", offset)):
+            if value is not None and not 0 <= value <= INT64_MAX:
+                raise QueryError(
+                    f"limit(): the {what} {value} is beyond PostgreSQL's bigint range (0 to {INT64_MAX}); "
+                    "use a smaller limit or page"
+                )
+        return super().limit_offset(limit, offset)
+
+    def membership(self, column: str, raw: str, op: Op, count: int, storage: StorageType) -> str:
+        """``= ANY(array)`` / ``<> ALL(array)``: the values travel as one array parameter, so any number fits.
+
+        Same NULL semantics as ``IN``/``NOT IN``: a NULL column never matches
+        ``in_`` and always matches ``not_in``.
+        """
+        array = f"{self.placeholder}::{self.column_types[storage]}[]"
+        if op is Op.IN:
+            return f"{column} = ANY({array})"
+        return f"({column} <> ALL({array}) OR {raw} IS NULL)"
+
+    def membership_params(self, values: list[Any], storage: StorageType) -> list[Any]:
+        return [values]
+
+    def to_param(self, storage: StorageType) -> Callable[[Any], Any] | None:
+        """Decimals are checked against ``numeric``'s range before they are sent (a clear ValidationError)."""
+        if storage is StorageType.DECIMAL:
+            return _checked_numeric
+        return None
 
     def auto_key_column(self, field: Field) -> str:
         """An identity column: the sequence belongs to the table and is dropped with it."""
@@ -85,6 +176,9 @@ class PostgreSQLCompiler(SQLCompiler):
 
     def __init__(self, dialect: PostgreSQLDialect | None = None) -> None:
         super().__init__(dialect or PostgreSQLDialect())
+
+    def table(self, schema: ModelSchema) -> str:
+        return self.dialect.table(schema)
 
     @staticmethod
     def index_name(schema: ModelSchema, field: Field) -> str:
@@ -107,35 +201,81 @@ class PostgreSQLCompiler(SQLCompiler):
             raise AssertionError("create_indexes() no longer makes one index per referencing column")
         return [(self.index_name(schema, f), sql) for f, sql in zip(fields, statements, strict=True)]
 
-    def insert_many(self, schema: ModelSchema, fields: Sequence[Field], *, returning: Field | None = None) -> str:
+    def insert_generated(self, schema: ModelSchema, fields: Sequence[Field], *, skip_taken: bool) -> str:
+        """``INSERT`` of one row whose key the identity generates, ``RETURNING`` it.
+
+        ``skip_taken`` (inside a transaction): ``ON CONFLICT (key) DO NOTHING``,
+        so a generated key that a row written with an explicit key already holds
+        gives no row back, instead of aborting the transaction; the driver then
+        tries again with a new key.
+        """
+        auto = schema.auto_field
+        assert auto is not None
+        sql = self.insert(schema, fields)
+        if skip_taken:
+            sql += f" ON CONFLICT ({self.dialect.quote(auto.column)}) DO NOTHING"
+        return sql + f" RETURNING {self.dialect.quote(auto.column)}"
+
+    def insert_many(
+        self, schema: ModelSchema, fields: Sequence[Field], *, returning: Field | None = None, skip_taken: bool = False
+    ) -> str:
         """``INSERT ... SELECT FROM unnest(arrays)``: one parameter (an array) per column.
 
         The statement text is the same for any number of rows, so it is prepared
         once; ``WITH ORDINALITY ... ORDER BY`` makes the identity default run in
         input order, so generated keys increase along the input rows.
+        ``skip_taken``: as in :meth:`insert_generated`.
         """
         q = self.dialect.quote
         arrays = ", ".join(f"%s::{self.dialect.column_types[f.storage]}[]" for f in fields)
         names = [q(f"c{i}") for i in range(len(fields))]
         sql = (
-            f"INSERT INTO {q(schema.name)} ({', '.join(q(f.column) for f in fields)}) "
+            f"INSERT INTO {self.table(schema)} ({', '.join(q(f.column) for f in fields)}) "
             f"SELECT {', '.join(names)} FROM unnest({arrays}) WITH ORDINALITY AS {q('u')} "
             f"({', '.join(names)}, {q('n')}) ORDER BY {q('n')}"
         )
+        if skip_taken and returning is not None:
+            sql += f" ON CONFLICT ({q(returning.column)}) DO NOTHING"
         if returning is not None:
             sql += f" RETURNING {q(returning.column)}"
         return sql
 
-    def advance_identity(self, schema: ModelSchema, field: Field, highest: int) -> Compiled:
-        """Move the identity sequence of ``field`` past ``highest``, an explicit key just inserted.
+    def _sequence(self, schema: ModelSchema, field: Field) -> tuple[str, list[Any]]:
+        """A ``FROM`` item ``s`` with the identity sequence of ``field`` as ``s.seq``, and its parameters."""
+        sql = "(SELECT pg_get_serial_sequence(%s, %s)::regclass AS seq) AS s"
+        return sql, [self.dialect.qualified_name(schema), field.column]
 
-        Never moves it backwards: nothing happens when the sequence is already
-        at or beyond ``highest``. ``setval`` is not transactional, so a rollback
-        keeps the sequence advanced (which only skips numbers).
+    def advance_identity(self, schema: ModelSchema, field: Field, highest: int) -> Compiled:
+        """Move the identity sequence of ``field`` past ``highest``, an explicit key about to be written.
+
+        Sent before the write, so from then on no generated key can be
+        ``highest``, even while the write is not committed yet. Never moves it
+        backwards: nothing happens when the sequence is already at or beyond
+        ``highest``. ``setval`` is not transactional, so a rollback keeps the
+        sequence advanced (which only skips numbers).
         """
-        table = self.dialect.quote(schema.name).replace("%%", "%")  # a parameter, not SQL text
+        source, params = self._sequence(schema, field)
         sql = (
-            "SELECT setval(s.seq, %s) FROM (SELECT pg_get_serial_sequence(%s, %s)::regclass AS seq) AS s "
-            "WHERE %s >= 1 AND COALESCE(pg_sequence_last_value(s.seq), 0) < %s"
+            f"SELECT setval(s.seq, %s) FROM {source} WHERE %s >= 1 AND COALESCE(pg_sequence_last_value(s.seq), 0) < %s"
         )
-        return Compiled(sql, [highest, table, field.column, highest, highest])
+        return Compiled(sql, [highest, *params, highest, highest])
+
+    def advance_past_stored(self, schema: ModelSchema, field: Field) -> Compiled:
+        """Move the identity sequence of ``field`` past the highest key stored (and visible), never backwards."""
+        source, params = self._sequence(schema, field)
+        sql = (
+            f"SELECT setval(s.seq, m.top) FROM {source}, "
+            f"(SELECT max({self.dialect.quote(field.column)}) AS top FROM {self.table(schema)}) AS m "
+            "WHERE m.top >= 1 AND COALESCE(pg_sequence_last_value(s.seq), 0) < m.top"
+        )
+        return Compiled(sql, params)
+
+    def primary_key_constraint(self, schema: ModelSchema) -> Compiled:
+        """The name of the table's primary key constraint (to tell a taken generated key from other violations)."""
+        sql = "SELECT conname FROM pg_catalog.pg_constraint WHERE conrelid = %s::regclass AND contype = 'p'"
+        return Compiled(sql, [self.dialect.qualified_name(schema)])
+
+    def delete_keys(self, schema: ModelSchema, field: Field) -> str:
+        """``DELETE`` the rows whose ``field`` is in one array parameter."""
+        q = self.dialect.quote
+        return f"DELETE FROM {self.table(schema)} WHERE {q(field.column)} = ANY(%s::BIGINT[])"

@@ -8,6 +8,11 @@ commits or rolls back. ``.all`` streams through a server-side cursor
 (``DECLARE ... CURSOR`` / ``FETCH FORWARD n``) so memory stays flat however many
 rows match; the cursor's connection is given back as soon as the rows run out
 or the iterator is closed.
+
+Each :meth:`PostgreSQLDriver.open` after a :meth:`~PostgreSQLDriver.close`
+builds a new :class:`~ommi_postgresql.pool.Pool` and compiler; work begun
+before the close ends on the connections of its own pool, which close as they
+come back, and never reaches the new one.
 """
 
 from __future__ import annotations
@@ -26,13 +31,13 @@ from ommi.errors import TransactionError
 from ommi.models.schema import ModelSchema
 from ommi.sql import Compiled
 from psycopg import AsyncConnection, AsyncCursor
-from psycopg.pq import TransactionStatus
+from psycopg.pq import ConnStatus, PipelineStatus, TransactionStatus
 
 from ommi_postgresql import schema as _schema
-from ommi_postgresql.dialect import PostgreSQLCompiler
+from ommi_postgresql.dialect import PostgreSQLCompiler, PostgreSQLDialect
 from ommi_postgresql.errors import map_exceptions
 from ommi_postgresql.operations import _Operations, execute, log_statement
-from ommi_postgresql.pool import Pool
+from ommi_postgresql.pool import Pool, PooledConnection
 from ommi_postgresql.settings import Settings, resolve
 
 __all__ = ["PostgreSQLDriver", "PostgreSQLTransaction"]
@@ -79,10 +84,15 @@ class PostgreSQLDriver(_Operations, Driver):
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.default_batch_size = settings.batch_size
-        self.compiler = PostgreSQLCompiler()
         self._where = settings.describe()
         self._pool = Pool(settings, self._where)
+        self.compiler = self._compiler(self._pool)
+        self._lifecycle = asyncio.Lock()
         self._driver = self
+
+    @staticmethod
+    def _compiler(pool: Pool) -> PostgreSQLCompiler:
+        return PostgreSQLCompiler(PostgreSQLDialect(pool.namespace))
 
     @classmethod
     def connect(cls, settings: str | Mapping[str, Any] | None = None, /, **options: Any) -> Self:
@@ -103,8 +113,13 @@ class PostgreSQLDriver(_Operations, Driver):
 
     @property
     def pool(self) -> Pool:
-        """The connection pool (for statistics: ``driver.pool.stats()``)."""
+        """The connection pool of the current generation (for statistics: ``driver.pool.stats()``)."""
         return self._pool
+
+    @property
+    def namespace(self) -> str | None:
+        """The PostgreSQL schema holding the tables (the ``schema`` setting, else the current schema at open)."""
+        return self._pool.namespace
 
     def __repr__(self) -> str:
         return f"<PostgreSQLDriver {self._where}>"
@@ -115,22 +130,47 @@ class PostgreSQLDriver(_Operations, Driver):
 
     def _map(self) -> Any:
         return map_exceptions(
-            self._where, pool_max_size=self.settings.pool_max_size, pool_timeout=self.settings.pool_timeout
+            self._where,
+            pool_max_size=self.settings.pool_max_size,
+            pool_timeout=self.settings.pool_timeout,
+            lock_timeout=self.settings.lock_timeout,
         )
 
     # -- lifecycle -------------------------------------------------------------
 
     async def open(self) -> None:
-        await self._pool.open()
+        """Open the pool; after :meth:`close`, a new pool (and compiler): nothing of the closed one is reused."""
+        if self._pool.is_open:
+            return
+        async with self._lifecycle:
+            pool = self._pool
+            if pool.is_open:
+                return
+            if pool.is_closed:
+                pool = Pool(self.settings, self._where)
+            await pool.open()
+            self._pool, self.compiler = pool, self._compiler(pool)
 
     async def close(self) -> None:
-        await asyncio.shield(self._pool.close())
+        """Close the pool; idempotent, and safe while operations run (shielded from cancellation).
+
+        Operations that already hold a connection finish on it (it closes when
+        it comes back); any later one, and any waiting for a connection, raises
+        :class:`ommi.errors.DatabaseClosedError` until :meth:`open` builds a new pool.
+        """
+        await asyncio.shield(self._close())
+
+    async def _close(self) -> None:
+        async with self._lifecycle:
+            await self._pool.close()
 
     async def _release(self, conn: AsyncConnection[Any]) -> None:
-        if self._pool.keep(conn):
+        # Back to the pool that lent it, which may be closed by now: never into a later one.
+        lender = conn.lender if isinstance(conn, PooledConnection) and conn.lender is not None else self._pool
+        if lender.keep(conn):
             return
         # Shielded: a cancelled task must still hand its connection back.
-        await asyncio.shield(self._pool.release(conn))
+        await asyncio.shield(lender.release(conn))
 
     @asynccontextmanager
     async def _connection(self) -> AsyncIterator[AsyncConnection[Any]]:
@@ -190,17 +230,30 @@ class PostgreSQLDriver(_Operations, Driver):
 
 
 class PostgreSQLTransaction(_Operations, DriverTransaction):
-    """A database transaction on one pooled connection.
+    """A database transaction on one pooled connection, shareable by tasks.
 
     A failed statement aborts a PostgreSQL transaction: later statements raise
     :class:`ommi.errors.TransactionError` and so does :meth:`commit`, after
     rolling back (nothing is committed half-way).
+
+    Several tasks may use the transaction at once: its statements take turns
+    on the connection under a per-transaction lock, one statement (or one
+    ``FETCH`` of a stream) at a time. A stream holds the lock only while it
+    fetches a batch, never while its rows are being consumed, so a task may
+    write through the transaction inside ``async for`` over its results.
+    A statement interrupted by a cancellation so that the connection's state
+    is unknown (a pipeline left open, a statement the server did not cancel)
+    ends the transaction's usefulness: later statements and the commit raise
+    :class:`ommi.errors.TransactionError` and the connection is closed.
     """
 
     def __init__(self, driver: PostgreSQLDriver, conn: AsyncConnection[Any]) -> None:
         self._driver = driver
         self._conn: AsyncConnection[Any] | None = conn
         self._state = "open"
+        self._lock = asyncio.Lock()
+        self._broken: str | None = None
+        """Why the connection can no longer be trusted (set after an interrupted statement)."""
 
     def __del__(self) -> None:
         if getattr(self, "_conn", None) is not None:
@@ -213,58 +266,111 @@ class PostgreSQLTransaction(_Operations, DriverTransaction):
     def _current(self) -> AsyncConnection[Any]:
         if self._conn is None:
             raise TransactionError(f"the transaction is already {self._state}")
+        if self._broken is not None:
+            raise TransactionError(
+                f"the transaction cannot go on: {self._broken}; it will be rolled back ({self._driver.description})"
+            )
         return self._conn
+
+    def _check(self, conn: AsyncConnection[Any]) -> None:
+        """After a statement raised: mark the transaction broken when its connection is in an unknown state."""
+        if self._broken is not None:
+            return
+        if conn.closed or conn.pgconn.status != ConnStatus.OK:
+            self._broken = "its connection was lost"
+        elif conn.pgconn.pipeline_status != PipelineStatus.OFF:
+            self._broken = "a statement was interrupted (cancelled) in the middle of a pipeline"
+        elif conn.info.transaction_status == TransactionStatus.ACTIVE:
+            self._broken = "a statement was interrupted (cancelled) and the server did not confirm it stopped"
 
     @asynccontextmanager
     async def _connection(self) -> AsyncIterator[AsyncConnection[Any]]:
-        yield self._current()
+        """The connection, for one statement (or a few in a row) at a time: tasks sharing the transaction take turns."""
+        async with self._lock:
+            conn = self._current()
+            try:
+                yield conn
+            except BaseException:
+                self._check(conn)
+                raise
 
     _atomic = _connection  # the whole transaction is atomic already
 
     async def _stream(self, compiled: Compiled, batch_size: int) -> AsyncIterator[list[Row]]:
-        conn = self._current()
         name = f"ommi_cursor_{next(_cursor_names)}"
         rows: list[Any] = []
         with self._map():
-            cursor, fetch_sql, rows = await _first_batch(conn, compiled, name, batch_size, begin=False)
+            async with self._connection() as conn:
+                cursor, fetch_sql, rows = await _first_batch(conn, compiled, name, batch_size, begin=False)
             try:
                 while len(rows) == batch_size:
                     yield rows
-                    if self._conn is not conn:
-                        # The connection went back to the pool with the commit
-                        # or rollback (and the cursor with the transaction).
-                        raise TransactionError(
-                            f"the transaction ended ({self._state}) before its result iterator was exhausted"
-                        )
-                    await cursor.execute(fetch_sql)
-                    rows = await cursor.fetchall()
+                    async with self._lock:
+                        if self._conn is not conn:
+                            # The connection went back to the pool with the commit
+                            # or rollback (and the cursor with the transaction).
+                            raise TransactionError(
+                                f"the transaction ended ({self._state}) before its result iterator was exhausted"
+                            )
+                        self._current()
+                        try:
+                            await cursor.execute(fetch_sql)
+                            rows = await cursor.fetchall()
+                        except BaseException:
+                            self._check(conn)
+                            raise
             finally:
-                if self._conn is conn and conn.info.transaction_status == TransactionStatus.INTRANS:
-                    try:
-                        await asyncio.shield(cursor.execute(f'CLOSE "{name}"'))
-                    except psycopg.Error:
-                        log.warning("cursor.close.failed", driver="postgresql", exc_info=True)
+                await asyncio.shield(self._close_cursor(conn, name))
         if rows:
             yield rows
 
+    async def _close_cursor(self, conn: AsyncConnection[Any], name: str) -> None:
+        """Close a stream's cursor when the transaction goes on (its end closes the cursor anyway)."""
+        async with self._lock:
+            if (
+                self._conn is conn
+                and self._broken is None
+                and conn.info.transaction_status == TransactionStatus.INTRANS
+            ):
+                try:
+                    await conn.execute(f'CLOSE "{name}"')
+                except psycopg.Error:
+                    log.warning("cursor.close.failed", driver="postgresql", exc_info=True)
+                except BaseException:
+                    self._check(conn)
+                    raise
+
     async def _finish(self, statement: str) -> None:
-        conn = self._current()
-        self._conn = None
-        self._state = "committed" if statement == "COMMIT" else "rolled back"
-        try:
-            with self._map():
-                failed = conn.info.transaction_status == TransactionStatus.INERROR
-                cursor = await execute(conn, statement)
-                if statement == "COMMIT" and (failed or cursor.statusmessage == "ROLLBACK"):
-                    raise TransactionError(
-                        "the transaction was rolled back, not committed: one of its statements failed "
-                        f"({self._driver.description})"
-                    )
-        except BaseException:
-            self._state = "rolled back"
-            raise
-        finally:
-            await self._driver._release(conn)
+        # After the statements of other tasks sharing the transaction, never in the middle of one.
+        async with self._lock:
+            conn = self._conn
+            if conn is None:
+                raise TransactionError(f"the transaction is already {self._state}")
+            self._conn = None
+            self._state = "committed" if statement == "COMMIT" else "rolled back"
+            try:
+                if self._broken is not None:
+                    # Closing the connection ends the transaction on the server.
+                    await conn.close()
+                    if statement == "COMMIT":
+                        raise TransactionError(
+                            f"the transaction was rolled back, not committed: {self._broken} "
+                            f"({self._driver.description})"
+                        )
+                    return
+                with self._map():
+                    failed = conn.info.transaction_status == TransactionStatus.INERROR
+                    cursor = await execute(conn, statement)
+                    if statement == "COMMIT" and (failed or cursor.statusmessage == "ROLLBACK"):
+                        raise TransactionError(
+                            "the transaction was rolled back, not committed: one of its statements failed "
+                            f"({self._driver.description})"
+                        )
+            except BaseException:
+                self._state = "rolled back"
+                raise
+            finally:
+                await self._driver._release(conn)
 
     async def commit(self) -> None:
         await self._finish("COMMIT")

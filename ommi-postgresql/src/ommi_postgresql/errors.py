@@ -12,8 +12,9 @@ terminated the session, ``53300`` too
 many connections, ``28xxx`` bad
 credentials, no SQLSTATE (link broken)
 ``57014`` query canceled (statement      :class:`~ommi.errors.TimeoutError`
-timeout), ``55P03`` lock not available,
-pool exhaustion
+timeout), ``55P03`` lock not available
+(``lock_timeout``), pool exhaustion
+``22003`` numeric value out of range     :class:`~ommi.errors.ValidationError`
 ``25P02`` statement in a failed          :class:`~ommi.errors.TransactionError`
 transaction
 anything else                            :class:`~ommi.errors.OperationalError`
@@ -31,22 +32,27 @@ from contextlib import contextmanager
 import psycopg
 from ommi.errors import (
     ConnectionError,
+    DatabaseClosedError,
     IntegrityError,
     OmmiError,
     OperationalError,
     TimeoutError,
     TransactionError,
+    ValidationError,
 )
 from psycopg_pool import PoolClosed, PoolTimeout, TooManyRequests
 
 __all__ = ["map_exceptions", "translate"]
 
 _CONNECTION_STATES = frozenset({"57P01", "57P02", "57P03", "57P04", "57P05", "53300"})
-_TIMEOUT_STATES = frozenset({"57014", "55P03"})
+_LOCK_NOT_AVAILABLE = "55P03"
 
 
-def translate(exc: psycopg.Error, where: str) -> OmmiError:
-    """The Ommi exception for a psycopg error raised while talking to ``where``."""
+def translate(exc: psycopg.Error, where: str, *, lock_timeout: float | None = None) -> OmmiError:
+    """The Ommi exception for a psycopg error raised while talking to ``where``.
+
+    ``lock_timeout``: the driver's setting, named when PostgreSQL gave up waiting for a lock.
+    """
     state = exc.sqlstate or ""
     detail = str(exc).strip() or type(exc).__name__
     suffix = f" [SQLSTATE {state}]" if state else ""
@@ -64,7 +70,19 @@ def translate(exc: psycopg.Error, where: str) -> OmmiError:
             f"the connection to PostgreSQL failed: {detail}{suffix} ({where}); "
             "check that the server is running and the URL / PG* environment variables are right"
         )
-    if state in _TIMEOUT_STATES:
+    if state == _LOCK_NOT_AVAILABLE:
+        setting = f"lock_timeout={lock_timeout} s" if lock_timeout is not None else "lock_timeout"
+        return TimeoutError(
+            f"PostgreSQL gave up waiting for a lock after {setting}: another transaction holds it, possibly "
+            "one this very task has open (write through that transaction, not through db); end long "
+            f"transactions sooner, or raise the driver's lock_timeout setting{suffix} ({where})"
+        )
+    if state == "22003":
+        return ValidationError(
+            f"a value is out of range for its PostgreSQL column type: {detail}{suffix} ({where}); nothing was "
+            "written by this statement"
+        )
+    if state == "57014":
         return TimeoutError(
             f"PostgreSQL cancelled the statement: {detail}{suffix} ({where}); "
             "check statement_timeout / lock_timeout or what holds the lock"
@@ -84,7 +102,11 @@ def translate(exc: psycopg.Error, where: str) -> OmmiError:
 
 @contextmanager
 def map_exceptions(
-    where: str, *, pool_max_size: int | None = None, pool_timeout: float | None = None
+    where: str,
+    *,
+    pool_max_size: int | None = None,
+    pool_timeout: float | None = None,
+    lock_timeout: float | None = None,
 ) -> Iterator[None]:
     """Translate psycopg and pool exceptions raised in the block.
 
@@ -92,6 +114,7 @@ def map_exceptions(
         where: the driver's description (``postgresql://user@host:5432/db``).
         pool_max_size: the pool size, named in pool-timeout messages.
         pool_timeout: the acquire timeout, named in pool-timeout messages.
+        lock_timeout: the lock-wait bound, named in lock-timeout messages.
     """
     try:
         yield
@@ -106,6 +129,9 @@ def map_exceptions(
     except TooManyRequests as exc:
         raise TimeoutError(f"too many tasks are waiting for a PostgreSQL connection ({where}): {exc}") from exc
     except PoolClosed as exc:
-        raise ConnectionError(f"the PostgreSQL driver is closed ({where}); open it again before using it") from exc
+        raise DatabaseClosedError(
+            f"the PostgreSQL driver was closed ({where}); reopen it with `await db.open()` or `async with db:` "
+            "before using it again"
+        ) from exc
     except psycopg.Error as exc:
-        raise translate(exc, where) from exc
+        raise translate(exc, where, lock_timeout=lock_timeout) from exc

@@ -10,16 +10,21 @@ from __future__ import annotations
 import abc
 import logging
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+import psycopg
 from ommi.drivers import Operations, Row, get_logger
+from ommi.errors import IntegrityError, ValidationError
 from ommi.models.schema import Field, ModelSchema
+from ommi.models.types import StorageType
 from ommi.query.ast import Query
 from ommi.sql import Compiled
 from psycopg import AsyncConnection, AsyncCursor
+from psycopg.pq import TransactionStatus
 
+from ommi_postgresql.dialect import numeric_problem
 from ommi_postgresql.pool import PooledConnection
 
 if TYPE_CHECKING:
@@ -80,9 +85,27 @@ _ADVANCE_IDENTITY = None
 
 _Plan = list[_Insert | None]
 
+_KEY_ATTEMPTS = 10
+"""Statements a generated insert may send before giving up on keys taken by rows with explicit keys."""
+
 
 def _chunks(indexes: list[int], size: int) -> list[list[int]]:
     return [indexes[start : start + size] for start in range(0, len(indexes), size)]
+
+
+def _check_numeric(driver: PostgreSQLDriver, schema: ModelSchema, values: Iterable[tuple[Field, Any]]) -> None:
+    """Refuse, before any I/O, a Decimal that PostgreSQL's ``numeric`` cannot hold (its error would be raw)."""
+    for field, value in values:
+        if value is None:
+            continue
+        problem = numeric_problem(value)
+        if problem is not None:
+            text = str(value)
+            shown = text if len(text) <= 40 else f"{text[:20]}...{text[-12:]}"
+            raise ValidationError(
+                f"{schema.cls.__qualname__}.{field.name} = Decimal('{shown}') cannot be stored: {problem}; "
+                f"nothing was written ({driver.description})"
+            )
 
 
 class _Operations(Operations):
@@ -138,9 +161,21 @@ class _Operations(Operations):
                 return (await execute(conn, compiled.sql, compiled.params, alone=self._alone)).rowcount
 
     async def update(self, query: Query, values: Mapping[Field, Any]) -> int:
-        compiled = self._driver.compiler.update(query, values)
+        """Update the matches; a new value for a generated key first moves the identity sequence past it."""
+        schema = query.model
+        _check_numeric(self._driver, schema, ((f, v) for f, v in values.items() if f.storage is StorageType.DECIMAL))
+        compiler = self._driver.compiler
+        compiled = compiler.update(query, values)
+        auto = schema.auto_field
+        key = next((v for f, v in values.items() if f is auto), None)
         with self._map():
-            async with self._connection() as conn:
+            if auto is None or not isinstance(key, int):
+                async with self._connection() as conn:
+                    return (await execute(conn, compiled.sql, compiled.params, alone=self._alone)).rowcount
+            advance = compiler.advance_identity(schema, auto, key)
+            # One transaction: setval acts at once anyway, and it saves a commit of its own.
+            async with self._atomic() as conn:
+                await execute(conn, advance.sql, advance.params, alone=self._alone)
                 return (await execute(conn, compiled.sql, compiled.params, alone=self._alone)).rowcount
 
     # -- insert --------------------------------------------------------------
@@ -150,12 +185,18 @@ class _Operations(Operations):
 
         Rows whose generated key is ``None`` are inserted without it and the
         keys come back through ``RETURNING``; rows with an explicit key are
-        inserted as given and the identity sequence is then moved past them, so
-        later generated keys never collide with them.
+        inserted as given, after the identity sequence was moved past them, so
+        generated keys do not collide with them, even before they are
+        committed. A generated key that a row holds anyway (written with an
+        explicit key by another client, or concurrently) is replaced by a new
+        one: see :meth:`_insert_generated`.
         """
         auto = schema.auto_field
         if not rows:
             return [] if auto is not None else None
+        decimals = [f for f in schema.fields if f.storage is StorageType.DECIMAL]
+        if decimals:
+            _check_numeric(self._driver, schema, ((f, row[f.index]) for row in rows for f in decimals))
         size = self._driver.settings.insert_chunk_size
         everything = list(range(len(rows)))
         if auto is None:
@@ -166,10 +207,10 @@ class _Operations(Operations):
         generated = [i for i in everything if keys[i] is None]
         given = [i for i in everything if keys[i] is not None]
         without_key = tuple(f for f in schema.fields if f is not auto)
-        plan = [_Insert(schema.fields, chunk) for chunk in _chunks(given, size)]
-        if given:
-            # Before any key is generated, so rows of this very batch cannot collide either.
-            plan.append(_ADVANCE_IDENTITY)
+        # Before the explicit keys are written: from then on no generated key
+        # can take one of them, in this batch or any concurrent one.
+        plan = [_ADVANCE_IDENTITY] if given else []
+        plan += [_Insert(schema.fields, chunk) for chunk in _chunks(given, size)]
         if without_key:
             plan += [_Insert(without_key, chunk, auto) for chunk in _chunks(generated, size)]
         else:
@@ -188,6 +229,8 @@ class _Operations(Operations):
     ) -> None:
         compiler = self._driver.compiler
         auto = schema.auto_field
+        # setval takes effect at once even inside a transaction; one transaction
+        # for it and the inserts saves a commit (a WAL flush) of its own.
         with self._map():
             async with self._atomic() if len(plan) > 1 else self._connection() as conn:
                 for step in plan:
@@ -197,16 +240,79 @@ class _Operations(Operations):
                             await execute(conn, advance.sql, advance.params, alone=self._alone)
                         continue
                     fields, indexes, returning = step
+                    if returning is not None:
+                        await self._insert_generated(conn, schema, rows, fields, indexes, keys)
+                        continue
                     if len(indexes) == 1:
-                        sql = compiler.insert(schema, fields, returning=(returning,) if returning else ())
+                        sql = compiler.insert(schema, fields)
                         params: list[Any] = compiler.row_params(fields, rows[indexes[0]])
                     else:
-                        sql = compiler.insert_many(schema, fields, returning=returning)
+                        sql = compiler.insert_many(schema, fields)
                         params = [[compiler.param(f, rows[i][f.index]) for i in indexes] for f in fields]
-                    cursor = await execute(conn, sql, params, alone=self._alone)
-                    if returning is not None:
-                        # Identity values are drawn in input order (ORDER BY the
-                        # ordinality), so ascending keys map onto the rows in order.
-                        new_keys = sorted(row[0] for row in await cursor.fetchall())
-                        for index, key in zip(indexes, new_keys, strict=True):
-                            keys[index] = key
+                    await execute(conn, sql, params, alone=self._alone)
+
+    async def _insert_generated(
+        self,
+        conn: AsyncConnection[Any],
+        schema: ModelSchema,
+        rows: Sequence[Row],
+        fields: Sequence[Field],
+        indexes: list[int],
+        keys: list[Any],
+    ) -> None:
+        """Insert ``rows[indexes]`` with generated keys, written into ``keys``, all or none.
+
+        The identity sequence hands out keys without looking at the table, so
+        a generated key can already be held by a row written with an explicit
+        key that did not move the sequence (another client, a restored dump) or
+        that raced with it. Such an insert is tried again with new keys, after
+        the sequence was moved past the highest stored key:
+
+        * on its own (autocommit), the statement fails as a whole on the
+          primary key, storing nothing, and is sent again;
+        * inside a transaction, where a failed statement would abort it, rows
+          whose key is taken are skipped (``ON CONFLICT (key) DO NOTHING``); as
+          the skipped rows cannot be told apart, the rows it did insert are
+          deleted again (by key, in the same transaction) and the statement is
+          sent again.
+        """
+        compiler = self._driver.compiler
+        auto = schema.auto_field
+        assert auto is not None
+        in_transaction = conn.info.transaction_status != TransactionStatus.IDLE
+        for _ in range(_KEY_ATTEMPTS):
+            if len(indexes) == 1:
+                sql = compiler.insert_generated(schema, fields, skip_taken=in_transaction)
+                params: list[Any] = compiler.row_params(fields, rows[indexes[0]])
+            else:
+                sql = compiler.insert_many(schema, fields, returning=auto, skip_taken=in_transaction)
+                params = [[compiler.param(f, rows[i][f.index]) for i in indexes] for f in fields]
+            try:
+                cursor = await execute(conn, sql, params, alone=self._alone)
+            except psycopg.errors.UniqueViolation as exc:
+                if in_transaction or not await self._key_taken(conn, schema, exc):
+                    raise
+            else:
+                # Identity values are drawn in input order (ORDER BY the
+                # ordinality), so ascending keys map onto the rows in order.
+                new_keys = sorted(row[0] for row in await cursor.fetchall())
+                if len(new_keys) == len(indexes):
+                    for index, key in zip(indexes, new_keys, strict=True):
+                        keys[index] = key
+                    return
+                if new_keys:
+                    await execute(conn, compiler.delete_keys(schema, auto), [new_keys], alone=self._alone)
+            log.info("insert.generated_key_taken", driver="postgresql", table=schema.name)
+            advance = compiler.advance_past_stored(schema, auto)
+            await execute(conn, advance.sql, advance.params, alone=self._alone)
+        raise IntegrityError(
+            f"no free generated key for {schema.cls.__qualname__} after {_KEY_ATTEMPTS} attempts: rows with "
+            f"explicit keys keep taking the next values of its identity sequence; try the add again (inside a "
+            f"transaction, roll it back first) ({self._driver.description})"
+        )
+
+    async def _key_taken(self, conn: AsyncConnection[Any], schema: ModelSchema, exc: psycopg.Error) -> bool:
+        """Whether a unique violation of a generated insert is on the primary key (a taken generated key)."""
+        query = self._driver.compiler.primary_key_constraint(schema)
+        row = await (await execute(conn, query.sql, query.params, alone=self._alone)).fetchone()
+        return row is not None and row[0] == exc.diag.constraint_name

@@ -13,6 +13,12 @@ connection goes back to the pool, which discards it and opens a replacement,
 and the next one is tried at once. The pool's own ``check`` hook is not used
 because it waits a second or more before trying the next connection after a
 failed check, which after a server restart would stall every caller.
+
+Generations: a :class:`Pool` is opened once and closed once. The driver builds
+a new one for every :meth:`PostgreSQLDriver.open` after a close, and each
+connection remembers the pool that lent it (:attr:`PooledConnection.lender`),
+so a connection of a closed pool always goes back to that pool (which closes
+it) and never into a later one.
 """
 
 from __future__ import annotations
@@ -21,14 +27,14 @@ import asyncio
 import itertools
 import select
 import time
-from typing import Any
+from typing import Any, NoReturn
 
 import psycopg
 from ommi.drivers import get_logger
-from ommi.errors import ConnectionError
+from ommi.errors import ConnectionError, DatabaseClosedError
 from psycopg import AsyncConnection, AsyncCursor
 from psycopg.pq import ConnStatus, PipelineStatus, TransactionStatus
-from psycopg_pool import AsyncConnectionPool, PoolClosed, PoolTimeout
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from ommi_postgresql.errors import map_exceptions
 from ommi_postgresql.settings import Settings
@@ -48,6 +54,8 @@ class PooledConnection(AsyncConnection[Any]):
     reusable_cursor: AsyncCursor[Any] | None = None
     left_pool_at = 0.0
     """When the connection last left psycopg_pool (``time.monotonic()``); see ``_HOT_SECONDS``."""
+    lender: Pool | None = None
+    """The :class:`Pool` (generation) that lent the connection: the only one it goes back to."""
 
 
 def _readable(fd: int) -> bool:
@@ -74,11 +82,12 @@ async def _is_alive(conn: AsyncConnection[Any]) -> bool:
 
 
 class Pool:
-    """A psycopg connection pool sized and timed by :class:`Settings`.
+    """A psycopg connection pool sized and timed by :class:`Settings`: one generation of the driver.
 
     :meth:`open` connects (raising :class:`ommi.errors.ConnectionError` with
     libpq's reason when the server cannot be reached); :meth:`close` is
-    idempotent.
+    idempotent and final: a closed pool never opens again (the driver builds
+    a new one).
     """
 
     def __init__(self, settings: Settings, where: str) -> None:
@@ -87,7 +96,10 @@ class Pool:
         self.name = f"ommi-postgresql-{next(_names)}"
         self._pool: AsyncConnectionPool[AsyncConnection[Any]] | None = None
         self._open = False
+        self._closed = False
         self._opening: asyncio.Lock | None = None
+        self.namespace: str | None = settings.schema
+        """The PostgreSQL schema holding the tables: the ``schema`` setting, else the server's current schema."""
         self._lent = 0
         """Connections handed out and not yet released (tells exhaustion from a dead server)."""
         self._hot: list[PooledConnection] = []
@@ -99,28 +111,52 @@ class Pool:
     def is_open(self) -> bool:
         return self._open
 
+    @property
+    def is_closed(self) -> bool:
+        """``close()`` has begun: the pool lends nothing any more and cannot open again."""
+        return self._closed
+
     def _map(self) -> Any:
         return map_exceptions(
-            self.where, pool_max_size=self.settings.pool_max_size, pool_timeout=self.settings.pool_timeout
+            self.where,
+            pool_max_size=self.settings.pool_max_size,
+            pool_timeout=self.settings.pool_timeout,
+            lock_timeout=self.settings.lock_timeout,
         )
 
     def _connect_kwargs(self) -> dict[str, Any]:
         return {"autocommit": True, "prepare_threshold": self.settings.prepare_threshold}
 
-    async def _configure(self, conn: AsyncConnection[Any]) -> None:
+    def _session_settings(self) -> tuple[str, list[Any]]:
+        """The statement setting each new connection's ``lock_timeout`` (and ``search_path`` with a schema)."""
+        lock_timeout = f"{max(1, round(self.settings.lock_timeout * 1000))}ms"
         schema = self.settings.schema
-        if schema is not None:
-            quoted = '"' + schema.replace('"', '""') + '"'
-            await conn.execute("SELECT set_config('search_path', %s, false)", [quoted])
+        if schema is None:
+            return "SELECT set_config('lock_timeout', %s, false)", [lock_timeout]
+        quoted = '"' + schema.replace('"', '""') + '"'
+        return (
+            "SELECT set_config('lock_timeout', %s, false), set_config('search_path', %s, false)",
+            [lock_timeout, quoted],
+        )
+
+    async def _configure(self, conn: AsyncConnection[Any]) -> None:
+        sql, params = self._session_settings()
+        await conn.execute(sql, params)
         log.debug("pool.connection.opened", pool=self.name, backend_pid=conn.info.backend_pid)
 
     async def open(self) -> None:
-        """Connect once to report a precise error early, then open the pool (once, however many tasks ask)."""
+        """Connect once to report a precise error early, then open the pool (once, however many tasks ask).
+
+        Raises:
+            DatabaseClosedError: the pool was closed (the driver opens a new one instead).
+        """
         if self._open:
             return
         if self._opening is None:
             self._opening = asyncio.Lock()
         async with self._opening:
+            if self._closed:
+                raise DatabaseClosedError(f"this PostgreSQL connection pool was closed ({self.where})")
             if not self._open:
                 await self._open_pool()
 
@@ -139,7 +175,15 @@ class Pool:
                     f"cannot connect to PostgreSQL at {self.where}: {reason} (check the URL or settings, the PG* "
                     "environment variables, and that the server is running)"
                 ) from exc
-            await probe.close()
+            try:
+                if self.namespace is None:
+                    # Resolved once: every statement names its table in this schema,
+                    # so a model called like a catalog table (pg_class) is never
+                    # looked up in pg_catalog, which search_path puts first.
+                    row = await (await probe.execute("SELECT current_schema()")).fetchone()
+                    self.namespace = row[0] if row else None
+            finally:
+                await probe.close()
             pool: AsyncConnectionPool[AsyncConnection[Any]] = AsyncConnectionPool(
                 settings.conninfo,
                 kwargs=self._connect_kwargs(),
@@ -158,6 +202,9 @@ class Pool:
             except BaseException:
                 await pool.close()
                 raise
+        if self._closed:  # pragma: no cover - the driver serialises open() and close()
+            await pool.close()
+            raise DatabaseClosedError(f"this PostgreSQL connection pool was closed while opening ({self.where})")
         self._pool, self._open = pool, True
         log.info(
             "pool.open",
@@ -169,7 +216,12 @@ class Pool:
         )
 
     async def close(self) -> None:
-        """Close every connection; connections still lent out close when returned."""
+        """Close every idle connection; connections still lent out close when returned. Final.
+
+        From the first line on, :meth:`acquire` raises and :meth:`keep` refuses,
+        so nothing started later uses this pool.
+        """
+        self._closed = True
         pool = self._pool
         if not self._open or pool is None:
             return
@@ -192,17 +244,28 @@ class Pool:
         stats["connections_lent"] = self._lent
         return stats
 
-    async def acquire(self) -> AsyncConnection[Any]:
+    def _refuse(self) -> NoReturn:
+        if self._closed:
+            raise DatabaseClosedError(
+                f"the PostgreSQL driver was closed ({self.where}); reopen it with `await db.open()` or "
+                "`async with db:` before using it again"
+            )
+        raise ConnectionError(f"the PostgreSQL driver is not open ({self.where}); open it with `async with db:`")
+
+    async def acquire(self) -> PooledConnection:
         """A live connection, waiting at most ``pool_timeout`` seconds for one to be free.
 
         Raises:
             ommi.errors.TimeoutError: none became free in time (the message names the pool size).
-            ommi.errors.ConnectionError: the driver is closed or the server is gone.
+            ommi.errors.DatabaseClosedError: the pool was closed (before or while waiting).
+            ommi.errors.ConnectionError: the pool is not open yet, or the server is gone.
         """
         pool = self._pool
+        if pool is None or not self._open:
+            self._refuse()
+        assert pool is not None
+        # psycopg_pool's PoolClosed (close() while this task waits) becomes DatabaseClosedError.
         with self._map():
-            if pool is None or not self._open:
-                raise PoolClosed("the pool is not open")
             while self._hot:
                 kept = self._hot.pop()
                 fresh = time.monotonic() - kept.left_pool_at < _HOT_SECONDS
@@ -234,9 +297,10 @@ class Pool:
                     await asyncio.shield(pool.putconn(conn))
                     raise
                 if alive:
+                    assert isinstance(conn, PooledConnection)
                     self._lent += 1
-                    if isinstance(conn, PooledConnection):
-                        conn.left_pool_at = time.monotonic()
+                    conn.left_pool_at = time.monotonic()
+                    conn.lender = self
                     return conn
                 log.warning("pool.connection.lost", pool=self.name, where=self.where)
                 # The pool sees the broken connection, drops it and opens a replacement.
@@ -245,8 +309,9 @@ class Pool:
     def _timed_out(self, exc: PoolTimeout) -> None:
         """Log a failed acquire; raise ConnectionError when the pool was not full but could not connect."""
         size = self.settings.pool_max_size
-        log.warning("pool.acquire.failed", pool=self.name, lent=self._lent, max_size=size,
-                    timeout=self.settings.pool_timeout)
+        log.warning(
+            "pool.acquire.failed", pool=self.name, lent=self._lent, max_size=size, timeout=self.settings.pool_timeout
+        )
         if self._lent < size:
             raise ConnectionError(
                 f"no PostgreSQL connection within {self.settings.pool_timeout} s although only {self._lent} of "
@@ -267,6 +332,7 @@ class Pool:
         if (
             not self._open
             or not isinstance(conn, PooledConnection)
+            or conn.lender is not self
             or self._getconn_waiting
             or conn.closed
             or conn.pgconn.status != ConnStatus.OK
@@ -279,12 +345,18 @@ class Pool:
         return True
 
     async def release(self, conn: AsyncConnection[Any]) -> None:
-        """Give a connection back, rolling back a transaction left open (cancellation, errors)."""
+        """Give a connection back (to this pool, which lent it), rolling back a transaction left open.
+
+        After :meth:`close` the connection is closed instead (the server rolls
+        back whatever it had open).
+        """
         pool = self._pool
         self._lent -= 1
         try:
             status = conn.info.transaction_status
-            if conn.pgconn.pipeline_status != PipelineStatus.OFF:
+            if self._closed:
+                await conn.close()
+            elif conn.pgconn.pipeline_status != PipelineStatus.OFF:
                 # A pipeline (a stream's BEGIN, DECLARE and FETCH) interrupted by a
                 # cancellation: its commands and results are unaccounted for, and on
                 # this connection the next execute() would only queue its statement,

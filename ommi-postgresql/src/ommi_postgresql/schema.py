@@ -1,7 +1,10 @@
 """Creating, checking and dropping tables, reading PostgreSQL's catalog.
 
 ``apply`` runs in one transaction under an advisory lock per PostgreSQL schema
-(so two processes starting together do not race on ``CREATE TABLE``). It reads
+(so two processes starting together do not race on ``CREATE TABLE``). Every
+statement and catalog query names the driver's schema (its ``schema`` setting,
+else the current schema when it opened), never relying on ``search_path``,
+which puts ``pg_catalog`` first. It reads
 every stored table of the models first and raises
 :class:`~ommi.errors.SchemaMismatchError` before changing anything when one
 differs from its model; otherwise it creates the missing tables and indexes.
@@ -31,11 +34,13 @@ __all__ = ["apply", "drop"]
 
 log = get_logger("ommi.postgresql.schema")
 
-_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended('ommi.schema:' || COALESCE(current_schema(), ''), 0))"
+_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended('ommi.schema:' || %s, 0))"
+
+_NAMESPACE_EXISTS = "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = %s)"
 
 _RELATIONS = """
 SELECT c.relname, c.relkind FROM pg_catalog.pg_class AS c
-WHERE c.relnamespace = (SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = current_schema())
+WHERE c.relnamespace = (SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = %s)
   AND c.relname = ANY(%s)
 """
 
@@ -44,7 +49,7 @@ SELECT c.relname, a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod), a.
        a.attidentity <> '' OR a.atthasdef
 FROM pg_catalog.pg_class AS c
 JOIN pg_catalog.pg_attribute AS a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
-WHERE c.relnamespace = (SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = current_schema())
+WHERE c.relnamespace = (SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = %s)
   AND c.relname = ANY(%s) AND c.relkind IN ('r', 'p')
 ORDER BY c.relname, a.attnum
 """
@@ -55,12 +60,20 @@ FROM pg_catalog.pg_index AS i
 JOIN pg_catalog.pg_class AS c ON c.oid = i.indrelid
 JOIN pg_catalog.pg_attribute AS a ON a.attrelid = c.oid AND a.attnum = ANY(i.indkey)
 WHERE i.indisprimary
-  AND c.relnamespace = (SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = current_schema())
+  AND c.relnamespace = (SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = %s)
   AND c.relname = ANY(%s)
 """
 
-_KINDS = {"r": "table", "p": "table", "v": "view", "m": "materialized view", "f": "foreign table", "i": "index",
-          "S": "sequence", "c": "composite type"}
+_KINDS = {
+    "r": "table",
+    "p": "table",
+    "v": "view",
+    "m": "materialized view",
+    "f": "foreign table",
+    "i": "index",
+    "S": "sequence",
+    "c": "composite type",
+}
 
 
 @dataclass
@@ -84,13 +97,14 @@ def _check_identifiers(schemas: Sequence[ModelSchema]) -> None:
                 )
 
 
-async def _read(conn: AsyncConnection[Any], names: list[str]) -> dict[str, _Stored]:
+async def _read(conn: AsyncConnection[Any], namespace: str, names: list[str]) -> dict[str, _Stored]:
     stored: dict[str, _Stored] = {}
-    for name, kind in await (await execute(conn, _RELATIONS, [names])).fetchall():
+    for name, kind in await (await execute(conn, _RELATIONS, [namespace, names])).fetchall():
         stored[name] = _Stored(_KINDS.get(kind, f"relation of kind {kind!r}"))
-    for table, column, type_name, not_null, generated in await (await execute(conn, _COLUMNS, [names])).fetchall():
+    columns = await (await execute(conn, _COLUMNS, [namespace, names])).fetchall()
+    for table, column, type_name, not_null, generated in columns:
         stored[table].columns[column] = (type_name, not_null, generated)
-    for table, column in await (await execute(conn, _PRIMARY_KEYS, [names])).fetchall():
+    for table, column in await (await execute(conn, _PRIMARY_KEYS, [namespace, names])).fetchall():
         stored[table].key.add(column)
     return stored
 
@@ -126,21 +140,27 @@ def _differences(driver: PostgreSQLDriver, schema: ModelSchema, stored: _Stored)
 async def apply(driver: PostgreSQLDriver, conn: AsyncConnection[Any], schemas: Sequence[ModelSchema]) -> None:
     """Create the missing tables and indexes of ``schemas``; raise on drift, change nothing then."""
     compiler = driver.compiler
+    namespace = compiler.dialect.namespace
+    if namespace is None:
+        raise SchemaError(
+            f"no PostgreSQL schema on the search_path exists to create tables in ({driver.description}); "
+            "set the driver's schema setting or fix search_path"
+        )
     ordered = creation_order(schemas)
-    indexes = {s.name: compiler.indexes(s) for s in ordered}
     _check_identifiers(ordered)
+    indexes = {s.name: compiler.indexes(s) for s in ordered}
     async with conn.transaction():
-        await execute(conn, _LOCK)
-        current = (await (await execute(conn, "SELECT current_schema()")).fetchone() or [None])[0]
-        if current is None:
+        await execute(conn, _LOCK, [namespace])
+        exists = (await (await execute(conn, _NAMESPACE_EXISTS, [namespace])).fetchone() or [False])[0]
+        if not exists:
             if driver.settings.schema is None:
                 raise SchemaError(
-                    f"no PostgreSQL schema on the search_path exists to create tables in ({driver.description}); "
-                    "set the driver's schema setting or fix search_path"
+                    f"the PostgreSQL schema {namespace!r} that held the tables when the driver opened no longer "
+                    f"exists ({driver.description}); set the driver's schema setting or fix search_path"
                 )
-            await execute(conn, f"CREATE SCHEMA IF NOT EXISTS {compiler.dialect.quote(driver.settings.schema)}")
+            await execute(conn, f"CREATE SCHEMA IF NOT EXISTS {compiler.dialect.quote(namespace)}")
         names = [s.name for s in ordered]
-        stored = await _read(conn, names + [name for s in ordered for name, _ in indexes[s.name]])
+        stored = await _read(conn, namespace, names + [name for s in ordered for name, _ in indexes[s.name]])
         problems = []
         for schema in ordered:
             if schema.name in stored:
@@ -171,8 +191,8 @@ async def drop(driver: PostgreSQLDriver, conn: AsyncConnection[Any], schemas: Se
     """Drop the tables of ``schemas`` (with their indexes and identity sequences) if they exist."""
     if not schemas:
         return
-    quote = driver.compiler.dialect.quote
-    tables = ", ".join(quote(s.name) for s in creation_order(schemas))
+    table = driver.compiler.dialect.table
+    tables = ", ".join(table(s) for s in creation_order(schemas))
     try:
         # One statement: PostgreSQL sorts out the foreign keys between the tables dropped together.
         await execute(conn, f"DROP TABLE IF EXISTS {tables}")

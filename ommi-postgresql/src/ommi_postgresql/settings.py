@@ -42,6 +42,7 @@ DEFAULTS: dict[str, Any] = {
     "batch_size": 1000,
     "insert_chunk_size": 2000,
     "prepare_threshold": 5,
+    "lock_timeout": 30.0,
 }
 """Ommi settings and their defaults.
 
@@ -57,6 +58,8 @@ DEFAULTS: dict[str, Any] = {
 * ``prepare_threshold``: executions before psycopg prepares a statement
   server-side; ``None`` disables prepared statements (needed behind PgBouncer
   in transaction mode).
+* ``lock_timeout``: seconds a statement waits for a row or table lock before
+  :class:`ommi.errors.TimeoutError` (PostgreSQL's ``lock_timeout``, set on every connection).
 
 ``connect_timeout`` is libpq's own parameter; when no source sets it (including
 ``PGCONNECT_TIMEOUT``) the driver uses :data:`DEFAULT_CONNECT_TIMEOUT` seconds
@@ -66,7 +69,7 @@ instead of libpq's "wait forever".
 DEFAULT_CONNECT_TIMEOUT = 10
 
 _INTS = ("pool_min_size", "pool_max_size", "batch_size", "insert_chunk_size")
-_FLOATS = ("pool_timeout", "pool_max_idle", "pool_max_lifetime")
+_FLOATS = ("pool_timeout", "pool_max_idle", "pool_max_lifetime", "lock_timeout")
 _ALIASES = {"database": "dbname", "username": "user"}
 
 
@@ -86,6 +89,7 @@ class Settings:
     batch_size: int = DEFAULTS["batch_size"]
     insert_chunk_size: int = DEFAULTS["insert_chunk_size"]
     prepare_threshold: int | None = DEFAULTS["prepare_threshold"]
+    lock_timeout: float = DEFAULTS["lock_timeout"]
 
     def __repr__(self) -> str:
         params = {k: (REDACTED if k == "password" or is_secret_option(k) else v) for k, v in self.params.items()}
