@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 from ommi._logging import get_logger
 from ommi.drivers.base import Driver, DriverTransaction, Operations
 from ommi.errors import (
+    DatabaseClosedError,
     DBStatusNoResultException,
     OmmiError,
     QueryError,
@@ -154,6 +155,25 @@ class Session:
         return instance
 
 
+async def _settle(task: asyncio.Future[Any]) -> Any:
+    """Wait for ``task`` to finish even if the caller is cancelled meanwhile, any number of times.
+
+    Gives the task's result or raises its exception; when the caller was
+    cancelled, raises that ``CancelledError`` once the task has finished.
+    """
+    cancelled: asyncio.CancelledError | None = None
+    while not task.done():
+        try:
+            await asyncio.wait([task])
+        except asyncio.CancelledError as exc:
+            cancelled = cancelled or exc
+    if cancelled is not None:
+        if not task.cancelled():
+            task.exception()  # retrieved: the caller's cancellation is what propagates
+        raise cancelled
+    return task.result()
+
+
 def _forget_generated_keys(schema: ModelSchema, items: Sequence[Any], rows: Sequence[tuple[Any, ...]]) -> None:
     """Reset the generated key of instances whose row held ``None`` (their insert was undone)."""
     auto = schema.auto_field
@@ -190,11 +210,19 @@ class Ommi(Session):
             raise TypeError(f"Ommi() needs a driver (e.g. SQLiteDriver.connect()), not {driver!r}")
         self.driver = driver
         self.allow_implicit_model_setup = allow_implicit_model_setup
+        # Implicit-setup bookkeeping of the current open generation: a new set
+        # on every open, so setup finishing for an older generation lands in
+        # a set nobody reads any more.
         self._ready: set[int] = set()
         self._setup_lock: asyncio.Lock | None = None
-        # asyncio.Lock binds to the running loop at first use, not here.
+        # Serialises driver.open() and driver.close(). asyncio.Lock binds to the
+        # running loop at first contended use, not here.
         self._open_lock = asyncio.Lock()
-        self._opened = False
+        self._state = "new"
+        """``new`` (opens on first use), ``open`` or ``closed`` (reopens only explicitly)."""
+        self._driver_open = False
+        self._generation = 0
+        """Counts close() calls: a transaction remembers the generation it began in."""
         self._tokens: list[contextvars.Token[Session | None]] = []
 
     def __repr__(self) -> str:
@@ -206,24 +234,77 @@ class Ommi(Session):
     def _target(self) -> Operations:
         return self.driver
 
+    def _closed_error(self, what: str) -> DatabaseClosedError:
+        return DatabaseClosedError(
+            f"{what}: the database ({self.driver.description}) was closed; "
+            "reopen it with `await db.open()` or `async with db:`"
+        )
+
     async def open(self) -> Ommi:
-        """Open the driver (done by ``async with`` or the first operation); concurrent calls open it once."""
-        if self._opened:
+        """Open the driver: done by ``async with``, or by the first operation of a new database.
+
+        After :meth:`close` only this (or ``async with db:``) reopens it, with
+        fresh implicit-setup bookkeeping. Concurrent calls open it once; open
+        and close are serialised, so the driver is never left half-open.
+        """
+        if self._state == "open":
             return self
         async with self._open_lock:
-            if not self._opened:
-                self._setup_lock = asyncio.Lock()
-                await self.driver.open()
-                self._opened = True
-                log.debug("database.open", driver=self.driver.name)
+            await self._open_driver()
         return self
 
-    async def close(self) -> None:
-        """Close the driver; safe to call twice."""
-        if self._opened:
-            self._opened = False
+    async def _open_driver(self) -> None:
+        """Open the driver unless it is open already; the caller holds ``_open_lock``."""
+        if self._driver_open:
+            self._state = "open"
+            return
+        try:
+            await self.driver.open()
+        except BaseException:
+            # A failed or cancelled open may have built part of the driver's state.
+            await asyncio.shield(self._quiet_driver_close())
+            raise
+        self._ready = set()
+        self._setup_lock = asyncio.Lock()
+        self._driver_open = True
+        self._state = "open"
+        log.debug("database.open", driver=self.driver.name)
+
+    async def _quiet_driver_close(self) -> None:
+        try:
             await self.driver.close()
-            log.debug("database.close", driver=self.driver.name)
+        except Exception:  # the open's own error is the one to report
+            log.warning("database.open.cleanup_failed", driver=self.driver.name, exc_info=True)
+
+    async def _open_implicitly(self, what: str) -> None:
+        """The first operation of a new database opens it; a closed one stays closed."""
+        async with self._open_lock:
+            if self._state == "closed":
+                raise self._closed_error(what)
+            await self._open_driver()
+
+    async def close(self) -> None:
+        """Close the driver; safe to call twice, and while operations run.
+
+        From the moment it is called every new operation, ``transaction()``
+        entry and ``use_models`` raises :class:`~ommi.errors.DatabaseClosedError`
+        until the database is reopened with :meth:`open` or ``async with``.
+        Operations already running on the driver finish or fail with its
+        ``ConnectionError``. The driver is closed even when the caller is
+        cancelled meanwhile.
+        """
+        self._state = "closed"
+        self._generation += 1
+        task = asyncio.ensure_future(self._close_driver())
+        await _settle(task)
+
+    async def _close_driver(self) -> None:
+        async with self._open_lock:
+            self._state = "closed"
+            if self._driver_open:
+                self._driver_open = False
+                await self.driver.close()
+                log.debug("database.close", driver=self.driver.name)
 
     async def __aenter__(self) -> Ommi:
         await self.open()
@@ -235,30 +316,47 @@ class Ommi(Session):
     ) -> None:
         if self._tokens:
             _active.reset(self._tokens.pop())
-        await asyncio.shield(self.close())
+        await self.close()
 
-    async def _ensure_models(self, schemas: Iterable[ModelSchema]) -> None:
-        if not self._opened:
-            await self.open()
-        pending = [s for s in schemas if id(s) not in self._ready]
+    def _check_open(self, what: str) -> None:
+        if self._state == "closed":
+            raise self._closed_error(what)
+
+    async def _ensure_models(self, schemas: Iterable[ModelSchema], what: str = "operation") -> None:
+        if self._state != "open":
+            if self._state == "closed":
+                raise self._closed_error(what)
+            await self._open_implicitly(what)
+        ready = self._ready
+        pending = [s for s in schemas if id(s) not in ready]
         if not pending or not self.allow_implicit_model_setup:
             return
         global_models = get_global_collection()
         if not any(s.cls in global_models for s in pending):
             return
-        assert self._setup_lock is not None
-        async with self._setup_lock:
-            todo = [get_schema(m) for m in global_models if id(get_schema(m)) not in self._ready]
+        setup_lock = self._setup_lock
+        assert setup_lock is not None
+        async with setup_lock:
+            self._check_open(what)
+            todo = [get_schema(m) for m in global_models if id(get_schema(m)) not in ready]
             if todo:
                 started = time.perf_counter()
                 await self.driver.apply_schema(todo)
-                self._ready.update(id(s) for s in todo)
+                ready.update(id(s) for s in todo)
                 log.debug(
                     "schema.implicit_setup",
                     driver=self.driver.name,
                     models=[s.name for s in todo],
                     duration_ms=round((time.perf_counter() - started) * 1000, 3),
                 )
+
+    async def _open_for(self, what: str) -> set[int]:
+        """Open a new database (never a closed one); the current generation's setup bookkeeping."""
+        if self._state != "open":
+            if self._state == "closed":
+                raise self._closed_error(what)
+            await self._open_implicitly(what)
+        return self._ready
 
     async def use_models(self, collection: ModelCollection | None = None) -> None:
         """Create the missing tables and indexes of ``collection`` (default: global).
@@ -267,18 +365,23 @@ class Ommi(Session):
 
         Raises:
             SchemaMismatchError: a stored table differs from its model.
+            DatabaseClosedError: the database was closed.
         """
-        await self.open()
+        ready = await self._open_for("use_models()")
         schemas = [get_schema(m) for m in (collection if collection is not None else get_global_collection())]
         await self.driver.apply_schema(schemas)
-        self._ready.update(id(s) for s in schemas)
+        ready.update(id(s) for s in schemas)
 
     async def remove_models(self, collection: ModelCollection | None = None) -> None:
-        """Drop the tables of ``collection`` (default: global), with their data."""
-        await self.open()
+        """Drop the tables of ``collection`` (default: global), with their data.
+
+        Raises:
+            DatabaseClosedError: the database was closed.
+        """
+        ready = await self._open_for("remove_models()")
         schemas = [get_schema(m) for m in (collection if collection is not None else get_global_collection())]
         await self.driver.drop_schema(schemas)
-        self._ready.difference_update(id(s) for s in schemas)
+        ready.difference_update(id(s) for s in schemas)
 
     def transaction(self) -> Transaction:
         """A transaction on a connection of its own: ``async with db.transaction() as t:``.
@@ -302,6 +405,8 @@ class Transaction(Session):
         self._db = database
         self._tx: DriverTransaction | None = None
         self._state = "new"
+        self._generation = -1
+        self._committed = False
         self._token: contextvars.Token[Session | None] | None = None
 
     def _database(self) -> Ommi:
@@ -310,7 +415,14 @@ class Transaction(Session):
     def _target(self) -> Operations:
         if self._state != "open" or self._tx is None:
             raise TransactionError(f"the transaction is {self._state}; start a new one with db.transaction()")
+        if self._db._generation != self._generation:
+            raise self._db._closed_error("this transaction")
         return self._tx
+
+    @property
+    def committed(self) -> bool:
+        """Whether the transaction's commit finished successfully."""
+        return self._committed
 
     async def _insert(self, schema: ModelSchema, items: Sequence[Any], rows: Sequence[tuple[Any, ...]]) -> None:
         await _insert(ObservedOperations(self._target(), self._db.driver.name), schema, items, rows)
@@ -318,9 +430,16 @@ class Transaction(Session):
     async def __aenter__(self) -> Transaction:
         if self._state != "new":
             raise TransactionError("a transaction can be entered only once")
-        await self._db._ensure_models(get_schema(m) for m in get_global_collection())
-        self._tx = await self._db.driver.begin()
+        db = self._db
+        await db._ensure_models((get_schema(m) for m in get_global_collection()), "transaction()")
+        generation = db._generation
+        self._tx = await db.driver.begin()
+        self._generation = generation
         self._state = "open"
+        if db._generation != generation:
+            # close() began while the driver was starting the transaction.
+            await self._finish(rollback=True)
+            raise db._closed_error("transaction()")
         self._token = _active.set(self)
         return self
 
@@ -338,7 +457,15 @@ class Transaction(Session):
             await self._finish(rollback=True)
 
     async def commit(self) -> None:
-        """Commit now; the transaction cannot be used afterwards."""
+        """Commit now; the transaction cannot be used afterwards.
+
+        Raises:
+            DatabaseClosedError: the database was closed since the transaction
+                began; it was rolled back instead.
+        """
+        if self._state == "open" and self._db._generation != self._generation:
+            await self._finish(rollback=True)
+            raise self._db._closed_error("commit()")
         await self._finish(rollback=False)
 
     async def rollback(self) -> None:
@@ -346,21 +473,24 @@ class Transaction(Session):
         await self._finish(rollback=True)
 
     async def _finish(self, *, rollback: bool) -> None:
-        """Commit or roll back, shielded: a cancelled caller still waits for the end of it."""
+        """Commit or roll back, shielded: a cancelled caller still waits for the end of it.
+
+        :attr:`committed` is set once the commit has finished successfully,
+        before a cancellation of the caller propagates.
+        """
         tx = self._tx
         if self._state != "open" or tx is None:
             raise TransactionError(f"the transaction is already {self._state}")
         self._state = "rolled back" if rollback else "committed"
         task = asyncio.ensure_future(tx.rollback() if rollback else tx.commit())
         try:
-            await asyncio.shield(task)
-        except asyncio.CancelledError:
-            if not task.done():
-                await asyncio.wait([task])
-            raise
+            await _settle(task)
         except OmmiError:
             if rollback:
                 # A failed rollback must not mask the error that caused it.
                 log.warning("transaction.rollback.failed", driver=self._db.driver.name, exc_info=True)
                 return
             raise
+        finally:
+            if not rollback and task.done() and not task.cancelled() and task.exception() is None:
+                self._committed = True
