@@ -102,9 +102,12 @@ class PostgreSQLDialect(Dialect):
     # order: the same as Python's str comparison and the reference driver.
     text_sort_collation: ClassVar[str | None] = '"C"'
 
-    def __init__(self, namespace: str | None = None) -> None:
+    def __init__(self, namespace: str | None = None, *, required: bool = False) -> None:
         self.namespace = namespace
-        """The PostgreSQL schema every statement names its tables in (``None``: not known, tables cannot be named)."""
+        """The PostgreSQL schema every statement names its tables in."""
+        self.required = required
+        """Refuse to name a table without :attr:`namespace` (the driver's compilers); a dialect
+        built on its own (``PostgreSQLDialect()``) writes bare table names instead."""
 
     def quote(self, identifier: str) -> str:
         """Quote an identifier; a ``%`` is doubled because psycopg reads ``%`` as a placeholder."""
@@ -113,11 +116,14 @@ class PostgreSQLDialect(Dialect):
     def qualified_name(self, schema: ModelSchema) -> str:
         """``"namespace"."table"`` as a value (a ``regclass`` text), not as SQL: ``%`` is not doubled."""
         if self.namespace is None:
-            raise SchemaError(
-                f"the PostgreSQL driver does not know which schema holds the table of {schema.cls.__qualname__}: "
-                "no schema on the connections' search_path exists; set the driver's schema setting or fix "
-                "search_path, then reopen the database"
-            )
+            if self.required:
+                raise SchemaError(
+                    f"the PostgreSQL driver does not know which schema holds the table of "
+                    f"{schema.cls.__qualname__}: open it first (`async with db:`); if it is open, no schema on "
+                    "the connections' search_path existed when it opened: set the driver's schema setting or fix "
+                    "search_path, then reopen it"
+                )
+            return super().quote(schema.name)
         return super().quote(self.namespace) + "." + super().quote(schema.name)
 
     def table(self, schema: ModelSchema) -> str:

@@ -92,7 +92,7 @@ class PostgreSQLDriver(_Operations, Driver):
 
     @staticmethod
     def _compiler(pool: Pool) -> PostgreSQLCompiler:
-        return PostgreSQLCompiler(PostgreSQLDialect(pool.namespace))
+        return PostgreSQLCompiler(PostgreSQLDialect(pool.namespace, required=True))
 
     @classmethod
     def connect(cls, settings: str | Mapping[str, Any] | None = None, /, **options: Any) -> Self:
