@@ -20,7 +20,7 @@ from ommi.errors import (
     UnsupportedFeature,
 )
 from ommi.models.collections import ModelCollection, get_global_collection
-from ommi.models.schema import ModelSchema, get_schema
+from ommi.models.schema import Field, ModelSchema, get_schema
 from ommi.observe import ObservedOperations
 from ommi.query.ast import Comparison, Op, Query, when
 from ommi.query.find import FindQuery
@@ -87,14 +87,17 @@ class Session:
         ops = await self._operations(schema for schema, _, _ in encoded)
         if len(encoded) > 1 and isinstance(self, Ommi) and self.driver.capabilities.transactions:
             # Several models: all or nothing, like a single insert (where the driver can).
+            tx = self.transaction()
             try:
-                async with self.transaction() as tx:
+                async with tx:
                     for schema, items, rows in encoded:
                         await tx._insert(schema, items, rows)
             except BaseException:
-                # Rolled back: keys generated for the earlier groups no longer exist.
-                for schema, items, rows in encoded:
-                    _forget_generated_keys(schema, items, rows)
+                # Not committed: keys generated inside the transaction no longer exist.
+                # Committed, and cancelled or failed afterwards: the keys are the stored rows'.
+                if not tx.committed:
+                    for schema, items, rows in encoded:
+                        _forget_generated_keys(schema, items, rows)
                 raise
         else:
             for schema, items, rows in encoded:
@@ -184,12 +187,35 @@ def _forget_generated_keys(schema: ModelSchema, items: Sequence[Any], rows: Sequ
 
 
 async def _insert(ops: Operations, schema: ModelSchema, items: Sequence[Any], rows: Sequence[tuple[Any, ...]]) -> None:
-    keys = await ops.insert(schema, rows)
+    """Insert ``rows`` and set the keys the database generated on ``items``.
+
+    When keys are generated the insert runs to its end even if the caller is
+    cancelled meanwhile (the cancellation propagates afterwards): a cancelled
+    insert may still have stored its rows, and the instances must then carry
+    their keys, or a retry would store them twice.
+    """
     auto = schema.auto_field
-    if auto is not None and keys is not None:
-        for instance, row, key in zip(items, rows, keys, strict=True):
-            if row[auto.index] is None:
-                schema.set_value(instance, auto, key)
+    if auto is None or all(row[auto.index] is not None for row in rows):
+        await ops.insert(schema, rows)
+        return
+    task = asyncio.ensure_future(ops.insert(schema, rows))
+    try:
+        keys = await _settle(task)
+    except asyncio.CancelledError:
+        if task.done() and not task.cancelled() and task.exception() is None:
+            _set_generated_keys(schema, auto, items, rows, task.result())
+        raise
+    _set_generated_keys(schema, auto, items, rows, keys)
+
+
+def _set_generated_keys(
+    schema: ModelSchema, auto: Field, items: Sequence[Any], rows: Sequence[tuple[Any, ...]], keys: Any
+) -> None:
+    if keys is None:
+        return
+    for instance, row, key in zip(items, rows, keys, strict=True):
+        if row[auto.index] is None:
+            schema.set_value(instance, auto, key)
 
 
 class Ommi(Session):
