@@ -93,7 +93,7 @@ async def test_multi_add_interrupted_is_all_or_nothing_with_true_keys(backend: A
     stored key, and is ``None`` only when its row was not stored. On MongoDB
     some adds carry 1 MiB documents, so one add spans several wire messages.
     """
-    heavy = 3 if profile.name == "quick" else 20
+    heavy = 3 if profile.name == "quick" else 10
     async with Ommi(backend.make()) as db:
         figures, problems = await multi_add_workload(
             db,
