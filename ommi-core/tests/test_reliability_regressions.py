@@ -8,13 +8,18 @@ instead of :class:`ommi.errors.ValidationError` before any I/O.
 from __future__ import annotations
 
 import datetime as dt
+import enum
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 import pytest
-from ommi import ModelCollection, Ommi, TimezoneAware, ommi_model
-from ommi.errors import ValidationError
+from ommi import Key, ModelCollection, Ommi, TimezoneAware, ommi_model
+from ommi.drivers import DriverTransaction
+from ommi.errors import DatabaseError, ValidationError
 from ommi.models import get_schema
+from ommi.models.schema import Field, ModelSchema
+from ommi.query.ast import Query
 from ommi_testkit.reference import ReferenceDriver
 
 models = ModelCollection("test_reliability_regressions")
@@ -71,3 +76,141 @@ def test_regression_text_with_non_ascii_but_no_surrogates_is_accepted() -> None:
     """The surrogate check only refuses what UTF-8 cannot encode."""
     field = get_schema(Record).by_name["text"]
     assert field.encode("é中😀\U0010ffff") == "é中😀\U0010ffff"
+
+
+# -- keys returned by Operations.insert (issue 11, item 4) -------------------------------------------
+
+key_models = ModelCollection("test_reliability_returned_keys")
+
+
+@ommi_model(collection=key_models, name="returned_key_item")
+@dataclass
+class KeyedItem:
+    score: float
+    id: int | None = None
+
+
+@ommi_model(collection=key_models, name="returned_key_other")
+@dataclass
+class OtherItem:
+    label: str
+    id: int | None = None
+
+
+class Level(enum.IntEnum):
+    LOW = 1
+    HIGH = 2
+
+
+@ommi_model(collection=key_models, name="returned_key_level")
+@dataclass
+class LevelItem:
+    label: str
+    id: Annotated[Level | None, Key] = None
+
+
+class ReturnsKeysAs(ReferenceDriver):
+    """The reference database behind a driver that hands back its generated keys converted by ``convert``.
+
+    A real client can do this: SQLite gave ``1.0`` for an int key on a table
+    whose first column is REAL.
+    """
+
+    def __init__(self, convert: Callable[[list[Any]], Any]) -> None:
+        super().__init__()
+        self.convert = convert
+
+    async def insert(self, schema: ModelSchema, rows: Sequence[tuple[Any, ...]]) -> Sequence[Any] | None:
+        keys = await super().insert(schema, rows)
+        return None if keys is None else self.convert(list(keys))
+
+    async def begin(self) -> DriverTransaction:
+        return _ConvertingTransaction(await super().begin(), self.convert)
+
+
+class _ConvertingTransaction(DriverTransaction):
+    def __init__(self, tx: DriverTransaction, convert: Callable[[list[Any]], Any]) -> None:
+        self.tx = tx
+        self.convert = convert
+
+    async def insert(self, schema: ModelSchema, rows: Sequence[tuple[Any, ...]]) -> Sequence[Any] | None:
+        keys = await self.tx.insert(schema, rows)
+        return None if keys is None else self.convert(list(keys))
+
+    def fetch(self, query: Query, batch_size: int) -> AsyncIterator[list[tuple[Any, ...]]]:
+        return self.tx.fetch(query, batch_size)
+
+    async def count(self, query: Query) -> int:
+        return await self.tx.count(query)
+
+    async def delete(self, query: Query) -> int:
+        return await self.tx.delete(query)
+
+    async def update(self, query: Query, values: Mapping[Field, Any]) -> int:
+        return await self.tx.update(query, values)
+
+    async def commit(self) -> None:
+        await self.tx.commit()
+
+    async def rollback(self) -> None:
+        await self.tx.rollback()
+
+
+async def test_regression_integral_float_keys_are_set_as_ints() -> None:
+    async with Ommi(ReturnsKeysAs(lambda keys: [float(k) for k in keys])) as db:
+        await db.use_models(key_models)
+        single = await db.add(KeyedItem(0.5)).or_raise()
+        many = await db.add(KeyedItem(1.5), KeyedItem(2.5)).or_raise()
+        mixed = await db.add(KeyedItem(3.5), OtherItem("x")).or_raise()
+        for item in [single, *many, *mixed]:
+            assert type(item.id) is int, item
+        assert [single.id, many[0].id, many[1].id] == [1, 2, 3]
+        assert await db.find(KeyedItem.id == single.id).one.or_raise() == single
+
+
+async def test_regression_returned_keys_go_through_the_key_codec() -> None:
+    async with Ommi(ReturnsKeysAs(lambda keys: [float(k) for k in keys])) as db:
+        await db.use_models(key_models)
+        item = await db.add(LevelItem("first")).or_raise()
+        assert item.id is Level.LOW
+
+
+@pytest.mark.parametrize(
+    ("convert", "why"),
+    [
+        pytest.param(lambda keys: [k + 0.5 for k in keys], r"1\.5 \(float\)", id="fractional_float"),
+        pytest.param(lambda keys: [str(k) for k in keys], r"'1' \(str\)", id="text"),
+        pytest.param(lambda keys: [True for _ in keys], r"True \(bool\)", id="bool"),
+        pytest.param(lambda keys: [float("nan") for _ in keys], r"nan \(float\)", id="nan"),
+        pytest.param(lambda keys: [2.0**70 for _ in keys], r"\(float\)", id="beyond_int64"),
+        pytest.param(lambda keys: keys[:-1], r"returned 1 key for 2", id="too_few"),
+        pytest.param(lambda keys: 7, r"returned 7", id="not_a_sequence"),
+    ],
+)
+async def test_regression_undecodable_keys_are_a_database_error_and_never_set(
+    convert: Callable[[list[Any]], Any], why: str
+) -> None:
+    async with Ommi(ReturnsKeysAs(convert)) as db:
+        await db.use_models(key_models)
+        first, second = KeyedItem(1.0), KeyedItem(2.0)
+        with pytest.raises(DatabaseError, match=rf"(?s)the reference driver.*{why}.*KeyedItem\.id") as caught:
+            await db.add(first, second).or_raise()
+        assert not isinstance(caught.value, ValidationError)
+        assert "driver" in str(caught.value)
+        assert (first.id, second.id) == (None, None)
+
+        # Several models: the add is rolled back, nothing stored, no key set.
+        mixed = KeyedItem(3.0), OtherItem("y")
+        with pytest.raises(DatabaseError):
+            await db.add(*mixed).or_raise()
+        assert [m.id for m in mixed] == [None, None]
+        assert await db.find(OtherItem).count.or_raise() == 0
+
+
+async def test_regression_key_outside_the_enum_is_a_database_error() -> None:
+    async with Ommi(ReturnsKeysAs(lambda keys: [k + 10 for k in keys])) as db:
+        await db.use_models(key_models)
+        item = LevelItem("x")
+        with pytest.raises(DatabaseError, match=r"(?s)11.*LevelItem\.id"):
+            await db.add(item).or_raise()
+        assert item.id is None

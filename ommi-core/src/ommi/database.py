@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import decimal
 import time
 from collections.abc import Iterable, Sequence
 from types import TracebackType
@@ -13,14 +14,17 @@ from ommi._logging import get_logger
 from ommi.drivers.base import Driver, DriverTransaction, Operations
 from ommi.errors import (
     DatabaseClosedError,
+    DatabaseError,
     DBStatusNoResultException,
     OmmiError,
     QueryError,
     TransactionError,
     UnsupportedFeature,
+    ValidationError,
 )
 from ommi.models.collections import ModelCollection, get_global_collection
 from ommi.models.schema import Field, ModelSchema, get_schema
+from ommi.models.types import check_canonical
 from ommi.observe import ObservedOperations
 from ommi.query.ast import Comparison, Op, Query, when
 from ommi.query.find import FindQuery
@@ -101,7 +105,7 @@ class Session:
                 raise
         else:
             for schema, items, rows in encoded:
-                await _insert(ops, schema, items, rows)
+                await _insert(ops, schema, items, rows, self._database().driver.name)
         return models[0] if len(models) == 1 else list(models)
 
     def find(self, *predicates: Any) -> FindQuery[Any]:
@@ -117,7 +121,7 @@ class Session:
         row = schema.encode_instance(instance)
         ops = await self._operations((schema,))
         if any(value is None for value in schema.key_values(instance)):
-            await _insert(ops, schema, [instance], [row])
+            await _insert(ops, schema, [instance], [row], self._database().driver.name)
             return instance
         values = {f: row[f.index] for f in schema.fields if not f.key}
         query = _key_query(schema, instance)
@@ -126,7 +130,7 @@ class Session:
                 return instance
         elif await ops.count(query):
             return instance
-        await _insert(ops, schema, [instance], [row])
+        await _insert(ops, schema, [instance], [row], self._database().driver.name)
         return instance
 
     def remove(self, instance: Any) -> DBAction[int]:
@@ -186,7 +190,9 @@ def _forget_generated_keys(schema: ModelSchema, items: Sequence[Any], rows: Sequ
                 schema.set_value(instance, auto, None)
 
 
-async def _insert(ops: Operations, schema: ModelSchema, items: Sequence[Any], rows: Sequence[tuple[Any, ...]]) -> None:
+async def _insert(
+    ops: Operations, schema: ModelSchema, items: Sequence[Any], rows: Sequence[tuple[Any, ...]], driver: str
+) -> None:
     """Insert ``rows`` and set the keys the database generated on ``items``.
 
     When keys are generated the insert runs to its end even if the caller is
@@ -203,19 +209,55 @@ async def _insert(ops: Operations, schema: ModelSchema, items: Sequence[Any], ro
         keys = await _settle(task)
     except asyncio.CancelledError:
         if task.done() and not task.cancelled() and task.exception() is None:
-            _set_generated_keys(schema, auto, items, rows, task.result())
+            _set_generated_keys(schema, auto, items, rows, task.result(), driver)
         raise
-    _set_generated_keys(schema, auto, items, rows, keys)
+    _set_generated_keys(schema, auto, items, rows, keys, driver)
 
 
 def _set_generated_keys(
-    schema: ModelSchema, auto: Field, items: Sequence[Any], rows: Sequence[tuple[Any, ...]], keys: Any
+    schema: ModelSchema, auto: Field, items: Sequence[Any], rows: Sequence[tuple[Any, ...]], keys: Any, driver: str
 ) -> None:
-    if keys is None:
-        return
+    """Set the generated keys on the instances whose row had none, decoded through the key's codec.
+
+    Every key is decoded before any is set: a key the model cannot hold sets none.
+
+    Raises:
+        DatabaseError: the driver returned keys that do not fit the key field.
+    """
+    model = schema.cls.__name__
+    count = len(keys) if isinstance(keys, Sequence) and not isinstance(keys, (str, bytes)) else None
+    if count != len(rows):
+        what = f"{count} key{'' if count == 1 else 's'}" if count is not None else repr(keys)
+        raise DatabaseError(
+            f"the {driver} driver returned {what} for {len(rows)} new {model} rows, "
+            f"instead of one {auto!r} value per row; the keys were not set on the instances "
+            "(a driver bug: report it to the driver's maintainers)"
+        )
+    values = []
     for instance, row, key in zip(items, rows, keys, strict=True):
         if row[auto.index] is None:
-            schema.set_value(instance, auto, key)
+            values.append((instance, _decode_generated_key(auto, key, driver)))
+    for instance, value in values:
+        schema.adapter.set_value(instance, auto.name, value)
+
+
+def _decode_generated_key(auto: Field, key: Any, driver: str) -> Any:
+    canonical = key
+    if isinstance(key, (float, decimal.Decimal)) and not isinstance(key, bool):
+        # Some clients give the number a REAL column's affinity turned into a float.
+        try:
+            if key == int(key):
+                canonical = int(key)
+        except (ValueError, OverflowError, ArithmeticError):
+            pass
+    try:
+        return auto.decode(check_canonical(auto.storage, canonical))
+    except (ValidationError, TypeError, ValueError, OverflowError) as exc:
+        raise DatabaseError(
+            f"the {driver} driver returned the generated key {key!r} ({type(key).__name__}) for a new "
+            f"{auto.schema.cls.__name__} row, which {auto!r} ({auto.storage.value}) cannot hold; the keys were "
+            "not set on the instances (a driver bug: report it to the driver's maintainers)"
+        ) from exc
 
 
 class Ommi(Session):
@@ -451,7 +493,8 @@ class Transaction(Session):
         return self._committed
 
     async def _insert(self, schema: ModelSchema, items: Sequence[Any], rows: Sequence[tuple[Any, ...]]) -> None:
-        await _insert(ObservedOperations(self._target(), self._db.driver.name), schema, items, rows)
+        driver = self._db.driver.name
+        await _insert(ObservedOperations(self._target(), driver), schema, items, rows, driver)
 
     async def __aenter__(self) -> Transaction:
         if self._state != "new":
