@@ -214,3 +214,57 @@ async def test_regression_key_outside_the_enum_is_a_database_error() -> None:
         with pytest.raises(DatabaseError, match=r"(?s)11.*LevelItem\.id"):
             await db.add(item).or_raise()
         assert item.id is None
+
+
+# -- update() never sets a key to None (issue 11, item 6) --------------------------------------------
+
+update_models = ModelCollection("test_reliability_update_none")
+
+
+@ommi_model(collection=update_models, name="update_none_item")
+@dataclass
+class UpdatedItem:
+    name: str
+    id: int | None = None
+
+
+@ommi_model(collection=update_models, name="update_none_pair")
+@dataclass
+class UpdatedPair:
+    region: Annotated[str | None, Key]
+    code: Annotated[int | None, Key]
+    note: str | None = None
+
+
+BACKENDS = ["reference", "sqlite", "postgresql"]
+
+
+@pytest.mark.parametrize("backend", BACKENDS, indirect=True)
+async def test_regression_update_refuses_none_for_a_key_before_any_io(make_driver: Callable[..., Any]) -> None:
+    from ommi.testing import record_queries
+
+    async with Ommi(make_driver()) as db:
+        await db.remove_models(update_models)
+        await db.use_models(update_models)
+        item = await db.add(UpdatedItem("kept")).or_raise()
+        await db.add(UpdatedPair("north", 1)).or_raise()
+        attempts = [
+            (UpdatedItem, "id", lambda: db.find(UpdatedItem.id == item.id).update(id=None)),
+            (UpdatedItem, "id", lambda: db.find(UpdatedItem).update({"id": None})),
+            (UpdatedItem, "id", lambda: db.find(UpdatedItem).update({UpdatedItem.id: None}, name="x")),
+            (UpdatedPair, "code", lambda: db.find(UpdatedPair).update(code=None)),
+            (UpdatedPair, "region", lambda: db.find(UpdatedPair.code == 1).update(region=None, note="n")),
+        ]
+        for model, field, attempt in attempts:
+            expected = rf"{model.__name__}\.{field}.*key.*None"
+            with record_queries() as recorded, pytest.raises(ValidationError, match=expected) as caught:
+                await attempt().or_raise()
+            assert recorded.count == 0, (str(caught.value), recorded.events)
+        assert await db.find(UpdatedItem).one.or_raise() == item
+        assert await db.find(UpdatedPair).one.or_raise() == UpdatedPair("north", 1)
+        # A value that fails its field's validator is refused before any write too, with the key untouched.
+        with record_queries() as recorded, pytest.raises(ValidationError, match=r"UpdatedItem\.name"):
+            await db.find(UpdatedItem).update(id=item.id + 1, name=None).or_raise()
+        assert recorded.count == 0
+        assert await db.find(UpdatedItem).one.or_raise() == item
+        await db.remove_models(update_models)

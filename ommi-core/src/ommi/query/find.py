@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from ommi.errors import DBStatusNoResultException, QueryError, UnsupportedFeature
+from ommi.errors import DBStatusNoResultException, QueryError, UnsupportedFeature, ValidationError
 from ommi.models.schema import Field, ModelSchema, get_schema, is_model
 from ommi.query.ast import And, Expr, Join, Query, SortKey, _conditions
 from ommi.results import DBAction
@@ -338,6 +338,12 @@ class FindQuery(Generic[T]):
             field = name if isinstance(name, Field) else query.model.by_name.get(name)
             if field is None or field.schema is not query.model:
                 raise QueryError(f"update(): {query.model.cls.__name__} has no field {name!r}")
+            if value is None and field.key:
+                raise ValidationError(
+                    f"update(): {field!r} is {'part of ' if len(query.model.key) > 1 else ''}the key of "
+                    f"{query.model.cls.__name__} and cannot be set to None; a stored row always has its key "
+                    "(delete the rows instead, or give the new key)"
+                )
             encoded[field] = field.encode(value)
         ops = await self._operations(query)
         return await ops.update(query, encoded)
