@@ -144,6 +144,7 @@ def _decorate(cls: M, collection: ModelCollection | None, name: str | None) -> M
         raise ModelDefinitionError(f"model {cls.__qualname__}: invalid stored name {stored_name!r}")
     adapter = _adapter_for(cls)
     target = collection if collection is not None else get_global_collection()
+    target.check_name(cls, stored_name)
     schema = ModelSchema(cls, stored_name, target, adapter)
     schema.local_namespace = _caller_locals()
     setattr(cls, "__ommi__", schema)  # noqa: B010 - a dunder set on purpose
