@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sqlite3
 from collections.abc import Callable
@@ -24,7 +25,8 @@ from typing import Annotated, Any
 
 import pytest
 from ommi import Key, ModelCollection, Ommi, ReferenceTo, ommi_model
-from ommi.errors import IntegrityError, QueryError
+from ommi.errors import ConnectionError as OmmiConnectionError
+from ommi.errors import IntegrityError, OperationalError, QueryError, TransactionError
 from ommi.models.schema import get_schema
 from ommi.query.ast import Comparison, Op, Query
 from ommi.query.find import plan_query
@@ -124,6 +126,184 @@ def make_driver(request: pytest.FixtureRequest, db_path: Path) -> Callable[..., 
         return SQLiteDriver.connect(**settings)
 
     return make
+
+
+# -- item 2: generations -------------------------------------------------------
+
+
+@pytest.mark.parametrize("end", ["commit", "rollback"])
+async def test_old_transaction_never_releases_the_writer_lock_of_a_reopened_driver(
+    make_driver: Callable[..., SQLiteDriver], end: str
+) -> None:
+    """A transaction begun before close() ends on its own generation, never on the reopened one.
+
+    Before the fix the old transaction's commit or rollback released the NEW
+    writer lock, held by a new transaction: a plain insert then ran inside that
+    transaction and vanished with its rollback (and the new transaction's end
+    raised "RuntimeError: Lock is not acquired").
+    """
+    driver = make_driver(busy_timeout=2)
+    await driver.open()
+    await driver.apply_schema([ITEM])
+    old = await driver.begin()
+    await old.insert(ITEM, item_rows(1))
+    await driver.close()
+
+    await driver.open()
+    await driver.apply_schema([ITEM])  # a closed memory database is gone; a file keeps its table
+    new = await driver.begin()
+    await new.insert(ITEM, item_rows(2))
+    if end == "commit":
+        with pytest.raises(OmmiConnectionError, match="closed"):
+            await old.commit()
+    else:
+        await old.rollback()  # its writes went with the closed connection: nothing left to undo
+    assert driver.pool.stats()["writer_locked"] == 1, "the old transaction released the new writer lock"
+
+    plain = asyncio.create_task(driver.insert(ITEM, item_rows(3)))
+    await asyncio.sleep(0.05)
+    assert not plain.done(), "a plain insert ran while the new transaction holds the writer"
+    await new.rollback()
+    await plain
+    assert await numbers(driver) == [3]  # 1 died with the close, 2 with the rollback, 3 is committed
+    assert driver.pool.stats()["writer_locked"] == 0
+    await driver.close()
+
+
+async def test_operations_of_a_closed_generation_fail_cleanly(make_driver: Callable[..., SQLiteDriver]) -> None:
+    """A transaction's statements after close() raise ConnectionError; so do the driver's own, until open()."""
+    driver = make_driver()
+    await driver.open()
+    await driver.apply_schema([ITEM])
+    tx = await driver.begin()
+    await driver.close()
+    with pytest.raises(OmmiConnectionError, match="closed"):
+        await tx.insert(ITEM, item_rows(1))
+    with pytest.raises(OmmiConnectionError, match="closed"):
+        await tx.count(plan_query((Item,)))
+    await tx.rollback()
+    with pytest.raises(OmmiConnectionError, match="closed"):
+        await driver.insert(ITEM, item_rows(1))
+    with pytest.raises(OmmiConnectionError, match="closed"):
+        await driver.begin()
+    await driver.close()  # idempotent
+
+
+async def test_close_wakes_tasks_waiting_for_the_writer(make_driver: Callable[..., SQLiteDriver]) -> None:
+    """A task waiting for the writer when close() begins fails at once, not after busy_timeout."""
+    driver = make_driver(busy_timeout=30)
+    await driver.open()
+    await driver.apply_schema([ITEM])
+    tx = await driver.begin()
+    waiting = asyncio.create_task(driver.insert(ITEM, item_rows(1)))
+    await asyncio.sleep(0.05)
+    assert not waiting.done()
+    await driver.close()
+    with pytest.raises(OmmiConnectionError, match="closed"):
+        await asyncio.wait_for(waiting, 2)
+    await tx.rollback()
+
+
+@pytest.mark.parametrize("delay", [0.0, 0.002, 0.01, 0.03])
+async def test_close_racing_operations_and_transactions(make_driver: Callable[..., SQLiteDriver], delay: float) -> None:
+    """Writers, readers, streams and transactions running while close() happens each end cleanly.
+
+    Each either finishes or raises ConnectionError / TransactionError (never a
+    RuntimeError, a raw sqlite3 or aiosqlite error, or a hang). The reopened
+    driver starts with nothing held, and its writes are not undone by any of them.
+    """
+    driver = make_driver(busy_timeout=2, batch_size=4)
+    await driver.open()
+    await driver.apply_schema([ITEM])
+    await driver.insert(ITEM, item_rows(*range(40)))
+    query = plan_query((Item,))
+
+    async def writer() -> None:
+        while True:
+            await driver.insert(ITEM, item_rows(1000, 1001))
+            await asyncio.sleep(0)
+
+    async def reader() -> None:
+        while True:
+            await driver.count(query)
+            await asyncio.sleep(0)
+
+    async def streamer() -> None:
+        while True:
+            async for _batch in driver.fetch(query, 4):
+                await asyncio.sleep(0)
+
+    async def transactional() -> None:
+        while True:
+            tx = await driver.begin()
+            try:
+                await tx.insert(ITEM, item_rows(2000))
+                async for _batch in tx.fetch(query, 4):
+                    await asyncio.sleep(0)
+                await tx.delete(Query(ITEM, Comparison(ITEM.by_name["number"], Op.EQ, 2000)))
+            except BaseException:
+                await tx.rollback()
+                raise
+            await tx.commit()
+
+    tasks = [asyncio.create_task(work()) for work in (writer, writer, reader, streamer, transactional, transactional)]
+    await asyncio.sleep(delay)
+    await driver.close()
+    results = await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 10)
+    for result in results:
+        assert isinstance(result, (OmmiConnectionError, TransactionError)), repr(result)
+
+    await driver.open()
+    assert driver.pool.stats() == {"readers_lent": 0, "readers_open": 0, "writer_locked": 0}
+    await driver.apply_schema([ITEM])
+    before = await numbers(driver)
+    await driver.insert(ITEM, item_rows(7777))
+    tx = await driver.begin()
+    await tx.insert(ITEM, item_rows(8888))
+    await tx.rollback()
+    assert await numbers(driver) == sorted([*before, 7777])
+    await driver.close()
+
+
+# -- item 12: open() after close() ---------------------------------------------
+
+
+async def test_reopened_driver_builds_fresh_state_and_a_closed_memory_database_is_gone() -> None:
+    """After close(), open() makes a new pool (new locks, new connections); a memory database starts empty."""
+    driver = SQLiteDriver.connect()
+    await driver.open()
+    await driver.apply_schema([ITEM])
+    await driver.insert(ITEM, item_rows(1))
+    first = driver.pool
+    first_writer = first.writer
+    await driver.close()
+    assert not first.is_open
+
+    await driver.open()
+    assert driver.pool is not first
+    assert driver.pool.writer is not first_writer
+    assert not first.is_open, "the closed generation was opened again"
+    with pytest.raises(OperationalError, match="no such table"):
+        await driver.count(plan_query((Item,)))
+    await driver.close()
+
+
+async def test_reopened_named_memory_database_is_gone_after_its_last_driver_closed(memory_name: str) -> None:
+    """A named memory database closed by its only driver is empty when that driver opens again."""
+    driver = SQLiteDriver.connect(memory_name)
+    await driver.open()
+    await driver.apply_schema([ITEM])
+    await driver.insert(ITEM, item_rows(1))
+    tx = await driver.begin()
+    await driver.close()
+    with pytest.raises(OmmiConnectionError, match="closed"):
+        await driver.count(plan_query((Item,)))
+    await driver.open()
+    await tx.rollback()  # of the closed generation: it leaves the new one alone
+    assert driver.pool.stats()["writer_locked"] == 0
+    with pytest.raises(OperationalError, match="no such table"):
+        await driver.count(plan_query((Item,)))
+    await driver.close()
 
 
 # -- item 4: generated keys ----------------------------------------------------
@@ -254,3 +434,10 @@ async def test_integer_parameter_out_of_range_is_a_query_error(make_driver: Call
             [row async for batch in driver.fetch(query, 4) for row in batch]
     finally:
         await driver.close()
+
+
+@pytest.fixture
+def memory_name() -> str:
+    import uuid
+
+    return f"file:ommi-reliability-test-{uuid.uuid4().hex}?mode=memory"

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, Self
 
 from ommi.drivers import Capabilities, Driver, DriverTransaction, get_logger
-from ommi.errors import TransactionError
+from ommi.errors import ConnectionError, TransactionError
 from ommi.models.schema import ModelSchema
 
 from ommi_sqlite.memory import acquire_shared, release_shared
@@ -61,6 +61,13 @@ class SQLiteDriver(SQLiteOperations, Driver):
     the last committed state. An in-memory database lives in one connection:
     concurrent tasks are safe, but while a transaction is open other tasks wait
     for it, so memory drivers declare ``transaction_isolation`` absent.
+
+    ``close()`` is final for everything begun before it: operations,
+    streams and transactions of the closed connections fail with
+    :class:`ommi.errors.ConnectionError` (a transaction's ``rollback()``
+    simply ends it). ``open()`` after ``close()`` builds a new pool (new
+    connections, new locks); nothing of the closed one is reused, and a
+    closed in-memory database is gone.
     """
 
     name = "sqlite"
@@ -77,11 +84,11 @@ class SQLiteDriver(SQLiteOperations, Driver):
         # A named in-memory database takes its shared pool in open().
         self._pool = Pool(self.settings, self.settings.display_name)
         self._shared = False
+        self._opening: asyncio.Future[None] | None = None
+        self._closing: asyncio.Future[None] | None = None
 
     @classmethod
-    def connect(
-        cls, settings: str | os.PathLike[str] | Mapping[str, Any] | None = None, /, **options: Any
-    ) -> Self:
+    def connect(cls, settings: str | os.PathLike[str] | Mapping[str, Any] | None = None, /, **options: Any) -> Self:
         """Build a driver from a path, a ``sqlite:`` URL or a mapping, plus keyword settings.
 
         Raises:
@@ -113,29 +120,54 @@ class SQLiteDriver(SQLiteOperations, Driver):
     # -- lifecycle -----------------------------------------------------------
 
     async def open(self) -> None:
+        """Open the database; after :meth:`close`, a new generation (new pool, new locks)."""
+        closing = self._closing
+        if closing is not None and not closing.done():
+            await asyncio.shield(closing)  # a close in progress finishes first
         if self.settings.shared_memory_name is None:
+            if self._pool.closed:
+                # Never reopen a closed pool: work of that generation still
+                # holds it and must not reach the new one.
+                self._pool = Pool(self.settings, self.settings.display_name)
             await self._pool.open()
-        elif not self._shared:
-            self._pool = await acquire_shared(self.settings, self.settings.display_name)
-            self._shared = True
+            return
+        if self._shared:
+            return
+        if self._opening is None or self._opening.done():
+            self._opening = asyncio.ensure_future(self._open_shared())
+        await asyncio.shield(self._opening)
+
+    async def _open_shared(self) -> None:
+        pool = await acquire_shared(self.settings, self.settings.display_name)
+        self._pool, self._shared = pool, True
 
     async def close(self) -> None:
+        """Close every connection; work begun before fails cleanly. Idempotent, and safe while operations run."""
+        if self._closing is None or self._closing.done():
+            self._closing = asyncio.ensure_future(self._close())
+        await asyncio.shield(self._closing)
+
+    async def _close(self) -> None:
+        opening = self._opening
+        if opening is not None and not opening.done():
+            await asyncio.wait([opening])
         if self._shared:
             self._shared = False
-            pool, self._pool = self._pool, Pool(self.settings, self.settings.display_name)
-            await asyncio.shield(release_shared(self.settings, pool))
+            pool, self._pool = self._pool, Pool.retired(self.settings, self.settings.display_name)
+            await release_shared(self.settings, pool)
             return
-        await asyncio.shield(self._pool.close())
+        await self._pool.close()
 
     async def begin(self) -> SQLiteTransaction:
-        link = await self._pool.lock_writer()
+        pool = self._pool  # the transaction belongs to this generation, whatever open() does later
+        link = await pool.lock_writer()
         try:
             await link.execute("BEGIN IMMEDIATE")
         except BaseException:
-            await asyncio.shield(_release(self._pool, link))
+            await asyncio.shield(_release(pool, link))
             raise
         log.debug("transaction.begin", driver="sqlite", database=link.database)
-        return SQLiteTransaction(self, link)
+        return SQLiteTransaction(self, pool, link)
 
     # -- where operations run ------------------------------------------------
 
@@ -160,9 +192,10 @@ class SQLiteDriver(SQLiteOperations, Driver):
 
 
 async def _release(pool: Pool, link: Link) -> None:
-    """Roll back whatever is open on the writer and give it back; never raises."""
+    """Roll back whatever is open on the writer of ``pool`` and unlock it; never raises."""
     try:
-        await link.rollback()
+        if not pool.closed:  # closing the connection rolled it back already
+            await link.rollback()
     except Exception:  # the caller is already raising the error that matters
         log.warning("transaction.rollback.failed", driver="sqlite", database=link.database, exc_info=True)
     finally:
@@ -170,16 +203,24 @@ async def _release(pool: Pool, link: Link) -> None:
 
 
 class SQLiteTransaction(SQLiteOperations, DriverTransaction):
-    """A transaction on the writer connection, from ``BEGIN IMMEDIATE`` to commit or rollback."""
+    """A transaction on the writer connection, from ``BEGIN IMMEDIATE`` to commit or rollback.
 
-    def __init__(self, driver: SQLiteDriver, link: Link) -> None:
+    It belongs to the pool (generation) it began on: it unlocks that pool's
+    writer only. When the driver closed meanwhile, its statements and
+    :meth:`commit` raise :class:`ommi.errors.ConnectionError` (SQLite rolled
+    it back when the connection closed) and :meth:`rollback` just ends it.
+    """
+
+    def __init__(self, driver: SQLiteDriver, pool: Pool, link: Link) -> None:
         self._driver = driver
         self._core = driver._core
+        self._pool = pool
         self._link: Link | None = link
 
     def _current(self) -> Link:
         if self._link is None:
             raise TransactionError("the transaction has ended; start a new one with db.transaction()")
+        self._pool._check_not_closed()
         return self._link
 
     @contextlib.asynccontextmanager
@@ -197,14 +238,23 @@ class SQLiteTransaction(SQLiteOperations, DriverTransaction):
         yield self._current(), no_gate
 
     async def commit(self) -> None:
-        link = self._current()
+        link = self._link
+        if link is None:
+            raise TransactionError("the transaction has ended; start a new one with db.transaction()")
         self._link = None
+        pool = self._pool
+        if pool.closed:
+            pool.unlock_writer()
+            raise ConnectionError(
+                f"sqlite database {link.database}: the driver was closed while this transaction was open; "
+                "nothing of it was committed (closing the connection rolled it back)"
+            )
         try:
             await link.execute("COMMIT")
         except BaseException:
-            await asyncio.shield(_release(self._driver._pool, link))
+            await asyncio.shield(_release(pool, link))
             raise
-        self._driver._pool.unlock_writer()
+        pool.unlock_writer()
         log.debug("transaction.commit", driver="sqlite", database=link.database)
 
     async def rollback(self) -> None:
@@ -212,8 +262,10 @@ class SQLiteTransaction(SQLiteOperations, DriverTransaction):
         if link is None:
             return
         self._link = None
+        pool = self._pool
         try:
-            await link.rollback()
+            if not pool.closed:  # else closing the connection rolled it back
+                await link.rollback()
         finally:
-            self._driver._pool.unlock_writer()
+            pool.unlock_writer()
         log.debug("transaction.rollback", driver="sqlite", database=link.database)

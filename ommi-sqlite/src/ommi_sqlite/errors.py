@@ -34,6 +34,9 @@ def translate(exc: BaseException, database: str, busy_timeout: float) -> OmmiErr
     where = f"sqlite database {database}"
     if isinstance(exc, sqlite3.IntegrityError):
         return IntegrityError(f"{where}: {exc}")
+    if isinstance(exc, sqlite3.ProgrammingError) and ("closed database" in str(exc) or "closed cursor" in str(exc)):
+        # A call queued just before the driver closed the connection (and its cursors).
+        return ConnectionError(f"{where}: the connection is closed (was the driver closed?)")
     if isinstance(exc, sqlite3.Error):
         code = getattr(exc, "sqlite_errorcode", None)
         primary = code & 0xFF if isinstance(code, int) else None

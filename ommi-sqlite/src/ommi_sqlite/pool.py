@@ -22,6 +22,13 @@ Every wait (for the writer, a reader or the gate) is bounded by
 ``busy_timeout`` and ends in :class:`ommi.errors.TimeoutError` naming it;
 SQLite's own busy handler, for other processes' locks, uses the same timeout.
 
+A :class:`Pool` is one *generation* of the driver: opened once, closed once,
+never opened again. ``close()`` closes every connection, also those in use,
+and wakes every task waiting for one, which then fails with
+:class:`ommi.errors.ConnectionError`. Work begun on a generation (an
+operation, a stream, a transaction) holds that generation and releases only
+its locks, so nothing it does can touch the generation the driver opens next.
+
 Each connection keeps its cursors for reuse and sqlite3's statement cache holds
 the prepared statements, so repeated queries are neither re-prepared nor given
 a new cursor.
@@ -34,6 +41,7 @@ import contextlib
 import logging
 import sqlite3
 import threading
+import weakref
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from typing import Any
 
@@ -120,6 +128,7 @@ class Link:
         self.database = database
         self.busy_timeout = busy_timeout
         self._idle: list[aiosqlite.Cursor] = []
+        self._cursors: weakref.WeakSet[aiosqlite.Cursor] = weakref.WeakSet()
         self.cursors_opened = 0
         """How many cursors this connection has created (they are reused; a test watches this)."""
 
@@ -136,7 +145,9 @@ class Link:
         if self._idle:
             return self._idle.pop()
         self.cursors_opened += 1
-        return await self.conn.cursor()
+        cursor = await self.conn.cursor()
+        self._cursors.add(cursor)
+        return cursor
 
     def _reuse(self, cursor: aiosqlite.Cursor) -> None:
         if len(self._idle) < _IDLE_CURSORS:
@@ -228,16 +239,39 @@ class Link:
             await self.conn.rollback()
 
     async def close(self) -> None:
-        """Close the connection; errors while closing are logged, not raised."""
+        """Close the connection, and its cursors first; errors while closing are logged, not raised.
+
+        A statement still open on a cursor (a stream's, or a transaction's)
+        would keep the closed connection alive as a "zombie", still holding
+        its transaction and the write lock of the file, until that cursor is
+        garbage collected; closing every cursor first releases them now.
+        """
         self._idle.clear()
+        for cursor in list(self._cursors):
+            with contextlib.suppress(Exception):
+                await cursor.close()
         try:
             await self.conn.close()
         except Exception:  # closing must not mask the error that led here
             log.warning("connection.close.failed", driver="sqlite", database=self.database, exc_info=True)
 
 
+def _abandon(acquiring: asyncio.Future[Any], primitive: asyncio.Lock | asyncio.Semaphore) -> None:
+    """Give up a pending ``primitive.acquire()``; release the primitive if it was taken after all."""
+
+    def release_if_taken(done: asyncio.Future[Any]) -> None:
+        if not done.cancelled() and done.exception() is None:
+            primitive.release()
+
+    if acquiring.done():
+        release_if_taken(acquiring)
+    else:
+        acquiring.cancel()
+        acquiring.add_done_callback(release_if_taken)
+
+
 class Pool:
-    """The driver's connections (see the module docstring)."""
+    """One generation of the driver's connections (see the module docstring)."""
 
     def __init__(self, settings: SQLiteSettings, database: str) -> None:
         self.settings = settings
@@ -250,11 +284,25 @@ class Pool:
         self._lent_readers = 0
         self._closed = False
         self._opening: asyncio.Future[None] | None = None
+        self._closing_signal: asyncio.Future[None] | None = None
+        """Done when :meth:`close` begins: wakes the tasks waiting for a connection."""
+
+    @classmethod
+    def retired(cls, settings: SQLiteSettings, database: str) -> Pool:
+        """A pool that is already closed: what a driver holds between ``close()`` and ``open()``."""
+        pool = cls(settings, database)
+        pool._closed = True
+        return pool
 
     @property
     def is_open(self) -> bool:
         """Whether :meth:`open` ran and :meth:`close` did not."""
         return self.writer is not None and not self._closed
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` began; a closed pool never opens again."""
+        return self._closed
 
     def stats(self) -> dict[str, int]:
         """What the pool holds right now, for monitoring and leak checks (read-only).
@@ -318,7 +366,14 @@ class Pool:
             )
 
     async def open(self) -> None:
-        """Open the writer connection (readers open on demand); concurrent calls open once."""
+        """Open the writer connection (readers open on demand); concurrent calls open once.
+
+        Raises:
+            ConnectionError: the pool was closed (a closed generation never
+                opens again; the driver builds a new pool), or the database
+                cannot be opened.
+        """
+        self._check_not_closed()
         if self.is_open:
             return
         if self._opening is None or self._opening.done():
@@ -334,54 +389,101 @@ class Pool:
         # asyncio primitives belong to the loop that opens the pool.
         self._write_lock = asyncio.Lock()
         self._reader_slots = asyncio.Semaphore(self.settings.pool_size)
-        self._idle_readers, self._readers = [], set()
-        self.writer = None
-        self.writer = await self._connect(writer=True)
-        self._closed = False
+        self._closing_signal = asyncio.get_running_loop().create_future()
+        writer = await self._connect(writer=True)
+        if self._closed:  # close() began while the connection was being made
+            await asyncio.shield(writer.close())
+            self._check_not_closed()
+        self.writer = writer
         log.debug("pool.open", driver="sqlite", database=self.database, readers=self.settings.pool_size)
 
     async def close(self) -> None:
-        """Close every connection, also those in use; safe to call twice."""
-        if self._closed or self.writer is None:
+        """Close every connection, also those in use, and wake the tasks waiting for one; safe to call twice."""
+        if self._closed:
             return
         self._closed = True
-        links = [self.writer, *self._readers]
+        signal = self._closing_signal
+        if signal is not None and not signal.done():
+            signal.set_result(None)
+        opening = self._opening
+        if opening is not None and not opening.done():
+            # A connection being made closes itself when it sees the pool closed.
+            await asyncio.wait([opening])
+        if opening is not None and opening.done() and not opening.cancelled():
+            opening.exception()  # retrieved: whoever awaited open() got it already
+        links = [link for link in (self.writer, *self._readers) if link is not None]
         self._readers.clear()
         self._idle_readers.clear()
         for link in links:
             await link.close()
         log.debug("pool.close", driver="sqlite", database=self.database)
 
-    def _check_open(self) -> None:
-        if self._closed or self.writer is None:
+    def _check_not_closed(self) -> None:
+        if self._closed:
+            memory = " (an in-memory database starts empty again)" if self.settings.is_memory else ""
             raise ConnectionError(
-                f"sqlite database {self.database}: the driver is {'closed' if self._closed else 'not open'}"
+                f"sqlite database {self.database}: the driver was closed; work begun before close() cannot "
+                f"go on. `await driver.open()` (or `await db.open()`) opens the database afresh{memory}"
+            )
+
+    def _check_open(self) -> None:
+        self._check_not_closed()
+        if self.writer is None:
+            raise ConnectionError(
+                f"sqlite database {self.database}: the driver is not open; open it with `await driver.open()` "
+                "or `async with Ommi(driver)`"
             )
 
     # -- waiting -------------------------------------------------------------
 
-    async def _wait(self, acquire: Any, what: str) -> None:
+    def _timed_out(self, what: str) -> OmmiTimeoutError:
         timeout = self.settings.busy_timeout
+        log.warning("pool.acquire.timeout", driver="sqlite", database=self.database, waited_for=what, seconds=timeout)
+        return OmmiTimeoutError(
+            f"sqlite database {self.database}: waited busy_timeout={timeout} s for {what}; "
+            "a transaction or stream held it the whole time (in-memory databases serialise every "
+            "operation behind an open transaction; use the transaction object inside it)"
+        )
+
+    async def _acquire(self, primitive: asyncio.Lock | asyncio.Semaphore, what: str) -> None:
+        """Take ``primitive``, waiting at most ``busy_timeout``; fail at once if the pool closes meanwhile.
+
+        On return the caller holds it, even if the pool closed in between:
+        the caller checks, and releases it.
+        """
+        timeout = self.settings.busy_timeout
+        if not primitive.locked():
+            # Free: taken without waiting (the timeout covers the rare hand-over in progress).
+            try:
+                async with asyncio.timeout(timeout):
+                    await primitive.acquire()
+            except TimeoutError:
+                raise self._timed_out(what) from None
+            return
+        signal = self._closing_signal
+        assert signal is not None
+        acquiring = asyncio.ensure_future(primitive.acquire())
         try:
             async with asyncio.timeout(timeout):
-                await acquire
+                await asyncio.wait((acquiring, signal), return_when=asyncio.FIRST_COMPLETED)
         except TimeoutError:
-            log.warning(
-                "pool.acquire.timeout", driver="sqlite", database=self.database, waited_for=what, seconds=timeout
-            )
-            raise OmmiTimeoutError(
-                f"sqlite database {self.database}: waited busy_timeout={timeout} s for {what}; "
-                "a transaction or stream held it the whole time (in-memory databases serialise every "
-                "operation behind an open transaction; use the transaction object inside it)"
-            ) from None
+            _abandon(acquiring, primitive)
+            raise self._timed_out(what) from None
+        except BaseException:
+            _abandon(acquiring, primitive)
+            raise
+        if not acquiring.done():  # the pool closed first
+            _abandon(acquiring, primitive)
+            self._check_not_closed()
 
     @contextlib.asynccontextmanager
     async def _gate(self) -> AsyncIterator[None]:
         """Hold the in-memory database's lock for one call into SQLite."""
         lock = self._write_lock
         assert lock is not None
-        await self._wait(lock.acquire(), "the in-memory database")
+        await self._acquire(lock, "the in-memory database")
         try:
+            self._check_not_closed()
             yield
         finally:
             lock.release()
@@ -389,18 +491,18 @@ class Pool:
     # -- the writer ----------------------------------------------------------
 
     async def lock_writer(self) -> Link:
-        """Take the write lock and return the writer; :meth:`unlock_writer` gives it back."""
+        """Take this generation's write lock and return its writer; :meth:`unlock_writer` gives it back."""
         self._check_open()
         assert self._write_lock is not None and self.writer is not None
         what = "the in-memory database" if self.settings.is_memory else "the write lock"
-        await self._wait(self._write_lock.acquire(), what)
+        await self._acquire(self._write_lock, what)
         if self._closed:
             self._write_lock.release()
-            self._check_open()
+            self._check_not_closed()
         return self.writer
 
     def unlock_writer(self) -> None:
-        """Release the write lock taken by :meth:`lock_writer`."""
+        """Release the write lock taken by :meth:`lock_writer` (of this generation, whatever the driver holds now)."""
         assert self._write_lock is not None
         self._write_lock.release()
 
@@ -441,13 +543,18 @@ class Pool:
         self._check_open()
         slots = self._reader_slots
         assert slots is not None
-        await self._wait(slots.acquire(), f"one of the pool_size={self.settings.pool_size} reader connections")
+        await self._acquire(slots, f"one of the pool_size={self.settings.pool_size} reader connections")
         self._lent_readers += 1
         link: Link | None = None
         try:
+            self._check_not_closed()
             link = self._idle_readers.pop() if self._idle_readers else None
             if link is None:
-                link = await self._connect(writer=False)
+                made = await self._connect(writer=False)
+                if self._closed:  # close() ran while it was being made: it belongs to no one
+                    await asyncio.shield(made.close())
+                    self._check_not_closed()
+                link = made
                 self._readers.add(link)
             yield link
         finally:
@@ -458,5 +565,3 @@ class Pool:
                 self._idle_readers.append(link)
             self._lent_readers -= 1
             slots.release()
-
-
