@@ -16,7 +16,7 @@ from typing import Annotated, Any
 import pytest
 from ommi import Key, ModelCollection, Ommi, TimezoneAware, ommi_model
 from ommi.drivers import DriverTransaction
-from ommi.errors import DatabaseError, ValidationError
+from ommi.errors import DatabaseError, QueryError, SchemaMismatchError, ValidationError
 from ommi.models import get_schema
 from ommi.models.schema import Field, ModelSchema
 from ommi.query.ast import Query
@@ -268,3 +268,99 @@ async def test_regression_update_refuses_none_for_a_key_before_any_io(make_drive
         assert recorded.count == 0
         assert await db.find(UpdatedItem).one.or_raise() == item
         await db.remove_models(update_models)
+
+
+# -- windows past the 64-bit range (issue 11, item 15) -----------------------------------------------
+
+INT64_MAX = 2**63 - 1
+
+
+@pytest.mark.parametrize(
+    ("limit", "page", "named"),
+    [
+        pytest.param(2**63, 0, str(2**63), id="limit_past_int64"),
+        pytest.param(10**30, 0, str(10**30), id="huge_limit"),
+        pytest.param(2, 2**62, str(2**62), id="offset_past_int64"),
+        pytest.param(1000, 10**17, str(10**17), id="page_times_limit_past_int64"),
+        pytest.param(INT64_MAX, 2, str(2 * INT64_MAX), id="max_limit_third_page"),
+    ],
+)
+def test_regression_windows_past_64_bits_are_a_query_error(limit: int, page: int, named: str) -> None:
+    db = Ommi(ReferenceDriver.connect())
+    with pytest.raises(QueryError, match=rf"(?s)limit\(\).*{named}.*{INT64_MAX}"):
+        db.find(UpdatedItem).limit(limit, page)
+
+
+@pytest.mark.parametrize("backend", BACKENDS, indirect=True)
+async def test_regression_largest_windows_run_on_every_backend(make_driver: Callable[..., Any]) -> None:
+    async with Ommi(make_driver()) as db:
+        await db.remove_models(update_models)
+        await db.use_models(update_models)
+        await db.add(UpdatedItem("a"), UpdatedItem("b")).or_raise()
+        everything = db.find(UpdatedItem).limit(INT64_MAX)
+        assert [i.name for i in await (await everything.all.or_raise()).to_list()] == ["a", "b"]
+        assert await everything.count.or_raise() == 2
+        for last_page in (db.find(UpdatedItem).limit(1, INT64_MAX), db.find(UpdatedItem).limit(INT64_MAX, 1)):
+            assert await (await last_page.all.or_raise()).to_list() == []
+            assert await last_page.count.or_raise() == 0
+        await db.remove_models(update_models)
+
+
+# -- stored values the model no longer accepts (issue 11, item 15) -----------------------------------
+
+
+class ColourBefore(enum.Enum):
+    RED = "red"
+    GREEN = "green"
+    MAUVE = "mauve"
+
+
+class ColourAfter(enum.Enum):
+    RED = "red"
+    GREEN = "green"
+
+
+before_models = ModelCollection("test_reliability_enum_before")
+after_models = ModelCollection("test_reliability_enum_after")
+
+
+@ommi_model(collection=before_models, name="enum_drift_paint")
+@dataclass
+class PaintBefore:
+    colour: ColourBefore
+    id: int | None = None
+
+
+@ommi_model(collection=after_models, name="enum_drift_paint")
+@dataclass
+class Paint:
+    colour: ColourAfter
+    id: int | None = None
+
+
+@pytest.mark.parametrize("backend", BACKENDS, indirect=True)
+async def test_regression_enum_value_removed_from_the_model_is_a_clear_error(make_driver: Callable[..., Any]) -> None:
+    async with Ommi(make_driver()) as db:
+        await db.remove_models(before_models)
+        await db.use_models(before_models)
+        await db.add(PaintBefore(ColourBefore.RED), PaintBefore(ColourBefore.MAUVE)).or_raise()
+        await db.use_models(after_models)
+
+        expected = r"(?s)Paint\.colour.*'mauve'.*ColourAfter.*(migrate|update).*stored"
+        with pytest.raises(SchemaMismatchError, match=expected):
+            await (await db.find(Paint).all.or_raise()).to_list()
+        with pytest.raises(SchemaMismatchError, match=expected):
+            await db.find(Paint.id == 2).one.or_raise()
+        with pytest.raises(SchemaMismatchError, match=expected):
+            async for _ in db.find(Paint).all(batch_size=1):
+                pass
+        red = await db.find(Paint.id == 1).one.or_raise()
+        assert red.colour is ColourAfter.RED
+        assert await db.find(Paint).count.or_raise() == 2
+
+        # reload() checks every value before changing the instance.
+        stale = Paint(ColourAfter.GREEN, id=2)
+        with pytest.raises(SchemaMismatchError, match=expected):
+            await db.reload(stale).or_raise()
+        assert stale == Paint(ColourAfter.GREEN, id=2)
+        await db.remove_models(before_models)

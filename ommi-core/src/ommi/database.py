@@ -157,8 +157,7 @@ class Session:
             await batches.aclose()  # type: ignore[attr-defined]
         if not rows:
             raise DBStatusNoResultException(f"{schema.cls.__name__} {schema.key_values(instance)} no longer exists")
-        for f in schema.fields:
-            schema.set_value(instance, f, rows[0][f.index])
+        schema.set_row(instance, rows[0])
         return instance
 
 

@@ -12,7 +12,7 @@ hierarchy in one place and chain the original (``raise ... from exc``)::
     ├── QueryError                  a query that cannot be built or run as written
     ├── UnsupportedFeature          the driver declares a capability absent
     ├── SchemaError
-    │   └── SchemaMismatchError     stored schema differs from the model
+    │   └── SchemaMismatchError     stored schema or value differs from the model
     ├── TransactionError            misuse of a transaction (closed, nested commit)
     ├── LazyLoadError               a lazy relation could not be loaded
     ├── DBStatusNoResultException   ``.one`` matched nothing
@@ -84,7 +84,12 @@ class SchemaError(OmmiError):
 
 
 class SchemaMismatchError(SchemaError):
-    """A stored table or collection differs from its model; nothing was changed."""
+    """A stored table, collection or value differs from its model; nothing was changed.
+
+    Raised by ``use_models`` and implicit setup for tables, and by reads for a
+    stored value the model cannot represent (an ``Enum`` member removed since,
+    a document of another type): migrate the stored data or change the model.
+    """
 
 
 class TransactionError(OmmiError):

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Union
 
 from ommi._rowcode import Builders, compile_builders
-from ommi.errors import ModelDefinitionError, ValidationError
+from ommi.errors import ModelDefinitionError, SchemaMismatchError, ValidationError
 from ommi.models.adapters import positional_constructor
 from ommi.models.metadata import Auto, Key, ReferenceTo, StoreAs, TimezoneAware, iter_metadata
 from ommi.models.types import CHECKERS, FAST_CHECKS, Codec, StorageType
@@ -481,8 +481,52 @@ class ModelSchema:
         decoders = {f.index: f._decode for f in self.fields if f._decode is not None}
         constructor = positional_constructor(self.adapter, self.cls, names)
         if constructor is not None:
-            return compile_builders(len(self.fields), decoders, constructor, positional=True)
-        return compile_builders(len(self.fields), decoders, self.adapter.builder(self.cls, names), positional=False)
+            build, build_rows = compile_builders(len(self.fields), decoders, constructor, positional=True)
+        else:
+            build, build_rows = compile_builders(
+                len(self.fields), decoders, self.adapter.builder(self.cls, names), positional=False
+            )
+        if not decoders:
+            return build, build_rows
+
+        # A failing decoder (a stored value the model no longer accepts) is reported
+        # by field; the check costs nothing until something fails.
+        def checked_build(row: tuple[Any, ...]) -> Any:
+            try:
+                return build(row)
+            except (TypeError, ValueError, ArithmeticError):
+                self.decode_row(row)
+                raise
+
+        def checked_build_rows(rows: Sequence[tuple[Any, ...]]) -> list[Any]:
+            try:
+                return build_rows(rows)
+            except (TypeError, ValueError, ArithmeticError):
+                for row in rows:
+                    self.decode_row(row)
+                raise
+
+        return checked_build, checked_build_rows
+
+    def decode_row(self, row: tuple[Any, ...]) -> list[Any]:
+        """The application values of a row of canonical values, in field order.
+
+        Raises:
+            SchemaMismatchError: a stored value does not fit its field (an
+                ``Enum`` member that was removed from the model, say).
+        """
+        values = []
+        for f in self.fields:
+            value = row[f.index]
+            try:
+                values.append(f.decode(value))
+            except (TypeError, ValueError, ArithmeticError) as exc:
+                raise SchemaMismatchError(
+                    f"{f!r}: the stored value {value!r} is not a valid {f.python_type.__name__} "
+                    f"({exc}); the {self.name!r} rows and the model {self.cls.__qualname__} disagree: "
+                    f"migrate the stored rows (update them to a valid value) or accept the value in the model again"
+                ) from exc
+        return values
 
     def key_values(self, instance: Any) -> tuple[Any, ...]:
         """The canonical key values of an instance."""
@@ -491,6 +535,15 @@ class ModelSchema:
     def set_value(self, instance: Any, field: Field, canonical: Any) -> None:
         """Set a field on an instance from a canonical value."""
         self.adapter.set_value(instance, field.name, field.decode(canonical))
+
+    def set_row(self, instance: Any, row: tuple[Any, ...]) -> None:
+        """Set every field on an instance from a row of canonical values; all are decoded before any is set.
+
+        Raises:
+            SchemaMismatchError: a stored value does not fit its field; the instance is unchanged.
+        """
+        for f, value in zip(self.fields, self.decode_row(row), strict=True):
+            self.adapter.set_value(instance, f.name, value)
 
 
 def is_model(cls: Any) -> bool:

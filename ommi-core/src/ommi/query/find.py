@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from ommi.errors import DBStatusNoResultException, QueryError, UnsupportedFeature, ValidationError
 from ommi.models.schema import Field, ModelSchema, get_schema, is_model
+from ommi.models.types import INT64_MAX
 from ommi.query.ast import And, Expr, Join, Query, SortKey, _conditions
 from ommi.results import DBAction
 
@@ -226,11 +227,28 @@ class FindQuery(Generic[T]):
         return self._replace(sort=self._sort + tuple(keys))
 
     def limit(self, limit: int, page: int = 0) -> FindQuery[T]:
-        """At most ``limit`` results, skipping ``page`` pages of that size (0-based)."""
+        """At most ``limit`` results, skipping ``page`` pages of that size (0-based).
+
+        Raises:
+            QueryError: ``limit`` or ``page`` is not an int, is negative (``limit``
+                below 1), or the window (``limit``, and ``limit * page`` rows
+                skipped) does not fit the signed 64-bit integer databases take.
+        """
         for name, value, low in (("limit", limit, 1), ("page", page, 0)):
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise QueryError(f"limit(): {name} must be an int >= {low}, not {value!r}")
-        return self._replace(limit=limit, offset=limit * page)
+        if limit > INT64_MAX:
+            raise QueryError(
+                f"limit(): limit {limit} is more than a database accepts (at most {INT64_MAX}); "
+                "leave limit() out to get every match"
+            )
+        offset = limit * page
+        if offset > INT64_MAX:
+            raise QueryError(
+                f"limit(): page {page} of {limit} rows skips {offset} rows, more than a database accepts "
+                f"(at most {INT64_MAX}); such a page is past every stored row"
+            )
+        return self._replace(limit=limit, offset=offset)
 
     def query(self) -> Query:
         """The driver-level :class:`Query` this builder describes."""
