@@ -6,13 +6,14 @@ import dataclasses
 import pickle
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import pytest
 from ommi import (
     Auto,
     Key,
     ModelCollection,
+    Ommi,
     ReferenceTo,
     StoreAs,
     TimezoneAware,
@@ -271,3 +272,87 @@ def test_loading_builds_dataclasses_without_running_their_code(cls: type, positi
     assert _Recorded.calls == before, "loading ran code of the model class"
     assert type(built) is model and (built.id, built.name) == (7, "seven")
     assert [(m.id, m.name) for m in many] == [(1, "one"), (2, "two")]
+
+
+# -- ReferenceTo must name a single key (issue 11, item 15) ------------------------------------------
+
+
+def _reference_models() -> tuple[ModelCollection, type, type]:
+    collection = ModelCollection("reference_targets")
+
+    @ommi_model(collection=collection, name="ref_target_single")
+    @dataclass
+    class Single:
+        label: str
+        id: int | None = None
+
+    @ommi_model(collection=collection, name="ref_target_pair")
+    @dataclass
+    class Pair:
+        region: Annotated[str, Key]
+        code: Annotated[int, Key]
+        label: str = ""
+
+    return collection, Single, Pair
+
+
+@pytest.mark.parametrize(
+    ("target", "storage", "why"),
+    [
+        pytest.param(lambda s, p: s.label, str, r"Single\.label.*not.*key", id="non_key_field"),
+        pytest.param(lambda s, p: "Single.label", str, r"Single\.label.*not.*key", id="non_key_field_by_name"),
+        pytest.param(lambda s, p: p.code, int, r"Pair\.code.*one part of.*composite key", id="second_key_part"),
+        pytest.param(lambda s, p: p.region, str, r"Pair\.region.*one part of.*composite key", id="first_key_part"),
+        pytest.param(lambda s, p: "Pair.code", int, r"Pair\.code.*one part of.*composite key", id="key_part_by_name"),
+    ],
+)
+async def test_reference_to_anything_but_a_single_key_is_a_model_definition_error(
+    target: Any, storage: type, why: str
+) -> None:
+    collection, single, pair = _reference_models()
+
+    def define() -> type:
+        kind, spec = storage, ReferenceTo(target(single, pair))
+
+        @ommi_model(collection=collection, name="ref_holder")
+        @dataclass
+        class Holder:
+            ref: Annotated[kind, spec]  # type: ignore[valid-type]
+            id: int | None = None
+
+        return Holder
+
+    async def define_and_use() -> None:
+        get_schema(define())
+        from ommi_sqlite import SQLiteDriver
+
+        async with Ommi(SQLiteDriver.connect("sqlite://")) as db:
+            await db.use_models(collection)
+
+    with pytest.raises(ModelDefinitionError, match=rf"(?s)Holder\.ref.*{why}"):
+        await define_and_use()
+
+
+def test_reference_to_a_field_object_is_checked_at_definition() -> None:
+    collection, single, _ = _reference_models()
+    with pytest.raises(ModelDefinitionError, match=r"Single\.label"):
+
+        @ommi_model(collection=collection)
+        @dataclass
+        class Early:
+            ref: Annotated[str, ReferenceTo(single.label)]
+            id: int | None = None
+
+
+def test_sort_keys_and_joins_compare_fields_by_identity() -> None:
+    """No ``Field == Field`` (a query condition, with no truth value) hides in comparisons of query parts."""
+    from ommi.query.ast import Join, SortKey
+
+    _, single, pair = _reference_models()
+    assert SortKey(single.id) == SortKey(single.id)
+    assert SortKey(single.id) != SortKey(single.label)
+    assert SortKey(single.id) != SortKey(single.id, descending=True)
+    assert len({SortKey(single.id), SortKey(single.id), SortKey(pair.code)}) == 2
+    schema = get_schema(pair)
+    assert Join(schema, ((pair.code, single.id),)) == Join(schema, ((pair.code, single.id),))
+    assert Join(schema, ((pair.code, single.id),)) != Join(schema, ((pair.region, single.label),))

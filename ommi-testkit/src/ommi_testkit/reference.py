@@ -64,6 +64,12 @@ def _key(schema: ModelSchema, row: Row) -> tuple[Any, ...]:
     return tuple(row[f.index] for f in schema.key)
 
 
+def _is_single_key(field: Field) -> bool:
+    """Whether ``field`` is the single key of its model (fields compare by identity: ``==`` builds a condition)."""
+    key = field.schema.key
+    return len(key) == 1 and key[0] is field
+
+
 def evaluate(expr: Expr, env: Mapping[int, Row | None]) -> bool:
     """Whether ``expr`` holds for the rows in ``env`` (schema id -> row, None when absent)."""
 
@@ -175,7 +181,7 @@ class _Store(Operations):
             if value is None and (f.key or not f.nullable):
                 raise ConstraintViolation(f"{schema.name}.{f.column} cannot be NULL")
             target = f.reference
-            if value is not None and target is not None and target.schema.key == (target,):
+            if value is not None and target is not None and _is_single_key(target):
                 referenced = tables.get(target.schema.name)
                 if referenced is not None and (value,) not in referenced.rows and target.schema is not schema:
                     raise ConstraintViolation(
@@ -189,7 +195,7 @@ class _Store(Operations):
         """Self-references (a row naming another row of its own table) must name a stored row."""
         for f in schema.fields:
             target = f.reference
-            if target is None or target.schema is not schema or schema.key != (target,):
+            if target is None or target.schema is not schema or not _is_single_key(target):
                 continue
             for row in rows:
                 value = row[f.index]

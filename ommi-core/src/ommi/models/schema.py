@@ -310,6 +310,10 @@ class ModelSchema:
         self.key = tuple(keys)
         self.auto_field = keys[0] if len(keys) == 1 and keys[0].auto else None
         self.relations = relations
+        for f in fields:
+            if f._reference_spec is not None and isinstance(f._reference_spec.target, Field):
+                # The target is known already: refuse a bad one at definition.
+                self._check_reference(f, f._reference_spec.target)
         self._resolved = True
         from ommi.models.decorator import install_field_descriptors
 
@@ -367,7 +371,7 @@ class ModelSchema:
         for f in self.fields:
             spec = f._reference_spec
             if spec is not None:
-                f.reference = self._reference_target(f, spec.target)
+                f.reference = self._check_reference(f, self._reference_target(f, spec.target))
                 if f.reference.storage is not f.storage:
                     raise self._error(
                         f.name,
@@ -401,6 +405,31 @@ class ModelSchema:
             target_schema.resolve()
             return self._single_key(field, target_schema)
         raise self._error(field.name, f"ReferenceTo({target!r}) must name a model field or a model")
+
+    def _check_reference(self, field: Field, referenced: Field) -> Field:
+        """``referenced`` when it is the single key of its model; else a :class:`ModelDefinitionError` saying why."""
+        target = referenced.schema
+        key = target.key
+        if len(key) == 1 and key[0] is referenced:
+            return referenced
+        model = target.cls.__name__
+        if referenced.key:
+            raise self._error(
+                field.name,
+                f"ReferenceTo({referenced!r}) names one part of the composite key of {model} "
+                f"({', '.join(k.name for k in key)}); one part does not identify a row, so no reference "
+                f"(and no foreign key) can point at it: reference a model with a single key field",
+            )
+        fix = (
+            f"reference {model}.{key[0].name} or the model itself, ReferenceTo({model})"
+            if len(key) == 1
+            else "reference a model with a single key field"
+        )
+        raise self._error(
+            field.name,
+            f"ReferenceTo({referenced!r}) names a field that is not the key of {model}; a reference holds the "
+            f"key of the row it points to (Ommi declares no other field unique): {fix}",
+        )
 
     def _single_key(self, field: Field, schema: ModelSchema) -> Field:
         if len(schema.key) != 1:

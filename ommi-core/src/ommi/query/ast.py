@@ -157,9 +157,13 @@ def when(*conditions: Expr) -> Expr:
     return _all_of(_conditions(conditions))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class SortKey:
-    """Sort by ``field``; NULL sorts before every value ascending and after them descending."""
+    """Sort by ``field``; NULL sorts before every value ascending and after them descending.
+
+    Equal when they sort by the same field object the same way (``Field == Field``
+    builds a condition, so fields are compared by identity).
+    """
 
     field: Field
     descending: bool = False
@@ -167,19 +171,40 @@ class SortKey:
     def __repr__(self) -> str:
         return f"{self.field!r}.{'desc' if self.descending else 'asc'}"
 
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, SortKey):
+            return NotImplemented
+        return self.field is other.field and self.descending == other.descending
 
-@dataclass(frozen=True, slots=True)
+    def __hash__(self) -> int:
+        return hash((id(self.field), self.descending))
+
+
+@dataclass(frozen=True, slots=True, eq=False)
 class Join:
     """How a related model joins the query's target.
 
     Each pair ``(target_field, other_field)`` must be equal. Conditions on
     ``model`` hold for a target row when some row of ``model`` joined to it
     (or no row, as in a LEFT JOIN) makes the whole condition true; a target row
-    is returned at most once.
+    is returned at most once. Equal when the model and every field are the
+    same objects.
     """
 
     model: ModelSchema
     pairs: tuple[tuple[Field, Field], ...]
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Join):
+            return NotImplemented
+        return (
+            self.model is other.model
+            and len(self.pairs) == len(other.pairs)
+            and all(a is c and b is d for (a, b), (c, d) in zip(self.pairs, other.pairs, strict=True))
+        )
+
+    def __hash__(self) -> int:
+        return hash((id(self.model), tuple((id(a), id(b)) for a, b in self.pairs)))
 
 
 @dataclass(frozen=True, slots=True)

@@ -353,7 +353,7 @@ class SQLCompiler:
             lines.append(f"PRIMARY KEY ({', '.join(q(f.column) for f in schema.key)})")
         for f in schema.fields:
             target = f.reference
-            if target is not None and target.schema.key == (target,):
+            if target is not None and len(target.schema.key) == 1 and target.schema.key[0] is target:
                 lines.append(
                     f"FOREIGN KEY ({q(f.column)}) REFERENCES {self.dialect.table(target.schema)} ({q(target.column)})"
                 )
