@@ -15,8 +15,10 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import sqlite3
+import tracemalloc
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
@@ -24,7 +26,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import pytest
-from ommi import Key, ModelCollection, Ommi, ReferenceTo, ommi_model
+from ommi import Key, ModelCollection, Ommi, ReferenceTo, StoreAs, ommi_model
 from ommi.errors import ConnectionError as OmmiConnectionError
 from ommi.errors import IntegrityError, OperationalError, QueryError, TransactionError
 from ommi.models.schema import get_schema
@@ -100,6 +102,16 @@ class Slot:
     shelf: Annotated[Decimal, Key]
     position: Annotated[int, Key]
     label: str = ""
+
+
+@ommi_model(collection=models)
+@dataclass
+class Shadow:
+    """Columns named like SQLite's rowid aliases: a snapshot must not order by them."""
+
+    rowid: Annotated[int, StoreAs("rowid")]
+    oid: Annotated[Decimal, StoreAs("oid")]
+    id: int | None = None
 
 
 ITEM = get_schema(Item)
@@ -400,6 +412,157 @@ async def test_decimal_key_table_created_before_keeps_working_and_is_reported(
             assert await db.find(Coin.value == Decimal("3")).count.or_raise() == 1
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert any("schema.decimal_key.text" in m and schema.name in m for m in warnings), warnings
+
+
+# -- item 13: streams on the writer connection ----------------------------------
+
+
+async def test_memory_stream_reads_one_snapshot_while_another_task_writes() -> None:
+    """One ``.all`` over 20 rows in memory yields each row once, as they were, whatever other tasks write.
+
+    Before the fix the stream read through the writes between its batches:
+    a row whose key moved came twice, and a deleted row went missing.
+    """
+    async with Ommi(SQLiteDriver.connect(batch_size=3)) as db:
+        await db.use_models(models)
+        await db.add(*(Item(n) for n in range(20))).or_raise()
+        iterator = await db.find(Item).all.or_raise()
+        seen = [(await anext(iterator)).number for _ in range(3)]
+
+        async def writes() -> None:
+            await db.find(Item.number == 0).update(id=1000).or_raise()  # an already read row moves to the end
+            await db.find(Item.number == 15).delete.or_raise()  # a row not read yet goes
+            await db.add(Item(99)).or_raise()
+
+        await asyncio.create_task(writes())
+        seen.extend([item.number async for item in iterator])
+        assert sorted(seen) == list(range(20))
+        assert sorted([i.number async for i in db.find(Item).all]) == [n for n in range(20) if n != 15] + [99]
+
+
+@pytest.mark.parametrize("where", ["file", "memory"])
+async def test_transaction_stream_reads_one_snapshot_while_the_transaction_writes(
+    where: str, connect_file: Callable[..., Ommi]
+) -> None:
+    """A transaction's stream (on the writer connection) is not changed by the transaction's later writes."""
+    db = connect_file(batch_size=3) if where == "file" else Ommi(SQLiteDriver.connect(batch_size=3))
+    async with db:
+        await db.use_models(models)
+        await db.add(*(Item(n) for n in range(20))).or_raise()
+        async with db.transaction() as t:
+            iterator = await t.find(Item).all.or_raise()
+            seen = [(await anext(iterator)).number for _ in range(3)]
+
+            async def writes() -> None:  # a second task sharing the transaction
+                await t.find(Item.number == 0).update(id=1000).or_raise()
+                await t.find(Item.number == 15).delete.or_raise()
+                await t.add(Item(99)).or_raise()
+
+            await asyncio.create_task(writes())
+            seen.extend([item.number async for item in iterator])
+        assert sorted(seen) == list(range(20))
+        assert await db.find(Item).count.or_raise() == 20
+
+
+@pytest.mark.parametrize("where", ["file", "memory"])
+@pytest.mark.parametrize("end", ["commit", "rollback"])
+async def test_transaction_stream_after_its_end_raises_and_leaves_the_writer_clean(
+    where: str, end: str, connect_file: Callable[..., Ommi]
+) -> None:
+    """Read on after its transaction ended, a stream raises TransactionError; the writer holds nothing of it."""
+    db = connect_file(batch_size=3) if where == "file" else Ommi(SQLiteDriver.connect(batch_size=3))
+    async with db:
+        await db.use_models(models)
+        await db.add(*(Item(n) for n in range(20))).or_raise()
+        t = db.transaction()
+        await t.__aenter__()
+        iterator = await t.find(Item).all.or_raise()
+        first = await anext(iterator)
+        await t.add(Item(50)).or_raise()
+        await (t.commit() if end == "commit" else t.rollback())
+        assert first.number == 0
+        with pytest.raises(TransactionError, match="ended"):
+            await iterator.to_list()
+        await iterator.aclose()
+        writer = db.driver.pool.writer  # type: ignore[attr-defined]
+        assert not writer.in_transaction
+        assert await writer.fetchall("SELECT name FROM temp.sqlite_schema") == []
+        await db.add(Item(51)).or_raise()
+        expected = 22 if end == "commit" else 21
+        assert await db.find(Item).count.or_raise() == expected
+
+
+@pytest.mark.parametrize("in_transaction", [False, True], ids=["memory", "transaction"])
+async def test_snapshot_keeps_the_order_and_window_of_the_query(
+    in_transaction: bool, connect_file: Callable[..., Ommi]
+) -> None:
+    """A result read from a snapshot comes in the query's order and window, with its values as stored."""
+    db = connect_file(batch_size=2) if in_transaction else Ommi(SQLiteDriver.connect(batch_size=2))
+    async with db:
+        await db.use_models(models)
+        # rowid descends while oid ascends: ordering by a column named like the rowid would show.
+        await db.add(*(Shadow(100 - n, Decimal(n) / 10) for n in range(12))).or_raise()
+
+        async def check(session: Any) -> None:
+            windowed = session.find(Shadow).sort(Shadow.oid.desc).limit(5, page=1)
+            filtered = session.find(Shadow.oid >= Decimal("0.30")).sort(Shadow.oid)
+            for find, expected in [(windowed, [6, 5, 4, 3, 2]), (filtered, list(range(3, 12)))]:
+                found = [s async for s in find.all]
+                assert [s.oid * 10 for s in found] == expected
+                assert [s.rowid for s in found] == [100 - n for n in expected]
+                assert all(type(s.oid) is Decimal and type(s.rowid) is int for s in found)
+
+        if in_transaction:
+            async with db.transaction() as t:
+                await check(t)
+        else:
+            await check(db)
+
+
+async def test_tasks_sharing_a_transaction_take_turns(make_driver: Callable[..., SQLiteDriver]) -> None:
+    """Another task's insert never runs inside a failing multi-statement insert of the same transaction.
+
+    Before the fix the second insert ran between the first one's statements,
+    inside its savepoint, and the first one's failure rolled it back after it
+    had reported success.
+    """
+    driver = make_driver()
+    await driver.open()
+    await driver.apply_schema([ITEM])
+    try:
+        tx = await driver.begin()
+        await tx.insert(ITEM, item_rows(1))
+        # 600 rows take several INSERTs inside one savepoint; the last row repeats key 1.
+        failing_rows = [ITEM.encode_instance(Item(n, id=100 + n)) for n in range(599)]
+        failing_rows.append(ITEM.encode_instance(Item(9999, id=1)))
+        failing = asyncio.create_task(tx.insert(ITEM, failing_rows))
+        await asyncio.sleep(0)  # its savepoint is open
+        await tx.insert(ITEM, item_rows(777))
+        with pytest.raises(IntegrityError, match="UNIQUE"):
+            await failing
+        await tx.commit()
+        assert await numbers(driver) == [1, 777]
+    finally:
+        await driver.close()
+
+
+async def test_memory_stream_snapshot_keeps_python_memory_bounded() -> None:
+    """Streaming 20,000 rows in batches of 100 from memory holds about one batch in Python, not the result."""
+    async with Ommi(SQLiteDriver.connect(batch_size=100)) as db:
+        await db.use_models(models)
+        await db.add(*(Item(n) for n in range(20_000))).or_raise()
+        gc.collect()
+        tracemalloc.start()
+        try:
+            count = 0
+            start = tracemalloc.get_traced_memory()[0]
+            async for _item in db.find(Item).all:
+                count += 1
+            peak = tracemalloc.get_traced_memory()[1] - start
+        finally:
+            tracemalloc.stop()
+        assert count == 20_000
+        assert peak < 1_000_000, f"{peak} bytes traced while streaming"
 
 
 # -- item 15: huge windows -----------------------------------------------------

@@ -11,12 +11,12 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, Self
 
 from ommi.drivers import Capabilities, Driver, DriverTransaction, get_logger
-from ommi.errors import ConnectionError, TransactionError
+from ommi.errors import ConnectionError, OmmiError, TransactionError
 from ommi.models.schema import ModelSchema
 
 from ommi_sqlite.memory import acquire_shared, release_shared
 from ommi_sqlite.operations import SQLCore, SQLiteOperations
-from ommi_sqlite.pool import Gate, Link, Pool, no_gate
+from ommi_sqlite.pool import Channel, Link, Pool, Stream
 from ommi_sqlite.schema import apply_schema, drop_schema
 from ommi_sqlite.settings import SQLiteSettings, parse_settings
 
@@ -177,7 +177,7 @@ class SQLiteDriver(SQLiteOperations, Driver):
     def _read(self) -> contextlib.AbstractAsyncContextManager[Link]:
         return self._pool.read()
 
-    def _stream(self) -> contextlib.AbstractAsyncContextManager[tuple[Link, Gate]]:
+    def _stream(self) -> contextlib.AbstractAsyncContextManager[Channel]:
         return self._pool.stream()
 
     # -- schema --------------------------------------------------------------
@@ -209,6 +209,13 @@ class SQLiteTransaction(SQLiteOperations, DriverTransaction):
     writer only. When the driver closed meanwhile, its statements and
     :meth:`commit` raise :class:`ommi.errors.ConnectionError` (SQLite rolled
     it back when the connection closed) and :meth:`rollback` just ends it.
+
+    Tasks sharing the transaction take turns: each operation (and each call
+    into SQLite of a stream) holds the transaction's lock, so the statements
+    of two operations never interleave. Its streams read a snapshot (the
+    connection is written through meanwhile, see
+    :class:`ommi_sqlite.pool.Stream`); commit and rollback end them, and a
+    stream read on afterwards raises :class:`ommi.errors.TransactionError`.
     """
 
     def __init__(self, driver: SQLiteDriver, pool: Pool, link: Link) -> None:
@@ -216,16 +223,21 @@ class SQLiteTransaction(SQLiteOperations, DriverTransaction):
         self._core = driver._core
         self._pool = pool
         self._link: Link | None = link
+        self._state = "open"
+        self._lock = asyncio.Lock()
+        self._streams: set[Stream] = set()
 
     def _current(self) -> Link:
         if self._link is None:
-            raise TransactionError("the transaction has ended; start a new one with db.transaction()")
+            raise TransactionError(f"the transaction is {self._state}; start a new one with db.transaction()")
         self._pool._check_not_closed()
         return self._link
 
     @contextlib.asynccontextmanager
     async def _own(self) -> AsyncIterator[Link]:
-        yield self._current()
+        self._current()
+        async with self._lock:
+            yield self._current()
 
     def _write(self) -> contextlib.AbstractAsyncContextManager[Link]:
         return self._own()
@@ -234,38 +246,71 @@ class SQLiteTransaction(SQLiteOperations, DriverTransaction):
         return self._own()
 
     @contextlib.asynccontextmanager
-    async def _stream(self) -> AsyncIterator[tuple[Link, Gate]]:
-        yield self._current(), no_gate
+    async def _turn(self) -> AsyncIterator[None]:
+        """The gate of the transaction's streams: its lock, while it is open."""
+        async with self._lock:
+            if self._link is None:
+                raise TransactionError(
+                    f"the transaction ended ({self._state}) before its result iterator was exhausted; "
+                    "read the rows inside the transaction (or collect them with to_list() before it ends)"
+                )
+            self._pool._check_not_closed()
+            yield
+
+    @contextlib.asynccontextmanager
+    async def _stream(self) -> AsyncIterator[Channel]:
+        link = self._current()
+        yield Channel(link, self._turn, shared=True, streams=self._streams, discard=self._discard_snapshot)
+
+    async def _discard_snapshot(self, table: str) -> None:
+        """Drop the snapshot table of a stream closed early (an ended transaction took it along)."""
+        with contextlib.suppress(OmmiError):
+            async with self._turn():
+                await self._current().execute(f"DROP TABLE IF EXISTS temp.{table}")
+
+    async def _end_streams(self, *, drop: bool) -> None:
+        for stream in list(self._streams):
+            await stream.end(drop=drop)
+        self._streams.clear()
 
     async def commit(self) -> None:
-        link = self._link
-        if link is None:
-            raise TransactionError("the transaction has ended; start a new one with db.transaction()")
-        self._link = None
-        pool = self._pool
-        if pool.closed:
+        async with self._lock:  # after any statement another task of the transaction is running
+            link = self._link
+            if link is None:
+                raise TransactionError(f"the transaction is already {self._state}")
+            self._link = None
+            self._state = "committed"
+            pool = self._pool
+            if pool.closed:
+                self._state = "rolled back"
+                pool.unlock_writer()
+                raise ConnectionError(
+                    f"sqlite database {link.database}: the driver was closed while this transaction was open; "
+                    "nothing of it was committed (closing the connection rolled it back)"
+                )
+            try:
+                # Snapshot tables would outlive the commit; cursors left open would keep reading.
+                await self._end_streams(drop=True)
+                await link.execute("COMMIT")
+            except BaseException:
+                self._state = "rolled back"
+                await asyncio.shield(_release(pool, link))
+                raise
             pool.unlock_writer()
-            raise ConnectionError(
-                f"sqlite database {link.database}: the driver was closed while this transaction was open; "
-                "nothing of it was committed (closing the connection rolled it back)"
-            )
-        try:
-            await link.execute("COMMIT")
-        except BaseException:
-            await asyncio.shield(_release(pool, link))
-            raise
-        pool.unlock_writer()
         log.debug("transaction.commit", driver="sqlite", database=link.database)
 
     async def rollback(self) -> None:
-        link = self._link
-        if link is None:
-            return
-        self._link = None
-        pool = self._pool
-        try:
-            if not pool.closed:  # else closing the connection rolled it back
-                await link.rollback()
-        finally:
-            pool.unlock_writer()
+        async with self._lock:
+            link = self._link
+            if link is None:
+                return
+            self._link = None
+            self._state = "rolled back"
+            pool = self._pool
+            try:
+                await self._end_streams(drop=False)  # the rollback drops their snapshot tables
+                if not pool.closed:  # else closing the connection rolled it back
+                    await link.rollback()
+            finally:
+                pool.unlock_writer()
         log.debug("transaction.rollback", driver="sqlite", database=link.database)

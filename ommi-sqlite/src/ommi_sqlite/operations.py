@@ -2,9 +2,9 @@
 
 :class:`SQLiteOperations` implements :class:`ommi.drivers.Operations` on top of
 three hooks that say where a statement runs: :meth:`~SQLiteOperations._write`,
-:meth:`~SQLiteOperations._read` and :meth:`~SQLiteOperations._stream`. The
-driver answers them from its pool; a transaction answers with its own
-connection.
+:meth:`~SQLiteOperations._read` and :meth:`~SQLiteOperations._stream` (a
+:class:`~ommi_sqlite.pool.Channel`). The driver answers them from its pool; a
+transaction answers with its own connection.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from ommi.query.ast import Query
 from ommi.sql import SQLCompiler
 
 from ommi_sqlite.dialect import DECIMAL_COLLATION, SQLiteDialect
-from ommi_sqlite.pool import Gate, Link, variable_limit
+from ommi_sqlite.pool import Channel, Link, Stream, variable_limit
 
 __all__ = ["SQLCore", "SQLiteCompiler", "SQLiteOperations", "collated_by_value"]
 
@@ -171,7 +171,7 @@ class SQLiteOperations(Operations):
     def _read(self) -> contextlib.AbstractAsyncContextManager[Link]:
         raise NotImplementedError
 
-    def _stream(self) -> contextlib.AbstractAsyncContextManager[tuple[Link, Gate]]:
+    def _stream(self) -> contextlib.AbstractAsyncContextManager[Channel]:
         raise NotImplementedError
 
     async def insert(self, schema: ModelSchema, rows: Sequence[Row]) -> Sequence[Any] | None:
@@ -190,8 +190,8 @@ class SQLiteOperations(Operations):
             if rows:
                 yield rows if convert is None else convert(rows)
             return
-        async with self._stream() as (link, gate):
-            batches = link.stream(compiled.sql, compiled.params, batch_size, gate, query.limit)
+        async with self._stream() as channel:
+            batches = Stream(channel).batches(compiled.sql, compiled.params, batch_size, query.limit)
             async with contextlib.aclosing(batches):
                 async for rows in batches:
                     yield rows if convert is None else convert(rows)

@@ -16,7 +16,9 @@ connection and one lock (the "gate"). Each statement or batch of a read takes
 the gate briefly; a write or a whole transaction holds it. Concurrent tasks are
 safe, but while a transaction is open every other task waits for it: memory
 databases have no transaction isolation in the "read while someone writes"
-sense (the driver declares ``transaction_isolation`` absent for them).
+sense (the driver declares ``transaction_isolation`` absent for them). A
+stream there, as in a transaction, shares its connection with writes, so it
+reads a snapshot of its rows (see :class:`Stream`).
 
 Every wait (for the writer, a reader or the gate) is bounded by
 ``busy_timeout`` and ends in :class:`ommi.errors.TimeoutError` naming it;
@@ -38,23 +40,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import itertools
 import logging
+import secrets
 import sqlite3
 import threading
 import weakref
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 import aiosqlite
 from ommi.drivers import get_logger
-from ommi.errors import ConnectionError
+from ommi.errors import ConnectionError, OmmiError
 from ommi.errors import TimeoutError as OmmiTimeoutError
 
 from ommi_sqlite.dialect import DECIMAL_COLLATION, compare_decimals
 from ommi_sqlite.errors import map_exceptions
 from ommi_sqlite.settings import MEMORY, SQLiteSettings
 
-__all__ = ["Gate", "Link", "Pool", "no_gate", "variable_limit"]
+__all__ = ["Channel", "Gate", "Link", "Pool", "Stream", "no_gate", "variable_limit"]
 
 log = get_logger("ommi.sqlite.driver")
 
@@ -63,6 +68,8 @@ _VARIABLE_LIMIT = [999]
 _IDLE_CURSORS = 4
 _FETCH_CHUNK = 1000
 """Most rows fetched per call into the worker thread; a larger batch takes several calls."""
+_SNAPSHOT_TOKEN = secrets.token_hex(4)
+_snapshot_numbers = itertools.count(1)
 
 
 def variable_limit() -> int:
@@ -130,6 +137,8 @@ class Link:
         self._idle: list[aiosqlite.Cursor] = []
         self._cursors: weakref.WeakSet[aiosqlite.Cursor] = weakref.WeakSet()
         self.cursors_opened = 0
+        self.leftovers: list[str] = []
+        """Snapshot tables of streams closed while the connection was busy: dropped when it is free."""
         """How many cursors this connection has created (they are reused; a test watches this)."""
 
     def errors(self) -> contextlib.AbstractContextManager[None]:
@@ -179,54 +188,19 @@ class Link:
             rows: list[tuple[Any, ...]] = list(await self.conn.execute_fetchall(sql, params))  # type: ignore[arg-type]
         return rows
 
-    async def stream(
-        self, sql: str, params: Sequence[Any], size: int, gate: Gate, limit: int | None = None
-    ) -> AsyncGenerator[list[tuple[Any, ...]], None]:
-        """Yield the rows of a query in batches of ``size`` (``fetchmany``).
+    @staticmethod
+    def snapshot_name() -> str:
+        """A new quoted name for a stream's snapshot table (never one a model could have by chance)."""
+        return f'"ommi_snapshot_{_SNAPSHOT_TOKEN}_{next(_snapshot_numbers)}"'
 
-        ``gate()`` is entered around each call into SQLite, never while a batch
-        is handed to the caller. ``limit`` is the query's LIMIT, if any: once
-        that many rows came, the statement is known to be done. The cursor is
-        reused when the rows are exhausted and closed when the caller stops
-        early, so an unfinished statement never pins an old snapshot.
-        """
-        self._trace(sql)
-        cursor: aiosqlite.Cursor | None = None
-        finished = False
-        remaining = limit
-        try:
-            async with gate():
-                with self.errors():
-                    cursor = await self._cursor()
-                    await cursor.execute(sql, params)
-            while True:
-                rows: list[tuple[Any, ...]] = []
-                while len(rows) < size:
-                    # Each call into the worker thread builds its rows holding
-                    # the GIL; small calls keep the event loop's turns short.
-                    want = min(size - len(rows), _FETCH_CHUNK)
-                    async with gate():
-                        with self.errors():
-                            chunk = await cursor.fetchmany(want)
-                    rows.extend(chunk)  # type: ignore[arg-type]
-                    if len(chunk) < want:  # type: ignore[arg-type]
-                        break
-                if remaining is not None:
-                    remaining -= len(rows)
-                # sqlite3 steps past each row it returns, so after the last row
-                # of a LIMIT the statement has already finished and been reset.
-                finished = len(rows) < size or (remaining is not None and remaining <= 0)
-                if rows:
-                    yield rows
-                if finished:
-                    return
-        finally:
-            if cursor is not None:
-                if finished:
-                    self._reuse(cursor)
-                else:
-                    with contextlib.suppress(Exception):
-                        await asyncio.shield(cursor.close())
+    async def drop_leftovers(self) -> None:
+        """Drop the snapshot tables left by streams closed early (the caller holds the connection); never raises."""
+        while self.leftovers:
+            table = self.leftovers.pop()
+            try:
+                await asyncio.shield(self.execute(f"DROP TABLE IF EXISTS temp.{table}"))
+            except Exception:  # a closed connection took it along
+                log.debug("stream.snapshot.drop_failed", driver="sqlite", database=self.database, exc_info=True)
 
     @property
     def in_transaction(self) -> bool:
@@ -254,6 +228,163 @@ class Link:
             await self.conn.close()
         except Exception:  # closing must not mask the error that led here
             log.warning("connection.close.failed", driver="sqlite", database=self.database, exc_info=True)
+
+
+@dataclasses.dataclass(slots=True)
+class Channel:
+    """Where a stream reads.
+
+    Attributes:
+        link: the connection.
+        gate: entered around each call into SQLite; it raises when the
+            stream's owner ended (a closed pool, an ended transaction).
+        shared: whether other work writes through ``link`` while the stream
+            is open (an in-memory database's only connection, or a
+            transaction's): the stream then reads a snapshot of its rows.
+        streams: the open streams of the owner (a transaction), which ends
+            them before it commits or rolls back; ``None`` for none.
+        discard: drops a snapshot table of a stream closed early (it knows
+            when the connection is free for that).
+    """
+
+    link: Link
+    gate: Gate
+    shared: bool = False
+    streams: set[Stream] | None = None
+    discard: Callable[[str], Awaitable[None]] | None = None
+
+
+class Stream:
+    """One streaming read: its cursor, and the snapshot table it reads from when it needs one.
+
+    On a connection that others write through (:attr:`Channel.shared`) a live
+    cursor would see those writes between batches (a row moved by an update
+    twice, a deleted one never). So the first call reads at most one batch
+    (``min(size, 1000)`` rows) and one more row: a result that fits is
+    complete already. A larger result is copied, by one statement and under
+    the same hold of the gate, into a temporary table (``INSERT INTO ...
+    SELECT`` the query, in SQLite's temporary storage, not in Python memory),
+    and the batches are read from that copy in its order. The copy is dropped
+    when the stream ends.
+    """
+
+    __slots__ = ("channel", "cursor", "ended", "table")
+
+    def __init__(self, channel: Channel) -> None:
+        self.channel = channel
+        self.cursor: aiosqlite.Cursor | None = None
+        self.table: str | None = None
+        self.ended = False
+        """Set by :meth:`end`: the owner took back the cursor and the table."""
+
+    async def end(self, *, drop: bool) -> None:
+        """Close the cursor and (``drop``) drop the snapshot table, for the owner ending; never raises.
+
+        The owner calls this holding the connection (a transaction, under its
+        lock, before ``COMMIT`` or ``ROLLBACK``); the stream then raises at its
+        next batch, through its gate.
+        """
+        if self.ended:
+            return
+        self.ended = True
+        cursor, self.cursor = self.cursor, None
+        if cursor is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(cursor.close())
+        table, self.table = self.table, None
+        if table is not None and drop:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self.channel.link.execute(f"DROP TABLE IF EXISTS temp.{table}"))
+
+    async def _snapshot(self, cursor: aiosqlite.Cursor, sql: str, params: Sequence[Any]) -> None:
+        """Copy the rows of ``sql`` into a new temporary table and point ``cursor`` at the copy, in order.
+
+        The copy's columns are positional (``c0``, ``c1``, ...) and untyped, so
+        every value is kept exactly as read and no column of the model can
+        shadow the sequence number ``n`` that keeps the query's order.
+        """
+        link = self.channel.link
+        columns = ", ".join(f'"c{i}"' for i in range(len(cursor.description)))
+        self.table = table = link.snapshot_name()
+        await cursor.execute(f'CREATE TEMP TABLE {table} ("n" INTEGER PRIMARY KEY, {columns})')
+        await cursor.execute(f"INSERT INTO temp.{table} ({columns}) {sql}", params)
+        await cursor.execute(f'SELECT {columns} FROM temp.{table} ORDER BY "n"')
+
+    async def batches(
+        self, sql: str, params: Sequence[Any], size: int, limit: int | None = None
+    ) -> AsyncGenerator[list[tuple[Any, ...]], None]:
+        """Yield the rows of a query in batches of ``size`` (``fetchmany``).
+
+        The gate is entered around each call into SQLite, never while a batch
+        is handed to the caller. ``limit`` is the query's LIMIT, if any: once
+        that many rows came, the statement is known to be done. The cursor is
+        reused when the rows are exhausted and closed when the caller stops
+        early, so an unfinished statement never pins an old snapshot.
+        """
+        channel = self.channel
+        link, gate = channel.link, channel.gate
+        link._trace(sql)
+        if channel.streams is not None:
+            channel.streams.add(self)
+        finished = False
+        remaining = limit
+        try:
+            first: list[tuple[Any, ...]] | None = None
+            async with gate():
+                with link.errors():
+                    self.cursor = cursor = await link._cursor()
+                    await cursor.execute(sql, params)
+                    if channel.shared:
+                        probe = min(size, _FETCH_CHUNK)
+                        first = list(await cursor.fetchmany(probe + 1))  # type: ignore[arg-type]
+                        if len(first) > probe:
+                            # More than a batch: read it from a copy taken now,
+                            # before anyone can write between two batches.
+                            first = None
+                            await self._snapshot(cursor, sql, params)
+            if first is not None:
+                # The statement stepped past its last row: it is done, and reset.
+                finished = True
+                if first:
+                    yield first
+                return
+            while True:
+                rows: list[tuple[Any, ...]] = []
+                while len(rows) < size:
+                    # Each call into the worker thread builds its rows holding
+                    # the GIL; small calls keep the event loop's turns short.
+                    want = min(size - len(rows), _FETCH_CHUNK)
+                    async with gate():
+                        with link.errors():
+                            chunk = await cursor.fetchmany(want)
+                    rows.extend(chunk)  # type: ignore[arg-type]
+                    if len(chunk) < want:  # type: ignore[arg-type]
+                        break
+                if remaining is not None:
+                    remaining -= len(rows)
+                # sqlite3 steps past each row it returns, so after the last row
+                # of a LIMIT the statement has already finished and been reset.
+                finished = len(rows) < size or (remaining is not None and remaining <= 0)
+                if rows:
+                    yield rows
+                if finished:
+                    return
+        finally:
+            if channel.streams is not None:
+                channel.streams.discard(self)
+            if not self.ended:
+                self.ended = True
+                cursor_left, self.cursor = self.cursor, None
+                if cursor_left is not None:
+                    if finished:
+                        link._reuse(cursor_left)
+                    else:
+                        with contextlib.suppress(Exception):
+                            await asyncio.shield(cursor_left.close())
+                table_left, self.table = self.table, None
+                if table_left is not None and channel.discard is not None:
+                    with contextlib.suppress(Exception):
+                        await asyncio.shield(channel.discard(table_left))
 
 
 def _abandon(acquiring: asyncio.Future[Any], primitive: asyncio.Lock | asyncio.Semaphore) -> None:
@@ -480,13 +611,30 @@ class Pool:
     async def _gate(self) -> AsyncIterator[None]:
         """Hold the in-memory database's lock for one call into SQLite."""
         lock = self._write_lock
-        assert lock is not None
+        assert lock is not None and self.writer is not None
         await self._acquire(lock, "the in-memory database")
         try:
             self._check_not_closed()
+            if self.writer.leftovers:
+                await self.writer.drop_leftovers()
             yield
         finally:
             lock.release()
+
+    async def _discard_snapshot(self, table: str) -> None:
+        """Drop the snapshot table of a memory stream closed early: now if the database is free, else later.
+
+        Never waits for the database (the task closing the stream may hold it,
+        in a transaction): a busy database drops it the next time it is taken.
+        """
+        writer, lock = self.writer, self._write_lock
+        if writer is None or lock is None or self._closed:
+            return  # the connection, and its temporary tables, are gone
+        writer.leftovers.append(table)
+        if not lock.locked():
+            with contextlib.suppress(OmmiError):
+                async with self._gate():
+                    pass  # the gate drops the leftovers
 
     # -- the writer ----------------------------------------------------------
 
@@ -499,6 +647,8 @@ class Pool:
         if self._closed:
             self._write_lock.release()
             self._check_not_closed()
+        if self.writer.leftovers:
+            await self.writer.drop_leftovers()
         return self.writer
 
     def unlock_writer(self) -> None:
@@ -528,15 +678,19 @@ class Pool:
             yield link
 
     @contextlib.asynccontextmanager
-    async def stream(self) -> AsyncIterator[tuple[Link, Gate]]:
-        """A connection for a streaming read, and the gate to enter around each call into SQLite."""
+    async def stream(self) -> AsyncIterator[Channel]:
+        """Where a streaming read runs: a reader of its own, or the in-memory database behind its gate.
+
+        A memory database's stream shares its connection with every other
+        task's writes, so it reads a snapshot (see :class:`Stream`).
+        """
         self._check_open()
         if self.settings.is_memory:
             assert self.writer is not None
-            yield self.writer, self._gate
+            yield Channel(self.writer, self._gate, shared=True, discard=self._discard_snapshot)
             return
         async with self._reader() as link:
-            yield link, no_gate
+            yield Channel(link, no_gate)
 
     @contextlib.asynccontextmanager
     async def _reader(self) -> AsyncIterator[Link]:
