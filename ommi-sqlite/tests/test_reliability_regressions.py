@@ -546,6 +546,30 @@ async def test_tasks_sharing_a_transaction_take_turns(make_driver: Callable[...,
         await driver.close()
 
 
+async def test_memory_snapshot_of_a_stream_closed_early_is_dropped_without_waiting() -> None:
+    """Closing a memory stream early drops its copy; inside the task's own transaction it never waits for it."""
+
+    async def snapshots(db: Ommi) -> list[Any]:
+        return await db.driver.pool.writer.fetchall("SELECT name FROM temp.sqlite_schema")  # type: ignore[attr-defined]
+
+    async with Ommi(SQLiteDriver.connect(batch_size=3, busy_timeout=5)) as db:
+        await db.use_models(models)
+        await db.add(*(Item(n) for n in range(20))).or_raise()
+        iterator = await db.find(Item).all.or_raise()
+        await anext(iterator)
+        assert len(await snapshots(db)) == 1
+        await iterator.aclose()
+        assert await snapshots(db) == []
+
+        iterator = await db.find(Item).all.or_raise()
+        await anext(iterator)
+        async with db.transaction() as t:
+            await asyncio.wait_for(iterator.aclose(), 1)  # the database is this task's: no waiting for it
+            await t.add(Item(20)).or_raise()
+        assert await db.find(Item).count.or_raise() == 21  # the next turn on the database drops the copy
+        assert await snapshots(db) == []
+
+
 async def test_memory_stream_snapshot_keeps_python_memory_bounded() -> None:
     """Streaming 20,000 rows in batches of 100 from memory holds about one batch in Python, not the result."""
     async with Ommi(SQLiteDriver.connect(batch_size=100)) as db:

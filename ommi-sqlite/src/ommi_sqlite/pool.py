@@ -648,7 +648,11 @@ class Pool:
             self._write_lock.release()
             self._check_not_closed()
         if self.writer.leftovers:
-            await self.writer.drop_leftovers()
+            try:
+                await self.writer.drop_leftovers()
+            except BaseException:  # cancelled meanwhile: the lock must not stay taken
+                self._write_lock.release()
+                raise
         return self.writer
 
     def unlock_writer(self) -> None:
