@@ -17,9 +17,10 @@ How the related rows are found is derived from ``ReferenceTo`` fields:
 
 from __future__ import annotations
 
+import re
 import typing
 import weakref
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from ommi.errors import DBStatusNoResultException, LazyLoadError, ModelDefinitionError, OmmiError
@@ -107,10 +108,59 @@ _RELATION_NAMES = ("LazyLoadTheRelated", "LazyLoadEveryRelated", "LazyOne", "Laz
 
 
 def looks_like_relation(annotation: Any) -> bool:
-    """Cheap test used before evaluating annotations."""
+    """Cheap test used before evaluating annotations: could this be any spelling of a relation?"""
+    if isinstance(annotation, typing.ForwardRef):
+        annotation = annotation.__forward_arg__
     if isinstance(annotation, str):
         return any(name in annotation for name in _RELATION_NAMES)
-    return _relation_parts(annotation) is not None
+    if typing.get_origin(annotation) is ClassVar:
+        # ClassVar[LazyMany[Book]], or ClassVar["LazyMany[Book]"] whose inner string is a ForwardRef.
+        return any(
+            typing.get_origin(arg) in (LazyOne, LazyMany) or looks_like_relation(arg)
+            for arg in typing.get_args(annotation)
+        )
+    return False
+
+
+_CLASSVAR_TEXT = re.compile(r"\s*(?:typing\s*\.\s*)?ClassVar\s*\[(?P<inner>.*)\]\s*", re.DOTALL)
+
+
+def read_relation(annotation: Any, evaluate: Callable[[str], Any]) -> Any:
+    """Any spelling of a relation as ``ClassVar[LazyOne[T]]`` / ``ClassVar[LazyMany[T]]``; ``None`` if it is none.
+
+    Strings (the whole annotation, or the argument of ``ClassVar``) are
+    evaluated with ``evaluate``, and a ``ClassVar`` around an alias that is a
+    ``ClassVar`` already (``ClassVar["LazyLoadEveryRelated[Book]"]``) counts once.
+
+    Raises:
+        SyntaxError, TypeError, NameError, ValueError: it names a relation that cannot be read;
+            the caller turns that into a ``ModelDefinitionError``.
+    """
+    in_classvar = False
+    for _ in range(16):
+        if isinstance(annotation, typing.ForwardRef):
+            annotation = annotation.__forward_arg__
+        if isinstance(annotation, str):
+            match = _CLASSVAR_TEXT.fullmatch(annotation)
+            if match is not None:
+                # Evaluating "ClassVar[LazyLoadEveryRelated[Book]]" whole would nest two ClassVars.
+                in_classvar, annotation = True, match["inner"]
+            else:
+                annotation = evaluate(annotation)
+            continue
+        if typing.get_origin(annotation) is ClassVar:
+            args = typing.get_args(annotation)
+            if len(args) != 1:
+                return None
+            in_classvar, annotation = True, args[0]
+            continue
+        origin = typing.get_origin(annotation)
+        if origin in (LazyOne, LazyMany):
+            return ClassVar[annotation] if in_classvar else None
+        if annotation in (LazyOne, LazyMany):
+            raise TypeError(f"{annotation.__name__} needs the related model: {annotation.__name__}[Model]")
+        return None
+    raise ValueError("the annotation nests too many strings and ClassVars")
 
 
 def _relation_parts(annotation: Any) -> tuple[type[_LazyHandle], Any] | None:

@@ -224,7 +224,7 @@ class ModelSchema:
         Only the model's own annotations are evaluated (never those of library
         base classes such as ``pydantic.BaseModel``), each in its class's module.
         """
-        from ommi.models.relations import looks_like_relation
+        from ommi.models.relations import looks_like_relation, read_relation
 
         local = dict(self.local_namespace)
         local.update(self.collection.namespace())
@@ -238,10 +238,22 @@ class ModelSchema:
                 if looks_like_relation(annotation):
                     # Relations may name models defined later: unknown names
                     # become forward references, resolved when first loaded.
-                    if isinstance(annotation, str):
-                        annotation = eval(annotation, globalns, _Forgiving(local, globalns))  # noqa: S307
-                    hints[name] = annotation
-                    continue
+                    forgiving = _Forgiving(local, globalns)
+
+                    def evaluate(text: str, g: dict[str, Any] = globalns, f: _Forgiving = forgiving) -> Any:
+                        return eval(text, g, f)  # noqa: S307 - annotations are code
+
+                    try:
+                        relation = read_relation(annotation, evaluate)
+                    except (SyntaxError, TypeError, NameError, ValueError, AttributeError) as exc:
+                        raise self._error(
+                            name,
+                            f"the relation annotation {annotation!r} cannot be read ({exc}); write it as "
+                            "LazyLoadEveryRelated[Model] or LazyLoadTheRelated[Model]",
+                        ) from exc
+                    if relation is not None:
+                        hints[name] = relation
+                        continue
                 if name not in wanted:
                     continue
                 try:
@@ -277,7 +289,14 @@ class ModelSchema:
         fields: list[Field] = []
         for name in names:
             if name in relations:
-                continue
+                # The model library made it an attribute of every instance, which would hide the relation.
+                raise self._error(
+                    name,
+                    f"{hints[name]!r} is a lazy relation, but {self.cls.__name__} treats it as a field "
+                    "(a relation annotation quoted as a whole under `from __future__ import annotations` "
+                    "is not recognised as ClassVar by dataclasses, attrs or pydantic): write it unquoted, "
+                    "as LazyLoadEveryRelated[Model] or LazyLoadTheRelated[Model], with no default",
+                )
             if name not in hints:
                 raise self._error(name, "the field has no type annotation")
             fields.append(self._make_field(name, len(fields), hints[name]))
