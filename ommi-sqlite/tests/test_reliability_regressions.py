@@ -570,6 +570,35 @@ async def test_memory_snapshot_of_a_stream_closed_early_is_dropped_without_waiti
         assert await snapshots(db) == []
 
 
+@pytest.mark.parametrize("in_transaction", [False, True], ids=["memory", "memory-transaction"])
+async def test_cancelling_a_snapshot_stream_anywhere_leaves_the_database_usable(in_transaction: bool) -> None:
+    """A task reading a snapshot stream, cancelled at any point, leaves no lock taken and no copy behind."""
+    async with Ommi(SQLiteDriver.connect(batch_size=3, busy_timeout=2)) as db:
+        await db.use_models(models)
+        await db.add(*(Item(n) for n in range(30))).or_raise()
+        pool = db.driver.pool  # type: ignore[attr-defined]
+
+        async def read() -> None:
+            if in_transaction:
+                async with db.transaction() as t:
+                    await t.add(Item(1000)).or_raise()
+                    assert len([i async for i in t.find(Item).all]) == 31
+            else:
+                assert len([i async for i in db.find(Item).all]) == 30
+
+        for turns in range(0, 150, 3):
+            task = asyncio.create_task(read())
+            for _ in range(turns):
+                await asyncio.sleep(0)
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            assert pool.stats()["writer_locked"] == 0, turns
+            # All of the transaction or none (cancelled during its commit, it commits, then raises).
+            assert await db.find(Item).count.or_raise() in (30, 31), turns
+            await db.find(Item.number == 1000).delete.or_raise()
+            assert await pool.writer.fetchall("SELECT name FROM temp.sqlite_schema") == [], turns
+
+
 async def test_memory_stream_snapshot_keeps_python_memory_bounded() -> None:
     """Streaming 20,000 rows in batches of 100 from memory holds about one batch in Python, not the result."""
     async with Ommi(SQLiteDriver.connect(batch_size=100)) as db:
