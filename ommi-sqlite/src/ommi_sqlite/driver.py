@@ -151,6 +151,8 @@ class SQLiteDriver(SQLiteOperations, Driver):
         opening = self._opening
         if opening is not None and not opening.done():
             await asyncio.wait([opening])
+        if opening is not None and opening.done() and not opening.cancelled():
+            opening.exception()  # retrieved: whoever awaited open() got it already
         if self._shared:
             self._shared = False
             pool, self._pool = self._pool, Pool.retired(self.settings, self.settings.display_name)
