@@ -16,6 +16,7 @@ import pytest
 from ommi import ModelCollection, Ommi, ommi_model
 from ommi.drivers import Driver
 from ommi.errors import ConnectionError, DatabaseClosedError, TransactionError
+from ommi.query.ast import Query
 from ommi_testkit.reference import ReferenceDriver
 
 BACKENDS = ["reference", "sqlite", "postgresql"]
@@ -331,3 +332,28 @@ async def test_failed_open_leaves_the_database_as_it_was() -> None:
     await db.close()
     with pytest.raises(DatabaseClosedError):
         await db.find(Item).count.or_raise()
+
+
+async def test_reference_driver_close_rolls_back_its_transactions_and_reopens_fresh() -> None:
+    """The reference driver follows the close() decision at the driver level too."""
+    from ommi.models import get_schema
+
+    schema = get_schema(Item)
+    driver = ReferenceDriver.connect()
+    await driver.open()
+    await driver.apply_schema([schema])
+    old = await driver.begin()
+    await old.insert(schema, [("in old transaction", None)])
+    await driver.close()
+    with pytest.raises(ConnectionError):
+        await driver.count(Query(schema))
+    await driver.open()
+    # The old transaction released the write lock when the driver closed: new writes do not wait for it.
+    await asyncio.wait_for(driver.insert(schema, [("new generation", None)]), 1)
+    with pytest.raises(ConnectionError):
+        await old.commit()
+    await old.rollback()  # already rolled back: nothing to do
+    assert await driver.count(Query(schema)) == 1
+    fresh = await asyncio.wait_for(driver.begin(), 1)
+    await fresh.commit()
+    await driver.close()

@@ -26,7 +26,14 @@ from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from typing import Any, Self
 
 from ommi.drivers import Capabilities, Driver, DriverTransaction, Operations
-from ommi.errors import ConfigurationError, IntegrityError, OperationalError, SchemaMismatchError, TransactionError
+from ommi.errors import (
+    ConfigurationError,
+    ConnectionError,
+    IntegrityError,
+    OperationalError,
+    SchemaMismatchError,
+    TransactionError,
+)
 from ommi.models.schema import Field, ModelSchema
 from ommi.query.ast import Expr, Query
 from ommi.query.evaluate import holds, ordered
@@ -286,11 +293,21 @@ class _ReferenceTransaction(_Store, DriverTransaction):
         self._driver = driver
         self._copy = {name: table.copy() for name, table in driver._data.items()}
         self._open = True
+        self._abandoned = False
 
     def _tables(self) -> _Tables:
+        if self._abandoned:
+            raise ConnectionError("the reference driver was closed; the transaction was rolled back")
         if not self._open:
             raise TransactionError("the transaction has ended")
         return self._copy
+
+    def _abandon(self) -> None:
+        """The driver closed: roll back, like a server whose client disconnected (releases the write lock)."""
+        if self._open:
+            self._open = False
+            self._abandoned = True
+            self._driver._lock_release()
 
     async def _write(self, action: Callable[[_Tables], Any]) -> Any:
         return _run(action, self._tables())
@@ -306,11 +323,13 @@ class _ReferenceTransaction(_Store, DriverTransaction):
     async def commit(self) -> None:
         self._driver._data = self._tables()
         self._open = False
+        self._driver._transactions.discard(self)
         self._driver._lock_release()
 
     async def rollback(self) -> None:
         if self._open:
             self._open = False
+            self._driver._transactions.discard(self)
             self._driver._lock_release()
 
 
@@ -344,6 +363,9 @@ class ReferenceDriver(_Store, Driver):
     def __init__(self, batch_size: int = 100, *, store: ReferenceStore | None = None) -> None:
         self._store = store if store is not None else ReferenceStore()
         self.default_batch_size = batch_size
+        # This driver's open transactions, rolled back by close(); a closed driver refuses work until open().
+        self._transactions: set[_ReferenceTransaction] = set()
+        self._closed = False
 
     # The tables and the write lock live in the (possibly shared) store.
     @property
@@ -382,16 +404,28 @@ class ReferenceDriver(_Store, Driver):
     async def open(self) -> None:
         if self._lock is None:
             self._lock = asyncio.Lock()
+        self._closed = False
 
     async def close(self) -> None:
-        return None
+        """Roll back this driver's open transactions and refuse work until :meth:`open`; the data stays in the store."""
+        self._closed = True
+        transactions, self._transactions = self._transactions, set()
+        for transaction in transactions:
+            transaction._abandon()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ConnectionError("the reference driver is closed; open it again first")
 
     def _tables(self) -> _Tables:
+        self._check_open()
         return self._data
 
     async def _write(self, action: Callable[[_Tables], Any]) -> Any:
+        self._check_open()
         assert self._lock is not None, "the driver is not open"
         async with self._lock:
+            self._check_open()
             # Work on copies so a failing statement changes nothing.
             staged = {name: table.copy() for name, table in self._data.items()}
             result = _run(action, staged)
@@ -403,9 +437,15 @@ class ReferenceDriver(_Store, Driver):
         self._lock.release()
 
     async def begin(self) -> DriverTransaction:
+        self._check_open()
         assert self._lock is not None, "the driver is not open"
         await self._lock.acquire()
-        return _ReferenceTransaction(self)
+        if self._closed:
+            self._lock.release()
+            self._check_open()
+        transaction = _ReferenceTransaction(self)
+        self._transactions.add(transaction)
+        return transaction
 
     async def apply_schema(self, schemas: Sequence[ModelSchema]) -> None:
         problems = []
