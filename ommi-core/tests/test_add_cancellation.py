@@ -136,3 +136,54 @@ async def test_keys_match_storage_after_cancelled_single_model_add(make_driver: 
         assert outcomes["not stored"] > 0, outcomes
         assert outcomes["stored"] > 0, outcomes
         await db.remove_models(models)
+
+
+@pytest.mark.parametrize("backend", BACKENDS, indirect=True)
+async def test_keys_generated_in_a_transaction_say_whether_it_committed(make_driver: Callable[..., Driver]) -> None:
+    """Keys set by adds inside ``db.transaction()`` are reset when it rolls back, kept when it commits."""
+    rng = random.Random(9)
+    async with Ommi(make_driver()) as db:
+        await db.remove_models(models)
+        await db.use_models(models)
+
+        class Abort(Exception):
+            pass
+
+        async def failing() -> tuple[Author, Book]:
+            author, book = Author("rolled back"), Book("rolled back")
+            try:
+                async with db.transaction() as tx:
+                    await tx.add(author).or_raise()
+                    await tx.save(book).or_raise()
+                    assert author.id is not None and book.id is not None
+                    raise Abort
+            except Abort:
+                pass
+            return author, book
+
+        author, book = await failing()
+        assert (author.id, book.id) == (None, None)
+
+        committed = Author("committed")
+        async with db.transaction() as tx:
+            await tx.add(committed).or_raise()
+        assert committed.id is not None
+
+        mismatches = []
+        for attempt in range(40):
+            first, second = Author(f"tx{attempt}"), Book(f"tx{attempt}")
+
+            async def in_transaction(first: Author = first, second: Book = second) -> None:
+                async with db.transaction() as tx:
+                    await tx.add(first).or_raise()
+                    await tx.add(second).or_raise()
+
+            task = asyncio.ensure_future(in_transaction())
+            await _stop_after(task, rng, attempt, 0.01)
+            await asyncio.gather(task, return_exceptions=True)
+            stored_author = await db.find(Author.name == first.name).one.or_use(None)
+            stored_book = await db.find(Book.title == second.title).one.or_use(None)
+            if (stored_author and stored_author.id) != first.id or (stored_book and stored_book.id) != second.id:
+                mismatches.append((attempt, first, stored_author, second, stored_book))
+        assert not mismatches, mismatches[:3]
+        await db.remove_models(models)

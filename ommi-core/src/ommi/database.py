@@ -105,8 +105,13 @@ class Session:
                 raise
         else:
             for schema, items, rows in encoded:
-                await _insert(ops, schema, items, rows, self._database().driver.name)
+                await self._insert_rows(ops, schema, items, rows)
         return models[0] if len(models) == 1 else list(models)
+
+    async def _insert_rows(
+        self, ops: Operations, schema: ModelSchema, items: Sequence[Any], rows: Sequence[tuple[Any, ...]]
+    ) -> None:
+        await _insert(ops, schema, items, rows, self._database().driver.name)
 
     def find(self, *predicates: Any) -> FindQuery[Any]:
         """Start a query: a model class and/or conditions (see :class:`~ommi.query.find.FindQuery`)."""
@@ -121,7 +126,7 @@ class Session:
         row = schema.encode_instance(instance)
         ops = await self._operations((schema,))
         if any(value is None for value in schema.key_values(instance)):
-            await _insert(ops, schema, [instance], [row], self._database().driver.name)
+            await self._insert_rows(ops, schema, [instance], [row])
             return instance
         values = {f: row[f.index] for f in schema.fields if not f.key}
         query = _key_query(schema, instance)
@@ -130,7 +135,7 @@ class Session:
                 return instance
         elif await ops.count(query):
             return instance
-        await _insert(ops, schema, [instance], [row], self._database().driver.name)
+        await self._insert_rows(ops, schema, [instance], [row])
         return instance
 
     def remove(self, instance: Any) -> DBAction[int]:
@@ -474,6 +479,8 @@ class Transaction(Session):
         self._state = "new"
         self._generation = -1
         self._committed = False
+        # Inserts whose keys the database generates: forgotten again unless the transaction commits.
+        self._generated: list[tuple[ModelSchema, Sequence[Any], Sequence[tuple[Any, ...]]]] = []
         self._token: contextvars.Token[Session | None] | None = None
 
     def _database(self) -> Ommi:
@@ -492,8 +499,15 @@ class Transaction(Session):
         return self._committed
 
     async def _insert(self, schema: ModelSchema, items: Sequence[Any], rows: Sequence[tuple[Any, ...]]) -> None:
-        driver = self._db.driver.name
-        await _insert(ObservedOperations(self._target(), driver), schema, items, rows, driver)
+        await self._insert_rows(ObservedOperations(self._target(), self._db.driver.name), schema, items, rows)
+
+    async def _insert_rows(
+        self, ops: Operations, schema: ModelSchema, items: Sequence[Any], rows: Sequence[tuple[Any, ...]]
+    ) -> None:
+        auto = schema.auto_field
+        if auto is not None and any(row[auto.index] is None for row in rows):
+            self._generated.append((schema, items, rows))
+        await _insert(ops, schema, items, rows, self._db.driver.name)
 
     async def __aenter__(self) -> Transaction:
         if self._state != "new":
@@ -562,3 +576,8 @@ class Transaction(Session):
         finally:
             if not rollback and task.done() and not task.cancelled() and task.exception() is None:
                 self._committed = True
+            else:
+                # Rolled back (or the commit failed): the rows with generated keys are not stored.
+                for schema, items, rows in self._generated:
+                    _forget_generated_keys(schema, items, rows)
+            self._generated = []
