@@ -143,7 +143,10 @@ async def test_cancelled_task_blocked_in_a_statement_is_cancelled_on_the_server(
 
             async def work() -> None:
                 async with db.transaction() as tx:
-                    await tx.add(PoolEntry(worker=2, seq=1)).or_raise()
+                    # An explicit key: core lets an add that generates keys finish before a
+                    # cancellation propagates (its keys must say what is stored), which here
+                    # would mean waiting for the lock until lock_timeout.
+                    await tx.add(PoolEntry(worker=2, seq=1, id=7)).or_raise()
 
             task = asyncio.create_task(work())
             await wait_for(

@@ -504,10 +504,12 @@ async def _catalog_names_scenario(driver: PostgreSQLDriver, admin: psycopg.Conne
                 assert stored == (8,), model
         finally:
             await db.remove_models(catalog_models)
+    # remove_models dropped them from Ommi's schema too (with their identity sequences).
+    names = [get_schema(model).name for model in CATALOG_MODELS]
     left = admin.execute(
         "SELECT count(*) FROM pg_catalog.pg_class AS c JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace "
-        "WHERE n.nspname = %s",
-        [namespace],
+        "WHERE n.nspname = %s AND (c.relname = ANY(%s) OR c.relname LIKE 'pg%%seq')",
+        [namespace, names],
     ).fetchone()
     assert left == (0,)
 
