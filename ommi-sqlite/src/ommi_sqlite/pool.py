@@ -137,9 +137,9 @@ class Link:
         self._idle: list[aiosqlite.Cursor] = []
         self._cursors: weakref.WeakSet[aiosqlite.Cursor] = weakref.WeakSet()
         self.cursors_opened = 0
+        """How many cursors this connection has created (they are reused; a test watches this)."""
         self.leftovers: list[str] = []
         """Snapshot tables of streams closed while the connection was busy: dropped when it is free."""
-        """How many cursors this connection has created (they are reused; a test watches this)."""
 
     def errors(self) -> contextlib.AbstractContextManager[None]:
         """The exception translation for this connection's database."""
