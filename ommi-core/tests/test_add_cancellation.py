@@ -187,3 +187,30 @@ async def test_keys_generated_in_a_transaction_say_whether_it_committed(make_dri
                 mismatches.append((attempt, first, stored_author, second, stored_book))
         assert not mismatches, mismatches[:3]
         await db.remove_models(models)
+
+
+async def test_an_add_cancelled_again_and_again_still_waits_for_its_insert() -> None:
+    from ommi_testkit.reference import ReferenceDriver
+
+    started, release = asyncio.Event(), asyncio.Event()
+
+    class SlowInsert(ReferenceDriver):
+        async def insert(self, schema, rows):  # type: ignore[no-untyped-def]
+            started.set()
+            await release.wait()
+            return await super().insert(schema, rows)
+
+    async with Ommi(SlowInsert()) as db:
+        await db.use_models(models)
+        author = Author("patient")
+        task = asyncio.ensure_future(db.add(author).or_raise())
+        await started.wait()
+        for _ in range(3):
+            task.cancel()
+            await asyncio.sleep(0)
+        assert not task.done()
+        release.set()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        stored = await db.find(Author.name == "patient").one.or_raise()
+        assert author.id == stored.id is not None

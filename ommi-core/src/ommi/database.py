@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import decimal
 import time
@@ -172,17 +173,18 @@ async def _settle(task: asyncio.Future[Any]) -> Any:
     Gives the task's result or raises its exception; when the caller was
     cancelled, raises that ``CancelledError`` once the task has finished.
     """
-    cancelled: asyncio.CancelledError | None = None
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError as exc:
+        if task.cancelled():
+            raise  # the task itself was cancelled, not the caller
+        cancelled = exc
     while not task.done():
-        try:
+        with contextlib.suppress(asyncio.CancelledError):
             await asyncio.wait([task])
-        except asyncio.CancelledError as exc:
-            cancelled = cancelled or exc
-    if cancelled is not None:
-        if not task.cancelled():
-            task.exception()  # retrieved: the caller's cancellation is what propagates
-        raise cancelled
-    return task.result()
+    if not task.cancelled():
+        task.exception()  # retrieved: the caller's cancellation is what propagates
+    raise cancelled
 
 
 def _forget_generated_keys(schema: ModelSchema, items: Sequence[Any], rows: Sequence[tuple[Any, ...]]) -> None:
