@@ -8,7 +8,8 @@ PyMongo                                                 Ommi
 ======================================================  ==========================
 DuplicateKeyError, write errors with code 11000         IntegrityError
 ServerSelectionTimeoutError, AutoReconnect,             ConnectionError
-ConnectionFailure (the server cannot be reached)
+ConnectionFailure (the server cannot be reached),
+InvalidOperation of a client closed meanwhile
 NetworkTimeout, WaitQueueTimeoutError,                  TimeoutError
 ExecutionTimeout (code 50)
 IndexOptionsConflict / IndexKeySpecsConflict (85, 86)   SchemaMismatchError
@@ -92,6 +93,8 @@ def translate(exc: BaseException, action: str, where: str) -> errors.OmmiError |
             f"{action} on {where} timed out: {message}; raise the client timeouts "
             "(socketTimeoutMS, waitQueueTimeoutMS, maxPoolSize) if the server is just slow"
         )
+    if isinstance(exc, pm.InvalidOperation) and "after close" in message:
+        return errors.ConnectionError(f"{action} on {where}: the driver was closed while this ran ({message})")
     if isinstance(exc, pm.ConnectionFailure):
         return errors.ConnectionError(
             f"{action}: the MongoDB server at {where} cannot be reached ({message}); "

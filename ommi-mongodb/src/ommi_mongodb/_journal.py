@@ -226,10 +226,18 @@ class Journal:
             self._checked = time.monotonic()
             while self._deletes:
                 name, flt = self._deletes[0]
-                await self._database[name].delete_many(flt)
+                try:
+                    await self._database[name].delete_many(flt)
+                except OperationFailure:  # refused by the server: retrying would never end
+                    log.error("journal.take_back_failed", driver="mongodb", collection=name, exc_info=True)
                 self._deletes.pop(0)
             mine = set(self._unsettled)
-            entries = [entry async for entry in self._entries.find({})]
+            try:
+                entries = [entry async for entry in self._entries.find({})]
+            except OperationFailure:
+                # A user not allowed to read the journal (it only reads, then): nothing it could recover.
+                log.warning("journal.unreadable", driver="mongodb", exc_info=True)
+                return
             now: _dt.datetime | None = None
             for entry in entries:
                 op = entry.get("_id")
@@ -336,6 +344,10 @@ class Journal:
                     raise
                 # The commit reached the server though its reply was lost: the write is done.
             else:
+                if stop.requested and kind == INSERT:
+                    # Cancelled while it committed: an add the caller was told is cancelled stores nothing.
+                    await self._take_back(entry, narrow)
+                    raise Stopped
                 await self._finish(entry, narrow)
         finally:
             self._live.discard(entry.op)
@@ -360,6 +372,17 @@ class Journal:
             # Committed: the next operation (or another client, after the lease) finishes it.
             self._unsettled.add(entry.op)
             raise
+
+    async def _take_back(self, entry: Entry, narrow: Filters) -> None:
+        """Undo a committed insert: abort its entry (committed -> aborted), then remove its documents."""
+        try:
+            await self._entries.update_one({"_id": entry.op, "state": COMMITTED}, {"$set": {"state": ABORTED}})
+            await self._undo(entry.op, entry.collection, entry.kind, narrow)
+            await self._entries.delete_one({"_id": entry.op})
+        except PyMongoError:
+            # Had the abort reached the server, recovery undoes the rest; had it not, it finishes the add.
+            self._unsettled.add(entry.op)
+            log.warning("journal.take_back_deferred", driver="mongodb", op=entry.op, collection=entry.collection)
 
     async def _abandon(self, entry: Entry, failure: BaseException, narrow: Filters) -> str | None:
         """Undo a failed operation (or redo it, when its commit did reach the server); its final state."""

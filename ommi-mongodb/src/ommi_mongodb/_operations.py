@@ -49,6 +49,7 @@ from ommi_mongodb._journal import (
     Journal,
     LeaseLost,
     Stop,
+    Stopped,
     uninterrupted,
 )
 from ommi_mongodb._plan import Plan, plan, projection
@@ -80,9 +81,11 @@ _MAX_BATCH_DOCUMENTS = 100_000
 _INT64_MAX = 2**63 - 1
 _CURSOR_BATCH_MAX = 2**31 - 1
 
-_NARROW_MAX = 10_000
-"""Up to this many documents, a journaled write's clean-up selects them by ``_id`` too (an index) rather than
-by marker alone (a collection scan)."""
+_IDS_PER_FILTER = 10_000
+"""``_id`` values per ``$in`` filter."""
+
+_KEYS_PER_FILTER = 500
+"""Composite keys per filter: each is a branch of an ``$or`` (nx-27017 refuses an expression deeper than 1000)."""
 
 
 def _duplicate_id(exc: PyMongoError, documents: list[dict[str, Any]]) -> Any:
@@ -141,6 +144,23 @@ def _split(documents: list[Any], sizes: list[int], limit: int) -> list[list[Any]
     if current:
         batches.append(current)
     return batches
+
+
+def _id_filters(schema: ModelSchema, ids: list[Any]) -> list[dict[str, Any]]:
+    """Filters selecting the documents whose ``_id`` is one of ``ids``, each small enough for one command."""
+    size = _IDS_PER_FILTER if len(schema.key) == 1 else _KEYS_PER_FILTER
+    return [id_filter(schema, ids[start : start + size]) for start in range(0, len(ids), size)]
+
+
+def _narrow(schema: ModelSchema, ids: list[Any]) -> dict[str, Any] | None:
+    """One filter of ``ids`` to let a journaled write's clean-up use the ``_id`` index; ``None`` when too many.
+
+    Without it the clean-up selects the documents by their mark alone (a collection scan).
+    """
+    if not ids:
+        return id_filter(schema, [])  # matches nothing, through the index
+    filters = _id_filters(schema, ids)
+    return filters[0] if len(filters) == 1 else None
 
 
 def _same_identity(a: Any, b: Any) -> bool:
@@ -227,7 +247,8 @@ class MongoOperations(Operations):
     async def insert(self, schema: ModelSchema, rows: Sequence[Row]) -> Sequence[Any] | None:
         rows = list(rows)
         await self._settle()
-        if len(rows) > 1 and self._session is None:
+        if self._session is None:
+            # A cancelled add stores nothing: it waits for the write in flight and takes it back.
             return await uninterrupted(lambda stop: self._insert(schema, rows, stop))
         return await self._insert(schema, rows, Stop())
 
@@ -244,6 +265,10 @@ class MongoOperations(Operations):
             with map_exceptions(*self._where("insert into", schema)):
                 try:
                     await self._write(schema, filled, documents, stop)
+                    if stop.requested:
+                        # Cancelled while the server stored it (the journal takes its own writes back).
+                        await self._delete_or_defer(schema, [document[ID] for document in documents])
+                        raise Stopped
                     return None if auto is None else [row[auto.index] for row in filled]
                 except PyMongoError as exc:
                     taken = _duplicate_id(exc, documents)
@@ -303,14 +328,22 @@ class MongoOperations(Operations):
         except BulkWriteError as exc:
             inserted = int(exc.details.get("nInserted", 0) or 0)
             if inserted:
-                done = id_filter(schema, [document[ID] for document in documents[:inserted]])
-                try:
-                    await collection.delete_many(done)
-                except PyMongoError:
-                    # The next operation of this driver takes them back.
-                    self._driver._journal_or_fail().defer_delete(collection.name, done)
-                    log.warning("insert.take_back_deferred", driver="mongodb", model=schema.name, documents=inserted)
+                await self._delete_or_defer(schema, [document[ID] for document in documents[:inserted]])
             raise
+
+    async def _delete_or_defer(self, schema: ModelSchema, ids: list[Any]) -> None:
+        """Take back documents an insert wrote; what cannot be deleted now, the driver's next operation deletes."""
+        collection = self._collection(schema)
+        filters = _id_filters(schema, ids)
+        for number, done in enumerate(filters):
+            try:
+                await collection.delete_many(done)
+            except PyMongoError:
+                journal = self._driver._journal_or_fail()
+                for rest in filters[number:]:
+                    journal.defer_delete(collection.name, rest)
+                log.warning("insert.take_back_deferred", driver="mongodb", model=schema.name, documents=len(ids))
+                return
 
     async def _insert_journaled(
         self, schema: ModelSchema, collection: AsyncCollection[dict[str, Any]], batches: list[list[Any]], stop: Stop
@@ -318,7 +351,8 @@ class MongoOperations(Operations):
         """Several insert messages under a journal entry (see :mod:`ommi_mongodb._journal`)."""
         journal = self._driver._journal_or_fail()
         ids = [document[ID] for batch in batches for document in batch]
-        narrow = {NEW: id_filter(schema, ids)} if len(ids) <= _NARROW_MAX else {}
+        new = _narrow(schema, ids)
+        narrow = {NEW: new} if new is not None else {}
 
         async def steps(entry: Entry) -> None:
             written = 0
@@ -488,8 +522,8 @@ class MongoOperations(Operations):
                     )
                 )
             elif not moved:
-                if changes:
-                    await collection.update_many(id_filter(schema, kept), {"$set": changes})
+                if changes:  # no key changes after all: an update of the other fields
+                    await collection.update_many(flt, {"$set": changes})
             else:
                 await uninterrupted(
                     lambda stop: self._rewrite_journaled(schema, collection, moved, renamed, kept, changes, stop)
@@ -505,7 +539,8 @@ class MongoOperations(Operations):
         session: AsyncClientSession,
     ) -> None:
         """Inside a transaction: delete the old documents, insert their replacements."""
-        await collection.delete_many(id_filter(schema, old_ids), session=session)
+        for old in _id_filters(schema, old_ids):
+            await collection.delete_many(old, session=session)
         await collection.insert_many(replacements, ordered=True, session=session)
 
     async def _rewrite_journaled(
@@ -520,21 +555,20 @@ class MongoOperations(Operations):
     ) -> None:
         """On a standalone server: the new documents are written before the old ones go (see ``_journal``)."""
         journal = self._driver._journal_or_fail()
-        narrow: dict[str, dict[str, Any]] = {}
-        if len(moved) + len(kept) <= _NARROW_MAX:
-            narrow = {
-                NEW: id_filter(schema, [document[ID] for document in renamed]),
-                OLD: id_filter(schema, moved),
-                SET: id_filter(schema, kept),
-            }
+        narrowed = {
+            NEW: _narrow(schema, [document[ID] for document in renamed]),
+            OLD: _narrow(schema, moved),
+            SET: _narrow(schema, kept),
+        }
+        narrow = {marker: flt for marker, flt in narrowed.items() if flt is not None}
         limit = self._driver.write_batch_bytes
 
         async def steps(entry: Entry) -> None:
-            stop.check()
-            await collection.update_many(id_filter(schema, moved), {"$set": {OLD: entry.op}})
-            if kept:
-                stop.check()
-                await collection.update_many(id_filter(schema, kept), {"$set": {SET: entry.op}})
+            for marker, ids in ((OLD, moved), (SET, kept)):
+                for chosen in _id_filters(schema, ids):
+                    stop.check()
+                    await journal.renew(entry)
+                    await collection.update_many(chosen, {"$set": {marker: entry.op}})
             marked = [{**document, NEW: entry.op} for document in renamed]
             for batch in _split(marked, [len(bson.encode(document)) for document in marked], limit):
                 stop.check()
