@@ -151,6 +151,16 @@ def _unwrap(annotation: Any) -> tuple[Any, list[Any], bool]:
         return annotation, metadata, nullable
 
 
+def _evaluate(annotation: Any, globalns: dict[str, Any], localns: dict[str, Any]) -> Any:
+    """``annotation`` with the forward references inside it resolved, through public typing API only.
+
+    ``typing.get_type_hints`` resolves a holder object's ``__annotations__``;
+    ``include_extras`` keeps ``Annotated`` metadata (Ommi's field markers).
+    """
+    holder = types.SimpleNamespace(__annotations__={"annotation": annotation})
+    return typing.get_type_hints(holder, globalns, localns, include_extras=True)["annotation"]
+
+
 class _Forgiving(dict[str, Any]):
     """Evaluation namespace turning unknown names into forward references."""
 
@@ -259,7 +269,7 @@ class ModelSchema:
                 try:
                     if isinstance(annotation, str):
                         annotation = eval(annotation, globalns, local)  # noqa: S307 - annotations are code
-                    hints[name] = typing._eval_type(annotation, globalns, local)  # type: ignore[attr-defined]
+                    hints[name] = _evaluate(annotation, globalns, local)
                 except NameError as exc:
                     if strict:
                         raise self._error(name, f"the annotation names something undefined: {exc}") from exc
