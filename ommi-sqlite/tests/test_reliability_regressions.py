@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import sqlite3
@@ -28,7 +29,7 @@ from typing import Annotated, Any
 import pytest
 from ommi import Key, ModelCollection, Ommi, ReferenceTo, StoreAs, ommi_model
 from ommi.errors import ConnectionError as OmmiConnectionError
-from ommi.errors import IntegrityError, OperationalError, QueryError, TransactionError
+from ommi.errors import IntegrityError, ModelDefinitionError, OperationalError, QueryError, TransactionError
 from ommi.models.schema import get_schema
 from ommi.query.ast import Comparison, Op, Query
 from ommi.query.find import plan_query
@@ -662,3 +663,35 @@ def memory_name() -> str:
     import uuid
 
     return f"file:ommi-reliability-test-{uuid.uuid4().hex}?mode=memory"
+
+
+# -- models named like SQLite's own tables ------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["sqlite_master", "sqlite_sequence", "SQLite_Schema", "sqlite_anything"])
+async def test_models_named_like_sqlites_own_tables_are_refused_before_any_io(tmp_path: Path, name: str) -> None:
+    """A model stored as ``sqlite_...`` is refused by set-up, drop and every query, naming @ommi_model(name=...).
+
+    Before, set-up blamed a schema mismatch (it read sqlite_master's columns) and
+    ``remove_models`` tried to drop SQLite's own catalog.
+    """
+    collection = ModelCollection()
+
+    @ommi_model(collection=collection, name=name)
+    @dataclass
+    class Catalogish:
+        label: str
+        id: Annotated[int, Key] = 0
+
+    driver = SQLiteDriver.connect(str(tmp_path / "reserved.db"))
+    async with Ommi(driver, allow_implicit_model_setup=False) as db:
+        for attempt in (
+            lambda: db.use_models(collection),
+            lambda: db.remove_models(collection),
+            lambda: db.find(Catalogish).count.or_raise(),
+            lambda: db.add(Catalogish("x", 1)).or_raise(),
+        ):
+            with pytest.raises(ModelDefinitionError, match=r"reserves every table name starting with 'sqlite_'"):
+                await attempt()
+    with contextlib.closing(sqlite3.connect(tmp_path / "reserved.db")) as check:
+        assert check.execute("SELECT count(*) FROM sqlite_master").fetchone() == (0,)

@@ -45,7 +45,8 @@ import uuid
 from collections.abc import Callable
 from typing import Any, ClassVar
 
-from ommi.models.schema import Field
+from ommi.errors import ModelDefinitionError
+from ommi.models.schema import Field, ModelSchema
 from ommi.models.types import StorageType
 from ommi.query.ast import Op
 from ommi.sql import Dialect
@@ -133,6 +134,23 @@ _FROM_DB: dict[StorageType, Callable[[Any], Any]] = {
 }
 
 
+def refuse_reserved_name(schema: ModelSchema) -> None:
+    """Refuse a model whose table name SQLite keeps for itself (``sqlite_`` in any case).
+
+    Such a name would read or write SQLite's own tables (``sqlite_master``,
+    ``sqlite_sequence``...) or fail with SQLite's "reserved for internal use".
+
+    Raises:
+        ModelDefinitionError: the model's stored name starts with ``sqlite_``.
+    """
+    if schema.name.lower().startswith("sqlite_"):
+        raise ModelDefinitionError(
+            f"model {schema.cls.__module__}.{schema.cls.__qualname__} would be stored in table {schema.name!r}, "
+            "but SQLite reserves every table name starting with 'sqlite_' for itself; "
+            "name the model otherwise with @ommi_model(name=...)"
+        )
+
+
 class SQLiteDialect(Dialect):
     """SQLite's spelling of Ommi's queries and types (SQLite 3.35 or newer)."""
 
@@ -159,6 +177,10 @@ class SQLiteDialect(Dialect):
 
     auto_key_type: ClassVar[str] = "INTEGER"
     """Declared type of a generated key (must be exactly INTEGER to alias the rowid)."""
+
+    def table(self, schema: ModelSchema) -> str:
+        refuse_reserved_name(schema)
+        return super().table(schema)
 
     def auto_key_column(self, field: Field) -> str:
         # AUTOINCREMENT: a deleted key is never handed out again, as with the

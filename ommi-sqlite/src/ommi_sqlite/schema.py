@@ -20,7 +20,7 @@ from ommi.models.schema import ModelSchema
 from ommi.models.types import StorageType
 from ommi.sql import creation_order
 
-from ommi_sqlite.dialect import DECIMAL_COLLATION
+from ommi_sqlite.dialect import DECIMAL_COLLATION, refuse_reserved_name
 from ommi_sqlite.operations import SQLCore
 from ommi_sqlite.pool import Link
 
@@ -80,6 +80,8 @@ async def apply_schema(link: Link, core: SQLCore, schemas: Sequence[ModelSchema]
     Raises:
         SchemaMismatchError: a stored table differs from its model; nothing was changed.
     """
+    for schema in schemas:
+        refuse_reserved_name(schema)
     ordered = creation_order(schemas)
     try:
         # BEGIN inside the try: cancelled while it runs, it must still be rolled back.
@@ -143,6 +145,8 @@ async def drop_schema(link: Link, core: SQLCore, schemas: Sequence[ModelSchema])
     outside ``schemas`` would otherwise refuse to go; they are switched back
     on afterwards, whatever happens.
     """
+    for schema in schemas:
+        refuse_reserved_name(schema)
     ordered = list(reversed(creation_order(schemas)))
     # Every statement inside the try blocks: a task cancelled while one runs
     # must still leave the writer with foreign keys on and no transaction open.
