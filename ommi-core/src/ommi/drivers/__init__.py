@@ -5,6 +5,7 @@ from ommi._rowcode import row_converter
 from ommi.drivers.base import Driver, DriverTransaction, Operations, Row
 from ommi.drivers.capabilities import Capabilities
 from ommi.drivers.registry import DriverSpec
+from ommi.drivers.urls import redact_url, scrub_secrets, url_problem
 
 __all__ = [
     "Capabilities",
@@ -14,5 +15,8 @@ __all__ = [
     "Operations",
     "Row",
     "get_logger",
+    "redact_url",
     "row_converter",
+    "scrub_secrets",
+    "url_problem",
 ]
