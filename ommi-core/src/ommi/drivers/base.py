@@ -42,7 +42,9 @@ class Operations(abc.ABC):
         Returns:
             When ``schema.auto_field`` is set: its value for every row, in order
             (the given value, or the one the database generated where the row
-            held ``None``). Otherwise ``None``.
+            held ``None``). Otherwise ``None``. Core decodes the generated
+            values through the key field's codec (an integral float becomes an
+            ``int``) and raises ``DatabaseError`` for one the field cannot hold.
         """
 
     @abc.abstractmethod
@@ -122,7 +124,14 @@ class Driver(Operations):
 
     @abc.abstractmethod
     async def close(self) -> None:
-        """Release every connection; safe to call twice."""
+        """Release every connection; safe to call twice, and while operations run.
+
+        Operations and transactions begun before ``close()`` finish, or fail
+        with ``ConnectionError`` / ``TransactionError``; they never touch the
+        state of a later :meth:`open`, which builds everything afresh (new
+        pools, new locks). ``Ommi`` itself refuses new work after ``close()``
+        with ``DatabaseClosedError``.
+        """
 
     @abc.abstractmethod
     async def begin(self) -> DriverTransaction:
