@@ -81,18 +81,14 @@ async def test_regression_models_created_after_others_died_write_to_their_own_ta
     assert failures == [], failures[:5]
 
 
-@pytest.mark.parametrize(
-    "backend",
-    [
-        "reference",
-        "sqlite",
-        "postgresql",
-        pytest.param("mongodb", marks=pytest.mark.xfail(reason=MONGODB_CANCELLED_SOCKETS, strict=True)),
-    ],
-    indirect=True,
-)
+@pytest.mark.parametrize("backend", ["reference", "sqlite", "postgresql", "mongodb"], indirect=True)
 async def test_regression_cancelled_operations_leave_no_resource_warning(backend: Any, profile: Profile) -> None:
-    """Cancelling operations mid-flight closes whatever they opened: no ResourceWarning, no loop error report."""
+    """Cancelling operations mid-flight closes whatever they opened: no ResourceWarning, no loop error report.
+
+    On MongoDB the known PyMongo socket leak (and only it) is an imperative
+    xfail through ``_no_reports``: it does not happen in every run, so a strict
+    xfail marker failed the runs where no socket was left open.
+    """
     async with hygiene() as reports:
         async with Ommi(backend.make()) as db:
             _, problems = await cancellation_workload(
@@ -105,7 +101,7 @@ async def test_regression_cancelled_operations_leave_no_resource_warning(backend
             )
         del db
     assert problems == [], problems[:10]
-    assert reports == [], reports[:10]
+    _no_reports(backend, reports)
 
 
 async def _cancel_after(turns: int, operation: Any) -> None:
