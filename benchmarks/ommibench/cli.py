@@ -43,23 +43,43 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         prog="benchmarks/run.py",
         description="Ommi side by side with the raw async drivers and peer ORMs (workloads W1-W7).",
     )
-    parser.add_argument("--quick", action="store_true",
-                        help="small tables, one measured round: a smoke test that checks every result")
-    parser.add_argument("--backends", type=lambda t: _names(t, BACKEND_NAMES, "backend"),
-                        default=list(BACKEND_NAMES), help="comma-separated: sqlite,postgresql,mongodb")
-    parser.add_argument("--impls", type=lambda t: _names(t, None, "implementation"), default=None,
-                        help="comma-separated implementation keys (raw,raw-copy,ommi,sqlalchemy,tortoise); "
-                             "the raw baseline always runs")
-    parser.add_argument("--workloads", type=lambda t: _names(t.upper(), WORKLOADS, "workload"),
-                        default=list(WORKLOADS), help="comma-separated: W1,...,W7")
+    parser.add_argument(
+        "--quick", action="store_true", help="small tables, one measured round: a smoke test that checks every result"
+    )
+    parser.add_argument(
+        "--backends",
+        type=lambda t: _names(t, BACKEND_NAMES, "backend"),
+        default=list(BACKEND_NAMES),
+        help="comma-separated: sqlite,postgresql,mongodb",
+    )
+    parser.add_argument(
+        "--impls",
+        type=lambda t: _names(t, None, "implementation"),
+        default=None,
+        help="comma-separated implementation keys (raw,raw-copy,ommi,sqlalchemy,tortoise); "
+        "the raw baseline always runs",
+    )
+    parser.add_argument(
+        "--workloads",
+        type=lambda t: _names(t.upper(), WORKLOADS, "workload"),
+        default=list(WORKLOADS),
+        help="comma-separated: W1,...,W7",
+    )
     parser.add_argument("--repeats", type=int, help="measured rounds (default: 7, quick: 1)")
     parser.add_argument("--warmup", type=int, help="untimed rounds first (default: 1)")
     parser.add_argument("--memory-repeats", type=int, help="W7 runs per implementation (default: 2, quick: 1)")
-    parser.add_argument("--require-servers", action="store_true",
-                        help="a backend whose server is missing fails the run (the full profile always does)")
-    parser.add_argument("--profile", type=lambda t: _names(t, None, "implementation"), default=None,
-                        metavar="IMPLS", help="profile these implementations' timed calls with pyinstrument "
-                                              "(reports in benchmarks/results/)")
+    parser.add_argument(
+        "--require-servers",
+        action="store_true",
+        help="a backend whose server is missing fails the run (the full profile always does)",
+    )
+    parser.add_argument(
+        "--profile",
+        type=lambda t: _names(t, None, "implementation"),
+        default=None,
+        metavar="IMPLS",
+        help="profile these implementations' timed calls with pyinstrument (reports in benchmarks/results/)",
+    )
     parser.add_argument("--json", type=Path, help="where to write the JSON (default: results/latest[-quick].json)")
     parser.add_argument("--markdown", type=Path, help="also write the Markdown tables to this file")
     return parser.parse_args(argv)
@@ -67,8 +87,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def _profile(args: argparse.Namespace) -> Profile:
     base = QUICK if args.quick else FULL
-    changes = {name: getattr(args, name) for name in ("repeats", "warmup", "memory_repeats")
-               if getattr(args, name) is not None}
+    changes = {
+        name: getattr(args, name) for name in ("repeats", "warmup", "memory_repeats") if getattr(args, name) is not None
+    }
     return dataclasses.replace(base, **changes)
 
 
@@ -159,9 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     reports = asyncio.run(_run(args, profile, profiles))
     hotspots = profiles.write(_log) if profiles is not None else []
 
-    tables = "\n".join(
-        markdown(r, f"{BACKEND_TITLES[r.name]} {r.server_version}".strip()) for r in reports
-    )
+    tables = "\n".join(markdown(r, f"{BACKEND_TITLES[r.name]} {r.server_version}".strip()) for r in reports)
     failures = [failure for r in reports for failure in r.failures()]
     versions: dict[str, str] = {}
     for r in reports:
@@ -191,6 +210,5 @@ def main(argv: list[str] | None = None) -> int:
         for failure in failures:
             print(f"  {failure}")
         return 1
-    print(f"\nEvery workload returned the right results ({profile.name} profile, "
-          f"{document['duration_s']} s).")
+    print(f"\nEvery workload returned the right results ({profile.name} profile, {document['duration_s']} s).")
     return 0

@@ -126,7 +126,25 @@ class Profile:
     memory_repeats: int
 
 
-FULL = Profile("full", users=10_000, lookups=1_000, queries=200, stream_rows=100_000, big_rows=1_000_000,
-               warmup=1, repeats=7, memory_repeats=2)
-QUICK = Profile("quick", users=1_000, lookups=100, queries=20, stream_rows=10_000, big_rows=20_000,
-                warmup=1, repeats=1, memory_repeats=1)
+FULL = Profile(
+    "full",
+    users=10_000,
+    lookups=1_000,
+    queries=200,
+    stream_rows=100_000,
+    big_rows=1_000_000,
+    warmup=1,
+    repeats=7,
+    memory_repeats=2,
+)
+QUICK = Profile(
+    "quick",
+    users=1_000,
+    lookups=100,
+    queries=20,
+    stream_rows=10_000,
+    big_rows=20_000,
+    warmup=1,
+    repeats=1,
+    memory_repeats=1,
+)

@@ -41,11 +41,16 @@ async def run_memory_child(target: Target, impl: type[Any], table: str, timeout:
         TimeoutError: it ran longer than ``timeout`` seconds (and was killed).
     """
     # The child imports only this implementation's module: nothing else adds to its memory or start-up.
-    request = json.dumps({"target": dataclasses.asdict(target), "impl": [impl.__module__, impl.__qualname__],
-                          "table": table})
+    request = json.dumps(
+        {"target": dataclasses.asdict(target), "impl": [impl.__module__, impl.__qualname__], "table": table}
+    )
     child = await asyncio.create_subprocess_exec(
-        sys.executable, str(RUN_PY), CHILD_FLAG, request,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        str(RUN_PY),
+        CHILD_FLAG,
+        request,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     try:
         async with asyncio.timeout(timeout):
@@ -54,7 +59,7 @@ async def run_memory_child(target: Target, impl: type[Any], table: str, timeout:
         child.kill()
         await child.wait()
         raise
-    reports = [line[len(MARKER):] for line in out.decode().splitlines() if line.startswith(MARKER)]
+    reports = [line[len(MARKER) :] for line in out.decode().splitlines() if line.startswith(MARKER)]
     if child.returncode != 0 or not reports:
         tail = "\n".join(err.decode(errors="replace").strip().splitlines()[-8:])
         raise RuntimeError(f"the W7 child exited with {child.returncode}: {tail or 'no output'}")

@@ -104,14 +104,21 @@ class Profiles:
             if root is None:
                 continue
             spots, python, awaited = hotspots(root)
-            log(f"\nHotspots of {impl_key} on {backend} {workload}: {python:.3f} s Python, {awaited:.3f} s awaiting "
-                f"({stem.with_suffix('.txt').name})")
+            log(
+                f"\nHotspots of {impl_key} on {backend} {workload}: {python:.3f} s Python, {awaited:.3f} s awaiting "
+                f"({stem.with_suffix('.txt').name})"
+            )
             log("| function | where | self | incl. |\n|---|---|---:|---:|")
             for spot in spots:
                 log(f"| `{spot.function}` | {spot.where} | {spot.self_share:.1%} | {spot.total_share:.1%} |")
-            summary.append({
-                "backend": backend, "workload": workload, "implementation": impl_key,
-                "python_s": python, "await_s": awaited,
-                "hotspots": [spot.__dict__ for spot in spots],
-            })
+            summary.append(
+                {
+                    "backend": backend,
+                    "workload": workload,
+                    "implementation": impl_key,
+                    "python_s": python,
+                    "await_s": awaited,
+                    "hotspots": [spot.__dict__ for spot in spots],
+                }
+            )
         return summary

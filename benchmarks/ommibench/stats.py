@@ -63,8 +63,9 @@ class Measurement:
             "max": max(self.samples) if self.samples else None,
             "spread": self.spread,
             "ratio_to_raw": ratio(median, baseline),
-            "extra": {name: {"samples": v, "median": statistics.median(v) if v else None}
-                      for name, v in self.extra.items()},
+            "extra": {
+                name: {"samples": v, "median": statistics.median(v) if v else None} for name, v in self.extra.items()
+            },
         }
 
 

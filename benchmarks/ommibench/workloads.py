@@ -244,8 +244,15 @@ class WorkloadRunner:
 
     async def run(self, workloads: Sequence[str]) -> list[WorkloadResult]:
         """Run ``workloads`` in order, logging each as it finishes."""
-        steps = {"W1": self.w1, "W2": self.w2, "W3": self.w3, "W4": self.w4, "W5": self.w5, "W6": self.w6,
-                 "W7": self.w7}
+        steps = {
+            "W1": self.w1,
+            "W2": self.w2,
+            "W3": self.w3,
+            "W4": self.w4,
+            "W5": self.w5,
+            "W6": self.w6,
+            "W7": self.w7,
+        }
         results = []
         for workload in workloads:
             started = time.perf_counter()

@@ -19,7 +19,7 @@ from ommi.sql import Compiled, Dialect, SQLCompiler, creation_order
 
 compiler_models = ModelCollection("test_sql_compiler")
 
-HOSTILE = "x'); DROP TABLE \"User\"; --"
+HOSTILE = 'x\'); DROP TABLE "User"; --'
 
 
 @ommi_model(collection=compiler_models)
@@ -128,7 +128,7 @@ def test_in_and_not_in() -> None:
 def test_text_matches_escape_wildcards_in_the_parameter() -> None:
     """The generic dialect uses LIKE with ``%`` and ``_`` of the user's text escaped."""
     compiled = compile_select(User.name.contains("50%_off\\"))
-    assert compiled.sql.endswith("WHERE \"t0\".\"name\" LIKE ? ESCAPE '\\'")
+    assert compiled.sql.endswith('WHERE "t0"."name" LIKE ? ESCAPE \'\\\'')
     assert compiled.params == ["%50\\%\\_off\\\\%"]
     assert compile_select(User.name.startswith("a")).params == ["a%"]
     assert compile_select(User.name.endswith("a")).params == ["%a"]

@@ -116,7 +116,7 @@ async def test_hostile_search_is_case_sensitive(notes: Ommi) -> None:
 
 async def test_hostile_operator_text_in_in_and_updates(notes: Ommi) -> None:
     """Operator-looking text works in ``in_`` and as an update value, staying text."""
-    assert await _texts(notes, Note.text.in_(["$gt", '{"$gt": ""}'])) == ['$gt', '{"$gt": ""}']
+    assert await _texts(notes, Note.text.in_(["$gt", '{"$gt": ""}'])) == ["$gt", '{"$gt": ""}']
     assert await notes.find(Note.text == "$gt").update(tag="$set").or_raise() == 1
     tagged = await (await notes.find(Note.tag == "$set").all.or_raise()).to_list()
     assert [n.text for n in tagged] == ["$gt"]

@@ -310,9 +310,7 @@ async def test_missing_schema_is_created_by_use_models(
 # -- logging --------------------------------------------------------------------------------
 
 
-async def test_statements_are_logged_at_debug_without_values(
-    open_db: OpenDB, caplog: pytest.LogCaptureFixture
-) -> None:
+async def test_statements_are_logged_at_debug_without_values(open_db: OpenDB, caplog: pytest.LogCaptureFixture) -> None:
     """Debug logs carry the SQL text of each statement but never a parameter value."""
     caplog.set_level(logging.DEBUG, logger="ommi.postgresql")
     async with open_db() as db:

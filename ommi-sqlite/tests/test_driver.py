@@ -203,9 +203,7 @@ async def test_writers_wait_for_an_open_transaction(connect_file: Callable[..., 
             await target.add(Row(number)).or_raise()
             finished[name] = time.perf_counter()
 
-        await asyncio.gather(
-            transaction(), writer("same", db, 2), writer("same2", db, 3), writer("other", other, 4)
-        )
+        await asyncio.gather(transaction(), writer("same", db, 2), writer("same2", db, 3), writer("other", other, 4))
         assert committed.is_set()
         for name in ("same", "same2", "other"):
             assert finished[name] >= finished["transaction"] - 0.01, name

@@ -22,9 +22,7 @@ def _enum_storage(enum_type: type) -> StorageType:
         return StorageType.TEXT
     from ommi.errors import ModelDefinitionError
 
-    raise ModelDefinitionError(
-        f"enum {enum_type.__name__} cannot be stored: its values must all be str or all be int"
-    )
+    raise ModelDefinitionError(f"enum {enum_type.__name__} cannot be stored: its values must all be str or all be int")
 
 
 def _enum_encode(value: Any) -> Any:

@@ -93,5 +93,3 @@ async def demo(out: TextIO) -> int:
         say(f"    rows deleted: {await db.find(Book).delete.or_raise()}")
     say("\nDone. Next: the README's Quick start, and `ommi drivers`.")
     return 0
-
-

@@ -122,14 +122,20 @@ class ObservedOperations(Operations):
         self._driver = driver
 
     async def insert(self, schema: ModelSchema, rows: Sequence[Row]) -> Sequence[Any] | None:
-        return await observe(self._driver, schema.name, "insert", lambda: self._ops.insert(schema, rows),
-                             lambda _: len(rows))
+        return await observe(
+            self._driver, schema.name, "insert", lambda: self._ops.insert(schema, rows), lambda _: len(rows)
+        )
 
     async def fetch(self, query: Query, batch_size: int) -> AsyncIterator[list[Row]]:
         batches = self._ops.fetch(query, batch_size)
         try:
-            first = await observe(self._driver, query.model.name, "select", lambda: anext(batches, None),
-                                  lambda b: 0 if b is None else len(b))
+            first = await observe(
+                self._driver,
+                query.model.name,
+                "select",
+                lambda: anext(batches, None),
+                lambda b: 0 if b is None else len(b),
+            )
             if first is None:
                 return
             yield first
@@ -145,5 +151,6 @@ class ObservedOperations(Operations):
         return await observe(self._driver, query.model.name, "delete", lambda: self._ops.delete(query), lambda n: n)
 
     async def update(self, query: Query, values: Mapping[Field, Any]) -> int:
-        return await observe(self._driver, query.model.name, "update", lambda: self._ops.update(query, values),
-                             lambda n: n)
+        return await observe(
+            self._driver, query.model.name, "update", lambda: self._ops.update(query, values), lambda n: n
+        )

@@ -81,5 +81,3 @@ def reset(*, keep_manager: bool = False) -> None:
     codecs.cache_clear()
     if not keep_manager:
         get_plugin_manager.cache_clear()
-
-

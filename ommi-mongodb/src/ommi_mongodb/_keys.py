@@ -97,9 +97,7 @@ class KeyGenerator:
             return
         for attempt in range(_UPSERT_RETRIES):
             try:
-                await self._counters.update_one(
-                    {"_id": collection}, {"$max": {"last": Int64(max(keys))}}, upsert=True
-                )
+                await self._counters.update_one({"_id": collection}, {"$max": {"last": Int64(max(keys))}}, upsert=True)
                 return
             except DuplicateKeyError:
                 if attempt == _UPSERT_RETRIES - 1:

@@ -40,9 +40,7 @@ __all__ = ["CHUNK", "DocumentSource", "Plan", "plan", "projection"]
 CHUNK = 5000
 """Candidates examined (and ``$in`` values sent) per round trip."""
 
-DocumentSource = Callable[
-    [ModelSchema, dict[str, Any], dict[str, int] | None], AsyncGenerator[Mapping[str, Any], None]
-]
+DocumentSource = Callable[[ModelSchema, dict[str, Any], dict[str, int] | None], AsyncGenerator[Mapping[str, Any], None]]
 """``find(schema, filter, projection)``: the documents of ``schema`` matching ``filter``."""
 
 
@@ -106,9 +104,7 @@ async def plan(
     chunk: list[Mapping[str, Any]] = []
 
     async def flush() -> None:
-        related = [
-            await _related(join, chunk, find, projection(related_paths[id(join.model)])) for join in query.joins
-        ]
+        related = [await _related(join, chunk, find, projection(related_paths[id(join.model)])) for join in query.joins]
         for document in chunk:
             if _holds(query, residual, document, related):
                 matched.append(document[ID])

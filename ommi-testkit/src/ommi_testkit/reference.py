@@ -196,9 +196,7 @@ class _Store(Operations):
                     )
 
     @staticmethod
-    def _check_self_references(
-        schema: ModelSchema, rows: Iterable[Row], by_key: Mapping[tuple[Any, ...], Row]
-    ) -> None:
+    def _check_self_references(schema: ModelSchema, rows: Iterable[Row], by_key: Mapping[tuple[Any, ...], Row]) -> None:
         """Self-references (a row naming another row of its own table) must name a stored row."""
         for f in schema.fields:
             target = f.reference

@@ -73,8 +73,10 @@ def install_field_descriptors(schema: ModelSchema) -> None:
     cls = schema.cls
     for f in schema.fields:
         current = cls.__dict__.get(f.name)
-        if current is not None and hasattr(type(current), "__set__") and not isinstance(
-            current, (_FieldAttribute, _SlotFieldAttribute)
+        if (
+            current is not None
+            and hasattr(type(current), "__set__")
+            and not isinstance(current, (_FieldAttribute, _SlotFieldAttribute))
         ):
             setattr(cls, f.name, _SlotFieldAttribute(f, current))
         else:
@@ -159,9 +161,7 @@ def _decorate(cls: M, collection: ModelCollection | None, name: str | None) -> M
 @overload
 def ommi_model(cls: M, /) -> M: ...
 @overload
-def ommi_model(
-    *, collection: ModelCollection | None = None, name: str | None = None
-) -> Callable[[M], M]: ...
+def ommi_model(*, collection: ModelCollection | None = None, name: str | None = None) -> Callable[[M], M]: ...
 def ommi_model(
     cls: M | None = None,
     /,

@@ -289,9 +289,7 @@ class Relation:
             elif order[1] is not None:
                 chosen, is_backward = order[1], not self.many
             else:
-                raise self._error(
-                    f"no ReferenceTo field connects {self.owner.cls.__name__} and {target.cls.__name__}"
-                )
+                raise self._error(f"no ReferenceTo field connects {self.owner.cls.__name__} and {target.cls.__name__}")
             assert chosen.reference is not None
             if is_backward:  # the target holds a reference to the owner
                 self.local, self.remote = chosen.reference, chosen
@@ -328,9 +326,7 @@ class Relation:
                 # Nothing related is an answer; any other failure must surface.
                 return None
         except OmmiError as exc:
-            raise LazyLoadError(
-                f"could not load {self.owner.cls.__name__}.{self.name}: {exc}"
-            ) from exc
+            raise LazyLoadError(f"could not load {self.owner.cls.__name__}.{self.name}: {exc}") from exc
 
 
 def _referencing(source: ModelSchema, target: ModelSchema) -> Field | None:

@@ -92,11 +92,7 @@ class Codec:
         """Whether this codec serves fields annotated with ``annotation``."""
         if annotation is self.python_type:
             return True
-        return (
-            self.match_subclasses
-            and isinstance(annotation, type)
-            and issubclass(annotation, self.python_type)
-        )
+        return self.match_subclasses and isinstance(annotation, type) and issubclass(annotation, self.python_type)
 
 
 def _fail(storage: StorageType, value: object, why: str) -> ValidationError:

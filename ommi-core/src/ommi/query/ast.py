@@ -139,9 +139,7 @@ def _conditions(conditions: Iterable[Any]) -> tuple[Expr, ...]:
     result = []
     for condition in conditions:
         if not isinstance(condition, Expr):
-            raise QueryError(
-                f"{condition!r} is not a query condition; write conditions like Model.field == value"
-            )
+            raise QueryError(f"{condition!r} is not a query condition; write conditions like Model.field == value")
         result.append(condition)
     return tuple(result)
 
@@ -247,9 +245,7 @@ class Operand:
 
         assert isinstance(self, Field)
         if self.storage is not other.storage:
-            raise QueryError(
-                f"cannot compare {self!r} ({self.storage.value}) with {other!r} ({other.storage.value})"
-            )
+            raise QueryError(f"cannot compare {self!r} ({self.storage.value}) with {other!r} ({other.storage.value})")
         return FieldComparison(self, op, other)
 
     def __eq__(self, value: Any) -> Expr:  # type: ignore[override]

@@ -29,8 +29,7 @@ def _join_for(target: ModelSchema, other: ModelSchema) -> Join:
         if f.reference is not None and f.reference.schema is target:
             return Join(other, ((f.reference, f),))
     raise QueryError(
-        f"a condition on {other.cls.__name__} cannot filter {target.cls.__name__}: "
-        f"no ReferenceTo field connects them"
+        f"a condition on {other.cls.__name__} cannot filter {target.cls.__name__}: no ReferenceTo field connects them"
     )
 
 
