@@ -14,6 +14,8 @@ import nox
 
 nox.options.default_venv_backend = "uv"
 nox.options.sessions = ["lint", "typecheck", "tests"]
+# A version named by a session (3.12, 3.13) that cannot be found is a failure, not a silent skip.
+nox.options.error_on_missing_interpreters = True
 
 ROOT = Path(__file__).parent
 PACKAGES = ["ommi-core", "ommi-sqlite", "ommi-postgresql", "ommi-mongodb", "ommi-testkit"]
@@ -27,9 +29,25 @@ def _sync(session: nox.Session, *groups: str) -> None:
 
 @nox.session(python="3.11")
 def tests(session: nox.Session) -> None:
-    """The whole test suite; servers that are absent skip with one line each."""
+    """The whole test suite on two processes; absent servers skip with one line each.
+
+    ``nox -s tests -- --ommi-require-servers`` makes an absent server a failure (CI does).
+    """
     _sync(session)
-    session.run("pytest", *session.posargs)
+    session.run("pytest", "-n", "2", *session.posargs)
+
+
+# The suites that need no server: core, the reference driver's conformance and SQLite.
+# The other Python versions run these only, to keep CI's time bounded; the drivers'
+# server code paths do not depend on the interpreter version beyond what these cover.
+COMPAT_PATHS = ["ommi-core/tests", "ommi-sqlite/tests", "ommi-testkit/tests/test_reference_conformance.py"]
+
+
+@nox.session(python=["3.12", "3.13"])
+def compat(session: nox.Session) -> None:
+    """Core, reference and SQLite suites on the other supported Pythons (found through pyenv or uv)."""
+    _sync(session)
+    session.run("pytest", "-n", "2", *COMPAT_PATHS, *session.posargs)
 
 
 @nox.session(python="3.11")
@@ -37,13 +55,14 @@ def lint(session: nox.Session) -> None:
     """ruff lint and format check."""
     _sync(session)
     session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
 
 
 @nox.session(python="3.11")
 def typecheck(session: nox.Session) -> None:
-    """mypy, strict for ommi-core."""
+    """mypy, strict, on every published package."""
     _sync(session)
-    session.run("mypy", "ommi-core/src/ommi")
+    session.run("mypy", *(f"{package}/src" for package in PACKAGES))
 
 
 @nox.session(python="3.11")
