@@ -658,6 +658,30 @@ async def test_work_in_flight_when_the_driver_closes_fails_with_connection_error
     assert all(type(f) is ConnectionError for f in failures), [repr(f)[:200] for f in failures]
 
 
+async def test_stream_begun_before_close_never_reads_through_the_reopened_driver(open_db: OpenDb) -> None:
+    """A stream started before ``close()`` fails with ConnectionError after ``open()``; it never uses the new client.
+
+    A query sorted by a bytes field reads its window in chunks, one ``find``
+    each; those of a stream begun before ``close()`` must not go through the
+    client ``open()`` made afterwards.
+    """
+    db = await open_db(models)
+    await db.add(*(Blob(bytes([n])) for n in range(6))).or_raise()
+    schema = get_schema(Blob)
+    query = Query(schema, sort=(schema.by_name["data"].asc, schema.by_name["id"].asc))
+    driver = db.driver
+    batches = driver.fetch(query, 1)
+    try:
+        first = await anext(batches)
+        assert len(first) == 1
+        await driver.close()
+        await driver.open()
+        with pytest.raises(ConnectionError):
+            await anext(batches)
+    finally:
+        await batches.aclose()  # type: ignore[attr-defined]
+
+
 @pytest.mark.usefixtures("standalone")
 async def test_add_left_by_a_vanished_client_is_removed(
     open_db: OpenDb, proxied_driver: Callable[..., MongoDBDriver], proxy: WireProxy

@@ -66,7 +66,7 @@ from ommi_mongodb._values import (
 )
 
 if TYPE_CHECKING:
-    from ommi_mongodb.driver import MongoDBDriver
+    from ommi_mongodb.driver import Generation, MongoDBDriver
 
 __all__ = ["MongoOperations"]
 
@@ -173,16 +173,56 @@ def _window_count(total: int, query: Query) -> int:
 
 
 class MongoOperations(Operations):
-    """The data operations, run without a session or inside one transaction's session."""
+    """The data operations, run without a session or inside one transaction's session.
 
-    def __init__(self, driver: MongoDBDriver, session: AsyncClientSession | None = None) -> None:
+    Each operation runs on one opening of the driver (its :class:`Generation`:
+    client, database, key counters, journal), taken when it starts: an
+    operation begun before ``close()`` fails with ``ConnectionError`` rather
+    than go on through a client a later ``open()`` made. A transaction keeps
+    the opening it began on.
+    """
+
+    def __init__(
+        self, driver: MongoDBDriver, session: AsyncClientSession | None = None, generation: Generation | None = None
+    ) -> None:
         self._driver = driver
         self._session = session
+        self._generation = generation
+
+    def _bound(self) -> MongoOperations:
+        """These operations on the driver's current opening (a transaction is bound already)."""
+        if self._generation is not None:
+            return self
+        return MongoOperations(self._driver, self._session, self._driver._opening())
+
+    @property
+    def _gen(self) -> Generation:
+        assert self._generation is not None, "operations run on an opening (see _bound)"
+        return self._generation
+
+    # -- the operations ----------------------------------------------------
+
+    async def insert(self, schema: ModelSchema, rows: Sequence[Row]) -> Sequence[Any] | None:
+        return await self._bound()._insert_rows(schema, rows)
+
+    async def fetch(self, query: Query, batch_size: int) -> AsyncIterator[list[Row]]:
+        async with aclosing(self._bound()._fetch_rows(query, batch_size)) as batches:
+            async for rows in batches:
+                yield rows
+
+    async def count(self, query: Query) -> int:
+        return await self._bound()._count(query)
+
+    async def delete(self, query: Query) -> int:
+        return await self._bound()._delete(query)
+
+    async def update(self, query: Query, values: Mapping[Field, Any]) -> int:
+        return await self._bound()._update(query, values)
 
     # -- helpers -----------------------------------------------------------
 
     def _collection(self, schema: ModelSchema) -> AsyncCollection[dict[str, Any]]:
-        return self._driver._database()[self._driver.collection_name(schema)]
+        return self._gen.database[self._driver.collection_name(schema)]
 
     def _where(self, action: str, schema: ModelSchema) -> tuple[str, str]:
         return f"{action} {self._driver.collection_name(schema)!r}", self._driver.description
@@ -205,14 +245,14 @@ class MongoOperations(Operations):
         """Finish interrupted writes first, when the journal says some may be waiting (outside transactions)."""
         if self._session is not None:
             return
-        journal = self._driver._journal
-        if journal is not None and journal.due():
+        journal = self._gen.journal
+        if journal.due():
             with map_exceptions("finish interrupted writes in", self._driver.description):
                 await journal.recover()
 
     async def _in_transaction(self, work: Callable[[AsyncClientSession], Awaitable[Any]], stop: Stop) -> None:
         """Run ``work`` in a transaction of its own (replica sets and sharded clusters only)."""
-        session = self._driver._client_or_fail().start_session()
+        session = self._gen.client.start_session()
         try:
             await session.start_transaction()
             await work(session)
@@ -244,7 +284,7 @@ class MongoOperations(Operations):
 
     # -- insert ------------------------------------------------------------
 
-    async def insert(self, schema: ModelSchema, rows: Sequence[Row]) -> Sequence[Any] | None:
+    async def _insert_rows(self, schema: ModelSchema, rows: Sequence[Row]) -> Sequence[Any] | None:
         rows = list(rows)
         await self._settle()
         if self._session is None:
@@ -288,7 +328,7 @@ class MongoOperations(Operations):
         self, schema: ModelSchema, auto: Field, rows: list[Row], *, catch_up: bool
     ) -> tuple[list[Row], set[int]]:
         """The rows with every missing key generated, and the generated keys."""
-        keys = self._driver._keys()
+        keys = self._gen.keys
         chosen = [row[auto.index] for row in rows if row[auto.index] is not None]
         missing = len(rows) - len(chosen)
         with map_exceptions(*self._where("generate keys for", schema)):
@@ -339,7 +379,7 @@ class MongoOperations(Operations):
             try:
                 await collection.delete_many(done)
             except PyMongoError:
-                journal = self._driver._journal_or_fail()
+                journal = self._gen.journal
                 for rest in filters[number:]:
                     journal.defer_delete(collection.name, rest)
                 log.warning("insert.take_back_deferred", driver="mongodb", model=schema.name, documents=len(ids))
@@ -349,7 +389,7 @@ class MongoOperations(Operations):
         self, schema: ModelSchema, collection: AsyncCollection[dict[str, Any]], batches: list[list[Any]], stop: Stop
     ) -> None:
         """Several insert messages under a journal entry (see :mod:`ommi_mongodb._journal`)."""
-        journal = self._driver._journal_or_fail()
+        journal = self._gen.journal
         ids = [document[ID] for batch in batches for document in batch]
         new = _narrow(schema, ids)
         narrow = {NEW: new} if new is not None else {}
@@ -371,7 +411,7 @@ class MongoOperations(Operations):
 
     # -- reads -------------------------------------------------------------
 
-    async def fetch(self, query: Query, batch_size: int) -> AsyncIterator[list[Row]]:
+    async def _fetch_rows(self, query: Query, batch_size: int) -> AsyncGenerator[list[Row], None]:
         schema = query.model
         if query.offset > _INT64_MAX:
             return  # more documents than any collection holds are skipped
@@ -436,7 +476,7 @@ class MongoOperations(Operations):
             if rows:
                 yield rows
 
-    async def count(self, query: Query) -> int:
+    async def _count(self, query: Query) -> int:
         await self._settle()
         selection = await self._plan(query)
         if selection.matched is not None:
@@ -447,7 +487,7 @@ class MongoOperations(Operations):
 
     # -- writes ------------------------------------------------------------
 
-    async def delete(self, query: Query) -> int:
+    async def _delete(self, query: Query) -> int:
         await self._settle()
         selection = await self._plan(query)
         if selection.matched == 0:
@@ -456,7 +496,7 @@ class MongoOperations(Operations):
             result = await self._collection(query.model).delete_many(selection.filter, session=self._session)
         return int(result.deleted_count)
 
-    async def update(self, query: Query, values: Mapping[Field, Any]) -> int:
+    async def _update(self, query: Query, values: Mapping[Field, Any]) -> int:
         schema = query.model
         for f, value in values.items():
             if f.key and value is None:
@@ -509,7 +549,7 @@ class MongoOperations(Operations):
         auto = schema.auto_field
         if auto is not None and auto in values and values[auto] is not None:
             with map_exceptions(*self._where("generate keys for", schema)):
-                await self._driver._keys().observe(self._driver.collection_name(schema), [values[auto]])
+                await self._gen.keys.observe(self._driver.collection_name(schema), [values[auto]])
         old_ids = [document[ID] for document in old]
         changes = {stored_name(f.column): encode_value(f.storage, v) for f, v in values.items() if not f.key}
         with map_exceptions(*self._where("update", schema)):
@@ -554,7 +594,7 @@ class MongoOperations(Operations):
         stop: Stop,
     ) -> None:
         """On a standalone server: the new documents are written before the old ones go (see ``_journal``)."""
-        journal = self._driver._journal_or_fail()
+        journal = self._gen.journal
         narrowed = {
             NEW: _narrow(schema, [document[ID] for document in renamed]),
             OLD: _narrow(schema, moved),

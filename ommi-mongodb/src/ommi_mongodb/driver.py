@@ -24,6 +24,7 @@ import dataclasses
 import warnings
 from collections.abc import Mapping, Sequence
 from contextlib import suppress
+from dataclasses import dataclass
 from typing import Any, ClassVar, Self
 
 from ommi.drivers import Capabilities, Driver, DriverTransaction, get_logger
@@ -48,16 +49,26 @@ from ommi_mongodb._operations import MongoOperations
 from ommi_mongodb._schema import conflicts, drift, missing, shape
 from ommi_mongodb._settings import MongoSettings, parse_settings
 
-__all__ = ["MongoDBDriver", "MongoDBTransaction"]
+__all__ = ["Generation", "MongoDBDriver", "MongoDBTransaction"]
 
 log = get_logger("ommi.mongodb.driver")
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Generation:
+    """What one ``open()`` made; an operation uses one whole, never parts of two."""
+
+    client: AsyncMongoClient[dict[str, Any]]
+    database: AsyncDatabase[dict[str, Any]]
+    keys: KeyGenerator
+    journal: Journal
 
 
 class MongoDBTransaction(MongoOperations, DriverTransaction):
     """Operations inside one MongoDB transaction (a client session of its own)."""
 
-    def __init__(self, driver: MongoDBDriver, session: AsyncClientSession) -> None:
-        super().__init__(driver, session)
+    def __init__(self, driver: MongoDBDriver, session: AsyncClientSession, generation: Generation) -> None:
+        super().__init__(driver, session, generation)
         self._open = True
 
     def _live_session(self) -> AsyncClientSession:
@@ -126,7 +137,7 @@ class MongoDBDriver(MongoOperations, Driver):
         self._client: AsyncMongoClient[dict[str, Any]] | None = None
         self._db: AsyncDatabase[dict[str, Any]] | None = None
         self._key_generator: KeyGenerator | None = None
-        self._journal: Journal | None = None
+        self._current: Generation | None = None
         # What this driver could not clean up yet; kept across close() and open(),
         # since every opening may settle it (nothing of a closed client is reused).
         self._unsettled: set[str] = set()
@@ -170,15 +181,10 @@ class MongoDBDriver(MongoOperations, Driver):
             raise ConnectionError(f"the MongoDB driver for {self.description} is not open; use `async with Ommi(...)`")
         return self._db
 
-    def _client_or_fail(self) -> AsyncMongoClient[dict[str, Any]]:
-        if self._client is None:
-            raise ConnectionError(f"the MongoDB driver for {self.description} is not open")
-        return self._client
-
-    def _journal_or_fail(self) -> Journal:
-        if self._journal is None:
-            raise ConnectionError(f"the MongoDB driver for {self.description} is not open")
-        return self._journal
+    def _opening(self) -> Generation:
+        if self._current is None:
+            raise ConnectionError(f"the MongoDB driver for {self.description} is not open; use `async with Ommi(...)`")
+        return self._current
 
     def _keys(self) -> KeyGenerator:
         if self._key_generator is None:
@@ -214,8 +220,8 @@ class MongoDBDriver(MongoOperations, Driver):
             raise
         self._client = client
         self._db = client[database]
-        self._journal = journal
         self._key_generator = KeyGenerator(self._db, self.settings.counters_collection)
+        self._current = Generation(client, self._db, self._key_generator, journal)
         self.server_info = {"hello": hello, "buildInfo": build}
         transactions = _supports_transactions(hello)
         self.capabilities = dataclasses.replace(
@@ -231,7 +237,7 @@ class MongoDBDriver(MongoOperations, Driver):
 
     async def close(self) -> None:
         client, self._client, self._db, self._key_generator = self._client, None, None, None
-        self._journal = None
+        self._current = None
         if client is not None:
             await asyncio.shield(client.close())
             log.debug("driver.close", driver=self.name, database=self.settings.database)
@@ -256,17 +262,15 @@ class MongoDBDriver(MongoOperations, Driver):
                 f"the MongoDB server at {self.description} cannot run transactions: "
                 f"{self.absent_reason('transactions')} (capability 'transactions' is absent)"
             )
-        client = self._client
-        if client is None:
-            raise ConnectionError(f"the MongoDB driver for {self.description} is not open")
-        session = client.start_session()
+        generation = self._opening()
+        session = generation.client.start_session()
         try:
             with map_exceptions("start a transaction", self.description):
                 await session.start_transaction()
         except BaseException:
             await asyncio.shield(session.end_session())
             raise
-        return MongoDBTransaction(self, session)
+        return MongoDBTransaction(self, session, generation)
 
     # -- schema ------------------------------------------------------------
 
