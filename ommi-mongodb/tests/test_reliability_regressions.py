@@ -229,6 +229,7 @@ async def proxy(mongodb_url: str) -> Any:
     await wire.start()
     yield wire
     await wire.close()
+    await _collect_pymongo_leaked_sockets()  # of clients that were still reconnecting through it
 
 
 def _proxied_url(mongodb_url: str, proxy: WireProxy) -> str:
