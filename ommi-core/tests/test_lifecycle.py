@@ -8,6 +8,7 @@ After ``close()`` has begun every new operation, ``transaction()`` entry and
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 import pytest
 from ommi import ModelCollection, Ommi, ommi_model
 from ommi.drivers import Driver
-from ommi.errors import ConnectionError, DatabaseClosedError, TransactionError
+from ommi.errors import ConnectionError, DatabaseClosedError, TransactionError, UnsupportedFeature
 from ommi.query.ast import Query
 from ommi_testkit.reference import ReferenceDriver
 
@@ -357,3 +358,22 @@ async def test_reference_driver_close_rolls_back_its_transactions_and_reopens_fr
     fresh = await asyncio.wait_for(driver.begin(), 1)
     await fresh.commit()
     await driver.close()
+
+
+async def test_transaction_on_a_closed_database_without_transactions_says_closed() -> None:
+    """On a closed database, ``transaction()`` names the closure even where transactions are absent.
+
+    MongoDB on a standalone server declares transactions absent; after close()
+    it answered UnsupportedFeature, hiding that nothing works any more.
+    """
+    class NoTransactions(ReferenceDriver):
+        capabilities = dataclasses.replace(ReferenceDriver.capabilities, transactions=False)
+
+    db = Ommi(NoTransactions.connect())
+    await db.open()
+    with pytest.raises(UnsupportedFeature):
+        db.transaction()
+    await db.close()
+    with pytest.raises(DatabaseClosedError) as raised:
+        db.transaction()
+    _closed_message(raised.value)

@@ -461,7 +461,13 @@ class Ommi(Session):
         """A transaction on a connection of its own: ``async with db.transaction() as t:``.
 
         Commits when the block ends normally, rolls back when it raises or is cancelled.
+
+        Raises:
+            DatabaseClosedError: the database was closed (checked first: closed says more than absent).
+            UnsupportedFeature: the driver declares transactions absent.
         """
+        if self._state == "closed":
+            raise self._closed_error("db.transaction()")
         if not self.driver.capabilities.transactions:
             reason = self.driver.absent_reason("transactions")
             raise UnsupportedFeature(
