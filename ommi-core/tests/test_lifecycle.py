@@ -366,6 +366,7 @@ async def test_transaction_on_a_closed_database_without_transactions_says_closed
     MongoDB on a standalone server declares transactions absent; after close()
     it answered UnsupportedFeature, hiding that nothing works any more.
     """
+
     class NoTransactions(ReferenceDriver):
         capabilities = dataclasses.replace(ReferenceDriver.capabilities, transactions=False)
 
