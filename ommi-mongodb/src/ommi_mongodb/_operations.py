@@ -610,7 +610,10 @@ class MongoOperations(Operations):
                     await journal.renew(entry)
                     await collection.update_many(chosen, {"$set": {marker: entry.op}})
             marked = [{**document, NEW: entry.op} for document in renamed]
-            for batch in _split(marked, [len(bson.encode(document)) for document in marked], limit):
+            # Sized with the collection's codec options (standard UUIDs): bson's defaults refuse a uuid.UUID.
+            options = collection.codec_options
+            sizes = [len(bson.encode(document, codec_options=options)) for document in marked]
+            for batch in _split(marked, sizes, limit):
                 stop.check()
                 await journal.renew(entry)
                 await collection.insert_many(batch, ordered=True)
