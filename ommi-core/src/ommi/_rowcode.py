@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from ommi._codegen import generate
+
 __all__ = ["Builders", "compile_builders", "row_converter"]
 
 Row = tuple[Any, ...]
@@ -24,13 +26,19 @@ def _tuple_expression(width: int, steps: Mapping[int, Callable[[Any], Any]]) -> 
 
 
 def compile_builders(
-    width: int, steps: Mapping[int, Callable[[Any], Any]], then: Callable[..., Any], *, positional: bool
+    width: int,
+    steps: Mapping[int, Callable[[Any], Any]],
+    then: Callable[..., Any],
+    *,
+    positional: bool,
+    label: str = "row builders",
 ) -> Builders:
     """Two functions: ``row -> then(converted row)`` and its list version for a batch of rows.
 
     ``steps[i]`` converts position ``i`` unless it is ``None``. With
     ``positional`` the converted values are passed to ``then`` as separate
-    arguments (``then(r[0], c1(r[1]), ...)``), else as one tuple.
+    arguments (``then(r[0], c1(r[1]), ...)``), else as one tuple. ``label``
+    names the functions in tracebacks (``"row builders of app.User"``).
     """
     expression, namespace = _tuple_expression(width, steps)
     call = f"then({expression[1:-2]})" if positional else f"then({expression})"
@@ -38,8 +46,8 @@ def compile_builders(
         call = "then(*r)"
     namespace["then"] = then
     source = f"def build(r):\n    return {call}\ndef build_rows(rows):\n    return [{call} for r in rows]\n"
-    exec(source, namespace)  # noqa: S102
-    return namespace["build"], namespace["build_rows"]
+    build, build_rows = generate(source, ("build", "build_rows"), namespace, label=label)
+    return build, build_rows
 
 
 def row_converter(width: int, steps: Mapping[int, Callable[[Any], Any]]) -> Callable[[Sequence[Row]], list[Row]] | None:
@@ -51,6 +59,7 @@ def row_converter(width: int, steps: Mapping[int, Callable[[Any], Any]]) -> Call
     if not steps:
         return None
     expression, namespace = _tuple_expression(width, steps)
-    exec(f"def convert_rows(rows):\n    return [{expression} for r in rows]\n", namespace)  # noqa: S102
-    function: Callable[[Sequence[Row]], list[Row]] = namespace["convert_rows"]
-    return function
+    source = f"def convert_rows(rows):\n    return [{expression} for r in rows]\n"
+    (function,) = generate(source, ("convert_rows",), namespace, label=f"row converter of width {width}")
+    converter: Callable[[Sequence[Row]], list[Row]] = function
+    return converter

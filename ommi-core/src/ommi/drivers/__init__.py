@@ -5,6 +5,7 @@ from ommi._rowcode import row_converter
 from ommi.drivers.base import Driver, DriverTransaction, Operations, Row
 from ommi.drivers.capabilities import Capabilities
 from ommi.drivers.registry import DriverSpec
+from ommi.drivers.translate import ExceptionMap, map_exceptions
 from ommi.drivers.urls import redact_url, scrub_secrets, url_problem
 
 __all__ = [
@@ -12,9 +13,11 @@ __all__ = [
     "Driver",
     "DriverSpec",
     "DriverTransaction",
+    "ExceptionMap",
     "Operations",
     "Row",
     "get_logger",
+    "map_exceptions",
     "redact_url",
     "row_converter",
     "scrub_secrets",
