@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import TypeAlias
+from typing import TypeAlias, cast
 
 from ommi.errors import OmmiError
 
@@ -40,9 +40,8 @@ def translated(exc: BaseException, mapping: ExceptionMap) -> OmmiError | None:
     for kind, translation in mapping.items():
         if isinstance(exc, kind):
             if isinstance(translation, type) and issubclass(translation, OmmiError):
-                error: OmmiError = translation(str(exc) or type(exc).__name__)
-                return error
-            return translation(exc)
+                return translation(str(exc) or type(exc).__name__)
+            return cast("Callable[[BaseException], OmmiError | None]", translation)(exc)
     return None
 
 
