@@ -160,7 +160,7 @@ class Session:
         try:
             rows: list[tuple[Any, ...]] = await anext(batches, [])
         finally:
-            await batches.aclose()  # type: ignore[attr-defined]
+            await batches.aclose()
         if not rows:
             raise DBStatusNoResultException(f"{schema.cls.__name__} {schema.key_values(instance)} no longer exists")
         schema.set_row(instance, rows[0])

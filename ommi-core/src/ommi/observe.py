@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextvars
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -126,7 +126,7 @@ class ObservedOperations(Operations):
             self._driver, schema.name, "insert", lambda: self._ops.insert(schema, rows), lambda _: len(rows)
         )
 
-    async def fetch(self, query: Query, batch_size: int) -> AsyncIterator[list[Row]]:
+    async def fetch(self, query: Query, batch_size: int) -> AsyncGenerator[list[Row], None]:
         batches = self._ops.fetch(query, batch_size)
         try:
             first = await observe(
@@ -142,7 +142,7 @@ class ObservedOperations(Operations):
             async for batch in batches:
                 yield batch
         finally:
-            await batches.aclose()  # type: ignore[attr-defined]
+            await batches.aclose()
 
     async def count(self, query: Query) -> int:
         return await observe(self._driver, query.model.name, "count", lambda: self._ops.count(query), lambda n: n)

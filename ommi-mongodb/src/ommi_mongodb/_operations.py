@@ -21,7 +21,7 @@ documents are all or nothing however they are interrupted:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from contextlib import aclosing
 from typing import TYPE_CHECKING, Any
 
@@ -205,7 +205,7 @@ class MongoOperations(Operations):
     async def insert(self, schema: ModelSchema, rows: Sequence[Row]) -> Sequence[Any] | None:
         return await self._bound()._insert_rows(schema, rows)
 
-    async def fetch(self, query: Query, batch_size: int) -> AsyncIterator[list[Row]]:
+    async def fetch(self, query: Query, batch_size: int) -> AsyncGenerator[list[Row], None]:
         async with aclosing(self._bound()._fetch_rows(query, batch_size)) as batches:
             async for rows in batches:
                 yield rows

@@ -21,7 +21,7 @@ import asyncio
 import itertools
 import time
 import warnings
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, ClassVar, Self
 
@@ -188,7 +188,7 @@ class PostgreSQLDriver(_Operations, Driver):
             await conn.execute("COMMIT")
             # An exception skips COMMIT; the release rolls back.
 
-    async def _stream(self, compiled: Compiled, batch_size: int) -> AsyncIterator[list[Row]]:
+    async def _stream(self, compiled: Compiled, batch_size: int) -> AsyncGenerator[list[Row], None]:
         rows: list[Any] = []
         with self._map():
             conn = await self._pool.acquire()
@@ -296,7 +296,7 @@ class PostgreSQLTransaction(_Operations, DriverTransaction):
 
     _atomic = _connection  # the whole transaction is atomic already
 
-    async def _stream(self, compiled: Compiled, batch_size: int) -> AsyncIterator[list[Row]]:
+    async def _stream(self, compiled: Compiled, batch_size: int) -> AsyncGenerator[list[Row], None]:
         name = f"ommi_cursor_{next(_cursor_names)}"
         rows: list[Any] = []
         with self._map():

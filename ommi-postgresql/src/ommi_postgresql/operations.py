@@ -10,7 +10,7 @@ from __future__ import annotations
 import abc
 import logging
 import time
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -122,7 +122,7 @@ class _Operations(Operations):
         """A connection on which several statements succeed or fail together."""
 
     @abc.abstractmethod
-    def _stream(self, compiled: Compiled, batch_size: int) -> AsyncIterator[list[Row]]:
+    def _stream(self, compiled: Compiled, batch_size: int) -> AsyncGenerator[list[Row], None]:
         """Rows of a ``SELECT`` in batches, through a server-side cursor."""
 
     _alone: bool = False
@@ -133,7 +133,7 @@ class _Operations(Operations):
 
     # -- rows ----------------------------------------------------------------
 
-    async def fetch(self, query: Query, batch_size: int) -> AsyncIterator[list[Row]]:
+    async def fetch(self, query: Query, batch_size: int) -> AsyncGenerator[list[Row], None]:
         compiled = self._driver.compiler.select(query)
         convert = self._driver.compiler.row_converter(query.model)
         if query.limit is not None and query.limit <= batch_size:

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import weakref
 from collections import Counter
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from itertools import chain
 from typing import Any
 
@@ -180,7 +180,7 @@ class SQLiteOperations(Operations):
         async with self._write() as link:
             return await self._core.insert(link, schema, rows)
 
-    async def fetch(self, query: Query, batch_size: int) -> AsyncIterator[list[Row]]:
+    async def fetch(self, query: Query, batch_size: int) -> AsyncGenerator[list[Row], None]:
         compiled = self._core.compiler.select(query)
         convert = self._core.compiler.row_converter(query.model)
         if query.limit is not None and query.limit <= batch_size:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Iterable, Mapping, Sequence
 from typing import Any, Self
 
 from ommi.drivers import Capabilities, Driver, DriverTransaction, Operations
@@ -227,7 +227,7 @@ class _Store(Operations):
                                 f"{schema.name} rows are still referenced by {other.name}.{f.column}"
                             )
 
-    async def fetch(self, query: Query, batch_size: int) -> AsyncIterator[list[Row]]:
+    async def fetch(self, query: Query, batch_size: int) -> AsyncGenerator[list[Row], None]:
         rows = run_query(query, self._tables())
         for start in range(0, len(rows), batch_size):
             yield rows[start : start + batch_size]
@@ -310,7 +310,7 @@ class _ReferenceTransaction(_Store, DriverTransaction):
     async def _write(self, action: Callable[[_Tables], Any]) -> Any:
         return _run(action, self._tables())
 
-    async def fetch(self, query: Query, batch_size: int) -> AsyncIterator[list[Row]]:
+    async def fetch(self, query: Query, batch_size: int) -> AsyncGenerator[list[Row], None]:
         # A stream reads through its transaction: once that has ended, the next batch is a TransactionError.
         rows = run_query(query, self._tables())
         for start in range(0, len(rows), batch_size):

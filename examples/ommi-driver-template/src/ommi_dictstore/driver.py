@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import warnings
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, Self
 
@@ -153,7 +153,7 @@ class DictStoreDriver(Driver):
             keys = await self._open_database().change(lambda tables: insert_rows(tables, schema, rows))
         return keys if schema.auto_field is not None else None
 
-    async def fetch(self, query: Query, batch_size: int) -> AsyncIterator[list[Row]]:
+    async def fetch(self, query: Query, batch_size: int) -> AsyncGenerator[list[Row], None]:
         with self._translated():
             rows = _query.select(query, self._open_database().tables)
         for start in range(0, len(rows), batch_size):

@@ -18,7 +18,7 @@ Errors: translate the client library's exceptions into :mod:`ommi.errors`
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 from ommi.drivers.capabilities import Capabilities
@@ -48,7 +48,7 @@ class Operations(abc.ABC):
         """
 
     @abc.abstractmethod
-    def fetch(self, query: Query, batch_size: int) -> AsyncIterator[list[Row]]:
+    def fetch(self, query: Query, batch_size: int) -> AsyncGenerator[list[Row], None]:
         """Yield the matching rows in batches of at most ``batch_size``.
 
         An async generator: core closes it (``aclose``) when the caller stops

@@ -327,7 +327,7 @@ class FindQuery(Generic[T]):
                     result: T = query.model.build(rows[0])
                     return result
         finally:
-            await batches.aclose()  # type: ignore[attr-defined,unused-ignore]
+            await batches.aclose()
         raise DBStatusNoResultException(f"no {query.model.cls.__name__} matches the query")
 
     async def _count(self) -> int:
