@@ -18,16 +18,21 @@ hierarchy in one place and chain the original (``raise ... from exc``)::
     ├── DBStatusNoResultException   ``.one`` matched nothing
     └── DatabaseError               the database refused or failed an operation
         ├── IntegrityError          a constraint (unique key, foreign key) failed
-        ├── ConnectionError         the database cannot be reached or the link broke
+        ├── ConnectionError         the database cannot be reached or the link broke (*)
         │   └── DatabaseClosedError an operation on a database after close()
-        ├── TimeoutError            waiting for a connection or lock took too long
+        ├── TimeoutError            waiting for a connection or lock took too long (*)
         └── OperationalError        any other failure reported by the database
+
+(*) also a subclass of the builtin of the same name, so ``except TimeoutError``
+catches Ommi's too.
 
 Exceptions keep to positional ``args`` so they pickle (pytest-xdist ships them
 between processes).
 """
 
 from __future__ import annotations
+
+import builtins
 
 __all__ = [
     "ConfigurationError",
@@ -112,8 +117,14 @@ class IntegrityError(DatabaseError):
     """A constraint failed: a duplicate key, a missing referenced row, a NULL key."""
 
 
-class ConnectionError(DatabaseError):  # noqa: A001 - deliberate, namespaced by ommi.errors
-    """The database cannot be reached, or the connection to it broke."""
+class ConnectionError(DatabaseError, builtins.ConnectionError):  # noqa: A001 - deliberate, namespaced by ommi.errors
+    """The database cannot be reached, or the connection to it broke.
+
+    Also a builtin :class:`ConnectionError`, so ``except ConnectionError``
+    written against the builtin catches it too.
+    """
+
+    __str__ = BaseException.__str__  # the message, not OSError's "[Errno ...]" form
 
 
 class DatabaseClosedError(ConnectionError):
@@ -124,8 +135,16 @@ class DatabaseClosedError(ConnectionError):
     """
 
 
-class TimeoutError(DatabaseError):  # noqa: A001 - deliberate, namespaced by ommi.errors
-    """Waiting for a connection, a lock or a reply took longer than allowed."""
+class TimeoutError(DatabaseError, builtins.TimeoutError):  # noqa: A001 - deliberate, namespaced by ommi.errors
+    """Waiting for a connection, a lock or a reply took longer than allowed.
+
+    Also a builtin :class:`TimeoutError` (which ``asyncio.TimeoutError`` is),
+    so ``except TimeoutError`` catches it. Code that waits with
+    ``asyncio.timeout()`` around Ommi calls and must tell the two apart
+    catches :class:`OmmiError` first.
+    """
+
+    __str__ = BaseException.__str__
 
 
 class OperationalError(DatabaseError):

@@ -8,6 +8,8 @@ checks that each hook implementation matches a specification.
 from __future__ import annotations
 
 import functools
+import inspect
+from types import CodeType, FrameType
 from typing import Any
 
 import pluggy
@@ -33,18 +35,35 @@ def get_plugin_manager() -> pluggy.PluginManager:
 
 
 def _collect(hook_name: str, expected: type | tuple[type, ...], what: str) -> list[Any]:
-    items: list[Any] = []
-    manager = get_plugin_manager()
-    for impl in reversed(getattr(manager.hook, hook_name).get_hookimpls()):
-        # pluggy calls hooks LIFO; we call each implementation ourselves so a
-        # bad registration names the plugin that made it.
-        def register(item: Any, _plugin: str = impl.plugin_name) -> None:
-            if not isinstance(item, expected):
-                raise ConfigurationError(f"plugin {_plugin!r} registered {item!r}, which is not a {what}")
-            items.append(item)
+    """Call ``hook_name`` through pluggy and return what its implementations registered, in call order.
 
-        impl.function(register=register)
+    Calling through ``manager.hook`` (not each implementation by hand) keeps
+    pluggy's ordering, wrappers (``@hookimpl(wrapper=True)``) and tracing. A
+    registration of the wrong kind names the plugin that made it: ``register``
+    finds the implementation among its callers' frames.
+    """
+    items: list[Any] = []
+    caller = getattr(get_plugin_manager().hook, hook_name)
+    plugins = {impl.function.__code__: impl.plugin_name for impl in caller.get_hookimpls()}
+
+    def register(item: Any) -> None:
+        if not isinstance(item, expected):
+            plugin = _registering_plugin(plugins)
+            raise ConfigurationError(f"plugin {plugin!r} registered {item!r}, which is not a {what}")
+        items.append(item)
+
+    caller(register=register)
     return items
+
+
+def _registering_plugin(plugins: dict[CodeType, str]) -> str:
+    frame: FrameType | None = inspect.currentframe()
+    while frame is not None:
+        name = plugins.get(frame.f_code)
+        if name is not None:
+            return name
+        frame = frame.f_back
+    return "unknown"
 
 
 @functools.cache

@@ -71,7 +71,7 @@ def _pg_prefix(url: str) -> str:
 
 def _pg_run(url: str, namespace: str, *statements: LiteralString) -> None:
     import psycopg
-    from ommi_postgresql.settings import resolve
+    from ommi_postgresql._settings import resolve
     from psycopg import sql
 
     # The driver's own parser separates libpq's parameters from Ommi's (schema=...).

@@ -44,6 +44,7 @@ from ommi.errors import (
     DatabaseClosedError,
     DatabaseError,
     IntegrityError,
+    OmmiError,
     TransactionError,
 )
 
@@ -130,6 +131,8 @@ async def interrupt(
             figures.faults += killed
     try:
         value = await task
+    except OmmiError as exc:  # first: Ommi's TimeoutError is also the builtin one wait_for raises
+        return Outcome(mode, "failed", error=exc)
     except (asyncio.CancelledError, TimeoutError):
         if figures is not None:
             figures.cancelled += 1
@@ -468,6 +471,8 @@ async def close_race_workload(
         late = [asyncio.create_task(work(rng.choice(kinds), f"c{number}-late{n}")) for n in range(3)]
         try:
             await asyncio.wait_for(closer, timeout=30)
+        except OmmiError as exc:
+            problems.append(f"round {number}: close() raised {_describe(exc)}")
         except TimeoutError:
             problems.append(f"round {number}: close() did not return within 30 s")
         except Exception as exc:
@@ -629,12 +634,12 @@ async def shared_transaction_workload(
             await asyncio.wait_for(block(), timeout=round_timeout)
         except _RollBack:
             pass
+        except (TransactionError, DatabaseError) as exc:  # before TimeoutError: Ommi's is also the builtin
+            outcome = exc
         except TimeoutError as exc:
             problems.append(f"round {number}: the shared transaction did not end within {round_timeout} s")
             outcome = exc
             timeouts += 1
-        except (TransactionError, DatabaseError) as exc:
-            outcome = exc
         except Exception as exc:
             problems.append(f"round {number}: the transaction raised {_describe(exc)}")
             outcome = exc
