@@ -30,6 +30,13 @@ if TYPE_CHECKING:
 __all__ = ["Driver", "DriverTransaction", "Operations", "Row"]
 
 Row = tuple[Any, ...]
+"""One stored row as drivers exchange it with core: the model's canonical values in field order.
+
+Canonical values are what :class:`ommi.models.types.StorageType` names (``int``,
+``str``, ``bytes``, ``Decimal``, ...); a driver converts what its client returns
+into them (``row_converter`` builds a fast converter) and core builds model
+instances from them.
+"""
 
 
 class Operations(abc.ABC):
