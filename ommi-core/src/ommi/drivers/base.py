@@ -46,6 +46,17 @@ class Operations(abc.ABC):
     async def insert(self, schema: ModelSchema, rows: Sequence[Row]) -> Sequence[Any] | None:
         """Insert rows; all or none are stored.
 
+        Generated keys must never collide with keys the application chose:
+        when a row brings its own value for the generated field, the
+        generator moves past it (PostgreSQL's driver advances the sequence,
+        SQLite's ``INTEGER PRIMARY KEY`` does so itself, MongoDB's counter is
+        raised with ``$max``). The conformance suite checks it.
+
+        If the task is cancelled while a key-generating insert runs, the rows
+        may be stored; core then still receives their keys, so a driver lets
+        such an insert finish (or rolls it back) before the cancellation
+        propagates, never leaving stored rows whose keys nobody learned.
+
         Returns:
             When ``schema.auto_field`` is set: its value for every row, in order
             (the given value, or the one the database generated where the row
@@ -76,7 +87,23 @@ class Operations(abc.ABC):
 
 
 class DriverTransaction(Operations):
-    """Operations on one connection inside one database transaction."""
+    """Operations on one connection inside one database transaction.
+
+    Several tasks may share one transaction (``asyncio.gather`` over
+    ``t.add(...)`` calls): the driver must keep their statements from
+    interleaving on the one connection (the bundled SQL drivers give the
+    tasks turns with a lock per transaction), and a cancelled task must not
+    leave the connection mid-statement for the next one.
+
+    When a statement fails inside the transaction, the transaction stays
+    usable for rollback: the driver raises the translated error and the
+    application (or ``async with db.transaction()``) decides. Where the
+    database poisons the transaction after an error (PostgreSQL), further
+    statements raise :class:`~ommi.errors.TransactionError` until it rolls
+    back; a driver must not silently commit a transaction one of whose
+    statements failed. After ``commit()`` or ``rollback()`` every operation,
+    including a stream begun inside it, raises ``TransactionError``.
+    """
 
     @abc.abstractmethod
     async def commit(self) -> None:
@@ -147,6 +174,14 @@ class Driver(Operations):
     @abc.abstractmethod
     async def apply_schema(self, schemas: Sequence[ModelSchema]) -> None:
         """Create missing tables and indexes; never drop or empty anything.
+
+        Drift is whatever would make the stored table answer differently
+        from the model. The bundled SQL drivers count a missing or extra
+        column, a column whose storage type, nullability or key position
+        differs; MongoDB's driver compares the field description it stored
+        when it created the collection. Every difference is reported in one
+        error, and the check happens before any
+        change, so an error leaves the database as it was.
 
         Raises:
             SchemaMismatchError: a stored table differs from its model (naming
