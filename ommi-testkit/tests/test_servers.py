@@ -8,7 +8,7 @@ import pickle
 import socket
 
 import pytest
-from ommi_testkit.servers import ServerSkip, accepts_tcp, redact_url, server_url, worker_namespace
+from ommi_testkit.servers import ServerSkip, accepts_tcp, redact_url, scratch_namespace, server_url, worker_namespace
 
 INI = """
 [pytest]
@@ -234,3 +234,30 @@ async def test_accepts_tcp_tries_every_host_of_the_url() -> None:
     finally:
         server.close()
         await server.wait_closed()
+
+
+def test_scratch_namespace_creates_and_drops_a_postgresql_schema() -> None:
+    """The schema exists (empty) inside the block and is gone, with its tables, afterwards."""
+    import psycopg
+
+    url = os.environ.get("OMMI_TEST_POSTGRESQL_URL", "postgresql://postgres@127.0.0.1:5432/test")
+    try:
+        psycopg.connect(url, connect_timeout=3).close()
+    except psycopg.OperationalError as exc:
+        pytest.skip(f"PostgreSQL not reachable at {redact_url(url)}: {exc}; set OMMI_TEST_POSTGRESQL_URL")
+
+    def schema_exists(name: str) -> bool:
+        with psycopg.connect(url, autocommit=True) as conn:
+            found = conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (name,)).fetchone()
+        return found is not None
+
+    with scratch_namespace(url, "ommi_scratch_test") as name:
+        assert name.startswith("ommi_scratch_test_") and schema_exists(name)
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(f'CREATE TABLE "{name}".t (x int)')
+    assert not schema_exists(name)
+
+
+def test_scratch_namespace_refuses_a_url_without_namespaces() -> None:
+    with pytest.raises(ValueError, match="no server with schemas or databases"), scratch_namespace("reference://", "x"):
+        pass

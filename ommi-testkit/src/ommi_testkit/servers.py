@@ -29,13 +29,24 @@ import re
 import sys
 import threading
 import urllib.parse
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import pytest
 from ommi.drivers.urls import redact_url as _redact_url
 
-__all__ = ["ServerSkip", "ServerUnavailable", "accepts_tcp", "redact_url", "server_url", "worker_namespace"]
+from ommi_testkit._namespaces import isolation_for
+
+__all__ = [
+    "ServerSkip",
+    "ServerUnavailable",
+    "accepts_tcp",
+    "redact_url",
+    "scratch_namespace",
+    "server_url",
+    "worker_namespace",
+]
 
 REQUIRE_SERVERS_OPTION = "ommi_require_servers"
 """The ``config.option`` attribute behind ``--ommi-require-servers``."""
@@ -260,3 +271,29 @@ def worker_namespace(prefix: str, *, unique: bool = False) -> str:
     worker = _UNSAFE.sub("_", os.environ.get("PYTEST_XDIST_WORKER", "main").lower())
     parts = [start, worker] + ([str(os.getpid())] if unique else [])
     return "_".join(parts)[:63]
+
+
+@contextmanager
+def scratch_namespace(url: str, prefix: str) -> Iterator[str]:
+    """A namespace of this worker and run on ``url``'s server, created empty and dropped with its contents at the end.
+
+    A PostgreSQL schema or a MongoDB database (a driver's ``schema=`` setting or
+    database name), named by :func:`worker_namespace` with ``unique=True``::
+
+        @pytest.fixture(scope="session")
+        def postgresql_schema(postgresql_url):
+            with scratch_namespace(postgresql_url, "ommi_test") as name:
+                yield name
+
+    Raises:
+        ValueError: ``url`` names a database without namespaces to isolate.
+    """
+    isolation = isolation_for(url)
+    if isolation is None or isolation.what not in ("PostgreSQL", "MongoDB"):
+        raise ValueError(f"scratch_namespace: {redact_url(url)} names no server with schemas or databases to isolate")
+    name = worker_namespace(prefix, unique=True)
+    isolation.reset(url, name)
+    try:
+        yield name
+    finally:
+        isolation.drop(url, name)

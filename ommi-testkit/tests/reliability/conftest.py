@@ -25,7 +25,7 @@ from ommi_testkit.reference import ReferenceDriver, ReferenceStore
 from ommi_testkit.reliability import Profile, current_profile
 from ommi_testkit.reliability.faults import MongoPoolListener, postgresql_probe, reference_probe
 from ommi_testkit.reliability.workloads import Probe
-from ommi_testkit.servers import accepts_tcp, server_url, worker_namespace
+from ommi_testkit.servers import accepts_tcp, scratch_namespace, server_url
 
 POSTGRESQL_ENV = "OMMI_TEST_POSTGRESQL_URL"
 POSTGRESQL_DEFAULT = "postgresql://postgres@127.0.0.1:5432/test"
@@ -65,18 +65,8 @@ def postgresql_url() -> str:
 @pytest.fixture(scope="session")
 def postgresql_schema(postgresql_url: str) -> Iterator[str]:
     """This worker's schema, created empty and dropped with its contents at the end."""
-    import psycopg
-    from psycopg import sql
-
-    name = worker_namespace("ommi_reliability", unique=True)
-    with psycopg.connect(postgresql_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(name)))
-        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(name)))
-    try:
+    with scratch_namespace(postgresql_url, "ommi_reliability") as name:
         yield name
-    finally:
-        with psycopg.connect(postgresql_url, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(name)))
 
 
 @pytest.fixture(scope="session")
@@ -87,17 +77,8 @@ def mongodb_url() -> str:
 @pytest.fixture(scope="session")
 def mongodb_database(mongodb_url: str) -> Iterator[str]:
     """This worker's database, dropped at the end."""
-    from pymongo import MongoClient
-
-    name = worker_namespace("ommi_reliability", unique=True)
-    try:
+    with scratch_namespace(mongodb_url, "ommi_reliability") as name:
         yield name
-    finally:
-        client: Any = MongoClient(mongodb_url, serverSelectionTimeoutMS=5000)
-        try:
-            client.drop_database(name)
-        finally:
-            client.close()
 
 
 @dataclass
