@@ -9,9 +9,11 @@ import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from importlib import metadata
 from typing import Any, TextIO
 
 import ommi
+from ommi import plugins
 from ommi.drivers.urls import scrub_secrets
 from ommi.errors import OmmiError
 from ommi.models import ModelCollection, ommi_model
@@ -80,9 +82,33 @@ async def _check(url: str, timeout: float, out: TextIO) -> int:
     return 0
 
 
+def _versions() -> str:
+    """``ommi-core 1.0.0`` and the installed driver distributions, without importing any database client."""
+
+    def version_of(distribution: str) -> str:
+        try:
+            return metadata.version(distribution)
+        except metadata.PackageNotFoundError:
+            return "(not installed as a distribution)"
+
+    lines = [f"ommi-core {version_of('ommi-core')}"]
+    for name, spec in sorted(plugins.driver_specs().items()):
+        lines.append(f"{spec.distribution} {version_of(spec.distribution)}  (driver {name})")
+    return "\n".join(lines)
+
+
+class _VersionAction(argparse.Action):
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> None:
+        print(_versions())
+        parser.exit()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``ommi`` console script."""
     parser = argparse.ArgumentParser(prog="ommi", description="Ommi, the async object mapper: tools.")
+    parser.add_argument(
+        "--version", action=_VersionAction, nargs=0, help="show the versions of ommi-core and the installed drivers"
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("demo", help="a short tour of the API on an in-memory SQLite database")
     commands.add_parser("drivers", help="list installed drivers, their versions and capabilities")
