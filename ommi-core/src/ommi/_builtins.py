@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from ommi.errors import ModelDefinitionError
 from ommi.hookspecs import hookimpl
 from ommi.models.adapters import AttrsAdapter, DataclassAdapter, ModelAdapter, PydanticAdapter
 from ommi.models.types import Codec, StorageType
@@ -20,8 +21,6 @@ def _enum_storage(enum_type: type) -> StorageType:
         return StorageType.INTEGER
     if values and all(isinstance(v, str) for v in values):
         return StorageType.TEXT
-    from ommi.errors import ModelDefinitionError
-
     raise ModelDefinitionError(f"enum {enum_type.__name__} cannot be stored: its values must all be str or all be int")
 
 

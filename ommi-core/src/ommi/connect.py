@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from typing import Any
 
+from ommi import plugins
 from ommi.database import Ommi
 from ommi.drivers.capabilities import Capabilities
 from ommi.drivers.registry import DriverSpec
@@ -45,10 +46,8 @@ def _version(distribution: str) -> str:
 
 def drivers() -> list[DriverInfo]:
     """Every installed driver with its version and declared capabilities."""
-    from ommi.plugins import driver_specs
-
     infos = []
-    for spec in driver_specs().values():
+    for spec in plugins.driver_specs().values():
         capabilities, error = None, None
         try:
             capabilities = spec.load().capabilities
@@ -75,10 +74,8 @@ def spec_for_url(url: str) -> DriverSpec:
         DriverNotFound: no installed driver serves it; the message lists the
             installed drivers and the distribution to install.
     """
-    from ommi.plugins import driver_specs
-
     scheme = url.partition(":")[0].lower() if ":" in url else ""
-    specs = driver_specs()
+    specs = plugins.driver_specs()
     for spec in specs.values():
         if scheme in spec.schemes:
             return spec

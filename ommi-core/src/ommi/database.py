@@ -1,4 +1,9 @@
-"""``Ommi``: a database opened through a driver, and its transactions."""
+"""``Ommi``: a database opened through a driver, and its transactions.
+
+Both are an :class:`Executor`: what runs ``add``, ``find``, ``save``, ``remove``
+and ``reload`` against a target (the driver itself, or one driver
+transaction). The active executor of the context lives in :mod:`ommi._context`.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ from collections.abc import Iterable, Sequence
 from types import TracebackType
 from typing import Any, TypeVar
 
+from ommi._context import _active, active_database
 from ommi._logging import get_logger
 from ommi.drivers.base import Driver, DriverTransaction, Operations
 from ommi.errors import (
@@ -31,24 +37,10 @@ from ommi.query.ast import Comparison, Op, Query, when
 from ommi.query.find import FindQuery
 from ommi.results import DBAction
 
-__all__ = ["Ommi", "Session", "Transaction", "active_database"]
+__all__ = ["Executor", "Ommi", "Session", "Transaction", "active_database"]
 
 M = TypeVar("M")
 log = get_logger("ommi.core.database")
-
-_active: contextvars.ContextVar[Session | None] = contextvars.ContextVar("ommi_active_database", default=None)
-
-
-def active_database(purpose: str = "this operation") -> Session:
-    """The database (or transaction) of the innermost ``async with`` in this context.
-
-    Raises:
-        OmmiError: no database is active.
-    """
-    session = _active.get()
-    if session is None:
-        raise OmmiError(f"{purpose} needs an active database: run it inside `async with Ommi(driver) as db:`")
-    return session
 
 
 def _key_query(schema: ModelSchema, instance: Any) -> Query:
@@ -56,8 +48,13 @@ def _key_query(schema: ModelSchema, instance: Any) -> Query:
     return Query(schema, when(*conditions))
 
 
-class Session:
-    """What ``Ommi`` and its transactions share: ``add``, ``find`` and the model methods."""
+class Executor:
+    """What ``Ommi`` and its transactions share: ``add``, ``find`` and the model methods.
+
+    It runs each operation against a target: the driver for :class:`Ommi`,
+    one driver transaction for :class:`Transaction`. It is the
+    :class:`~ommi.query.find.QueryExecutor` a ``find`` query runs on.
+    """
 
     def _database(self) -> Ommi:
         raise NotImplementedError
@@ -71,8 +68,27 @@ class Session:
         await database._ensure_models(schemas)
         return ObservedOperations(self._target(), database.driver.name)
 
-    def _batch_size(self) -> int:
+    @property
+    def default_batch_size(self) -> int:
+        """How many rows a query fetches per batch unless ``.all(batch_size=...)`` says otherwise."""
         return self._database().driver.default_batch_size
+
+    async def query_operations(self, query: Query) -> Operations:
+        """The operations target for ``query``, after checking the driver can run it.
+
+        Raises:
+            UnsupportedFeature: the query filters by related models and the
+                driver declares ``related_conditions`` absent.
+        """
+        if query.joins:
+            driver = self._database().driver
+            if not driver.capabilities.related_conditions:
+                related = ", ".join(j.model.cls.__name__ for j in query.joins)
+                raise UnsupportedFeature(
+                    f"the {driver.name} driver cannot filter {query.model.cls.__name__} by conditions on "
+                    f"{related} (capability 'related_conditions' is absent)"
+                )
+        return await self._operations((query.model, *(j.model for j in query.joins)))
 
     def add(self, *models: Any) -> DBAction[Any]:
         """Insert model instances; generated int keys are set on them.
@@ -266,7 +282,11 @@ def _decode_generated_key(auto: Field, key: Any, driver: str) -> Any:
         ) from exc
 
 
-class Ommi(Session):
+Session = Executor
+"""The former name of :class:`Executor` (it is not a session: nothing is tracked between operations)."""
+
+
+class Ommi(Executor):
     """A database, opened through a driver.
 
     ``async with Ommi(driver) as db:`` opens the driver, makes ``db`` the active
@@ -297,7 +317,7 @@ class Ommi(Session):
         self._driver_open = False
         self._generation = 0
         """Counts close() calls: a transaction remembers the generation it began in."""
-        self._tokens: list[contextvars.Token[Session | None]] = []
+        self._tokens: list[contextvars.Token[Executor | None]] = []
 
     def __repr__(self) -> str:
         return f"<Ommi {self.driver.description}>"
@@ -478,7 +498,7 @@ class Ommi(Session):
         return Transaction(self)
 
 
-class Transaction(Session):
+class Transaction(Executor):
     """An open transaction: ``add``, ``find`` and model methods run inside it."""
 
     def __init__(self, database: Ommi) -> None:
@@ -489,7 +509,7 @@ class Transaction(Session):
         self._committed = False
         # Inserts whose keys the database generates: forgotten again unless the transaction commits.
         self._generated: list[tuple[ModelSchema, Sequence[Any], Sequence[tuple[Any, ...]]]] = []
-        self._token: contextvars.Token[Session | None] | None = None
+        self._token: contextvars.Token[Executor | None] | None = None
 
     def _database(self) -> Ommi:
         return self._db

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from ommi.errors import ModelDefinitionError
+
 __all__ = ["ModelCollection", "get_global_collection"]
 
 
@@ -37,8 +39,6 @@ class ModelCollection:
         other = self._models.get(stored_name.casefold())
         if other is None or other is model or _same_place(other, model):
             return
-        from ommi.errors import ModelDefinitionError
-
         other_name = other.__dict__["__ommi__"].name
         same = f"the stored name {stored_name!r}" + (
             "" if other_name == stored_name else f", which differs from {other_name!r} only in case (SQLite ignores it)"
@@ -84,8 +84,6 @@ class ModelCollection:
             if len(found) == 1:
                 return found[0]
             if found:
-                from ommi.errors import ModelDefinitionError
-
                 raise ModelDefinitionError(
                     f"{name!r} names several models of the collection {self.name!r} "
                     f"({', '.join(_where(m) for m in found)}); refer to the model class itself "

@@ -9,6 +9,13 @@ The class is returned unchanged in behaviour: construction, comparison, pickling
 * a descriptor behind each lazy relation;
 * ``save()``, ``delete()`` and ``reload()`` instance methods that use the
   active database (unless the class defines those names itself).
+
+Late binding: the adapter for the class's model library comes from
+``ommi.plugins.model_adapters()``, imported when a class is decorated (see
+:func:`_adapter_for`). ``ommi.plugins`` loads core's own plugin, which is built
+on this package, so it cannot be imported while this package is; it is the one
+documented exception to "every import at the top" in ommi-core, with
+``ommi.plugins.codecs()`` in :mod:`ommi.models.schema`.
 """
 
 from __future__ import annotations
@@ -17,12 +24,13 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
+from ommi._context import active_database
 from ommi.errors import ModelDefinitionError
 from ommi.models.collections import ModelCollection, get_global_collection
-from ommi.models.relations import RelationDescriptor
-from ommi.models.schema import Field, ModelSchema
+from ommi.models.schema import ModelSchema
 
 if TYPE_CHECKING:
+    from ommi.models.adapters import ModelAdapter
     from ommi.results import DBAction
 
 __all__ = ["ommi_model"]
@@ -30,89 +38,29 @@ __all__ = ["ommi_model"]
 M = TypeVar("M", bound=type)
 
 
-class _FieldAttribute:
-    """Non-data descriptor: class access gives the Field, instances use their ``__dict__``."""
-
-    __slots__ = ("field",)
-
-    def __init__(self, field: Field) -> None:
-        self.field = field
-
-    def __get__(self, instance: Any, owner: type | None = None) -> Any:
-        if instance is None:
-            return self.field
-        try:
-            return instance.__dict__[self.field.name]
-        except (KeyError, AttributeError):
-            raise AttributeError(self.field.name) from None
-
-
-class _SlotFieldAttribute:
-    """Data descriptor wrapping a slot: class access gives the Field, instances the slot value."""
-
-    __slots__ = ("field", "slot")
-
-    def __init__(self, field: Field, slot: Any) -> None:
-        self.field = field
-        self.slot = slot
-
-    def __get__(self, instance: Any, owner: type | None = None) -> Any:
-        if instance is None:
-            return self.field
-        return self.slot.__get__(instance, owner)
-
-    def __set__(self, instance: Any, value: Any) -> None:
-        self.slot.__set__(instance, value)
-
-    def __delete__(self, instance: Any) -> None:
-        self.slot.__delete__(instance)
-
-
-def install_field_descriptors(schema: ModelSchema) -> None:
-    """Put the query descriptors on the class (called once the schema resolved)."""
-    cls = schema.cls
-    for f in schema.fields:
-        current = cls.__dict__.get(f.name)
-        if (
-            current is not None
-            and hasattr(type(current), "__set__")
-            and not isinstance(current, (_FieldAttribute, _SlotFieldAttribute))
-        ):
-            setattr(cls, f.name, _SlotFieldAttribute(f, current))
-        else:
-            setattr(cls, f.name, _FieldAttribute(f))
-    for name, relation in schema.relations.items():
-        setattr(cls, name, RelationDescriptor(relation))
-
-
 def _save(self: Any) -> DBAction[Any]:
     """Write this instance's fields to its row, by key (inserting it if the row is gone)."""
-    from ommi.database import active_database
-
     return active_database("save()").save(self)
 
 
 def _delete(self: Any) -> DBAction[Any]:
     """Delete this instance's row, by key."""
-    from ommi.database import active_database
-
     return active_database("delete()").remove(self)
 
 
 def _reload(self: Any) -> DBAction[Any]:
     """Refresh this instance's fields from its row, by key."""
-    from ommi.database import active_database
-
     return active_database("reload()").reload(self)
 
 
 _METHODS: dict[str, Callable[..., Any]] = {"save": _save, "delete": _delete, "reload": _reload}
 
 
-def _adapter_for(cls: type) -> Any:
-    from ommi.plugins import model_adapters
+def _adapter_for(cls: type) -> ModelAdapter:
+    # Late-bound on purpose (see the module docstring): ommi.plugins is built on ommi.models.
+    from ommi import plugins
 
-    for adapter in model_adapters():
+    for adapter in plugins.model_adapters():
         if adapter.handles(cls):
             return adapter
     raise ModelDefinitionError(

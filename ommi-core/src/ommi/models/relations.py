@@ -23,6 +23,7 @@ import weakref
 from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
+from ommi._context import active_database
 from ommi.errors import DBStatusNoResultException, LazyLoadError, ModelDefinitionError, OmmiError
 from ommi.models.metadata import AssociateUsing, iter_metadata
 
@@ -249,8 +250,6 @@ class Relation:
         return ModelDefinitionError(f"model {self.owner.cls.__qualname__}.{self.name}: {message}")
 
     def _schema_of(self, target: Any) -> ModelSchema:
-        from ommi.models.schema import get_schema, is_model
-
         if isinstance(target, typing.ForwardRef):
             target = target.__forward_arg__
         if isinstance(target, str):
@@ -260,9 +259,14 @@ class Relation:
             if found is None:
                 raise self._error(f"the related model {target!r} is unknown")
             target = found
-        if not is_model(target):
+        # What is_model() and get_schema() do; this module sits below ommi.models.schema,
+        # whose ModelSchema (the owner's class) builds the relations.
+        schema = target.__dict__.get("__ommi__") if isinstance(target, type) else None
+        if not isinstance(schema, type(self.owner)):
             raise self._error(f"{target!r} is not an Ommi model")
-        return get_schema(target)
+        if not schema._references_resolved:
+            schema.resolve_references()
+        return schema
 
     def resolve(self) -> None:
         """Work out which fields connect the owner and the related model."""
@@ -299,8 +303,6 @@ class Relation:
 
     async def load(self, instance: Any) -> Any:
         """Load the related value(s) of ``instance`` through the active database."""
-        from ommi.database import active_database
-
         try:
             self.resolve()
             assert self.target is not None and self.local is not None and self.remote is not None

@@ -4,6 +4,13 @@
 and puts a :class:`Field` behind every stored attribute, so that ``User.name``
 is a query operand while ``user.name`` stays the plain value. Annotations are
 resolved at decoration when possible, else at first use (forward references).
+
+Late binding: a field's codec comes from ``ommi.plugins.codecs()``, imported
+when a field is made (see :func:`_find_codec`). ``ommi.plugins`` loads core's
+own plugin, which is built on this package, so it cannot be imported while
+this module is; it is the one documented exception to "every import at the
+top" in ommi-core, with ``ommi.plugins.model_adapters()`` in
+:mod:`ommi.models.decorator`.
 """
 
 from __future__ import annotations
@@ -12,20 +19,27 @@ import operator
 import sys
 import types
 import typing
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Union
 
+from ommi._codegen import generate
 from ommi._rowcode import Builders, compile_builders
-from ommi.errors import ModelDefinitionError, SchemaMismatchError, ValidationError
+from ommi.errors import ModelDefinitionError, QueryError, SchemaMismatchError, ValidationError
 from ommi.models.adapters import positional_constructor
 from ommi.models.metadata import Auto, Key, ReferenceTo, StoreAs, TimezoneAware, iter_metadata
+from ommi.models.relations import (
+    Relation,
+    RelationDescriptor,
+    looks_like_relation,
+    read_relation,
+    relation_from_annotation,
+)
 from ommi.models.types import CHECKERS, FAST_CHECKS, Codec, StorageType
-from ommi.query.ast import Operand
+from ommi.query.ast import Comparison, Expr, FieldComparison, Op, Operand, SortKey
 
 if TYPE_CHECKING:
     from ommi.models.adapters import ModelAdapter
     from ommi.models.collections import ModelCollection
-    from ommi.models.relations import Relation
 
 __all__ = ["Field", "ModelSchema", "get_schema", "is_model"]
 
@@ -130,6 +144,98 @@ class Field(Operand):
             return value
         return self._decode(value)
 
+    # -- query operands (the operators of Operand end here) ------------------
+
+    def _compare(self, op: Op, value: Any) -> Expr:
+        if isinstance(value, Field):
+            if self.storage is not value.storage:
+                raise QueryError(
+                    f"cannot compare {self!r} ({self.storage.value}) with {value!r} ({value.storage.value})"
+                )
+            return FieldComparison(self, op, value)
+        if value is None:
+            if op is Op.EQ:
+                return Comparison(self, Op.IS_NULL)
+            if op is Op.NE:
+                return Comparison(self, Op.IS_NOT_NULL)
+            raise QueryError(f"{self!r} {op.value} None is not a valid comparison; use == None or != None")
+        return Comparison(self, op, self.encode(value))
+
+    def _compare_many(self, op: Op, values: Iterable[Any]) -> Expr:
+        if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
+            raise QueryError(f"{self!r}.in_() / .not_in() take a collection of values, not {values!r}")
+        encoded = []
+        for value in values:
+            if value is None:
+                raise QueryError(f"{self!r}.in_() / .not_in() cannot hold None; use == None")
+            encoded.append(self.encode(value))
+        return Comparison(self, op, tuple(dict.fromkeys(encoded)))
+
+    def _compare_text(self, op: Op, text: Any) -> Expr:
+        if self.storage is not StorageType.TEXT:
+            raise QueryError(f"{self!r}.{op.name.lower()}() needs a text field, not {self.storage.value}")
+        if not isinstance(text, str):
+            raise ValidationError(f"{self!r}.{op.name.lower()}() takes a str, not {type(text).__name__}")
+        return Comparison(self, op, self.encode(text))
+
+    def _sort_key(self, descending: bool) -> SortKey:
+        return SortKey(self, descending)
+
+
+class _FieldAttribute:
+    """Non-data descriptor: class access gives the Field, instances use their ``__dict__``."""
+
+    __slots__ = ("field",)
+
+    def __init__(self, field: Field) -> None:
+        self.field = field
+
+    def __get__(self, instance: Any, owner: type | None = None) -> Any:
+        if instance is None:
+            return self.field
+        try:
+            return instance.__dict__[self.field.name]
+        except (KeyError, AttributeError):
+            raise AttributeError(self.field.name) from None
+
+
+class _SlotFieldAttribute:
+    """Data descriptor wrapping a slot: class access gives the Field, instances the slot value."""
+
+    __slots__ = ("field", "slot")
+
+    def __init__(self, field: Field, slot: Any) -> None:
+        self.field = field
+        self.slot = slot
+
+    def __get__(self, instance: Any, owner: type | None = None) -> Any:
+        if instance is None:
+            return self.field
+        return self.slot.__get__(instance, owner)
+
+    def __set__(self, instance: Any, value: Any) -> None:
+        self.slot.__set__(instance, value)
+
+    def __delete__(self, instance: Any) -> None:
+        self.slot.__delete__(instance)
+
+
+def install_field_descriptors(schema: ModelSchema) -> None:
+    """Put the query descriptors on the class (called once the schema resolved)."""
+    cls = schema.cls
+    for f in schema.fields:
+        current = cls.__dict__.get(f.name)
+        if (
+            current is not None
+            and hasattr(type(current), "__set__")
+            and not isinstance(current, (_FieldAttribute, _SlotFieldAttribute))
+        ):
+            setattr(cls, f.name, _SlotFieldAttribute(f, current))
+        else:
+            setattr(cls, f.name, _FieldAttribute(f))
+    for name, relation in schema.relations.items():
+        setattr(cls, name, RelationDescriptor(relation))
+
 
 def _unwrap(annotation: Any) -> tuple[Any, list[Any], bool]:
     """Split an annotation into (bare type, Annotated metadata, nullable)."""
@@ -179,9 +285,10 @@ class _Forgiving(dict[str, Any]):
 
 
 def _find_codec(annotation: Any) -> Codec | None:
-    from ommi.plugins import codecs
+    # Late-bound on purpose (see the module docstring): ommi.plugins is built on ommi.models.
+    from ommi import plugins
 
-    for codec in codecs():
+    for codec in plugins.codecs():
         if codec.matches(annotation):
             return codec
     return None
@@ -234,8 +341,6 @@ class ModelSchema:
         Only the model's own annotations are evaluated (never those of library
         base classes such as ``pydantic.BaseModel``), each in its class's module.
         """
-        from ommi.models.relations import looks_like_relation, read_relation
-
         local = dict(self.local_namespace)
         local.update(self.collection.namespace())
         local.setdefault(self.cls.__name__, self.cls)
@@ -288,8 +393,6 @@ class ModelSchema:
         hints = self._annotations(set(names), strict=strict)
         if hints is None:
             return False
-        from ommi.models.relations import relation_from_annotation
-
         relations: dict[str, Relation] = {}
         for attr, annotation in hints.items():
             relation = relation_from_annotation(self, attr, annotation)
@@ -344,8 +447,6 @@ class ModelSchema:
                 # The target is known already: refuse a bad one at definition.
                 self._check_reference(f, f._reference_spec.target)
         self._resolved = True
-        from ommi.models.decorator import install_field_descriptors
-
         install_field_descriptors(self)
         return True
 
@@ -516,9 +617,13 @@ class ModelSchema:
             "    except errors:\n"
             "        return field_by_field(o)\n"
         )
-        exec(source, namespace)  # noqa: S102
-        encode: Callable[[Any], tuple[Any, ...]] = namespace["encode"]
-        return encode
+        (encode,) = generate(source, ("encode",), namespace, label=f"encoder of {self._label()}")
+        encoder: Callable[[Any], tuple[Any, ...]] = encode
+        return encoder
+
+    def _label(self) -> str:
+        """The model's dotted path, naming its generated functions (``app.models.User``)."""
+        return f"{self.cls.__module__}.{self.cls.__qualname__}"
 
     def build(self, row: tuple[Any, ...]) -> Any:
         """Build an instance from canonical values in field order."""
@@ -538,11 +643,12 @@ class ModelSchema:
         names = tuple(f.name for f in self.fields)
         decoders = {f.index: f._decode for f in self.fields if f._decode is not None}
         constructor = positional_constructor(self.adapter, self.cls, names)
+        label = f"row builders of {self._label()}"
         if constructor is not None:
-            build, build_rows = compile_builders(len(self.fields), decoders, constructor, positional=True)
+            build, build_rows = compile_builders(len(self.fields), decoders, constructor, positional=True, label=label)
         else:
             build, build_rows = compile_builders(
-                len(self.fields), decoders, self.adapter.builder(self.cls, names), positional=False
+                len(self.fields), decoders, self.adapter.builder(self.cls, names), positional=False, label=label
             )
         if not decoders:
             return build, build_rows

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ommi.errors import QueryError, ValidationError
+from ommi.errors import QueryError
 
 if TYPE_CHECKING:
     from ommi.models.schema import Field, ModelSchema
@@ -222,31 +222,30 @@ class Query:
 
 
 class Operand:
-    """Operators that turn a model field into query conditions (mixed into ``Field``)."""
+    """The operators that turn a model field into query conditions (``Field`` builds on it).
+
+    Like SQLAlchemy's ``ColumnOperators``, each operator is one line naming
+    what it asks for; the work is done by the subclass that knows the field's
+    storage type (:class:`ommi.models.schema.Field`), so this module needs no
+    model class.
+    """
 
     __slots__ = ()
 
     def _compare(self, op: Op, value: Any) -> Expr:
-        from ommi.models.schema import Field
+        """``self <op> value``: a value (validated and encoded), ``None`` or another field."""
+        raise NotImplementedError
 
-        assert isinstance(self, Field)
-        if isinstance(value, Field):
-            return self._compare_fields(op, value)
-        if value is None:
-            if op is Op.EQ:
-                return Comparison(self, Op.IS_NULL)
-            if op is Op.NE:
-                return Comparison(self, Op.IS_NOT_NULL)
-            raise QueryError(f"{self!r} {op.value} None is not a valid comparison; use == None or != None")
-        return Comparison(self, op, self.encode(value))
+    def _compare_many(self, op: Op, values: Iterable[Any]) -> Expr:
+        """``self in values`` / ``self not in values``."""
+        raise NotImplementedError
 
-    def _compare_fields(self, op: Op, other: Field) -> Expr:
-        from ommi.models.schema import Field
+    def _compare_text(self, op: Op, text: Any) -> Expr:
+        """A text match (``contains``, ``startswith``, ``endswith``)."""
+        raise NotImplementedError
 
-        assert isinstance(self, Field)
-        if self.storage is not other.storage:
-            raise QueryError(f"cannot compare {self!r} ({self.storage.value}) with {other!r} ({other.storage.value})")
-        return FieldComparison(self, op, other)
+    def _sort_key(self, descending: bool) -> SortKey:
+        raise NotImplementedError
 
     def __eq__(self, value: Any) -> Expr:  # type: ignore[override]
         return self._compare(Op.EQ, value)
@@ -270,54 +269,30 @@ class Operand:
 
     def in_(self, values: Iterable[Any]) -> Expr:
         """The field equals one of ``values`` (an empty collection matches nothing)."""
-        return Comparison(self, Op.IN, self._encode_many(values))  # type: ignore[arg-type]
+        return self._compare_many(Op.IN, values)
 
     def not_in(self, values: Iterable[Any]) -> Expr:
         """The field differs from every one of ``values``; NULL differs too, and an empty collection matches all."""
-        return Comparison(self, Op.NOT_IN, self._encode_many(values))  # type: ignore[arg-type]
+        return self._compare_many(Op.NOT_IN, values)
 
     def contains(self, text: str) -> Expr:
         """The text field contains ``text`` (case-sensitive, no wildcards)."""
-        return self._text(Op.CONTAINS, text)
+        return self._compare_text(Op.CONTAINS, text)
 
     def startswith(self, text: str) -> Expr:
         """The text field starts with ``text`` (case-sensitive, no wildcards)."""
-        return self._text(Op.STARTSWITH, text)
+        return self._compare_text(Op.STARTSWITH, text)
 
     def endswith(self, text: str) -> Expr:
         """The text field ends with ``text`` (case-sensitive, no wildcards)."""
-        return self._text(Op.ENDSWITH, text)
+        return self._compare_text(Op.ENDSWITH, text)
 
     @property
     def asc(self) -> SortKey:
         """Sort ascending by this field."""
-        return SortKey(self)  # type: ignore[arg-type]
+        return self._sort_key(False)
 
     @property
     def desc(self) -> SortKey:
         """Sort descending by this field."""
-        return SortKey(self, descending=True)  # type: ignore[arg-type]
-
-    def _encode_many(self, values: Iterable[Any]) -> tuple[Any, ...]:
-        from ommi.models.schema import Field
-
-        assert isinstance(self, Field)
-        if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
-            raise QueryError(f"{self!r}.in_() / .not_in() take a collection of values, not {values!r}")
-        encoded = []
-        for value in values:
-            if value is None:
-                raise QueryError(f"{self!r}.in_() / .not_in() cannot hold None; use == None")
-            encoded.append(self.encode(value))
-        return tuple(dict.fromkeys(encoded))
-
-    def _text(self, op: Op, text: Any) -> Expr:
-        from ommi.models.schema import Field
-        from ommi.models.types import StorageType
-
-        assert isinstance(self, Field)
-        if self.storage is not StorageType.TEXT:
-            raise QueryError(f"{self!r}.{op.name.lower()}() needs a text field, not {self.storage.value}")
-        if not isinstance(text, str):
-            raise ValidationError(f"{self!r}.{op.name.lower()}() takes a str, not {type(text).__name__}")
-        return Comparison(self, op, self.encode(text))
+        return self._sort_key(True)

@@ -1,23 +1,46 @@
-"""``db.find(...)``: the immutable query builder and the iterator ``.all`` returns."""
+"""``db.find(...)``: the immutable query builder and the iterator ``.all`` returns.
+
+A :class:`FindQuery` runs on a :class:`QueryExecutor` (``ommi.Ommi`` and its
+transactions are one): it plans the driver :class:`~ommi.query.ast.Query` and
+asks the executor for the operations target to run it on.
+"""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
-from ommi.errors import DBStatusNoResultException, QueryError, UnsupportedFeature, ValidationError
+from ommi.errors import DBStatusNoResultException, QueryError, ValidationError
 from ommi.models.schema import Field, ModelSchema, get_schema, is_model
 from ommi.models.types import INT64_MAX
 from ommi.query.ast import And, Expr, Join, Query, SortKey, _conditions
 from ommi.results import DBAction
 
 if TYPE_CHECKING:
-    from ommi.database import Session
     from ommi.drivers.base import Operations
 
-__all__ = ["FindQuery", "ResultIterator", "plan_query"]
+__all__ = ["FindQuery", "QueryExecutor", "ResultIterator", "plan_query"]
 
 T = TypeVar("T")
+
+
+class QueryExecutor(Protocol):
+    """What a :class:`FindQuery` runs on: ``ommi.Ommi`` and its transactions implement it."""
+
+    @property
+    def default_batch_size(self) -> int:
+        """Rows fetched per batch when ``.all`` is not given a ``batch_size``."""
+        ...
+
+    async def query_operations(self, query: Query) -> Operations:
+        """The operations target to run ``query`` on, after checking the driver can run it.
+
+        Also sets up the models involved when the executor does that implicitly.
+
+        Raises:
+            UnsupportedFeature: the driver lacks a capability the query needs.
+        """
+        ...
 
 
 def _join_for(target: ModelSchema, other: ModelSchema) -> Join:
@@ -193,17 +216,17 @@ class FindQuery(Generic[T]):
     Awaiting the query itself means ``.all``.
     """
 
-    __slots__ = ("_limit", "_offset", "_predicates", "_session", "_sort")
+    __slots__ = ("_executor", "_limit", "_offset", "_predicates", "_sort")
 
     def __init__(
         self,
-        session: Session,
+        executor: QueryExecutor,
         predicates: tuple[Any, ...],
         sort: tuple[SortKey, ...] = (),
         limit: int | None = None,
         offset: int = 0,
     ) -> None:
-        self._session = session
+        self._executor = executor
         self._predicates = predicates
         self._sort = sort
         self._limit = limit
@@ -211,7 +234,7 @@ class FindQuery(Generic[T]):
 
     def _replace(self, **changes: Any) -> FindQuery[T]:
         values = {"sort": self._sort, "limit": self._limit, "offset": self._offset} | changes
-        return FindQuery(self._session, self._predicates, **values)
+        return FindQuery(self._executor, self._predicates, **values)
 
     def sort(self, *fields: Field | SortKey) -> FindQuery[T]:
         """Order by ``fields`` (``Model.field`` ascending, or ``.asc`` / ``.desc``)."""
@@ -293,25 +316,13 @@ class FindQuery(Generic[T]):
 
     # -- execution ---------------------------------------------------------
 
-    async def _operations(self, query: Query) -> Operations:
-        """The session's operations for ``query``, after checking the driver can run it."""
-        if query.joins:
-            driver = self._session._database().driver
-            if not driver.capabilities.related_conditions:
-                related = ", ".join(j.model.cls.__name__ for j in query.joins)
-                raise UnsupportedFeature(
-                    f"the {driver.name} driver cannot filter {query.model.cls.__name__} by conditions on "
-                    f"{related} (capability 'related_conditions' is absent)"
-                )
-        return await self._session._operations((query.model, *(j.model for j in query.joins)))
-
     async def _all(self, batch_size: int | None) -> ResultIterator[T]:
         invalid = isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1
         if batch_size is not None and invalid:
             raise QueryError(f"batch_size must be an int >= 1, not {batch_size!r}")
         query = self.query()
-        ops = await self._operations(query)
-        size = batch_size or self._session._batch_size()
+        ops = await self._executor.query_operations(query)
+        size = batch_size or self._executor.default_batch_size
         iterator: ResultIterator[T] = ResultIterator(query.model, ops.fetch(query, size))
         await iterator._fill()  # surface errors here, inside the result
         return iterator
@@ -319,7 +330,7 @@ class FindQuery(Generic[T]):
     async def _one(self) -> T:
         finder = self._replace(limit=1)
         query = finder.query()
-        ops = await self._operations(query)
+        ops = await self._executor.query_operations(query)
         batches = ops.fetch(query, 1)
         try:
             async for rows in batches:
@@ -332,7 +343,7 @@ class FindQuery(Generic[T]):
 
     async def _count(self) -> int:
         query = self.query()
-        ops = await self._operations(query)
+        ops = await self._executor.query_operations(query)
         return await ops.count(query)
 
     def _writable(self, action: str) -> Query:
@@ -343,7 +354,7 @@ class FindQuery(Generic[T]):
 
     async def _delete(self) -> int:
         query = self._writable("delete")
-        ops = await self._operations(query)
+        ops = await self._executor.query_operations(query)
         return await ops.delete(query)
 
     async def _update(self, values: Mapping[str | Field, Any]) -> int:
@@ -362,5 +373,5 @@ class FindQuery(Generic[T]):
                     "(delete the rows instead, or give the new key)"
                 )
             encoded[field] = field.encode(value)
-        ops = await self._operations(query)
+        ops = await self._executor.query_operations(query)
         return await ops.update(query, encoded)
