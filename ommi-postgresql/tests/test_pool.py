@@ -292,7 +292,7 @@ async def test_connections_kept_aside_count_as_available_and_go_back_after_a_whi
     open_db: OpenDB, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Idle connections kept for the next acquire show as available, and return to psycopg_pool in time."""
-    import ommi_postgresql.pool as pool_module
+    import ommi_postgresql._pool as pool_module
 
     monkeypatch.setattr(pool_module, "_HOT_SECONDS", 0.1)
     async with open_db(pool_min_size=2, pool_max_size=2) as (db, _):

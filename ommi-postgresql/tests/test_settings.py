@@ -21,7 +21,7 @@ import pytest
 from ommi import Ommi
 from ommi.errors import ConfigurationError, ConnectionError
 from ommi_postgresql import DEFAULTS, PostgreSQLDriver
-from ommi_postgresql.settings import DEFAULT_CONNECT_TIMEOUT
+from ommi_postgresql._settings import DEFAULT_CONNECT_TIMEOUT
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 PG_ENV = ("PGHOST", "PGPORT", "PGUSER", "PGPASSWORD", "PGDATABASE", "PGAPPNAME", "PGCONNECT_TIMEOUT", "PGSSLMODE")

@@ -14,7 +14,7 @@ from ommi.models import StorageType, get_schema
 from ommi.query.find import plan_query
 from ommi.sql import SQLCompiler
 from ommi_sqlite import SQLiteDialect
-from ommi_sqlite.dialect import compare_decimals
+from ommi_sqlite._dialect import compare_decimals
 
 models = ModelCollection("ommi_sqlite_test_dialect")
 

@@ -13,7 +13,7 @@ from ommi.errors import ConnectionError as OmmiConnectionError
 from ommi.errors import IntegrityError, OperationalError
 from ommi.errors import TimeoutError as OmmiTimeoutError
 from ommi_sqlite import SQLiteDriver
-from ommi_sqlite.errors import map_exceptions, translate
+from ommi_sqlite._errors import map_exceptions, translate
 
 models = ModelCollection("ommi_sqlite_test_errors")
 

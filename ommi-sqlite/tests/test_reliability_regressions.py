@@ -35,7 +35,7 @@ from ommi.query.ast import Comparison, Op, Query
 from ommi.query.find import plan_query
 from ommi.sql import SQLCompiler
 from ommi_sqlite import SQLiteDriver
-from ommi_sqlite.dialect import SQLiteDialect
+from ommi_sqlite._dialect import SQLiteDialect
 
 models = ModelCollection("ommi_sqlite_test_reliability")
 

@@ -19,34 +19,40 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ommi_postgresql.dialect import PostgreSQLCompiler, PostgreSQLDialect
+    from ommi_postgresql._dialect import PostgreSQLCompiler, PostgreSQLDialect
+    from ommi_postgresql._settings import DEFAULTS, PostgreSQLSettings
+    from ommi_postgresql._settings import PostgreSQLSettings as Settings
     from ommi_postgresql.driver import PostgreSQLDriver, PostgreSQLTransaction
-    from ommi_postgresql.settings import DEFAULTS, Settings
 
 __all__ = [
     "DEFAULTS",
     "PostgreSQLCompiler",
     "PostgreSQLDialect",
     "PostgreSQLDriver",
+    "PostgreSQLSettings",
     "PostgreSQLTransaction",
     "Settings",
 ]
 
 _HOMES = {
-    "DEFAULTS": "ommi_postgresql.settings",
-    "Settings": "ommi_postgresql.settings",
-    "PostgreSQLCompiler": "ommi_postgresql.dialect",
-    "PostgreSQLDialect": "ommi_postgresql.dialect",
+    "DEFAULTS": "ommi_postgresql._settings",
+    "PostgreSQLSettings": "ommi_postgresql._settings",
+    "Settings": "ommi_postgresql._settings",
+    "PostgreSQLCompiler": "ommi_postgresql._dialect",
+    "PostgreSQLDialect": "ommi_postgresql._dialect",
     "PostgreSQLDriver": "ommi_postgresql.driver",
     "PostgreSQLTransaction": "ommi_postgresql.driver",
 }
+
+_RENAMED = {"Settings": "PostgreSQLSettings"}
 
 
 def __getattr__(name: str) -> Any:
     home = _HOMES.get(name)
     if home is None:
         raise AttributeError(f"module 'ommi_postgresql' has no attribute {name!r}")
-    value = getattr(importlib.import_module(home), name)
+    # ``Settings`` is the name this class had before the drivers shared one naming scheme.
+    value = getattr(importlib.import_module(home), _RENAMED.get(name, name))
     globals()[name] = value
     return value
 

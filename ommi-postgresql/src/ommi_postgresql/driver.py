@@ -10,7 +10,7 @@ rows match; the cursor's connection is given back as soon as the rows run out
 or the iterator is closed.
 
 Each :meth:`PostgreSQLDriver.open` after a :meth:`~PostgreSQLDriver.close`
-builds a new :class:`~ommi_postgresql.pool.Pool` and compiler; work begun
+builds a new :class:`~ommi_postgresql._pool.Pool` and compiler; work begun
 before the close ends on the connections of its own pool, which close as they
 come back, and never reaches the new one.
 """
@@ -33,12 +33,12 @@ from ommi.sql import Compiled
 from psycopg import AsyncConnection, AsyncCursor
 from psycopg.pq import ConnStatus, PipelineStatus, TransactionStatus
 
-from ommi_postgresql import schema as _schema
-from ommi_postgresql.dialect import PostgreSQLCompiler, PostgreSQLDialect
-from ommi_postgresql.errors import map_exceptions
-from ommi_postgresql.operations import _Operations, execute, log_statement
-from ommi_postgresql.pool import Pool, PooledConnection
-from ommi_postgresql.settings import Settings, resolve
+from ommi_postgresql import _schema
+from ommi_postgresql._dialect import PostgreSQLCompiler, PostgreSQLDialect
+from ommi_postgresql._errors import map_exceptions
+from ommi_postgresql._operations import PostgreSQLOperations, execute, log_statement
+from ommi_postgresql._pool import Pool, PooledConnection
+from ommi_postgresql._settings import PostgreSQLSettings, resolve
 
 __all__ = ["PostgreSQLDriver", "PostgreSQLTransaction"]
 
@@ -68,11 +68,11 @@ async def _first_batch(
     return cursor, fetch_sql, rows
 
 
-class PostgreSQLDriver(_Operations, Driver):
+class PostgreSQLDriver(PostgreSQLOperations, Driver):
     """The PostgreSQL driver.
 
     Build it with :meth:`connect` (no I/O); ``async with Ommi(driver)`` opens
-    the pool and closes it on exit. See :mod:`ommi_postgresql.settings` for the
+    the pool and closes it on exit. See :mod:`ommi_postgresql._settings` for the
     settings and where they come from.
     """
 
@@ -81,7 +81,7 @@ class PostgreSQLDriver(_Operations, Driver):
     compiler: PostgreSQLCompiler
     _alone = True  # every operation gets a pooled connection of its own
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: PostgreSQLSettings) -> None:
         self.settings = settings
         self.default_batch_size = settings.batch_size
         self._where = settings.describe()
@@ -229,7 +229,7 @@ class PostgreSQLDriver(_Operations, Driver):
                 await _schema.drop(self, conn, schemas)
 
 
-class PostgreSQLTransaction(_Operations, DriverTransaction):
+class PostgreSQLTransaction(PostgreSQLOperations, DriverTransaction):
     """A database transaction on one pooled connection, shareable by tasks.
 
     A failed statement aborts a PostgreSQL transaction: later statements raise

@@ -19,16 +19,16 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ommi_sqlite.dialect import SQLiteDialect
+    from ommi_sqlite._dialect import SQLiteDialect
+    from ommi_sqlite._settings import SQLiteSettings
     from ommi_sqlite.driver import SQLiteDriver, SQLiteTransaction
-    from ommi_sqlite.settings import SQLiteSettings
 
 __all__ = ["SQLiteDialect", "SQLiteDriver", "SQLiteSettings", "SQLiteTransaction"]
 
 _WHERE = {
-    "SQLiteDialect": "ommi_sqlite.dialect",
+    "SQLiteDialect": "ommi_sqlite._dialect",
     "SQLiteDriver": "ommi_sqlite.driver",
-    "SQLiteSettings": "ommi_sqlite.settings",
+    "SQLiteSettings": "ommi_sqlite._settings",
     "SQLiteTransaction": "ommi_sqlite.driver",
 }
 

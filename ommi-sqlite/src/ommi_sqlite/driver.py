@@ -14,11 +14,11 @@ from ommi.drivers import Capabilities, Driver, DriverTransaction, get_logger
 from ommi.errors import ConnectionError, OmmiError, TransactionError
 from ommi.models.schema import ModelSchema
 
-from ommi_sqlite.memory import acquire_shared, release_shared
-from ommi_sqlite.operations import SQLCore, SQLiteOperations
-from ommi_sqlite.pool import Channel, Link, Pool, Stream
-from ommi_sqlite.schema import apply_schema, drop_schema
-from ommi_sqlite.settings import SQLiteSettings, parse_settings
+from ommi_sqlite._memory import acquire_shared, release_shared
+from ommi_sqlite._operations import SQLCore, SQLiteOperations
+from ommi_sqlite._pool import Channel, Link, Pool, Stream
+from ommi_sqlite._schema import apply_schema, drop_schema
+from ommi_sqlite._settings import SQLiteSettings, parse_settings
 
 __all__ = ["SQLiteDriver", "SQLiteTransaction"]
 
@@ -216,7 +216,7 @@ class SQLiteTransaction(SQLiteOperations, DriverTransaction):
     into SQLite of a stream) holds the transaction's lock, so the statements
     of two operations never interleave. Its streams read a snapshot (the
     connection is written through meanwhile, see
-    :class:`ommi_sqlite.pool.Stream`); commit and rollback end them, and a
+    :class:`ommi_sqlite._pool.Stream`); commit and rollback end them, and a
     stream read on afterwards raises :class:`ommi.errors.TransactionError`.
     """
 

@@ -28,7 +28,7 @@ from urllib.parse import parse_qsl, urlencode
 from ommi.drivers.urls import REDACTED, is_secret_option, redact_url, scrub_secrets, url_problem, url_scheme
 from ommi.errors import ConfigurationError
 
-__all__ = ["DEFAULTS", "Settings", "resolve"]
+__all__ = ["DEFAULTS", "PostgreSQLSettings", "resolve"]
 
 SCHEMES = ("postgresql", "postgres")
 
@@ -74,7 +74,7 @@ _ALIASES = {"database": "dbname", "username": "user"}
 
 
 @dataclass(frozen=True)
-class Settings:
+class PostgreSQLSettings:
     """Resolved settings: libpq parameters and Ommi's own."""
 
     params: dict[str, str] = field(default_factory=dict)
@@ -94,7 +94,7 @@ class Settings:
     def __repr__(self) -> str:
         params = {k: (REDACTED if k == "password" or is_secret_option(k) else v) for k, v in self.params.items()}
         ours = ", ".join(f"{name}={getattr(self, name)!r}" for name in DEFAULTS)
-        return f"Settings(params={params!r}, {ours})"
+        return f"PostgreSQLSettings(params={params!r}, {ours})"
 
     @property
     def conninfo(self) -> str:
@@ -219,8 +219,8 @@ def _coerce(key: str, value: Any) -> Any:
     return value  # pragma: no cover
 
 
-def resolve(source: str | Mapping[str, Any] | None, options: Mapping[str, Any]) -> Settings:
-    """Merge the sources (see the module docstring) into :class:`Settings`.
+def resolve(source: str | Mapping[str, Any] | None, options: Mapping[str, Any]) -> PostgreSQLSettings:
+    """Merge the sources (see the module docstring) into :class:`PostgreSQLSettings`.
 
     Raises:
         ConfigurationError: a malformed URL, an unknown libpq parameter or a bad Ommi setting.
@@ -258,7 +258,7 @@ def resolve(source: str | Mapping[str, Any] | None, options: Mapping[str, Any]) 
         raise ConfigurationError(f"invalid PostgreSQL connection setting: {exc}") from None
 
     values = {key: _coerce(key, value) for key, value in ours.items()}
-    settings = Settings(params=params, **values)
+    settings = PostgreSQLSettings(params=params, **values)
     if settings.pool_min_size > settings.pool_max_size:
         raise ConfigurationError(
             f"pool_min_size ({settings.pool_min_size}) is larger than pool_max_size ({settings.pool_max_size})"

@@ -55,9 +55,9 @@ from ommi.drivers import get_logger
 from ommi.errors import ConnectionError, OmmiError
 from ommi.errors import TimeoutError as OmmiTimeoutError
 
-from ommi_sqlite.dialect import DECIMAL_COLLATION, compare_decimals
-from ommi_sqlite.errors import map_exceptions
-from ommi_sqlite.settings import MEMORY, SQLiteSettings
+from ommi_sqlite._dialect import DECIMAL_COLLATION, compare_decimals
+from ommi_sqlite._errors import map_exceptions
+from ommi_sqlite._settings import MEMORY, SQLiteSettings
 
 __all__ = ["Channel", "Gate", "Link", "Pool", "Stream", "no_gate", "variable_limit"]
 

@@ -24,8 +24,8 @@ from ommi.models.schema import ModelSchema
 from ommi.sql import creation_order
 from psycopg import AsyncConnection
 
-from ommi_postgresql.dialect import MAX_IDENTIFIER_BYTES
-from ommi_postgresql.operations import execute
+from ommi_postgresql._dialect import MAX_IDENTIFIER_BYTES
+from ommi_postgresql._operations import execute
 
 if TYPE_CHECKING:
     from ommi_postgresql.driver import PostgreSQLDriver

@@ -36,8 +36,8 @@ from psycopg import AsyncConnection, AsyncCursor
 from psycopg.pq import ConnStatus, PipelineStatus, TransactionStatus
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from ommi_postgresql.errors import map_exceptions
-from ommi_postgresql.settings import Settings
+from ommi_postgresql._errors import map_exceptions
+from ommi_postgresql._settings import PostgreSQLSettings
 
 __all__ = ["Pool", "PooledConnection"]
 
@@ -82,7 +82,7 @@ async def _is_alive(conn: AsyncConnection[Any]) -> bool:
 
 
 class Pool:
-    """A psycopg connection pool sized and timed by :class:`Settings`: one generation of the driver.
+    """A psycopg connection pool sized and timed by :class:`PostgreSQLSettings`: one generation of the driver.
 
     :meth:`open` connects (raising :class:`ommi.errors.ConnectionError` with
     libpq's reason when the server cannot be reached); :meth:`close` is
@@ -90,7 +90,7 @@ class Pool:
     a new one).
     """
 
-    def __init__(self, settings: Settings, where: str) -> None:
+    def __init__(self, settings: PostgreSQLSettings, where: str) -> None:
         self.settings = settings
         self.where = where
         self.name = f"ommi-postgresql-{next(_names)}"

@@ -20,9 +20,9 @@ from ommi.models.schema import ModelSchema
 from ommi.models.types import StorageType
 from ommi.sql import creation_order
 
-from ommi_sqlite.dialect import DECIMAL_COLLATION, refuse_reserved_name
-from ommi_sqlite.operations import SQLCore
-from ommi_sqlite.pool import Link
+from ommi_sqlite._dialect import DECIMAL_COLLATION, refuse_reserved_name
+from ommi_sqlite._operations import SQLCore
+from ommi_sqlite._pool import Link
 
 __all__ = ["apply_schema", "drop_schema", "table_differences"]
 

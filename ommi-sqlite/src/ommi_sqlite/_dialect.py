@@ -29,7 +29,7 @@ it compares the numbers exactly (``Decimal("1.0") == Decimal("1.00")``,
 ``Decimal("0.1000000000000000001") > Decimal("0.1")``), where SQLite's numeric
 affinity would round to a double. ``Decimal`` key and reference columns are
 declared with the collation too (see
-:class:`ommi_sqlite.operations.SQLiteCompiler`), so a primary key is unique by
+:class:`ommi_sqlite._operations.SQLiteCompiler`), so a primary key is unique by
 value; other columns stay plain ``TEXT`` and only Ommi's queries name it.
 
 SQLite's ``LIKE`` ignores ASCII case, so ``contains`` / ``startswith`` /

@@ -1,8 +1,8 @@
 """Data operations shared by the driver (pooled, autocommit) and its transactions (one connection).
 
-Subclasses say where a statement runs (:meth:`_Operations._connection`), where
-several statements run atomically (:meth:`_Operations._atomic`) and how a
-streaming cursor gets its connection (:meth:`_Operations._stream`).
+Subclasses say where a statement runs (:meth:`PostgreSQLOperations._connection`), where
+several statements run atomically (:meth:`PostgreSQLOperations._atomic`) and how a
+streaming cursor gets its connection (:meth:`PostgreSQLOperations._stream`).
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from ommi.sql import Compiled
 from psycopg import AsyncConnection, AsyncCursor
 from psycopg.pq import TransactionStatus
 
-from ommi_postgresql.dialect import numeric_problem
-from ommi_postgresql.pool import PooledConnection
+from ommi_postgresql._dialect import numeric_problem
+from ommi_postgresql._pool import PooledConnection
 
 if TYPE_CHECKING:
     from ommi_postgresql.driver import PostgreSQLDriver
@@ -108,7 +108,7 @@ def _check_numeric(driver: PostgreSQLDriver, schema: ModelSchema, values: Iterab
             )
 
 
-class _Operations(Operations):
+class PostgreSQLOperations(Operations):
     """Insert, fetch, count, delete and update, compiled by the driver's compiler."""
 
     _driver: PostgreSQLDriver

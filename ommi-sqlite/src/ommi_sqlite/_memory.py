@@ -1,7 +1,7 @@
 """Named in-memory databases shared by the drivers of one process.
 
 SQLite keeps a memory database inside one connection. Drivers connecting with
-the same ``file:...?mode=memory`` URI share one :class:`~ommi_sqlite.pool.Pool`
+the same ``file:...?mode=memory`` URI share one :class:`~ommi_sqlite._pool.Pool`
 (so one connection), counted: the last driver to close it closes the pool,
 and the data is gone.
 """
@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import asyncio
 
-from ommi_sqlite.pool import Pool
-from ommi_sqlite.settings import SQLiteSettings
+from ommi_sqlite._pool import Pool
+from ommi_sqlite._settings import SQLiteSettings
 
 __all__ = ["acquire_shared", "release_shared"]
 

@@ -3,7 +3,7 @@
 :class:`SQLiteOperations` implements :class:`ommi.drivers.Operations` on top of
 three hooks that say where a statement runs: :meth:`~SQLiteOperations._write`,
 :meth:`~SQLiteOperations._read` and :meth:`~SQLiteOperations._stream` (a
-:class:`~ommi_sqlite.pool.Channel`). The driver answers them from its pool; a
+:class:`~ommi_sqlite._pool.Channel`). The driver answers them from its pool; a
 transaction answers with its own connection.
 """
 
@@ -23,8 +23,8 @@ from ommi.models.types import StorageType
 from ommi.query.ast import Query
 from ommi.sql import SQLCompiler
 
-from ommi_sqlite.dialect import DECIMAL_COLLATION, SQLiteDialect
-from ommi_sqlite.pool import Channel, Link, Stream, variable_limit
+from ommi_sqlite._dialect import DECIMAL_COLLATION, SQLiteDialect
+from ommi_sqlite._pool import Channel, Link, Stream, variable_limit
 
 __all__ = ["SQLCore", "SQLiteCompiler", "SQLiteOperations", "collated_by_value"]
 
