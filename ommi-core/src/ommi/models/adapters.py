@@ -10,6 +10,7 @@ the ``ommi_register_model_adapters`` hook.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol, runtime_checkable
 
@@ -88,27 +89,47 @@ class DataclassAdapter:
         object.__setattr__(instance, name, value)
 
 
+@dataclasses.dataclass
+class _Probe:
+    value: int
+
+
+_GENERATED_INIT_FILE = _Probe.__init__.__code__.co_filename
+"""The file name ``@dataclass`` compiles its ``__init__`` under on this Python (``"<string>"`` up to 3.13).
+
+Measured, not assumed: a hand-written ``__init__`` has the file it was written
+in, so comparing against what ``@dataclass`` itself produced here tells the two
+apart on every Python version.
+"""
+
+
 def _generated_init_takes(cls: type, names: tuple[str, ...]) -> bool:
     """Whether ``cls(*values)`` (values in ``names`` order) only stores the values.
 
     True for a dataclass whose ``__init__`` is the one ``@dataclass`` generated,
     taking exactly the stored fields positionally, with no ``__post_init__``,
-    no ``InitVar`` and no ``__setattr__`` of its own that could run code.
+    no ``InitVar`` and no ``__setattr__`` of its own that could run code. Only
+    public signals are read: ``dataclasses.fields``, the ``__init__`` signature
+    (an ``InitVar`` is a parameter that is not a field) and the code's file name.
     """
     params = getattr(cls, "__dataclass_params__", None)
     if params is None or not params.init or hasattr(cls, "__post_init__"):
-        return False
-    initvar = getattr(dataclasses, "_FIELD_INITVAR", None)
-    declared = getattr(cls, "__dataclass_fields__", {})
-    if initvar is None or any(getattr(f, "_field_type", initvar) is initvar for f in declared.values()):
         return False
     fields = dataclasses.fields(cls)
     if tuple(f.name for f in fields) != names or any(not f.init or f.kw_only for f in fields):
         return False
     owner = next(klass for klass in cls.__mro__ if "__init__" in vars(klass))
-    code = getattr(vars(owner)["__init__"], "__code__", None)
-    if "__dataclass_fields__" not in vars(owner) or code is None or code.co_filename != "<string>":
+    init = vars(owner)["__init__"]
+    code = getattr(init, "__code__", None)
+    if "__dataclass_fields__" not in vars(owner) or code is None or code.co_filename != _GENERATED_INIT_FILE:
         return False  # an __init__ written by hand
+    try:
+        parameters = list(inspect.signature(init).parameters.values())[1:]
+    except (TypeError, ValueError):
+        return False
+    positional = inspect.Parameter.POSITIONAL_OR_KEYWORD
+    if tuple(p.name for p in parameters) != names or any(p.kind is not positional for p in parameters):
+        return False  # an InitVar (a parameter that is no field), or keyword-only fields
     setattr_of_class: object = cls.__setattr__
     return bool(params.frozen) or setattr_of_class is object.__setattr__
 
