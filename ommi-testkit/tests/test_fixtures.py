@@ -327,7 +327,7 @@ def mongodb_url() -> str:
 PG_SCHEMA_TESTS = """
 import os
 import psycopg
-from ommi_postgresql.settings import resolve
+from ommi_postgresql._settings import resolve
 from app import AppToken
 
 
@@ -345,7 +345,7 @@ async def test_tables_live_in_the_worker_schema(ommi_db, ommi_url):
 
 def _pg_schemas(url: str) -> set[str]:
     import psycopg
-    from ommi_postgresql.settings import resolve
+    from ommi_postgresql._settings import resolve
 
     with psycopg.connect(resolve(url, {}).conninfo) as conn:
         return {row[0] for row in conn.execute("SELECT schema_name FROM information_schema.schemata")}

@@ -14,7 +14,7 @@ The sizes come from ``OMMI_RELIABILITY_PROFILE`` (``quick`` unless set).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,7 +25,7 @@ from ommi_testkit.reference import ReferenceDriver, ReferenceStore
 from ommi_testkit.reliability import Profile, current_profile
 from ommi_testkit.reliability.faults import MongoPoolListener, postgresql_probe, reference_probe
 from ommi_testkit.reliability.workloads import Probe
-from ommi_testkit.servers import accepts_tcp, scratch_namespace, server_url
+from ommi_testkit.servers import accepts_tcp, collect_abandoned_sockets, scratch_namespace, server_url
 
 POSTGRESQL_ENV = "OMMI_TEST_POSTGRESQL_URL"
 POSTGRESQL_DEFAULT = "postgresql://postgres@127.0.0.1:5432/test"
@@ -175,15 +175,19 @@ def _mongodb(request: pytest.FixtureRequest) -> Backend:
 
 
 @pytest.fixture
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
+async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
     """The backend named by the test's indirect parameter."""
     name = request.param
     if name == "reference":
-        return _reference()
-    if name == "sqlite":
-        return _sqlite(tmp_path)
-    if name == "postgresql":
-        return _postgresql(request)
-    if name == "mongodb":
-        return _mongodb(request)
-    raise ValueError(f"unknown backend {name!r}")
+        yield _reference()
+    elif name == "sqlite":
+        yield _sqlite(tmp_path)
+    elif name == "postgresql":
+        yield _postgresql(request)
+    elif name == "mongodb":
+        yield _mongodb(request)
+        # Cancelled and killed connections make PyMongo abandon sockets (see
+        # collect_abandoned_sockets): collect them in this test, not a later one.
+        await collect_abandoned_sockets()
+    else:
+        raise ValueError(f"unknown backend {name!r}")

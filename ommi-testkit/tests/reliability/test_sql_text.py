@@ -20,8 +20,8 @@ from hypothesis import strategies as st
 from ommi.drivers import Capabilities
 from ommi.query.find import plan_query
 from ommi.sql import SQLCompiler
-from ommi_postgresql.dialect import PostgreSQLDialect
-from ommi_sqlite.dialect import SQLiteDialect
+from ommi_postgresql import PostgreSQLDialect
+from ommi_sqlite import SQLiteDialect
 from ommi_testkit.reliability import Profile, record
 from ommi_testkit.reliability.domain import Domain
 from ommi_testkit.reliability.figures import Figures
