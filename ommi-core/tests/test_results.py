@@ -121,23 +121,3 @@ async def test_related_conditions_need_the_capability() -> None:
         result = await db.find(Box, Shelf.label == "top").count
         assert isinstance(result.exception, UnsupportedFeature)
         assert "related_conditions" in str(result.exception)
-
-
-async def test_query_results_are_the_same_classes_under_their_query_names() -> None:
-    """``DBQueryResult`` and its ``DBQuerySuccess`` / ``DBQueryFailure`` name the one result hierarchy."""
-    import ommi.results
-
-    assert DBQueryResult is DBResult
-    assert DBQueryResult.DBQuerySuccess is DBResult.DBSuccess is ommi.results.DBQuerySuccess
-    assert DBQueryResult.DBQueryFailure is DBResult.DBFailure is ommi.results.DBQueryFailure
-
-    async def three() -> int:
-        return 3
-
-    for action in (DBAction(three), DBAction(three, query=True)):
-        match await action:
-            case DBQueryResult.DBQuerySuccess(value):
-                assert value == 3
-            case _:
-                pytest.fail("expected a success")
-    assert await DBAction(three, query=True) == DBQueryResult.DBQuerySuccess(3) == DBResult.DBSuccess(3)

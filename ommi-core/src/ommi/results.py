@@ -27,13 +27,7 @@ D = TypeVar("D")
 
 
 class DBResult(Generic[T]):
-    """The outcome of an operation: :class:`DBResult.DBSuccess` or :class:`DBResult.DBFailure`.
-
-    Writes and queries give the same classes; ``DBQueryResult``,
-    ``DBQueryResult.DBQuerySuccess`` and ``DBQueryResult.DBQueryFailure`` are
-    other names for them, so ``case DBQueryResult.DBQuerySuccess(value)`` and
-    ``case DBResult.DBSuccess(value)`` match the same results.
-    """
+    """The outcome of a write: :class:`DBResult.DBSuccess` or :class:`DBResult.DBFailure`."""
 
     __slots__ = ()
 
@@ -45,8 +39,6 @@ class DBResult(Generic[T]):
         """The value, or ``default`` on failure."""
         raise NotImplementedError
 
-    DBQuerySuccess: type[DBSuccess[Any]]
-    DBQueryFailure: type[DBFailure[Any]]
     DBSuccess: type[DBSuccess[Any]]
     DBFailure: type[DBFailure[Any]]
 
@@ -77,15 +69,55 @@ class DBFailure(DBResult[T]):
         return default
 
 
-DBResult.DBSuccess = DBResult.DBQuerySuccess = DBSuccess
-DBResult.DBFailure = DBResult.DBQueryFailure = DBFailure
+DBResult.DBSuccess = DBSuccess
+DBResult.DBFailure = DBFailure
 
-# Queries and writes were two hierarchies with the same shape, chosen by a flag;
-# the query names stay importable for the applications that use them.
-DBQueryResult = DBResult
-"""The outcome of a query: the same class as :class:`DBResult`."""
-DBQuerySuccess = DBSuccess
-DBQueryFailure = DBFailure
+
+class DBQueryResult(Generic[T]):
+    """The outcome of a query: :class:`DBQueryResult.DBQuerySuccess` or ``.DBQueryFailure``."""
+
+    __slots__ = ()
+
+    def or_raise(self) -> T:
+        """The value, or raise the captured exception."""
+        raise NotImplementedError
+
+    def or_use(self, default: D) -> T | D:
+        """The value, or ``default`` on failure."""
+        raise NotImplementedError
+
+    DBQuerySuccess: type[DBQuerySuccess[Any]]
+    DBQueryFailure: type[DBQueryFailure[Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class DBQuerySuccess(DBQueryResult[T]):
+    """The query succeeded with ``value``."""
+
+    value: T
+
+    def or_raise(self) -> T:
+        return self.value
+
+    def or_use(self, default: D) -> T | D:
+        return self.value
+
+
+@dataclass(frozen=True, slots=True)
+class DBQueryFailure(DBQueryResult[T]):
+    """The query failed with ``exception``."""
+
+    exception: Exception
+
+    def or_raise(self) -> NoReturn:
+        raise self.exception
+
+    def or_use(self, default: D) -> D:
+        return default
+
+
+DBQueryResult.DBQuerySuccess = DBQuerySuccess
+DBQueryResult.DBQueryFailure = DBQueryFailure
 
 
 class DBAction(Generic[T]):
@@ -94,19 +126,19 @@ class DBAction(Generic[T]):
     Each await runs the operation again.
     """
 
-    __slots__ = ("_run",)
+    __slots__ = ("_query", "_run")
 
     def __init__(self, run: Callable[[], Awaitable[T]], *, query: bool = False) -> None:
-        """Wrap ``run``; ``query`` is accepted for compatibility and changes nothing (one result type)."""
         self._run = run
+        self._query = query
 
-    async def result(self) -> DBResult[T]:
+    async def result(self) -> DBResult[T] | DBQueryResult[T]:
         """Run the operation and capture its outcome."""
         try:
             value = await self._run()
         except Exception as exc:  # noqa: BLE001 - captured on purpose, returned as a failure
-            return DBFailure(exc)
-        return DBSuccess(value)
+            return DBQueryFailure(exc) if self._query else DBFailure(exc)
+        return DBQuerySuccess(value) if self._query else DBSuccess(value)
 
     def __await__(self) -> Generator[Any, None, Any]:
         return self.result().__await__()

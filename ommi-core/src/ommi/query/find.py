@@ -179,13 +179,13 @@ class _UpdateAction(DBAction[int]):
         async def missing_values() -> int:
             raise QueryError("update() needs the values to set, e.g. .update(name='x')")
 
-        super().__init__(missing_values)
+        super().__init__(missing_values, query=True)
 
     def __call__(self, values: Mapping[str | Field, Any] | None = None, /, **kwargs: Any) -> DBAction[int]:
         merged: dict[str | Field, Any] = dict(values or {})
         merged.update(kwargs)
         find = self._find
-        return DBAction(lambda: find._update(merged))
+        return DBAction(lambda: find._update(merged), query=True)
 
 
 class _AllAction(DBAction[ResultIterator[T]]):
@@ -195,7 +195,7 @@ class _AllAction(DBAction[ResultIterator[T]]):
 
     def __init__(self, find: FindQuery[T], batch_size: int | None = None) -> None:
         self._find = find
-        super().__init__(lambda: find._all(batch_size))
+        super().__init__(lambda: find._all(batch_size), query=True)
 
     def __call__(self, *, batch_size: int | None = None) -> _AllAction[T]:
         return _AllAction(self._find, batch_size)
@@ -286,17 +286,17 @@ class FindQuery(Generic[T]):
     @property
     def one(self) -> DBAction[T]:
         """The first match; fails with ``DBStatusNoResultException`` when there is none."""
-        return DBAction(self._one)
+        return DBAction(self._one, query=True)
 
     @property
     def count(self) -> DBAction[int]:
         """The number of matches."""
-        return DBAction(self._count)
+        return DBAction(self._count, query=True)
 
     @property
     def delete(self) -> DBAction[int]:
         """Delete every match; gives the number deleted."""
-        return DBAction(self._delete)
+        return DBAction(self._delete, query=True)
 
     @property
     def update(self) -> _UpdateAction:
