@@ -1,30 +1,30 @@
-"""Data operations shared by the driver (pooled, autocommit) and its transactions (one connection).
+"""PostgreSQL's connection layer under :class:`ommi.sql.SQLOperations`, and its inserts.
 
-Subclasses say where a statement runs (:meth:`PostgreSQLOperations._connection`), where
-several statements run atomically (:meth:`PostgreSQLOperations._atomic`) and how a
-streaming cursor gets its connection (:meth:`PostgreSQLOperations._stream`).
+The driver (pooled, autocommit) and its transactions (one connection) say
+where a statement runs (``_connection``), where several run atomically
+(``_atomic``) and how a streaming cursor gets its connection (``_stream``);
+fetch, count, delete and update come from :class:`ommi.sql.SQLOperations`.
 """
 
 from __future__ import annotations
 
-import abc
+import contextlib
 import logging
 import time
-from collections.abc import AsyncGenerator, Iterable, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import psycopg
-from ommi.drivers import Operations, Row, get_logger
+from ommi.drivers import Row, get_logger
 from ommi.errors import IntegrityError, ValidationError
 from ommi.models.schema import Field, ModelSchema
 from ommi.models.types import StorageType
 from ommi.query.ast import Query
-from ommi.sql import Compiled
+from ommi.sql import SQLOperations
 from psycopg import AsyncConnection, AsyncCursor
 from psycopg.pq import TransactionStatus
 
-from ommi_postgresql._dialect import numeric_problem
+from ommi_postgresql._dialect import PostgreSQLCompiler, numeric_problem
 from ommi_postgresql._pool import PooledConnection
 
 if TYPE_CHECKING:
@@ -108,75 +108,35 @@ def _check_numeric(driver: PostgreSQLDriver, schema: ModelSchema, values: Iterab
             )
 
 
-class PostgreSQLOperations(Operations):
-    """Insert, fetch, count, delete and update, compiled by the driver's compiler."""
+class PostgreSQLOperations(SQLOperations[AsyncConnection[Any]]):
+    """Statements through psycopg, compiled by the driver's compiler (a new one for each open)."""
 
     _driver: PostgreSQLDriver
-
-    @abc.abstractmethod
-    def _connection(self) -> AbstractAsyncContextManager[AsyncConnection[Any]]:
-        """A connection for one statement."""
-
-    @abc.abstractmethod
-    def _atomic(self) -> AbstractAsyncContextManager[AsyncConnection[Any]]:
-        """A connection on which several statements succeed or fail together."""
-
-    @abc.abstractmethod
-    def _stream(self, compiled: Compiled, batch_size: int) -> AsyncGenerator[list[Row], None]:
-        """Rows of a ``SELECT`` in batches, through a server-side cursor."""
 
     _alone: bool = False
     """Whether each :meth:`_connection` is held by one operation alone (see :func:`execute`)."""
 
-    def _map(self) -> Any:
+    @property
+    def compiler(self) -> PostgreSQLCompiler:
+        return self._driver._statements
+
+    def _map(self) -> contextlib.AbstractContextManager[None]:
         return self._driver._map()
 
-    # -- rows ----------------------------------------------------------------
-
-    async def fetch(self, query: Query, batch_size: int) -> AsyncGenerator[list[Row], None]:
-        compiled = self._driver.compiler.select(query)
-        convert = self._driver.compiler.row_converter(query.model)
-        if query.limit is not None and query.limit <= batch_size:
-            # A window that fits one batch needs no cursor: one round trip.
-            with self._map():
-                async with self._connection() as conn:
-                    rows = await (await execute(conn, compiled.sql, compiled.params, alone=self._alone)).fetchall()
-            if rows:
-                yield convert(rows) if convert else rows
-            return
-        async for batch in self._stream(compiled, batch_size):
-            yield convert(batch) if convert else batch
-
-    async def count(self, query: Query) -> int:
-        compiled = self._driver.compiler.count(query)
+    async def _execute(self, conn: AsyncConnection[Any], sql: str, params: list[Any]) -> int:
         with self._map():
-            async with self._connection() as conn:
-                row = await (await execute(conn, compiled.sql, compiled.params, alone=self._alone)).fetchone()
-        return int(row[0]) if row else 0
+            return (await execute(conn, sql, params, alone=self._alone)).rowcount
 
-    async def delete(self, query: Query) -> int:
-        compiled = self._driver.compiler.delete(query)
+    async def _fetch_all(self, conn: AsyncConnection[Any], sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
         with self._map():
-            async with self._connection() as conn:
-                return (await execute(conn, compiled.sql, compiled.params, alone=self._alone)).rowcount
+            rows: list[tuple[Any, ...]] = await (await execute(conn, sql, params, alone=self._alone)).fetchall()
+            return rows
 
     async def update(self, query: Query, values: Mapping[Field, Any]) -> int:
-        """Update the matches; a new value for a generated key first moves the identity sequence past it."""
-        schema = query.model
-        _check_numeric(self._driver, schema, ((f, v) for f, v in values.items() if f.storage is StorageType.DECIMAL))
-        compiler = self._driver.compiler
-        compiled = compiler.update(query, values)
-        auto = schema.auto_field
-        key = next((v for f, v in values.items() if f is auto), None)
-        with self._map():
-            if auto is None or not isinstance(key, int):
-                async with self._connection() as conn:
-                    return (await execute(conn, compiled.sql, compiled.params, alone=self._alone)).rowcount
-            advance = compiler.advance_identity(schema, auto, key)
-            # One transaction: setval acts at once anyway, and it saves a commit of its own.
-            async with self._atomic() as conn:
-                await execute(conn, advance.sql, advance.params, alone=self._alone)
-                return (await execute(conn, compiled.sql, compiled.params, alone=self._alone)).rowcount
+        """Refuse a Decimal ``numeric`` cannot hold before any I/O, then update (see :meth:`SQLOperations.update`)."""
+        decimals = ((f, v) for f, v in values.items() if f.storage is StorageType.DECIMAL)
+        _check_numeric(self._driver, query.model, decimals)
+        return await super().update(query, values)
 
     # -- insert --------------------------------------------------------------
 
@@ -227,12 +187,12 @@ class PostgreSQLOperations(Operations):
         highest: int | None,
         keys: list[Any],
     ) -> None:
-        compiler = self._driver.compiler
+        compiler = self.compiler
         auto = schema.auto_field
         # setval takes effect at once even inside a transaction; one transaction
         # for it and the inserts saves a commit (a WAL flush) of its own.
         with self._map():
-            async with self._atomic() if len(plan) > 1 else self._connection() as conn:
+            async with self._atomic() if len(plan) > 1 else self._connection(write=True) as conn:
                 for step in plan:
                     if step is _ADVANCE_IDENTITY:
                         if highest is not None and auto is not None:
@@ -276,7 +236,7 @@ class PostgreSQLOperations(Operations):
           deleted again (by key, in the same transaction) and the statement is
           sent again.
         """
-        compiler = self._driver.compiler
+        compiler = self.compiler
         auto = schema.auto_field
         assert auto is not None
         in_transaction = conn.info.transaction_status != TransactionStatus.IDLE
@@ -313,6 +273,6 @@ class PostgreSQLOperations(Operations):
 
     async def _key_taken(self, conn: AsyncConnection[Any], schema: ModelSchema, exc: psycopg.Error) -> bool:
         """Whether a unique violation of a generated insert is on the primary key (a taken generated key)."""
-        query = self._driver.compiler.primary_key_constraint(schema)
+        query = self.compiler.primary_key_constraint(schema)
         row = await (await execute(conn, query.sql, query.params, alone=self._alone)).fetchone()
         return row is not None and row[0] == exc.diag.constraint_name

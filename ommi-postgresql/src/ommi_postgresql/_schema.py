@@ -176,7 +176,8 @@ async def apply(driver: PostgreSQLDriver, conn: AsyncConnection[Any], schemas: S
         created = []
         for schema in ordered:
             if schema.name not in stored:
-                await execute(conn, compiler.create_table(schema))
+                for statement in compiler.create_statements(schema):
+                    await execute(conn, statement)
                 created.append(schema.name)
             for name, statement in indexes[schema.name]:
                 # Even CREATE INDEX IF NOT EXISTS locks the table against

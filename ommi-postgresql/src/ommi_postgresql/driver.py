@@ -18,6 +18,7 @@ come back, and never reaches the new one.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import time
 import warnings
@@ -29,7 +30,7 @@ import psycopg
 from ommi.drivers import Capabilities, Driver, DriverTransaction, Row, get_logger
 from ommi.errors import TransactionError
 from ommi.models.schema import ModelSchema
-from ommi.sql import Compiled
+from ommi.sql import Compiled, SQLTransactionOperations
 from psycopg import AsyncConnection, AsyncCursor
 from psycopg.pq import ConnStatus, PipelineStatus, TransactionStatus
 
@@ -78,7 +79,6 @@ class PostgreSQLDriver(PostgreSQLOperations, Driver):
 
     name: ClassVar[str] = "postgresql"
     capabilities: Capabilities = Capabilities()
-    compiler: PostgreSQLCompiler
     _alone = True  # every operation gets a pooled connection of its own
 
     def __init__(self, settings: PostgreSQLSettings) -> None:
@@ -86,7 +86,7 @@ class PostgreSQLDriver(PostgreSQLOperations, Driver):
         self.default_batch_size = settings.batch_size
         self._where = settings.describe()
         self._pool = Pool(settings, self._where)
-        self.compiler = self._compiler(self._pool)
+        self._statements = self._compiler(self._pool)
         self._lifecycle = asyncio.Lock()
         self._driver = self
 
@@ -128,7 +128,7 @@ class PostgreSQLDriver(PostgreSQLOperations, Driver):
         if getattr(self, "_pool", None) is not None and self._pool.is_open:
             warnings.warn(f"{self!r} was not closed; use `async with Ommi(driver)`", ResourceWarning, stacklevel=1)
 
-    def _map(self) -> Any:
+    def _map(self) -> contextlib.AbstractContextManager[None]:
         return map_exceptions(
             self._where,
             pool_max_size=self.settings.pool_max_size,
@@ -149,7 +149,7 @@ class PostgreSQLDriver(PostgreSQLOperations, Driver):
             if pool.is_closed:
                 pool = Pool(self.settings, self._where)
             await pool.open()
-            self._pool, self.compiler = pool, self._compiler(pool)
+            self._pool, self._statements = pool, self._compiler(pool)
 
     async def close(self) -> None:
         """Close the pool; idempotent, and safe while operations run (shielded from cancellation).
@@ -173,22 +173,25 @@ class PostgreSQLDriver(PostgreSQLOperations, Driver):
         await asyncio.shield(lender.release(conn))
 
     @asynccontextmanager
-    async def _connection(self) -> AsyncIterator[AsyncConnection[Any]]:
-        conn = await self._pool.acquire()
-        try:
-            yield conn
-        finally:
-            await self._release(conn)
+    async def _connection(self, *, write: bool = False) -> AsyncIterator[AsyncConnection[Any]]:
+        with self._map():
+            conn = await self._pool.acquire()
+            try:
+                yield conn
+            finally:
+                await self._release(conn)
 
     @asynccontextmanager
     async def _atomic(self) -> AsyncIterator[AsyncConnection[Any]]:
-        async with self._connection() as conn:
-            await conn.execute("BEGIN")
+        async with self._connection(write=True) as conn:
+            with self._map():
+                await conn.execute("BEGIN")
             yield conn
-            await conn.execute("COMMIT")
+            with self._map():
+                await conn.execute("COMMIT")
             # An exception skips COMMIT; the release rolls back.
 
-    async def _stream(self, compiled: Compiled, batch_size: int) -> AsyncGenerator[list[Row], None]:
+    async def _stream(self, compiled: Compiled, batch_size: int, limit: int | None) -> AsyncGenerator[list[Row], None]:
         rows: list[Any] = []
         with self._map():
             conn = await self._pool.acquire()
@@ -220,16 +223,16 @@ class PostgreSQLDriver(PostgreSQLOperations, Driver):
 
     async def apply_schema(self, schemas: Sequence[ModelSchema]) -> None:
         with self._map():
-            async with self._connection() as conn:
+            async with self._connection(write=True) as conn:
                 await _schema.apply(self, conn, schemas)
 
     async def drop_schema(self, schemas: Sequence[ModelSchema]) -> None:
         with self._map():
-            async with self._connection() as conn:
+            async with self._connection(write=True) as conn:
                 await _schema.drop(self, conn, schemas)
 
 
-class PostgreSQLTransaction(PostgreSQLOperations, DriverTransaction):
+class PostgreSQLTransaction(SQLTransactionOperations[AsyncConnection[Any]], PostgreSQLOperations, DriverTransaction):
     """A database transaction on one pooled connection, shareable by tasks.
 
     A failed statement aborts a PostgreSQL transaction: later statements raise
@@ -251,7 +254,7 @@ class PostgreSQLTransaction(PostgreSQLOperations, DriverTransaction):
         self._driver = driver
         self._conn: AsyncConnection[Any] | None = conn
         self._state = "open"
-        self._lock = asyncio.Lock()
+        self._turns = asyncio.Lock()
         self._broken: str | None = None
         """Why the connection can no longer be trusted (set after an interrupted statement)."""
 
@@ -263,14 +266,17 @@ class PostgreSQLTransaction(PostgreSQLOperations, DriverTransaction):
                 stacklevel=1,
             )
 
-    def _current(self) -> AsyncConnection[Any]:
-        if self._conn is None:
-            raise TransactionError(f"the transaction is already {self._state}")
+    def _owned(self) -> AsyncConnection[Any] | None:
+        return self._conn
+
+    def _check_usable(self, conn: AsyncConnection[Any]) -> None:
         if self._broken is not None:
             raise TransactionError(
                 f"the transaction cannot go on: {self._broken}; it will be rolled back ({self._driver.description})"
             )
-        return self._conn
+
+    def _after_failure(self, conn: AsyncConnection[Any]) -> None:
+        self._check(conn)
 
     def _check(self, conn: AsyncConnection[Any]) -> None:
         """After a statement raised: mark the transaction broken when its connection is in an unknown state."""
@@ -283,42 +289,19 @@ class PostgreSQLTransaction(PostgreSQLOperations, DriverTransaction):
         elif conn.info.transaction_status == TransactionStatus.ACTIVE:
             self._broken = "a statement was interrupted (cancelled) and the server did not confirm it stopped"
 
-    @asynccontextmanager
-    async def _connection(self) -> AsyncIterator[AsyncConnection[Any]]:
-        """The connection, for one statement (or a few in a row) at a time: tasks sharing the transaction take turns."""
-        async with self._lock:
-            conn = self._current()
-            try:
-                yield conn
-            except BaseException:
-                self._check(conn)
-                raise
-
-    _atomic = _connection  # the whole transaction is atomic already
-
-    async def _stream(self, compiled: Compiled, batch_size: int) -> AsyncGenerator[list[Row], None]:
+    async def _stream(self, compiled: Compiled, batch_size: int, limit: int | None) -> AsyncGenerator[list[Row], None]:
         name = f"ommi_cursor_{next(_cursor_names)}"
         rows: list[Any] = []
         with self._map():
-            async with self._connection() as conn:
+            async with self._turn() as conn:
                 cursor, fetch_sql, rows = await _first_batch(conn, compiled, name, batch_size, begin=False)
             try:
                 while len(rows) == batch_size:
                     yield rows
-                    async with self._lock:
-                        if self._conn is not conn:
-                            # The connection went back to the pool with the commit
-                            # or rollback (and the cursor with the transaction).
-                            raise TransactionError(
-                                f"the transaction ended ({self._state}) before its result iterator was exhausted"
-                            )
-                        self._current()
-                        try:
-                            await cursor.execute(fetch_sql)
-                            rows = await cursor.fetchall()
-                        except BaseException:
-                            self._check(conn)
-                            raise
+                    # Raises once the commit or rollback took the connection (and the cursor) back.
+                    async with self._stream_turn():
+                        await cursor.execute(fetch_sql)
+                        rows = await cursor.fetchall()
             finally:
                 await asyncio.shield(self._close_cursor(conn, name))
         if rows:
@@ -326,7 +309,7 @@ class PostgreSQLTransaction(PostgreSQLOperations, DriverTransaction):
 
     async def _close_cursor(self, conn: AsyncConnection[Any], name: str) -> None:
         """Close a stream's cursor when the transaction goes on (its end closes the cursor anyway)."""
-        async with self._lock:
+        async with self._turns:
             if (
                 self._conn is conn
                 and self._broken is None
@@ -342,7 +325,7 @@ class PostgreSQLTransaction(PostgreSQLOperations, DriverTransaction):
 
     async def _finish(self, statement: str) -> None:
         # After the statements of other tasks sharing the transaction, never in the middle of one.
-        async with self._lock:
+        async with self._turns:
             conn = self._conn
             if conn is None:
                 raise TransactionError(f"the transaction is already {self._state}")

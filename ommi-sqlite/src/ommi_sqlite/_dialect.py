@@ -168,7 +168,6 @@ class SQLiteDialect(Dialect):
         StorageType.DATETIME: "DATETIME_TEXT",
         StorageType.DATETIME_TZ: "DATETIME_TZ_TEXT",
     }
-    supports_returning: ClassVar[bool] = True
     # SQLite already sorts NULL first ascending and last descending, which is
     # Ommi's rule; leaving NULLS FIRST/LAST out keeps indexes usable for ORDER BY.
     supports_nulls_order: ClassVar[bool] = False

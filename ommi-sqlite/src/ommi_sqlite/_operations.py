@@ -1,10 +1,10 @@
-"""The data operations, written once for the driver and its transactions.
+"""The data operations: SQLite's connection layer under :class:`ommi.sql.SQLOperations`, and its inserts.
 
-:class:`SQLiteOperations` implements :class:`ommi.drivers.Operations` on top of
-three hooks that say where a statement runs: :meth:`~SQLiteOperations._write`,
-:meth:`~SQLiteOperations._read` and :meth:`~SQLiteOperations._stream` (a
-:class:`~ommi_sqlite._pool.Channel`). The driver answers them from its pool; a
-transaction answers with its own connection.
+:class:`SQLiteOperations` runs statements on a :class:`~ommi_sqlite._pool.Link`
+and streams through a :class:`~ommi_sqlite._pool.Channel`; where they come from
+(:meth:`~ommi.sql.SQLOperations._connection`, ``_atomic`` and
+:meth:`~SQLiteOperations._channel`) the driver answers from its pool and a
+transaction with its own connection, one task at a time.
 """
 
 from __future__ import annotations
@@ -13,20 +13,19 @@ import asyncio
 import contextlib
 import weakref
 from collections import Counter
-from collections.abc import AsyncGenerator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from itertools import chain
 from typing import Any
 
-from ommi.drivers import Operations, Row
+from ommi.drivers import Row
 from ommi.models.schema import Field, ModelSchema
 from ommi.models.types import StorageType
-from ommi.query.ast import Query
-from ommi.sql import SQLCompiler
+from ommi.sql import Compiled, SQLCompiler, SQLOperations
 
 from ommi_sqlite._dialect import DECIMAL_COLLATION, SQLiteDialect
 from ommi_sqlite._pool import Channel, Link, Stream, variable_limit
 
-__all__ = ["SQLCore", "SQLiteCompiler", "SQLiteOperations", "collated_by_value"]
+__all__ = ["SQLCore", "SQLiteCompiler", "SQLiteOperations", "collated_by_value", "undo_savepoint"]
 
 _MAX_INSERT_ROWS = 256
 """Rows per multi-row INSERT; larger adds are split (inside a savepoint)."""
@@ -134,17 +133,18 @@ class SQLCore:
                 await link.execute('RELEASE "ommi_insert"')
         except BaseException:
             if several:
-                await asyncio.shield(_undo_savepoint(link))
+                await asyncio.shield(undo_savepoint(link))
             raise
         if auto is None:
             return None
         return keys if returning else given
 
 
-async def _undo_savepoint(link: Link) -> None:
+async def undo_savepoint(link: Link, name: str = '"ommi_insert"') -> None:
+    """Roll back to the savepoint ``name`` (quoted) and release it; never raises."""
     with contextlib.suppress(Exception):
-        await link.execute('ROLLBACK TO "ommi_insert"')
-        await link.execute('RELEASE "ommi_insert"')
+        await link.execute(f"ROLLBACK TO {name}")
+        await link.execute(f"RELEASE {name}")
 
 
 def _match_keys(given: list[Any], returned: list[Any]) -> list[Any]:
@@ -160,56 +160,34 @@ def _match_keys(given: list[Any], returned: list[Any]) -> list[Any]:
     return [key if key is not None else next(generated) for key in given]
 
 
-class SQLiteOperations(Operations):
-    """Insert, fetch, count, delete and update, given where statements run."""
+class SQLiteOperations(SQLOperations[Link]):
+    """SQLite's connection layer: statements on a :class:`Link`, streams through a :class:`Channel`."""
 
     _core: SQLCore
 
-    def _write(self) -> contextlib.AbstractAsyncContextManager[Link]:
+    @property
+    def compiler(self) -> SQLCompiler:
+        return self._core.compiler
+
+    def _channel(self) -> contextlib.AbstractAsyncContextManager[Channel]:
+        """Where a streaming read runs (a reader of its own, or a shared connection behind a gate)."""
         raise NotImplementedError
 
-    def _read(self) -> contextlib.AbstractAsyncContextManager[Link]:
-        raise NotImplementedError
+    async def _execute(self, conn: Link, sql: str, params: list[Any]) -> int:
+        return await conn.execute(sql, params)
 
-    def _stream(self) -> contextlib.AbstractAsyncContextManager[Channel]:
-        raise NotImplementedError
+    async def _fetch_all(self, conn: Link, sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
+        return await conn.fetchall(sql, params)
+
+    async def _stream(self, compiled: Compiled, batch_size: int, limit: int | None) -> AsyncGenerator[list[Any], None]:
+        async with self._channel() as channel:
+            batches = Stream(channel).batches(compiled.sql, compiled.params, batch_size, limit)
+            async with contextlib.aclosing(batches):
+                async for rows in batches:
+                    yield rows
 
     async def insert(self, schema: ModelSchema, rows: Sequence[Row]) -> Sequence[Any] | None:
         if not rows:
             return [] if schema.auto_field is not None else None
-        async with self._write() as link:
+        async with self._connection(write=True) as link:
             return await self._core.insert(link, schema, rows)
-
-    async def fetch(self, query: Query, batch_size: int) -> AsyncGenerator[list[Row], None]:
-        compiled = self._core.compiler.select(query)
-        convert = self._core.compiler.row_converter(query.model)
-        if query.limit is not None and query.limit <= batch_size:
-            # A window that fits one batch: one call into SQLite, no cursor kept.
-            async with self._read() as link:
-                rows = await link.fetchall(compiled.sql, compiled.params)
-            if rows:
-                yield rows if convert is None else convert(rows)
-            return
-        async with self._stream() as channel:
-            batches = Stream(channel).batches(compiled.sql, compiled.params, batch_size, query.limit)
-            async with contextlib.aclosing(batches):
-                async for rows in batches:
-                    yield rows if convert is None else convert(rows)
-
-    async def count(self, query: Query) -> int:
-        compiled = self._core.compiler.count(query)
-        async with self._read() as link:
-            rows = await link.fetchall(compiled.sql, compiled.params)
-        return int(rows[0][0])
-
-    async def delete(self, query: Query) -> int:
-        compiled = self._core.compiler.delete(query)
-        async with self._write() as link:
-            return await link.execute(compiled.sql, compiled.params)
-
-    async def update(self, query: Query, values: Mapping[Field, Any]) -> int:
-        if not values:
-            return await self.count(query)
-        compiled = self._core.compiler.update(query, values)
-        async with self._write() as link:
-            return await link.execute(compiled.sql, compiled.params)

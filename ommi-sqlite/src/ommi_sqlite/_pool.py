@@ -77,7 +77,7 @@ def variable_limit() -> int:
     return _VARIABLE_LIMIT[0]
 
 
-Gate = Callable[[], contextlib.AbstractAsyncContextManager[None]]
+Gate = Callable[[], contextlib.AbstractAsyncContextManager[object]]
 """Entered around each call into SQLite by a stream (a lock for memory databases)."""
 
 

@@ -102,7 +102,8 @@ async def apply_schema(link: Link, core: SQLCore, schemas: Sequence[ModelSchema]
                 + ". Migrate the tables (or drop them with db.remove_models()) to match the models."
             )
         for schema in ordered:
-            await link.execute(core.compiler.create_table(schema))
+            for statement in core.compiler.create_statements(schema):
+                await link.execute(statement)
             for statement in core.compiler.create_indexes(schema):
                 await link.execute(statement)
         await link.execute("COMMIT")
@@ -155,7 +156,8 @@ async def drop_schema(link: Link, core: SQLCore, schemas: Sequence[ModelSchema])
         try:
             await link.execute("BEGIN IMMEDIATE")
             for schema in ordered:
-                await link.execute(core.compiler.drop_table(schema))
+                for statement in core.compiler.drop_statements(schema):
+                    await link.execute(statement)
             await link.execute("COMMIT")
         except BaseException:
             await asyncio.shield(_rollback(link))

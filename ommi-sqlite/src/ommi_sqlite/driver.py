@@ -13,9 +13,10 @@ from typing import Any, Self
 from ommi.drivers import Capabilities, Driver, DriverTransaction, get_logger
 from ommi.errors import ConnectionError, OmmiError, TransactionError
 from ommi.models.schema import ModelSchema
+from ommi.sql import SQLTransactionOperations
 
 from ommi_sqlite._memory import acquire_shared, release_shared
-from ommi_sqlite._operations import SQLCore, SQLiteOperations
+from ommi_sqlite._operations import SQLCore, SQLiteOperations, undo_savepoint
 from ommi_sqlite._pool import Channel, Link, Pool, Stream
 from ommi_sqlite._schema import apply_schema, drop_schema
 from ommi_sqlite._settings import SQLiteSettings, parse_settings
@@ -173,13 +174,23 @@ class SQLiteDriver(SQLiteOperations, Driver):
 
     # -- where operations run ------------------------------------------------
 
-    def _write(self) -> contextlib.AbstractAsyncContextManager[Link]:
-        return self._pool.write()
+    def _connection(self, *, write: bool) -> contextlib.AbstractAsyncContextManager[Link]:
+        return self._pool.write() if write else self._pool.read()
 
-    def _read(self) -> contextlib.AbstractAsyncContextManager[Link]:
-        return self._pool.read()
+    @contextlib.asynccontextmanager
+    async def _atomic(self) -> AsyncIterator[Link]:
+        """The writer, with the block's statements inside a savepoint: all or none."""
+        async with self._pool.write() as link:
+            try:
+                # Inside the try: cancelled while it runs, it must still be undone.
+                await link.execute('SAVEPOINT "ommi_atomic"')
+                yield link
+                await link.execute('RELEASE "ommi_atomic"')
+            except BaseException:
+                await asyncio.shield(undo_savepoint(link, '"ommi_atomic"'))
+                raise
 
-    def _stream(self) -> contextlib.AbstractAsyncContextManager[Channel]:
+    def _channel(self) -> contextlib.AbstractAsyncContextManager[Channel]:
         return self._pool.stream()
 
     # -- schema --------------------------------------------------------------
@@ -204,7 +215,7 @@ async def _release(pool: Pool, link: Link) -> None:
         pool.unlock_writer()
 
 
-class SQLiteTransaction(SQLiteOperations, DriverTransaction):
+class SQLiteTransaction(SQLTransactionOperations[Link], SQLiteOperations, DriverTransaction):
     """A transaction on the writer connection, from ``BEGIN IMMEDIATE`` to commit or rollback.
 
     It belongs to the pool (generation) it began on: it unlocks that pool's
@@ -226,49 +237,25 @@ class SQLiteTransaction(SQLiteOperations, DriverTransaction):
         self._pool = pool
         self._link: Link | None = link
         self._state = "open"
-        self._lock = asyncio.Lock()
+        self._turns = asyncio.Lock()
         self._streams: set[Stream] = set()
 
-    def _current(self) -> Link:
-        if self._link is None:
-            raise TransactionError(f"the transaction is {self._state}; start a new one with db.transaction()")
-        self._pool._check_not_closed()
+    def _owned(self) -> Link | None:
         return self._link
 
-    @contextlib.asynccontextmanager
-    async def _own(self) -> AsyncIterator[Link]:
-        self._current()
-        async with self._lock:
-            yield self._current()
-
-    def _write(self) -> contextlib.AbstractAsyncContextManager[Link]:
-        return self._own()
-
-    def _read(self) -> contextlib.AbstractAsyncContextManager[Link]:
-        return self._own()
+    def _check_usable(self, conn: Link) -> None:
+        self._pool._check_not_closed()
 
     @contextlib.asynccontextmanager
-    async def _turn(self) -> AsyncIterator[None]:
-        """The gate of the transaction's streams: its lock, while it is open."""
-        async with self._lock:
-            if self._link is None:
-                raise TransactionError(
-                    f"the transaction ended ({self._state}) before its result iterator was exhausted; "
-                    "read the rows inside the transaction (or collect them with to_list() before it ends)"
-                )
-            self._pool._check_not_closed()
-            yield
-
-    @contextlib.asynccontextmanager
-    async def _stream(self) -> AsyncIterator[Channel]:
+    async def _channel(self) -> AsyncIterator[Channel]:
         link = self._current()
-        yield Channel(link, self._turn, shared=True, streams=self._streams, discard=self._discard_snapshot)
+        yield Channel(link, self._stream_turn, shared=True, streams=self._streams, discard=self._discard_snapshot)
 
     async def _discard_snapshot(self, table: str) -> None:
         """Drop the snapshot table of a stream closed early (an ended transaction took it along)."""
         with contextlib.suppress(OmmiError):
-            async with self._turn():
-                await self._current().execute(f"DROP TABLE IF EXISTS temp.{table}")
+            async with self._stream_turn() as link:
+                await link.execute(f"DROP TABLE IF EXISTS temp.{table}")
 
     async def _end_streams(self, *, drop: bool) -> None:
         for stream in list(self._streams):
@@ -276,7 +263,7 @@ class SQLiteTransaction(SQLiteOperations, DriverTransaction):
         self._streams.clear()
 
     async def commit(self) -> None:
-        async with self._lock:  # after any statement another task of the transaction is running
+        async with self._turns:  # after any statement another task of the transaction is running
             link = self._link
             if link is None:
                 raise TransactionError(f"the transaction is already {self._state}")
@@ -302,7 +289,7 @@ class SQLiteTransaction(SQLiteOperations, DriverTransaction):
         log.debug("transaction.commit", driver="sqlite", database=link.database)
 
     async def rollback(self) -> None:
-        async with self._lock:
+        async with self._turns:
             link = self._link
             if link is None:
                 return

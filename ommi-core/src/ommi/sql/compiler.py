@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from ommi._rowcode import row_converter
 from ommi.models.schema import Field, ModelSchema
 from ommi.models.types import StorageType
 from ommi.query.ast import TEXT_OPS, And, Comparison, Expr, FieldComparison, Op, Or, Query
+from ommi.sql._statement import Compiled
 from ommi.sql.dialect import Dialect
 
 __all__ = ["Compiled", "SQLCompiler"]
@@ -36,14 +36,6 @@ _Cached = tuple[str, tuple["weakref.ref[ModelSchema]", ...]]
 
 RowConverter = Callable[[Sequence[tuple[Any, ...]]], list[tuple[Any, ...]]]
 _SQL_OPS = {Op.EQ: "=", Op.LT: "<", Op.LE: "<=", Op.GT: ">", Op.GE: ">="}
-
-
-@dataclass(frozen=True, slots=True)
-class Compiled:
-    """A statement: SQL text and its parameters, in order."""
-
-    sql: str
-    params: list[Any]
 
 
 class _Scope:
@@ -104,36 +96,77 @@ class SQLCompiler:
 
     # -- conditions --------------------------------------------------------
 
-    def _condition(self, expr: Expr, scope: _Scope) -> str:
-        if isinstance(expr, Comparison):
-            return self._comparison(expr, scope)
-        if isinstance(expr, FieldComparison):
-            return self._field_comparison(expr, scope)
-        if isinstance(expr, And):
-            return "(" + " AND ".join(self._condition(item, scope) for item in expr.items) + ")"
-        if isinstance(expr, Or):
-            return "(" + " OR ".join(self._condition(item, scope) for item in expr.items) + ")"
-        raise TypeError(f"cannot compile {expr!r}")  # pragma: no cover
+    def _walk(
+        self,
+        expr: Expr,
+        scope: _Scope | None,
+        target: ModelSchema,
+        shape: list[Any],
+        params: list[Any],
+        others: list[ModelSchema],
+    ) -> str:
+        """One walk over a condition: its shape and parameters, and its SQL text when ``scope`` is given.
 
-    def _comparison(self, node: Comparison, scope: _Scope) -> str:
+        The one place that knows which values a condition binds. Each node
+        writes its text and appends its parameters together, in the order of
+        its placeholders, so text and parameters cannot drift apart. The
+        statement cache walks without a scope (shape and parameters only) and
+        with one when it compiles the text of a new shape.
+        """
+        if isinstance(expr, Comparison):
+            return self._comparison(expr, scope, target, shape, params, others)
+        if isinstance(expr, FieldComparison):
+            others.extend(f.schema for f in (expr.left, expr.right) if f.schema is not target)
+            shape.append((id(expr.left), expr.op, id(expr.right)))
+            return "" if scope is None else self._field_comparison(expr, scope)
+        assert isinstance(expr, (And, Or)), f"cannot compile {expr!r}"
+        conjunction = isinstance(expr, And)
+        shape.append("(" if conjunction else "or(")
+        parts = [self._walk(item, scope, target, shape, params, others) for item in expr.items]
+        shape.append(")")
+        if scope is None:
+            return ""
+        return "(" + (" AND " if conjunction else " OR ").join(parts) + ")"
+
+    def _comparison(
+        self,
+        node: Comparison,
+        scope: _Scope | None,
+        target: ModelSchema,
+        shape: list[Any],
+        params: list[Any],
+        others: list[ModelSchema],
+    ) -> str:
         dialect = self.dialect
-        ph = dialect.placeholder
-        raw = scope.column(node.field)
-        op = node.op
-        if op is Op.IS_NULL:
-            return f"{raw} IS NULL"
-        if op is Op.IS_NOT_NULL:
-            return f"{raw} IS NOT NULL"
+        field, op, value = node.field, node.op, node.value
+        if field.schema is not target:
+            others.append(field.schema)
+        raw = "" if scope is None else scope.column(field)
+        if op is Op.IS_NULL or op is Op.IS_NOT_NULL:
+            shape.append((id(field), op))
+            return f"{raw} IS NULL" if op is Op.IS_NULL else f"{raw} IS NOT NULL"
         if op in TEXT_OPS:
-            return dialect.text_match(raw, op, node.value)[0]
-        column = dialect.comparison_operand(raw, node.field.storage, op)
-        if op is Op.NE:
-            return dialect.is_distinct_from(column, ph)
+            shape.append((id(field), op))
+            text, bound = dialect.text_match(raw, op, value)
+            params.extend(bound)
+            return text
         if op is Op.IN or op is Op.NOT_IN:
-            if not node.value:
+            shape.append((id(field), op, len(value)))
+            if not value:
                 return "1 = 0" if op is Op.IN else "1 = 1"
-            return dialect.membership(column, raw, op, len(node.value), node.field.storage)
-        return f"{column} {_SQL_OPS[op]} {ph}"
+            params.extend(dialect.membership_params([self.param(field, v) for v in value], field.storage))
+            if scope is None:
+                return ""
+            column = dialect.comparison_operand(raw, field.storage, op)
+            return dialect.membership(column, raw, op, len(value), field.storage)
+        shape.append((id(field), op))
+        params.append(self.param(field, value))
+        if scope is None:
+            return ""
+        column = dialect.comparison_operand(raw, field.storage, op)
+        if op is Op.NE:
+            return dialect.is_distinct_from(column, dialect.placeholder)
+        return f"{column} {_SQL_OPS[op]} {dialect.placeholder}"
 
     def _field_comparison(self, node: FieldComparison, scope: _Scope) -> str:
         storage = node.left.storage
@@ -143,17 +176,16 @@ class SQLCompiler:
             return self.dialect.is_distinct_from(left, right)
         return f"{left} {_SQL_OPS[node.op]} {right}"
 
-    def _where(self, query: Query, outer: str) -> str:
-        """The WHERE clause (with leading space) for ``query`` whose target is aliased ``outer``.
-
-        Text only: its parameters come from :meth:`_where_params`.
-        """
+    def _where(self, query: Query, outer: str) -> tuple[str, list[Any]]:
+        """The WHERE clause (with leading space) for ``query`` whose target is aliased ``outer``, and its parameters."""
+        params: list[Any] = []
         if query.where is None:
-            return ""
+            return "", params
         q = self.dialect.quote
         target = query.model
         if not query.joins:
-            return f" WHERE {self._condition(query.where, _Scope(self, {id(target): outer}))}"
+            condition = self._walk(query.where, _Scope(self, {id(target): outer}), target, [], params, [])
+            return f" WHERE {condition}", params
         aliases = {id(target): q("s0")}
         joins = []
         for number, join in enumerate(query.joins, start=1):
@@ -163,12 +195,12 @@ class SQLCompiler:
                 f"{alias}.{q(other.column)} = {aliases[id(target)]}.{q(mine.column)}" for mine, other in join.pairs
             )
             joins.append(f" LEFT JOIN {self.dialect.table(join.model)} AS {alias} ON {on}")
-        condition = self._condition(query.where, _Scope(self, aliases))
+        condition = self._walk(query.where, _Scope(self, aliases), target, [], params, [])
         same_row = " AND ".join(f"{q('s0')}.{q(f.column)} = {outer}.{q(f.column)}" for f in target.key)
         return (
             f" WHERE EXISTS (SELECT 1 FROM {self.dialect.table(target)} AS {q('s0')}{''.join(joins)}"
             f" WHERE {same_row} AND {condition})"
-        )
+        ), params
 
     def _order(self, query: Query, alias: str) -> str:
         if not query.sort:
@@ -202,7 +234,7 @@ class SQLCompiler:
         params: list[Any] = []
         others: list[ModelSchema] = []
         if query.where is not None:
-            self._shape(query.where, target, shape, params, others)
+            self._walk(query.where, None, target, shape, params, others)
         for join in query.joins:
             shape.append(("join", id(join.model), tuple((id(mine), id(other)) for mine, other in join.pairs)))
             others.append(join.model)
@@ -221,48 +253,6 @@ class SQLCompiler:
             cached = statements[key] = (text_of(query), tuple(weakref.ref(schema) for schema in others))
         return Compiled(cached[0], params + self._window_params(query))
 
-    def _where_params(self, query: Query) -> list[Any]:
-        """The parameters of :meth:`_where`'s clause, in order."""
-        params: list[Any] = []
-        if query.where is not None:
-            self._shape(query.where, query.model, [], params, [])
-        return params
-
-    def _shape(
-        self, expr: Expr, target: ModelSchema, shape: list[Any], params: list[Any], others: list[ModelSchema]
-    ) -> None:
-        """Append the shape of a condition and its parameters, in the order of its placeholders.
-
-        The one place that knows which values a condition binds: the statement
-        cache and every statement take their parameters from here, while
-        :meth:`_condition` writes only the text.
-        """
-        if isinstance(expr, Comparison):
-            field, op, value = expr.field, expr.op, expr.value
-            if field.schema is not target:
-                others.append(field.schema)
-            if op is Op.IS_NULL or op is Op.IS_NOT_NULL:
-                shape.append((id(field), op))
-            elif op in TEXT_OPS:
-                shape.append((id(field), op))
-                params.extend(self.dialect.text_match("", op, value)[1])
-            elif op is Op.IN or op is Op.NOT_IN:
-                shape.append((id(field), op, len(value)))
-                if value:
-                    params.extend(self.dialect.membership_params([self.param(field, v) for v in value], field.storage))
-            else:
-                shape.append((id(field), op))
-                params.append(self.param(field, value))
-        elif isinstance(expr, FieldComparison):
-            others.extend(f.schema for f in (expr.left, expr.right) if f.schema is not target)
-            shape.append((id(expr.left), expr.op, id(expr.right)))
-        else:
-            assert isinstance(expr, (And, Or))
-            shape.append("(" if isinstance(expr, And) else "or(")
-            for item in expr.items:
-                self._shape(item, target, shape, params, others)
-            shape.append(")")
-
     # -- statements --------------------------------------------------------
 
     def columns(self, schema: ModelSchema, alias: str) -> str:
@@ -279,38 +269,47 @@ class SQLCompiler:
 
     def compile_select(self, query: Query) -> Compiled:
         """:meth:`select` without the statement cache."""
-        return Compiled(self._select_text(query), self._where_params(query) + self._window_params(query))
+        return self._select(query)
 
     def compile_count(self, query: Query) -> Compiled:
         """:meth:`count` without the statement cache."""
-        return Compiled(self._count_text(query), self._where_params(query) + self._window_params(query))
+        return self._count(query)
 
     def _window_params(self, query: Query) -> list[Any]:
         return self.dialect.limit_offset(query.limit, query.offset)[1]
 
     def _select_text(self, query: Query) -> str:
+        return self._select(query).sql
+
+    def _select(self, query: Query) -> Compiled:
         q = self.dialect.quote
         alias = q("t0")
-        window = self.dialect.limit_offset(query.limit, query.offset)[0]
-        return (
+        where, params = self._where(query, alias)
+        window, window_params = self.dialect.limit_offset(query.limit, query.offset)
+        sql = (
             f"SELECT {self.columns(query.model, alias)} FROM {self.dialect.table(query.model)} AS {alias}"
-            f"{self._where(query, alias)}{self._order(query, alias)}{window}"
+            f"{where}{self._order(query, alias)}{window}"
         )
+        return Compiled(sql, params + window_params)
 
     def _count_text(self, query: Query) -> str:
+        return self._count(query).sql
+
+    def _count(self, query: Query) -> Compiled:
         q = self.dialect.quote
         alias = q("t0")
-        where = self._where(query, alias)
+        where, params = self._where(query, alias)
         if query.limit is None and not query.offset:
-            return f"SELECT COUNT(*) FROM {self.dialect.table(query.model)} AS {alias}{where}"
-        window = self.dialect.limit_offset(query.limit, query.offset)[0]
+            return Compiled(f"SELECT COUNT(*) FROM {self.dialect.table(query.model)} AS {alias}{where}", params)
+        window, window_params = self.dialect.limit_offset(query.limit, query.offset)
         inner = f"SELECT 1 FROM {self.dialect.table(query.model)} AS {alias}{where}{self._order(query, alias)}{window}"
-        return f"SELECT COUNT(*) FROM ({inner}) AS {q('counted')}"
+        return Compiled(f"SELECT COUNT(*) FROM ({inner}) AS {q('counted')}", params + window_params)
 
     def delete(self, query: Query) -> Compiled:
         """``DELETE`` the matches (no window: core rejects limit on delete)."""
         table = self.dialect.table(query.model)
-        return Compiled(f"DELETE FROM {table}{self._where(query, table)}", self._where_params(query))
+        where, params = self._where(query, table)
+        return Compiled(f"DELETE FROM {table}{where}", params)
 
     def update(self, query: Query, values: Mapping[Field, Any]) -> Compiled:
         """``UPDATE`` the matches with ``values`` (canonical)."""
@@ -318,8 +317,9 @@ class SQLCompiler:
         table = self.dialect.table(query.model)
         ph = self.dialect.placeholder
         assignments = ", ".join(f"{q(f.column)} = {ph}" for f in values)
-        params = [self.param(f, v) for f, v in values.items()] + self._where_params(query)
-        return Compiled(f"UPDATE {table} SET {assignments}{self._where(query, table)}", params)
+        params = [self.param(f, v) for f, v in values.items()]
+        where, where_params = self._where(query, table)
+        return Compiled(f"UPDATE {table} SET {assignments}{where}", params + where_params)
 
     def insert(
         self, schema: ModelSchema, fields: Sequence[Field], *, rows: int = 1, returning: Sequence[Field] = ()
@@ -351,13 +351,27 @@ class SQLCompiler:
             lines.append(f"{q(f.column)} {self.column_type(f)}{null}")
         if schema.auto_field is None:
             lines.append(f"PRIMARY KEY ({', '.join(q(f.column) for f in schema.key)})")
-        for f in schema.fields:
+        for f in schema.fields if self.dialect.foreign_keys else ():
             target = f.reference
             if target is not None and len(target.schema.key) == 1 and target.schema.key[0] is target:
                 lines.append(
                     f"FOREIGN KEY ({q(f.column)}) REFERENCES {self.dialect.table(target.schema)} ({q(target.column)})"
                 )
         return f"CREATE TABLE IF NOT EXISTS {self.dialect.table(schema)} (\n    " + ",\n    ".join(lines) + "\n)"
+
+    def create_statements(self, schema: ModelSchema) -> list[str]:
+        """Everything that creates ``schema``'s table, in order: the dialect's DDL around :meth:`create_table`.
+
+        ``Dialect.before_create_table`` (e.g. ``CREATE SEQUENCE``), the
+        ``CREATE TABLE``, then ``Dialect.after_create_table``; indexes come
+        from :meth:`create_indexes`.
+        """
+        dialect = self.dialect
+        return [*dialect.before_create_table(schema), self.create_table(schema), *dialect.after_create_table(schema)]
+
+    def drop_statements(self, schema: ModelSchema) -> list[str]:
+        """Everything that drops ``schema``'s table: :meth:`drop_table`, then ``Dialect.after_drop_table``."""
+        return [self.drop_table(schema), *self.dialect.after_drop_table(schema)]
 
     def column_type(self, field: Field) -> str:
         return self.dialect.column_type(field)
