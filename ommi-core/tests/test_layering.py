@@ -7,7 +7,7 @@ Every module under ``ommi-core/src/ommi`` is parsed with :mod:`ast` and every
 * inside a function or method (a "function-local" import runs when the
   function is first called, and a cycle held together that way breaks as soon
   as someone moves the import to the top);
-* implicitly: importing ``ommi.query.ast`` first runs ``ommi/query/__init__.py``,
+* implicitly: importing ``ommi.query.find`` first runs ``ommi/query/__init__.py``,
   so an import also depends on every package ``__init__`` above its target
   (except the importing module's own packages, which are being initialised
   already when it runs).
@@ -17,16 +17,10 @@ upwards (a query node is annotated with ``Field``, which is built on the query
 nodes) and are left out of the cycle check. They are collected separately, so
 that each module using them is checked to postpone its annotations.
 
-The exceptions are listed in :data:`LATE_BINDING`, each a function-local import
-named in its module's docstring:
-
-* the late-binding point of model definition: a model's codecs and its
-  model-library adapter come from plugins, and ``ommi.plugins`` loads core's
-  own plugin (``ommi._builtins``), which is built on ``ommi.models``;
-* ``ommi.query`` re-exports ``FindQuery`` / ``ResultIterator`` on first access:
-  the package holds the condition tree, which ``ommi.models`` is built on, and
-  the builder, which is built on ``ommi.models``; importing the tree runs the
-  package ``__init__``, so the builder cannot be imported there eagerly.
+The one exception, listed in :data:`LATE_BINDING` and named in its modules'
+docstrings, is the late-binding point of model definition: a model's codecs
+and its model-library adapter come from plugins, and ``ommi.plugins`` loads
+core's own plugin (``ommi._builtins``), which is built on ``ommi.models``.
 
 :data:`DEFERRED` lists function-local imports that close no cycle (they are part
 of the graph checked for cycles) but are deferred for start-up time.
@@ -46,7 +40,6 @@ ROOT = SOURCE.parent
 LATE_BINDING = {
     ("ommi.models.schema", "ommi.plugins"): "codecs for a field's type come from plugins (plugins.codecs())",
     ("ommi.models.decorator", "ommi.plugins"): "the model library's adapter comes from plugins",
-    ("ommi.query", "ommi.query.find"): "the query package re-exports the builder, a layer above the models",
 }
 """Function-local imports allowed to close a cycle, with why."""
 

@@ -29,11 +29,11 @@ from ommi.errors import (
     UnsupportedFeature,
     ValidationError,
 )
+from ommi.expressions import Comparison, Op, Query, when
 from ommi.models.collections import ModelCollection, get_global_collection
 from ommi.models.schema import Field, ModelSchema, get_schema
 from ommi.models.types import check_canonical
 from ommi.observe import ObservedOperations
-from ommi.query.ast import Comparison, Op, Query, when
 from ommi.query.find import FindQuery
 from ommi.results import DBAction
 

@@ -22,8 +22,8 @@ from ommi.drivers.base import Operations
 
 if TYPE_CHECKING:
     from ommi.drivers.base import Row
+    from ommi.expressions import Query
     from ommi.models.schema import Field, ModelSchema
-    from ommi.query.ast import Query
 
 __all__ = ["ObservedOperations", "QueryEvent", "QueryRecorder", "observe"]
 

@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self
 from ommi.drivers.capabilities import Capabilities
 
 if TYPE_CHECKING:
+    from ommi.expressions import Query
     from ommi.models.schema import Field, ModelSchema
-    from ommi.query.ast import Query
 
 __all__ = ["Driver", "DriverTransaction", "Operations", "Row"]
 

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Union
 from ommi._codegen import generate
 from ommi._rowcode import Builders, compile_builders
 from ommi.errors import ModelDefinitionError, QueryError, SchemaMismatchError, ValidationError
+from ommi.expressions import Comparison, Expr, FieldComparison, Op, Operand, SortKey
 from ommi.models.adapters import positional_constructor
 from ommi.models.metadata import Auto, Key, ReferenceTo, StoreAs, TimezoneAware, iter_metadata
 from ommi.models.relations import (
@@ -35,7 +36,6 @@ from ommi.models.relations import (
     relation_from_annotation,
 )
 from ommi.models.types import CHECKERS, FAST_CHECKS, Codec, StorageType
-from ommi.query.ast import Comparison, Expr, FieldComparison, Op, Operand, SortKey
 
 if TYPE_CHECKING:
     from ommi.models.adapters import ModelAdapter

@@ -19,7 +19,7 @@ import operator
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ommi.query.ast import And, Comparison, Expr, FieldComparison, Op, Or, SortKey
+from ommi.expressions import And, Comparison, Expr, FieldComparison, Op, Or, SortKey
 
 if TYPE_CHECKING:
     from ommi.models.schema import Field

@@ -11,9 +11,9 @@ from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from ommi.errors import DBStatusNoResultException, QueryError, ValidationError
+from ommi.expressions import And, Expr, Join, Query, SortKey, _conditions
 from ommi.models.schema import Field, ModelSchema, get_schema, is_model
 from ommi.models.types import INT64_MAX
-from ommi.query.ast import And, Expr, Join, Query, SortKey, _conditions
 from ommi.results import DBAction
 
 if TYPE_CHECKING:

@@ -1,0 +1,303 @@
+"""The backend-neutral query tree (also importable as :mod:`ommi.query.ast`).
+
+It sits low in ommi-core's layers: ``Field`` (in :mod:`ommi.models.schema`) is
+built on its :class:`Operand`, and the ``find`` builder (:mod:`ommi.query.find`)
+on the models. It lives outside the :mod:`ommi.query` package so that importing
+it never runs that package's ``__init__``, which imports the builder.
+
+``User.age >= 18`` builds a :class:`Comparison`; ``when(a, b)`` ANDs them;
+``.And(...)`` / ``.Or(...)`` chain left to right, each applying to everything
+before it, so ``when(A).Or(B).And(C)`` is ``(A or B) and C``. Drivers receive a
+:class:`Query` whose values are already validated and encoded into the canonical
+values of each field's storage type (see :mod:`ommi.models.types`).
+
+Nodes are immutable; building a query never changes an earlier one.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ommi.errors import QueryError
+
+if TYPE_CHECKING:
+    from ommi.models.schema import Field, ModelSchema
+
+__all__ = [
+    "And",
+    "Comparison",
+    "Expr",
+    "FieldComparison",
+    "Join",
+    "Op",
+    "Operand",
+    "Or",
+    "Query",
+    "SortKey",
+    "when",
+]
+
+
+class Op(enum.Enum):
+    """Comparison operators."""
+
+    EQ = "=="
+    NE = "!="
+    LT = "<"
+    LE = "<="
+    GT = ">"
+    GE = ">="
+    IS_NULL = "is null"
+    IS_NOT_NULL = "is not null"
+    IN = "in"
+    NOT_IN = "not in"
+    CONTAINS = "contains"
+    STARTSWITH = "startswith"
+    ENDSWITH = "endswith"
+
+
+ORDERING_OPS = frozenset({Op.LT, Op.LE, Op.GT, Op.GE})
+TEXT_OPS = frozenset({Op.CONTAINS, Op.STARTSWITH, Op.ENDSWITH})
+
+
+class Expr:
+    """A boolean condition; chain with ``.And(...)`` and ``.Or(...)``."""
+
+    __slots__ = ()
+
+    def And(self, *conditions: Expr) -> Expr:  # noqa: N802 - public API name
+        """Everything so far AND all ``conditions``."""
+        return And((self, *_conditions(conditions)))
+
+    def Or(self, *conditions: Expr) -> Expr:  # noqa: N802 - public API name
+        """Everything so far OR (all ``conditions`` ANDed)."""
+        return Or((self, _all_of(_conditions(conditions))))
+
+    def __bool__(self) -> bool:
+        raise QueryError(
+            "a query condition has no truth value; combine conditions with when(), .And() or .Or() "
+            "instead of and/or/not"
+        )
+
+    def models(self) -> Iterable[ModelSchema]:
+        """The models whose fields this condition mentions."""
+        raise NotImplementedError
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Comparison(Expr):
+    """``field <op> value``; ``value`` is canonical (a tuple for IN / NOT IN, None for IS NULL)."""
+
+    field: Field
+    op: Op
+    value: Any = None
+
+    def models(self) -> Iterable[ModelSchema]:
+        yield self.field.schema
+
+    def __repr__(self) -> str:
+        return f"({self.field!r} {self.op.value} {self.value!r})"
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class FieldComparison(Expr):
+    """``left <op> right`` between two fields of compatible storage types."""
+
+    left: Field
+    op: Op
+    right: Field
+
+    def models(self) -> Iterable[ModelSchema]:
+        yield self.left.schema
+        yield self.right.schema
+
+    def __repr__(self) -> str:
+        return f"({self.left!r} {self.op.value} {self.right!r})"
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class And(Expr):
+    """All items hold."""
+
+    items: tuple[Expr, ...]
+
+    def models(self) -> Iterable[ModelSchema]:
+        for item in self.items:
+            yield from item.models()
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Or(Expr):
+    """At least one item holds."""
+
+    items: tuple[Expr, ...]
+
+    def models(self) -> Iterable[ModelSchema]:
+        for item in self.items:
+            yield from item.models()
+
+
+def _conditions(conditions: Iterable[Any]) -> tuple[Expr, ...]:
+    result = []
+    for condition in conditions:
+        if not isinstance(condition, Expr):
+            raise QueryError(f"{condition!r} is not a query condition; write conditions like Model.field == value")
+        result.append(condition)
+    return tuple(result)
+
+
+def _all_of(conditions: tuple[Expr, ...]) -> Expr:
+    if not conditions:
+        raise QueryError("when(), .And() and .Or() need at least one condition")
+    return conditions[0] if len(conditions) == 1 else And(conditions)
+
+
+def when(*conditions: Expr) -> Expr:
+    """AND ``conditions`` together into one condition that ``.And`` / ``.Or`` extend."""
+    return _all_of(_conditions(conditions))
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class SortKey:
+    """Sort by ``field``; NULL sorts before every value ascending and after them descending.
+
+    Equal when they sort by the same field object the same way (``Field == Field``
+    builds a condition, so fields are compared by identity).
+    """
+
+    field: Field
+    descending: bool = False
+
+    def __repr__(self) -> str:
+        return f"{self.field!r}.{'desc' if self.descending else 'asc'}"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, SortKey):
+            return NotImplemented
+        return self.field is other.field and self.descending == other.descending
+
+    def __hash__(self) -> int:
+        return hash((id(self.field), self.descending))
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Join:
+    """How a related model joins the query's target.
+
+    Each pair ``(target_field, other_field)`` must be equal. Conditions on
+    ``model`` hold for a target row when some row of ``model`` joined to it
+    (or no row, as in a LEFT JOIN) makes the whole condition true; a target row
+    is returned at most once. Equal when the model and every field are the
+    same objects.
+    """
+
+    model: ModelSchema
+    pairs: tuple[tuple[Field, Field], ...]
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Join):
+            return NotImplemented
+        return (
+            self.model is other.model
+            and len(self.pairs) == len(other.pairs)
+            and all(a is c and b is d for (a, b), (c, d) in zip(self.pairs, other.pairs, strict=True))
+        )
+
+    def __hash__(self) -> int:
+        return hash((id(self.model), tuple((id(a), id(b)) for a, b in self.pairs)))
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """What a driver runs: the target model, filter, joins, order and window.
+
+    ``sort`` always ends with the target's key fields (ascending) whenever
+    the query is sorted or windowed, so pages are deterministic on every driver.
+    """
+
+    model: ModelSchema
+    where: Expr | None = None
+    joins: tuple[Join, ...] = ()
+    sort: tuple[SortKey, ...] = ()
+    limit: int | None = None
+    offset: int = 0
+
+
+class Operand:
+    """The operators that turn a model field into query conditions (``Field`` builds on it).
+
+    Like SQLAlchemy's ``ColumnOperators``, each operator is one line naming
+    what it asks for; the work is done by the subclass that knows the field's
+    storage type (:class:`ommi.models.schema.Field`), so this module needs no
+    model class.
+    """
+
+    __slots__ = ()
+
+    def _compare(self, op: Op, value: Any) -> Expr:
+        """``self <op> value``: a value (validated and encoded), ``None`` or another field."""
+        raise NotImplementedError
+
+    def _compare_many(self, op: Op, values: Iterable[Any]) -> Expr:
+        """``self in values`` / ``self not in values``."""
+        raise NotImplementedError
+
+    def _compare_text(self, op: Op, text: Any) -> Expr:
+        """A text match (``contains``, ``startswith``, ``endswith``)."""
+        raise NotImplementedError
+
+    def _sort_key(self, descending: bool) -> SortKey:
+        raise NotImplementedError
+
+    def __eq__(self, value: Any) -> Expr:  # type: ignore[override]
+        return self._compare(Op.EQ, value)
+
+    def __ne__(self, value: Any) -> Expr:  # type: ignore[override]
+        return self._compare(Op.NE, value)
+
+    def __lt__(self, value: Any) -> Expr:
+        return self._compare(Op.LT, value)
+
+    def __le__(self, value: Any) -> Expr:
+        return self._compare(Op.LE, value)
+
+    def __gt__(self, value: Any) -> Expr:
+        return self._compare(Op.GT, value)
+
+    def __ge__(self, value: Any) -> Expr:
+        return self._compare(Op.GE, value)
+
+    __hash__ = object.__hash__
+
+    def in_(self, values: Iterable[Any]) -> Expr:
+        """The field equals one of ``values`` (an empty collection matches nothing)."""
+        return self._compare_many(Op.IN, values)
+
+    def not_in(self, values: Iterable[Any]) -> Expr:
+        """The field differs from every one of ``values``; NULL differs too, and an empty collection matches all."""
+        return self._compare_many(Op.NOT_IN, values)
+
+    def contains(self, text: str) -> Expr:
+        """The text field contains ``text`` (case-sensitive, no wildcards)."""
+        return self._compare_text(Op.CONTAINS, text)
+
+    def startswith(self, text: str) -> Expr:
+        """The text field starts with ``text`` (case-sensitive, no wildcards)."""
+        return self._compare_text(Op.STARTSWITH, text)
+
+    def endswith(self, text: str) -> Expr:
+        """The text field ends with ``text`` (case-sensitive, no wildcards)."""
+        return self._compare_text(Op.ENDSWITH, text)
+
+    @property
+    def asc(self) -> SortKey:
+        """Sort ascending by this field."""
+        return self._sort_key(False)
+
+    @property
+    def desc(self) -> SortKey:
+        """Sort descending by this field."""
+        return self._sort_key(True)
