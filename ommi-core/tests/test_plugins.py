@@ -37,6 +37,14 @@ def test_missing_first_party_driver_names_its_distribution(monkeypatch: pytest.M
         ommi.connect("mongodb://127.0.0.1/db")
 
 
+def test_missing_reference_driver_names_ommi_testkit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``reference://`` without ommi-testkit installed says which distribution ships it."""
+    specs = {k: v for k, v in plugins.driver_specs().items() if "reference" not in v.schemes}
+    monkeypatch.setattr(plugins, "driver_specs", lambda: specs)
+    with pytest.raises(DriverNotFound, match="install ommi-testkit"):
+        ommi.connect("reference://")
+
+
 def test_url_without_scheme_is_rejected() -> None:
     """A bare path is not a URL; the error shows what a URL looks like."""
     with pytest.raises(DriverNotFound, match=r"sqlite:///app\.db"):

@@ -21,6 +21,7 @@ _KNOWN = {
     "postgres": "ommi-postgresql",
     "mongodb": "ommi-mongodb",
     "mongodb+srv": "ommi-mongodb",
+    "reference": "ommi-testkit (the in-memory reference driver, for tests)",
 }
 
 
