@@ -18,7 +18,12 @@ from typing import Any
 import pytest
 from ommi.errors import ConfigurationError, ConnectionError
 from ommi_mongodb import MongoDBDriver
-from ommi_mongodb._settings import DEFAULT_SERVER_SELECTION_TIMEOUT_MS
+from ommi_mongodb._settings import (
+    DEFAULT_JOURNAL_LEASE,
+    DEFAULT_SERVER_SELECTION_TIMEOUT_MS,
+    DEFAULT_WRITE_BATCH_BYTES,
+    JOURNAL_COLLECTION,
+)
 
 SECRET = "Zk27017"
 
@@ -218,3 +223,60 @@ async def test_messages_of_an_open_driver_never_show_the_urls_secrets(
     assert "authMechanismProperties=***" in driver.description
     for text in shown:
         assert SECRET not in text
+
+
+# -- the driver's own settings: journal lease, write batches, reserved collections -----
+
+
+def test_journal_lease_and_write_batch_bytes_are_settings() -> None:
+    """Both default as documented, come from the mapping or keywords, and the driver reads them there."""
+    default = MongoDBDriver.connect("mongodb://127.0.0.1:1/app")
+    assert default.settings.journal_lease == DEFAULT_JOURNAL_LEASE == 30.0
+    assert default.settings.write_batch_bytes == DEFAULT_WRITE_BATCH_BYTES == 16 * 1024 * 1024
+    tuned = MongoDBDriver.connect({"url": "mongodb://127.0.0.1:1/app", "journal_lease": 2}, write_batch_bytes=4096)
+    assert tuned.settings.journal_lease == 2.0 and isinstance(tuned.settings.journal_lease, float)
+    assert tuned.settings.write_batch_bytes == 4096
+    assert (tuned.journal_lease, tuned.write_batch_bytes) == (2.0, 4096)
+    assert not {"journal_lease", "write_batch_bytes", "testserver_compat"} & set(tuned.settings.client_options)
+    assert "journal_lease=2.0" in repr(tuned.settings)
+
+
+@pytest.mark.parametrize("value", [0, -1, float("nan"), float("inf"), True, "30", None])
+def test_a_bad_journal_lease_is_refused(value: Any) -> None:
+    """The lease is a finite number of seconds above zero."""
+    with pytest.raises(ConfigurationError, match=r"journal_lease must be a number of seconds > 0"):
+        MongoDBDriver.connect("mongodb://127.0.0.1:1/app", journal_lease=value)
+
+
+@pytest.mark.parametrize("value", [0, -5, DEFAULT_WRITE_BATCH_BYTES + 1, 1.5, False, "4096"])
+def test_a_bad_write_batch_bytes_is_refused(value: Any) -> None:
+    """The insert message size is an int from 1 byte to 16 MiB."""
+    with pytest.raises(ConfigurationError, match=r"write_batch_bytes must be an int from 1 to 16777216"):
+        MongoDBDriver.connect("mongodb://127.0.0.1:1/app", write_batch_bytes=value)
+
+
+@pytest.mark.parametrize("value", [None, True, False])
+def test_testserver_compat_takes_none_true_or_false(value: bool | None) -> None:
+    """``None`` (the default) decides from the server when opening; ``True``/``False`` decide."""
+    driver = MongoDBDriver.connect("mongodb://127.0.0.1:1/app", testserver_compat=value)
+    assert driver.settings.testserver_compat is value
+    with pytest.raises(ConfigurationError, match=r"testserver_compat must be True, False or None"):
+        MongoDBDriver.connect("mongodb://127.0.0.1:1/app", testserver_compat="yes")
+
+
+def test_counters_and_schema_collections_must_differ() -> None:
+    """Counters and recorded shapes share ``_id`` values (collection names), so one collection cannot hold both."""
+    with pytest.raises(ConfigurationError, match=r"counters_collection and schema_collection .* both 'meta'"):
+        MongoDBDriver.connect("mongodb://127.0.0.1:1/app", counters_collection="meta", schema_collection="meta")
+    with pytest.raises(ConfigurationError, match=r"both '_ommi_schema'"):
+        MongoDBDriver.connect("mongodb://127.0.0.1:1/app", counters_collection="_ommi_schema")
+    with pytest.raises(ConfigurationError, match=r"both '_ommi_counters'"):
+        MongoDBDriver.connect({"url": "mongodb://127.0.0.1:1/app", "schema_collection": "_ommi_counters"})
+
+
+@pytest.mark.parametrize("setting", ["counters_collection", "schema_collection"])
+def test_the_journal_collection_is_refused_for_counters_or_schema(setting: str) -> None:
+    """Neither of the driver's records may go to its journal's collection, ``_ommi_journal``."""
+    with pytest.raises(ConfigurationError, match=rf"{setting} cannot be '_ommi_journal'.*journal"):
+        MongoDBDriver.connect("mongodb://127.0.0.1:1/app", **{setting: JOURNAL_COLLECTION})
+    assert JOURNAL_COLLECTION == "_ommi_journal"

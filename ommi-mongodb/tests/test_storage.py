@@ -230,3 +230,29 @@ async def test_keyword_collection_names(open_db: OpenDb) -> None:
     await db.add(KeywordNamed("a"), KeywordNamed("b")).or_raise()
     assert await db.find(KeywordNamed.select == "b").count.or_raise() == 1
     assert _collection(db, KeywordNamed).name == "group"
+
+
+def test_storage_document_converters_have_real_file_names() -> None:
+    """The generated converters are compiled through ``ommi._codegen``: tracebacks name the model and show the line."""
+    import linecache
+    import traceback
+
+    from ommi._codegen import generated
+    from ommi_mongodb import _values
+
+    schema = get_schema(Row)
+    to_document, to_row, size = _values._converters(schema)
+    for function in (to_document, to_row, size):
+        assert generated(function)
+        assert function.__qualname__ == f"<document converters of {schema.name}>.{function.__name__}"
+    filename = to_row.__code__.co_filename
+    assert "document converters of mdb_row" in filename
+    assert linecache.getlines(filename), "the generated source is registered in linecache"
+    try:
+        to_document(("not a row",))  # too short: position 1 is missing
+    except IndexError as exc:
+        frames = traceback.extract_tb(exc.__traceback__)
+    else:  # pragma: no cover - the row is too short
+        raise AssertionError("a row of the wrong width was converted")
+    assert frames[-1].filename == to_document.__code__.co_filename
+    assert frames[-1].line and "r[" in frames[-1].line

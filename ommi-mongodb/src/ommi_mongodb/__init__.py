@@ -13,19 +13,32 @@ or simply ``ommi.connect("mongodb://127.0.0.1:27017/app")``.
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from ommi_mongodb._settings import MongoDBSettings
     from ommi_mongodb.driver import MongoDBDriver, MongoDBTransaction
 
-__all__ = ["MongoDBDriver", "MongoDBTransaction"]
+__all__ = ["MongoDBDriver", "MongoDBSettings", "MongoDBTransaction"]
+
+# Imported on first use, so that importing ommi_mongodb.plugin (which Ommi
+# does to list its drivers) does not import PyMongo.
+_WHERE = {
+    "MongoDBDriver": "ommi_mongodb.driver",
+    "MongoDBSettings": "ommi_mongodb._settings",
+    "MongoDBTransaction": "ommi_mongodb.driver",
+}
 
 
 def __getattr__(name: str) -> Any:
-    # Imported on first use, so that importing ommi_mongodb.plugin (which Ommi
-    # does to list its drivers) does not import PyMongo.
-    if name in __all__:
-        from ommi_mongodb import driver
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'ommi_mongodb' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
 
-        return getattr(driver, name)
-    raise AttributeError(f"module 'ommi_mongodb' has no attribute {name!r}")
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

@@ -1,16 +1,17 @@
 """The one place where PyMongo's exceptions become :mod:`ommi.errors`.
 
-Every call into PyMongo runs inside :func:`map_exceptions`, which picks the most
-specific Ommi class and chains the original (``raise ... from exc``):
+Every call into PyMongo runs inside ``ommi.drivers.map_exceptions`` with the
+map :func:`exceptions` builds for it, which picks the most specific Ommi class
+and chains the original (``raise ... from exc``):
 
 ======================================================  ==========================
 PyMongo                                                 Ommi
 ======================================================  ==========================
 DuplicateKeyError, write errors with code 11000         IntegrityError
-ServerSelectionTimeoutError, AutoReconnect,             ConnectionError
+ServerSelectionTimeoutError, AutoReconnect,             errors.ConnectionError
 ConnectionFailure (the server cannot be reached),
 InvalidOperation of a client closed meanwhile
-NetworkTimeout, WaitQueueTimeoutError,                  TimeoutError
+NetworkTimeout, WaitQueueTimeoutError,                  errors.TimeoutError
 ExecutionTimeout (code 50)
 IndexOptionsConflict / IndexKeySpecsConflict (85, 86)   SchemaMismatchError
 pymongo ConfigurationError, InvalidURI                  ConfigurationError
@@ -18,19 +19,21 @@ bson InvalidDocument, InvalidStringData                 ValidationError
 OverflowError (an int beyond BSON's 64 bits)            ValidationError
 any other PyMongoError                                  OperationalError
 ======================================================  ==========================
+
+PyMongo errors are told apart by the server's error codes where it gives them
+(write errors and command failures), by class otherwise.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
+from typing import Any, cast
 
 from bson.errors import BSONError, InvalidDocument, InvalidStringData
 from ommi import errors
+from ommi.drivers import ExceptionMap
 from pymongo import errors as pm
 
-__all__ = ["DUPLICATE_KEY", "is_duplicate_key", "map_exceptions"]
+__all__ = ["DUPLICATE_KEY", "exceptions", "is_duplicate_key"]
 
 DUPLICATE_KEY = 11000
 _DUPLICATE_CODES = frozenset({DUPLICATE_KEY, 11001, 12582})
@@ -68,20 +71,8 @@ def _first_message(exc: pm.PyMongoError) -> str:
     return text.split(", full error:", 1)[0]
 
 
-def translate(exc: BaseException, action: str, where: str) -> errors.OmmiError | None:
-    """The Ommi exception for ``exc`` (not yet raised), or ``None`` to let it through."""
-    if isinstance(exc, errors.OmmiError):
-        return None
-    if isinstance(exc, (InvalidDocument, InvalidStringData)):
-        return errors.ValidationError(f"{action} on {where}: a value cannot be stored in a document: {exc}")
-    if isinstance(exc, OverflowError):
-        return errors.ValidationError(
-            f"{action} on {where}: a number is too large for MongoDB, whose integers have 64 bits ({exc})"
-        )
-    if isinstance(exc, BSONError):
-        return errors.OperationalError(f"{action} on {where}: a document could not be read: {exc}")
-    if not isinstance(exc, pm.PyMongoError):
-        return None
+def _pymongo_error(exc: pm.PyMongoError, action: str, where: str) -> errors.OmmiError:
+    """The Ommi exception for a PyMongo one: by the server's error codes first, then by class."""
     message = _first_message(exc)
     codes = _write_error_codes(exc)
     if codes & _DUPLICATE_CODES:
@@ -105,18 +96,32 @@ def translate(exc: BaseException, action: str, where: str) -> errors.OmmiError |
     return errors.OperationalError(f"{action} on {where} failed: {message}")
 
 
-@contextmanager
-def map_exceptions(action: str, where: str) -> Iterator[None]:
-    """Translate PyMongo and BSON exceptions raised inside the block.
+def exceptions(action: str, where: str) -> ExceptionMap:
+    """The exception map (for ``ommi.drivers.map_exceptions``) of one call into PyMongo.
 
     Args:
-        action: what was being done (``"insert into user"``).
+        action: what was being done (``"insert into 'user'"``).
         where: the database, as safe to print (``mongodb://host:27017/app``).
     """
-    try:
-        yield
-    except Exception as exc:
-        mapped = translate(exc, action, where)
-        if mapped is None:
-            raise
-        raise mapped from exc
+
+    def unstorable(exc: BaseException) -> errors.OmmiError:
+        return errors.ValidationError(f"{action} on {where}: a value cannot be stored in a document: {exc}")
+
+    def too_large(exc: BaseException) -> errors.OmmiError:
+        return errors.ValidationError(
+            f"{action} on {where}: a number is too large for MongoDB, whose integers have 64 bits ({exc})"
+        )
+
+    def unreadable(exc: BaseException) -> errors.OmmiError:
+        return errors.OperationalError(f"{action} on {where}: a document could not be read: {exc}")
+
+    def pymongo_error(exc: BaseException) -> errors.OmmiError:
+        return _pymongo_error(cast("pm.PyMongoError", exc), action, where)
+
+    return {
+        InvalidDocument: unstorable,
+        InvalidStringData: unstorable,
+        OverflowError: too_large,
+        BSONError: unreadable,
+        pm.PyMongoError: pymongo_error,
+    }

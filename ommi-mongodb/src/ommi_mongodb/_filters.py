@@ -8,7 +8,7 @@ condition                     filter
 ============================  ================================================
 ``f == v`` (``<``, ``<=``...)  ``{f: v}`` / ``{f: {"$lt": v}}``: never matches null,
                                since MongoDB's comparisons stay within a type
-``f != v``                    ``{f: {"$nin": [v]}}``: matches null and missing too
+``f != v``                    ``{f: {"$ne": v}}``: matches null and missing too
 ``f == None`` / ``!= None``   ``{f: {"$eq": None}}`` / ``{f: {"$ne": None}}``
                                (null or missing / neither)
 ``f.in_(vs)``                 ``{f: {"$in": vs}}`` (empty: matches nothing)
@@ -17,8 +17,14 @@ condition                     filter
                                case-sensitive; ``endswith`` anchors with
                                ``(?![\\s\\S])`` because ``$`` also matches before
                                a final newline
-``And`` / ``Or``              ``{"$and": [...]}`` / ``{"$or": [...]}``
+``And`` / ``Or``              ``{"$and": [...]}`` / ``{"$or": [...]}``; an ``And`` is
+                               sent as one flat filter where that means the same
 ============================  ================================================
+
+Where several filters mean the same to MongoDB, the driver's choice is a
+method of :class:`ServerForms`. :data:`MONGODB` holds MongoDB's own forms;
+``ommi_mongodb._testserver_compat`` overrides a few for nx-27017, the
+wire-protocol server the tests run against, once per opened client.
 
 Strings compare by code point (MongoDB compares UTF-8 bytes without a
 collation, which orders the same way). Values always travel as BSON values,
@@ -44,7 +50,7 @@ from ommi.query.evaluate import holds
 
 from ommi_mongodb._values import decode_value, encode_value, field_path, value_at
 
-__all__ = ["evaluate", "is_translatable", "text_pattern", "to_filter"]
+__all__ = ["MONGODB", "ServerForms", "evaluate", "is_translatable", "text_pattern", "to_filter"]
 
 _OPERATORS = {Op.LT: "$lt", Op.LE: "$lte", Op.GT: "$gt", Op.GE: "$gte"}
 
@@ -79,21 +85,55 @@ def _encode(field: Field, value: Any) -> Any:
     return encode_value(field.storage, value)
 
 
-def _comparison(node: Comparison) -> dict[str, Any]:
+class ServerForms:
+    """How the driver words what it asks the server, where several wordings mean the same to MongoDB.
+
+    This class holds MongoDB's own forms (:data:`MONGODB`). The driver picks
+    the forms of a server once, when it opens; ``ommi_mongodb._testserver_compat``
+    overrides some of them for nx-27017, so that a real MongoDB never pays for
+    that server's gaps.
+    """
+
+    __slots__ = ()
+
+    name = "mongodb"
+    """Which server these forms are for (in the driver's log events)."""
+
+    largest_key_rounds = 1
+    """Queries for the largest integer ``_id`` above the counter: MongoDB's first answer is the largest."""
+
+    def not_equal(self, path: str, value: Any) -> dict[str, Any]:
+        """``f != v``: matches null and missing fields too (``value`` is not ``None``)."""
+        return {path: {"$ne": value}}
+
+    def conjunction(self, parts: list[dict[str, Any]]) -> dict[str, Any]:
+        """The AND of several filters: one flat filter where that means the same (:func:`_merge_and`)."""
+        return _merge_and(parts)
+
+    def marked(self, marker: str, op: str, narrow: Mapping[str, Any] | None) -> dict[str, Any]:
+        """Documents carrying the journal ``marker`` of entry ``op``, within ``narrow`` (an ``_id`` filter)."""
+        # narrow holds only "_id" or "$or" (an id_filter), never a marker.
+        return {**narrow, marker: op} if narrow else {marker: op}
+
+
+MONGODB = ServerForms()
+"""MongoDB's own forms."""
+
+
+def _comparison(node: Comparison, forms: ServerForms) -> dict[str, Any]:
     path = field_path(node.field)
     op = node.op
+    # Values are always wrapped in an operator ($eq rather than {path: v}), so
+    # that no value is ever read as an operator document.
     if op is Op.IS_NULL:
-        # {"$eq": None} matches null and missing fields, as {path: None} does on
-        # MongoDB; nx-27017 answers the bare form wrongly inside $and / $or.
+        # Null or missing.
         return {path: {"$eq": None}}
     if op is Op.IS_NOT_NULL:
         return {path: {"$ne": None}}
     if op is Op.EQ:
         return {path: {"$eq": _encode(node.field, node.value)}}
     if op is Op.NE:
-        # Same meaning as {"$ne": v} (null and missing match); nx-27017 answers
-        # $ne wrongly for date-times, $nin right.
-        return {path: {"$nin": [_encode(node.field, node.value)]}}
+        return forms.not_equal(path, _encode(node.field, node.value))
     if op is Op.IN or op is Op.NOT_IN:
         values = [_encode(node.field, v) for v in node.value]
         return {path: {"$in" if op is Op.IN else "$nin": values}}
@@ -102,21 +142,23 @@ def _comparison(node: Comparison) -> dict[str, Any]:
     return {path: {"$regex": text_pattern(op, node.value)}}
 
 
-def _merge_and(parts: list[dict[str, Any]]) -> dict[str, Any]:
+def _merge_and(parts: list[dict[str, Any]], *, logical: bool = True) -> dict[str, Any]:
     """AND filters as one flat filter where that means the same, else ``$and``.
 
-    ``{"age": {"$gte": 30, "$lte": 40}, "active": {"$eq": True}}`` is answered
-    from indexes and plain field matches by every server; some wire-compatible
-    servers (nx-27017) evaluate an explicit ``$and`` list about ten times slower.
-    Operators on one field merge when they differ; anything else keeps ``$and``.
+    ``{"age": {"$gte": 30, "$lte": 40}, "active": {"$eq": True}}`` is MongoDB's
+    own form of an AND (its query planner reads ``$and`` lists the same way;
+    nx-27017 evaluates them about ten times slower). Operators on one field
+    merge when they differ; a logical operator (``$or``) sits beside the fields
+    when it is the only one of its name. Anything else keeps ``$and``.
+
+    Args:
+        logical: whether a logical operator may be merged; ``False`` keeps
+            any ``$``-key inside ``$and``.
     """
     merged: dict[str, Any] = {}
     for part in parts:
         for key, condition in part.items():
-            if key.startswith("$"):
-                # A logical operator stays inside $and: nx-27017 ignores the fields
-                # that follow a top-level "$or" ({"$or": [...], "shade": {"$lt": "red"}}
-                # matched a document whose shade is null).
+            if not logical and key.startswith("$"):
                 return {"$and": parts}
             if key not in merged:
                 merged[key] = condition
@@ -135,16 +177,16 @@ def _merge_and(parts: list[dict[str, Any]]) -> dict[str, Any]:
     return merged
 
 
-def to_filter(expr: Expr | None) -> dict[str, Any]:
-    """The ``find`` filter of a condition that :func:`is_translatable` accepts."""
+def to_filter(expr: Expr | None, forms: ServerForms = MONGODB) -> dict[str, Any]:
+    """The ``find`` filter of a condition that :func:`is_translatable` accepts, in the server's ``forms``."""
     if expr is None:
         return {}
     if isinstance(expr, Comparison):
-        return _comparison(expr)
+        return _comparison(expr, forms)
     if isinstance(expr, And):
-        return _merge_and([to_filter(item) for item in expr.items])
+        return forms.conjunction([to_filter(item, forms) for item in expr.items])
     if isinstance(expr, Or):
-        return {"$or": [to_filter(item) for item in expr.items]}
+        return {"$or": [to_filter(item, forms) for item in expr.items]}
     raise TypeError(f"{expr!r} cannot be translated into a MongoDB filter")
 
 

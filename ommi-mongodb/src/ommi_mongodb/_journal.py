@@ -61,6 +61,9 @@ from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import OperationFailure, PyMongoError
 
+from ommi_mongodb._filters import ServerForms
+from ommi_mongodb._settings import JOURNAL_COLLECTION
+
 __all__ = [
     "JOURNAL_COLLECTION",
     "MARKERS",
@@ -76,7 +79,6 @@ __all__ = [
 
 log = get_logger("ommi.mongodb.journal")
 
-JOURNAL_COLLECTION = "_ommi_journal"
 
 NEW = "%ommi_new"
 OLD = "%ommi_old"
@@ -162,12 +164,6 @@ def _settled(exc: BaseException) -> bool:
     return isinstance(exc, (Stopped, LeaseLost, OperationFailure))
 
 
-def _marked(marker: str, op: str, narrow: Mapping[str, Any] | None) -> dict[str, Any]:
-    # An explicit $and: nx-27017 drops the marker from a delete whose flat filter
-    # also holds the $or of a composite key's id_filter (MongoDB reads both alike).
-    return {"$and": [dict(narrow), {marker: op}]} if narrow else {marker: op}
-
-
 class Journal:
     """The journal of one opened driver (one connection pool).
 
@@ -179,6 +175,7 @@ class Journal:
         deletes: ``(collection, filter)`` of documents this driver must take
             back (a one-message insert that failed part-way, when the take-back
             itself failed); shared like ``unsettled``.
+        forms: how the server is asked for marked documents.
     """
 
     def __init__(
@@ -187,8 +184,10 @@ class Journal:
         lease: Callable[[], float],
         unsettled: set[str],
         deletes: list[tuple[str, dict[str, Any]]],
+        forms: ServerForms,
     ) -> None:
         self._database = database
+        self._forms = forms
         self._entries = database[JOURNAL_COLLECTION]
         self._lease = lease
         self._unsettled = unsettled
@@ -286,20 +285,20 @@ class Journal:
 
     async def _undo(self, op: str, collection: str, kind: str, narrow: Filters) -> None:
         documents = self._database[collection]
-        await documents.delete_many(_marked(NEW, op, narrow.get(NEW)))
+        await documents.delete_many(self._forms.marked(NEW, op, narrow.get(NEW)))
         if kind == REWRITE:
-            await documents.update_many(_marked(OLD, op, narrow.get(OLD)), {"$unset": {OLD: ""}})
-            await documents.update_many(_marked(SET, op, narrow.get(SET)), {"$unset": {SET: ""}})
+            await documents.update_many(self._forms.marked(OLD, op, narrow.get(OLD)), {"$unset": {OLD: ""}})
+            await documents.update_many(self._forms.marked(SET, op, narrow.get(SET)), {"$unset": {SET: ""}})
 
     async def _redo(self, op: str, collection: str, kind: str, changes: dict[str, Any], narrow: Filters) -> None:
         documents = self._database[collection]
         if kind == REWRITE:
-            await documents.delete_many(_marked(OLD, op, narrow.get(OLD)))
+            await documents.delete_many(self._forms.marked(OLD, op, narrow.get(OLD)))
             kept: dict[str, Any] = {"$unset": {SET: ""}}
             if changes:
                 kept["$set"] = changes
-            await documents.update_many(_marked(SET, op, narrow.get(SET)), kept)
-        await documents.update_many(_marked(NEW, op, narrow.get(NEW)), {"$unset": {NEW: ""}})
+            await documents.update_many(self._forms.marked(SET, op, narrow.get(SET)), kept)
+        await documents.update_many(self._forms.marked(NEW, op, narrow.get(NEW)), {"$unset": {NEW: ""}})
 
     # -- an operation's own entry --------------------------------------------
 

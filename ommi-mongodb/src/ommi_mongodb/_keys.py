@@ -34,25 +34,32 @@ from pymongo.errors import DuplicateKeyError
 __all__ = ["KeyGenerator"]
 
 _UPSERT_RETRIES = 3
-_CATCH_UP_ROUNDS = 64
 
 
 class KeyGenerator:
-    """Hands out integer keys for the collections of one database."""
+    """Hands out integer keys for the collections of one database.
 
-    def __init__(self, database: AsyncDatabase[dict[str, Any]], counters: str) -> None:
+    Args:
+        database: the driver's database.
+        counters: the name of the counters collection.
+        rounds: how many times to ask for a larger integer ``_id`` when catching
+            up (:attr:`ommi_mongodb._filters.ServerForms.largest_key_rounds`).
+    """
+
+    def __init__(self, database: AsyncDatabase[dict[str, Any]], counters: str, *, rounds: int = 1) -> None:
         self._database = database
         self._counters = database[counters]
+        self._rounds = rounds
         self._seeded: set[str] = set()
 
     async def _catch_up(self, collection: str) -> None:
         """Move the counter past every integer ``_id`` already stored in ``collection``."""
         counter = await self._counters.find_one({"_id": collection})
         last = int(counter.get("last", 0)) if counter else 0
-        # Ask for the largest key above the counter until there is none. On MongoDB
-        # the first answer is the largest; servers that sort _id oddly (nx-27017
-        # sorts integers as text) still answer "some larger key", so it converges.
-        for _ in range(_CATCH_UP_ROUNDS):
+        # Ask for the largest key above the counter. On MongoDB the first answer is
+        # the largest (one round); a server that sorts _id oddly still answers
+        # "some larger key", so asking again until there is none converges.
+        for _ in range(self._rounds):
             newest = await self._database[collection].find_one(
                 {"_id": {"$gt": Int64(last)}}, projection={"_id": 1}, sort=[("_id", -1)]
             )

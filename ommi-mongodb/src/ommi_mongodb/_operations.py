@@ -26,7 +26,7 @@ from contextlib import aclosing
 from typing import TYPE_CHECKING, Any
 
 import bson
-from ommi.drivers import get_logger
+from ommi.drivers import ExceptionMap, get_logger, map_exceptions
 from ommi.drivers.base import Operations, Row
 from ommi.errors import IntegrityError, OperationalError, ValidationError
 from ommi.models.schema import Field, ModelSchema
@@ -37,7 +37,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError, PyMongoError
 
-from ommi_mongodb._errors import is_duplicate_key, map_exceptions
+from ommi_mongodb._errors import exceptions, is_duplicate_key
 from ommi_mongodb._journal import (
     INSERT,
     MARKERS,
@@ -68,7 +68,7 @@ from ommi_mongodb._values import (
 if TYPE_CHECKING:
     from ommi_mongodb.driver import Generation, MongoDBDriver
 
-__all__ = ["MongoOperations"]
+__all__ = ["MongoDBOperations"]
 
 log = get_logger("ommi.mongodb.operations")
 
@@ -85,7 +85,11 @@ _IDS_PER_FILTER = 10_000
 """``_id`` values per ``$in`` filter."""
 
 _KEYS_PER_FILTER = 500
-"""Composite keys per filter: each is a branch of an ``$or`` (nx-27017 refuses an expression deeper than 1000)."""
+"""Composite keys per filter: each is a branch of an ``$or``.
+
+MongoDB plans each branch of an ``$or`` apart, so a long one is slow to plan;
+nx-27017 refuses an expression deeper than 1000 outright. 500 serves both.
+"""
 
 
 def _duplicate_id(exc: PyMongoError, documents: list[dict[str, Any]]) -> Any:
@@ -98,8 +102,8 @@ def _duplicate_id(exc: PyMongoError, documents: list[dict[str, Any]]) -> Any:
         errors = exc.details.get("writeErrors") or []
         details = errors[0] if errors else {}
         index = details.get("index")
-    elif isinstance(getattr(exc, "details", None), dict):
-        details = exc.details  # type: ignore[attr-defined]
+    elif isinstance(found := getattr(exc, "details", None), dict):
+        details = found
     # MongoDB names the index that refused the document; another unique index is not about keys.
     pattern = details.get("keyPattern")
     if isinstance(pattern, dict) and list(pattern) != [ID]:
@@ -172,7 +176,7 @@ def _window_count(total: int, query: Query) -> int:
     return remaining if query.limit is None else min(remaining, query.limit)
 
 
-class MongoOperations(Operations):
+class MongoDBOperations(Operations):
     """The data operations, run without a session or inside one transaction's session.
 
     Each operation runs on one opening of the driver (its :class:`Generation`:
@@ -189,11 +193,11 @@ class MongoOperations(Operations):
         self._session = session
         self._generation = generation
 
-    def _bound(self) -> MongoOperations:
+    def _bound(self) -> MongoDBOperations:
         """These operations on the driver's current opening (a transaction is bound already)."""
         if self._generation is not None:
             return self
-        return MongoOperations(self._driver, self._session, self._driver._opening())
+        return MongoDBOperations(self._driver, self._session, self._driver._opening())
 
     @property
     def _gen(self) -> Generation:
@@ -224,22 +228,23 @@ class MongoOperations(Operations):
     def _collection(self, schema: ModelSchema) -> AsyncCollection[dict[str, Any]]:
         return self._gen.database[self._driver.collection_name(schema)]
 
-    def _where(self, action: str, schema: ModelSchema) -> tuple[str, str]:
-        return f"{action} {self._driver.collection_name(schema)!r}", self._driver.description
+    def _exceptions(self, action: str, schema: ModelSchema) -> ExceptionMap:
+        """The exception map of ``action`` on ``schema``'s collection."""
+        return exceptions(f"{action} {self._driver.collection_name(schema)!r}", self._driver.description)
 
     async def _find(
         self, schema: ModelSchema, flt: dict[str, Any], projection: dict[str, int] | None
     ) -> AsyncGenerator[Mapping[str, Any], None]:
         cursor = self._collection(schema).find(flt, projection=projection or None, session=self._session)
         try:
-            with map_exceptions(*self._where("read from", schema)):
+            with map_exceptions(self._exceptions("read from", schema)):
                 async for document in cursor:
                     yield document
         finally:
             await cursor.close()
 
     async def _plan(self, query: Query) -> Plan:
-        return await plan(query, self._find, id_filter)
+        return await plan(query, self._find, id_filter, self._gen.forms)
 
     async def _settle(self) -> None:
         """Finish interrupted writes first, when the journal says some may be waiting (outside transactions)."""
@@ -247,7 +252,7 @@ class MongoOperations(Operations):
             return
         journal = self._gen.journal
         if journal.due():
-            with map_exceptions("finish interrupted writes in", self._driver.description):
+            with map_exceptions(exceptions("finish interrupted writes in", self._driver.description)):
                 await journal.recover()
 
     async def _in_transaction(self, work: Callable[[AsyncClientSession], Awaitable[Any]], stop: Stop) -> None:
@@ -279,7 +284,7 @@ class MongoOperations(Operations):
                 f"the {what} {self._driver.collection_name(schema)!r} on {self._driver.description} was undone: it "
                 f"went longer than the journal lease ({self._driver.journal_lease:g} s) without a sign of life, "
                 "and another client took it for dead; nothing was changed. Retry it, and raise "
-                "MongoDBDriver.journal_lease if single writes take that long"
+                "the driver's journal_lease setting if single writes take that long"
             ) from None
 
     # -- insert ------------------------------------------------------------
@@ -302,7 +307,7 @@ class MongoOperations(Operations):
             else:
                 filled, generated = await self._fill_keys(schema, auto, rows, catch_up=attempt > 0)
             documents = [document_from_row(schema, row) for row in filled]
-            with map_exceptions(*self._where("insert into", schema)):
+            with map_exceptions(self._exceptions("insert into", schema)):
                 try:
                     await self._write(schema, filled, documents, stop)
                     if stop.requested:
@@ -331,7 +336,7 @@ class MongoOperations(Operations):
         keys = self._gen.keys
         chosen = [row[auto.index] for row in rows if row[auto.index] is not None]
         missing = len(rows) - len(chosen)
-        with map_exceptions(*self._where("generate keys for", schema)):
+        with map_exceptions(self._exceptions("generate keys for", schema)):
             # Chosen keys first: a key generated from now on is larger than any of them.
             name = self._driver.collection_name(schema)
             await keys.observe(name, chosen)
@@ -437,7 +442,7 @@ class MongoOperations(Operations):
         )
         try:
             while True:
-                with map_exceptions(*self._where("read from", schema)):
+                with map_exceptions(self._exceptions("read from", schema)):
                     documents = await cursor.to_list(batch_size)
                 if not documents:
                     return
@@ -481,7 +486,7 @@ class MongoOperations(Operations):
         selection = await self._plan(query)
         if selection.matched is not None:
             return _window_count(selection.matched, query)
-        with map_exceptions(*self._where("count in", query.model)):
+        with map_exceptions(self._exceptions("count in", query.model)):
             total = await self._collection(query.model).count_documents(selection.filter, session=self._session)
         return _window_count(total, query)
 
@@ -492,7 +497,7 @@ class MongoOperations(Operations):
         selection = await self._plan(query)
         if selection.matched == 0:
             return 0
-        with map_exceptions(*self._where("delete from", query.model)):
+        with map_exceptions(self._exceptions("delete from", query.model)):
             result = await self._collection(query.model).delete_many(selection.filter, session=self._session)
         return int(result.deleted_count)
 
@@ -511,7 +516,7 @@ class MongoOperations(Operations):
         if any(f.key for f in values):
             return await self._rewrite(schema, selection.filter, values)
         changes = {stored_name(f.column): encode_value(f.storage, v) for f, v in values.items()}
-        with map_exceptions(*self._where("update", schema)):
+        with map_exceptions(self._exceptions("update", schema)):
             result = await self._collection(schema).update_many(
                 selection.filter, {"$set": changes}, session=self._session
             )
@@ -520,7 +525,7 @@ class MongoOperations(Operations):
     async def _rewrite(self, schema: ModelSchema, flt: dict[str, Any], values: Mapping[Field, Any]) -> int:
         """Update key fields: replace each matching document by one with the new ``_id``, all or none."""
         collection = self._collection(schema)
-        with map_exceptions(*self._where("update", schema)):
+        with map_exceptions(self._exceptions("update", schema)):
             old = [document async for document in collection.find(flt, session=self._session)]
         if not old:
             return 0
@@ -548,11 +553,11 @@ class MongoOperations(Operations):
             )
         auto = schema.auto_field
         if auto is not None and auto in values and values[auto] is not None:
-            with map_exceptions(*self._where("generate keys for", schema)):
+            with map_exceptions(self._exceptions("generate keys for", schema)):
                 await self._gen.keys.observe(self._driver.collection_name(schema), [values[auto]])
         old_ids = [document[ID] for document in old]
         changes = {stored_name(f.column): encode_value(f.storage, v) for f, v in values.items() if not f.key}
-        with map_exceptions(*self._where("update", schema)):
+        with map_exceptions(self._exceptions("update", schema)):
             if self._session is not None:
                 await self._replace(schema, collection, old_ids, replacements, self._session)
             elif self._driver.capabilities.transactions:

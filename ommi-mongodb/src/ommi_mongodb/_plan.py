@@ -14,12 +14,14 @@ The result is then ``{"_id": {"$in": keys}}``, which a plain ``find``, count,
 update or delete uses with the query's sort and window. Each target document
 is counted once, however many related documents match.
 
-Why not ``$lookup``: measured against nx-27017 (the wire-protocol server CI
-runs), ``$lookup`` returned related documents as JSON text, turned integer keys
-into strings and dropped unmatched documents after ``$unwind``, and ``$expr``
-failed outright; the two-step plan uses only ``find`` with ``$in``, which every
-MongoDB-compatible server answers the same way. On a real MongoDB it costs one
-extra round trip per chunk of 5,000 candidates.
+Why not ``$lookup``: it is MongoDB's own way, but measured against nx-27017
+(the wire-protocol server CI runs), ``$lookup`` returned related documents as
+JSON text, turned integer keys into strings and dropped unmatched documents
+after ``$unwind``, and ``$expr`` failed outright. The two-step plan uses only
+``find`` with ``$in``, which every MongoDB-compatible server answers the same
+way, so the same plan runs on every server (not a test-server workaround in
+``_testserver_compat``: it is the one plan, and the one the tests check). On a
+real MongoDB it costs one extra round trip per chunk of 5,000 candidates.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from typing import Any
 from ommi.models.schema import ModelSchema
 from ommi.query.ast import And, Expr, Join, Query
 
-from ommi_mongodb._filters import evaluate, fields_of, is_translatable, to_filter
+from ommi_mongodb._filters import MONGODB, ServerForms, evaluate, fields_of, is_translatable, to_filter
 from ommi_mongodb._values import ID, encode_value, field_path, value_at
 
 __all__ = ["CHUNK", "DocumentSource", "Plan", "plan", "projection"]
@@ -78,16 +80,17 @@ async def plan(
     query: Query,
     find: DocumentSource,
     id_filter: Callable[[ModelSchema, list[Any]], dict[str, Any]],
+    forms: ServerForms = MONGODB,
 ) -> Plan:
-    """The filter selecting the documents ``query`` matches (ignoring sort and window)."""
+    """The filter selecting the documents ``query`` matches (ignoring sort and window), in the server's ``forms``."""
     target = query.model
     where = query.where
     if where is None:
         return Plan({})
     if not query.joins and is_translatable(where, target):
-        return Plan(to_filter(where))
+        return Plan(to_filter(where, forms))
     pushed, rest = _split(where, target)
-    prefilter = to_filter(And(tuple(pushed)) if len(pushed) > 1 else pushed[0]) if pushed else {}
+    prefilter = to_filter(And(tuple(pushed)) if len(pushed) > 1 else pushed[0], forms) if pushed else {}
     residual: Expr = And(tuple(rest)) if len(rest) > 1 else rest[0]
 
     needed = fields_of(residual)

@@ -14,6 +14,7 @@ names compare case-insensitively, as PyMongo compares them.
 
 from __future__ import annotations
 
+import math
 import urllib.parse
 import warnings
 from collections.abc import Mapping
@@ -24,10 +25,15 @@ from ommi.drivers.urls import REDACTED, is_secret_option, redact_url, scrub_secr
 from ommi.errors import ConfigurationError
 
 __all__ = [
+    "COUNTERS_COLLECTION",
     "DEFAULT_BATCH_SIZE",
     "DEFAULT_CLIENT_OPTIONS",
+    "DEFAULT_JOURNAL_LEASE",
     "DEFAULT_SERVER_SELECTION_TIMEOUT_MS",
-    "MongoSettings",
+    "DEFAULT_WRITE_BATCH_BYTES",
+    "JOURNAL_COLLECTION",
+    "SCHEMA_COLLECTION",
+    "MongoDBSettings",
     "parse_settings",
 ]
 
@@ -56,9 +62,29 @@ COUNTERS_COLLECTION = "_ommi_counters"
 SCHEMA_COLLECTION = "_ommi_schema"
 """The collection recording the model shape each collection was set up for."""
 
+JOURNAL_COLLECTION = "_ommi_journal"
+"""The collection of the journal under which writes of several documents run on a standalone server (fixed)."""
+
+DEFAULT_JOURNAL_LEASE = 30.0
+"""Seconds a write under the journal may go without a sign of life before another client takes it for dead."""
+
+DEFAULT_WRITE_BATCH_BYTES = 16 * 1024 * 1024
+"""The largest insert message the driver sends on a standalone server (16 MiB, also the most it accepts)."""
+
 # Settings the driver consumes itself; the rest go to AsyncMongoClient.
 _DRIVER_KEYS = frozenset(
-    {"url", "host", "database", "batch_size", "counters_collection", "schema_collection", "collection_prefix"}
+    {
+        "url",
+        "host",
+        "database",
+        "batch_size",
+        "counters_collection",
+        "schema_collection",
+        "collection_prefix",
+        "journal_lease",
+        "write_batch_bytes",
+        "testserver_compat",
+    }
 )
 
 # Client options the driver fixes because its value mapping depends on them.
@@ -66,7 +92,7 @@ _FIXED = {"uuidRepresentation": "standard", "tz_aware": False, "document_class":
 
 
 @dataclass(frozen=True, slots=True)
-class MongoSettings:
+class MongoDBSettings:
     """Validated settings of one driver.
 
     Attributes:
@@ -79,6 +105,22 @@ class MongoSettings:
         collection_prefix: put before every model's collection name (several
             applications sharing one database); empty by default.
         client_options: keyword arguments for :class:`pymongo.AsyncMongoClient`.
+        journal_lease: seconds a write under the journal (several documents
+            on a standalone server) may go without a sign of life before
+            another client takes it for dead and undoes it. Such a write renews
+            its entry between steps (at most every quarter lease); a single
+            step (one insert message of up to ``write_batch_bytes``, or one
+            update of the documents a key update replaces) must finish within
+            it. Left behind by a client that died, such a write stays visible
+            half done for up to about two leases.
+        write_batch_bytes: the largest insert message the driver sends on a
+            standalone server (a bound on the documents' BSON size). An
+            ``add`` that fits in one is sent as one message, all or nothing; a
+            larger one is split and written under the journal.
+        testserver_compat: write filters in the forms nx-27017 (the MongoDB
+            wire-protocol server the tests run against) answers right
+            (:mod:`ommi_mongodb._testserver_compat`); ``None`` decides from the
+            server's ``buildInfo`` reply when the driver opens.
     """
 
     url: str
@@ -88,6 +130,9 @@ class MongoSettings:
     schema_collection: str = SCHEMA_COLLECTION
     collection_prefix: str = ""
     client_options: dict[str, Any] = field(default_factory=dict)
+    journal_lease: float = DEFAULT_JOURNAL_LEASE
+    write_batch_bytes: int = DEFAULT_WRITE_BATCH_BYTES
+    testserver_compat: bool | None = None
 
     @property
     def redacted_url(self) -> str:
@@ -97,9 +142,11 @@ class MongoSettings:
     def __repr__(self) -> str:
         options = {k: (REDACTED if is_secret_option(k) else v) for k, v in self.client_options.items()}
         return (
-            f"MongoSettings(url={self.redacted_url!r}, database={self.database!r}, batch_size={self.batch_size!r}, "
+            f"MongoDBSettings(url={self.redacted_url!r}, database={self.database!r}, batch_size={self.batch_size!r}, "
             f"counters_collection={self.counters_collection!r}, schema_collection={self.schema_collection!r}, "
-            f"collection_prefix={self.collection_prefix!r}, client_options={options!r})"
+            f"collection_prefix={self.collection_prefix!r}, client_options={options!r}, "
+            f"journal_lease={self.journal_lease!r}, write_batch_bytes={self.write_batch_bytes!r}, "
+            f"testserver_compat={self.testserver_compat!r})"
         )
 
 
@@ -180,14 +227,57 @@ def _check_collection(setting: str, name: Any) -> str:
     return name
 
 
-def parse_settings(settings: str | Mapping[str, Any] | None, options: Mapping[str, Any]) -> MongoSettings:
+def _check_own_collections(counters: str, shapes: str) -> None:
+    """Refuse settings that would store two of the driver's own records in one collection."""
+    for setting, name in (("counters_collection", counters), ("schema_collection", shapes)):
+        if name == JOURNAL_COLLECTION:
+            raise ConfigurationError(
+                f"MongoDB {setting} cannot be {name!r}: the driver keeps its journal of interrupted writes "
+                "there; choose another collection name"
+            )
+    if counters == shapes:
+        raise ConfigurationError(
+            f"MongoDB counters_collection and schema_collection must be two collections, not both {counters!r}: "
+            "the driver keeps key counters and recorded model shapes under the same _id values; "
+            "give them different names"
+        )
+
+
+def _check_journal_lease(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise ConfigurationError(
+            f"MongoDB journal_lease must be a number of seconds > 0 (default {DEFAULT_JOURNAL_LEASE:g}), not {value!r}"
+        )
+    return float(value)
+
+
+def _check_write_batch_bytes(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= DEFAULT_WRITE_BATCH_BYTES:
+        raise ConfigurationError(
+            f"MongoDB write_batch_bytes must be an int from 1 to {DEFAULT_WRITE_BATCH_BYTES} (16 MiB, the "
+            f"default: one insert message must stay one message for the server), not {value!r}"
+        )
+    return value
+
+
+def _check_testserver_compat(value: Any) -> bool | None:
+    if value is not None and not isinstance(value, bool):
+        raise ConfigurationError(
+            "MongoDB testserver_compat must be True, False or None (None: decided from the server's "
+            f"buildInfo reply when the driver opens), not {value!r}"
+        )
+    return value
+
+
+def parse_settings(settings: str | Mapping[str, Any] | None, options: Mapping[str, Any]) -> MongoDBSettings:
     """Validate ``connect`` arguments without any I/O.
 
     Args:
         settings: a ``mongodb://`` / ``mongodb+srv://`` URL, or a mapping with
             ``url`` (or ``host``), ``database``, ``batch_size``,
             ``counters_collection``, ``schema_collection``,
-            ``collection_prefix`` and client options.
+            ``collection_prefix``, ``journal_lease``, ``write_batch_bytes``,
+            ``testserver_compat`` and client options.
         options: keyword arguments of ``connect``; they override ``settings``.
 
     Without a URL (or host) the server is PyMongo's default, ``localhost:27017``.
@@ -230,9 +320,13 @@ def parse_settings(settings: str | Mapping[str, Any] | None, options: Mapping[st
     batch_size = _check_batch_size(values.get("batch_size", DEFAULT_BATCH_SIZE))
     counters = _check_collection("counters_collection", values.get("counters_collection", COUNTERS_COLLECTION))
     shapes = _check_collection("schema_collection", values.get("schema_collection", SCHEMA_COLLECTION))
+    _check_own_collections(counters, shapes)
     prefix = values.get("collection_prefix", "")
     if prefix:
         _check_collection("collection_prefix", prefix)
+    journal_lease = _check_journal_lease(values.get("journal_lease", DEFAULT_JOURNAL_LEASE))
+    write_batch_bytes = _check_write_batch_bytes(values.get("write_batch_bytes", DEFAULT_WRITE_BATCH_BYTES))
+    testserver_compat = _check_testserver_compat(values.get("testserver_compat"))
 
     # Keyword options, then the URL (which PyMongo reads itself), then the mapping, then the defaults.
     client_options = {k: v for k, v in mapped.items() if k.lower() not in in_url}
@@ -251,4 +345,15 @@ def parse_settings(settings: str | Mapping[str, Any] | None, options: Mapping[st
     for key, default in DEFAULT_CLIENT_OPTIONS.items():
         if key.lower() not in named:
             client_options[key] = default
-    return MongoSettings(url, database, batch_size, counters, shapes, prefix, client_options)
+    return MongoDBSettings(
+        url,
+        database,
+        batch_size,
+        counters,
+        shapes,
+        prefix,
+        client_options,
+        journal_lease=journal_lease,
+        write_batch_bytes=write_batch_bytes,
+        testserver_compat=testserver_compat,
+    )

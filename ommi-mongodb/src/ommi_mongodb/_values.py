@@ -37,6 +37,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from bson import Binary, Decimal128
+from ommi._codegen import generate
 from ommi.errors import SchemaMismatchError, ValidationError
 from ommi.models.schema import Field, ModelSchema
 from ommi.models.types import StorageType
@@ -319,8 +320,10 @@ def _converters(schema: ModelSchema) -> _Converters:
         f"def to_row(d):\n    g = d.get\n    return ({', '.join(decoded)},)\n"
         f"def size(r):\n    return {' + '.join([str(bound), *sizes])}\n"
     )
-    exec(source, namespace)  # noqa: S102
-    found = _converter_cache[schema] = (namespace["to_document"], namespace["to_row"], namespace["size"])
+    to_document, to_row, size = generate(
+        source, ("to_document", "to_row", "size"), namespace, label=f"document converters of {schema.name}"
+    )
+    found = _converter_cache[schema] = (to_document, to_row, size)
     return found
 
 

@@ -27,10 +27,10 @@ from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any, ClassVar, Self
 
-from ommi.drivers import Capabilities, Driver, DriverTransaction, get_logger
+from ommi import errors
+from ommi.drivers import Capabilities, Driver, DriverTransaction, get_logger, map_exceptions
 from ommi.errors import (
     ConfigurationError,
-    ConnectionError,
     ModelDefinitionError,
     SchemaMismatchError,
     TransactionError,
@@ -42,12 +42,14 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import CollectionInvalid, OperationFailure
 
-from ommi_mongodb._errors import map_exceptions
-from ommi_mongodb._journal import JOURNAL_COLLECTION, Journal
+from ommi_mongodb._errors import exceptions
+from ommi_mongodb._filters import ServerForms
+from ommi_mongodb._journal import Journal
 from ommi_mongodb._keys import KeyGenerator
-from ommi_mongodb._operations import MongoOperations
+from ommi_mongodb._operations import MongoDBOperations
 from ommi_mongodb._schema import conflicts, drift, missing, shape
-from ommi_mongodb._settings import MongoSettings, parse_settings
+from ommi_mongodb._settings import JOURNAL_COLLECTION, MongoDBSettings, parse_settings
+from ommi_mongodb._testserver_compat import forms_for
 
 __all__ = ["Generation", "MongoDBDriver", "MongoDBTransaction"]
 
@@ -62,9 +64,11 @@ class Generation:
     database: AsyncDatabase[dict[str, Any]]
     keys: KeyGenerator
     journal: Journal
+    forms: ServerForms
+    """How this server is asked (MongoDB's forms, or nx-27017's: ``_testserver_compat``)."""
 
 
-class MongoDBTransaction(MongoOperations, DriverTransaction):
+class MongoDBTransaction(MongoDBOperations, DriverTransaction):
     """Operations inside one MongoDB transaction (a client session of its own)."""
 
     def __init__(self, driver: MongoDBDriver, session: AsyncClientSession, generation: Generation) -> None:
@@ -80,7 +84,7 @@ class MongoDBTransaction(MongoOperations, DriverTransaction):
         session = self._live_session()
         self._open = False
         try:
-            with map_exceptions("commit the transaction", self._driver.description):
+            with map_exceptions(exceptions("commit the transaction", self._driver.description)):
                 await session.commit_transaction()
         finally:
             await asyncio.shield(session.end_session())
@@ -91,13 +95,13 @@ class MongoDBTransaction(MongoOperations, DriverTransaction):
         session = self._session
         self._open = False
         try:
-            with map_exceptions("roll back the transaction", self._driver.description):
+            with map_exceptions(exceptions("roll back the transaction", self._driver.description)):
                 await session.abort_transaction()
         finally:
             await asyncio.shield(session.end_session())
 
 
-class MongoDBDriver(MongoOperations, Driver):
+class MongoDBDriver(MongoDBOperations, Driver):
     """The MongoDB driver (``mongodb://`` and ``mongodb+srv://`` URLs).
 
     Build it with :meth:`connect`; nothing touches the network until
@@ -112,26 +116,9 @@ class MongoDBDriver(MongoOperations, Driver):
         microsecond_datetimes=False,
     )
 
-    journal_lease: float = 30.0
-    """Seconds a write under the journal may go without a sign of life before another client takes it for dead.
-
-    Writes of several documents on a standalone server renew their entry
-    between steps (at most every quarter lease); a single step (one insert
-    message of up to 16 MiB, or one update of the documents a key update
-    replaces) must finish within it. Left behind by a client that died, such a
-    write stays visible half done for up to about two leases, until a client
-    of this database opens or runs its next operation.
-    """
-
-    write_batch_bytes: int = 16 * 1024 * 1024
-    """The largest insert message the driver sends on a standalone server (a bound on BSON size).
-
-    An ``add`` that fits in one is sent as one message; a larger one is split
-    and written under the journal.
-    """
-
-    def __init__(self, settings: MongoSettings) -> None:
-        super().__init__(self)
+    def __init__(self, settings: MongoDBSettings) -> None:
+        # The driver runs its operations itself, outside any session: it is their driver.
+        super().__init__(driver=self)
         self.settings = settings
         self.default_batch_size = settings.batch_size
         self._client: AsyncMongoClient[dict[str, Any]] | None = None
@@ -158,8 +145,11 @@ class MongoDBDriver(MongoOperations, Driver):
                 ``counters_collection`` (default ``_ommi_counters``),
                 ``schema_collection`` (default ``_ommi_schema``),
                 ``collection_prefix`` (put before every model's collection
-                name, default none) and any :class:`pymongo.AsyncMongoClient`
-                option.
+                name, default none), ``journal_lease`` (seconds, default 30),
+                ``write_batch_bytes`` (default 16 MiB), ``testserver_compat``
+                (default ``None``: decided from the server's ``buildInfo``;
+                all described in :class:`~ommi_mongodb.MongoDBSettings`) and any
+                :class:`pymongo.AsyncMongoClient` option.
             options: the same keys as the mapping, overriding it.
 
         Raises:
@@ -170,6 +160,16 @@ class MongoDBDriver(MongoOperations, Driver):
         return cls(parse_settings(settings, options))
 
     @property
+    def journal_lease(self) -> float:
+        """The ``journal_lease`` setting (seconds; see :class:`~ommi_mongodb.MongoDBSettings`)."""
+        return self.settings.journal_lease
+
+    @property
+    def write_batch_bytes(self) -> int:
+        """The ``write_batch_bytes`` setting (bytes; see :class:`~ommi_mongodb.MongoDBSettings`)."""
+        return self.settings.write_batch_bytes
+
+    @property
     def description(self) -> str:
         database = self.settings.database
         return f"mongodb {self.settings.redacted_url} ({f'database {database}' if database else 'no database named'})"
@@ -178,17 +178,21 @@ class MongoDBDriver(MongoOperations, Driver):
 
     def _database(self) -> AsyncDatabase[dict[str, Any]]:
         if self._db is None:
-            raise ConnectionError(f"the MongoDB driver for {self.description} is not open; use `async with Ommi(...)`")
+            raise errors.ConnectionError(
+                f"the MongoDB driver for {self.description} is not open; use `async with Ommi(...)`"
+            )
         return self._db
 
     def _opening(self) -> Generation:
         if self._current is None:
-            raise ConnectionError(f"the MongoDB driver for {self.description} is not open; use `async with Ommi(...)`")
+            raise errors.ConnectionError(
+                f"the MongoDB driver for {self.description} is not open; use `async with Ommi(...)`"
+            )
         return self._current
 
     def _keys(self) -> KeyGenerator:
         if self._key_generator is None:
-            raise ConnectionError(f"the MongoDB driver for {self.description} is not open")
+            raise errors.ConnectionError(f"the MongoDB driver for {self.description} is not open")
         return self._key_generator
 
     async def open(self) -> None:
@@ -200,28 +204,32 @@ class MongoDBDriver(MongoOperations, Driver):
                 f"the MongoDB settings for {self.description} name no database: put it in the URL path "
                 "(mongodb://host:27017/mydb) or pass database='mydb'"
             )
-        with map_exceptions("connect", self.description):
+        with map_exceptions(exceptions("connect", self.description)):
             client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
                 self.settings.url, **self.settings.client_options
             )
-        journal = Journal(client[database], lambda: self.journal_lease, self._unsettled, self._deferred_deletes)
         try:
-            with map_exceptions("connect", self.description):
+            with map_exceptions(exceptions("connect", self.description)):
                 await client.aconnect()
                 hello = await client.admin.command("hello")
                 try:
                     build = await client.admin.command("buildInfo")
                 except OperationFailure:
-                    build = {}  # some MongoDB-compatible services do not answer it; only informative
-            with map_exceptions("finish interrupted writes in", self.description):
+                    build = {}  # some MongoDB-compatible services do not answer it
+            # Decided once per client: a real MongoDB never takes the test server's forms.
+            forms = forms_for(self.settings.testserver_compat, build)
+            journal = Journal(
+                client[database], lambda: self.journal_lease, self._unsettled, self._deferred_deletes, forms
+            )
+            with map_exceptions(exceptions("finish interrupted writes in", self.description)):
                 await journal.recover(force=True)
         except BaseException:
             await asyncio.shield(client.close())
             raise
         self._client = client
         self._db = client[database]
-        self._key_generator = KeyGenerator(self._db, self.settings.counters_collection)
-        self._current = Generation(client, self._db, self._key_generator, journal)
+        self._key_generator = KeyGenerator(self._db, self.settings.counters_collection, rounds=forms.largest_key_rounds)
+        self._current = Generation(client, self._db, self._key_generator, journal, forms)
         self.server_info = {"hello": hello, "buildInfo": build}
         transactions = _supports_transactions(hello)
         self.capabilities = dataclasses.replace(
@@ -233,6 +241,7 @@ class MongoDBDriver(MongoOperations, Driver):
             database=database,
             server_version=build.get("version"),
             transactions=transactions,
+            forms=forms.name,
         )
 
     async def close(self) -> None:
@@ -265,7 +274,7 @@ class MongoDBDriver(MongoOperations, Driver):
         generation = self._opening()
         session = generation.client.start_session()
         try:
-            with map_exceptions("start a transaction", self.description):
+            with map_exceptions(exceptions("start a transaction", self.description)):
                 await session.start_transaction()
         except BaseException:
             await asyncio.shield(session.end_session())
@@ -295,7 +304,7 @@ class MongoDBDriver(MongoOperations, Driver):
         where = self.description
         shapes = database[self.settings.schema_collection]
         named = [(schema, self.collection_name(schema)) for schema in schemas]
-        with map_exceptions("read the collections", where):
+        with map_exceptions(exceptions("read the collections", where)):
             existing = set(await database.list_collection_names())
             records = {
                 record["_id"]: record async for record in shapes.find({"_id": {"$in": [name for _, name in named]}})
@@ -308,7 +317,7 @@ class MongoDBDriver(MongoOperations, Driver):
             record = records.get(name)
             if record is not None:
                 problems.extend(drift(schema, name, record.get("fields", [])))
-            with map_exceptions(f"read the indexes of {name!r}", where):
+            with map_exceptions(exceptions(f"read the indexes of {name!r}", where)):
                 stored[name] = [info async for info in await database[name].list_indexes()]
             problems.extend(conflicts(schema, name, stored[name]))
         if problems:
@@ -320,10 +329,10 @@ class MongoDBDriver(MongoOperations, Driver):
         for schema, name in named:
             if name not in existing:
                 # CollectionInvalid: created meanwhile by another client, just as good.
-                with map_exceptions(f"create collection {name!r}", where), suppress(CollectionInvalid):
+                with map_exceptions(exceptions(f"create collection {name!r}", where)), suppress(CollectionInvalid):
                     await database.create_collection(name)
             todo = missing(schema, name, stored.get(name, []))
-            with map_exceptions(f"set up collection {name!r}", where):
+            with map_exceptions(exceptions(f"set up collection {name!r}", where)):
                 if todo:
                     models = [IndexModel(list(spec.keys), name=spec.name, unique=spec.unique) for spec in todo]
                     await database[name].create_indexes(models)
@@ -335,13 +344,13 @@ class MongoDBDriver(MongoOperations, Driver):
         names = [self.collection_name(schema) for schema in schemas]
         if not names:
             return
-        with map_exceptions("read the collections", self.description):
+        with map_exceptions(exceptions("read the collections", self.description)):
             existing = set(await database.list_collection_names())
         for name in names:
             if name in existing:
-                with map_exceptions(f"drop collection {name!r}", self.description):
+                with map_exceptions(exceptions(f"drop collection {name!r}", self.description)):
                     await database.drop_collection(name)
-        with map_exceptions("forget the dropped collections", self.description):
+        with map_exceptions(exceptions("forget the dropped collections", self.description)):
             await database[self.settings.schema_collection].delete_many({"_id": {"$in": names}})
             await self._keys().forget(names)
             await database[JOURNAL_COLLECTION].delete_many({"collection": {"$in": names}})

@@ -1,0 +1,89 @@
+"""What the driver does differently for nx-27017, the MongoDB wire-protocol server its tests run against.
+
+No MongoDB can be installed on this project's machines, so the tests run
+against nx-27017 (a MongoDB wire-protocol server from PyPI). It answers a few
+filters wrongly that MongoDB answers right. Where a filter with the same
+meaning on MongoDB exists that nx-27017 also answers right, the driver uses it
+there, and only there: :class:`NX27017Forms` overrides those choices of
+:class:`~ommi_mongodb._filters.ServerForms` (MongoDB's forms).
+
+=======================================  ====================================  ===================================
+what                                     MongoDB (``ServerForms``)             nx-27017 (``NX27017Forms``)
+=======================================  ====================================  ===================================
+``f != v``                               ``{f: {"$ne": v}}``                   ``{f: {"$nin": [v]}}``: it answers
+                                                                               ``$ne`` wrongly for date-times
+AND with an ``$or`` among its parts      the ``$or`` beside the other fields   everything in ``$and``: it ignores
+                                                                               the fields after a top-level ``$or``
+documents with a journal mark, within    one flat filter                       ``{"$and": [ids, mark]}``: it drops
+an ``_id`` filter (clean-up)                                                   the mark beside a composite key's
+                                                                               ``$or``
+largest integer ``_id`` above the        one query (the first answer is the    up to 64 queries: it sorts integer
+counter (first key generation)           largest)                              ``_id`` values as text
+=======================================  ====================================  ===================================
+
+The choice is made once per opened client (:func:`forms_for`): from the
+``testserver_compat`` setting when it is given, else from the server's
+``buildInfo`` reply, where nx-27017 reports ``process: nx_27017`` (MongoDB's
+reply names no process, and carries ``gitVersion``, ``versionArray`` and
+``modules``, which nx-27017's lacks). A real server never runs any of this code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ommi_mongodb._filters import MONGODB, ServerForms, _merge_and
+
+__all__ = ["NX_27017", "NX27017Forms", "forms_for", "is_nx_27017"]
+
+NX_27017 = "nx_27017"
+"""What nx-27017 reports as ``process`` in its ``buildInfo`` reply."""
+
+
+class NX27017Forms(ServerForms):
+    """Filters worded so that nx-27017 answers them as MongoDB does (see the module's table)."""
+
+    __slots__ = ()
+
+    name = "nx-27017"
+
+    largest_key_rounds = 64
+    # nx-27017 sorts integer _id values as text (1, 10, 2), so its first answer
+    # to "the largest _id above n" is only some larger one: ask again until
+    # there is none.
+
+    def not_equal(self, path: str, value: Any) -> dict[str, Any]:
+        return {path: {"$nin": [value]}}
+
+    def conjunction(self, parts: list[dict[str, Any]]) -> dict[str, Any]:
+        # A flat filter still, for its speed there; but a logical operator stays
+        # inside $and ({"$or": [...], "shade": {"$lt": "red"}} matched a document
+        # whose shade is null).
+        return _merge_and(parts, logical=False)
+
+    def marked(self, marker: str, op: str, narrow: Mapping[str, Any] | None) -> dict[str, Any]:
+        # An explicit $and: nx-27017 drops the marker from a delete whose flat
+        # filter also holds the $or of a composite key's id_filter.
+        return {"$and": [dict(narrow), {marker: op}]} if narrow else {marker: op}
+
+
+NX27017 = NX27017Forms()
+
+
+def is_nx_27017(build_info: Mapping[str, Any]) -> bool:
+    """Whether a ``buildInfo`` reply is nx-27017's."""
+    process = build_info.get("process")
+    return isinstance(process, str) and process.replace("-", "_").lower() == NX_27017
+
+
+def forms_for(setting: bool | None, build_info: Mapping[str, Any]) -> ServerForms:
+    """The forms the driver uses with a server, decided once when it opens.
+
+    Args:
+        setting: the ``testserver_compat`` setting: ``True`` or ``False`` decide;
+            ``None`` asks :func:`is_nx_27017` about ``build_info``.
+        build_info: the server's ``buildInfo`` reply (empty when it gave none).
+    """
+    compat = is_nx_27017(build_info) if setting is None else setting
+    return NX27017 if compat else MONGODB
