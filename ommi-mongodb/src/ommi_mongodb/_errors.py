@@ -26,6 +26,7 @@ PyMongo errors are told apart by the server's error codes where it gives them
 
 from __future__ import annotations
 
+import functools
 from typing import Any, cast
 
 from bson.errors import BSONError, InvalidDocument, InvalidStringData
@@ -96,8 +97,13 @@ def _pymongo_error(exc: pm.PyMongoError, action: str, where: str) -> errors.Ommi
     return errors.OperationalError(f"{action} on {where} failed: {message}")
 
 
+@functools.lru_cache(maxsize=512)
 def exceptions(action: str, where: str) -> ExceptionMap:
     """The exception map (for ``ommi.drivers.map_exceptions``) of one call into PyMongo.
+
+    Cached: operations ask for the same few maps over and over, and a map
+    built afresh for each call (a dict and four closures) would cost the hot
+    path more than the old context manager did.
 
     Args:
         action: what was being done (``"insert into 'user'"``).
