@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 from ommi import ModelCollection, Ommi, ommi_model
+from ommi.drivers import map_exceptions
 from ommi.errors import ConnectionError as OmmiConnectionError
 from ommi.errors import IntegrityError, OperationalError
 from ommi.errors import TimeoutError as OmmiTimeoutError
 from ommi_sqlite import SQLiteDriver
-from ommi_sqlite._errors import map_exceptions, translate
+from ommi_sqlite._errors import exception_map, translate
 
 models = ModelCollection("ommi_sqlite_test_errors")
 
@@ -113,6 +114,32 @@ def test_translate_covers_the_client_exception_kinds() -> None:
     assert isinstance(translate(ValueError("Connection closed"), "'a.db'", 1), OmmiConnectionError)
     assert translate(ValueError("unrelated"), "'a.db'", 1) is None
     assert translate(KeyError("x"), "'a.db'", 1) is None
-    with pytest.raises(IntegrityError) as caught, map_exceptions("'a.db'", 1):
+    with pytest.raises(IntegrityError) as caught, map_exceptions(exception_map("'a.db'", 1)):
         raise sqlite3.IntegrityError("UNIQUE constraint failed")
     assert isinstance(caught.value.__cause__, sqlite3.IntegrityError)
+
+
+def test_translation_goes_by_result_code_when_sqlite_gives_one() -> None:
+    """An exception carrying SQLite's result code is classed by the code, whatever its text says."""
+    busy = sqlite3.OperationalError("some text that names no lock")
+    busy.sqlite_errorcode = sqlite3.SQLITE_BUSY | (1 << 8)  # SQLITE_BUSY_RECOVERY, an extended code
+    assert isinstance(translate(busy, "'a.db'", 1), OmmiTimeoutError)
+    misleading = sqlite3.OperationalError("database is locked")
+    misleading.sqlite_errorcode = sqlite3.SQLITE_IOERR
+    assert type(translate(misleading, "'a.db'", 1)) is OperationalError
+    cannot_open = sqlite3.OperationalError("whatever")
+    cannot_open.sqlite_errorcode = sqlite3.SQLITE_CANTOPEN
+    assert isinstance(translate(cannot_open, "'a.db'", 1), OmmiConnectionError)
+
+
+async def test_a_real_lock_error_carries_its_code(connect_file: Callable[..., Ommi], raw: sqlite3.Connection) -> None:
+    """What SQLite raises for a held lock has a code, so the code path is the one that runs."""
+    async with connect_file(busy_timeout=0.1) as db:
+        await db.use_models(models)
+        raw.execute("BEGIN IMMEDIATE")
+        try:
+            with pytest.raises(OmmiTimeoutError) as caught:
+                await db.add(Thing("blocked")).or_raise()
+        finally:
+            raw.execute("ROLLBACK")
+    assert caught.value.__cause__.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY  # type: ignore[union-attr]

@@ -26,29 +26,18 @@ names the database it happened on (never its password).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 import psycopg
-from ommi.errors import (
-    ConnectionError,
-    DatabaseClosedError,
-    IntegrityError,
-    OmmiError,
-    OperationalError,
-    TimeoutError,
-    TransactionError,
-    ValidationError,
-)
+from ommi import errors
+from ommi.drivers import ExceptionMap
 from psycopg_pool import PoolClosed, PoolTimeout, TooManyRequests
 
-__all__ = ["map_exceptions", "translate"]
+__all__ = ["exception_map", "translate"]
 
 _CONNECTION_STATES = frozenset({"57P01", "57P02", "57P03", "57P04", "57P05", "53300"})
 _LOCK_NOT_AVAILABLE = "55P03"
 
 
-def translate(exc: psycopg.Error, where: str, *, lock_timeout: float | None = None) -> OmmiError:
+def translate(exc: psycopg.Error, where: str, *, lock_timeout: float | None = None) -> errors.OmmiError:
     """The Ommi exception for a psycopg error raised while talking to ``where``.
 
     ``lock_timeout``: the driver's setting, named when PostgreSQL gave up waiting for a lock.
@@ -60,35 +49,35 @@ def translate(exc: psycopg.Error, where: str, *, lock_timeout: float | None = No
         diag = exc.diag
         on = f" on table {diag.table_name}" if diag.table_name else ""
         constraint = f" (constraint {diag.constraint_name})" if diag.constraint_name else ""
-        return IntegrityError(f"PostgreSQL refused the write{on}{constraint}: {detail}{suffix} ({where})")
+        return errors.IntegrityError(f"PostgreSQL refused the write{on}{constraint}: {detail}{suffix} ({where})")
     if (
         state.startswith(("08", "28"))
         or state in _CONNECTION_STATES
         or (not state and isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError)))
     ):
-        return ConnectionError(
+        return errors.ConnectionError(
             f"the connection to PostgreSQL failed: {detail}{suffix} ({where}); "
             "check that the server is running and the URL / PG* environment variables are right"
         )
     if state == _LOCK_NOT_AVAILABLE:
         setting = f"lock_timeout={lock_timeout} s" if lock_timeout is not None else "lock_timeout"
-        return TimeoutError(
+        return errors.TimeoutError(
             f"PostgreSQL gave up waiting for a lock after {setting}: another transaction holds it, possibly "
             "one this very task has open (write through that transaction, not through db); end long "
             f"transactions sooner, or raise the driver's lock_timeout setting{suffix} ({where})"
         )
     if state == "22003":
-        return ValidationError(
+        return errors.ValidationError(
             f"a value is out of range for its PostgreSQL column type: {detail}{suffix} ({where}); nothing was "
             "written by this statement"
         )
     if state == "57014":
-        return TimeoutError(
+        return errors.TimeoutError(
             f"PostgreSQL cancelled the statement: {detail}{suffix} ({where}); "
             "check statement_timeout / lock_timeout or what holds the lock"
         )
     if state == "25P02":
-        return TransactionError(
+        return errors.TransactionError(
             f"an earlier statement of this transaction failed, so PostgreSQL ignores the rest of it "
             f"until it rolls back{suffix} ({where})"
         )
@@ -97,18 +86,17 @@ def translate(exc: psycopg.Error, where: str, *, lock_timeout: float | None = No
         hint = "; create the tables with `await db.use_models()` or allow implicit model setup"
     elif state in ("40001", "40P01"):
         hint = "; the transaction can be retried"
-    return OperationalError(f"PostgreSQL error: {detail}{suffix} ({where}){hint}")
+    return errors.OperationalError(f"PostgreSQL error: {detail}{suffix} ({where}){hint}")
 
 
-@contextmanager
-def map_exceptions(
+def exception_map(
     where: str,
     *,
     pool_max_size: int | None = None,
     pool_timeout: float | None = None,
     lock_timeout: float | None = None,
-) -> Iterator[None]:
-    """Translate psycopg and pool exceptions raised in the block.
+) -> ExceptionMap:
+    """The map for :func:`ommi.drivers.map_exceptions` of one driver: psycopg's and the pool's exceptions.
 
     Args:
         where: the driver's description (``postgresql://user@host:5432/db``).
@@ -116,22 +104,31 @@ def map_exceptions(
         pool_timeout: the acquire timeout, named in pool-timeout messages.
         lock_timeout: the lock-wait bound, named in lock-timeout messages.
     """
-    try:
-        yield
-    except OmmiError:
-        raise
-    except PoolTimeout as exc:
-        raise TimeoutError(
+
+    def pool_timed_out(exc: BaseException) -> errors.OmmiError:
+        return errors.TimeoutError(
             f"no PostgreSQL connection became free within {pool_timeout} s: all {pool_max_size} connections "
             f"of the pool are in use ({where}); raise pool_max_size or pool_timeout, or end transactions "
             "and result iterators sooner"
-        ) from exc
-    except TooManyRequests as exc:
-        raise TimeoutError(f"too many tasks are waiting for a PostgreSQL connection ({where}): {exc}") from exc
-    except PoolClosed as exc:
-        raise DatabaseClosedError(
+        )
+
+    def too_many_waiting(exc: BaseException) -> errors.OmmiError:
+        return errors.TimeoutError(f"too many tasks are waiting for a PostgreSQL connection ({where}): {exc}")
+
+    def pool_closed(exc: BaseException) -> errors.OmmiError:
+        return errors.DatabaseClosedError(
             f"the PostgreSQL driver was closed ({where}); reopen it with `await db.open()` or `async with db:` "
             "before using it again"
-        ) from exc
-    except psycopg.Error as exc:
-        raise translate(exc, where, lock_timeout=lock_timeout) from exc
+        )
+
+    def database_error(exc: BaseException) -> errors.OmmiError:
+        assert isinstance(exc, psycopg.Error)
+        return translate(exc, where, lock_timeout=lock_timeout)
+
+    # Pool exceptions first: they are not psycopg.Error, and the order is the priority.
+    return {
+        PoolTimeout: pool_timed_out,
+        TooManyRequests: too_many_waiting,
+        PoolClosed: pool_closed,
+        psycopg.Error: database_error,
+    }

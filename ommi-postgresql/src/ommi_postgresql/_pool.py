@@ -24,19 +24,20 @@ it) and never into a later one.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import select
 import time
 from typing import Any, NoReturn
 
 import psycopg
-from ommi.drivers import get_logger
-from ommi.errors import ConnectionError, DatabaseClosedError
+from ommi import errors
+from ommi.drivers import get_logger, map_exceptions
 from psycopg import AsyncConnection, AsyncCursor
 from psycopg.pq import ConnStatus, PipelineStatus, TransactionStatus
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from ommi_postgresql._errors import map_exceptions
+from ommi_postgresql._errors import exception_map
 from ommi_postgresql._settings import PostgreSQLSettings
 
 __all__ = ["Pool", "PooledConnection"]
@@ -97,6 +98,12 @@ class Pool:
         self._pool: AsyncConnectionPool[AsyncConnection[Any]] | None = None
         self._open = False
         self._closed = False
+        self._exceptions = exception_map(
+            where,
+            pool_max_size=settings.pool_max_size,
+            pool_timeout=settings.pool_timeout,
+            lock_timeout=settings.lock_timeout,
+        )
         self._opening: asyncio.Lock | None = None
         self.namespace: str | None = settings.schema
         """The PostgreSQL schema holding the tables: the ``schema`` setting, else the server's current schema."""
@@ -116,13 +123,8 @@ class Pool:
         """``close()`` has begun: the pool lends nothing any more and cannot open again."""
         return self._closed
 
-    def _map(self) -> Any:
-        return map_exceptions(
-            self.where,
-            pool_max_size=self.settings.pool_max_size,
-            pool_timeout=self.settings.pool_timeout,
-            lock_timeout=self.settings.lock_timeout,
-        )
+    def _map(self) -> contextlib.AbstractContextManager[None]:
+        return map_exceptions(self._exceptions)
 
     def _connect_kwargs(self) -> dict[str, Any]:
         return {"autocommit": True, "prepare_threshold": self.settings.prepare_threshold}
@@ -156,7 +158,7 @@ class Pool:
             self._opening = asyncio.Lock()
         async with self._opening:
             if self._closed:
-                raise DatabaseClosedError(f"this PostgreSQL connection pool was closed ({self.where})")
+                raise errors.DatabaseClosedError(f"this PostgreSQL connection pool was closed ({self.where})")
             if not self._open:
                 await self._open_pool()
 
@@ -171,7 +173,7 @@ class Pool:
                 probe = await AsyncConnection.connect(settings.conninfo, **self._connect_kwargs())
             except psycopg.Error as exc:
                 reason = " ".join(str(exc).split()) or type(exc).__name__
-                raise ConnectionError(
+                raise errors.ConnectionError(
                     f"cannot connect to PostgreSQL at {self.where}: {reason} (check the URL or settings, the PG* "
                     "environment variables, and that the server is running)"
                 ) from exc
@@ -204,7 +206,7 @@ class Pool:
                 raise
         if self._closed:  # pragma: no cover - the driver serialises open() and close()
             await pool.close()
-            raise DatabaseClosedError(f"this PostgreSQL connection pool was closed while opening ({self.where})")
+            raise errors.DatabaseClosedError(f"this PostgreSQL connection pool was closed while opening ({self.where})")
         self._pool, self._open = pool, True
         log.info(
             "pool.open",
@@ -246,11 +248,11 @@ class Pool:
 
     def _refuse(self) -> NoReturn:
         if self._closed:
-            raise DatabaseClosedError(
+            raise errors.DatabaseClosedError(
                 f"the PostgreSQL driver was closed ({self.where}); reopen it with `await db.open()` or "
                 "`async with db:` before using it again"
             )
-        raise ConnectionError(f"the PostgreSQL driver is not open ({self.where}); open it with `async with db:`")
+        raise errors.ConnectionError(f"the PostgreSQL driver is not open ({self.where}); open it with `async with db:`")
 
     async def acquire(self) -> PooledConnection:
         """A live connection, waiting at most ``pool_timeout`` seconds for one to be free.
@@ -313,7 +315,7 @@ class Pool:
             "pool.acquire.failed", pool=self.name, lent=self._lent, max_size=size, timeout=self.settings.pool_timeout
         )
         if self._lent < size:
-            raise ConnectionError(
+            raise errors.ConnectionError(
                 f"no PostgreSQL connection within {self.settings.pool_timeout} s although only {self._lent} of "
                 f"the pool's {size} are in use: new connections to {self.where} fail; check that the server is "
                 "up and accepts connections"

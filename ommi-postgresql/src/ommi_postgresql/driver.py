@@ -27,8 +27,8 @@ from contextlib import asynccontextmanager
 from typing import Any, ClassVar, Self
 
 import psycopg
-from ommi.drivers import Capabilities, Driver, DriverTransaction, Row, get_logger
-from ommi.errors import TransactionError
+from ommi import errors
+from ommi.drivers import Capabilities, Driver, DriverTransaction, Row, get_logger, map_exceptions
 from ommi.models.schema import ModelSchema
 from ommi.sql import Compiled, SQLTransactionOperations
 from psycopg import AsyncConnection, AsyncCursor
@@ -36,7 +36,7 @@ from psycopg.pq import ConnStatus, PipelineStatus, TransactionStatus
 
 from ommi_postgresql import _schema
 from ommi_postgresql._dialect import PostgreSQLCompiler, PostgreSQLDialect
-from ommi_postgresql._errors import map_exceptions
+from ommi_postgresql._errors import exception_map
 from ommi_postgresql._operations import PostgreSQLOperations, execute, log_statement
 from ommi_postgresql._pool import Pool, PooledConnection
 from ommi_postgresql._settings import PostgreSQLSettings, resolve
@@ -85,6 +85,12 @@ class PostgreSQLDriver(PostgreSQLOperations, Driver):
         self.settings = settings
         self.default_batch_size = settings.batch_size
         self._where = settings.describe()
+        self._exceptions = exception_map(
+            self._where,
+            pool_max_size=settings.pool_max_size,
+            pool_timeout=settings.pool_timeout,
+            lock_timeout=settings.lock_timeout,
+        )
         self._pool = Pool(settings, self._where)
         self._statements = self._compiler(self._pool)
         self._lifecycle = asyncio.Lock()
@@ -129,12 +135,7 @@ class PostgreSQLDriver(PostgreSQLOperations, Driver):
             warnings.warn(f"{self!r} was not closed; use `async with Ommi(driver)`", ResourceWarning, stacklevel=1)
 
     def _map(self) -> contextlib.AbstractContextManager[None]:
-        return map_exceptions(
-            self._where,
-            pool_max_size=self.settings.pool_max_size,
-            pool_timeout=self.settings.pool_timeout,
-            lock_timeout=self.settings.lock_timeout,
-        )
+        return map_exceptions(self._exceptions)
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -271,7 +272,7 @@ class PostgreSQLTransaction(SQLTransactionOperations[AsyncConnection[Any]], Post
 
     def _check_usable(self, conn: AsyncConnection[Any]) -> None:
         if self._broken is not None:
-            raise TransactionError(
+            raise errors.TransactionError(
                 f"the transaction cannot go on: {self._broken}; it will be rolled back ({self._driver.description})"
             )
 
@@ -328,7 +329,7 @@ class PostgreSQLTransaction(SQLTransactionOperations[AsyncConnection[Any]], Post
         async with self._turns:
             conn = self._conn
             if conn is None:
-                raise TransactionError(f"the transaction is already {self._state}")
+                raise errors.TransactionError(f"the transaction is already {self._state}")
             self._conn = None
             self._state = "committed" if statement == "COMMIT" else "rolled back"
             try:
@@ -336,7 +337,7 @@ class PostgreSQLTransaction(SQLTransactionOperations[AsyncConnection[Any]], Post
                     # Closing the connection ends the transaction on the server.
                     await conn.close()
                     if statement == "COMMIT":
-                        raise TransactionError(
+                        raise errors.TransactionError(
                             f"the transaction was rolled back, not committed: {self._broken} "
                             f"({self._driver.description})"
                         )
@@ -345,7 +346,7 @@ class PostgreSQLTransaction(SQLTransactionOperations[AsyncConnection[Any]], Post
                     failed = conn.info.transaction_status == TransactionStatus.INERROR
                     cursor = await execute(conn, statement)
                     if statement == "COMMIT" and (failed or cursor.statusmessage == "ROLLBACK"):
-                        raise TransactionError(
+                        raise errors.TransactionError(
                             "the transaction was rolled back, not committed: one of its statements failed "
                             f"({self._driver.description})"
                         )

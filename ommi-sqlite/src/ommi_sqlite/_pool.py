@@ -39,6 +39,7 @@ a new cursor.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import contextlib
 import dataclasses
 import itertools
@@ -51,12 +52,11 @@ from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, 
 from typing import Any
 
 import aiosqlite
-from ommi.drivers import get_logger
-from ommi.errors import ConnectionError, OmmiError
-from ommi.errors import TimeoutError as OmmiTimeoutError
+from ommi import errors
+from ommi.drivers import get_logger, map_exceptions
 
 from ommi_sqlite._dialect import DECIMAL_COLLATION, compare_decimals
-from ommi_sqlite._errors import map_exceptions
+from ommi_sqlite._errors import exception_map
 from ommi_sqlite._settings import MEMORY, SQLiteSettings
 
 __all__ = ["Channel", "Gate", "Link", "Pool", "Stream", "no_gate", "variable_limit"]
@@ -134,6 +134,7 @@ class Link:
         self.conn = conn
         self.database = database
         self.busy_timeout = busy_timeout
+        self._exceptions = exception_map(database, busy_timeout)
         self._idle: list[aiosqlite.Cursor] = []
         self._cursors: weakref.WeakSet[aiosqlite.Cursor] = weakref.WeakSet()
         self.cursors_opened = 0
@@ -143,7 +144,7 @@ class Link:
 
     def errors(self) -> contextlib.AbstractContextManager[None]:
         """The exception translation for this connection's database."""
-        return map_exceptions(self.database, self.busy_timeout)
+        return map_exceptions(self._exceptions)
 
     def _trace(self, sql: str) -> None:
         if log.is_enabled_for(logging.DEBUG):
@@ -465,7 +466,7 @@ class Pool:
             factory=_OmmiConnection,
         )
         try:
-            with map_exceptions(self.database, settings.busy_timeout):
+            with map_exceptions(exception_map(self.database, settings.busy_timeout)):
                 conn = await connecting
         except BaseException:
             await asyncio.shield(_worker_stopped(connecting))
@@ -513,7 +514,7 @@ class Pool:
 
     async def _open(self) -> None:
         if sqlite3.sqlite_version_info < _MIN_VERSION:
-            raise ConnectionError(
+            raise errors.ConnectionError(
                 f"sqlite database {self.database}: the SQLite library is {sqlite3.sqlite_version}; "
                 f"ommi-sqlite needs {'.'.join(map(str, _MIN_VERSION))} or newer (for RETURNING)"
             )
@@ -552,7 +553,7 @@ class Pool:
     def _check_not_closed(self) -> None:
         if self._closed:
             memory = " (an in-memory database starts empty again)" if self.settings.is_memory else ""
-            raise ConnectionError(
+            raise errors.ConnectionError(
                 f"sqlite database {self.database}: the driver was closed; work begun before close() cannot "
                 f"go on. `await driver.open()` (or `await db.open()`) opens the database afresh{memory}"
             )
@@ -560,17 +561,17 @@ class Pool:
     def _check_open(self) -> None:
         self._check_not_closed()
         if self.writer is None:
-            raise ConnectionError(
+            raise errors.ConnectionError(
                 f"sqlite database {self.database}: the driver is not open; open it with `await driver.open()` "
                 "or `async with Ommi(driver)`"
             )
 
     # -- waiting -------------------------------------------------------------
 
-    def _timed_out(self, what: str) -> OmmiTimeoutError:
+    def _timed_out(self, what: str) -> errors.TimeoutError:
         timeout = self.settings.busy_timeout
         log.warning("pool.acquire.timeout", driver="sqlite", database=self.database, waited_for=what, seconds=timeout)
-        return OmmiTimeoutError(
+        return errors.TimeoutError(
             f"sqlite database {self.database}: waited busy_timeout={timeout} s for {what}; "
             "a transaction or stream held it the whole time (in-memory databases serialise every "
             "operation behind an open transaction; use the transaction object inside it)"
@@ -588,7 +589,7 @@ class Pool:
             try:
                 async with asyncio.timeout(timeout):
                     await primitive.acquire()
-            except TimeoutError:
+            except builtins.TimeoutError:  # asyncio.timeout's
                 raise self._timed_out(what) from None
             return
         signal = self._closing_signal
@@ -597,7 +598,7 @@ class Pool:
         try:
             async with asyncio.timeout(timeout):
                 await asyncio.wait((acquiring, signal), return_when=asyncio.FIRST_COMPLETED)
-        except TimeoutError:
+        except builtins.TimeoutError:  # asyncio.timeout's
             _abandon(acquiring, primitive)
             raise self._timed_out(what) from None
         except BaseException:
@@ -632,7 +633,7 @@ class Pool:
             return  # the connection, and its temporary tables, are gone
         writer.leftovers.append(table)
         if not lock.locked():
-            with contextlib.suppress(OmmiError):
+            with contextlib.suppress(errors.OmmiError):
                 async with self._gate():
                     pass  # the gate drops the leftovers
 

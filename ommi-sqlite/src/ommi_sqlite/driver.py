@@ -10,8 +10,8 @@ import warnings
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, Self
 
+from ommi import errors
 from ommi.drivers import Capabilities, Driver, DriverTransaction, get_logger
-from ommi.errors import ConnectionError, OmmiError, TransactionError
 from ommi.models.schema import ModelSchema
 from ommi.sql import SQLTransactionOperations
 
@@ -253,7 +253,7 @@ class SQLiteTransaction(SQLTransactionOperations[Link], SQLiteOperations, Driver
 
     async def _discard_snapshot(self, table: str) -> None:
         """Drop the snapshot table of a stream closed early (an ended transaction took it along)."""
-        with contextlib.suppress(OmmiError):
+        with contextlib.suppress(errors.OmmiError):
             async with self._stream_turn() as link:
                 await link.execute(f"DROP TABLE IF EXISTS temp.{table}")
 
@@ -266,14 +266,14 @@ class SQLiteTransaction(SQLTransactionOperations[Link], SQLiteOperations, Driver
         async with self._turns:  # after any statement another task of the transaction is running
             link = self._link
             if link is None:
-                raise TransactionError(f"the transaction is already {self._state}")
+                raise errors.TransactionError(f"the transaction is already {self._state}")
             self._link = None
             self._state = "committed"
             pool = self._pool
             if pool.closed:
                 self._state = "rolled back"
                 pool.unlock_writer()
-                raise ConnectionError(
+                raise errors.ConnectionError(
                     f"sqlite database {link.database}: the driver was closed while this transaction was open; "
                     "nothing of it was committed (closing the connection rolled it back)"
                 )
