@@ -30,5 +30,8 @@ def active_database(purpose: str = "this operation") -> Executor:
     """
     executor = _active.get()
     if executor is None:
-        raise OmmiError(f"{purpose} needs an active database: run it inside `async with Ommi(driver) as db:`")
+        raise OmmiError(
+            f"{purpose} needs an active database: run it inside `async with ommi.connect(url) as db:` "
+            "or `async with db.transaction():`"
+        )
     return executor

@@ -95,7 +95,7 @@ class Executor:
 
         The action's value is the instance when one was given, else the list.
         """
-        return DBAction(lambda: self._add(models))
+        return DBAction(lambda: self._add(models), what="add(...)")
 
     async def _add(self, models: tuple[Any, ...]) -> Any:
         if not models:
@@ -136,7 +136,7 @@ class Executor:
 
     def save(self, instance: Any) -> DBAction[Any]:
         """Write every field of ``instance`` to its row by key; insert it when the row is missing."""
-        return DBAction(lambda: self._save(instance))
+        return DBAction(lambda: self._save(instance), what="save(...)")
 
     async def _save(self, instance: Any) -> Any:
         schema = get_schema(instance)
@@ -157,7 +157,7 @@ class Executor:
 
     def remove(self, instance: Any) -> DBAction[int]:
         """Delete the row of ``instance`` by key; gives the number deleted (0 or 1)."""
-        return DBAction(lambda: self._remove(instance))
+        return DBAction(lambda: self._remove(instance), what="remove(...)")
 
     async def _remove(self, instance: Any) -> int:
         schema = get_schema(instance)
@@ -166,7 +166,7 @@ class Executor:
 
     def reload(self, instance: Any) -> DBAction[Any]:
         """Refresh the fields of ``instance`` from its row by key."""
-        return DBAction(lambda: self._reload(instance))
+        return DBAction(lambda: self._reload(instance), what="reload(...)")
 
     async def _reload(self, instance: Any) -> Any:
         schema = get_schema(instance)

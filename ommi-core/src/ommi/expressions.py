@@ -19,7 +19,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from ommi.errors import QueryError
 
@@ -63,6 +63,14 @@ ORDERING_OPS = frozenset({Op.LT, Op.LE, Op.GT, Op.GE})
 TEXT_OPS = frozenset({Op.CONTAINS, Op.STARTSWITH, Op.ENDSWITH})
 
 
+def _needs_parentheses(left: Any, right: Any) -> NoReturn:
+    raise QueryError(
+        f"{left!r} & / | {right!r}: & and | bind tighter than comparisons in Python, so a value met a "
+        "field or condition before its comparison ran; put each comparison in parentheses: "
+        "(Model.a >= 1) & (Model.b == 2)"
+    )
+
+
 class Expr:
     """A boolean condition; chain with ``.And(...)`` and ``.Or(...)``."""
 
@@ -76,10 +84,34 @@ class Expr:
         """Everything so far OR (all ``conditions`` ANDed)."""
         return Or((self, _all_of(_conditions(conditions))))
 
+    def __and__(self, other: Expr) -> Expr:
+        """``a & b``: both hold (SQLAlchemy's and Django's spelling of ``when(a, b)``)."""
+        if not isinstance(other, Expr):
+            _needs_parentheses(self, other)
+        return And((self, other))
+
+    def __or__(self, other: Expr) -> Expr:
+        """``a | b``: either holds (``when(a).Or(b)``)."""
+        if not isinstance(other, Expr):
+            _needs_parentheses(self, other)
+        return Or((self, other))
+
+    def __rand__(self, other: Any) -> NoReturn:
+        _needs_parentheses(other, self)
+
+    __ror__ = __rand__
+
+    def __invert__(self) -> Expr:
+        raise QueryError(
+            "~condition: Ommi conditions have no negation; negate the comparison itself "
+            "(== / !=, < / >=, .in_() / .not_in())"
+        )
+
     def __bool__(self) -> bool:
         raise QueryError(
-            "a query condition has no truth value; combine conditions with when(), .And() or .Or() "
-            "instead of and/or/not"
+            "a query condition has no truth value: combine conditions with &, |, when(), .And() or .Or() "
+            "instead of and/or/not; test membership with Model.field.in_([...]) instead of `in`; test for "
+            "None with Model.field == None instead of `is None`"
         )
 
     def models(self) -> Iterable[ModelSchema]:
@@ -173,6 +205,10 @@ class SortKey:
 
     def __repr__(self) -> str:
         return f"{self.field!r}.{'desc' if self.descending else 'asc'}"
+
+    def __call__(self) -> NoReturn:
+        way = "desc" if self.descending else "asc"
+        raise QueryError(f"{self.field!r}.{way} is a property, not a method: write {self.field!r}.{way} without ()")
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, SortKey):
@@ -271,6 +307,16 @@ class Operand:
         return self._compare(Op.GE, value)
 
     __hash__ = object.__hash__
+
+    def __and__(self, other: Any) -> NoReturn:
+        _needs_parentheses(self, other)
+
+    __rand__ = __and__
+    __or__ = __and__
+    __ror__ = __and__
+
+    def __neg__(self) -> NoReturn:
+        raise QueryError(f"-{self!r}: to sort descending write {self!r}.desc (and {self!r}.asc for ascending)")
 
     def in_(self, values: Iterable[Any]) -> Expr:
         """The field equals one of ``values`` (an empty collection matches nothing)."""

@@ -16,7 +16,8 @@ Only :class:`Exception` subclasses are captured; cancellation always propagates.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Generator
+import warnings
+from collections.abc import Callable, Coroutine, Generator
 from dataclasses import dataclass
 from typing import Any, Generic, NoReturn, TypeVar
 
@@ -24,6 +25,32 @@ __all__ = ["DBAction", "DBQueryResult", "DBResult"]
 
 T = TypeVar("T")
 D = TypeVar("D")
+
+
+class _Unwrap:
+    """What a result says when it is used as the value it wraps (``(await db.add(u)).id``)."""
+
+    __slots__ = ()
+
+    def __getattr__(self, name: str) -> NoReturn:
+        if name.startswith("__"):  # protocols probed by copy, pickle, inspect...: the usual error
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        if isinstance(self, (DBFailure, DBQueryFailure)):
+            raise AttributeError(
+                f"{type(self).__name__!r} object has no attribute {name!r}: the operation failed "
+                f"({self.exception!r}); use .or_raise() to raise that error or .or_use(default)"
+            )
+        raise AttributeError(
+            f"{type(self).__name__!r} object has no attribute {name!r}: it wraps the operation's value; "
+            f"write result.value.{name}, or get the value directly with `await ....or_raise()`"
+        )
+
+    def __iter__(self) -> NoReturn:
+        raise TypeError(
+            f"{type(self).__name__!r} object is not iterable: it wraps the operation's value; iterate "
+            "the matches with `async for item in db.find(...).all:`, or get a list with "
+            "`await db.find(...).all.to_list()`"
+        )
 
 
 class DBResult(Generic[T]):
@@ -44,7 +71,7 @@ class DBResult(Generic[T]):
 
 
 @dataclass(frozen=True, slots=True)
-class DBSuccess(DBResult[T]):
+class DBSuccess(_Unwrap, DBResult[T]):
     """The operation succeeded with ``value``."""
 
     value: T
@@ -57,7 +84,7 @@ class DBSuccess(DBResult[T]):
 
 
 @dataclass(frozen=True, slots=True)
-class DBFailure(DBResult[T]):
+class DBFailure(_Unwrap, DBResult[T]):
     """The operation failed with ``exception``."""
 
     exception: Exception
@@ -91,7 +118,7 @@ class DBQueryResult(Generic[T]):
 
 
 @dataclass(frozen=True, slots=True)
-class DBQuerySuccess(DBQueryResult[T]):
+class DBQuerySuccess(_Unwrap, DBQueryResult[T]):
     """The query succeeded with ``value``."""
 
     value: T
@@ -104,7 +131,7 @@ class DBQuerySuccess(DBQueryResult[T]):
 
 
 @dataclass(frozen=True, slots=True)
-class DBQueryFailure(DBQueryResult[T]):
+class DBQueryFailure(_Unwrap, DBQueryResult[T]):
     """The query failed with ``exception``."""
 
     exception: Exception
@@ -123,17 +150,44 @@ DBQueryResult.DBQueryFailure = DBQueryFailure
 class DBAction(Generic[T]):
     """A not-yet-run operation: await it for a result, or use ``or_raise`` / ``or_use``.
 
-    Each await runs the operation again.
+    Each await runs the operation again. An action collected without ever
+    being run warns (``RuntimeWarning``), as a coroutine never awaited does:
+    ``db.add(user)`` without ``await`` stores nothing.
     """
 
-    __slots__ = ("_query", "_run")
+    __slots__ = ("_query", "_ran", "_run", "_what")
 
-    def __init__(self, run: Callable[[], Awaitable[T]], *, query: bool = False) -> None:
+    def __init__(
+        self, run: Callable[[], Coroutine[Any, Any, T]], *, query: bool = False, what: str = "operation"
+    ) -> None:
         self._run = run
         self._query = query
+        self._what = what
+        self._ran = False
 
-    async def result(self) -> DBResult[T] | DBQueryResult[T]:
+    def __del__(self) -> None:
+        if not self._ran:
+            warnings.warn(
+                f"the Ommi action {self._what} was never awaited, so it did not run: write "
+                f"`await ...{self._what}` (or `.or_raise()` / `.or_use(default)` after it)",
+                RuntimeWarning,
+                stacklevel=1,
+            )
+
+    def _consumed(self) -> None:
+        """Mark the action as used: it ran, or was turned into another action that will."""
+        self._ran = True
+
+    # Each entry point marks the action used when it is called, not when its
+    # coroutine starts: a task cancelled before its first step never runs the
+    # body, and that is not a forgotten await.
+
+    def result(self) -> Coroutine[Any, Any, DBResult[T] | DBQueryResult[T]]:
         """Run the operation and capture its outcome."""
+        self._ran = True
+        return self._result()
+
+    async def _result(self) -> DBResult[T] | DBQueryResult[T]:
         try:
             value = await self._run()
         except Exception as exc:  # noqa: BLE001 - captured on purpose, returned as a failure
@@ -143,12 +197,17 @@ class DBAction(Generic[T]):
     def __await__(self) -> Generator[Any, None, Any]:
         return self.result().__await__()
 
-    async def or_raise(self) -> T:
+    def or_raise(self) -> Coroutine[Any, Any, T]:
         """Run the operation and return its value, raising its exception on failure."""
-        return await self._run()
+        self._ran = True
+        return self._run()
 
-    async def or_use(self, default: D) -> T | D:
+    def or_use(self, default: D) -> Coroutine[Any, Any, T | D]:
         """Run the operation and return its value, or ``default`` on failure."""
+        self._ran = True
+        return self._or_use(default)
+
+    async def _or_use(self, default: D) -> T | D:
         try:
             return await self._run()
         except Exception:  # noqa: BLE001 - the caller asked for a default instead

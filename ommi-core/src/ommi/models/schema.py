@@ -454,7 +454,7 @@ class ModelSchema:
         bare, metadata, nullable = _unwrap(annotation)
         markers = [m for item in metadata for m in iter_metadata(item)]
         if typing.get_origin(bare) is not None or not isinstance(bare, type):
-            raise self._error(name, f"the type {annotation!r} cannot be stored")
+            raise self._error(name, _unstorable_hint(annotation, bare))
         codec = _find_codec(bare)
         if codec is None:
             raise self._error(
@@ -725,3 +725,22 @@ def get_schema(cls: Any) -> ModelSchema:
     if not schema._references_resolved:
         schema.resolve_references()
     return schema
+
+
+def _unstorable_hint(annotation: Any, bare: Any) -> str:
+    """Why a generic or special annotation (``list[int]``, ``Literal[...]``) cannot be a field, and what to do."""
+    origin = typing.get_origin(bare)
+    shown = getattr(annotation, "__name__", None) if isinstance(annotation, type) else None
+    text = f"the type {shown or annotation!r} cannot be stored"
+    if origin is typing.Literal:
+        values = typing.get_args(bare)
+        return (
+            f"{text}: Literal fields are not supported; store the values' own type "
+            f"({', '.join(sorted({type(v).__name__ for v in values}))}) or use an Enum of {values!r}"
+        )
+    if origin in (list, set, frozenset, tuple, dict) or isinstance(origin, type):
+        return (
+            f"{text}: a field holds one value; keep a collection in a related model (one row per item, "
+            "with ReferenceTo) or store it encoded through a codec registered with the ommi_register_codecs hook"
+        )
+    return f"{text}; use a supported type or register a codec through the ommi_register_codecs hook"

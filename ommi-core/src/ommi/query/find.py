@@ -7,8 +7,8 @@ asks the executor for the operations target to run it on.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
-from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+from collections.abc import AsyncIterator, Coroutine, Mapping
+from typing import TYPE_CHECKING, Any, Generic, NoReturn, Protocol, TypeVar
 
 from ommi.errors import DBStatusNoResultException, QueryError, ValidationError
 from ommi.expressions import And, Expr, Join, Query, SortKey, _conditions
@@ -136,6 +136,13 @@ class ResultIterator(Generic[T]):
     def __aiter__(self) -> ResultIterator[T]:
         return self
 
+    def __iter__(self) -> NoReturn:
+        raise TypeError(
+            "'ResultIterator' object is not iterable: it streams from the database; use "
+            "`async for item in iterator:` or `await iterator.to_list()` (in one step: "
+            "`await db.find(...).all.to_list()`)"
+        )
+
     async def __anext__(self) -> T:
         while self._position >= len(self._buffer):
             if not await self._fill():
@@ -179,13 +186,14 @@ class _UpdateAction(DBAction[int]):
         async def missing_values() -> int:
             raise QueryError("update() needs the values to set, e.g. .update(name='x')")
 
-        super().__init__(missing_values, query=True)
+        super().__init__(missing_values, query=True, what="find(...).update(...)")
 
     def __call__(self, values: Mapping[str | Field, Any] | None = None, /, **kwargs: Any) -> DBAction[int]:
+        self._consumed()
         merged: dict[str | Field, Any] = dict(values or {})
         merged.update(kwargs)
         find = self._find
-        return DBAction(lambda: find._update(merged), query=True)
+        return DBAction(lambda: find._update(merged), query=True, what="find(...).update(...)")
 
 
 class _AllAction(DBAction[ResultIterator[T]]):
@@ -195,12 +203,14 @@ class _AllAction(DBAction[ResultIterator[T]]):
 
     def __init__(self, find: FindQuery[T], batch_size: int | None = None) -> None:
         self._find = find
-        super().__init__(lambda: find._all(batch_size), query=True)
+        super().__init__(lambda: find._all(batch_size), query=True, what="find(...).all")
 
     def __call__(self, *, batch_size: int | None = None) -> _AllAction[T]:
+        self._consumed()
         return _AllAction(self._find, batch_size)
 
     def __aiter__(self) -> AsyncIterator[T]:
+        self._consumed()
         return self._iterate()
 
     async def _iterate(self) -> AsyncIterator[T]:
@@ -208,6 +218,19 @@ class _AllAction(DBAction[ResultIterator[T]]):
         async with iterator:
             async for item in iterator:
                 yield item
+
+    def to_list(self) -> Coroutine[Any, Any, list[T]]:
+        """Run the query and return every match, in order: ``await db.find(User).all.to_list()``.
+
+        Raises the query's error, as ``.or_raise()`` does.
+        """
+        self._consumed()
+        return self._to_list()
+
+    async def _to_list(self) -> list[T]:
+        iterator = await self._run()
+        async with iterator:
+            return await iterator.to_list()
 
 
 class FindQuery(Generic[T]):
@@ -286,17 +309,17 @@ class FindQuery(Generic[T]):
     @property
     def one(self) -> DBAction[T]:
         """The first match; fails with ``DBStatusNoResultException`` when there is none."""
-        return DBAction(self._one, query=True)
+        return DBAction(self._one, query=True, what="find(...).one")
 
     @property
     def count(self) -> DBAction[int]:
         """The number of matches."""
-        return DBAction(self._count, query=True)
+        return DBAction(self._count, query=True, what="find(...).count")
 
     @property
     def delete(self) -> DBAction[int]:
         """Delete every match; gives the number deleted."""
-        return DBAction(self._delete, query=True)
+        return DBAction(self._delete, query=True, what="find(...).delete")
 
     @property
     def update(self) -> _UpdateAction:
