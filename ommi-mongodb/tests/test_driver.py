@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
-import gc
 import subprocess
 import sys
-import warnings
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -26,6 +23,7 @@ from ommi import (
 from ommi.models import get_schema
 from ommi.query.ast import Query
 from ommi_mongodb import MongoDBDriver
+from ommi_testkit.servers import collect_abandoned_sockets
 from pymongo import errors as pymongo_errors
 
 models = ModelCollection("ommi_mongodb_test_driver")
@@ -152,14 +150,8 @@ async def test_connection_refused_is_connection_error() -> None:
     assert cause is not None and issubclass(cause, pymongo_errors.ConnectionFailure)
     assert "127.0.0.1:1" in message
     # PyMongo's asyncio client leaks a socket when it is closed while its monitor
-    # is still connecting to an absent server. Nothing refers to that client any
-    # more (only types and text were kept), so collect the socket here, where it
-    # belongs, rather than as a ResourceWarning in whichever test runs next.
-    for _ in range(3):
-        await asyncio.sleep(0.05)  # let the cancelled monitor task finish
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ResourceWarning)
-            gc.collect()
+    # is still connecting to an absent server: collect it here, where it belongs.
+    await collect_abandoned_sockets()
 
 
 async def test_connection_pool_settings_reach_the_client(make_driver: Callable[..., MongoDBDriver]) -> None:

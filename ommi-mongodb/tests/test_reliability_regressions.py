@@ -28,11 +28,9 @@ import asyncio
 import collections
 import contextlib
 import dataclasses
-import gc
 import struct
 import urllib.parse
 import uuid
-import warnings
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from datetime import date
@@ -55,6 +53,7 @@ from ommi.errors import OmmiError
 from ommi.models import get_schema
 from ommi.query.ast import Comparison, Op, Query
 from ommi_mongodb import MongoDBDriver
+from ommi_testkit.servers import collect_abandoned_sockets
 from pymongo import AsyncMongoClient
 
 models = ModelCollection("ommi_mongodb_test_reliability")
@@ -240,7 +239,7 @@ async def proxy(mongodb_url: str) -> Any:
     await wire.start()
     yield wire
     await wire.close()
-    await _collect_pymongo_leaked_sockets()  # of clients that were still reconnecting through it
+    await collect_abandoned_sockets()  # of clients that were still reconnecting through it
 
 
 def _proxied_url(mongodb_url: str, proxy: WireProxy) -> str:
@@ -405,22 +404,6 @@ async def test_rewrite_left_by_a_vanished_client_is_recovered(
     assert cuts >= 3
 
 
-async def _collect_pymongo_leaked_sockets() -> None:
-    """Collect the socket PyMongo's asyncio client leaks when it is closed while still connecting.
-
-    The client cut off for good keeps trying to reach the server through the
-    refusing proxy; closed meanwhile, PyMongo 4.20 leaves that socket unclosed
-    (test_driver's refused-connection test meets the same leak). Nothing refers
-    to the client any more, so the socket is collected here, where it belongs,
-    rather than reported as a ResourceWarning in whichever test runs next.
-    """
-    for _ in range(3):
-        await asyncio.sleep(0.05)  # let the cancelled monitor task finish
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ResourceWarning)
-            gc.collect()
-
-
 async def _vanish_at_each_command(
     other: Ommi,
     proxied_driver: Callable[..., MongoDBDriver],
@@ -448,7 +431,7 @@ async def _vanish_at_each_command(
         fired = proxy.fired
         proxy.disarm()
         await db.close()
-        await _collect_pymongo_leaked_sockets()
+        await collect_abandoned_sockets()
         await _settled(other)
         assert await problems(other) == [], f"after a cut at command {n}"
         if not fired:
