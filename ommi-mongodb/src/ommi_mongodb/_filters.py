@@ -43,9 +43,9 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from ommi.expressions import And, Comparison, Expr, FieldComparison, Op, Or
 from ommi.models.schema import Field, ModelSchema
 from ommi.models.types import StorageType
-from ommi.query.ast import And, Comparison, Expr, FieldComparison, Op, Or
 from ommi.query.evaluate import holds
 
 from ommi_mongodb._values import decode_value, encode_value, field_path, value_at

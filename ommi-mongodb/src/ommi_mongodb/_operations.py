@@ -29,9 +29,9 @@ import bson
 from ommi.drivers import ExceptionMap, get_logger, map_exceptions
 from ommi.drivers.base import Operations, Row
 from ommi.errors import IntegrityError, OperationalError, ValidationError
+from ommi.expressions import Query
 from ommi.models.schema import Field, ModelSchema
 from ommi.models.types import StorageType
-from ommi.query.ast import Query
 from ommi.query.evaluate import ordered
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection

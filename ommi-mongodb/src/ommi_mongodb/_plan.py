@@ -31,8 +31,8 @@ from collections.abc import AsyncGenerator, Callable, Mapping
 from contextlib import aclosing
 from typing import Any
 
+from ommi.expressions import And, Expr, Join, Query
 from ommi.models.schema import ModelSchema
-from ommi.query.ast import And, Expr, Join, Query
 
 from ommi_mongodb._filters import MONGODB, ServerForms, evaluate, fields_of, is_translatable, to_filter
 from ommi_mongodb._values import ID, encode_value, field_path, value_at

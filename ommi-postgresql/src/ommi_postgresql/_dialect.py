@@ -12,9 +12,9 @@ from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 from ommi.errors import QueryError, SchemaError, ValidationError
+from ommi.expressions import Op
 from ommi.models.schema import Field, ModelSchema
 from ommi.models.types import INT64_MAX, StorageType
-from ommi.query.ast import Op
 from ommi.sql import Compiled, Dialect, SQLCompiler
 
 __all__ = ["MAX_IDENTIFIER_BYTES", "PostgreSQLCompiler", "PostgreSQLDialect", "numeric_problem"]

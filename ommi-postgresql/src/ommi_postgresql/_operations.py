@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import psycopg
 from ommi.drivers import Row, get_logger
 from ommi.errors import IntegrityError, ValidationError
+from ommi.expressions import Query
 from ommi.models.schema import Field, ModelSchema
 from ommi.models.types import StorageType
-from ommi.query.ast import Query
 from ommi.sql import SQLOperations
 from psycopg import AsyncConnection, AsyncCursor
 from psycopg.pq import TransactionStatus

@@ -46,9 +46,9 @@ from collections.abc import Callable
 from typing import Any, ClassVar
 
 from ommi.errors import ModelDefinitionError
+from ommi.expressions import Op
 from ommi.models.schema import Field, ModelSchema
 from ommi.models.types import StorageType
-from ommi.query.ast import Op
 from ommi.sql import Dialect
 
 __all__ = ["DECIMAL_COLLATION", "SQLiteDialect", "compare_decimals"]

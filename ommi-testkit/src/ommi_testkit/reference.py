@@ -34,8 +34,8 @@ from ommi.errors import (
     SchemaMismatchError,
     TransactionError,
 )
+from ommi.expressions import Expr, Query
 from ommi.models.schema import Field, ModelSchema
-from ommi.query.ast import Expr, Query
 from ommi.query.evaluate import holds, ordered
 
 __all__ = ["ConstraintViolation", "ReferenceDriver", "ReferenceStore", "evaluate", "run_query"]

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ommi.errors import UnsupportedFeature
-from ommi.query.ast import And, Comparison, Expr, FieldComparison, Op, Or, Query
+from ommi.expressions import And, Comparison, Expr, FieldComparison, Op, Or, Query
 
 from ommi_dictstore._tables import Row, Tables, table_of
 

@@ -17,8 +17,8 @@ from typing import Any, Self
 
 from ommi.drivers import Capabilities, Driver, DriverTransaction
 from ommi.errors import ConnectionError, IntegrityError, OperationalError, SchemaMismatchError, UnsupportedFeature
+from ommi.expressions import Query
 from ommi.models.schema import Field, ModelSchema
-from ommi.query.ast import Query
 
 from ommi_dictstore import _query
 from ommi_dictstore._files import CorruptFile, Database, acquire, release

@@ -20,9 +20,9 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ommi._rowcode import row_converter
+from ommi.expressions import TEXT_OPS, And, Comparison, Expr, FieldComparison, Op, Or, Query
 from ommi.models.schema import Field, ModelSchema
 from ommi.models.types import StorageType
-from ommi.query.ast import TEXT_OPS, And, Comparison, Expr, FieldComparison, Op, Or, Query
 from ommi.sql._statement import Compiled
 from ommi.sql.dialect import Dialect
 

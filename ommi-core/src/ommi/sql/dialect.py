@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, ClassVar
 
+from ommi.expressions import ORDERING_OPS, Op
 from ommi.models.schema import Field, ModelSchema
 from ommi.models.types import StorageType
-from ommi.query.ast import ORDERING_OPS, Op
 from ommi.sql._statement import Compiled
 
 __all__ = ["Dialect"]

@@ -37,8 +37,8 @@ from typing import Any, Generic, TypeVar
 
 from ommi.drivers.base import Operations, Row
 from ommi.errors import TransactionError
+from ommi.expressions import Query
 from ommi.models.schema import Field
-from ommi.query.ast import Query
 from ommi.sql._statement import Compiled
 from ommi.sql.compiler import SQLCompiler
 

@@ -12,8 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ommi.expressions import Expr, when
 from ommi.models.schema import Field, get_schema
-from ommi.query.ast import Expr, when
 
 __all__ = [
     "AddSpec",
