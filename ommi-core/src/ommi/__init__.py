@@ -45,6 +45,8 @@ from ommi.models import (
     Key,
     LazyLoadEveryRelated,
     LazyLoadTheRelated,
+    LazyMany,
+    LazyOne,
     ModelCollection,
     ReferenceTo,
     StoreAs,
@@ -53,6 +55,7 @@ from ommi.models import (
     ommi_model,
 )
 from ommi.query import when
+from ommi.query.operands import asc, desc, field
 from ommi.results import DBQueryResult, DBResult
 
 __all__ = [
@@ -72,6 +75,8 @@ __all__ = [
     "LazyLoadError",
     "LazyLoadEveryRelated",
     "LazyLoadTheRelated",
+    "LazyMany",
+    "LazyOne",
     "ModelCollection",
     "ModelDefinitionError",
     "Ommi",
@@ -89,9 +94,12 @@ __all__ = [
     "UnsupportedFeature",
     "ValidationError",
     "active_database",
+    "asc",
     "connect",
+    "desc",
     "drivers",
     "errors",
+    "field",
     "get_global_collection",
     "ommi_model",
     "when",

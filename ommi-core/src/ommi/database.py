@@ -14,7 +14,7 @@ import decimal
 import time
 from collections.abc import Iterable, Sequence
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 from ommi._context import _active, active_database
 from ommi._logging import get_logger
@@ -29,7 +29,7 @@ from ommi.errors import (
     UnsupportedFeature,
     ValidationError,
 )
-from ommi.expressions import Comparison, Op, Query, when
+from ommi.expressions import Comparison, Expr, Op, Query, when
 from ommi.models.collections import ModelCollection, get_global_collection
 from ommi.models.schema import Field, ModelSchema, get_schema
 from ommi.models.types import check_canonical
@@ -90,10 +90,16 @@ class Executor:
                 )
         return await self._operations((query.model, *(j.model for j in query.joins)))
 
+    @overload
+    def add(self, model: M, /) -> DBAction[M]: ...
+    @overload
+    def add(self, first: M, second: M, /, *more: M) -> DBAction[list[M]]: ...
     def add(self, *models: Any) -> DBAction[Any]:
         """Insert model instances; generated int keys are set on them.
 
-        The action's value is the instance when one was given, else the list.
+        The action's value is the instance when one was given, else the list
+        (typed ``list[M]``: a type checker infers the common type of the
+        instances given).
         """
         return DBAction(lambda: self._add(models), what="add(...)")
 
@@ -130,11 +136,21 @@ class Executor:
     ) -> None:
         await _insert(ops, schema, items, rows, self._database().driver.name)
 
+    @overload
+    def find(self, model: type[M], /, *conditions: Expr | bool) -> FindQuery[M]: ...
+    @overload
+    def find(self, condition: Expr | bool, /, *conditions: Expr | bool) -> FindQuery[Any]: ...
     def find(self, *predicates: Any) -> FindQuery[Any]:
-        """Start a query: a model class and/or conditions (see :class:`~ommi.query.find.FindQuery`)."""
+        """Start a query: a model class and/or conditions (see :class:`~ommi.query.find.FindQuery`).
+
+        ``find(User, ...)`` is a ``FindQuery[User]``, whose results are typed
+        ``User``; a query given conditions only is a ``FindQuery[Any]`` (its
+        model is known only at run time). Conditions are typed ``Expr | bool``:
+        see :func:`ommi.when`.
+        """
         return FindQuery(self, predicates)
 
-    def save(self, instance: Any) -> DBAction[Any]:
+    def save(self, instance: M) -> DBAction[M]:
         """Write every field of ``instance`` to its row by key; insert it when the row is missing."""
         return DBAction(lambda: self._save(instance), what="save(...)")
 
@@ -164,7 +180,7 @@ class Executor:
         ops = await self._operations((schema,))
         return await ops.delete(_key_query(schema, instance))
 
-    def reload(self, instance: Any) -> DBAction[Any]:
+    def reload(self, instance: M) -> DBAction[M]:
         """Refresh the fields of ``instance`` from its row by key."""
         return DBAction(lambda: self._reload(instance), what="reload(...)")
 

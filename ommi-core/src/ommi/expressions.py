@@ -12,6 +12,11 @@ before it, so ``when(A).Or(B).And(C)`` is ``(A or B) and C``. Drivers receive a
 values of each field's storage type (see :mod:`ommi.models.types`).
 
 Nodes are immutable; building a query never changes an earlier one.
+
+Typing: a model field is annotated with its value's type (``age: int``), so to
+a type checker ``User.age >= 18`` is a ``bool``; the functions that take
+conditions (``when``, ``.And``, ``.Or``, ``find``) accept ``Expr | bool`` for
+that reason (see the "Type checking" guide).
 """
 
 from __future__ import annotations
@@ -76,11 +81,11 @@ class Expr:
 
     __slots__ = ()
 
-    def And(self, *conditions: Expr) -> Expr:  # noqa: N802 - public API name
+    def And(self, *conditions: Expr | bool) -> Expr:  # noqa: N802 - public API name
         """Everything so far AND all ``conditions``."""
         return And((self, *_conditions(conditions)))
 
-    def Or(self, *conditions: Expr) -> Expr:  # noqa: N802 - public API name
+    def Or(self, *conditions: Expr | bool) -> Expr:  # noqa: N802 - public API name
         """Everything so far OR (all ``conditions`` ANDed)."""
         return Or((self, _all_of(_conditions(conditions))))
 
@@ -187,8 +192,13 @@ def _all_of(conditions: tuple[Expr, ...]) -> Expr:
     return conditions[0] if len(conditions) == 1 else And(conditions)
 
 
-def when(*conditions: Expr) -> Expr:
-    """AND ``conditions`` together into one condition that ``.And`` / ``.Or`` extend."""
+def when(*conditions: Expr | bool) -> Expr:
+    """AND ``conditions`` together into one condition that ``.And`` / ``.Or`` extend.
+
+    Typed ``Expr | bool`` because to a type checker ``User.age >= 18`` is the
+    ``bool`` of ``int.__ge__``; at run time it is an :class:`Expr`, and anything
+    else is refused with a :class:`~ommi.errors.QueryError`.
+    """
     return _all_of(_conditions(conditions))
 
 

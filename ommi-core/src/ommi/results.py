@@ -194,7 +194,7 @@ class DBAction(Generic[T]):
             return DBQueryFailure(exc) if self._query else DBFailure(exc)
         return DBQuerySuccess(value) if self._query else DBSuccess(value)
 
-    def __await__(self) -> Generator[Any, None, Any]:
+    def __await__(self) -> Generator[Any, None, DBResult[T] | DBQueryResult[T]]:
         return self.result().__await__()
 
     def or_raise(self) -> Coroutine[Any, Any, T]:

@@ -319,7 +319,8 @@ class Relation:
                 condition = self.remote.in_(keys)
             else:
                 condition = self.remote == value
-            query = db.find(self.target.cls, condition).sort(*(f.asc for f in self.target.key))
+            target: Any = self.target.cls  # a model class known at run time only
+            query = db.find(target, condition).sort(*(f.asc for f in self.target.key))
             if self.many:
                 return await (await query.all.or_raise()).to_list()
             try:

@@ -7,14 +7,14 @@ asks the executor for the operations target to run it on.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Coroutine, Mapping
+from collections.abc import AsyncIterator, Coroutine, Generator, Mapping
 from typing import TYPE_CHECKING, Any, Generic, NoReturn, Protocol, TypeVar
 
 from ommi.errors import DBStatusNoResultException, QueryError, ValidationError
 from ommi.expressions import And, Expr, Join, Query, SortKey, _conditions
 from ommi.models.schema import Field, ModelSchema, get_schema, is_model
 from ommi.models.types import INT64_MAX
-from ommi.results import DBAction
+from ommi.results import DBAction, DBQueryResult, DBResult
 
 if TYPE_CHECKING:
     from ommi.drivers.base import Operations
@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 __all__ = ["FindQuery", "QueryExecutor", "ResultIterator", "plan_query"]
 
 T = TypeVar("T")
+D = TypeVar("D")
 
 
 class QueryExecutor(Protocol):
@@ -259,8 +260,13 @@ class FindQuery(Generic[T]):
         values = {"sort": self._sort, "limit": self._limit, "offset": self._offset} | changes
         return FindQuery(self._executor, self._predicates, **values)
 
-    def sort(self, *fields: Field | SortKey) -> FindQuery[T]:
-        """Order by ``fields`` (``Model.field`` ascending, or ``.asc`` / ``.desc``)."""
+    def sort(self, *fields: object) -> FindQuery[T]:
+        """Order by ``fields`` (``Model.field`` ascending, or ``.asc`` / ``.desc``).
+
+        Typed ``object``: to a type checker ``Book.year`` is an ``int``
+        (see :func:`ommi.asc` / :func:`ommi.desc` for typed sort keys); the
+        values are checked when called.
+        """
         keys: list[SortKey] = []
         for item in fields:
             if isinstance(item, SortKey):
@@ -326,14 +332,14 @@ class FindQuery(Generic[T]):
         """``.update(field=value, ...)`` or ``.update({"field": value})``; gives the number updated."""
         return _UpdateAction(self)
 
-    def __await__(self) -> Any:
+    def __await__(self) -> Generator[Any, None, DBResult[ResultIterator[T]] | DBQueryResult[ResultIterator[T]]]:
         return self.all.__await__()
 
     async def or_raise(self) -> ResultIterator[T]:
         """Same as ``.all.or_raise()``."""
         return await self.all.or_raise()
 
-    async def or_use(self, default: Any) -> Any:
+    async def or_use(self, default: D) -> ResultIterator[T] | D:
         """Same as ``.all.or_use(default)``."""
         return await self.all.or_use(default)
 

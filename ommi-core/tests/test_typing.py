@@ -1,0 +1,164 @@
+"""Results are typed, and user code type-checks, under ``mypy --strict`` and pyright (no plugin for pyright).
+
+A small program using the typed spellings (see the "Type checking" guide) is
+checked by mypy, through ``mypy.api`` with the ``ommi.mypy`` plugin, and by
+pyright, run as a command (it is not a dependency of the workspace: the test
+skips with one line when it is not on ``PATH``; ``nox -s typecheck_docs``
+installs it and runs this file). Each ``reveal_type`` must show the expected
+type and a misspelled attribute of a fetched model must be reported.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from mypy import api as mypy_api
+
+PROGRAM = """
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import ommi
+
+
+@ommi.ommi_model
+@dataclass
+class Author:
+    name: str
+    id: int | None = None
+
+    books: ClassVar[ommi.LazyMany[Book]]
+
+
+@ommi.ommi_model
+@dataclass
+class Book:
+    title: str
+    year: int
+    author_id: int
+    id: int | None = None
+
+    author: ClassVar[ommi.LazyOne[Author]]
+
+
+async def main() -> None:
+    async with ommi.connect("sqlite://") as db:
+        reveal_type(await db.add(Author("A")).or_raise())  # Author
+        reveal_type(await db.add(Book("x", 1, 1), Book("y", 2, 1)).or_raise())  # list[Book]
+        reveal_type(db.find(Book))  # FindQuery[Book]
+        reveal_type(db.find(Book, Book.year >= 1970, ommi.field(Book.title).in_(["x"])))  # FindQuery[Book]
+        reveal_type(db.find(Book.year >= 1970))  # FindQuery[Any]
+        reveal_type(await db.find(Book).one.or_raise())  # Book
+        reveal_type(await db.find(Book).all.to_list())  # list[Book]
+        reveal_type(await db.find(Book).count.or_raise())  # int
+        async for book in db.find(Book).sort(ommi.desc(Book.year), ommi.asc(Book.title)).all:
+            reveal_type(book)  # Book
+            reveal_type(await book.author)  # Author | None
+        author = await db.find(Author).one.or_raise()
+        reveal_type(await author.books)  # list[Book]
+        reveal_type(await db.save(author).or_raise())  # Author
+        reveal_type(ommi.when(Book.year > 1).Or(Book.title == "x").And(ommi.field(Book.title).contains("y")))  # Expr
+        reveal_type(await db.find(Author).one.or_use(None))  # Author | None
+        book = await db.find(Book).one.or_raise()
+        print(book.titel)  # a typo: both checkers must report it
+"""
+
+EXPECTED = [
+    "Author",
+    "list[Book]",
+    "FindQuery[Book]",
+    "FindQuery[Book]",
+    "FindQuery[Any]",
+    "Book",
+    "list[Book]",
+    "int",
+    "Book",
+    "Author | None",
+    "list[Book]",
+    "Author",
+    "Expr",
+    "Author | None",
+]
+"""The revealed types in order, module and package prefixes removed."""
+
+
+def _short(text: str) -> str:
+    """A revealed type without module prefixes (``ommi.query.find.FindQuery[example.Book]`` -> ``FindQuery[Book]``)."""
+    return re.sub(r"\b(?:[A-Za-z_]\w*\.)+(?=[A-Za-z_])", "", text)
+
+
+@pytest.fixture
+def program(tmp_path: Path) -> Path:
+    path = tmp_path / "example.py"
+    path.write_text(PROGRAM, encoding="utf-8")
+    (tmp_path / "mypy.ini").write_text("[mypy]\nplugins = ommi.mypy\n", encoding="utf-8")
+    return path
+
+
+def test_mypy_strict_types_results_and_reports_typos(program: Path) -> None:
+    """Under ``mypy --strict`` (``ommi.mypy`` plugin on) results have the model's type; the typo is the one error."""
+    config = program.parent / "mypy.ini"
+    cache = program.parent / ".mypy_cache"
+    stdout, stderr, _ = mypy_api.run(
+        ["--strict", "--config-file", str(config), "--cache-dir", str(cache), "--no-error-summary", str(program)]
+    )
+    revealed = [_short(m) for m in re.findall(r'note: Revealed type is "(.*)"', stdout)]
+    assert revealed == EXPECTED, stdout + stderr
+    errors = [line for line in stdout.splitlines() if ": error:" in line]
+    assert len(errors) == 1, stdout
+    assert '"Book" has no attribute "titel"' in errors[0]
+
+
+def test_pyright_types_results_and_reports_typos(program: Path) -> None:
+    """pyright, with no plugin, gives the same types and reports the typo as its only error."""
+    pyright = shutil.which("pyright")
+    if pyright is None:
+        pytest.skip("pyright is not on PATH: run `uv run --with pyright pytest ...` or `nox -s typecheck_docs`")
+    completed = subprocess.run(
+        [pyright, "--outputjson", "--pythonversion", "3.11", "--pythonpath", sys.executable, str(program)],
+        cwd=program.parent,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    report = json.loads(completed.stdout)
+    diagnostics = report["generalDiagnostics"]
+    revealed = [
+        _short(re.sub(r'^Type of ".*" is "(.*)"$', r"\1", d["message"], flags=re.DOTALL))
+        for d in diagnostics
+        if d["severity"] == "information"
+    ]
+    assert revealed == EXPECTED, completed.stdout
+    errors = [d for d in diagnostics if d["severity"] == "error"]
+    assert len(errors) == 1, completed.stdout
+    assert 'Cannot access attribute "titel" for class "Book"' in errors[0]["message"]
+
+
+def test_typed_operands_are_the_fields_at_run_time() -> None:
+    """``ommi.field``, ``ommi.asc`` and ``ommi.desc`` give the field and its sort keys; other values are refused."""
+    from dataclasses import dataclass
+
+    import ommi
+    from ommi.models.schema import Field
+
+    @ommi.ommi_model(collection=ommi.ModelCollection("typing"))
+    @dataclass
+    class Item:
+        name: str
+        id: int | None = None
+
+    name: object = Item.name
+    assert isinstance(name, Field)
+    assert ommi.field(Item.name) is name
+    assert ommi.asc(Item.name) == name.asc
+    assert ommi.desc(Item.name) == name.desc
+    with pytest.raises(ommi.QueryError, match=r"ommi.field\(\) takes a model field"):
+        ommi.field(Item("x").name)
