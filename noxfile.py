@@ -19,6 +19,8 @@ nox.options.error_on_missing_interpreters = True
 
 ROOT = Path(__file__).parent
 PACKAGES = ["ommi-core", "ommi-sqlite", "ommi-postgresql", "ommi-mongodb", "ommi-testkit"]
+PYRIGHT = "pyright==1.1.414"
+"""The pyright release ``typecheck_docs`` checks with (bump it together with the baseline)."""
 
 
 def _sync(session: nox.Session, *groups: str) -> None:
@@ -63,6 +65,20 @@ def typecheck(session: nox.Session) -> None:
     """mypy, strict, on every published package."""
     _sync(session)
     session.run("mypy", *(f"{package}/src" for package in PACKAGES))
+
+
+@nox.session(python="3.11")
+def typecheck_docs(session: nox.Session) -> None:
+    """mypy --strict and pyright on every Python example of README.md and docs/content, and the typing tests.
+
+    Fails on an error that ``tools/typecheck_docs_baseline.txt`` (the known
+    remaining errors, each with its reason) does not list. pyright comes from
+    PyPI, pinned, so that its verdicts do not drift between runs.
+    """
+    _sync(session)
+    session.install(PYRIGHT)
+    session.run("python", "tools/typecheck_docs.py", *session.posargs)
+    session.run("pytest", "-q", "-p", "no:randomly", "ommi-core/tests/test_typing.py")
 
 
 @nox.session(python="3.11")

@@ -49,6 +49,13 @@ class Book:
     author: ClassVar[ommi.LazyOne[Author]]
 
 
+@ommi.ommi_model
+@dataclass
+class Note(ommi.ModelMethods):
+    text: str
+    id: int | None = None
+
+
 async def main() -> None:
     async with ommi.connect("sqlite://") as db:
         reveal_type(await db.add(Author("A")).or_raise())  # Author
@@ -67,6 +74,8 @@ async def main() -> None:
         reveal_type(await db.save(author).or_raise())  # Author
         reveal_type(ommi.when(Book.year > 1).Or(Book.title == "x").And(ommi.field(Book.title).contains("y")))  # Expr
         reveal_type(await db.find(Author).one.or_use(None))  # Author | None
+        reveal_type(await Note("x").save().or_raise())  # Note
+        reveal_type(await Note("x").delete().or_raise())  # int
         book = await db.find(Book).one.or_raise()
         print(book.titel)  # a typo: both checkers must report it
 """
@@ -86,6 +95,8 @@ EXPECTED = [
     "Author",
     "Expr",
     "Author | None",
+    "Note",
+    "int",
 ]
 """The revealed types in order, module and package prefixes removed."""
 
@@ -162,3 +173,48 @@ def test_typed_operands_are_the_fields_at_run_time() -> None:
     assert ommi.desc(Item.name) == name.desc
     with pytest.raises(ommi.QueryError, match=r"ommi.field\(\) takes a model field"):
         ommi.field(Item("x").name)
+
+
+@pytest.mark.parametrize("library", ["dataclass", "slots dataclass", "attrs", "pydantic"])
+async def test_model_methods_base_gives_the_decorators_methods(library: str) -> None:
+    """A model inheriting ``ommi.ModelMethods`` saves, reloads and deletes through the active database."""
+    import dataclasses
+
+    import attrs
+    import ommi
+    import pydantic
+
+    collection = ommi.ModelCollection(f"typing_{library.replace(' ', '_')}")
+    if library == "attrs":
+
+        @ommi.ommi_model(collection=collection, name="Note")
+        @attrs.define
+        class Note(ommi.ModelMethods):
+            text: str
+            id: int | None = None
+
+    elif library == "pydantic":
+
+        @ommi.ommi_model(collection=collection, name="Note")
+        class Note(pydantic.BaseModel, ommi.ModelMethods):  # type: ignore[no-redef]
+            text: str
+            id: int | None = None
+
+    else:
+
+        @ommi.ommi_model(collection=collection, name="Note")
+        @dataclasses.dataclass(slots=library == "slots dataclass")
+        class Note(ommi.ModelMethods):  # type: ignore[no-redef]
+            text: str
+            id: int | None = None
+
+    async with ommi.connect("sqlite://") as db:
+        await db.use_models(collection)
+        note = Note(text="a")
+        assert await note.save().or_raise() is note
+        assert note.id == 1
+        note.text = "changed"
+        assert await note.reload().or_raise() is note
+        assert note.text == "a"
+        assert await note.delete().or_raise() == 1
+        assert await db.find(Note).count.or_raise() == 0

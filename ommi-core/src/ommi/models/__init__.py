@@ -2,7 +2,7 @@
 
 from ommi.models.adapters import ModelAdapter
 from ommi.models.collections import ModelCollection, get_global_collection
-from ommi.models.decorator import ommi_model
+from ommi.models.decorator import ModelMethods, ommi_model
 from ommi.models.metadata import AssociateUsing, Auto, Key, ReferenceTo, StoreAs, TimezoneAware
 from ommi.models.relations import LazyLoadEveryRelated, LazyLoadTheRelated, LazyMany, LazyOne
 from ommi.models.schema import Field, ModelSchema, get_schema, is_model
@@ -20,6 +20,7 @@ __all__ = [
     "LazyOne",
     "ModelAdapter",
     "ModelCollection",
+    "ModelMethods",
     "ModelSchema",
     "ReferenceTo",
     "StorageType",

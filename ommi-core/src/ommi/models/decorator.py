@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Self, TypeVar, overload
 
 from ommi._context import active_database
 from ommi.errors import ModelDefinitionError
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from ommi.models.adapters import ModelAdapter
     from ommi.results import DBAction
 
-__all__ = ["ommi_model"]
+__all__ = ["ModelMethods", "ommi_model"]
 
 M = TypeVar("M", bound=type)
 
@@ -54,6 +54,31 @@ def _reload(self: Any) -> DBAction[Any]:
 
 
 _METHODS: dict[str, Callable[..., Any]] = {"save": _save, "delete": _delete, "reload": _reload}
+
+
+class ModelMethods:
+    """An optional base class that declares the model methods, so type checkers know them.
+
+    ``@ommi_model`` adds ``save()``, ``delete()`` and ``reload()`` to a class at
+    run time, which no type checker can see (pyright has no plugins). A model
+    that also inherits from this class has the same methods, declared and
+    typed: ``await loan.save().or_raise()`` gives the ``Loan``. It adds no
+    field, no state and no slot.
+    """
+
+    __slots__ = ()
+
+    def save(self) -> DBAction[Self]:
+        """Write this instance's fields to its row, by key (inserting it if the row is gone)."""
+        return _save(self)
+
+    def delete(self) -> DBAction[int]:
+        """Delete this instance's row, by key; gives the number deleted (0 or 1)."""
+        return _delete(self)
+
+    def reload(self) -> DBAction[Self]:
+        """Refresh this instance's fields from its row, by key."""
+        return _reload(self)
 
 
 def _adapter_for(cls: type) -> ModelAdapter:
