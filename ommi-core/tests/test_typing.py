@@ -218,3 +218,82 @@ async def test_model_methods_base_gives_the_decorators_methods(library: str) -> 
         assert note.text == "a"
         assert await note.delete().or_raise() == 1
         assert await db.find(Note).count.or_raise() == 0
+
+
+LIBRARIES = """
+from dataclasses import dataclass
+
+import attrs
+import pydantic
+
+import ommi
+
+shelf = ommi.ModelCollection("libraries")
+
+
+@ommi.ommi_model(collection=shelf)
+@dataclass(frozen=True)
+class Frozen:
+    name: str
+    id: int | None = None
+
+
+@ommi.ommi_model(collection=shelf)
+@attrs.define
+class Slotted:
+    name: str
+    id: int | None = None
+
+
+@ommi.ommi_model(collection=shelf)
+@attrs.frozen
+class FrozenAttrs:
+    name: str
+    id: int | None = None
+
+
+@ommi.ommi_model(collection=shelf)
+class Pydantic(pydantic.BaseModel):
+    name: str
+    id: int | None = None
+
+
+async def main(db: ommi.Ommi) -> None:
+    reveal_type(await db.find(Frozen, Frozen.name == "a").sort(ommi.desc(Frozen.name)).one.or_raise())
+    reveal_type(await db.find(Slotted, Slotted.name == "a").sort(Slotted.name).one.or_raise())
+    reveal_type(await db.find(FrozenAttrs, FrozenAttrs.name == "a").one.or_raise())
+    reveal_type(await db.find(Pydantic, Pydantic.name == "a").one.or_raise())
+"""
+
+
+def _mypy(program: Path, *, plugin: bool) -> str:
+    config = program.parent / "mypy.ini"
+    config.write_text("[mypy]\n" + ("plugins = ommi.mypy\n" if plugin else ""), encoding="utf-8")
+    cache = program.parent / ".mypy_cache"
+    stdout, stderr, _ = mypy_api.run(
+        ["--strict", "--config-file", str(config), "--cache-dir", str(cache), "--no-error-summary", str(program)]
+    )
+    return stdout + stderr
+
+
+def test_mypy_plugin_lets_fields_be_read_on_the_class(tmp_path: Path) -> None:
+    """With ``ommi.mypy``, fields read on dataclass, attrs (slotted) and pydantic models are no error."""
+    program = tmp_path / "libraries.py"
+    program.write_text(LIBRARIES, encoding="utf-8")
+    output = _mypy(program, plugin=True)
+    assert [_short(m) for m in re.findall(r'note: Revealed type is "(.*)"', output)] == [
+        "Frozen",
+        "Slotted",
+        "FrozenAttrs",
+        "Pydantic",
+    ], output
+    assert ": error:" not in output, output
+
+
+def test_mypy_without_the_plugin_refuses_fields_read_on_the_class(tmp_path: Path) -> None:
+    """Why the plugin exists: without it mypy refuses ``Model.field`` of a field with no default."""
+    program = tmp_path / "libraries.py"
+    program.write_text(LIBRARIES, encoding="utf-8")
+    output = _mypy(program, plugin=False)
+    assert 'Cannot access instance-only attribute "name" on class object' in output, output
+    assert '"name" in __slots__ conflicts with class variable access' in output, output
