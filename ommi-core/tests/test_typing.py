@@ -53,7 +53,7 @@ class Book:
 @dataclass
 class Note(ommi.ModelMethods):
     text: str
-    id: int | None = None
+    id: int = ommi.generated_key()
 
 
 async def main() -> None:
@@ -76,6 +76,9 @@ async def main() -> None:
         reveal_type(await db.find(Author).one.or_use(None))  # Author | None
         reveal_type(await Note("x").save().or_raise())  # Note
         reveal_type(await Note("x").delete().or_raise())  # int
+        note = await db.add(Note("y")).or_raise()
+        reveal_type(note.id)  # int: generated_key() types the key as the key's own type
+        reveal_type(await db.find(Note, Note.id == note.id).count.or_raise())  # int
         book = await db.find(Book).one.or_raise()
         print(book.titel)  # a typo: both checkers must report it
 """
@@ -96,6 +99,8 @@ EXPECTED = [
     "Expr",
     "Author | None",
     "Note",
+    "int",
+    "int",
     "int",
 ]
 """The revealed types in order, module and package prefixes removed."""
@@ -297,3 +302,38 @@ def test_mypy_without_the_plugin_refuses_fields_read_on_the_class(tmp_path: Path
     output = _mypy(program, plugin=False)
     assert 'Cannot access instance-only attribute "name" on class object' in output, output
     assert '"name" in __slots__ conflicts with class variable access' in output, output
+
+
+async def test_generated_key_is_none_until_added() -> None:
+    """``id: int = ommi.generated_key()`` behaves as ``id: int | None = None``: None, then the generated key."""
+    from dataclasses import dataclass
+    from typing import Annotated
+
+    import ommi
+
+    collection = ommi.ModelCollection("typing_generated_key")
+
+    @ommi.ommi_model(collection=collection)
+    @dataclass
+    class Writer:
+        name: str
+        id: int = ommi.generated_key()
+
+    @ommi.ommi_model(collection=collection)
+    @dataclass
+    class Text:
+        title: str
+        writer_id: Annotated[int, ommi.ReferenceTo(Writer.id)]
+        id: int = ommi.generated_key()
+
+    writer = Writer("w")
+    assert writer.id is None
+    async with ommi.connect("sqlite://") as db:
+        await db.use_models(collection)
+        await db.add(writer).or_raise()
+        assert writer.id == 1
+        first, second = await db.add(Text("a", writer.id), Text("b", writer.id)).or_raise()
+        assert (first.id, second.id) == (1, 2)
+        assert await db.find(Text, Text.writer_id == writer.id).count.or_raise() == 2
+        with pytest.raises(ommi.ValidationError, match=r"Text.writer_id is not optional"):
+            await db.add(Text("c", ommi.generated_key())).or_raise()

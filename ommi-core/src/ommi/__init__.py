@@ -52,6 +52,7 @@ from ommi.models import (
     ReferenceTo,
     StoreAs,
     TimezoneAware,
+    generated_key,
     get_global_collection,
     ommi_model,
 )
@@ -102,6 +103,7 @@ __all__ = [
     "drivers",
     "errors",
     "field",
+    "generated_key",
     "get_global_collection",
     "ommi_model",
     "when",

@@ -3,7 +3,7 @@
 from ommi.models.adapters import ModelAdapter
 from ommi.models.collections import ModelCollection, get_global_collection
 from ommi.models.decorator import ModelMethods, ommi_model
-from ommi.models.metadata import AssociateUsing, Auto, Key, ReferenceTo, StoreAs, TimezoneAware
+from ommi.models.metadata import AssociateUsing, Auto, Key, ReferenceTo, StoreAs, TimezoneAware, generated_key
 from ommi.models.relations import LazyLoadEveryRelated, LazyLoadTheRelated, LazyMany, LazyOne
 from ommi.models.schema import Field, ModelSchema, get_schema, is_model
 from ommi.models.types import Codec, StorageType
@@ -26,6 +26,7 @@ __all__ = [
     "StorageType",
     "StoreAs",
     "TimezoneAware",
+    "generated_key",
     "get_global_collection",
     "get_schema",
     "is_model",

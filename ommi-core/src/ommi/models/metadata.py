@@ -20,8 +20,23 @@ __all__ = [
     "ReferenceTo",
     "StoreAs",
     "TimezoneAware",
+    "generated_key",
     "iter_metadata",
 ]
+
+
+def generated_key() -> Any:
+    """The default of a key the database generates, typed as the key's own type.
+
+    ``id: int = generated_key()`` is ``None`` until ``add()`` stores the
+    instance and sets the generated key, exactly as ``id: int | None = None``;
+    a type checker, though, sees an ``int``, so ``author.id`` can be passed
+    where an ``int`` is expected without narrowing it first. The price is
+    that the checker also calls it an ``int`` before the instance is added.
+    It applies to the one int key that Ommi has the database generate (see
+    ``Auto``); on any other field ``None`` fails validation as usual.
+    """
+    return None
 
 
 class FieldMetadata:
