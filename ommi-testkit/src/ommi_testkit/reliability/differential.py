@@ -33,6 +33,7 @@ from ommi import Ommi
 from ommi.drivers import Driver
 from ommi.errors import OmmiError
 from ommi.models.schema import get_schema
+from ommi.query.find import FindQuery
 
 from ommi_testkit.reference import ReferenceDriver
 from ommi_testkit.reliability.domain import Domain
@@ -70,7 +71,7 @@ async def _rows(iterator: Any) -> list[Any]:
 
 
 async def _find(db: Ommi, spec: FindSpec) -> Any:
-    query = db.find(spec.target, *(condition.build() for condition in spec.where))
+    query: FindQuery[Any] = db.find(spec.target, *(condition.build() for condition in spec.where))
     if spec.sort:
         keys = [field_of(spec.target, name) for name, _ in spec.sort]
         query = query.sort(*(f.desc if desc else f.asc for f, (_, desc) in zip(keys, spec.sort, strict=True)))
@@ -91,7 +92,7 @@ async def _run(db: Ommi, operation: Operation) -> Any:
     if isinstance(operation, FindSpec):
         return await _find(db, operation)
     if isinstance(operation, UpdateSpec):
-        query = db.find(operation.target, *(c.build() for c in operation.where))
+        query: FindQuery[Any] = db.find(operation.target, *(c.build() for c in operation.where))
         return await query.update(dict(operation.values)).or_raise()
     if isinstance(operation, DeleteSpec):
         return await db.find(operation.target, *(c.build() for c in operation.where)).delete.or_raise()

@@ -111,7 +111,7 @@ class CrudTests(SuiteBase):
 
     async def test_add_without_models_fails(self, db: Ommi) -> None:
         """``db.add()`` with nothing to add is a failure, not a silent no-op."""
-        result = await db.add()
+        result: Any = await db.add()
         assert isinstance(result, DBResult.DBFailure)
         assert isinstance(result.exception, OmmiError)
 
@@ -250,7 +250,7 @@ class CrudTests(SuiteBase):
         """``await db.find(...).or_raise()`` returns the ``.all`` iterator."""
         await db.add(*_people()).or_raise()
         iterator = await db.find(Person).or_raise()
-        assert sorted(p.id for p in await iterator.to_list()) == [1, 2, 3]
+        assert sorted(p.id or 0 for p in await iterator.to_list()) == [1, 2, 3]
 
     async def test_all_async_iteration(self, db: Ommi) -> None:
         """``async for`` over ``.all`` and over ``.all()`` yields every match."""

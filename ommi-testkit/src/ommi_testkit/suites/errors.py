@@ -132,7 +132,7 @@ class ErrorTranslationTests(SuiteBase):
     async def test_errors_model_method_failure_is_a_result(self, db: Ommi) -> None:
         """``await instance.save()`` with an invalid value gives a failure result, not an exception."""
         entry = await db.add(TxEntry("x")).or_raise()
-        entry.amount = "many"
+        entry.amount = "many"  # type: ignore[assignment]  # the wrong type is the point of the test
         result = await entry.save()
         assert isinstance(result, DBResult.DBFailure)
         assert isinstance(result.exception, ValidationError)
