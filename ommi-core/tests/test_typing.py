@@ -158,6 +158,120 @@ def test_pyright_types_results_and_reports_typos(program: Path) -> None:
     assert 'Cannot access attribute "titel" for class "Book"' in errors[0]["message"]
 
 
+DRIVERS = """
+import sqlite3
+
+import ommi
+from ommi import errors
+from ommi.drivers import map_exceptions
+from ommi_sqlite import SQLiteDriver
+
+
+def translate(exc: sqlite3.Error) -> errors.OmmiError | None:
+    return errors.OperationalError(f"{exc.sqlite_errorname}: {exc}")
+
+
+def main() -> None:
+    db = ommi.connect("sqlite://", pool_size=2)
+    reveal_type(db.driver.settings)  # what every driver's settings have
+    reveal_type(db.driver.settings.batch_size)
+    if isinstance(db.driver, SQLiteDriver):
+        reveal_type(db.driver.settings)  # the driver's own settings class
+        print(db.driver.settings.pool_sise)  # a typo: both checkers must report it
+    exceptions = {sqlite3.Error: translate}  # keyed by the client's own exception class
+    with map_exceptions(exceptions):
+        pass
+"""
+
+
+def _mypy_strict(program: Path) -> tuple[list[str], list[str], str]:
+    """``mypy --strict`` with the plugin: the revealed types (short), the error lines and the whole output."""
+    output = _mypy(program, plugin=True)
+    revealed = [_short(m) for m in re.findall(r'note: Revealed type is "(.*)"', output)]
+    return revealed, [line for line in output.splitlines() if ": error:" in line], output
+
+
+def _pyright(program: Path) -> tuple[list[str], list[str], str]:
+    """pyright (skipping the test when it is not on PATH): the revealed types, the error messages and its report."""
+    pyright = shutil.which("pyright")
+    if pyright is None:
+        pytest.skip("pyright is not on PATH: run `uv run --with pyright pytest ...` or `nox -s typecheck_docs`")
+    completed = subprocess.run(
+        [pyright, "--outputjson", "--pythonversion", "3.11", "--pythonpath", sys.executable, str(program)],
+        cwd=program.parent,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    diagnostics = json.loads(completed.stdout)["generalDiagnostics"]
+    revealed = [
+        _short(re.sub(r'^Type of ".*" is "(.*)"$', r"\1", d["message"], flags=re.DOTALL))
+        for d in diagnostics
+        if d["severity"] == "information"
+    ]
+    return revealed, [d["message"] for d in diagnostics if d["severity"] == "error"], completed.stdout
+
+
+TYPO = """
+from dataclasses import dataclass
+
+import ommi
+
+
+@ommi.ommi_model
+@dataclass
+class User:
+    name: str
+    id: int | None = None
+
+
+async def main() -> None:
+    async with ommi.connect("sqlite://") as db:
+        u = await db.find(User).one.or_raise()
+        print(u.name)
+        print(u.nmae)
+"""
+
+
+@pytest.mark.parametrize("checker", ["mypy", "pyright"])
+def test_a_typo_on_a_fetched_model_is_reported(checker: str, tmp_path: Path) -> None:
+    """``u.nmae`` on ``await db.find(User).one.or_raise()`` is the one error, for both checkers."""
+    program = tmp_path / "typo.py"
+    program.write_text(TYPO, encoding="utf-8")
+    _, errors, output = (_mypy_strict if checker == "mypy" else _pyright)(program)
+    assert len(errors) == 1, output
+    assert '"nmae"' in errors[0] and '"User"' in errors[0], output
+
+
+@pytest.mark.parametrize("checker", ["mypy", "pyright"])
+def test_driver_settings_and_exception_maps_are_typed(checker: str, tmp_path: Path) -> None:
+    """``db.driver.settings`` is typed (the common part, or the driver's own class once narrowed), and
+    ``map_exceptions`` takes a dict keyed by a client's exception classes."""
+    program = tmp_path / "drivers.py"
+    program.write_text(DRIVERS, encoding="utf-8")
+    revealed, errors, output = (_mypy_strict if checker == "mypy" else _pyright)(program)
+    assert revealed == ["DriverSettings", "int", "SQLiteSettings"], output
+    assert len(errors) == 1, output
+    assert "pool_sise" in errors[0], output
+
+
+def test_every_first_party_driver_sets_the_settings_it_declares() -> None:
+    """``Driver.settings`` is declared on the base class: each driver sets it, with the batch size it uses."""
+    from ommi_mongodb import MongoDBDriver
+    from ommi_postgresql import PostgreSQLDriver
+    from ommi_sqlite import SQLiteDriver
+    from ommi_testkit import ReferenceDriver
+
+    drivers = [
+        SQLiteDriver.connect("sqlite://", batch_size=7),
+        PostgreSQLDriver.connect("postgresql://app@127.0.0.1:5432/shop", batch_size=7),
+        MongoDBDriver.connect("mongodb://127.0.0.1:27017/shop", batch_size=7),
+        ReferenceDriver.connect("reference://", batch_size=7),
+    ]
+    for driver in drivers:  # built only: no I/O
+        assert driver.settings.batch_size == driver.default_batch_size == 7, driver
+
+
 def test_typed_operands_are_the_fields_at_run_time() -> None:
     """``ommi.field``, ``ommi.asc`` and ``ommi.desc`` give the field and its sort keys; other values are refused."""
     from dataclasses import dataclass

@@ -101,7 +101,7 @@ class MongoDBTransaction(MongoDBOperations, DriverTransaction):
             await asyncio.shield(session.end_session())
 
 
-class MongoDBDriver(MongoDBOperations, Driver):
+class MongoDBDriver(MongoDBOperations, Driver[MongoDBSettings]):
     """The MongoDB driver (``mongodb://`` and ``mongodb+srv://`` URLs).
 
     Build it with :meth:`connect`; nothing touches the network until

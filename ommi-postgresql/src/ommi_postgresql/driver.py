@@ -69,7 +69,7 @@ async def _first_batch(
     return cursor, fetch_sql, rows
 
 
-class PostgreSQLDriver(PostgreSQLOperations, Driver):
+class PostgreSQLDriver(PostgreSQLOperations, Driver[PostgreSQLSettings]):
     """The PostgreSQL driver.
 
     Build it with :meth:`connect` (no I/O); ``async with Ommi(driver)`` opens

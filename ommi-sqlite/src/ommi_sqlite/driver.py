@@ -26,7 +26,7 @@ __all__ = ["SQLiteDriver", "SQLiteTransaction"]
 log = get_logger("ommi.sqlite.driver")
 
 
-class SQLiteDriver(SQLiteOperations, Driver):
+class SQLiteDriver(SQLiteOperations, Driver[SQLiteSettings]):
     """Ommi's SQLite driver: every call into SQLite runs on aiosqlite's threads.
 
     Build it with :meth:`connect` (no I/O happens until the database opens)::

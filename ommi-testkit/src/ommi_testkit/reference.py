@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections.abc import AsyncGenerator, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Self
 
 from ommi.drivers import Capabilities, Driver, DriverTransaction, Operations
@@ -38,7 +39,7 @@ from ommi.expressions import Expr, Query
 from ommi.models.schema import Field, ModelSchema
 from ommi.query.evaluate import holds, ordered
 
-__all__ = ["ConstraintViolation", "ReferenceDriver", "ReferenceStore", "evaluate", "run_query"]
+__all__ = ["ConstraintViolation", "ReferenceDriver", "ReferenceSettings", "ReferenceStore", "evaluate", "run_query"]
 
 Row = tuple[Any, ...]
 
@@ -347,7 +348,15 @@ class ReferenceStore:
         self.lock: asyncio.Lock | None = None
 
 
-class ReferenceDriver(_Store, Driver):
+@dataclass(frozen=True, slots=True)
+class ReferenceSettings:
+    """The reference driver's settings (its ``driver.settings``)."""
+
+    batch_size: int = 100
+    """Rows per batch for ``.all`` when a query does not set one."""
+
+
+class ReferenceDriver(_Store, Driver[ReferenceSettings]):
     """The in-memory reference driver (``reference://``).
 
     Every instance is its own database unless several are given one
@@ -359,6 +368,7 @@ class ReferenceDriver(_Store, Driver):
     default_batch_size = 100
 
     def __init__(self, batch_size: int = 100, *, store: ReferenceStore | None = None) -> None:
+        self.settings = ReferenceSettings(batch_size)
         self._store = store if store is not None else ReferenceStore()
         self.default_batch_size = batch_size
         # This driver's open transactions, rolled back by close(); a closed driver refuses work until open().

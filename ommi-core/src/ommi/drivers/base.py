@@ -19,15 +19,19 @@ from __future__ import annotations
 
 import abc
 from collections.abc import AsyncGenerator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, Self
 
 from ommi.drivers.capabilities import Capabilities
 
 if TYPE_CHECKING:
+    from typing_extensions import TypeVar
+
     from ommi.expressions import Query
     from ommi.models.schema import Field, ModelSchema
+else:
+    from typing import TypeVar
 
-__all__ = ["Driver", "DriverTransaction", "Operations", "Row"]
+__all__ = ["Driver", "DriverSettings", "DriverTransaction", "Operations", "Row"]
 
 Row = tuple[Any, ...]
 """One stored row as drivers exchange it with core: the model's canonical values in field order.
@@ -37,6 +41,27 @@ Canonical values are what :class:`ommi.models.types.StorageType` names (``int``,
 into them (``row_converter`` builds a fast converter) and core builds model
 instances from them.
 """
+
+
+class DriverSettings(Protocol):
+    """What the settings of every driver have; each driver's own settings class adds the rest.
+
+    ``SQLiteSettings``, ``PostgreSQLSettings`` and ``MongoDBSettings`` are such
+    classes: a driver declares its own as ``Driver[MySettings]``.
+    """
+
+    @property
+    def batch_size(self) -> int:
+        """Rows per batch for ``.all`` when a query does not set one."""
+        ...
+
+
+if TYPE_CHECKING:
+    # A bare ``Driver`` means ``Driver[DriverSettings]`` (typing_extensions exists for checkers only:
+    # ommi does not depend on it, and TypeVar takes ``default`` at run time from Python 3.13 on).
+    SettingsT_co = TypeVar("SettingsT_co", bound=DriverSettings, covariant=True, default=DriverSettings)
+else:
+    SettingsT_co = TypeVar("SettingsT_co", bound=DriverSettings, covariant=True)
 
 
 class Operations(abc.ABC):
@@ -114,15 +139,27 @@ class DriverTransaction(Operations):
         """Discard the transaction's writes and release the connection."""
 
 
-class Driver(Operations):
+class Driver(Operations, Generic[SettingsT_co]):
     """A connected (or connectable) database.
 
-    Subclasses set :attr:`name` and :attr:`capabilities`, and accept settings in
-    :meth:`connect`: ``None`` for defaults, a URL or path string, or a mapping.
+    Subclasses set :attr:`name` and :attr:`capabilities`, accept settings in
+    :meth:`connect` (``None`` for defaults, a URL or path string, or a
+    mapping), and set :attr:`settings` when built. A driver names its settings
+    class as the type argument, ``class SQLiteDriver(Driver[SQLiteSettings])``,
+    so that ``driver.settings`` has that type; a bare ``Driver`` is
+    ``Driver[DriverSettings]``.
     """
 
     name: ClassVar[str] = "driver"
     """Short name, as registered (``"sqlite"``)."""
+
+    settings: SettingsT_co
+    """The driver's resolved settings (``SQLiteSettings``...), set when the driver is built.
+
+    Through ``db.driver`` (a ``Driver``, whichever driver the URL chose) a type
+    checker knows only :class:`DriverSettings`; narrow the driver first,
+    ``isinstance(db.driver, SQLiteDriver)``, to reach the driver's own settings.
+    """
 
     capabilities: Capabilities = Capabilities()
     """What this driver supports; an instance may narrow it after :meth:`open`."""

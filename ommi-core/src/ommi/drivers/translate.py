@@ -22,18 +22,27 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import TypeAlias, cast
+from typing import TypeAlias, TypeVar, cast
 
 from ommi.errors import OmmiError
 
 __all__ = ["ExceptionMap", "map_exceptions", "translated"]
 
-Translation: TypeAlias = type[OmmiError] | Callable[[BaseException], OmmiError | None]
-ExceptionMap: TypeAlias = Mapping[type[BaseException], Translation]
-"""Client exception class -> Ommi exception class, or a function building the Ommi exception (``None``: not ours)."""
+E = TypeVar("E", bound=BaseException)
+
+Translation: TypeAlias = type[OmmiError] | Callable[[E], OmmiError | None]
+"""An Ommi exception class, or a function building the Ommi exception from the client's (``None``: not ours)."""
+
+ExceptionMap: TypeAlias = Mapping[type[BaseException], Translation[BaseException]]
+"""Client exception class -> Ommi exception class, or a function building the Ommi exception (``None``: not ours).
+
+:func:`map_exceptions` also takes a mapping keyed by the client's own base
+class (``dict[type[sqlite3.Error], ...]``): its key type is a type variable,
+since a ``Mapping`` is invariant in its key.
+"""
 
 
-def translated(exc: BaseException, mapping: ExceptionMap) -> OmmiError | None:
+def translated(exc: BaseException, mapping: Mapping[type[E], Translation[E]]) -> OmmiError | None:
     """The Ommi exception ``mapping`` gives for ``exc``, or ``None`` when none of its entries claims it."""
     if isinstance(exc, OmmiError):
         return None
@@ -41,13 +50,17 @@ def translated(exc: BaseException, mapping: ExceptionMap) -> OmmiError | None:
         if isinstance(exc, kind):
             if isinstance(translation, type) and issubclass(translation, OmmiError):
                 return translation(str(exc) or type(exc).__name__)
-            return cast("Callable[[BaseException], OmmiError | None]", translation)(exc)
+            return cast("Callable[[E], OmmiError | None]", translation)(exc)
     return None
 
 
 @contextmanager
-def map_exceptions(mapping: ExceptionMap) -> Iterator[None]:
-    """Re-raise exceptions of the block that ``mapping`` translates, chained to the original."""
+def map_exceptions(mapping: Mapping[type[E], Translation[E]]) -> Iterator[None]:
+    """Re-raise exceptions of the block that ``mapping`` translates, chained to the original.
+
+    ``mapping`` may be keyed by any exception classes (``dict[type[sqlite3.Error], ...]``
+    included); a function it holds receives an exception of its key's class.
+    """
     try:
         yield
     except Exception as exc:
