@@ -10,7 +10,7 @@ from ommi import plugins
 from ommi.database import Ommi
 from ommi.drivers.capabilities import Capabilities
 from ommi.drivers.registry import DriverSpec
-from ommi.drivers.urls import url_scheme
+from ommi.drivers.urls import redact_url, url_scheme
 from ommi.errors import DriverNotFound
 
 __all__ = ["DriverInfo", "connect", "drivers", "spec_for_url"]
@@ -97,7 +97,10 @@ def spec_for_url(url: str) -> DriverSpec:
 def connect(url: str, /, *, allow_implicit_model_setup: bool = True, **settings: Any) -> Ommi:
     """An :class:`Ommi` database for ``url``, with the driver its scheme names.
 
-    Nothing is opened until ``async with`` or the first operation.
+    Nothing is opened until ``async with`` or the first operation; from then
+    on the database stays open until ``await db.close()`` (or the end of the
+    ``async with`` block). One left open gets a ``ResourceWarning`` naming
+    its URL (without secrets) when collected or at exit; see :class:`Ommi`.
 
     Args:
         url: ``sqlite:///app.db``, ``sqlite://`` (memory), ``postgresql://...``, ``mongodb://...``.
@@ -107,4 +110,6 @@ def connect(url: str, /, *, allow_implicit_model_setup: bool = True, **settings:
     if not isinstance(url, str):
         raise DriverNotFound(f"connect() takes a URL string, not {type(url).__name__}")
     driver_cls = spec_for_url(url).load()
-    return Ommi(driver_cls.connect(url, **settings), allow_implicit_model_setup=allow_implicit_model_setup)
+    db = Ommi(driver_cls.connect(url, **settings), allow_implicit_model_setup=allow_implicit_model_setup)
+    db._shown = redact_url(url)
+    return db

@@ -8,10 +8,13 @@ transaction). The active executor of the context lives in :mod:`ommi._context`.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import contextvars
 import decimal
 import time
+import warnings
+import weakref
 from collections.abc import Iterable, Sequence
 from types import TracebackType
 from typing import Any, TypeVar, overload
@@ -301,6 +304,16 @@ def _decode_generated_key(auto: Field, key: Any, driver: str) -> Any:
 Session = Executor
 """The former name of :class:`Executor` (it is not a session: nothing is tracked between operations)."""
 
+_open_databases: weakref.WeakSet[Ommi] = weakref.WeakSet()
+"""Every :class:`Ommi` whose driver is open: reported at exit when still open."""
+
+
+@atexit.register
+def _report_open_at_exit() -> None:
+    """Warn (``ResourceWarning``) about every database still open when the interpreter exits."""
+    for db in list(_open_databases):
+        db._warn_unclosed("left open at exit")
+
 
 class Ommi(Executor):
     """A database, opened through a driver.
@@ -308,6 +321,16 @@ class Ommi(Executor):
     ``async with Ommi(driver) as db:`` opens the driver, makes ``db`` the active
     database of the context (for model methods and lazy relations) and closes
     the driver on exit.
+
+    A database opened by its first operation stays open until
+    ``await db.close()``. One still open when it is garbage collected, or when
+    the interpreter exits, gets a ``ResourceWarning`` naming it (shown under
+    ``python -X dev`` or ``-W always``, like an unclosed file). Leaving it open
+    loses nothing that was committed: every operation outside a transaction
+    commits before it returns. A transaction still open at that point never
+    committed, and the database rolls it back. The interpreter never waits
+    for an open database at exit (the SQLite driver closes its connections
+    then, see its README).
 
     Args:
         driver: a driver from ``SomeDriver.connect(...)``.
@@ -334,9 +357,29 @@ class Ommi(Executor):
         self._generation = 0
         """Counts close() calls: a transaction remembers the generation it began in."""
         self._tokens: list[contextvars.Token[Executor | None]] = []
+        self._shown = driver.description
+        """How warnings name the database: the redacted URL when ``ommi.connect`` made it."""
+        self._leak_reported = False
 
     def __repr__(self) -> str:
         return f"<Ommi {self.driver.description}>"
+
+    def __del__(self) -> None:
+        if getattr(self, "_driver_open", False):
+            self._warn_unclosed("garbage collected while open")
+
+    def _warn_unclosed(self, when: str) -> None:
+        """Warn once that the database was not closed (``when``: at exit, or collected)."""
+        if not self._driver_open or self._leak_reported:
+            return
+        self._leak_reported = True
+        warnings.warn(
+            f"unclosed Ommi database {self._shown} ({when}): close it with `await db.close()`, "
+            "or open it with `async with db:`",
+            ResourceWarning,
+            stacklevel=2,
+            source=self,
+        )
 
     def _database(self) -> Ommi:
         return self
@@ -377,6 +420,8 @@ class Ommi(Executor):
         self._ready = set()
         self._setup_lock = asyncio.Lock()
         self._driver_open = True
+        self._leak_reported = False
+        _open_databases.add(self)
         self._state = "open"
         log.debug("database.open", driver=self.driver.name)
 
@@ -413,6 +458,7 @@ class Ommi(Executor):
             self._state = "closed"
             if self._driver_open:
                 self._driver_open = False
+                _open_databases.discard(self)
                 await self.driver.close()
                 log.debug("database.close", driver=self.driver.name)
 

@@ -34,11 +34,18 @@ its locks, so nothing it does can touch the generation the driver opens next.
 Each connection keeps its cursors for reuse and sqlite3's statement cache holds
 the prepared statements, so repeated queries are neither re-prepared nor given
 a new cursor.
+
+Every connection's aiosqlite worker thread is a daemon thread, so the
+interpreter never waits for a database left open at exit; a pool still open
+then is closed by an ``atexit`` handler (:func:`close_pools_at_exit`), each
+connection in its own worker thread, which rolls back a transaction left
+open (it never committed) and checkpoints the WAL file.
 """
 
 from __future__ import annotations
 
 import asyncio
+import atexit
 import builtins
 import contextlib
 import dataclasses
@@ -47,6 +54,8 @@ import logging
 import secrets
 import sqlite3
 import threading
+import time
+import warnings
 import weakref
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
@@ -59,7 +68,7 @@ from ommi_sqlite._dialect import DECIMAL_COLLATION, compare_decimals
 from ommi_sqlite._errors import exception_map
 from ommi_sqlite._settings import MEMORY, SQLiteSettings
 
-__all__ = ["Channel", "Gate", "Link", "Pool", "Stream", "no_gate", "variable_limit"]
+__all__ = ["Channel", "Gate", "Link", "Pool", "Stream", "close_pools_at_exit", "no_gate", "variable_limit"]
 
 log = get_logger("ommi.sqlite.driver")
 
@@ -70,6 +79,10 @@ _FETCH_CHUNK = 1000
 """Most rows fetched per call into the worker thread; a larger batch takes several calls."""
 _SNAPSHOT_TOKEN = secrets.token_hex(4)
 _snapshot_numbers = itertools.count(1)
+_EXIT_GRACE = 2.0
+"""Seconds the interpreter's exit waits, in all, for the worker threads closing pools left open."""
+_open_pools: weakref.WeakSet[Pool] = weakref.WeakSet()
+"""Pools opened and not closed: :func:`close_pools_at_exit` closes them."""
 
 
 def variable_limit() -> int:
@@ -96,6 +109,31 @@ class _OmmiConnection(sqlite3.Connection):
         _VARIABLE_LIMIT[0] = self.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
 
 
+def _worker_thread(connection: aiosqlite.Connection) -> threading.Thread | None:
+    """The thread running ``connection``'s calls into SQLite.
+
+    aiosqlite 0.21 and later keep it in ``_thread``; before, the connection
+    was the thread itself.
+    """
+    thread = getattr(connection, "_thread", connection)
+    return thread if isinstance(thread, threading.Thread) else None
+
+
+def _daemonize(connection: aiosqlite.Connection, database: str) -> None:
+    """Make the (not yet started) worker thread of ``connection`` a daemon thread.
+
+    aiosqlite's worker threads are not daemons: the interpreter waits for
+    every one at exit, and the thread of a connection nobody closed waits
+    for work forever, so a script that never closed its database would never
+    exit. A daemon thread is not waited for; :func:`close_pools_at_exit`
+    closes the connections left open instead.
+    """
+    thread = _worker_thread(connection)
+    if thread is not None and not thread.is_alive() and thread.ident is None:
+        thread.daemon = True
+        thread.name = f"ommi-sqlite {database}"
+
+
 async def _worker_stopped(connection: aiosqlite.Connection) -> None:
     """Wait for the worker thread of a connection that failed to open.
 
@@ -103,9 +141,44 @@ async def _worker_stopped(connection: aiosqlite.Connection) -> None:
     thread then reports to the event loop; waiting here keeps that report from
     arriving after the loop has closed (an unhandled error in the thread).
     """
-    thread = getattr(connection, "_thread", None)
-    if isinstance(thread, threading.Thread) and thread.is_alive():
+    thread = _worker_thread(connection)
+    if thread is not None and thread.is_alive():
         await asyncio.to_thread(thread.join, 5.0)
+
+
+def close_pools_at_exit() -> None:
+    """Close the connections of every pool still open, from outside any event loop (an ``atexit`` handler).
+
+    Each connection is closed in its own worker thread by aiosqlite's
+    ``stop()`` (closing rolls back a transaction left open: it never
+    committed), then the thread ends. The exit waits at most
+    ``_EXIT_GRACE`` seconds in all: a thread still busy after that (a long
+    statement) is a daemon and is abandoned, and SQLite's journal makes the
+    abandoned statement all or nothing.
+    """
+    pools = list(_open_pools)
+    if not pools:
+        return
+    threads: list[threading.Thread] = []
+    with warnings.catch_warnings():
+        # aiosqlite's stop() makes a future on asyncio.get_event_loop(): with no
+        # loop current it makes none (and some Pythons warn about asking).
+        warnings.simplefilter("ignore", DeprecationWarning)
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            # No loop runs any more: clear the current one, since a closed loop
+            # left current would get the thread's report and fail it.
+            with contextlib.suppress(Exception):
+                asyncio.set_event_loop(None)
+        for pool in pools:
+            threads.extend(pool.abandon())
+    deadline = time.monotonic() + _EXIT_GRACE
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
+
+
+atexit.register(close_pools_at_exit)
 
 
 async def _discard(cursor: aiosqlite.Cursor) -> None:
@@ -212,6 +285,19 @@ class Link:
         """Roll back whatever is open (a no-op without a transaction)."""
         with self.errors():
             await self.conn.rollback()
+
+    def stop(self) -> threading.Thread | None:
+        """Close the connection in its worker thread and end the thread, without an event loop; the thread.
+
+        For the exit of the interpreter (:func:`close_pools_at_exit`): the
+        caller joins the thread returned to wait for the close.
+        """
+        thread = _worker_thread(self.conn)
+        try:
+            self.conn.stop()
+        except Exception:  # noqa: BLE001 - at exit there is nobody to report to
+            return None
+        return thread if thread is not None and thread.is_alive() else None
 
     async def close(self) -> None:
         """Close the connection, and its cursors first; errors while closing are logged, not raised.
@@ -465,6 +551,7 @@ class Pool:
             uri=target.startswith("file:"),
             factory=_OmmiConnection,
         )
+        _daemonize(connecting, self.database)
         try:
             with map_exceptions(exception_map(self.database, settings.busy_timeout)):
                 conn = await connecting
@@ -527,6 +614,7 @@ class Pool:
             await asyncio.shield(writer.close())
             self._check_not_closed()
         self.writer = writer
+        _open_pools.add(self)
         log.debug("pool.open", driver="sqlite", database=self.database, readers=self.settings.pool_size)
 
     async def close(self) -> None:
@@ -534,6 +622,7 @@ class Pool:
         if self._closed:
             return
         self._closed = True
+        _open_pools.discard(self)
         signal = self._closing_signal
         if signal is not None and not signal.done():
             signal.set_result(None)
@@ -549,6 +638,20 @@ class Pool:
         for link in links:
             await link.close()
         log.debug("pool.close", driver="sqlite", database=self.database)
+
+    def abandon(self) -> list[threading.Thread]:
+        """Close the pool from outside its event loop (at exit): stop every connection; their worker threads.
+
+        Nothing waits here: the caller joins the threads returned. The pool
+        counts as closed afterwards.
+        """
+        self._closed = True
+        _open_pools.discard(self)
+        links = [link for link in (self.writer, *self._readers) if link is not None]
+        self._readers.clear()
+        self._idle_readers.clear()
+        threads = [link.stop() for link in links]
+        return [thread for thread in threads if thread is not None]
 
     def _check_not_closed(self) -> None:
         if self._closed:

@@ -115,7 +115,7 @@ class SQLiteDriver(SQLiteOperations, Driver[SQLiteSettings]):
 
     def __del__(self) -> None:
         pool = getattr(self, "_pool", None)
-        if getattr(self, "_shared", False) or (pool is not None and pool.is_open):
+        if pool is not None and (pool.is_open or (getattr(self, "_shared", False) and not pool.closed)):
             warnings.warn(f"{self!r} was not closed; use `async with Ommi(driver)`", ResourceWarning, stacklevel=1)
 
     # -- lifecycle -----------------------------------------------------------
