@@ -45,6 +45,7 @@ LATE_BINDING = {
 
 DEFERRED = {
     ("ommi.cli", "ommi._demo"): "the tour's module is loaded only when `ommi demo` runs",
+    ("ommi.database", "ommi._legacy"): "the Ommi 0.2 shim table, read only when an old name of ommi.database is used",
 }
 """Function-local imports that close no cycle, with why they are not at the top."""
 

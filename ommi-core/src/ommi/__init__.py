@@ -16,7 +16,9 @@
         alice = await db.find(User.name == "Alice").one.or_raise()
 """
 
-from ommi import errors
+from typing import TYPE_CHECKING, Any
+
+from ommi import _legacy, errors
 from ommi.connect import DriverInfo, connect, drivers
 from ommi.database import Ommi, Transaction, active_database
 from ommi.errors import (
@@ -108,3 +110,11 @@ __all__ = [
     "ommi_model",
     "when",
 ]
+
+
+if not TYPE_CHECKING:
+
+    def __getattr__(name: str) -> Any:
+        # Ommi 0.2's names here (ommi.use_driver, ommi.BaseDriver...) and its 0.2 submodules
+        # (ommi.query_ast...): ommi._legacy says what became of each.
+        return _legacy.attribute(__name__, name)

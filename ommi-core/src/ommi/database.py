@@ -671,3 +671,18 @@ class Transaction(Executor):
                 for schema, items, rows in self._generated:
                     _forget_generated_keys(schema, items, rows)
             self._generated = []
+
+
+def _legacy_attribute(name: str) -> Any:
+    """Ommi 0.2's names of ``ommi.database`` (``DBResult``...) and submodules (``ommi.database.results``...).
+
+    ``ommi._legacy`` says what became of each; it is imported here, when an old name is used.
+    """
+    from ommi import _legacy
+
+    return _legacy.attribute(__name__, name)
+
+
+# The module's PEP 562 __getattr__, set through globals() so that type checkers do not see it
+# (they would take every unknown name of ommi.database for Any).
+globals()["__getattr__"] = _legacy_attribute

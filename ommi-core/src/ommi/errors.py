@@ -16,6 +16,9 @@ hierarchy in one place and chain the original (``raise ... from exc``)::
     ├── TransactionError            misuse of a transaction (closed, nested commit)
     ├── LazyLoadError               a lazy relation could not be loaded
     ├── DBStatusNoResultException   ``.one`` matched nothing
+    ├── RemovedAPIError             an Ommi 0.2 name or form this version removed (the message says what replaced it)
+    │   ├── RemovedImportError      imported from its 0.2 module (also an ImportError)
+    │   └── RemovedAttributeError   read on an object (also an AttributeError, so hasattr() is False)
     └── DatabaseError               the database refused or failed an operation
         ├── IntegrityError          a constraint (unique key, foreign key) failed
         ├── ConnectionError         the database cannot be reached or the link broke (*)
@@ -25,6 +28,10 @@ hierarchy in one place and chain the original (``raise ... from exc``)::
 
 (*) also a subclass of the builtin of the same name, so ``except TimeoutError``
 catches Ommi's too.
+
+:class:`OmmiDeprecationWarning` (a :class:`DeprecationWarning`, not an
+exception of this tree) is the warning an Ommi 0.2 name used through its old
+path gives; see the guide "Migrating from Ommi 0.2".
 
 Exceptions keep to positional ``args`` so they pickle (pytest-xdist ships them
 between processes).
@@ -47,6 +54,9 @@ __all__ = [
     "OmmiError",
     "OperationalError",
     "QueryError",
+    "RemovedAPIError",
+    "RemovedAttributeError",
+    "RemovedImportError",
     "SchemaError",
     "SchemaMismatchError",
     "TimeoutError",
@@ -107,6 +117,38 @@ class LazyLoadError(OmmiError):
 
 class DBStatusNoResultException(OmmiError):
     """``.one`` found no row matching the query."""
+
+
+class RemovedAPIError(OmmiError):
+    """An Ommi 0.2 name or form that this version removed; the message names what to write instead."""
+
+
+class RemovedImportError(RemovedAPIError, ImportError):
+    """An Ommi 0.2 name imported from its old module, removed since (``from ommi import use_driver``).
+
+    Also an :class:`ImportError`, which is what ``from module import name`` raises
+    for a name that is not there, so ``try: ... except ImportError:`` fallbacks
+    keep working.
+    """
+
+
+class RemovedAttributeError(RemovedAPIError, AttributeError):
+    """An Ommi 0.2 attribute read on an object that no longer has it (``result.result``).
+
+    Also an :class:`AttributeError`, so ``hasattr()`` and ``getattr(obj, name, default)``
+    treat the attribute as absent, as it is.
+    """
+
+
+class OmmiDeprecationWarning(DeprecationWarning):
+    """An Ommi 0.2 name used through its old path (``ommi.query_ast.when``); the message names the new one.
+
+    A :class:`DeprecationWarning`, so Python shows it where such warnings are
+    meant to be seen: in test runs (pytest shows them) and in ``__main__``;
+    ``-W error::DeprecationWarning`` (or a ``filterwarnings`` entry naming this
+    class) turns it into an error. Each old name warns once per process. It is
+    not an :class:`OmmiError`, and not in ``__all__``, which lists the exceptions.
+    """
 
 
 class DatabaseError(OmmiError):

@@ -26,7 +26,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from ommi.errors import QueryError
+from ommi.errors import QueryError, RemovedAttributeError
 
 if TYPE_CHECKING:
     from ommi.models.schema import Field, ModelSchema
@@ -123,6 +123,19 @@ class Expr:
         """The models whose fields this condition mentions."""
         raise NotImplementedError
 
+    if not TYPE_CHECKING:  # hidden from type checkers, which keep reporting any misspelled attribute
+
+        def __getattr__(self, name: str) -> NoReturn:
+            # Reached only when the usual lookup fails: Ommi 0.2's when(...).sort(...) / .limit(...).
+            if name in ("sort", "limit"):
+                raise RemovedAttributeError(
+                    f"a condition has no .{name}() (Ommi 0.2's when(...).{name}(...)): sort and limit the query, "
+                    "db.find(Model, condition).sort(ommi.desc(Model.field)).limit(n)",
+                    name=name,
+                    obj=self,
+                )
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}", name=name, obj=self)
+
 
 @dataclass(frozen=True, slots=True, eq=False)
 class Comparison(Expr):
@@ -181,6 +194,12 @@ def _conditions(conditions: Iterable[Any]) -> tuple[Expr, ...]:
     result = []
     for condition in conditions:
         if not isinstance(condition, Expr):
+            if isinstance(condition, type):  # Ommi 0.2's when(Model, ...)
+                raise QueryError(
+                    f"{condition.__qualname__} is a class, not a query condition: name the model first in find(), "
+                    f"db.find({condition.__qualname__}, condition, ...); when(), .And() and .Or() take conditions "
+                    "only (Ommi 0.2's when(Model, ...))"
+                )
             raise QueryError(f"{condition!r} is not a query condition; write conditions like Model.field == value")
         result.append(condition)
     return tuple(result)

@@ -21,10 +21,25 @@ from collections.abc import Callable, Coroutine, Generator
 from dataclasses import dataclass
 from typing import Any, Generic, NoReturn, TypeVar
 
+from ommi.errors import RemovedAttributeError
+
 __all__ = ["DBAction", "DBQueryResult", "DBResult"]
 
 T = TypeVar("T")
 D = TypeVar("D")
+
+
+_REMOVED = {
+    "result": "Ommi 0.2's .result is .value now (`case {success}(value):` in a match), or get the value "
+    "directly with `await action.or_raise()`",
+    "result_or": "Ommi 0.2's .result_or(default) is .or_use(default) now (on the action too: "
+    "`await action.or_use(default)`)",
+    "exception_or": "Ommi 0.2's .exception_or(default) was removed: a failure holds .exception "
+    "(`case {failure}(exception):` in a match), and .or_raise() raises it",
+    "exception": "a success holds no exception (Ommi 0.2 raised DBStatusNoResultException here); a failure "
+    "does: `case {failure}(exception):` in a match",
+}
+"""Ommi 0.2's attributes of a result, with what replaced each (a failure does have ``exception``)."""
 
 
 class _Unwrap:
@@ -35,6 +50,15 @@ class _Unwrap:
     def __getattr__(self, name: str) -> NoReturn:
         if name.startswith("__"):  # protocols probed by copy, pickle, inspect...: the usual error
             raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        if name in _REMOVED:
+            query = isinstance(self, (DBQuerySuccess, DBQueryFailure))
+            hint = _REMOVED[name].format(
+                success="DBQueryResult.DBQuerySuccess" if query else "DBResult.DBSuccess",
+                failure="DBQueryResult.DBQueryFailure" if query else "DBResult.DBFailure",
+            )
+            if isinstance(self, (DBFailure, DBQueryFailure)):
+                hint += f"; this operation failed ({self.exception!r})"
+            raise RemovedAttributeError(f"{type(self).__name__}.{name}: {hint}", name=name, obj=self)
         if isinstance(self, (DBFailure, DBQueryFailure)):
             raise AttributeError(
                 f"{type(self).__name__!r} object has no attribute {name!r}: the operation failed "

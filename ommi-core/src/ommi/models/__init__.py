@@ -1,5 +1,8 @@
 """Models: the decorator, field markers, collections, relations and codecs."""
 
+from typing import TYPE_CHECKING, Any
+
+from ommi import _legacy
 from ommi.models.adapters import ModelAdapter
 from ommi.models.collections import ModelCollection, get_global_collection
 from ommi.models.decorator import ModelMethods, ommi_model
@@ -32,3 +35,11 @@ __all__ = [
     "is_model",
     "ommi_model",
 ]
+
+
+if not TYPE_CHECKING:
+
+    def __getattr__(name: str) -> Any:
+        # Ommi 0.2's names here (OmmiModel) and its 0.2 submodules (ommi.models.field_metadata...):
+        # ommi._legacy says what became of each.
+        return _legacy.attribute(__name__, name)

@@ -9,7 +9,9 @@ Markers combine with ``|``::
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from ommi import _legacy
 
 __all__ = [
     "AssociateUsing",
@@ -134,3 +136,10 @@ class AssociateUsing(FieldMetadata):
 
     def __repr__(self) -> str:
         return f"AssociateUsing({self.model!r})"
+
+
+if not TYPE_CHECKING:
+
+    def __getattr__(name: str) -> Any:
+        # Ommi 0.2's name here (OmmiMetadata): ommi._legacy says what became of it.
+        return _legacy.attribute(__name__, name)

@@ -24,7 +24,13 @@ from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from ommi._context import active_database
-from ommi.errors import DBStatusNoResultException, LazyLoadError, ModelDefinitionError, OmmiError
+from ommi.errors import (
+    DBStatusNoResultException,
+    LazyLoadError,
+    ModelDefinitionError,
+    OmmiError,
+    RemovedAttributeError,
+)
 from ommi.models.metadata import AssociateUsing, iter_metadata
 
 if TYPE_CHECKING:
@@ -39,6 +45,17 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+
+
+_REMOVED_HANDLE_METHODS = {
+    "or_use": "Ommi 0.2's `await relation.or_use(default)` was removed: `await relation` gives the related "
+    "model (None when there is none) or the list, and raises LazyLoadError when loading fails",
+    "get_result": "Ommi 0.2's `await relation.get_result()` was removed: `await relation` gives the value and "
+    "raises LazyLoadError when loading fails",
+    "refresh_if_needed": "Ommi 0.2's `await relation.refresh_if_needed()` is `await relation` (or "
+    "`await relation.get()`) now: it loads on first use and caches",
+    "value": "Ommi 0.2's `await relation.value` is `await relation` now",
+}
 
 
 class _LazyHandle:
@@ -73,6 +90,16 @@ class _LazyHandle:
 
     def __reduce__(self) -> Any:
         raise TypeError("lazy relation handles are not picklable; pickle the model instance instead")
+
+    if not TYPE_CHECKING:  # hidden from type checkers, which keep reporting any misspelled attribute
+
+        def __getattr__(self, name: str) -> Any:
+            # Reached only when the usual lookup fails: the methods of Ommi 0.2's lazy query fields.
+            if name in _REMOVED_HANDLE_METHODS:
+                raise RemovedAttributeError(
+                    f"{type(self).__name__}.{name}: {_REMOVED_HANDLE_METHODS[name]}", name=name, obj=self
+                )
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}", name=name, obj=self)
 
 
 class LazyOne(_LazyHandle, Generic[T]):

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Coroutine, Generator, Mapping
 from typing import TYPE_CHECKING, Any, Generic, NoReturn, Protocol, TypeVar
 
-from ommi.errors import DBStatusNoResultException, QueryError, ValidationError
+from ommi.errors import DBStatusNoResultException, QueryError, RemovedAttributeError, ValidationError
 from ommi.expressions import And, Expr, Join, Query, SortKey, _conditions
 from ommi.models.schema import Field, ModelSchema, get_schema, is_model
 from ommi.models.types import INT64_MAX
@@ -104,6 +104,13 @@ def plan_query(
     return Query(target, where, tuple(joins), sort, limit, offset)
 
 
+_REMOVED_ITERATOR_METHODS = {
+    "get": "Ommi 0.2's `await iterator.get()` is `await iterator.to_list()` now "
+    "(in one step: `await db.find(...).all.to_list()`)",
+    "one": "Ommi 0.2's `await iterator.one()` is a query action now: `await db.find(...).one.or_raise()`",
+}
+
+
 class ResultIterator(Generic[T]):
     """Models streamed in batches; ``async for`` over it or ``await it.to_list()``.
 
@@ -136,6 +143,16 @@ class ResultIterator(Generic[T]):
 
     def __aiter__(self) -> ResultIterator[T]:
         return self
+
+    if not TYPE_CHECKING:  # hidden from type checkers, which keep reporting any misspelled attribute
+
+        def __getattr__(self, name: str) -> NoReturn:
+            # Reached only when the usual lookup fails: the methods of Ommi 0.2's AsyncBatchIterator.
+            if name in _REMOVED_ITERATOR_METHODS:
+                raise RemovedAttributeError(
+                    f"ResultIterator.{name}(): {_REMOVED_ITERATOR_METHODS[name]}", name=name, obj=self
+                )
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}", name=name, obj=self)
 
     def __iter__(self) -> NoReturn:
         raise TypeError(
