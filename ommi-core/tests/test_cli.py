@@ -104,3 +104,51 @@ def test_check_names_the_scheme_it_does_not_know(capsys: pytest.CaptureFixture[s
     err = capsys.readouterr().err
     assert "'postgersql'" in err
     assert "postgresql (postgresql/postgres://)" in err
+
+
+URL_SAMPLES = ("sqlite:///app.db", "postgresql://user@host/db", "mongodb://host/db")
+
+
+@pytest.mark.parametrize("text", ["garbage", "data/orders.db", "", "postgresql//host/db", "user:hostpw1@host:5432"])
+def test_check_text_that_is_not_a_url_says_so(text: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """Not a URL at all: `ommi check` says it is not a database URL and shows what one looks like.
+
+    It gives no advice to install a driver (none would help), and never quotes
+    the text, which may be a password pasted in the wrong place; the sample
+    URLs come out whole even when the text shares words with them.
+    """
+    assert main(["check", text]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.startswith("ommi check: not a database URL: it does not start with a scheme and '://'")
+    for sample in URL_SAMPLES:
+        assert sample in err
+    assert "install" not in err
+    assert "DriverNotFound" not in err
+    if text and text not in " ".join(URL_SAMPLES):
+        assert text not in err
+    assert "hostpw1" not in err
+
+
+def test_check_unknown_scheme_of_a_well_formed_url_keeps_the_install_advice(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["check", "mysql://app:Zk4711@127.0.0.1/db"]) == 2
+    err = capsys.readouterr().err
+    assert "DriverNotFound: no Ommi driver for the URL scheme 'mysql': install a driver distribution" in err
+    assert "not a database URL" not in err
+    assert "Zk4711" not in err
+
+
+def test_connect_refuses_text_that_is_not_a_url_without_quoting_it() -> None:
+    import ommi
+    from ommi.errors import ConfigurationError, DriverNotFound
+
+    with pytest.raises(DriverNotFound) as caught:
+        ommi.connect("hunter2-secret")
+    assert isinstance(caught.value, ConfigurationError)
+    message = str(caught.value)
+    assert message.startswith("not a database URL")
+    for sample in URL_SAMPLES:
+        assert sample in message
+    assert "hunter2" not in message

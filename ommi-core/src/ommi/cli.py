@@ -14,8 +14,9 @@ from typing import Any, TextIO
 
 import ommi
 from ommi import plugins
-from ommi.drivers.urls import scrub_secrets
-from ommi.errors import OmmiError
+from ommi.connect import spec_for_url
+from ommi.drivers.urls import scrub_secrets, url_scheme
+from ommi.errors import DriverNotFound, OmmiError
 from ommi.models import ModelCollection, ommi_model
 
 __all__ = ["main"]
@@ -130,6 +131,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             from ommi._demo import demo
 
             return asyncio.run(demo(out))
+        try:
+            spec_for_url(url)
+        except DriverNotFound as exc:
+            # Ommi's own message, which quotes the scheme at most (never the rest of the
+            # text): shown whole, since scrubbing would garble its sample URLs. A text
+            # that is not a URL is not a driver missing either.
+            kind = "" if url_scheme(url) is None else f"{type(exc).__name__}: "
+            print(f"ommi check: {kind}{exc}", file=sys.stderr)
+            return 2
         try:
             return asyncio.run(_check(url, args.timeout, out))
         except (OmmiError, TimeoutError):

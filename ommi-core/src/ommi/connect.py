@@ -25,6 +25,13 @@ _KNOWN = {
 }
 
 
+NOT_A_URL = (
+    "not a database URL: it does not start with a scheme and '://'. A database URL looks like "
+    "sqlite:///app.db, postgresql://user@host/db or mongodb://host/db"
+)
+"""The message for a text that is not a URL at all; it never quotes the text (it may be a password)."""
+
+
 @dataclass(frozen=True, slots=True)
 class DriverInfo:
     """An installed driver, as ``ommi drivers`` lists it."""
@@ -73,7 +80,9 @@ def spec_for_url(url: str) -> DriverSpec:
 
     Raises:
         DriverNotFound: no installed driver serves it; the message lists the
-            installed drivers and the distribution to install.
+            installed drivers and the distribution to install. For a text
+            that is not a URL at all (no ``scheme://``), it says so and shows
+            what one looks like, without quoting the text.
     """
     scheme = url.partition(":")[0].lower() if ":" in url else ""
     specs = plugins.driver_specs()
@@ -85,10 +94,7 @@ def spec_for_url(url: str) -> DriverSpec:
     # a user name or part of a password rather than a scheme.
     shown = url_scheme(url)
     if shown is None:
-        raise DriverNotFound(
-            "no Ommi driver for this URL: it does not start with a scheme and '://' "
-            f"(a URL looks like sqlite:///app.db or postgresql://user@host/db). Installed drivers: {installed}"
-        )
+        raise DriverNotFound(NOT_A_URL)
     shown = shown.lower()
     hint = f"install {_KNOWN[shown]}" if shown in _KNOWN else "install a driver distribution that serves it"
     raise DriverNotFound(f"no Ommi driver for the URL scheme {shown!r}: {hint}. Installed drivers: {installed}")
