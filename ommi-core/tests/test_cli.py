@@ -152,3 +152,14 @@ def test_connect_refuses_text_that_is_not_a_url_without_quoting_it() -> None:
     for sample in URL_SAMPLES:
         assert sample in message
     assert "hunter2" not in message
+
+
+def test_check_sqlite_url_with_one_slash_shows_the_url_forms(tmp_path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    """`ommi check sqlite:/app.db` refuses the URL (it named a file at the root) with the forms unscrubbed."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["check", "sqlite:/ommi-check-one-slash.db"]) == 2
+    err = capsys.readouterr().err
+    assert "the sqlite URL has one slash after 'sqlite:'" in err
+    assert "sqlite:///relative/path.db" in err
+    assert "sqlite:////absolute/path.db" in err
+    assert "***" not in err

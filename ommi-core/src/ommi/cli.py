@@ -119,10 +119,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     out = sys.stdout
     url = getattr(args, "url", "")
+    secrets_of = url
 
     def shown(exc: BaseException) -> str:
         # Drivers never quote a URL's secrets; a third-party driver or client library might.
-        return scrub_secrets(str(exc), url) if url else str(exc)
+        return scrub_secrets(str(exc), secrets_of) if secrets_of else str(exc)
 
     try:
         if args.command == "drivers":
@@ -140,6 +141,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             kind = "" if url_scheme(url) is None else f"{type(exc).__name__}: "
             print(f"ommi check: {kind}{exc}", file=sys.stderr)
             return 2
+        if url_scheme(url) is None:
+            # "sqlite:/app.db": not a scheme:// URL, so every word of it counts as a possible
+            # secret, but the scheme is an installed driver's: not one, and the driver's
+            # message about the URL names it.
+            secrets_of = url.partition(":")[2]
         try:
             return asyncio.run(_check(url, args.timeout, out))
         except (OmmiError, TimeoutError):

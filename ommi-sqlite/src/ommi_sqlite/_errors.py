@@ -25,13 +25,15 @@ _CANNOT_OPEN = frozenset({sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_NOTADB, sqlite
 _CONSTRAINT = sqlite3.SQLITE_CONSTRAINT
 
 
-def translate(exc: BaseException, database: str, busy_timeout: float) -> errors.OmmiError | None:
+def translate(exc: BaseException, database: str, busy_timeout: float, path_note: str = "") -> errors.OmmiError | None:
     """The :mod:`ommi.errors` exception for a client exception, or None if it is not one.
 
     Args:
         exc: what sqlite3 or aiosqlite raised.
         database: the database as the message should name it.
         busy_timeout: the configured wait, quoted when a lock outlasted it.
+        path_note: added to the message of a file that cannot be opened (where
+            a relative path points: ``SQLiteSettings.relative_path_note``).
     """
     where = f"sqlite database {database}"
     if isinstance(exc, sqlite3.Error):
@@ -58,7 +60,10 @@ def translate(exc: BaseException, database: str, busy_timeout: float) -> errors.
                 f"({text}); raise busy_timeout or keep transactions shorter"
             )
         if cannot_open:
-            return errors.ConnectionError(f"cannot use {where}: {text}; check the path, its directory and permissions")
+            note = f" ({path_note})" if path_note else ""
+            return errors.ConnectionError(
+                f"cannot use {where}: {text}; check the path, its directory and permissions{note}"
+            )
         # A missing table is the generic SQLITE_ERROR: only its text says what is missing (for the hint).
         if "no such table" in text:
             return errors.OperationalError(
@@ -78,7 +83,7 @@ def translate(exc: BaseException, database: str, busy_timeout: float) -> errors.
     return None
 
 
-def exception_map(database: str, busy_timeout: float) -> ExceptionMap:
+def exception_map(database: str, busy_timeout: float, path_note: str = "") -> ExceptionMap:
     """The map for :func:`ommi.drivers.map_exceptions` of one database (see :func:`translate`)."""
-    translation = functools.partial(translate, database=database, busy_timeout=busy_timeout)
+    translation = functools.partial(translate, database=database, busy_timeout=busy_timeout, path_note=path_note)
     return {sqlite3.Error: translation, ValueError: translation, OverflowError: translation}

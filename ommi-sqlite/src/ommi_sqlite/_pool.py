@@ -553,7 +553,7 @@ class Pool:
         )
         _daemonize(connecting, self.database)
         try:
-            with map_exceptions(exception_map(self.database, settings.busy_timeout)):
+            with map_exceptions(exception_map(self.database, settings.busy_timeout, settings.relative_path_note())):
                 conn = await connecting
         except BaseException:
             await asyncio.shield(_worker_stopped(connecting))

@@ -12,7 +12,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 from ommi.drivers.urls import redact_url
 from ommi.errors import ConfigurationError
 
-__all__ = ["MEMORY", "SQLiteSettings", "parse_settings"]
+__all__ = ["MEMORY", "URL_FORMS", "SQLiteSettings", "parse_settings"]
 
 MEMORY = ":memory:"
 """The ``database`` value of a private in-memory database."""
@@ -89,6 +89,20 @@ class SQLiteSettings:
             return self.database
         return None
 
+    def relative_path_note(self) -> str:
+        """For a message about a file that cannot be opened: where a relative path was looked for.
+
+        Empty for an absolute path, a ``file:`` URI or a memory database.
+        """
+        database = self.database
+        if self.is_memory or database.lower().startswith("file:") or os.path.isabs(database):
+            return ""
+        return (
+            f"the path is relative to the working directory, {os.getcwd()!r}: in a URL, "
+            "sqlite:///relative/path.db (three slashes) is relative to it and "
+            "sqlite:////absolute/path.db (four slashes) is an absolute path"
+        )
+
     def __repr__(self) -> str:
         values = ", ".join(
             f"{f.name}={self.shown_database if f.name == 'database' else getattr(self, f.name)!r}"
@@ -135,19 +149,40 @@ def _from_text(name: str, text: str) -> Any:
     return text
 
 
+URL_FORMS = (
+    "write sqlite:///relative/path.db (three slashes: a path relative to the working directory), "
+    "sqlite:////absolute/path.db (four slashes: an absolute path), or sqlite:// for an in-memory database"
+)
+"""The URL forms every message about a sqlite URL's path shows (SQLAlchemy's, which Ommi follows)."""
+
+
 def _parse_url(url: str) -> dict[str, Any]:
-    """``sqlite:///relative.db``, ``sqlite:////absolute.db``, ``sqlite://`` (memory), with ``?setting=value``."""
+    """``sqlite:///relative.db``, ``sqlite:////absolute.db``, ``sqlite://`` (memory), with ``?setting=value``.
+
+    SQLAlchemy's convention: ``sqlite://``, an empty host, then ``/`` and the
+    path, so three slashes before a relative path and four before an
+    absolute one. Anything else after ``sqlite:`` is refused rather than
+    guessed at: ``sqlite:/app.db`` would otherwise name a file at the root
+    of the file system.
+    """
     rest = url[len("sqlite:") :]
     rest, _, query = rest.partition("?")
-    if rest.startswith("//"):
-        host, slash, path = rest[2:].partition("/")
-        if host:
-            # Neither the URL nor the host is quoted: a "host" is often "user:password@".
-            raise ConfigurationError(
-                "the sqlite URL names a host (or a user and password) after sqlite:// (not shown: it may hold a "
-                "password); write sqlite:///relative.db, sqlite:////absolute/path.db or sqlite:// for memory"
-            )
-        rest = path if slash else ""
+    if not rest.startswith("//"):
+        # The path is not quoted (nor anything else of the URL): a mistyped URL may hold a password.
+        slashes = len(rest) - len(rest.lstrip("/"))
+        after = "nothing" if not rest else ("no slash" if not slashes else "one slash")
+        raise ConfigurationError(
+            f"the sqlite URL has {after} after 'sqlite:', where a sqlite URL has 'sqlite://' and then the "
+            f"path; {URL_FORMS}"
+        )
+    host, slash, path = rest[2:].partition("/")
+    if host:
+        # Neither the URL nor the host is quoted: a "host" is often "user:password@".
+        raise ConfigurationError(
+            "the sqlite URL names a host (or a user and password) after sqlite:// (not shown: it may hold a "
+            f"password), and a sqlite database has none; {URL_FORMS}"
+        )
+    rest = path if slash else ""
     values: dict[str, Any] = {"database": unquote(rest) or MEMORY}
     for name, text in parse_qsl(query, keep_blank_values=True):
         if name not in _FIELDS or name == "database":

@@ -52,9 +52,12 @@ class SQLiteDriver(SQLiteOperations, Driver[SQLiteSettings]):
     * ``synchronous`` (``"normal"``): ``PRAGMA synchronous``.
     * ``statement_cache_size`` (256): prepared statements kept per connection.
 
-    URLs (as :func:`ommi.connect` passes them): ``sqlite:///relative.db``,
-    ``sqlite:////absolute/path.db``, and ``sqlite://`` or ``sqlite:///:memory:``
-    for memory. Unknown settings raise :class:`ommi.errors.ConfigurationError`.
+    URLs (as :func:`ommi.connect` passes them), SQLAlchemy's way:
+    ``sqlite:///relative/path.db`` (three slashes: relative to the working
+    directory), ``sqlite:////absolute/path.db`` (four slashes), and
+    ``sqlite://`` or ``sqlite:///:memory:`` for memory. Any other form
+    (``sqlite:/app.db``, ``sqlite:app.db``, a host) and unknown settings raise
+    :class:`ommi.errors.ConfigurationError`.
 
     Behaviour: foreign keys are enforced; a transaction holds the writer
     connection from ``BEGIN IMMEDIATE`` (so it can never fail half-way for
