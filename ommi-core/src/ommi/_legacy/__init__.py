@@ -171,7 +171,8 @@ OLD_NAMES: dict[str, Kept | Moved | Removed] = {
         "`async with db:` (or `async with db.transaction() as t:`) makes it the active database of the context",
         "the database object is what model methods and lazy relations use",
     ),
-    # -- ommi.drivers (the hooks live in ommi/drivers, see the migration guide) ------------
+    # -- ommi.drivers: served once ommi/drivers/__init__.py has the __getattr__ hook and -----
+    # -- drivers.py, exceptions.py and transactions.py shim modules sit beside it ---------
     "ommi.drivers.BaseDriver": Moved("ommi.drivers:Driver", "a driver implements a different interface now"),
     "ommi.drivers.BaseDriverTransaction": Moved(
         "ommi.drivers:DriverTransaction", "a driver implements a different interface now"
