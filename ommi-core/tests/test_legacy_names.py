@@ -47,31 +47,13 @@ KEPT = sorted(old for old, entry in OLD_NAMES.items() if isinstance(entry, Kept)
 MOVED = sorted(old for old, entry in OLD_NAMES.items() if isinstance(entry, Moved))
 REMOVED = sorted(old for old, entry in OLD_NAMES.items() if isinstance(entry, Removed))
 
-AWAITING_HOOK = {
-    "ommi.drivers": "ommi/drivers/__init__.py needs the __getattr__ hook of the other legacy modules",
-    "ommi.drivers.drivers": "ommi/drivers/drivers.py (a shim module) is not written yet",
-    "ommi.drivers.exceptions": "ommi/drivers/exceptions.py (a shim module) is not written yet",
-    "ommi.drivers.transactions": "ommi/drivers/transactions.py (a shim module) is not written yet",
-}
-"""0.2.2 modules inside ommi/drivers, which belongs to another change: their shims are pending there.
-
-The tests of their names are strict xfails, so they fail as soon as the shims
-exist and this entry must be removed.
-"""
-
 
 def _module_of(old: str) -> str:
     return old.rpartition(".")[0]
 
 
-def _marks(module: str) -> list[pytest.MarkDecorator]:
-    if module in AWAITING_HOOK:
-        return [pytest.mark.xfail(strict=True, reason=AWAITING_HOOK[module])]
-    return []
-
-
 def _params(names: list[str]) -> list[Any]:
-    return [pytest.param(old, id=old, marks=_marks(_module_of(old))) for old in names]
+    return [pytest.param(old, id=old) for old in names]
 
 
 def _new_object(dotted: str) -> Any:
@@ -121,9 +103,7 @@ def test_inventory_is_complete_and_consistent() -> None:
         assert not parent or parent in modules, f"{module}: its package {parent} is not listed"
 
 
-@pytest.mark.parametrize(
-    "module", [pytest.param(m, id=m, marks=_marks(m) if m != "ommi.drivers" else []) for m in OLD_MODULES]
-)
+@pytest.mark.parametrize("module", [pytest.param(m, id=m) for m in OLD_MODULES])
 def test_every_old_module_imports_silently(module: str) -> None:
     """``import <0.2.2 module>`` works, and warns about nothing until a name of it is used."""
     with warnings.catch_warnings(record=True) as caught:

@@ -1,5 +1,8 @@
 """The driver interface and registration, and the library-safe logger drivers log through."""
 
+from typing import TYPE_CHECKING, Any
+
+from ommi import _legacy
 from ommi._logging import get_logger
 from ommi._rowcode import row_converter
 from ommi.drivers.base import Driver, DriverTransaction, Operations, Row
@@ -23,3 +26,10 @@ __all__ = [
     "scrub_secrets",
     "url_problem",
 ]
+
+if not TYPE_CHECKING:
+    # Ommi 0.2's names in this package: the moved ones warn once and give the new
+    # object, the removed ones raise RemovedImportError (ommi._legacy.OLD_NAMES).
+
+    def __getattr__(name: str) -> Any:
+        return _legacy.attribute(__name__, name)
