@@ -9,8 +9,8 @@ PyMongo                                                 Ommi
 ======================================================  ==========================
 DuplicateKeyError, write errors with code 11000         IntegrityError
 ServerSelectionTimeoutError, AutoReconnect,             errors.ConnectionError
-ConnectionFailure (the server cannot be reached),
-InvalidOperation of a client closed meanwhile
+ConnectionFailure (the server cannot be reached),       ("refused" when every server
+InvalidOperation of a client closed meanwhile           refused the connection)
 NetworkTimeout, WaitQueueTimeoutError,                  errors.TimeoutError
 ExecutionTimeout (code 50)
 IndexOptionsConflict / IndexKeySpecsConflict (85, 86)   SchemaMismatchError
@@ -21,12 +21,19 @@ any other PyMongoError                                  OperationalError
 ======================================================  ==========================
 
 PyMongo errors are told apart by the server's error codes where it gives them
-(write errors and command failures), by class otherwise.
+(write errors and command failures), by class otherwise. A
+ServerSelectionTimeoutError carries nothing but its text, which lists each
+server's last error (``host:port: [Errno 111] ...``): when every one of them
+is a refused connection the message says so, naming each ``host:port``,
+instead of calling it a timeout (see :func:`refused_addresses`).
 """
 
 from __future__ import annotations
 
+import errno
 import functools
+import re
+from collections.abc import Sequence
 from typing import Any, cast
 
 from bson.errors import BSONError, InvalidDocument, InvalidStringData
@@ -34,12 +41,68 @@ from ommi import errors
 from ommi.drivers import ExceptionMap
 from pymongo import errors as pm
 
-__all__ = ["DUPLICATE_KEY", "exceptions", "is_duplicate_key"]
+__all__ = ["DUPLICATE_KEY", "exceptions", "is_duplicate_key", "is_refusal", "refused", "refused_addresses"]
 
 DUPLICATE_KEY = 11000
 _DUPLICATE_CODES = frozenset({DUPLICATE_KEY, 11001, 12582})
 _INDEX_CONFLICT_CODES = frozenset({85, 86})
 _TIMEOUT_CODES = frozenset({50, 202, 262})
+
+
+_REFUSED = re.compile(rf"\[Errno {errno.ECONNREFUSED}\]|\[WinError 10061\]|refused", re.IGNORECASE)
+"""A connection refused, as PyMongo words a server's error: the OSError's text (errno, or Windows' words)."""
+
+_SERVER_ERROR = re.compile(r"(?:^|,)(?P<address>[^\s,()]+:\d+): ")
+"""Where one server's error starts in a server selection error: ``host:port: ``."""
+
+_SELECTION_TIMEOUT = re.compile(r", Timeout: (?P<seconds>[\d.]+)s, Topology Description: ")
+
+
+def is_refusal(error: object) -> bool:
+    """Whether a server's error (an exception or its text) is a refused connection."""
+    return error is not None and _REFUSED.search(str(error)) is not None
+
+
+def refused_addresses(errors_by_server: Sequence[tuple[str, object]]) -> list[str]:
+    """The ``host:port`` of every server when each of them refused the connection; else empty.
+
+    Args:
+        errors_by_server: each server's ``host:port`` and its last error
+            (``None`` when it has none yet).
+    """
+    if not errors_by_server or not all(is_refusal(error) for _, error in errors_by_server):
+        return []
+    return [address for address, _ in errors_by_server]
+
+
+def _selection_errors(exc: pm.ServerSelectionTimeoutError) -> tuple[list[tuple[str, str]], str | None]:
+    """Each server's ``host:port`` and error in a server selection error's text, and its timeout in seconds."""
+    text = str(exc)
+    timeout = _SELECTION_TIMEOUT.search(text)
+    head = text[: timeout.start()] if timeout else text.split(", Topology Description: ", 1)[0]
+    starts = list(_SERVER_ERROR.finditer(head))
+    found = [
+        (start.group("address"), head[start.end() : following.start() if following else len(head)])
+        for start, following in zip(starts, [*starts[1:], None], strict=True)
+    ]
+    return found, (timeout.group("seconds") if timeout else None)
+
+
+def refused(action: str, where: str, addresses: Sequence[str]) -> errors.ConnectionError:
+    """The error for servers that all refused the connection.
+
+    Args:
+        action: what was being done (``"connect"``).
+        where: the driver's description (its URL without secrets).
+        addresses: each server's ``host:port``.
+    """
+    several = len(addresses) > 1
+    return errors.ConnectionError(
+        f"{action}: the connection{'s' if several else ''} to {', '.join(addresses)} "
+        f"{'were' if several else 'was'} refused, so the MongoDB server at {where} cannot be reached: "
+        f"nothing listens on {'those ports' if several else 'that port'}, or a firewall rejects the connection; "
+        "check that the server runs and that the URL's host and port are right"
+    )
 
 
 def _write_error_codes(exc: pm.PyMongoError) -> set[int]:
@@ -87,6 +150,18 @@ def _pymongo_error(exc: pm.PyMongoError, action: str, where: str) -> errors.Ommi
         )
     if isinstance(exc, pm.InvalidOperation) and "after close" in message:
         return errors.ConnectionError(f"{action} on {where}: the driver was closed while this ran ({message})")
+    if isinstance(exc, pm.ServerSelectionTimeoutError):
+        servers, seconds = _selection_errors(exc)
+        addresses = refused_addresses(servers)
+        if addresses:
+            return refused(action, where, addresses)
+        reasons = "; ".join(f"{address}: {error.strip()}" for address, error in servers) or message
+        waited = f" after {seconds} s" if seconds else ""
+        return errors.ConnectionError(
+            f"{action}: the MongoDB server at {where} cannot be reached: server selection timed out{waited} "
+            f"({reasons}); check that it runs and that the URL is right, or raise serverSelectionTimeoutMS "
+            "if it is just slow to answer"
+        )
     if isinstance(exc, pm.ConnectionFailure):
         return errors.ConnectionError(
             f"{action}: the MongoDB server at {where} cannot be reached ({message}); "

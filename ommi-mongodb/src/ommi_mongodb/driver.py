@@ -42,7 +42,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import CollectionInvalid, OperationFailure
 
-from ommi_mongodb._errors import exceptions
+from ommi_mongodb._errors import exceptions, refused, refused_addresses
 from ommi_mongodb._filters import ServerForms
 from ommi_mongodb._journal import Journal
 from ommi_mongodb._keys import KeyGenerator
@@ -210,12 +210,7 @@ class MongoDBDriver(MongoDBOperations, Driver[MongoDBSettings]):
             )
         try:
             with map_exceptions(exceptions("connect", self.description)):
-                await client.aconnect()
-                hello = await client.admin.command("hello")
-                try:
-                    build = await client.admin.command("buildInfo")
-                except OperationFailure:
-                    build = {}  # some MongoDB-compatible services do not answer it
+                hello, build = await _reach(client, self.description)
             # Decided once per client: a real MongoDB never takes the test server's forms.
             forms = forms_for(self.settings.testserver_compat, build)
             journal = Journal(
@@ -354,6 +349,56 @@ class MongoDBDriver(MongoDBOperations, Driver[MongoDBSettings]):
             await database[self.settings.schema_collection].delete_many({"_id": {"$in": names}})
             await self._keys().forget(names)
             await database[JOURNAL_COLLECTION].delete_many({"collection": {"$in": names}})
+
+
+_REFUSAL_POLL = 0.05
+"""Seconds between two looks at the servers' state while :func:`_reach` waits for the first answer."""
+
+
+async def _greet(client: AsyncMongoClient[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]]:
+    await client.aconnect()
+    hello = await client.admin.command("hello")
+    try:
+        build = await client.admin.command("buildInfo")
+    except OperationFailure:
+        build = {}  # some MongoDB-compatible services do not answer it
+    return hello, build
+
+
+async def _reach(client: AsyncMongoClient[dict[str, Any]], where: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The server's ``hello`` and ``buildInfo`` replies; fails at once when every server refuses the connection.
+
+    PyMongo keeps trying a refused server until ``serverSelectionTimeoutMS``
+    (30 s by default) and then reports a timeout. A refused connection is an
+    answer already: nothing listens there. So while the first answer is
+    awaited, every server the client knows of is looked at; once each one's
+    last error is a refused connection, opening fails with a
+    ``ConnectionError`` saying so (as connecting to PostgreSQL or SQLite fails
+    at once). A server that does not answer at all still fails after
+    ``serverSelectionTimeoutMS``, as a timeout.
+
+    Raises:
+        ommi.errors.ConnectionError: every server refused the connection.
+    """
+    greeting = asyncio.ensure_future(_greet(client))
+    try:
+        while True:
+            done, _ = await asyncio.wait([greeting], timeout=_REFUSAL_POLL)
+            if done:
+                return greeting.result()
+            servers = client.topology_description.server_descriptions()
+            addresses = refused_addresses(
+                [(f"{host}:{port}", server.error) for (host, port), server in servers.items()]
+            )
+            if addresses:
+                # Chained to PyMongo's report of the (first) refusal, as a mapped error would be.
+                raise refused("connect", where, addresses) from next(iter(servers.values())).error
+    finally:
+        if not greeting.done():
+            greeting.cancel()
+            await asyncio.wait([greeting])
+        if not greeting.cancelled():
+            greeting.exception()  # retrieved: raised above, or superseded by the refusal
 
 
 def _supports_transactions(hello: Mapping[str, Any]) -> bool:
