@@ -1,4 +1,4 @@
-"""Every Python example of the documentation (``docs/content``) runs, and prints what the docs say.
+"""Every Python example of the documentation (``docs/content``, and README.md) runs, and prints what the docs say.
 
 The rules the documentation follows (also in ``docs/README.md``):
 
@@ -41,6 +41,7 @@ from ommi.drivers import Capabilities
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs" / "content"
+README = ROOT / "README.md"
 
 FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})(?P<info>[^`]*)$")
 MARKER = re.compile(r"^\s*<!--\s*docs-test:\s*(?P<body>.*?)\s*-->\s*$")
@@ -72,7 +73,8 @@ class Block:
 
     @property
     def id(self) -> str:
-        return f"{self.page.relative_to(DOCS).as_posix()}:{self.line}"
+        base = DOCS if self.page.is_relative_to(DOCS) else ROOT
+        return f"{self.page.relative_to(base).as_posix()}:{self.line}"
 
     def directive(self) -> tuple[str, str] | None:
         """``("skip", reason)``, ``("server", name)`` or None; raises on a malformed marker."""
@@ -146,10 +148,15 @@ def link_blocks(blocks: list[Block]) -> None:
         previous = block
 
 
+def pages() -> list[Path]:
+    """The pages whose examples run: README.md, then every page of the documentation."""
+    return [README, *sorted(DOCS.rglob("*.md"))]
+
+
 def all_blocks() -> list[Block]:
-    """Every block of the documentation, linked (see the module docstring)."""
+    """Every block of README.md and the documentation, linked (see the module docstring)."""
     sequences: dict[Path, list[Block]] = {}
-    for page in sorted(DOCS.rglob("*.md")):
+    for page in pages():
         group = page.parent if page.name[:1].isdigit() else page
         sequences.setdefault(group, []).extend(parse_page(page))
     for blocks in sequences.values():
@@ -169,7 +176,7 @@ def test_docs_have_examples() -> None:
 
 def test_docs_markers_are_well_formed() -> None:
     """Every docs-test marker is well formed and sits right before a code block."""
-    for page in sorted(DOCS.rglob("*.md")):
+    for page in pages():
         blocks = parse_page(page)
         marked = [block for block in blocks if block.directive() is not None]
         count = len(re.findall(r"<!--\s*docs-test:", page.read_text(encoding="utf-8")))
