@@ -2,9 +2,9 @@
 
 Usage (from the repository root)::
 
-    uv run --with pyright==1.1.414 python tools/typecheck_docs.py            # compare with the baseline
-    uv run --with pyright==1.1.414 python tools/typecheck_docs.py --all      # also print every error
-    uv run --with pyright==1.1.414 python tools/typecheck_docs.py --update   # rewrite the baseline
+    uv run --with pyright==1.1.414 python tools/typecheck_docs.py              # every example, both checkers
+    uv run --with pyright==1.1.414 python tools/typecheck_docs.py --all        # also print the errors
+    uv run --with pyright==1.1.414 python tools/typecheck_docs.py --page tutorial --checker mypy
 
 The examples are found exactly as the docs test finds them
 (``ommi-core/tests/test_docs_examples.py``, whose parser this script reuses):
@@ -14,17 +14,15 @@ directory and its ``src/`` on the import path. Blocks marked
 ``<!-- docs-test: skip: ... -->`` are fragments, not programs, and are left out.
 
 Each example is checked by both checkers, with their default settings plus
-``--strict`` for mypy and Python 3.11 for both, and only errors in the
-example's own file count (an imported ``models.py`` is checked as its own
-example). No mypy plugin is used.
+``--strict`` for mypy (with the ``ommi.mypy`` plugin, as the "Type checking"
+guide tells users to enable it) and Python 3.11 for both, and only errors in
+the example's own file count (an imported ``models.py`` is checked as its own
+example).
 
-Errors are compared with ``tools/typecheck_docs_baseline.txt``, the known
-remaining errors (the reason for each is in its header and in the "Type
-checking" guide): the script fails on an error that is not in the baseline,
-and says when a baseline entry no longer occurs so the file can shrink.
-An entry is ``checker | page | message``; line numbers are left out so that
-editing a page does not invalidate it, and the same entry may appear as many
-times as the error does.
+Every example must check clean: the script fails on any error.
+``tools/typecheck_docs_baseline.txt`` can list known errors (``--update``
+rewrites it), and it must stay empty: its header says why. An entry is
+``checker | page | message``, without line numbers.
 """
 
 from __future__ import annotations
@@ -100,11 +98,9 @@ def _docs_parser() -> ModuleType:
 def collect() -> tuple[list[Example], list[str]]:
     """Every example of README.md and docs/content, and the ids of the blocks left out (skip markers)."""
     parser = _docs_parser()
-    readme = parser.parse_page(ROOT / "README.md")
-    parser.link_blocks(readme)
     examples: list[Example] = []
     skipped: list[str] = []
-    for block in [*readme, *parser.all_blocks()]:
+    for block in parser.all_blocks():
         if block.language != "python" or block.title == "Output":
             continue
         page = block.page.relative_to(ROOT).as_posix()
@@ -252,9 +248,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--checker", choices=["mypy", "pyright"], action="append", help="run only this checker")
     parser.add_argument("--no-baseline", action="store_true", help="fail on any error, listed or not")
     parser.add_argument("--all", action="store_true", help="print every error, not only those the baseline lacks")
+    parser.add_argument(
+        "--page", action="append", help="check only the examples of pages whose path contains this text (repeatable)"
+    )
     args = parser.parse_args(argv)
     checkers = tuple(args.checker or ("mypy", "pyright"))
     examples, skipped = collect()
+    if args.page:
+        examples = [example for example in examples if any(text in example.page for text in args.page)]
+        if not examples:
+            parser.error(f"no example on a page matching {args.page}")
+    if args.update and args.page:
+        parser.error("--update rewrites the whole baseline: run it without --page")
     errors = check(examples, checkers)
     if args.all or args.no_baseline:
         for error in errors:
@@ -270,7 +275,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     known = collections.Counter() if args.no_baseline else read_baseline()
     found = collections.Counter(error.key() for error in errors)
-    known = collections.Counter({key: n for key, n in known.items() if key.split(" | ", 1)[0] in checkers})
+    pages = {example.page for example in examples}
+    known = collections.Counter(
+        {key: n for key, n in known.items() if key.split(" | ")[0] in checkers and key.split(" | ")[1] in pages}
+    )
     new = found - known
     gone = known - found
     for key in sorted(gone):
@@ -282,7 +290,11 @@ def main(argv: list[str] | None = None) -> int:
                 new[error.key()] -= 1
                 print(f"  NEW {error}")
         return 1
-    print("no new errors" + (f"; {sum(gone.values())} baseline entries no longer occur" if gone else ""))
+    if not errors:
+        print("every example type-checks")
+    else:
+        stale = f"; {sum(gone.values())} of its entries no longer occur" if gone else ""
+        print(f"no errors beyond the baseline{stale}")
     return 0
 
 
