@@ -115,8 +115,8 @@ class Expr:
     def __bool__(self) -> bool:
         raise QueryError(
             "a query condition has no truth value: combine conditions with &, |, when(), .And() or .Or() "
-            "instead of and/or/not; test membership with Model.field.in_([...]) instead of `in`; test for "
-            "None with Model.field == None instead of `is None`"
+            "instead of and/or/not; test membership with ommi.field(Model.field).in_([...]) (or Model.field.in_) "
+            "instead of `in`; test for None with Model.field == None instead of `is None`"
         )
 
     def models(self) -> Iterable[ModelSchema]:
@@ -345,7 +345,10 @@ class Operand:
     __ror__ = __and__
 
     def __neg__(self) -> NoReturn:
-        raise QueryError(f"-{self!r}: to sort descending write {self!r}.desc (and {self!r}.asc for ascending)")
+        raise QueryError(
+            f"-{self!r}: to sort descending write ommi.desc({self!r}) (or {self!r}.desc), "
+            f"and ommi.asc({self!r}) for ascending"
+        )
 
     def in_(self, values: Iterable[Any]) -> Expr:
         """The field equals one of ``values`` (an empty collection matches nothing)."""

@@ -40,7 +40,7 @@ __all__ = ["DictStoreDriver"]
 Row = tuple[Any, ...]
 
 
-class DictStoreDriver(Driver):
+class DictStoreDriver(Driver[DictStoreSettings]):
     """Rows in Python dicts, in memory or saved to a JSON file (``dictstore://``).
 
     Build one with :meth:`connect`; ``async with Ommi(driver)`` opens it.

@@ -5,7 +5,7 @@ from typing import TYPE_CHECKING, Any
 from ommi import _legacy
 from ommi._logging import get_logger
 from ommi._rowcode import row_converter
-from ommi.drivers.base import Driver, DriverTransaction, Operations, Row
+from ommi.drivers.base import Driver, DriverSettings, DriverTransaction, Operations, Row
 from ommi.drivers.capabilities import Capabilities
 from ommi.drivers.registry import DriverSpec
 from ommi.drivers.translate import ExceptionMap, map_exceptions
@@ -14,6 +14,7 @@ from ommi.drivers.urls import redact_url, scrub_secrets, url_problem
 __all__ = [
     "Capabilities",
     "Driver",
+    "DriverSettings",
     "DriverSpec",
     "DriverTransaction",
     "ExceptionMap",
