@@ -53,6 +53,21 @@ SERVERS = {
 }
 """Server name in a marker -> (environment variable, default URL, name in messages), as the drivers' tests use."""
 
+TESTKIT_PAGES = {"guides/testing.md", "guides/writing-a-driver.md"}
+"""Pages whose readers install ommi-testkit (each says so): they may use it and ``reference://``.
+
+Every other example runs on a user's install, ``pip install ommi-core ommi-sqlite``:
+``test_examples_need_only_a_users_install`` checks that none mentions ommi-testkit or
+``reference://``, and ``nox -s build`` runs this module in a fresh virtual environment
+holding only the built ommi-core and ommi-sqlite wheels (``USER_INSTALL``).
+"""
+
+OPTIONAL_IMPORTS = re.compile(r"^\s*(?:from|import)\s+(ommi_postgresql|ommi_mongodb|attrs|pydantic)\b", re.MULTILINE)
+"""Imports of distributions a user installs only for their choice (another driver, another model library)."""
+
+USER_INSTALL = importlib.util.find_spec("ommi_testkit") is None
+"""True when ommi-testkit is not installed: the documentation's examples run as a user's install has them."""
+
 if not DOCS.is_dir():  # pragma: no cover - only an sdist of ommi-core lacks the docs
     pytest.skip("the documentation examples run only in a checkout (docs/ is absent)", allow_module_level=True)
 
@@ -72,9 +87,14 @@ class Block:
     """Titled blocks before this one (see the module docstring): relative path -> content."""
 
     @property
-    def id(self) -> str:
+    def page_name(self) -> str:
+        """The page's path below docs/content (README.md for the repository's README)."""
         base = DOCS if self.page.is_relative_to(DOCS) else ROOT
-        return f"{self.page.relative_to(base).as_posix()}:{self.line}"
+        return self.page.relative_to(base).as_posix()
+
+    @property
+    def id(self) -> str:
+        return f"{self.page_name}:{self.line}"
 
     def directive(self) -> tuple[str, str] | None:
         """``("skip", reason)``, ``("server", name)`` or None; raises on a malformed marker."""
@@ -197,6 +217,7 @@ def test_output_matching_rules() -> None:
     assert not output_matches("a\n", "a\nextra\n")
 
 
+@pytest.mark.skipif(USER_INSTALL, reason="the matrix needs every first-party driver; a core + SQLite install has one")
 def test_capability_matrix_lists_every_first_party_driver_and_capability() -> None:
     """The docs' build hook renders the matrix from the installed drivers without a problem."""
     spec = importlib.util.spec_from_file_location("capability_matrix", ROOT / "docs" / "hooks" / "capability_matrix.py")
@@ -256,9 +277,17 @@ def _environment(directory: Path, database_url: str | None) -> dict[str, str]:
 def test_docs_example_runs(block: Block, tmp_path: Path) -> None:
     """The example exits with status 0 (and prints its Output block, if it has one)."""
     database_url = None
+    if USER_INSTALL and block.page_name in TESTKIT_PAGES:
+        pytest.skip(f"{block.page_name} is for readers who install ommi-testkit, absent here")
+    imported = {name for text in (block.code, *block.files.values()) for name in OPTIONAL_IMPORTS.findall(text)}
+    absent = sorted(name for name in imported if importlib.util.find_spec(name) is None)
+    if USER_INSTALL and absent:
+        pytest.skip(f"imports {', '.join(absent)}, not installed here (the full suite runs it)")
     match block.directive():
         case ("skip", reason):
             pytest.skip(f"marked in the docs: {reason}")
+        case ("server", server) if USER_INSTALL:
+            pytest.skip(f"needs {SERVERS[server][2]} and its driver, absent from a core + SQLite install")
         case ("server", server):
             from ommi_testkit.servers import server_url
 
@@ -291,3 +320,18 @@ def test_docs_example_runs(block: Block, tmp_path: Path) -> None:
     assert completed.returncode == 0, report
     if block.expected_output is not None:
         assert output_matches(block.expected_output, completed.stdout), report
+
+
+def test_examples_need_only_a_users_install() -> None:
+    """Outside TESTKIT_PAGES no example uses ommi-testkit or its ``reference://`` driver.
+
+    A user installs ``ommi-core ommi-sqlite`` (or another driver): an example that needs
+    the testkit fails for them with DriverNotFound or ModuleNotFoundError.
+    """
+    needing = [
+        block.id
+        for block in BLOCKS
+        if block.page_name not in TESTKIT_PAGES
+        and any("ommi_testkit" in text or "reference://" in text for text in (block.code, *block.files.values()))
+    ]
+    assert not needing, f"examples that need ommi-testkit on a page for every user: {needing}"
