@@ -33,6 +33,7 @@ import pytest
 from ommi import _legacy
 from ommi._legacy import OLD_MODULES, OLD_NAMES, Kept, Moved, Removed
 from ommi.errors import (
+    ModelDefinitionError,
     OmmiDeprecationWarning,
     OmmiError,
     QueryError,
@@ -320,3 +321,16 @@ async def test_removed_attributes_are_absent_to_hasattr(objects: dict[str, Any])
     assert getattr(objects["iterator"], "get", None) is None
     assert not hasattr(objects["book"].author, "or_use")
     assert objects["failed"].exception is not None  # a failure still has its exception
+
+
+def test_a_model_naming_its_table_the_0_2_way_is_refused() -> None:
+    """``__ommi_model_name__`` is not read any more: ignoring it would store rows in a new, empty table."""
+
+    @dataclass
+    class Account:
+        __ommi_model_name__ = "accounts"
+        id: int
+
+    with pytest.raises(ModelDefinitionError, match=r"@ommi_model\(name='accounts'\)"):
+        ommi.ommi_model(collection=ommi.ModelCollection())(Account)
+    assert "__ommi__" not in Account.__dict__

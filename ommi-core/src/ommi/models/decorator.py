@@ -114,6 +114,13 @@ def _decorate(cls: M, collection: ModelCollection | None, name: str | None) -> M
         raise ModelDefinitionError(f"@ommi_model decorates classes, not {cls!r}")
     if "__ommi__" in cls.__dict__:
         raise ModelDefinitionError(f"model {cls.__qualname__} is already decorated with @ommi_model")
+    if "__ommi_model_name__" in cls.__dict__:
+        # Ommi 0.2 read the stored name from this attribute; ignoring it would store the
+        # model under its class name, next to the table that holds the application's rows.
+        raise ModelDefinitionError(
+            f"model {cls.__qualname__}: Ommi 0.2's __ommi_model_name__ is not read any more; "
+            f"write @ommi_model(name={cls.__dict__['__ommi_model_name__']!r}) and remove the attribute"
+        )
     stored_name = name if name is not None else cls.__name__
     if not isinstance(stored_name, str) or not stored_name or "\x00" in stored_name:
         raise ModelDefinitionError(f"model {cls.__qualname__}: invalid stored name {stored_name!r}")
