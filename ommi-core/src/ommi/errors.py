@@ -15,6 +15,7 @@ hierarchy in one place and chain the original (``raise ... from exc``)::
     │   └── SchemaMismatchError     stored schema or value differs from the model
     ├── TransactionError            misuse of a transaction (closed, nested commit)
     ├── LazyLoadError               a lazy relation could not be loaded
+    ├── MigrationError              a migration cannot be written, applied or undone as asked
     ├── DBStatusNoResultException   ``.one`` matched nothing
     ├── RemovedAPIError             an Ommi 0.2 name or form this version removed (the message says what replaced it)
     │   ├── RemovedImportError      imported from its 0.2 module (also an ImportError)
@@ -50,6 +51,7 @@ __all__ = [
     "DriverNotFound",
     "IntegrityError",
     "LazyLoadError",
+    "MigrationError",
     "ModelDefinitionError",
     "OmmiError",
     "OperationalError",
@@ -113,6 +115,17 @@ class TransactionError(OmmiError):
 
 class LazyLoadError(OmmiError):
     """A lazy relation could not be loaded; the cause is chained."""
+
+
+class MigrationError(OmmiError):
+    """A migration cannot be written, applied or undone as asked; nothing was changed by the failing step.
+
+    Raised by :mod:`ommi.migrations` (and ``ommi migrate``): a change that would
+    drop or narrow stored data without ``allow_destructive``, a migration
+    directory with two heads or a broken ``parent``, a file whose operations
+    changed since it was applied (the message names the file), a step that
+    cannot be undone. The message says what to do next.
+    """
 
 
 class DBStatusNoResultException(OmmiError):

@@ -5,7 +5,7 @@ from typing import TYPE_CHECKING, Any
 from ommi import _legacy
 from ommi._logging import get_logger
 from ommi._rowcode import row_converter
-from ommi.drivers.base import Driver, DriverSettings, DriverTransaction, Operations, Row
+from ommi.drivers.base import Driver, DriverSettings, DriverTransaction, MigrationTransaction, Operations, Row
 from ommi.drivers.capabilities import Capabilities
 from ommi.drivers.registry import DriverSpec
 from ommi.drivers.translate import ExceptionMap, map_exceptions
@@ -18,6 +18,7 @@ __all__ = [
     "DriverSpec",
     "DriverTransaction",
     "ExceptionMap",
+    "MigrationTransaction",
     "Operations",
     "Row",
     "get_logger",

@@ -22,16 +22,18 @@ from collections.abc import AsyncGenerator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, Self
 
 from ommi.drivers.capabilities import Capabilities
+from ommi.errors import UnsupportedFeature
 
 if TYPE_CHECKING:
     from typing_extensions import TypeVar
 
     from ommi.expressions import Query
+    from ommi.migrations.operations import MigrationStep
     from ommi.models.schema import Field, ModelSchema
 else:
     from typing import TypeVar
 
-__all__ = ["Driver", "DriverSettings", "DriverTransaction", "Operations", "Row"]
+__all__ = ["Driver", "DriverSettings", "DriverTransaction", "MigrationTransaction", "Operations", "Row"]
 
 Row = tuple[Any, ...]
 """One stored row as drivers exchange it with core: the model's canonical values in field order.
@@ -228,3 +230,76 @@ class Driver(Operations, Generic[SettingsT_co]):
     @abc.abstractmethod
     async def drop_schema(self, schemas: Sequence[ModelSchema]) -> None:
         """Drop the tables of ``schemas`` (and their indexes) if they exist."""
+
+    # -- migrations (capability "migrations"; see ommi.migrations) ------------------
+
+    async def begin_migration(self) -> MigrationTransaction:
+        """Start the transaction one migration is applied (or undone) in, holding the migration lock.
+
+        The lock makes concurrent runners take turns: ``ommi.migrations`` reads
+        the history again inside the transaction, so each migration is applied
+        once however many processes run ``apply`` at the same moment. SQLite
+        holds its write lock from ``BEGIN IMMEDIATE``; a PostgreSQL driver
+        takes ``pg_advisory_xact_lock`` inside the transaction; a database
+        without transactional DDL holds a lock record with an expiry.
+
+        Raises:
+            UnsupportedFeature: the driver does not declare ``migrations`` (the default).
+        """
+        raise UnsupportedFeature(self._no_migrations())
+
+    def migration_statements(self, step: MigrationStep) -> list[str]:
+        """What :meth:`MigrationTransaction.apply_operation` would run for ``step``, as text; no I/O.
+
+        ``ommi.migrations.apply(..., dry_run=True)`` and ``ommi migrate sql``
+        print it: SQL statements (parameters shown after them), or a
+        description of each command for a database without SQL.
+
+        Raises:
+            UnsupportedFeature: the driver does not declare ``migrations`` (the default).
+        """
+        raise UnsupportedFeature(self._no_migrations())
+
+    def _no_migrations(self) -> str:
+        reason = self.absent_reason("migrations")
+        return (
+            f"the {self.name} driver cannot apply migrations (capability 'migrations' is absent for "
+            f"{self.description})" + (f": {reason}" if reason else "")
+        )
+
+
+class MigrationTransaction(DriverTransaction):
+    """A transaction that also changes the schema: one migration, its data step and its history record.
+
+    :meth:`Driver.begin_migration` returns it holding the migration lock, which
+    it keeps until :meth:`commit` or :meth:`rollback`. Between them
+    ``ommi.migrations`` reads and writes its history (the ``ommi_migrations``
+    model, through the ordinary :class:`Operations`), calls
+    :meth:`apply_operation` for each operation of the migration in order, and
+    runs the migration's ``run(db)`` through the same transaction.
+
+    Where the database has transactional DDL (SQLite, PostgreSQL), everything
+    commits together or not at all: a run killed half-way leaves the database
+    at the previous migration. Where it has not (MongoDB), each operation must
+    be idempotent and the driver records its progress (``step.migration``,
+    ``step.index``) under the lock, so that the next run resumes; the history
+    record is written last.
+    """
+
+    @abc.abstractmethod
+    async def apply_operation(self, step: MigrationStep) -> None:
+        """Apply ``step.operation``, which takes the schema from ``step.before`` to ``step.after``.
+
+        ``step.before.schema(name)`` and ``step.after.schema(name)`` give the
+        :class:`~ommi.models.schema.ModelSchema` of a model as it is before and
+        after the operation (built from the migration files, never from the
+        application's classes), so a SQL driver builds its statements with the
+        same compiler as ``apply_schema``: a migrated table then passes
+        ``use_models`` with no drift. Stored rows are kept (an added field gets
+        ``field.default`` or ``None``, a converted one the converted value),
+        and so are keys, references and indexes.
+
+        Raises:
+            MigrationError: the operation cannot be applied on this database.
+            IntegrityError: stored rows break a constraint of the new schema.
+        """

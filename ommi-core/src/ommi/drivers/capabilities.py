@@ -14,7 +14,9 @@ class Capabilities:
 
     Every field defaults to the full behaviour the Ommi API promises; a driver
     turns off what its database cannot do and the conformance suite skips the
-    matching tests with the capability's name as the reason.
+    matching tests with the capability's name as the reason. ``migrations`` is
+    the exception: it needs methods a driver written before it does not have,
+    so a driver turns it on.
     """
 
     transactions: bool = True
@@ -43,6 +45,13 @@ class Capabilities:
 
     schema_introspection: bool = True
     """``use_models`` compares stored tables with models and reports drift."""
+
+    migrations: bool = False
+    """``ommi.migrations`` applies migrations: ``Driver.begin_migration`` and ``migration_statements``.
+
+    The one capability absent by default: a driver declares it once it
+    implements those methods (the contract is in the guide "Writing a driver").
+    """
 
     def names(self) -> tuple[str, ...]:
         """Every capability name, in declaration order."""
