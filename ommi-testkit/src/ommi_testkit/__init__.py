@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from ommi_testkit.suites.crud import CrudTests
     from ommi_testkit.suites.errors import ErrorTranslationTests
     from ommi_testkit.suites.libraries import ModelLibraryTests
+    from ommi_testkit.suites.migrations import MigrationTests
     from ommi_testkit.suites.queries import QueryTests
     from ommi_testkit.suites.relations import RelationTests
     from ommi_testkit.suites.schema import SchemaTests
@@ -38,6 +39,7 @@ __all__ = [
     "ErrorTranslationTests",
     "FieldTypeTests",
     "ImplicitSetupTests",
+    "MigrationTests",
     "ModelLibraryTests",
     "QueryTests",
     "ReferenceDriver",
@@ -59,6 +61,7 @@ _WHERE = {
     "CrudTests": "ommi_testkit.suites.crud",
     "ErrorTranslationTests": "ommi_testkit.suites.errors",
     "ModelLibraryTests": "ommi_testkit.suites.libraries",
+    "MigrationTests": "ommi_testkit.suites.migrations",
     "QueryTests": "ommi_testkit.suites.queries",
     "RelationTests": "ommi_testkit.suites.relations",
     "SchemaTests": "ommi_testkit.suites.schema",

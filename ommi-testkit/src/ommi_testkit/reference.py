@@ -11,7 +11,12 @@ tree directly in Python with the semantics every driver must match:
   LEFT JOIN) satisfies the whole condition; a target row appears at most once.
 
 Transactions work on a private copy of the data and hold the database's write
-lock until they end, so other tasks never see uncommitted rows. A statement
+lock until they end, so other tasks never see uncommitted rows. A migration
+(``begin_migration``) is such a transaction, whose operations rewrite the
+copied tables: rows are re-laid out field by field, values converted with
+``ommi.migrations.CONVERSIONS``, constraints checked, all committed at once.
+References are checked by table name, as a database does, so models of
+several collections (or of a migration state) mapping one table agree. A statement
 that fails inside a transaction changes nothing and leaves the transaction
 usable; a ``.all`` stream of a transaction raises ``TransactionError`` when it
 is read on after the transaction ended. Generated int keys continue above
@@ -24,24 +29,28 @@ import asyncio
 import itertools
 from collections.abc import AsyncGenerator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 from ommi.drivers import Capabilities, Driver, DriverTransaction, Operations
+from ommi.drivers.base import MigrationTransaction
 from ommi.errors import (
     ConfigurationError,
     ConnectionError,
     IntegrityError,
+    MigrationError,
     OperationalError,
     SchemaMismatchError,
     TransactionError,
 )
 from ommi.expressions import Expr, Query
+from ommi.migrations import ChangeType, MigrationStep, RenameField, is_historical
 from ommi.models.schema import Field, ModelSchema
 from ommi.query.evaluate import holds, ordered
 
 __all__ = ["ConstraintViolation", "ReferenceDriver", "ReferenceSettings", "ReferenceStore", "evaluate", "run_query"]
 
 Row = tuple[Any, ...]
+_T = TypeVar("_T", bound="_ReferenceTransaction")
 
 
 class _Table:
@@ -76,6 +85,17 @@ def _is_single_key(field: Field) -> bool:
     """Whether ``field`` is the single key of its model (fields compare by identity: ``==`` builds a condition)."""
     key = field.schema.key
     return len(key) == 1 and key[0] is field
+
+
+def _references(field: Field, schema: ModelSchema) -> bool:
+    """Whether ``field`` holds keys of ``schema``'s table: by table and column, as a database sees it."""
+    target = field.reference
+    return (
+        target is not None
+        and target.schema.name == schema.name
+        and len(schema.key) == 1
+        and target.column == schema.key[0].column
+    )
 
 
 def evaluate(expr: Expr, env: Mapping[int, Row | None]) -> bool:
@@ -191,7 +211,7 @@ class _Store(Operations):
             target = f.reference
             if value is not None and target is not None and _is_single_key(target):
                 referenced = tables.get(target.schema.name)
-                if referenced is not None and (value,) not in referenced.rows and target.schema is not schema:
+                if referenced is not None and (value,) not in referenced.rows and target.schema.name != schema.name:
                     raise ConstraintViolation(
                         f"{schema.name}.{f.column} = {value!r} references a missing {target.schema.name} row"
                     )
@@ -201,7 +221,7 @@ class _Store(Operations):
         """Self-references (a row naming another row of its own table) must name a stored row."""
         for f in schema.fields:
             target = f.reference
-            if target is None or target.schema is not schema or not _is_single_key(target):
+            if target is None or not _is_single_key(target) or not _references(f, schema):
                 continue
             for row in rows:
                 value = row[f.index]
@@ -221,9 +241,9 @@ class _Store(Operations):
             if other is None:
                 continue
             for f in other.fields:
-                if f.reference is schema.key[0]:
+                if _references(f, schema):
                     for row in table.rows.values():
-                        if row[f.index] in removed and not (other is schema and _key(other, row) in keys):
+                        if row[f.index] in removed and not (other.name == schema.name and _key(other, row) in keys):
                             raise ConstraintViolation(
                                 f"{schema.name} rows are still referenced by {other.name}.{f.column}"
                             )
@@ -332,6 +352,95 @@ class _ReferenceTransaction(_Store, DriverTransaction):
             self._driver._lock_release()
 
 
+def _migrate(tables: _Tables, step: MigrationStep) -> None:
+    """Apply one migration operation to ``tables`` (a transaction's copy); every table then follows ``step.after``."""
+    operation = step.operation
+    name = operation.model
+    if operation.kind == "create_model":
+        if name in tables:
+            raise OperationalError(f"table {name} already exists")
+        schema = step.after.schema(name)
+        tables[name] = _Table(_signature(schema), schema)
+    elif operation.kind == "drop_model":
+        if tables.pop(name, None) is None:
+            raise OperationalError(f"no such table: {name}")
+    elif operation.kind in ("add_field", "remove_field", "rename_field", "change_type", "set_default"):
+        table = tables.get(name)
+        if table is None:
+            raise OperationalError(f"no such table: {name}")
+        _relayout(table, step.after.schema(name), _sources(table, step), tables)
+    else:
+        raise MigrationError(f"{operation.describe()}: the reference driver does not know {type(operation).__name__}")
+    for table_name, table in tables.items():
+        if table_name in step.after:
+            table.schema = step.after.schema(table_name)
+
+
+def _sources(table: _Table, step: MigrationStep) -> dict[str, Callable[[Row], Any]]:
+    """Each column of the model after ``step``: its value, read from a row as the table stores it now."""
+    position = {column[0]: index for index, column in enumerate(table.columns)}
+    after = step.after.schema(step.operation.model)
+    operation = step.operation
+    renamed = {operation.new: operation.old} if isinstance(operation, RenameField) else {}
+    sources: dict[str, Callable[[Row], Any]] = {}
+    for f in after.fields:
+        stored = renamed.get(f.column, f.column)
+        if stored not in position:
+            spec = step.after.model(operation.model).field(f.column)
+            default = spec.default if spec is not None else None
+            sources[f.column] = _constant(default)
+            continue
+        index = position[stored]
+        if isinstance(operation, ChangeType) and f.column == operation.new.name:
+            conversion = operation.conversion
+            convert = conversion.convert if conversion is not None else None
+            fill = operation.new.default
+
+            def changed(row: Row, _i: int = index, _convert: Any = convert, _fill: Any = fill) -> Any:
+                value = row[_i]
+                if value is None:
+                    return _fill
+                return _convert(value) if _convert is not None else value
+
+            sources[f.column] = changed
+        else:
+            sources[f.column] = _column(index)
+    return sources
+
+
+def _constant(value: Any) -> Callable[[Row], Any]:
+    return lambda row: value
+
+
+def _column(index: int) -> Callable[[Row], Any]:
+    return lambda row: row[index]
+
+
+def _relayout(table: _Table, schema: ModelSchema, sources: Mapping[str, Callable[[Row], Any]], tables: _Tables) -> None:
+    """Rewrite every row of ``table`` in ``schema``'s field order, checking NULLs, keys and references."""
+
+    def action(tables: _Tables) -> None:
+        rows: dict[tuple[Any, ...], Row] = {}
+        for old in table.rows.values():
+            row = tuple(sources[f.column](old) for f in schema.fields)
+            _Store._check_row(schema, row, tables)
+            key = _key(schema, row)
+            if key in rows:
+                raise ConstraintViolation(f"duplicate key {key!r} in {schema.name}")
+            rows[key] = row
+        _Store._check_self_references(schema, rows.values(), rows)
+        table.rows, table.columns, table.schema = rows, _signature(schema), schema
+
+    _run(action, tables)
+
+
+class _ReferenceMigration(_ReferenceTransaction, MigrationTransaction):
+    """A transaction whose operations also rewrite the copied tables; committed (or not) as a whole."""
+
+    async def apply_operation(self, step: MigrationStep) -> None:
+        _migrate(self._tables(), step)
+
+
 class ReferenceStore:
     """The data of one in-memory database.
 
@@ -364,7 +473,7 @@ class ReferenceDriver(_Store, Driver[ReferenceSettings]):
     """
 
     name = "reference"
-    capabilities = Capabilities()
+    capabilities = Capabilities(migrations=True)
     default_batch_size = 100
 
     def __init__(self, batch_size: int = 100, *, store: ReferenceStore | None = None) -> None:
@@ -445,20 +554,36 @@ class ReferenceDriver(_Store, Driver[ReferenceSettings]):
         self._lock.release()
 
     async def begin(self) -> DriverTransaction:
+        return await self._begin(_ReferenceTransaction)
+
+    async def begin_migration(self) -> MigrationTransaction:
+        """A transaction holding the write lock (the migration lock); its operations rewrite its copy of the tables."""
+        return await self._begin(_ReferenceMigration)
+
+    def migration_statements(self, step: MigrationStep) -> list[str]:
+        return [f"-- reference: {step.operation.describe()}"]
+
+    async def _begin(self, kind: type[_T]) -> _T:
         self._check_open()
         assert self._lock is not None, "the driver is not open"
         await self._lock.acquire()
         if self._closed:
             self._lock.release()
             self._check_open()
-        transaction = _ReferenceTransaction(self)
+        transaction = kind(self)
         self._transactions.add(transaction)
         return transaction
 
     async def apply_schema(self, schemas: Sequence[ModelSchema]) -> None:
         problems = []
+        relayout = []
         for schema in schemas:
             table = self._data.get(schema.name)
+            historical = table is not None and table.schema is not None and is_historical(table.schema)
+            if historical and table is not None and sorted(table.columns) == sorted(_signature(schema)):
+                # Made by migrations: its fields may be stored in another order than the model's.
+                relayout.append(schema)
+                continue
             if table is not None and table.columns != _signature(schema):
                 stored = {c[0]: c for c in table.columns}
                 wanted = {c[0]: c for c in _signature(schema)}
@@ -471,7 +596,21 @@ class ReferenceDriver(_Store, Driver[ReferenceSettings]):
                 ]
                 problems.append(f"table {schema.name}: " + "; ".join(diffs))
         if problems:
-            raise SchemaMismatchError("stored schema differs from the models: " + " | ".join(problems))
+            raise SchemaMismatchError(
+                "stored schema differs from the models: " + " | ".join(problems) + ". Write a migration for the "
+                "change and apply it: `ommi migrate make --models MODULE` then `ommi migrate apply --url URL` "
+                "(or drop the tables with db.remove_models() when their rows can go)"
+            )
+        if relayout:
+
+            def adopt(tables: _Tables) -> None:
+                for schema in relayout:
+                    table = tables[schema.name]
+                    position = {column[0]: index for index, column in enumerate(table.columns)}
+                    sources = {f.column: _column(position[f.column]) for f in schema.fields}
+                    _relayout(table, schema, sources, tables)
+
+            await self._write(adopt)
         for schema in schemas:
             self._data.setdefault(schema.name, _Table(_signature(schema), schema))
 

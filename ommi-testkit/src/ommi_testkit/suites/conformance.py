@@ -6,6 +6,7 @@ from ommi_testkit.suites.audit import AuditRegressionTests
 from ommi_testkit.suites.crud import CrudTests
 from ommi_testkit.suites.errors import ErrorTranslationTests
 from ommi_testkit.suites.libraries import ModelLibraryTests
+from ommi_testkit.suites.migrations import MigrationTests
 from ommi_testkit.suites.queries import QueryTests
 from ommi_testkit.suites.relations import RelationTests
 from ommi_testkit.suites.schema import SchemaTests
@@ -27,5 +28,6 @@ class ConformanceSuite(
     ImplicitSetupTests,
     AuditRegressionTests,
     ModelLibraryTests,
+    MigrationTests,
 ):
     """Every conformance test. Subclass it and provide a ``driver_factory`` fixture."""
