@@ -99,7 +99,8 @@ async def apply_schema(link: Link, core: SQLCore, schemas: Sequence[ModelSchema]
             raise SchemaMismatchError(
                 f"sqlite database {link.database}: stored tables differ from their models, nothing was changed: "
                 + " | ".join(problems)
-                + ". Migrate the tables (or drop them with db.remove_models()) to match the models."
+                + ". Write a migration for the change and apply it: `ommi migrate make --models MODULE` then "
+                "`ommi migrate apply --url URL` (or drop the tables with db.remove_models() when their rows can go)."
             )
         for schema in ordered:
             for statement in core.compiler.create_statements(schema):

@@ -8,7 +8,7 @@ import dataclasses
 import os
 import warnings
 from collections.abc import AsyncIterator, Mapping, Sequence
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from ommi import errors
 from ommi.drivers import Capabilities, Driver, DriverTransaction, get_logger
@@ -16,12 +16,16 @@ from ommi.models.schema import ModelSchema
 from ommi.sql import SQLTransactionOperations
 
 from ommi_sqlite._memory import acquire_shared, release_shared
+from ommi_sqlite._migrate import MigrationSteps, lock_for_migration, migration_statements
 from ommi_sqlite._operations import SQLCore, SQLiteOperations, undo_savepoint
 from ommi_sqlite._pool import Channel, Link, Pool, Stream
 from ommi_sqlite._schema import apply_schema, drop_schema
 from ommi_sqlite._settings import SQLiteSettings, parse_settings
 
-__all__ = ["SQLiteDriver", "SQLiteTransaction"]
+if TYPE_CHECKING:
+    from ommi.migrations import MigrationStep
+
+__all__ = ["SQLiteDriver", "SQLiteMigration", "SQLiteTransaction"]
 
 log = get_logger("ommi.sqlite.driver")
 
@@ -75,7 +79,7 @@ class SQLiteDriver(SQLiteOperations, Driver[SQLiteSettings]):
     """
 
     name = "sqlite"
-    capabilities = Capabilities()
+    capabilities = Capabilities(migrations=True)
     default_batch_size = 1000
 
     def __init__(self, settings: SQLiteSettings | None = None) -> None:
@@ -206,6 +210,15 @@ class SQLiteDriver(SQLiteOperations, Driver[SQLiteSettings]):
         async with self._pool.write() as link:
             await drop_schema(link, self._core, schemas)
 
+    # -- migrations (ommi_sqlite._migrate) -------------------------------------
+
+    async def begin_migration(self) -> SQLiteMigration:
+        pool = self._pool
+        return SQLiteMigration(self, pool, await lock_for_migration(pool))
+
+    def migration_statements(self, step: MigrationStep) -> list[str]:
+        return migration_statements(self._core, step)
+
 
 async def _release(pool: Pool, link: Link) -> None:
     """Roll back whatever is open on the writer of ``pool`` and unlock it; never raises."""
@@ -306,3 +319,10 @@ class SQLiteTransaction(SQLTransactionOperations[Link], SQLiteOperations, Driver
             finally:
                 pool.unlock_writer()
         log.debug("transaction.rollback", driver="sqlite", database=link.database)
+
+
+class SQLiteMigration(MigrationSteps, SQLiteTransaction):
+    """The transaction of one migration (``ommi.migrations``): foreign keys off until it ends.
+
+    See :mod:`ommi_sqlite._migrate`.
+    """

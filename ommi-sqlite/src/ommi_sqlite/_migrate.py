@@ -1,0 +1,249 @@
+"""Migrations on SQLite: the driver's ``migrations`` capability.
+
+Statements (:class:`SQLiteMigrationSQL`): ``ALTER TABLE ... ADD COLUMN``,
+``DROP COLUMN`` and ``RENAME COLUMN`` where SQLite can; everything else
+(a referencing column added or removed, a type or nullability change) goes
+through the table rebuild of SQLite's documentation ("Making other kinds of
+table schema changes"): the new table is created under a temporary name with
+the compiler's own ``CREATE TABLE``, the rows are copied into it (converted
+where the type changes), the ``AUTOINCREMENT`` counter moves over (a deleted
+key is still never handed out again), the old table is dropped, the new one
+renamed, and its indexes made. Keys, references and indexes are exactly what
+``use_models`` makes for the model, so the table passes its drift check.
+
+Transaction (:class:`MigrationSteps`): a table rebuild drops a table other
+tables may reference, so foreign keys are switched off on the writer before
+``BEGIN IMMEDIATE`` (SQLite ignores the pragma inside a transaction), and
+``PRAGMA foreign_key_check`` runs before the commit: a migration leaving a
+reference dangling fails with ``IntegrityError`` and commits nothing. The
+write lock taken by ``BEGIN IMMEDIATE`` is the migration lock: another
+process applying migrations waits for it (up to ``busy_timeout``), then reads
+the history again. Foreign keys are switched back on before the writer is
+unlocked, whatever happens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, cast
+
+from ommi import errors
+from ommi.drivers import get_logger
+from ommi.drivers.base import MigrationTransaction
+from ommi.errors import MigrationError
+from ommi.migrations import AddField, ChangeType, FieldSpec, MigrationStep, RemoveField
+from ommi.models.schema import Field, ModelSchema
+from ommi.sql import Compiled, SQLTransactionOperations
+from ommi.sql.migrate import MigrationSQL, show
+
+from ommi_sqlite._operations import SQLCore, SQLiteOperations
+from ommi_sqlite._pool import Link, Pool
+
+if TYPE_CHECKING:
+    from ommi.drivers import Driver
+
+__all__ = ["KeptWriter", "MigrationSteps", "SQLiteMigrationSQL", "lock_for_migration", "migration_statements"]
+
+log = get_logger("ommi.sqlite.migrations")
+
+Source = tuple[str, list[Any]]
+"""An expression of the old table's row giving a new column's value, and its parameters."""
+
+
+class SQLiteMigrationSQL(MigrationSQL):
+    """SQLite's statements for migration operations: ``ALTER TABLE`` where it can, the rebuild where not."""
+
+    def conversion(self, column: str, old: FieldSpec, new: FieldSpec, field: Field) -> str:
+        if old.type == new.type:
+            return column
+        if new.type == "float":
+            return f"CAST({column} AS REAL)"
+        if new.type in ("str", "decimal"):
+            return f"CAST({column} AS TEXT)"
+        if new.type == "int":
+            return f"CAST({column} AS INTEGER)"
+        return column
+
+    def op_add_field(self, step: MigrationStep) -> list[Compiled]:
+        """``ADD COLUMN ... DEFAULT``; a rebuild for a referencing field (SQLite adds no foreign key otherwise)."""
+        operation = cast(AddField, step.operation)
+        before = step.before.schema(operation.model)
+        after = step.after.schema(operation.model)
+        field = after.by_column[operation.field.name]
+        default = operation.field.default
+        if field.reference is None:
+            try:
+                definition = self.column_definition(field, default=default)
+            except MigrationError:
+                pass  # a default SQLite cannot take inline: the rebuild binds it
+            else:
+                return [Compiled(f"ALTER TABLE {self.table(after)} ADD COLUMN {definition}", [])]
+        sources = self.kept_columns(before, after)
+        sources[field.column] = (
+            ("NULL", []) if default is None else (self.dialect.placeholder, self.params(field, default))
+        )
+        return self.rebuild(before, after, sources)
+
+    def op_remove_field(self, step: MigrationStep) -> list[Compiled]:
+        """``DROP COLUMN``; a rebuild for a referencing field (SQLite refuses to drop an indexed column)."""
+        operation = cast(RemoveField, step.operation)
+        before = step.before.schema(operation.model)
+        if before.by_column[operation.field.name].reference is None:
+            return super().op_remove_field(step)
+        after = step.after.schema(operation.model)
+        return self.rebuild(before, after, self.kept_columns(before, after))
+
+    def op_change_type(self, step: MigrationStep) -> list[Compiled]:
+        """A rebuild, the column converted (``CAST``) and its ``NULL`` values filled when it becomes required."""
+        operation = cast(ChangeType, step.operation)
+        before = step.before.schema(operation.model)
+        after = step.after.schema(operation.model)
+        field = after.by_column[operation.new.name]
+        sources = self.kept_columns(before, after)
+        expression = self.conversion(self.column(field), operation.old, operation.new, field)
+        params: list[Any] = []
+        if operation.old.nullable and not operation.new.nullable:
+            expression = f"COALESCE({expression}, {self.dialect.placeholder})"
+            params = self.params(field, operation.new.default)
+        sources[field.column] = (expression, params)
+        return self.rebuild(before, after, sources)
+
+    def kept_columns(self, before: ModelSchema, after: ModelSchema) -> dict[str, Source]:
+        """Each column of ``after`` that ``before`` has too, copied as it is."""
+        return {f.column: (self.column(f), []) for f in after.fields if f.column in before.by_column}
+
+    def rebuild(self, before: ModelSchema, after: ModelSchema, sources: Mapping[str, Source]) -> list[Compiled]:
+        """SQLite's table rebuild: ``after``'s table filled from ``before``'s rows, under ``before``'s name.
+
+        ``sources`` gives each column of ``after`` its value as an expression
+        over the old row. Foreign keys must be off (the migration transaction
+        sees to it) and are checked before the commit.
+        """
+        q = self.dialect.quote
+        old_table = self.table(before)
+        temporary = f"ommi_rebuild_{after.name}"
+        create = self.compiler.create_table(after)
+        prefix = f"CREATE TABLE IF NOT EXISTS {self.table(after)} ("
+        if not create.startswith(prefix):  # pragma: no cover - the compiler's own text
+            raise MigrationError(f"cannot rebuild {after.name!r}: unexpected CREATE TABLE {create[:80]!r}")
+        statements = [Compiled(f"CREATE TABLE {q(temporary)} (" + create[len(prefix) :], [])]
+        params: list[Any] = []
+        for f in after.fields:
+            params += sources[f.column][1]
+        columns = ", ".join(q(f.column) for f in after.fields)
+        expressions = ", ".join(sources[f.column][0] for f in after.fields)
+        statements.append(
+            Compiled(f"INSERT INTO {q(temporary)} ({columns}) SELECT {expressions} FROM {old_table}", params)
+        )
+        if before.auto_field is not None and after.auto_field is not None:
+            # The counter of AUTOINCREMENT, never below a key ever handed out, moves to the new table.
+            statements.append(Compiled("DELETE FROM sqlite_sequence WHERE name = ?", [temporary]))
+            statements.append(Compiled("UPDATE sqlite_sequence SET name = ? WHERE name = ?", [temporary, before.name]))
+        statements.append(Compiled(f"DROP TABLE {old_table}", []))
+        statements.append(Compiled(f"ALTER TABLE {q(temporary)} RENAME TO {self.table(after)}", []))
+        return statements + self.index_statements(after)
+
+
+def migration_statements(core: SQLCore, step: MigrationStep) -> list[str]:
+    """The statements of ``step`` as text (``SQLiteDriver.migration_statements``)."""
+    return [show(statement) for statement in SQLiteMigrationSQL(core.compiler).statements(step)]
+
+
+# -- the transaction ----------------------------------------------------------------------------
+
+
+async def _give_back(pool: Pool, link: Link, *, rollback: bool) -> None:
+    """Roll back if asked, switch foreign keys on again, then unlock the writer; never raises."""
+    try:
+        if not pool.closed:  # else closing the connection ended everything already
+            if rollback:
+                await link.rollback()
+            await link.execute("PRAGMA foreign_keys = ON")
+    except Exception:  # the caller is already reporting what went wrong
+        log.error("migration.foreign_keys.restore_failed", driver="sqlite", database=link.database, exc_info=True)
+    finally:
+        pool.unlock_writer()
+
+
+async def lock_for_migration(pool: Pool) -> Link:
+    """The writer of ``pool``, locked, with foreign keys off and ``BEGIN IMMEDIATE`` run."""
+    link = await pool.lock_writer()
+    try:
+        # Inside the try: cancelled while either runs, the writer must still come back whole.
+        await link.execute("PRAGMA foreign_keys = OFF")
+        await link.execute("BEGIN IMMEDIATE")
+    except BaseException:
+        await asyncio.shield(_give_back(pool, link, rollback=True))
+        raise
+    log.debug("migration.begin", driver="sqlite", database=link.database)
+    return link
+
+
+class KeptWriter:
+    """The pool as a migration transaction's base class sees it: ending the transaction does not unlock the writer.
+
+    :class:`~ommi_sqlite.driver.SQLiteTransaction` unlocks the writer as it
+    ends; a migration transaction must first switch foreign keys on again
+    (:meth:`MigrationSteps._finish`), so here ``unlock_writer`` does nothing
+    and everything else is the pool's.
+    """
+
+    def __init__(self, pool: Pool) -> None:
+        self._pool = pool
+
+    def unlock_writer(self) -> None:
+        """Nothing: :meth:`MigrationSteps._finish` unlocks the writer once foreign keys are on."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._pool, name)
+
+
+class MigrationSteps(SQLTransactionOperations[Link], SQLiteOperations, MigrationTransaction):
+    """What makes a SQLite transaction a migration transaction; mixed in before ``SQLiteTransaction``.
+
+    ``ommi_sqlite.driver.SQLiteMigration`` is ``(MigrationSteps, SQLiteTransaction)``:
+    this class adds :meth:`apply_operation`, checks foreign keys before the
+    commit, and gives the writer back (foreign keys on, then unlocked) once
+    the transaction has ended either way.
+    """
+
+    def __init__(self, driver: Driver, pool: Pool, link: Link) -> None:
+        self._writer_pool = pool
+        self._writer_link = link
+        self._returned = False
+        # SQLiteTransaction.__init__, next in the MRO of the class this is mixed into.
+        super().__init__(driver, cast(Pool, KeptWriter(pool)), link)  # type: ignore[call-arg]
+
+    async def apply_operation(self, step: MigrationStep) -> None:
+        statements = SQLiteMigrationSQL(self._core.compiler).statements(step)
+        async with self._turn() as link:
+            for statement in statements:
+                await link.execute(statement.sql, statement.params)
+
+    async def commit(self) -> None:
+        async with self._turn() as link:
+            dangling = await link.fetchall("PRAGMA foreign_key_check")
+        if dangling:
+            shown = ", ".join(f"{table!r} row {rowid} -> {parent!r}" for table, rowid, parent, _ in dangling[:5])
+            raise errors.IntegrityError(
+                f"sqlite database {link.database}: the migration leaves {len(dangling)} reference(s) to rows that do "
+                f"not exist ({shown}{', ...' if len(dangling) > 5 else ''}); roll it back and fix the data first"
+            )
+        try:
+            await super().commit()  # type: ignore[safe-super]  # SQLiteTransaction's, next in the MRO
+        finally:
+            await self._finish()
+
+    async def rollback(self) -> None:
+        try:
+            await super().rollback()  # type: ignore[safe-super]
+        finally:
+            await self._finish()
+
+    async def _finish(self) -> None:
+        """Once the transaction has ended: foreign keys on again, then the writer unlocked (once)."""
+        if self._owned() is not None or self._returned:
+            return
+        self._returned = True
+        await asyncio.shield(_give_back(self._writer_pool, self._writer_link, rollback=False))
