@@ -39,6 +39,7 @@ from ommi.sql.migrate import MigrationSQL, show
 
 from ommi_sqlite._operations import SQLCore, SQLiteOperations
 from ommi_sqlite._pool import Link, Pool
+from ommi_sqlite._schema import table_differences
 
 if TYPE_CHECKING:
     from ommi.drivers import Driver
@@ -46,6 +47,8 @@ if TYPE_CHECKING:
 __all__ = ["KeptWriter", "MigrationSteps", "SQLiteMigrationSQL", "lock_for_migration", "migration_statements"]
 
 log = get_logger("ommi.sqlite.migrations")
+
+_TABLE_INFO = 'SELECT name, type, "notnull", pk FROM pragma_table_info(?)'
 
 Source = tuple[str, list[Any]]
 """An expression of the old table's row giving a new column's value, and its parameters."""
@@ -216,10 +219,30 @@ class MigrationSteps(SQLTransactionOperations[Link], SQLiteOperations, Migration
         super().__init__(driver, cast(Pool, KeptWriter(pool)), link)  # type: ignore[call-arg]
 
     async def apply_operation(self, step: MigrationStep) -> None:
+        """Run the operation's statements, then check the table against the model the migrations describe.
+
+        The check is ``use_models``' drift check: it catches a table changed by
+        hand since the migrations were written, and a table that existed before
+        its ``CreateModel`` (made by ``use_models``): kept as it is when it
+        matches the model (a database adopting migrations), refused otherwise.
+        """
         statements = SQLiteMigrationSQL(self._core.compiler).statements(step)
+        name = step.operation.model
         async with self._turn() as link:
             for statement in statements:
                 await link.execute(statement.sql, statement.params)
+            if name not in step.after:
+                return
+            differences = table_differences(
+                self._core, step.after.schema(name), await link.fetchall(_TABLE_INFO, [name])
+            )
+        if differences:
+            raise MigrationError(
+                f"sqlite database {link.database}: after {step.operation.describe()} (migration {step.migration}), "
+                f"the table {name!r} differs from the model the migrations describe: {'; '.join(differences)}. "
+                "Was it changed by hand, or made by use_models() with other fields? Nothing of the migration is "
+                "committed; make the table match (or drop it) and apply again"
+            )
 
     async def commit(self) -> None:
         async with self._turn() as link:

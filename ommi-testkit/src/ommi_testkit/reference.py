@@ -357,10 +357,19 @@ def _migrate(tables: _Tables, step: MigrationStep) -> None:
     operation = step.operation
     name = operation.model
     if operation.kind == "create_model":
-        if name in tables:
-            raise OperationalError(f"table {name} already exists")
         schema = step.after.schema(name)
-        tables[name] = _Table(_signature(schema), schema)
+        existing = tables.get(name)
+        if existing is None:
+            tables[name] = _Table(_signature(schema), schema)
+        elif sorted(existing.columns) == sorted(_signature(schema)):
+            # Made by use_models before the first migration, as the model says: adopted with its rows.
+            position = {column[0]: index for index, column in enumerate(existing.columns)}
+            _relayout(existing, schema, {f.column: _column(position[f.column]) for f in schema.fields}, tables)
+        else:
+            raise MigrationError(
+                f"{operation.describe()} (migration {step.migration}): the table exists already with other "
+                f"fields ({', '.join(c[0] for c in existing.columns)}); make it match the model, or drop it"
+            )
     elif operation.kind == "drop_model":
         if tables.pop(name, None) is None:
             raise OperationalError(f"no such table: {name}")

@@ -306,6 +306,33 @@ class MigrationTests(SuiteBase):
         await db.use_models(mig_v1)  # no column 'marked': no drift
         assert [s.state for s in await migrations.status(db, mig_dir)] == ["applied", "pending"]
 
+    @requires("migrations")
+    async def test_migrations_adopt_tables_made_by_use_models(self, mig_db: Ommi, mig_dir: Path) -> None:
+        """A database set up by ``use_models`` before it had migrations: matching tables are kept with their rows."""
+        db = mig_db
+        await db.use_models(mig_v1)
+        ada = await db.add(AuthorV1("Ada")).or_raise()
+        await db.add(BookV1("Notes", ada.id)).or_raise()
+        migrations.make(mig_v1, mig_dir)
+        migrations.make(mig_v2, mig_dir)
+        assert len(await migrations.apply(db, mig_dir)) == 2
+        await db.use_models(mig_v2)
+        assert [(a.name, a.country) for a in await fetch(db.find(AuthorV2))] == [("Ada", "unknown")]
+        assert [b.title for b in await fetch(db.find(BookV2))] == ["Notes"]
+
+    @requires("migrations")
+    async def test_migrations_refuse_a_table_unlike_its_model(self, mig_db: Ommi, mig_dir: Path) -> None:
+        """A table that exists with other fields than the migration creates stops it; nothing of it is committed."""
+        db = mig_db
+        await db.use_models(mig_renamed)
+        await db.add(AuthorRenamed("Ada")).or_raise()
+        migrations.make(mig_v1, mig_dir)
+        with pytest.raises(MigrationError, match="mig_author"):
+            await migrations.apply(db, mig_dir)
+        assert [s.state for s in await migrations.status(db, mig_dir)] == ["pending"]
+        await db.use_models(mig_renamed)
+        assert [a.full_name for a in await fetch(db.find(AuthorRenamed))] == ["Ada"]
+
     # -- down -----------------------------------------------------------------------------------
 
     @requires("migrations")
