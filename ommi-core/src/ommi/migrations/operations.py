@@ -26,7 +26,7 @@ import dataclasses
 import datetime as _dt
 import decimal
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any, ClassVar
 
@@ -132,7 +132,7 @@ def _indent(text: str, prefix: str = "    ") -> str:
     return "\n".join(prefix + line if line else line for line in text.splitlines())
 
 
-def _fields_source(fields: tuple[FieldSpec, ...]) -> str:
+def _fields_source(fields: Sequence[FieldSpec]) -> str:
     return "[\n" + "".join(f"    {_spec_source(f)},\n" for f in fields) + "]"
 
 
@@ -192,7 +192,8 @@ class CreateModel(Operation):
 
     kind: ClassVar[str] = "create_model"
     model: str
-    fields: tuple[FieldSpec, ...]
+    fields: Sequence[FieldSpec]
+    """The fields (a list in migration files; kept as a tuple)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "fields", tuple(self.fields))
@@ -222,7 +223,8 @@ class DropModel(Operation):
 
     kind: ClassVar[str] = "drop_model"
     model: str
-    fields: tuple[FieldSpec, ...]
+    fields: Sequence[FieldSpec]
+    """The fields (a list in migration files; kept as a tuple)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "fields", tuple(self.fields))

@@ -32,7 +32,7 @@ import inspect
 import keyword
 import re
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -176,7 +176,8 @@ class ModelState:
     """
 
     name: str
-    fields: tuple[FieldSpec, ...]
+    fields: Sequence[FieldSpec]
+    """The fields, in order (kept as a tuple)."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name or "\x00" in self.name:
