@@ -19,6 +19,9 @@ from ommi.sql import Compiled, Dialect, SQLCompiler
 
 __all__ = ["MAX_IDENTIFIER_BYTES", "PostgreSQLCompiler", "PostgreSQLDialect", "numeric_problem"]
 
+_SEQUENCE = "(SELECT pg_get_serial_sequence(%s, %s)::regclass AS seq) AS s"
+"""A ``FROM`` item ``s`` whose ``s.seq`` is the identity sequence of a column (parameters: table, column)."""
+
 MAX_IDENTIFIER_BYTES = 63
 """PostgreSQL silently truncates longer identifiers (NAMEDATALEN - 1)."""
 
@@ -97,6 +100,8 @@ class PostgreSQLDialect(Dialect):
     """Each storage type as ``format_type()`` reports it in the catalog."""
 
     supports_nulls_order: ClassVar[bool] = True
+    # A failed statement aborts the transaction: no savepoint around atomic blocks in one.
+    failed_statement_aborts_transaction: ClassVar[bool] = True
     # The "C" collation orders UTF-8 text byte by byte, which is code-point
     # order: the same as Python's str comparison and the reference driver.
     text_sort_collation: ClassVar[str | None] = '"C"'
@@ -176,12 +181,67 @@ class PostgreSQLDialect(Dialect):
         ``key``. ``setval`` is not transactional, so a rollback keeps the
         sequence advanced (which only skips numbers).
         """
-        sequence = "(SELECT pg_get_serial_sequence(%s, %s)::regclass AS seq) AS s"
         sql = (
-            f"SELECT setval(s.seq, %s) FROM {sequence} "
+            f"SELECT setval(s.seq, %s) FROM {_SEQUENCE} "
             "WHERE %s >= 1 AND COALESCE(pg_sequence_last_value(s.seq), 0) < %s"
         )
         return Compiled(sql, [key, self.qualified_name(schema), field.column, key, key])
+
+    def reserve_stored_keys(self, schema: ModelSchema, field: Field) -> Compiled:
+        """Move the identity sequence of ``field`` past the highest key stored (and visible), never backwards.
+
+        The identity hands out numbers without looking at the table, so rows
+        written with explicit keys by another client (or a restored dump)
+        can hold keys it would generate.
+        """
+        sql = (
+            f"SELECT setval(s.seq, m.top) FROM {_SEQUENCE}, "
+            f"(SELECT max({self.quote(field.column)}) AS top FROM {self.table(schema)}) AS m "
+            "WHERE m.top >= 1 AND COALESCE(pg_sequence_last_value(s.seq), 0) < m.top"
+        )
+        return Compiled(sql, [self.qualified_name(schema), field.column])
+
+    def insert_sql(
+        self,
+        schema: ModelSchema,
+        fields: Sequence[Field],
+        rows: int = 1,
+        *,
+        returning: Field | None = None,
+        skip_taken: bool = False,
+    ) -> str:
+        """One row: the shared ``VALUES``; several: ``INSERT ... SELECT FROM unnest(arrays)``, one array per column.
+
+        The text of the second is the same for any number of rows, so it is
+        prepared once; ``WITH ORDINALITY ... ORDER BY`` makes the identity
+        default run in input order, so generated keys increase along the rows.
+        """
+        if rows == 1:
+            return super().insert_sql(schema, fields, returning=returning, skip_taken=skip_taken)
+        q = self.quote
+        arrays = ", ".join(f"%s::{self.column_types[f.storage]}[]" for f in fields)
+        names = ", ".join(q(f"c{i}") for i in range(len(fields)))
+        sql = (
+            f"INSERT INTO {self.table(schema)} ({', '.join(q(f.column) for f in fields)}) "
+            f"SELECT {names} FROM unnest({arrays}) WITH ORDINALITY AS {q('u')} ({names}, {q('n')}) ORDER BY {q('n')}"
+        )
+        if returning is not None:
+            if skip_taken:
+                sql += f" ON CONFLICT ({q(returning.column)}) DO NOTHING"
+            sql += f" RETURNING {q(returning.column)}"
+        return sql
+
+    def insert_params(self, rows: Sequence[Sequence[Any]], columns: Sequence[int] | None) -> list[Any]:
+        """Several rows: one list per column (the ``unnest`` arrays)."""
+        if len(rows) == 1:
+            return super().insert_params(rows, columns)
+        if columns is None:
+            return [list(column) for column in zip(*rows, strict=True)]
+        return [[row[i] for row in rows] for i in columns]
+
+    def insert_sizes(self, count: int, largest: int) -> list[int]:
+        """Statements of ``largest`` rows (the ``insert_chunk_size`` setting) and the rest."""
+        return [min(largest, count - start) for start in range(0, count, largest)]
 
     def from_db(self, storage: StorageType) -> Callable[[Any], Any] | None:
         """Aware datetimes come back in UTC; psycopg's other values are canonical already."""
@@ -222,72 +282,7 @@ class PostgreSQLCompiler(SQLCompiler):
             raise AssertionError("create_indexes() no longer makes one index per referencing column")
         return [(self.index_name(schema, f), sql) for f, sql in zip(fields, statements, strict=True)]
 
-    def insert_generated(self, schema: ModelSchema, fields: Sequence[Field], *, skip_taken: bool) -> str:
-        """``INSERT`` of one row whose key the identity generates, ``RETURNING`` it.
-
-        ``skip_taken`` (inside a transaction): ``ON CONFLICT (key) DO NOTHING``,
-        so a generated key that a row written with an explicit key already holds
-        gives no row back, instead of aborting the transaction; the driver then
-        tries again with a new key.
-        """
-        auto = schema.auto_field
-        assert auto is not None
-        sql = self.insert(schema, fields)
-        if skip_taken:
-            sql += f" ON CONFLICT ({self.dialect.quote(auto.column)}) DO NOTHING"
-        return sql + f" RETURNING {self.dialect.quote(auto.column)}"
-
-    def insert_many(
-        self, schema: ModelSchema, fields: Sequence[Field], *, returning: Field | None = None, skip_taken: bool = False
-    ) -> str:
-        """``INSERT ... SELECT FROM unnest(arrays)``: one parameter (an array) per column.
-
-        The statement text is the same for any number of rows, so it is prepared
-        once; ``WITH ORDINALITY ... ORDER BY`` makes the identity default run in
-        input order, so generated keys increase along the input rows.
-        ``skip_taken``: as in :meth:`insert_generated`.
-        """
-        q = self.dialect.quote
-        arrays = ", ".join(f"%s::{self.dialect.column_types[f.storage]}[]" for f in fields)
-        names = [q(f"c{i}") for i in range(len(fields))]
-        sql = (
-            f"INSERT INTO {self.table(schema)} ({', '.join(q(f.column) for f in fields)}) "
-            f"SELECT {', '.join(names)} FROM unnest({arrays}) WITH ORDINALITY AS {q('u')} "
-            f"({', '.join(names)}, {q('n')}) ORDER BY {q('n')}"
-        )
-        if skip_taken and returning is not None:
-            sql += f" ON CONFLICT ({q(returning.column)}) DO NOTHING"
-        if returning is not None:
-            sql += f" RETURNING {q(returning.column)}"
-        return sql
-
-    def _sequence(self, schema: ModelSchema, field: Field) -> tuple[str, list[Any]]:
-        """A ``FROM`` item ``s`` with the identity sequence of ``field`` as ``s.seq``, and its parameters."""
-        sql = "(SELECT pg_get_serial_sequence(%s, %s)::regclass AS seq) AS s"
-        return sql, [self.dialect.qualified_name(schema), field.column]
-
-    def advance_identity(self, schema: ModelSchema, field: Field, highest: int) -> Compiled:
-        """Move the identity sequence of ``field`` past ``highest`` (:meth:`PostgreSQLDialect.reserve_key`)."""
-        reserve = self.dialect.reserve_key(schema, field, highest)
-        assert reserve is not None
-        return reserve
-
-    def advance_past_stored(self, schema: ModelSchema, field: Field) -> Compiled:
-        """Move the identity sequence of ``field`` past the highest key stored (and visible), never backwards."""
-        source, params = self._sequence(schema, field)
-        sql = (
-            f"SELECT setval(s.seq, m.top) FROM {source}, "
-            f"(SELECT max({self.dialect.quote(field.column)}) AS top FROM {self.table(schema)}) AS m "
-            "WHERE m.top >= 1 AND COALESCE(pg_sequence_last_value(s.seq), 0) < m.top"
-        )
-        return Compiled(sql, params)
-
     def primary_key_constraint(self, schema: ModelSchema) -> Compiled:
         """The name of the table's primary key constraint (to tell a taken generated key from other violations)."""
         sql = "SELECT conname FROM pg_catalog.pg_constraint WHERE conrelid = %s::regclass AND contype = 'p'"
         return Compiled(sql, [self.dialect.qualified_name(schema)])
-
-    def delete_keys(self, schema: ModelSchema, field: Field) -> str:
-        """``DELETE`` the rows whose ``field`` is in one array parameter."""
-        q = self.dialect.quote
-        return f"DELETE FROM {self.table(schema)} WHERE {q(field.column)} = ANY(%s::BIGINT[])"

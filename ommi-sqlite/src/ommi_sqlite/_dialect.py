@@ -42,7 +42,7 @@ from __future__ import annotations
 import datetime as _dt
 import decimal
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 from ommi.errors import ModelDefinitionError
@@ -177,6 +177,9 @@ class SQLiteDialect(Dialect):
     auto_key_type: ClassVar[str] = "INTEGER"
     """Declared type of a generated key (must be exactly INTEGER to alias the rowid)."""
 
+    # A NULL rowid alias is generated: rows with and without a key share statements.
+    null_generates_key: ClassVar[bool] = True
+
     def table(self, schema: ModelSchema) -> str:
         refuse_reserved_name(schema)
         return super().table(schema)
@@ -185,6 +188,27 @@ class SQLiteDialect(Dialect):
         # AUTOINCREMENT: a deleted key is never handed out again, as with the
         # reference driver and PostgreSQL identities.
         return "INTEGER PRIMARY KEY AUTOINCREMENT"
+
+    def insert_sql(
+        self,
+        schema: ModelSchema,
+        fields: Sequence[Field],
+        rows: int = 1,
+        *,
+        returning: Field | None = None,
+        skip_taken: bool = False,
+    ) -> str:
+        """The shared ``INSERT``, returning the key as ``CAST(key AS INTEGER)``.
+
+        SQLite 3.40 hands back ``RETURNING`` of a rowid alias with the affinity
+        of the table's first column (``1.0`` when that one is ``REAL``); the
+        cast makes the generated key an exact int whatever the table.
+        """
+        sql = super().insert_sql(schema, fields, rows, returning=returning, skip_taken=skip_taken)
+        if returning is None:
+            return sql
+        key = self.quote(returning.column)
+        return sql.removesuffix(f" RETURNING {key}") + f" RETURNING CAST({key} AS INTEGER)"
 
     def limit_offset(self, limit: int | None, offset: int) -> tuple[str, list[Any]]:
         # SQLite accepts OFFSET only after a LIMIT; -1 means "no limit".

@@ -1,24 +1,21 @@
-"""The data operations: SQLite's connection layer under :class:`ommi.sql.SQLOperations`, and its inserts.
+"""The data operations: SQLite's connection layer under :class:`ommi.sql.SQLOperations`.
 
 :class:`SQLiteOperations` runs statements on a :class:`~ommi_sqlite._pool.Link`
 and streams through a :class:`~ommi_sqlite._pool.Channel`; where they come from
 (:meth:`~ommi.sql.SQLOperations._connection`, ``_atomic`` and
 :meth:`~SQLiteOperations._channel`) the driver answers from its pool and a
-transaction with its own connection, one task at a time.
+transaction with its own connection, one task at a time. Every operation,
+``insert`` included, is the base's: the statements come from
+:class:`~ommi_sqlite._dialect.SQLiteDialect`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import weakref
-from collections import Counter
-from collections.abc import AsyncGenerator, Sequence
-from itertools import chain
+from collections.abc import AsyncGenerator
 from typing import Any
 
-from ommi.drivers import Row
-from ommi.models.schema import Field, ModelSchema
+from ommi.models.schema import Field
 from ommi.models.types import StorageType
 from ommi.sql import Compiled, SQLCompiler, SQLOperations
 
@@ -28,24 +25,7 @@ from ommi_sqlite._pool import Channel, Link, Stream, variable_limit
 __all__ = ["SQLCore", "SQLiteCompiler", "SQLiteOperations", "collated_by_value", "undo_savepoint"]
 
 _MAX_INSERT_ROWS = 256
-"""Rows per multi-row INSERT; larger adds are split (inside a savepoint)."""
-
-
-def _chunk_sizes(total: int, largest: int) -> list[int]:
-    """Split ``total`` rows into statements of power-of-two sizes up to ``largest``.
-
-    Powers of two keep the number of distinct INSERT texts per model small, so
-    they all stay in the statement cache.
-    """
-    sizes = [largest] * (total // largest)
-    rest = total % largest
-    size = largest
-    while rest:
-        while size > rest:
-            size //= 2
-        sizes.append(size)
-        rest -= size
-    return sizes
+"""Most rows of one INSERT; larger adds are split (one atomic block: a savepoint)."""
 
 
 def collated_by_value(field: Field) -> bool:
@@ -67,97 +47,18 @@ class SQLiteCompiler(SQLCompiler):
 
 
 class SQLCore:
-    """What the driver and its transactions share: the compiler and per-model caches."""
+    """What the driver and its transactions share: the dialect and the compiler (with its per-model caches)."""
 
     def __init__(self) -> None:
         self.dialect = SQLiteDialect()
         self.compiler = SQLiteCompiler(self.dialect)
-        # Keyed by the schema object, weakly: an id() may be reused by a later
-        # model once a model is collected, and would serve it the old SQL.
-        self._insert_sql: weakref.WeakKeyDictionary[ModelSchema, dict[tuple[int, bool], str]] = (
-            weakref.WeakKeyDictionary()
-        )
-
-    def insert_sql(self, schema: ModelSchema, rows: int, *, returning: bool) -> str:
-        """The INSERT of ``rows`` rows of every field, returning the generated key if asked."""
-        by_shape = self._insert_sql.setdefault(schema, {})
-        sql = by_shape.get((rows, returning))
-        if sql is None:
-            sql = self.compiler.insert(schema, schema.fields, rows=rows)
-            auto = schema.auto_field
-            if returning and auto is not None:
-                # CAST: SQLite 3.40 hands back RETURNING of a rowid alias with the
-                # affinity of the table's first column (1.0 when that one is REAL);
-                # the cast makes the generated key an exact int whatever the table.
-                sql += f" RETURNING CAST({self.dialect.quote(auto.column)} AS INTEGER)"
-            by_shape[rows, returning] = sql
-        return sql
-
-    def max_insert_rows(self, schema: ModelSchema) -> int:
-        """The largest power of two of rows one INSERT may carry for ``schema``."""
-        fit = max(1, min(_MAX_INSERT_ROWS, variable_limit() // max(1, len(schema.fields))))
-        return 1 << (fit.bit_length() - 1)
-
-    async def insert(self, link: Link, schema: ModelSchema, rows: Sequence[Row]) -> list[Any] | None:
-        """Insert ``rows`` on ``link`` (which the caller holds for writing); all or none.
-
-        Multi-row INSERTs of up to :meth:`max_insert_rows` rows; ``RETURNING``
-        only when some row leaves its generated key to the database.
-        """
-        auto = schema.auto_field
-        given = [row[auto.index] for row in rows] if auto is not None else []
-        returning = None in given
-        convert = self.compiler.params_converter(schema)
-        params_rows = rows if convert is None else convert(rows)
-        sizes = _chunk_sizes(len(rows), self.max_insert_rows(schema))
-        keys: list[Any] = []
-        several = len(sizes) > 1
-        try:
-            if several:
-                # One savepoint around the statements: all rows or none, inside a
-                # transaction as well as outside one. Inside the try: a task
-                # cancelled while it runs must still undo it, or the writer would
-                # stay in a transaction that swallows every later write.
-                await link.execute('SAVEPOINT "ommi_insert"')
-            start = 0
-            for size in sizes:
-                sql = self.insert_sql(schema, size, returning=returning)
-                params = list(chain.from_iterable(params_rows[start : start + size]))
-                if returning:
-                    returned = await link.fetchall(sql, params)
-                    keys.extend(_match_keys(given[start : start + size], [r[0] for r in returned]))
-                else:
-                    await link.execute(sql, params)
-                start += size
-            if several:
-                await link.execute('RELEASE "ommi_insert"')
-        except BaseException:
-            if several:
-                await asyncio.shield(undo_savepoint(link))
-            raise
-        if auto is None:
-            return None
-        return keys if returning else given
 
 
-async def undo_savepoint(link: Link, name: str = '"ommi_insert"') -> None:
+async def undo_savepoint(link: Link, name: str) -> None:
     """Roll back to the savepoint ``name`` (quoted) and release it; never raises."""
     with contextlib.suppress(Exception):
         await link.execute(f"ROLLBACK TO {name}")
         await link.execute(f"RELEASE {name}")
-
-
-def _match_keys(given: list[Any], returned: list[Any]) -> list[Any]:
-    """Each row's key: the given one, or the generated one in row order.
-
-    SQLite does not promise RETURNING rows in insertion order, but it does hand
-    out AUTOINCREMENT keys in increasing order within a statement; so the
-    generated keys, sorted, belong to the rows without a key, in row order.
-    """
-    remaining = Counter(returned)
-    remaining.subtract(key for key in given if key is not None)
-    generated = iter(sorted(remaining.elements()))
-    return [key if key is not None else next(generated) for key in given]
 
 
 class SQLiteOperations(SQLOperations[Link]):
@@ -179,15 +80,13 @@ class SQLiteOperations(SQLOperations[Link]):
     async def _fetch_all(self, conn: Link, sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
         return await conn.fetchall(sql, params)
 
+    def _max_insert_rows(self, width: int) -> int:
+        # Within the SQLite library's parameter limit (read when the first connection opened).
+        return max(1, min(_MAX_INSERT_ROWS, variable_limit() // max(1, width)))
+
     async def _stream(self, compiled: Compiled, batch_size: int, limit: int | None) -> AsyncGenerator[list[Any], None]:
         async with self._channel() as channel:
             batches = Stream(channel).batches(compiled.sql, compiled.params, batch_size, limit)
             async with contextlib.aclosing(batches):
                 async for rows in batches:
                     yield rows
-
-    async def insert(self, schema: ModelSchema, rows: Sequence[Row]) -> Sequence[Any] | None:
-        if not rows:
-            return [] if schema.auto_field is not None else None
-        async with self._connection(write=True) as link:
-            return await self._core.insert(link, schema, rows)

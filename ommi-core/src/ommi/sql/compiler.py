@@ -26,7 +26,7 @@ from ommi.models.types import StorageType
 from ommi.sql._statement import Compiled
 from ommi.sql.dialect import Dialect
 
-__all__ = ["Compiled", "SQLCompiler"]
+__all__ = ["Compiled", "InsertLayout", "SQLCompiler"]
 
 _STATEMENT_CACHE_SIZE = 256
 """Statements kept per model; the model's cache starts over when it is full."""
@@ -64,6 +64,7 @@ class SQLCompiler:
         self._row_converters, self._param_converters = weakref.WeakKeyDictionary(), weakref.WeakKeyDictionary()
         self._statements: weakref.WeakKeyDictionary[ModelSchema, dict[tuple[Any, ...], _Cached]]
         self._statements = weakref.WeakKeyDictionary()
+        self._insert_layouts: weakref.WeakKeyDictionary[ModelSchema, InsertLayout] = weakref.WeakKeyDictionary()
 
     # -- values ------------------------------------------------------------
 
@@ -324,18 +325,20 @@ class SQLCompiler:
     def insert(
         self, schema: ModelSchema, fields: Sequence[Field], *, rows: int = 1, returning: Sequence[Field] = ()
     ) -> str:
-        """``INSERT`` of ``rows`` rows of ``fields``, optionally ``RETURNING`` some fields."""
-        q = self.dialect.quote
-        ph = self.dialect.placeholder
-        row = "(" + ", ".join([ph] * len(fields)) + ")"
-        if fields:
-            head = f"INSERT INTO {self.dialect.table(schema)} ({', '.join(q(f.column) for f in fields)}) VALUES "
-            sql = head + ", ".join([row] * rows)
-        else:
-            sql = f"INSERT INTO {self.dialect.table(schema)} DEFAULT VALUES"
+        """``INSERT`` of ``rows`` rows of ``fields`` (``Dialect.insert_sql``), optionally ``RETURNING`` some fields."""
+        sql = self.dialect.insert_sql(schema, fields, rows)
         if returning:
-            sql += " RETURNING " + ", ".join(q(f.column) for f in returning)
+            sql += " RETURNING " + ", ".join(self.dialect.quote(f.column) for f in returning)
         return sql
+
+    def insert_layout(self, schema: ModelSchema) -> InsertLayout:
+        """What :meth:`ommi.sql.SQLOperations.insert` keeps of ``schema``: its insert texts, built once (per model)."""
+        try:
+            return self._insert_layouts[schema]
+        except KeyError:
+            layout = InsertLayout(self.dialect, schema, self.params_converter(schema))
+            self._insert_layouts[schema] = layout
+            return layout
 
     # -- schema ------------------------------------------------------------
 
@@ -392,6 +395,45 @@ class SQLCompiler:
 
     def drop_table(self, schema: ModelSchema) -> str:
         return f"DROP TABLE IF EXISTS {self.dialect.table(schema)}"
+
+
+class InsertLayout:
+    """One model's inserts under one dialect, kept by the compiler (no reference to the model: it is the cache's key).
+
+    A statement writes every field (``keyed``) or every field but the
+    generated key, whose column default then generates it
+    (``Dialect.null_generates_key`` false); :attr:`unkeyed_columns` are the
+    positions of those fields in a row. :meth:`sql` keeps each text it built,
+    by its arguments (up to 256 per model, then it starts over).
+    """
+
+    __slots__ = ("_dialect", "_texts", "convert", "decode_key", "reserve_stored", "unkeyed_columns")
+
+    def __init__(self, dialect: Dialect, schema: ModelSchema, convert: RowConverter | None) -> None:
+        self._dialect = dialect
+        self.convert = convert
+        """:meth:`SQLCompiler.params_converter` of the model: canonical rows to client parameters (``None``: as is)."""
+        auto = schema.auto_field
+        self.unkeyed_columns = tuple(f.index for f in schema.fields if f is not auto)
+        self.reserve_stored = None if auto is None else dialect.reserve_stored_keys(schema, auto)
+        """``Dialect.reserve_stored_keys`` of the generated key: not ``None`` when generated keys may collide."""
+        self.decode_key = None if auto is None else dialect.from_db(auto.storage)
+        """``Dialect.from_db`` of the generated key: the client's returned key to a canonical one (``None``: as is)."""
+        self._texts: dict[tuple[bool, int, bool, bool], str] = {}
+
+    def sql(self, schema: ModelSchema, keyed: bool, rows: int, returning: bool, skip_taken: bool) -> str:
+        """The ``INSERT`` of ``rows`` rows (every field if ``keyed``), ``RETURNING`` the key if ``returning``."""
+        shape = (keyed, rows, returning, skip_taken)
+        text = self._texts.get(shape)
+        if text is None:
+            if len(self._texts) >= _STATEMENT_CACHE_SIZE:
+                self._texts.clear()
+            auto = schema.auto_field
+            fields = schema.fields if keyed else tuple(f for f in schema.fields if f is not auto)
+            text = self._texts[shape] = self._dialect.insert_sql(
+                schema, fields, rows, returning=auto if returning else None, skip_taken=skip_taken
+            )
+        return text
 
 
 def _per_model(

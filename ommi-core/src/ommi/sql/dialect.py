@@ -7,7 +7,8 @@ build SQL text: values always travel as parameters.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from itertools import chain
 from typing import Any, ClassVar
 
 from ommi.expressions import ORDERING_OPS, Op
@@ -52,6 +53,27 @@ class Dialect:
     For a database that rejects or ignores them (many analytical engines).
     Ommi never relies on the database to enforce references: relations are
     loaded by queries, so leaving the clauses out changes nothing else.
+    """
+
+    null_generates_key: ClassVar[bool] = False
+    """Writing ``NULL`` to a generated key makes the database generate it (SQLite's rowid alias).
+
+    ``True``: :meth:`ommi.sql.SQLOperations.insert` writes rows with and
+    without a key in the same statements, ``NULL`` where the key is missing.
+    ``False`` (an identity column, which refuses ``NULL``): rows without a key
+    go into statements of their own that leave the key column out, so that
+    its default generates the key.
+    """
+
+    failed_statement_aborts_transaction: ClassVar[bool] = False
+    """A failed statement aborts the whole transaction (PostgreSQL): only a rollback works afterwards.
+
+    ``False`` (most databases, SQLite): a failed statement undoes only
+    itself and the transaction goes on, so an atomic block inside a
+    transaction (several statements that succeed or fail together, such as
+    an insert of several batches) runs in a savepoint, rolled back when the
+    block fails. ``True``: no savepoint, the failure aborts the transaction
+    (a savepoint would let it go on without the block's writes).
     """
 
     def quote(self, identifier: str) -> str:
@@ -103,15 +125,99 @@ class Dialect:
         """A statement after which the database never generates ``key`` for ``field``, or ``None`` if it never would.
 
         Sent before a row is written with an explicit value ``key`` of a
-        generated key (an update setting it; a driver's insert does the same
-        for explicit keys): generated keys must never collide with keys the
-        application chose. ``None`` (the default) says the database takes care
-        of it itself, as SQLite's ``AUTOINCREMENT`` does (it continues after
-        the largest key ever stored). A sequence or identity that hands out
+        generated key (by :meth:`ommi.sql.SQLOperations.update` setting it,
+        and by its ``insert`` for the largest explicit key of the rows):
+        generated keys must never collide with keys the application chose.
+        ``None`` (the default) says the database takes care of it itself, as
+        SQLite's ``AUTOINCREMENT`` does (it continues after the largest key
+        ever stored). A sequence or identity that hands out
         numbers without looking at the table must be moved past ``key``,
         never backwards (PostgreSQL: ``setval``).
         """
         return None
+
+    def reserve_stored_keys(self, schema: ModelSchema, field: Field) -> Compiled | None:
+        """A statement after which the database never generates a key already stored, or ``None`` if it never would.
+
+        ``None`` (the default): generated keys never collide with stored rows
+        (SQLite's ``AUTOINCREMENT`` continues after the largest key). A
+        generator that hands out numbers without looking at the table can
+        still draw a key that a row written without :meth:`reserve_key` holds
+        (another client, a restored dump): return the statement that moves
+        it past the largest stored key, never backwards. Its insert then
+        tries again with new keys when that happens (see
+        :meth:`ommi.sql.SQLOperations.insert`). Called once per model and
+        compiler; the statement is kept.
+        """
+        return None
+
+    # -- INSERT ------------------------------------------------------------
+
+    def insert_sql(
+        self,
+        schema: ModelSchema,
+        fields: Sequence[Field],
+        rows: int = 1,
+        *,
+        returning: Field | None = None,
+        skip_taken: bool = False,
+    ) -> str:
+        """``INSERT`` of ``rows`` rows of ``fields``, bound by :meth:`insert_params`.
+
+        ``returning``: the generated key, which the statement returns, one row
+        per inserted row; the keys it generates must increase along its rows
+        (the order of the returned rows does not matter). ``skip_taken``
+        (asked only when :meth:`reserve_stored_keys` gives a statement): a row
+        whose generated key is already taken is skipped instead of failing the
+        statement, ``ON CONFLICT (key) DO NOTHING``. No ``fields``:
+        ``DEFAULT VALUES``, one row (``rows`` is then 1). The text may depend
+        only on the arguments: :meth:`ommi.sql.SQLCompiler.insert_text` keeps it.
+        """
+        q = self.quote
+        if fields:
+            values = "(" + ", ".join([self.placeholder] * len(fields)) + ")"
+            columns = ", ".join(q(f.column) for f in fields)
+            sql = f"INSERT INTO {self.table(schema)} ({columns}) VALUES " + ", ".join([values] * rows)
+        else:
+            sql = f"INSERT INTO {self.table(schema)} DEFAULT VALUES"
+        if returning is not None:
+            if skip_taken:
+                sql += f" ON CONFLICT ({q(returning.column)}) DO NOTHING"
+            sql += f" RETURNING {q(returning.column)}"
+        return sql
+
+    def insert_params(self, rows: Sequence[Sequence[Any]], columns: Sequence[int] | None) -> list[Any]:
+        """The parameters of :meth:`insert_sql`'s text for ``len(rows)`` rows.
+
+        ``rows``: whole rows of client parameters (``Dialect.to_param``
+        applied), in the order of ``schema.fields``; ``columns``: the
+        positions, in each row, of the statement's ``fields``, or ``None`` for
+        all of them in order. The default binds row after row, one parameter
+        per placeholder.
+        """
+        if columns is None:
+            return list(rows[0]) if len(rows) == 1 else list(chain.from_iterable(rows))
+        return [row[i] for row in rows for i in columns]
+
+    def insert_sizes(self, count: int, largest: int) -> list[int]:
+        """How many rows each ``INSERT`` of ``count`` rows carries, at most ``largest`` each (>= 1).
+
+        The default uses powers of two, so that the texts of a model's
+        inserts (whose ``VALUES`` list grows with the rows) stay few and all
+        in the statement caches: 300 rows with ``largest`` 256 are 256 + 32
+        + 8 + 4. A dialect whose text does not depend on the number of rows
+        (one array parameter per column) sends full statements and the rest.
+        """
+        largest = 1 << (max(1, largest).bit_length() - 1)
+        sizes = [largest] * (count // largest)
+        rest = count % largest
+        size = largest
+        while rest:
+            while size > rest:
+                size //= 2
+            sizes.append(size)
+            rest -= size
+        return sizes
 
     def limit_offset(self, limit: int | None, offset: int) -> tuple[str, list[Any]]:
         """The LIMIT/OFFSET clause and its parameters.

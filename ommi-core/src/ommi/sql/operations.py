@@ -1,11 +1,14 @@
 """The data operations of a SQL driver, written once: a driver supplies a dialect and a connection layer.
 
-:class:`SQLOperations` implements ``fetch``, ``count``, ``delete`` and
-``update`` of :class:`ommi.drivers.Operations`: it builds each statement with
-the driver's :class:`~ommi.sql.SQLCompiler` (cached by shape), turns the
-client's rows into canonical rows (``Dialect.from_db``), and reads either in
-one round trip (a window that fits one batch) or in batches. A driver
-subclasses it once and answers five questions, its *connection layer*:
+:class:`SQLOperations` implements every data operation of
+:class:`ommi.drivers.Operations` (``insert``, ``fetch``, ``count``,
+``delete``, ``update``): it builds each statement with the driver's
+:class:`~ommi.sql.SQLCompiler` and :class:`~ommi.sql.Dialect` (cached by
+shape), turns canonical rows into the client's parameters
+(``Dialect.to_param``) and the client's rows into canonical rows
+(``Dialect.from_db``), and reads either in one round trip (a window that fits
+one batch) or in batches. A driver subclasses it once and answers five
+questions, its *connection layer*:
 
 * :meth:`~SQLOperations._connection`: where one statement runs;
 * :meth:`~SQLOperations._atomic`: where several statements succeed or fail together;
@@ -13,12 +16,16 @@ subclasses it once and answers five questions, its *connection layer*:
 * :meth:`~SQLOperations._fetch_all`: run a statement, return all its rows;
 * :meth:`~SQLOperations._stream`: the rows of a ``SELECT``, in batches.
 
-``insert`` stays the driver's: how many rows one statement carries and how
-generated keys come back differ too much between databases (see
-``docs/content/guides/writing-a-driver.md``). A driver whose database must
-move a key generator past explicit keys implements
-:meth:`ommi.sql.Dialect.reserve_key`; :meth:`SQLOperations.update` sends it
-before a key is changed.
+:meth:`SQLOperations.insert` plans its statements through the dialect's
+insert hooks (``Dialect.insert_sql``, ``insert_params``, ``insert_sizes``,
+``null_generates_key``), reserves explicit generated keys
+(``Dialect.reserve_key``) and, where the database's generator can hand out a
+key already stored (``Dialect.reserve_stored_keys``), tries again with new
+keys. Three optional methods tune it: :meth:`~SQLOperations._max_insert_rows`
+(rows per statement), :meth:`~SQLOperations._key_taken` (a failed insert
+outside a transaction lost a generated key to a stored row) and
+:meth:`~SQLOperations._describe` (the database in error messages).
+:meth:`SQLOperations.update` sends ``reserve_key`` before a key is changed.
 
 A transaction shared by several tasks runs one statement at a time:
 :class:`SQLTransactionOperations` implements the connection layer's
@@ -32,29 +39,42 @@ from __future__ import annotations
 import abc
 import asyncio
 import contextlib
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping
-from typing import Any, Generic, TypeVar
+from collections import Counter
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
+from typing import Any, ClassVar, Generic, TypeVar
 
+from ommi._logging import get_logger
 from ommi.drivers.base import Operations, Row
-from ommi.errors import TransactionError
-from ommi.expressions import Query
-from ommi.models.schema import Field
+from ommi.errors import DatabaseError, IntegrityError, TransactionError
+from ommi.expressions import Comparison, Op, Query
+from ommi.models.schema import Field, ModelSchema
 from ommi.sql._statement import Compiled
-from ommi.sql.compiler import SQLCompiler
+from ommi.sql.compiler import InsertLayout, SQLCompiler
 
 __all__ = ["SQLOperations", "SQLTransactionOperations"]
 
 C = TypeVar("C")
 """The driver's connection type (whatever its connection layer hands out)."""
 
+_KEY_ATTEMPTS = 10
+"""Statements an insert of generated keys sends before giving up on keys that stored rows keep taking."""
+
+_Group = tuple[bool, bool, Sequence[int] | None]
+"""Rows an insert writes alike: every field or not (``keyed``), ``RETURNING`` the key or not, which (``None``: all)."""
+
 
 class SQLOperations(Operations, Generic[C]):
-    """``fetch``/``count``/``delete``/``update`` over a driver's compiler and connection layer.
+    """``insert``/``fetch``/``count``/``delete``/``update`` over a driver's compiler and connection layer.
 
     Subclasses provide :attr:`compiler` and the five connection-layer
-    methods; each may translate the client's exceptions itself (with
-    :func:`ommi.drivers.map_exceptions`), as the base never sees them.
+    methods; each translates the client's exceptions itself (with
+    :func:`ommi.drivers.map_exceptions`): the base sees only
+    :mod:`ommi.errors`. :meth:`_max_insert_rows`, :meth:`_key_taken` and
+    :meth:`_describe` have defaults.
     """
+
+    _in_transaction: ClassVar[bool] = False
+    """Whether every statement runs inside a transaction (:class:`SQLTransactionOperations`)."""
 
     @property
     @abc.abstractmethod
@@ -97,7 +117,192 @@ class SQLOperations(Operations, Generic[C]):
         exhausted or closed; :meth:`SQLOperations.fetch` always closes it.
         """
 
+    def _max_insert_rows(self, width: int) -> int:
+        """The most rows one ``INSERT`` of ``width`` parameters a row may carry (at least 1).
+
+        The client's parameter limit or a setting of the driver; the dialect
+        splits larger inserts (``Dialect.insert_sizes``). Default: 256 rows,
+        fewer when they would pass 999 parameters.
+        """
+        return max(1, min(256, 999 // max(1, width)))
+
+    async def _key_taken(self, conn: C, schema: ModelSchema, error: IntegrityError) -> bool:
+        """Whether ``error``, raised by an insert of generated keys outside a transaction, is a taken generated key.
+
+        Asked only when ``Dialect.reserve_stored_keys`` gives a statement
+        (the generator may hand out a stored key). ``True``: the statement
+        stored nothing because a key it generated belongs to a stored row
+        (a violation of the primary key); the base moves the generator past
+        the stored keys and sends it again. Default: ``False``, the error
+        propagates. Inside a transaction the statement skips taken keys
+        instead (``skip_taken``), as a failure would abort it.
+        """
+        return False
+
+    def _describe(self) -> str:
+        """The database as error messages name it (default: the dialect's name)."""
+        return self.compiler.dialect.name
+
     # -- operations ----------------------------------------------------------
+
+    async def insert(self, schema: ModelSchema, rows: Sequence[Row]) -> Sequence[Any] | None:
+        """Insert ``rows``, all or none; return every row's generated key (given or generated) in order.
+
+        The statements come from the dialect: rows with and without a
+        generated key together (``Dialect.null_generates_key``) or apart,
+        ``Dialect.insert_sizes`` rows each (at most :meth:`_max_insert_rows`),
+        ``RETURNING`` the key only where one is missing. Before rows with
+        explicit keys are written, ``Dialect.reserve_key`` moves the
+        generator past the largest. One statement runs on :meth:`_connection`;
+        several in one :meth:`_atomic` block (all or none, inside a
+        transaction too). Cancelled at any await, the block undoes what it
+        wrote (core waits for an insert of generated keys to end instead of
+        cancelling it: see :meth:`ommi.drivers.Operations.insert`).
+        """
+        auto = schema.auto_field
+        if not rows:
+            return [] if auto is not None else None
+        compiler = self.compiler
+        dialect = compiler.dialect
+        layout = compiler.insert_layout(schema)
+        convert = layout.convert
+        values = rows if convert is None else convert(rows)
+        keys: list[Any] = []
+        reserve = None
+        groups: list[_Group]
+        if auto is None:
+            groups = [(True, False, None)]
+        else:
+            keys = [row[auto.index] for row in rows]
+            missing = keys.count(None)
+            if missing == 0:
+                groups = [(True, False, None)]
+            elif dialect.null_generates_key and layout.reserve_stored is None:
+                groups = [(True, True, None)]  # NULL where a key is missing: the database generates it
+            elif missing == len(keys):
+                groups = [(dialect.null_generates_key, True, None)]
+            else:
+                given = [i for i, key in enumerate(keys) if key is not None]
+                generated = [i for i, key in enumerate(keys) if key is None]
+                groups = [(True, False, given), (dialect.null_generates_key, True, generated)]
+            if missing < len(keys):
+                # Before the explicit keys are written: from then on no generated key
+                # can take one of them, in this insert or any concurrent one.
+                reserve = dialect.reserve_key(schema, auto, max(key for key in keys if key is not None))
+        everything = len(schema.fields)
+        plan = []
+        for keyed, returning, positions in groups:
+            width = everything if keyed else len(layout.unkeyed_columns)
+            count = len(rows) if positions is None else len(positions)
+            if count == 1 or not width:  # no fields: DEFAULT VALUES, one row a statement
+                sizes = [1] * count
+            else:
+                sizes = dialect.insert_sizes(count, self._max_insert_rows(width))
+            plan.append((keyed, returning, positions, sizes))
+        several = reserve is not None or len(plan) > 1 or len(plan[0][3]) > 1
+        # Inside a transaction or an atomic block a failed statement would abort
+        # it: a statement skips taken keys there instead (see _insert_returning).
+        skip_taken = layout.reserve_stored is not None and (several or self._in_transaction)
+        async with self._atomic() if several else self._connection(write=True) as conn:
+            if reserve is not None:
+                await self._execute(conn, reserve.sql, reserve.params)
+            for keyed, returning, positions, sizes in plan:
+                columns = None if keyed else layout.unkeyed_columns
+                start = 0
+                for size in sizes:
+                    stop = start + size
+                    slots: Sequence[int]
+                    if positions is None:
+                        slots, chunk = range(start, stop), values[start:stop]
+                    else:
+                        slots = positions[start:stop]
+                        chunk = [values[i] for i in slots]
+                    params = dialect.insert_params(chunk, columns)
+                    if returning:
+                        sql = layout.sql(schema, keyed, size, True, skip_taken)
+                        await self._insert_returning(conn, schema, layout, sql, params, slots, keys, keyed, skip_taken)
+                    else:
+                        await self._execute(conn, layout.sql(schema, keyed, size, False, False), params)
+                    start = stop
+        return keys if auto is not None else None
+
+    async def _insert_returning(
+        self,
+        conn: C,
+        schema: ModelSchema,
+        layout: InsertLayout,
+        sql: str,
+        params: list[Any],
+        slots: Sequence[int],
+        keys: list[Any],
+        keyed: bool,
+        skip_taken: bool,
+    ) -> None:
+        """Run one ``INSERT ... RETURNING`` of the rows ``slots``; write the keys it generated into ``keys``.
+
+        Generated keys increase along a statement's rows, so the returned
+        keys, sorted, less the explicit keys the statement also wrote, are
+        those of the rows without a key, in order.
+
+        When the generator may hand out a stored key (``layout.reserve_stored``,
+        a sequence that does not look at the table: rows written by another
+        client, or written without ``Dialect.reserve_key``), a statement
+        that lost a key to a stored row is sent again with new keys, after the
+        generator was moved past the stored keys, up to ten times, all or none:
+
+        * on its own (no transaction), it fails as a whole (``_key_taken``
+          tells that failure from others), storing nothing;
+        * inside a transaction or an atomic block, where a failure would
+          abort it, it skips the rows whose key is taken (``skip_taken``); as
+          they cannot be told apart, the rows it did insert are deleted again.
+
+        Raises:
+            IntegrityError: still no free key after ten statements.
+        """
+        given = [keys[i] for i in slots if keys[i] is not None] if keyed else []
+        missing = len(slots) - len(given)
+        stored = layout.reserve_stored
+        decode = layout.decode_key
+        dialect = self.compiler.dialect
+        for _ in range(_KEY_ATTEMPTS):
+            try:
+                returned = await self._fetch_all(conn, sql, params)
+            except IntegrityError as exc:
+                if stored is None or skip_taken or not await self._key_taken(conn, schema, exc):
+                    raise
+            else:
+                generated = [row[0] for row in returned] if decode is None else [decode(row[0]) for row in returned]
+                if given:
+                    remaining = Counter(generated)
+                    remaining.subtract(given)
+                    generated = list(remaining.elements())
+                generated.sort()
+                if len(generated) == missing:
+                    new = iter(generated)
+                    for slot in slots:
+                        if keys[slot] is None:
+                            keys[slot] = next(new)
+                    return
+                if stored is None:
+                    raise DatabaseError(
+                        f"the database returned {len(generated)} generated keys for {missing} new "
+                        f"{schema.cls.__qualname__} rows ({self._describe()})"
+                    )
+                if generated:
+                    auto = schema.auto_field
+                    assert auto is not None
+                    undo = self.compiler.delete(Query(schema, Comparison(auto, Op.IN, generated)))
+                    await self._execute(conn, undo.sql, undo.params)
+            get_logger(f"ommi.{dialect.name}.query").info(
+                "insert.generated_key_taken", driver=dialect.name, table=schema.name
+            )
+            assert stored is not None
+            await self._execute(conn, stored.sql, stored.params)
+        raise IntegrityError(
+            f"no free generated key for {schema.cls.__qualname__} after {_KEY_ATTEMPTS} attempts: rows with "
+            "explicit keys keep taking the next values of its key generator; try the add again (inside a "
+            f"transaction, roll it back first) ({self._describe()})"
+        )
 
     async def fetch(self, query: Query, batch_size: int) -> AsyncGenerator[list[Row], None]:
         compiler = self.compiler
@@ -162,6 +367,8 @@ class SQLTransactionOperations(SQLOperations[C]):
     :meth:`_after_failure`).
     """
 
+    _in_transaction: ClassVar[bool] = True
+
     _turns: asyncio.Lock
     """Held by the one task whose statement runs on the connection."""
 
@@ -202,8 +409,35 @@ class SQLTransactionOperations(SQLOperations[C]):
         return self._turn()
 
     def _atomic(self) -> contextlib.AbstractAsyncContextManager[C]:
-        # The transaction is atomic already.
-        return self._turn()
+        """A turn whose statements succeed or fail together: a savepoint, unless a failure aborts the transaction.
+
+        Where a failed statement undoes only itself (``Dialect.failed_statement_aborts_transaction``
+        false, as in SQLite), the earlier statements of a failed block would
+        stay in the transaction: the block runs in a savepoint, rolled back
+        when it raises (cancelled too). Where a failure aborts the whole
+        transaction (PostgreSQL), the turn alone is atomic enough.
+        """
+        if self.compiler.dialect.failed_statement_aborts_transaction:
+            return self._turn()
+        return self._savepoint()
+
+    @contextlib.asynccontextmanager
+    async def _savepoint(self) -> AsyncIterator[C]:
+        async with self._turn() as conn:
+            try:
+                # Inside the try: cancelled while it runs, it must still be undone.
+                await self._execute(conn, 'SAVEPOINT "ommi_atomic"', [])
+                yield conn
+                await self._execute(conn, 'RELEASE "ommi_atomic"', [])
+            except BaseException:
+                await asyncio.shield(self._undo_savepoint(conn))
+                raise
+
+    async def _undo_savepoint(self, conn: C) -> None:
+        """Roll back to the block's savepoint and release it; never raises (the block's error is the one to see)."""
+        with contextlib.suppress(Exception):
+            await self._execute(conn, 'ROLLBACK TO "ommi_atomic"', [])
+            await self._execute(conn, 'RELEASE "ommi_atomic"', [])
 
     @contextlib.asynccontextmanager
     async def _stream_turn(self) -> AsyncIterator[C]:
