@@ -97,7 +97,11 @@ class SQLOperations(Operations, Generic[C]):
         """A connection on which the statements of the block succeed or fail together.
 
         Outside a transaction: ``BEGIN``/``COMMIT`` (or a savepoint), rolled
-        back when the block raises; inside one: the transaction's turn.
+        back when the block raises, also when it is cancelled; inside one:
+        the transaction's turn, in a savepoint unless a failed statement
+        aborts the whole transaction (:class:`SQLTransactionOperations`).
+        Used by :meth:`insert` for several statements and by :meth:`update`
+        with a key reservation.
         """
 
     @abc.abstractmethod
@@ -360,6 +364,11 @@ class SQLTransactionOperations(SQLOperations[C]):
     statement (or the few statements of an atomic block), a stream only while
     it reads a batch, never while its rows are being consumed. Commit and
     rollback take the lock too, so they run after the statement in progress.
+
+    An atomic block (an insert of several statements) is one turn, run in
+    a savepoint where a failed statement undoes only itself
+    (``Dialect.failed_statement_aborts_transaction`` false), so that the
+    block stays all or none inside the transaction.
 
     A subclass creates ``_turns`` (an :class:`asyncio.Lock`) and sets
     ``_state`` when the transaction begins, and implements :meth:`_owned`
