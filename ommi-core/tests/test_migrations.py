@@ -291,8 +291,11 @@ def test_make_refuses_destructive_changes(tmp_path: Path) -> None:
     assert len(list(tmp_path.glob("*.py"))) == 1
     assert make(shop_v3, tmp_path, allow_destructive=True, name="slim") is not None
     assert (tmp_path / "0002_slim.py").exists()
-    with pytest.raises(MigrationError, match="letters, digits"):
-        make(shop_v2, tmp_path, name="no spaces")
+    with pytest.raises(MigrationError, match="needs a letter or a digit"):
+        make(shop_v2, tmp_path, name="--")
+    assert len(list(tmp_path.glob("*.py"))) == 2
+    # A name is a message, as Alembic's -m is: spaces and punctuation become one _.
+    assert make(shop_v2, tmp_path, name="Colour & tags, back") == tmp_path / "0003_Colour_tags_back.py"
 
 
 def test_checksum_covers_operations_not_formatting(tmp_path: Path) -> None:

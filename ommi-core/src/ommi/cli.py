@@ -17,6 +17,7 @@ from ommi import plugins
 from ommi.connect import spec_for_url
 from ommi.drivers.urls import scrub_secrets, url_scheme
 from ommi.errors import DriverNotFound, OmmiError
+from ommi.migrations import _cli as migrate_cli
 from ommi.models import ModelCollection, ommi_model
 
 __all__ = ["main"]
@@ -116,6 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     check = commands.add_parser("check", help="connect to URL and round-trip a row in a scratch table")
     check.add_argument("url", help="database URL, e.g. sqlite:///app.db or postgresql://user@host/db")
     check.add_argument("--timeout", type=float, default=10.0, help="seconds allowed per step (default 10)")
+    migrate_cli.add_arguments(commands)
     args = parser.parse_args(argv)
     out = sys.stdout
     url = getattr(args, "url", "")
@@ -132,6 +134,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             from ommi._demo import demo
 
             return asyncio.run(demo(out))
+        if args.command == "migrate":
+            return migrate_cli.main(args)
         try:
             spec_for_url(url)
         except DriverNotFound as exc:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as _dt
+import re
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -197,9 +198,12 @@ def make(
             + ". Nothing was written. If that is meant, pass allow_destructive=True "
             "(ommi migrate make --allow-destructive) and back the data up before applying" + rename_hint(operations)
         )
-    slug = slug_for(operations, first=not migrations) if name is None else name
-    if not slug or not all(c.isalnum() or c == "_" for c in slug) or not slug.isascii():
-        raise MigrationError(f"a migration name is made of letters, digits and _, not {slug!r}")
+    # A name is a message, as Alembic's -m is: "add city" becomes the slug add_city.
+    slug = (
+        slug_for(operations, first=not migrations) if name is None else re.sub(r"[^A-Za-z0-9]+", "_", name).strip("_")
+    )
+    if not slug:
+        raise MigrationError(f"a migration name needs a letter or a digit (ASCII), not {name!r}")
     migration_id = f"{_next_number(migrations):04d}_{slug}"
     parent = migrations[-1].id if migrations else None
     root = Path(directory)
