@@ -19,6 +19,9 @@ an ``_id`` filter (clean-up)                                                   t
                                                                                ``$or``
 largest integer ``_id`` above the        one query (the first answer is the    up to 64 queries: it sorts integer
 counter (first key generation)           largest)                              ``_id`` values as text
+a migration converting a field's type    one ``update_many`` with a pipeline   each document rewritten in Python
+(``ChangeType``, ``ommi_mongodb.         (``$toString``, ``$toDecimal``...)    (``converts_in_python``): it has no
+_migrate``)                                                                    pipeline updates
 =======================================  ====================================  ===================================
 
 The choice is made once per opened client (:func:`forms_for`): from the
@@ -35,7 +38,7 @@ from typing import Any
 
 from ommi_mongodb._filters import MONGODB, ServerForms, _merge_and
 
-__all__ = ["NX_27017", "NX27017Forms", "forms_for", "is_nx_27017"]
+__all__ = ["NX_27017", "NX27017Forms", "converts_in_python", "forms_for", "is_nx_27017"]
 
 NX_27017 = "nx_27017"
 """What nx-27017 reports as ``process`` in its ``buildInfo`` reply."""
@@ -87,3 +90,14 @@ def forms_for(setting: bool | None, build_info: Mapping[str, Any]) -> ServerForm
     """
     compat = is_nx_27017(build_info) if setting is None else setting
     return NX27017 if compat else MONGODB
+
+
+def converts_in_python(forms: ServerForms) -> bool:
+    """Whether a migration converts stored values document by document in Python rather than on the server.
+
+    nx-27017 refuses an update given as an aggregation pipeline ("'list' object
+    has no attribute 'keys'"), which MongoDB (4.2 and later) runs; MongoDB
+    converts with one ``update_many`` and never takes this path (except for
+    the conversions it has no operator for, see ``ommi_mongodb._migrate``).
+    """
+    return isinstance(forms, NX27017Forms)

@@ -25,7 +25,7 @@ import warnings
 from collections.abc import Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
-from typing import Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 from ommi import errors
 from ommi.drivers import Capabilities, Driver, DriverTransaction, get_logger, map_exceptions
@@ -46,10 +46,14 @@ from ommi_mongodb._errors import exceptions, refused, refused_addresses
 from ommi_mongodb._filters import ServerForms
 from ommi_mongodb._journal import Journal
 from ommi_mongodb._keys import KeyGenerator
+from ommi_mongodb._migrate import MIGRATE_COLLECTION, MongoDBMigration, begin_migration, migration_statements
 from ommi_mongodb._operations import MongoDBOperations
 from ommi_mongodb._schema import conflicts, drift, missing, shape
 from ommi_mongodb._settings import JOURNAL_COLLECTION, MongoDBSettings, parse_settings
 from ommi_mongodb._testserver_compat import forms_for
+
+if TYPE_CHECKING:
+    from ommi.migrations import MigrationStep
 
 __all__ = ["Generation", "MongoDBDriver", "MongoDBTransaction"]
 
@@ -114,7 +118,15 @@ class MongoDBDriver(MongoDBOperations, Driver[MongoDBSettings]):
         foreign_keys=False,
         # BSON date-times keep milliseconds.
         microsecond_datetimes=False,
+        # Idempotent steps resumed after a failure, under a lock document (ommi_mongodb._migrate).
+        migrations=True,
     )
+
+    migration_lock_lease: float = 30.0
+    """Seconds the migration lock outlives its last renewal (renewed while a migration runs)."""
+
+    migration_lock_wait: float = 300.0
+    """Seconds ``begin_migration`` waits for another run's migration lock before it fails, naming the holder."""
 
     def __init__(self, settings: MongoDBSettings) -> None:
         # The driver runs its operations itself, outside any session: it is their driver.
@@ -129,7 +141,12 @@ class MongoDBDriver(MongoDBOperations, Driver[MongoDBSettings]):
         # since every opening may settle it (nothing of a closed client is reused).
         self._unsettled: set[str] = set()
         self._deferred_deletes: list[tuple[str, dict[str, Any]]] = []
-        self._reserved = (settings.counters_collection, settings.schema_collection, JOURNAL_COLLECTION)
+        self._reserved = (
+            settings.counters_collection,
+            settings.schema_collection,
+            JOURNAL_COLLECTION,
+            MIGRATE_COLLECTION,
+        )
         self.server_info: dict[str, Any] = {}
         """What the server said about itself when opened: its ``hello`` and ``buildInfo`` replies."""
 
@@ -276,6 +293,14 @@ class MongoDBDriver(MongoDBOperations, Driver[MongoDBSettings]):
             raise
         return MongoDBTransaction(self, session, generation)
 
+    # -- migrations (ommi_mongodb._migrate) --------------------------------
+
+    async def begin_migration(self) -> MongoDBMigration:
+        return await begin_migration(self, self._opening())
+
+    def migration_statements(self, step: MigrationStep) -> list[str]:
+        return migration_statements(self, step)
+
     # -- schema ------------------------------------------------------------
 
     def collection_name(self, schema: ModelSchema) -> str:
@@ -319,7 +344,9 @@ class MongoDBDriver(MongoDBOperations, Driver[MongoDBSettings]):
             raise SchemaMismatchError(
                 f"stored collections differ from the models on {where}: "
                 + " | ".join(problems)
-                + " (nothing was changed; drop the collection with remove_models, or migrate it, to use the model)"
+                + " (nothing was changed). Write a migration for the change and apply it: `ommi migrate make "
+                "--models MODULE` then `ommi migrate apply --url URL` (or drop the collections with db.remove_models() "
+                "when their documents can go)."
             )
         for schema, name in named:
             if name not in existing:
