@@ -275,3 +275,43 @@ async def test_dry_run_describes_each_command(db: Ommi, mig_dir: Path) -> None:
     assert '"$rename": {"name": "full_name"}' in text
     assert "age" in text and "_ommi_schema" in text
     assert [s.state for s in await migrations.status(db, mig_dir)] == ["applied", "pending"]
+
+
+_THIRD = """
+from ommi.migrations import AddField, CreateModel, FieldSpec
+
+id = "0003_teams"
+parent = "0002_reshape"
+
+operations = [
+    CreateModel("mm_team", [FieldSpec("id", "int", key=True, generated=True), FieldSpec("title", "str")]),
+    AddField("mm_person", FieldSpec("team", "int", nullable=True, reference="mm_team")),
+]
+"""
+
+_FOURTH = """
+from ommi.migrations import FieldSpec, RemoveField
+
+id = "0004_no_teams"
+parent = "0003_teams"
+
+operations = [RemoveField("mm_person", FieldSpec("team", "int", nullable=True, reference="mm_team"))]
+"""
+
+
+async def test_reference_index_follows_its_field(db: Ommi, mig_dir: Path) -> None:
+    """A referencing field added gets its index, as use_models makes it; removed, the index goes with it."""
+    assert isinstance(db.driver, MongoDBDriver)
+    (mig_dir / "0003_teams.py").write_text(_THIRD, encoding="utf-8")
+    await migrations.apply(db, mig_dir)
+    collection = db.driver._opening().database[db.driver.settings.collection_prefix + "mm_person"]
+
+    async def indexed() -> list[list[str]]:
+        return sorted([list(dict(info["key"])) async for info in await collection.list_indexes()])
+
+    assert await indexed() == [["_id"], ["team"]]
+    await db.use_models(list(migrations.replay(migrations.load(mig_dir))[2].model_classes().values()))
+    (mig_dir / "0004_no_teams.py").write_text(_FOURTH, encoding="utf-8")
+    assert [r.id for r in await migrations.apply(db, mig_dir)] == ["0004_no_teams"]
+    assert await indexed() == [["_id"]]
+    assert await _people(db, mig_dir) == EXPECTED

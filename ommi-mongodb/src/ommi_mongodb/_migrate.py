@@ -433,8 +433,9 @@ class Planner:
             collection = self._db()[name]
             with map_exceptions(exceptions(f"drop an index of {name!r} in", self.driver.description)):
                 for info in [i async for i in await collection.list_indexes()]:
-                    keys = tuple((str(p), int(d)) for p, d in dict(info.get("key", {})).items())
-                    if keys == spec.keys or info.get("name") == spec.name:
+                    keys = tuple((str(p), d) for p, d in dict(info.get("key", {})).items())
+                    same_keys = keys == spec.keys  # 1 == 1.0; a text or hashed index's kind never equals 1
+                    if same_keys or info.get("name") == spec.name:
                         await collection.drop_index(str(info["name"]))
 
         return run
