@@ -8,7 +8,8 @@ which puts ``pg_catalog`` first. It reads
 every stored table of the models first and raises
 :class:`~ommi.errors.SchemaMismatchError` before changing anything when one
 differs from its model; otherwise it creates the missing tables and indexes.
-It never alters, empties or drops anything.
+It never alters, empties or drops anything: migrations do
+(``ommi_postgresql._migrate``), and the drift error says so.
 """
 
 from __future__ import annotations
@@ -171,7 +172,8 @@ async def apply(driver: PostgreSQLDriver, conn: AsyncConnection[Any], schemas: S
             raise SchemaMismatchError(
                 f"the stored tables differ from the models ({driver.description}): "
                 + " | ".join(problems)
-                + ". Ommi never alters or drops tables: migrate them, or change the models"
+                + ". use_models() never alters or drops tables: write a migration for the change and apply it, "
+                "`ommi migrate make --models MODULE` then `ommi migrate apply --url URL` (or change the models back)"
             )
         created = []
         for schema in ordered:

@@ -24,7 +24,7 @@ import time
 import warnings
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import psycopg
 from ommi import errors
@@ -37,11 +37,15 @@ from psycopg.pq import ConnStatus, PipelineStatus, TransactionStatus
 from ommi_postgresql import _schema
 from ommi_postgresql._dialect import PostgreSQLCompiler, PostgreSQLDialect
 from ommi_postgresql._errors import exception_map
+from ommi_postgresql._migrate import MigrationSteps, lock_for_migration, migration_statements
 from ommi_postgresql._operations import PostgreSQLOperations, execute, log_statement
 from ommi_postgresql._pool import Pool, PooledConnection
 from ommi_postgresql._settings import PostgreSQLSettings, resolve
 
-__all__ = ["PostgreSQLDriver", "PostgreSQLTransaction"]
+if TYPE_CHECKING:
+    from ommi.migrations import MigrationStep
+
+__all__ = ["PostgreSQLDriver", "PostgreSQLMigration", "PostgreSQLTransaction"]
 
 log = get_logger("ommi.postgresql.driver")
 _cursor_names = itertools.count(1)
@@ -78,7 +82,7 @@ class PostgreSQLDriver(PostgreSQLOperations, Driver[PostgreSQLSettings]):
     """
 
     name: ClassVar[str] = "postgresql"
-    capabilities: Capabilities = Capabilities()
+    capabilities: Capabilities = Capabilities(migrations=True)
     _alone = True  # every operation gets a pooled connection of its own
 
     def __init__(self, settings: PostgreSQLSettings) -> None:
@@ -232,6 +236,22 @@ class PostgreSQLDriver(PostgreSQLOperations, Driver[PostgreSQLSettings]):
             async with self._connection(write=True) as conn:
                 await _schema.drop(self, conn, schemas)
 
+    # -- migrations (ommi_postgresql._migrate) ---------------------------------
+
+    async def begin_migration(self) -> PostgreSQLMigration:
+        """A transaction holding the migration lock of the driver's schema (``pg_advisory_xact_lock``)."""
+        with self._map():
+            conn = await self._pool.acquire()
+            try:
+                await lock_for_migration(self, conn)
+            except BaseException:
+                await self._release(conn)  # rolls back what was begun
+                raise
+        return PostgreSQLMigration(self, conn)
+
+    def migration_statements(self, step: MigrationStep) -> list[str]:
+        return migration_statements(self.compiler, step)
+
 
 class PostgreSQLTransaction(SQLTransactionOperations[AsyncConnection[Any]], PostgreSQLOperations, DriverTransaction):
     """A database transaction on one pooled connection, shareable by tasks.
@@ -361,3 +381,10 @@ class PostgreSQLTransaction(SQLTransactionOperations[AsyncConnection[Any]], Post
 
     async def rollback(self) -> None:
         await self._finish("ROLLBACK")
+
+
+class PostgreSQLMigration(MigrationSteps, PostgreSQLTransaction):
+    """The transaction of one migration (``ommi.migrations``), under the migration lock until it ends.
+
+    See :mod:`ommi_postgresql._migrate`.
+    """

@@ -198,5 +198,8 @@ class HistoryImpostor:
     applied: bool = False
 
 
-MIGRATION_COLLECTIONS = (mig_v1, mig_v2, mig_v3, mig_renamed, mig_types_v1, mig_types_v2, mig_ref_v1, mig_ref_v2)
-"""Every collection of the suite: dropped before and after each test (latest versions first)."""
+MIGRATION_COLLECTIONS = (mig_renamed, mig_v1, mig_v2, mig_v3, mig_types_v1, mig_types_v2, mig_ref_v1, mig_ref_v2)
+"""Every collection of the suite: dropped before and after each test (latest versions first).
+
+``mig_v3`` is dropped before ``mig_renamed``: its ``mig_review`` references ``mig_book``, and a database
+enforcing foreign keys (PostgreSQL) refuses to drop a referenced table on its own."""
