@@ -33,6 +33,7 @@ v2 = ModelCollection("postgresql migrations v2")
 odd_v1 = ModelCollection("postgresql migrations odd v1")
 odd_v2 = ModelCollection("postgresql migrations odd v2")
 odd_v3 = ModelCollection("postgresql migrations odd v3")
+odd_ref = ModelCollection("postgresql migrations odd ref")
 
 OWNERS = 'Own"er %s'
 PETS = "pe't %(x)s"
@@ -105,6 +106,23 @@ class Pet3:
     weight: decimal.Decimal | None = None
     nick: str = "-"
     note: str | None = None
+    id: int = ommi.generated_key()
+
+
+@ommi_model(collection=odd_ref, name=OWNERS)
+@dataclass
+class OwnerRef:
+    name: str
+    id: int = ommi.generated_key()
+
+
+@ommi_model(collection=odd_ref, name=PETS)
+@dataclass
+class PetRef:
+    label: Annotated[str, StoreAs('la"bel %')]
+    owner: Annotated[int, ReferenceTo(OwnerRef)]
+    weight: int | None = None
+    nick: str | None = None
     id: int = ommi.generated_key()
 
 
@@ -401,3 +419,27 @@ async def test_schema_and_names_needing_quotes(
         indexes = _fetch(postgresql_url, "SELECT indexname FROM pg_indexes WHERE schemaname = %s", schema)
         assert (f"ix_{PETS}_owner",) in indexes
     assert _fetch(postgresql_url, "SELECT count(*) FROM pg_tables WHERE tablename = %s", PETS) == [(1,)]
+
+
+async def test_reference_removed_drops_its_foreign_key(
+    tmp_path: Path, postgresql_url: str, schema: str, connect: Callable[..., Ommi]
+) -> None:
+    """Going back from a reference (``down``): its foreign key, whatever PostgreSQL named it, and its index go."""
+    directory = tmp_path / "migrations"
+    migrations.make(odd_v1, directory)
+    migrations.make(odd_ref, directory)
+    first, _ = (m.id for m in migrations.load(directory))
+    foreign_keys = (
+        "SELECT count(*) FROM pg_catalog.pg_constraint WHERE contype = 'f' "
+        "AND conrelid = (quote_ident(%s) || '.' || quote_ident(%s))::regclass"
+    )
+    async with connect() as db:
+        await migrations.apply(db, directory)
+        assert _fetch(postgresql_url, foreign_keys, schema, PETS) == [(1,)]
+        await migrations.down(db, directory, to=first)
+        assert _fetch(postgresql_url, foreign_keys, schema, PETS) == [(0,)]
+        indexes = _fetch(postgresql_url, "SELECT indexname FROM pg_indexes WHERE schemaname = %s", schema)
+        assert (f"ix_{PETS}_owner",) not in indexes
+        await db.use_models(odd_v1)
+        await db.add(Pet("stray", 12345)).or_raise()  # no owner 12345: nothing enforces it any more
+        assert [s.state for s in await migrations.status(db, directory)] == ["applied", "pending"]
