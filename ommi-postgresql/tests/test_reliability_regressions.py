@@ -631,7 +631,7 @@ async def test_close_racing_operations_and_transactions(
         assert await db.find(Member).count.or_raise() >= 0
     finally:
         await db.remove_models(models)
-        await driver.close()
+        await db.close()  # closes the driver, and the Ommi that wraps it (else it warns: collected open)
     assert await _gone(admin, name, _pids(admin, name))
 
 
