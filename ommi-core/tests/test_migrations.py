@@ -32,6 +32,7 @@ from ommi.migrations import (
     RenameField,
     SchemaState,
     SetDefault,
+    apply,
     diff,
     load,
     make,
@@ -403,3 +404,43 @@ def test_generic_sql_for_each_operation() -> None:
     ]
     assert _statements(SetDefault("t", "a", None, "x"), state) == []
     assert _statements(DropModel("t", state.model("t").fields), state) == ['DROP TABLE IF EXISTS "t"']
+
+
+weights_v1 = ModelCollection("weights v1")
+weights_v2 = ModelCollection("weights v2")
+
+
+@ommi_model(collection=weights_v1, name="weights")
+@dataclass
+class WeightV1:
+    weight: int | None = None
+    id: int = ommi.generated_key()
+
+
+@ommi_model(collection=weights_v2, name="weights")
+@dataclass
+class WeightV2:
+    weight: decimal.Decimal = decimal.Decimal("0")
+    id: int = ommi.generated_key()
+
+
+async def test_a_field_changing_type_and_becoming_required_in_one_step(tmp_path: Path) -> None:
+    """int | None -> Decimal with a default: one ChangeType that converts and fills the stored None values.
+
+    ``make`` compared the old and new fields by giving the old one the new default,
+    which a FieldSpec of the old type refuses (a Decimal default on an int field).
+    """
+    directory = tmp_path / "migrations"
+    make(weights_v1, directory)
+    async with ommi.connect(f"sqlite:///{tmp_path / 'app.db'}") as db:
+        await apply(db, directory)
+        await db.add(WeightV1(None), WeightV1(3)).or_raise()
+    with pytest.raises(MigrationError, match="allow_destructive"):
+        make(weights_v2, directory)  # the stored None values are replaced: destructive
+    path = make(weights_v2, directory, allow_destructive=True)
+    assert path is not None and "ChangeType(" in path.read_text()
+    async with ommi.connect(f"sqlite:///{tmp_path / 'app.db'}") as db:
+        await apply(db, directory)
+        await db.use_models(weights_v2)
+        rows = await db.find(WeightV2).sort(ommi.asc(WeightV2.id)).all.to_list()
+    assert [row.weight for row in rows] == [decimal.Decimal("0"), decimal.Decimal("3")]

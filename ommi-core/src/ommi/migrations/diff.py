@@ -12,6 +12,7 @@ models last (referencing ones first).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 
 from ommi.errors import MigrationError
@@ -25,7 +26,7 @@ from ommi.migrations.operations import (
     RenameField,
     SetDefault,
 )
-from ommi.migrations.state import ModelState, SchemaState
+from ommi.migrations.state import FieldSpec, ModelState, SchemaState
 
 __all__ = ["Rename", "diff", "parse_rename", "rename_hint"]
 
@@ -86,13 +87,21 @@ def _model_changes(old: ModelState, new: ModelState, renames: dict[str, str]) ->
         before = current.get(name)
         if before is None or before == spec:
             continue
-        stored = before.replace(default=spec.default)
-        if stored != spec:
+        if _storage(before) != _storage(spec):
             # The default follows the model, and fills the stored None values of a field made required.
             operations.append(ChangeType(old.name, before, spec))
         elif before.default != spec.default:
             operations.append(SetDefault(old.name, name, before.default, spec.default))
     return operations
+
+
+def _storage(spec: FieldSpec) -> tuple[object, ...]:
+    """Everything of a field spec but its default: what decides how its values are stored.
+
+    Compared as a tuple rather than through ``spec.replace(default=...)``, which
+    validates the default against the *old* type and fails when the type changes.
+    """
+    return tuple(getattr(spec, f.name) for f in dataclasses.fields(spec) if f.name != "default")
 
 
 def diff(old: SchemaState, new: SchemaState, *, renames: Iterable[Rename | str] = ()) -> list[Operation]:
