@@ -242,3 +242,66 @@ async def test_memory_database_migrates(tmp_path: Path) -> None:
         await migrations.apply(db, directory)
         await db.use_models(v2)
         assert [i.label for i in await db.find(Item2).all.to_list()] == ["in memory"]
+
+
+retyped_v2 = ModelCollection("sqlite migrations retyped v2")
+
+
+@ommi_model(collection=retyped_v2, name="items")
+@dataclass
+class ItemRetyped:
+    label: str | None = None  # required -> optional: SQLite cannot ALTER a column, so the table is rebuilt
+    count: int = 0
+    id: int = ommi.generated_key()
+
+
+@pytest.mark.parametrize("target", [v2, retyped_v2], ids=["add-columns", "rebuild"])
+async def test_rows_written_while_a_migration_runs_are_kept(tmp_path: Path, target: ModelCollection) -> None:
+    """Writers on another connection keep adding rows while ``apply`` runs: every acknowledged row survives.
+
+    ``add-columns`` alters the table in place; ``rebuild`` makes a required field
+    optional, which SQLite does through the table-rebuild procedure (copy, drop,
+    rename). A row acknowledged before the migration's
+    write lock is copied; one after it lands in the new table. A write the
+    schema change makes impossible may fail, loudly, but never vanish.
+    """
+    directory = tmp_path / "migrations"
+    url = f"sqlite:///{tmp_path / 'app.db'}"
+    migrations.make(v1, directory)
+    async with ommi.connect(url) as db:
+        await migrations.apply(db, directory)
+    migrations.make(target, directory, allow_destructive=True)
+
+    acknowledged: list[int] = []
+    failures: list[BaseException] = []
+    stop = asyncio.Event()
+
+    async def writer(db: Ommi) -> None:
+        n = 0
+        while not stop.is_set():
+            n += 1
+            try:
+                item = await db.add(Item(f"w{n}")).or_raise()
+            except IntegrityError as exc:  # refused by the new schema: loud, not lost
+                failures.append(exc)
+            else:
+                acknowledged.append(item.id)
+            await asyncio.sleep(0)
+
+    async with ommi.connect(url) as writing, ommi.connect(url) as migrating:
+        await writing.use_models(v1)
+        tasks = [asyncio.create_task(writer(writing)) for _ in range(3)]
+        await asyncio.sleep(0.05)
+        applied = await migrations.apply(migrating, directory)
+        await asyncio.sleep(0.05)
+        stop.set()
+        await asyncio.gather(*tasks)
+    assert len(applied) == 1, "the migration ran"
+    rebuilt = any(statement.startswith("DROP TABLE") for statement in applied[0].statements)
+    assert rebuilt == (target is retyped_v2), applied[0].statements
+    assert len(acknowledged) > 10
+    with sqlite3.connect(tmp_path / "app.db") as check:
+        stored = {row[0] for row in check.execute("SELECT id FROM items")}
+    check.close()
+    assert set(acknowledged) <= stored, f"lost: {sorted(set(acknowledged) - stored)[:10]}"
+    assert not [exc for exc in failures if not isinstance(exc, IntegrityError)]
