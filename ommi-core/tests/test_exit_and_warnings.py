@@ -13,6 +13,7 @@ shows there.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import sqlite3
 import subprocess
@@ -109,7 +110,7 @@ def test_sqlite_script_left_open_exits_and_warns(tmp_path: Path, flags: tuple[st
     assert "await db.close()" in result.stderr
     # Closed at exit: what was added is stored, and the WAL was checkpointed into the file.
     assert not (tmp_path / "app.db-wal").exists()
-    with sqlite3.connect(tmp_path / "app.db") as conn:
+    with contextlib.closing(sqlite3.connect(tmp_path / "app.db")) as conn:
         assert conn.execute("SELECT count(*) FROM exit_note").fetchone() == (1,)
 
 
@@ -131,7 +132,7 @@ def test_sqlite_transaction_left_open_at_exit_is_rolled_back(tmp_path: Path) -> 
     _ran(result)
     assert "transaction open" in result.stdout
     assert "unclosed Ommi database sqlite:///app.db" in result.stderr
-    with sqlite3.connect(tmp_path / "app.db") as conn:
+    with contextlib.closing(sqlite3.connect(tmp_path / "app.db")) as conn:
         texts = [text for (text,) in conn.execute("SELECT text FROM exit_note")]
     assert texts == ["committed"]
 

@@ -8,6 +8,7 @@ look at SQLite itself (``PRAGMA``), or at the statements.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import sqlite3
@@ -132,7 +133,7 @@ def _apply_process(url: str, directory: Path, **environment: str) -> subprocess.
 
 
 def _markers(path: Path) -> int:
-    with sqlite3.connect(path) as connection:
+    with contextlib.closing(sqlite3.connect(path)) as connection:
         (count,) = connection.execute("SELECT count(*) FROM items WHERE label = 'marker'").fetchone()
     return int(count)
 
@@ -209,7 +210,7 @@ async def test_renamed_key_column_keeps_foreign_keys(tmp_path: Path) -> None:
             await db.add(Child2(parent.id + 1)).or_raise()
         with pytest.raises(IntegrityError):
             await db.find(Parent2, Parent2.code == parent.id).delete.or_raise()
-    with sqlite3.connect(path) as connection:
+    with contextlib.closing(sqlite3.connect(path)) as connection:
         references = connection.execute('SELECT "table", "to" FROM pragma_foreign_key_list(\'children\')').fetchall()
     assert references == [("parents", "code")]
 
@@ -300,8 +301,7 @@ async def test_rows_written_while_a_migration_runs_are_kept(tmp_path: Path, targ
     rebuilt = any(statement.startswith("DROP TABLE") for statement in applied[0].statements)
     assert rebuilt == (target is retyped_v2), applied[0].statements
     assert len(acknowledged) > 10
-    with sqlite3.connect(tmp_path / "app.db") as check:
+    with contextlib.closing(sqlite3.connect(tmp_path / "app.db")) as check:
         stored = {row[0] for row in check.execute("SELECT id FROM items")}
-    check.close()
     assert set(acknowledged) <= stored, f"lost: {sorted(set(acknowledged) - stored)[:10]}"
     assert not [exc for exc in failures if not isinstance(exc, IntegrityError)]
