@@ -125,6 +125,7 @@ def test_entry_point_registers_the_driver() -> None:
         "transaction_isolation",
         "related_conditions",
         "foreign_keys",
+        "migrations",  # absent unless declared: it needs the driver's migration methods
     }
     db = ommi.connect("dictstore://")
     assert isinstance(db.driver, DictStoreDriver)
