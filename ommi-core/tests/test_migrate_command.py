@@ -1,10 +1,13 @@
-"""The issue's scenario through the ``ommi`` console script itself, on a real SQLite file.
+"""The issue's scenario through the ``ommi`` console script itself, on SQLite, PostgreSQL and MongoDB.
 
 models v1 -> ``make`` -> ``apply`` -> rows added -> v2 (a field with a default, an
-optional field, a new model) -> ``make`` -> ``apply`` -> the rows are still there with
+optional field, a new model with a unique field, an index) -> ``make`` -> ``apply`` -> the rows are still there with
 the defaults and ``use_models()`` passes -> v3 (a field removed): ``make`` refuses
 without ``--allow-destructive`` and succeeds with it; ``apply`` twice is a no-op;
-``status`` lists every migration.
+``status`` lists every migration; two ``apply`` processes started together apply each
+migration once. PostgreSQL works in a schema of this test (``?schema=``), MongoDB in a
+database of its own; both skip with one line when the server is absent (and fail under
+``--ommi-require-servers``).
 """
 
 from __future__ import annotations
@@ -14,9 +17,11 @@ import shutil
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from ommi_testkit.servers import server_url, worker_namespace
 
 V1 = """
 from dataclasses import dataclass
@@ -33,6 +38,7 @@ class Person:
 
 V2 = """
 from dataclasses import dataclass
+from typing import Annotated
 
 import ommi
 
@@ -41,7 +47,7 @@ import ommi
 @dataclass
 class Person:
     name: str
-    city: str = "unknown"
+    city: Annotated[str, ommi.Index] = "unknown"
     nickname: str | None = None
     id: int = ommi.generated_key()
 
@@ -49,12 +55,13 @@ class Person:
 @ommi.ommi_model(name="pets")
 @dataclass
 class Pet:
-    name: str
+    name: Annotated[str, ommi.Unique]
     id: int = ommi.generated_key()
 """
 
 V3 = """
 from dataclasses import dataclass
+from typing import Annotated
 
 import ommi
 
@@ -63,14 +70,14 @@ import ommi
 @dataclass
 class Person:
     name: str
-    city: str = "unknown"
+    city: Annotated[str, ommi.Index] = "unknown"
     id: int = ommi.generated_key()
 
 
 @ommi.ommi_model(name="pets")
 @dataclass
 class Pet:
-    name: str
+    name: Annotated[str, ommi.Unique]
     id: int = ommi.generated_key()
 """
 
@@ -103,8 +110,41 @@ def _ommi() -> str:
     return command
 
 
-def test_make_apply_evolve_refuse_destructive_status(tmp_path: Path) -> None:
-    env = {**os.environ, "PYTHONPATH": str(tmp_path), "OMMI_URL": f"sqlite:///{tmp_path / 'app.db'}"}
+@pytest.fixture(params=["sqlite", "postgresql", "mongodb"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The URL of an empty database of this test on each backend."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'app.db'}"
+    elif request.param == "postgresql":
+        yield f"{request.getfixturevalue('postgresql_url')}?schema={request.getfixturevalue('postgresql_schema')}"
+    else:
+        from pymongo import MongoClient
+
+        url = server_url("OMMI_TEST_MONGODB_URL", "mongodb://127.0.0.1:27017", probe=_probe_mongodb, what="MongoDB")
+        name = worker_namespace("ommi_migrate_command", unique=True)
+        base, _, query = url.partition("?")
+        scheme, _, rest = base.partition("://")
+        host = rest.split("/", 1)[0]
+        with MongoClient(url, serverSelectionTimeoutMS=5000) as client:
+            client.drop_database(name)
+            try:
+                yield f"{scheme}://{host}/{name}" + (f"?{query}" if query else "")
+            finally:
+                client.drop_database(name)
+
+
+async def _probe_mongodb(url: str) -> None:
+    from pymongo import AsyncMongoClient
+
+    client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(url, serverSelectionTimeoutMS=3000)
+    try:
+        await client.admin.command("ping")
+    finally:
+        await client.close()
+
+
+def test_make_apply_evolve_refuse_destructive_status(tmp_path: Path, database_url: str) -> None:
+    env = {**os.environ, "PYTHONPATH": str(tmp_path), "OMMI_URL": database_url}
     env.pop("OMMI_MODELS", None)
     env.pop("OMMI_MIGRATIONS", None)
     models = tmp_path / "app_models.py"
@@ -136,8 +176,30 @@ def test_make_apply_evolve_refuse_destructive_status(tmp_path: Path) -> None:
     models.write_text(textwrap.dedent(V2))
     made = ommi("make", "--models", "app_models", "--name", "city and pets")
     assert made.returncode == 0, made.stderr
-    applied = ommi("apply")
-    assert applied.returncode == 0, applied.stderr
+    second = sorted((tmp_path / "migrations").glob("0002_*.py"))
+    assert len(second) == 1
+    written = second[0].read_text(encoding="utf-8")
+    assert "AddIndex(" in written and "- add index people.ix_people_city_" in written
+    assert "IndexSpec(" in written and ", unique=True)" in written  # the pets' unique name, with the new table
+    # Two processes apply at once: the migration lock lets one apply 0002, the other finds it applied.
+    racers = [
+        subprocess.Popen(
+            [_ommi(), "migrate", "apply"],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    outputs = []
+    for racer in racers:
+        out, err = racer.communicate(timeout=120)
+        assert racer.returncode == 0, err
+        outputs.append(out)
+    assert sorted("Applied 0002_" in out for out in outputs) == [False, True], outputs
+    assert sum("Nothing to apply" in out for out in outputs) == 1, outputs
     assert script("list") == "[('ada', 'unknown'), ('grace', 'unknown')]"
 
     models.write_text(textwrap.dedent(V3))

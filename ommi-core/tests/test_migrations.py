@@ -384,13 +384,22 @@ def _statements(operation: object, before: SchemaState) -> list[str]:
 
 
 def test_generic_sql_for_each_operation() -> None:
-    """The standard SQL the base class writes: ALTER TABLE forms, values bound as parameters."""
+    """The standard SQL the base class writes: ALTER TABLE forms, defaults kept as column DEFAULTs."""
     key = FieldSpec("id", "int", key=True, generated=True)
     state = SchemaState([ModelState("t", (FieldSpec("a", "str", nullable=True), key))])
     assert _statements(AddField("t", FieldSpec("n", "int", default=0)), state) == [
-        'ALTER TABLE "t" ADD COLUMN "n" BIGINT',
-        'UPDATE "t" SET "n" = ?  -- parameters: [0]',
-        'ALTER TABLE "t" ALTER COLUMN "n" SET NOT NULL',
+        'ALTER TABLE "t" ADD COLUMN "n" BIGINT NOT NULL DEFAULT 0',
+    ]
+    assert _statements(AddField("t", FieldSpec("s", "str", default="it's")), state) == [
+        "ALTER TABLE \"t\" ADD COLUMN \"s\" TEXT NOT NULL DEFAULT 'it''s'",
+    ]
+    day = datetime.date(2026, 1, 2)
+    assert _statements(AddField("t", FieldSpec("d", "date", default=day)), state)[0].endswith("DEFAULT '2026-01-02'")
+    assert _statements(AddField("t", FieldSpec("m", "decimal", default=decimal.Decimal("1.50"))), state)[0].endswith(
+        "DEFAULT 1.50"
+    )
+    assert _statements(AddField("t", FieldSpec("o", "str", nullable=True)), state) == [
+        'ALTER TABLE "t" ADD COLUMN "o" TEXT'
     ]
     assert _statements(RenameField("t", "a", "b"), state) == ['ALTER TABLE "t" RENAME COLUMN "a" TO "b"']
     assert _statements(RemoveField("t", FieldSpec("a", "str", nullable=True)), state) == [
@@ -401,8 +410,11 @@ def test_generic_sql_for_each_operation() -> None:
     ) == [
         'UPDATE "t" SET "a" = ? WHERE "a" IS NULL  -- parameters: [\'?\']',
         'ALTER TABLE "t" ALTER COLUMN "a" SET NOT NULL',
+        'ALTER TABLE "t" ALTER COLUMN "a" SET DEFAULT \'?\'',
     ]
-    assert _statements(SetDefault("t", "a", None, "x"), state) == []
+    assert _statements(SetDefault("t", "a", None, "x"), state) == ['ALTER TABLE "t" ALTER COLUMN "a" SET DEFAULT \'x\'']
+    defaulted = state.apply(SetDefault("t", "a", None, "x"))
+    assert _statements(SetDefault("t", "a", "x", None), defaulted) == ['ALTER TABLE "t" ALTER COLUMN "a" DROP DEFAULT']
     assert _statements(DropModel("t", state.model("t").fields), state) == ['DROP TABLE IF EXISTS "t"']
 
 

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
+import sqlite3
 import textwrap
+import time
 import uuid
 from pathlib import Path
 
@@ -137,3 +140,26 @@ def test_errors_exit_2_without_secrets(project: tuple[Path, str]) -> None:
     assert code == 2 and "cannot be imported" in err
     code, _, err = _run("make")
     assert code == 2 and "--models MODULE[:COLLECTION]" in err
+
+
+def test_lock_timeout_exits_1_and_applies_nothing(project: tuple[Path, str]) -> None:
+    """``--lock-timeout``: while another connection holds SQLite's write lock, apply gives up, exit 1, nothing applied.
+
+    A value that is not a finite number of seconds above 0 is refused (exit 2).
+    """
+    root, module = project
+    url = f"sqlite:///{root / 'app.db'}"
+    assert _run("make", "--models", module)[0] == 0
+    with contextlib.closing(sqlite3.connect(root / "app.db", isolation_level=None)) as holder:
+        holder.execute("BEGIN IMMEDIATE")
+        started = time.monotonic()
+        code, _, err = _run("apply", "--url", url, "--lock-timeout", "0.3")
+        assert time.monotonic() - started < 4  # not busy_timeout's 5 s
+        holder.execute("ROLLBACK")
+    assert code == 1 and "MigrationTimeoutError" not in err and "lock_timeout=0.3 s" in err, err
+    assert _run("status", "--url", url)[1].startswith("[ ] 0001_initial  pending")
+    code, _, err = _run("apply", "--url", url, "--lock-timeout", "0")
+    assert code == 2 and "finite number of seconds above 0" in err
+    with pytest.raises(SystemExit):
+        _parse("apply", "--lock-timeout", "soon")
+    assert _run("apply", "--url", url, "--lock-timeout", "5")[0] == 0

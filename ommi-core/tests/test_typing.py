@@ -24,7 +24,7 @@ PROGRAM = """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Annotated, ClassVar
 
 import ommi
 
@@ -47,6 +47,16 @@ class Book:
     id: int | None = None
 
     author: ClassVar[ommi.LazyOne[Author]]
+
+
+@ommi.ommi_model(constraints=[ommi.Unique("name", "city"), ommi.Index("city", "joined", name="ix_by_city")])
+@dataclass
+class Member:
+    name: str
+    city: str
+    email: Annotated[str, ommi.Unique]
+    joined: Annotated[int, ommi.Index | ommi.StoreAs("joined_on")]
+    id: int | None = None
 
 
 @ommi.ommi_model

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 from ommi import Ommi, migrations
-from ommi.errors import MigrationError
+from ommi.errors import MigrationError, MigrationTimeoutError, SchemaMismatchError
 from ommi.migrations import MigrationStep
 from ommi.migrations.history import history_models
 from ommi_mongodb import MongoDBDriver
@@ -315,3 +315,57 @@ async def test_reference_index_follows_its_field(db: Ommi, mig_dir: Path) -> Non
     assert [r.id for r in await migrations.apply(db, mig_dir)] == ["0004_no_teams"]
     assert await indexed() == [["_id"]]
     assert await _people(db, mig_dir) == EXPECTED
+
+
+_COUNTRY = """
+from ommi.migrations import AddField, FieldSpec
+
+id = "0002_country"
+parent = "0001_people"
+
+operations = [AddField("mm_person", FieldSpec("country", "str", default="unknown"))]
+"""
+
+
+async def test_document_of_old_models_lacks_the_added_field(
+    db: Ommi, tmp_path: Path, make_driver: Callable[..., MongoDBDriver]
+) -> None:
+    """A writer on the previous models after ``country`` was added: its document lacks it, and reading it says so.
+
+    MongoDB has no column defaults, so nothing fills the field; the new models
+    refuse to read the document as a row with ``None`` in a required field
+    (``SchemaMismatchError`` naming the document and the field, and why).
+    Documents written before the migration were backfilled and still read.
+    """
+    directory = tmp_path / "country"
+    directory.mkdir()
+    (directory / "0001_people.py").write_text(_FIRST, encoding="utf-8")
+    (directory / "0002_country.py").write_text(_COUNTRY, encoding="utf-8")
+    try:
+        async with Ommi(make_driver(), allow_implicit_model_setup=False) as old:
+            Person = _models(directory, 0)
+            await old.use_models([Person])
+            assert [r.id for r in await migrations.apply(db, directory)] == ["0002_country"]
+            await old.add(Person(name="Old writer", age=50)).or_raise()  # nothing refuses it
+        New = _models(directory, 1)
+        with pytest.raises(
+            SchemaMismatchError, match=r"required field country .*has no value \(the document lacks it\)"
+        ):
+            await db.find(New).all.to_list()
+        (ada,) = await db.find(New, New.name == "Ada").all.to_list()
+        assert (ada.name, ada.country) == ("Ada", "unknown")
+    finally:
+        await _drop(db, directory)
+
+
+async def test_lock_timeout_overrides_the_lock_wait(db: Ommi, make_driver: Callable[..., MongoDBDriver]) -> None:
+    """``apply(lock_timeout=...)`` waits that long for a live lock, not ``migration_lock_wait``, then names it."""
+    async with Ommi(make_driver(), allow_implicit_model_setup=False) as other:  # migration_lock_wait: 300 s
+        holder = await other.driver.begin_migration()
+        try:
+            started = time.monotonic()
+            with pytest.raises(MigrationTimeoutError, match=r"lock_timeout=0\.5"):
+                await db.driver.begin_migration(lock_timeout=0.5)
+            assert time.monotonic() - started < 30
+        finally:
+            await holder.rollback()

@@ -10,11 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import decimal
-import os
 import signal
 import subprocess
-import sys
-import textwrap
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -24,9 +21,10 @@ from typing import Annotated, Any
 import ommi
 import psycopg
 import pytest
-from ommi import IntegrityError, ModelCollection, Ommi, ReferenceTo, StoreAs, migrations, ommi_model
+from ommi import IntegrityError, ModelCollection, Ommi, ReferenceTo, StoreAs, Unique, migrations, ommi_model
 from ommi.errors import MigrationError, TimeoutError, ValidationError
 from ommi_postgresql import PostgreSQLDriver
+from ommi_testkit.migrating import apply_process, slow_step, wait_for_file
 
 v1 = ModelCollection("postgresql migrations v1")
 v2 = ModelCollection("postgresql migrations v2")
@@ -126,46 +124,6 @@ class PetRef:
     id: int = ommi.generated_key()
 
 
-# A data step that marks its run in the items table, then waits while $OMMI_TEST_HANG names a file to create.
-_SLOW_STEP = """
-import asyncio
-import os
-from pathlib import Path
-
-from ommi.migrations import AddField, FieldSpec
-
-id = "0002_slow"
-parent = "0001_initial"
-
-operations = [AddField("pg_mig_items", FieldSpec("count", "int", default=0))]
-
-
-async def run(db):
-    Items = db.models["pg_mig_items"]
-    await db.add(Items(label="marker", count=1)).or_raise()
-    signal = os.environ.get("OMMI_TEST_HANG")
-    if signal:
-        Path(signal).write_text("running")
-        await asyncio.sleep(600)
-    await asyncio.sleep(float(os.environ.get("OMMI_TEST_PAUSE", "0")))
-"""
-
-_APPLY = textwrap.dedent(
-    """
-    import asyncio, sys
-    import ommi
-    from ommi import migrations
-
-    async def main():
-        async with ommi.connect(sys.argv[1], schema=sys.argv[3], allow_implicit_model_setup=False) as db:
-            for result in await migrations.apply(db, sys.argv[2]):
-                print(result.id, flush=True)
-
-    asyncio.run(main())
-    """
-)
-
-
 def _quoted(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
@@ -207,18 +165,12 @@ def _columns(url: str, schema: str, table: str) -> list[str]:
 def _prepare(tmp_path: Path) -> Path:
     directory = tmp_path / "migrations"
     migrations.make(v1, directory)
-    (directory / "0002_slow.py").write_text(_SLOW_STEP, encoding="utf-8")
+    (directory / "0002_slow.py").write_text(slow_step("pg_mig_items"), encoding="utf-8")
     return directory
 
 
 def _apply_process(url: str, directory: Path, schema: str, **environment: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-c", _APPLY, url, str(directory), schema],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, **environment},
-    )
+    return apply_process(url, directory, {"schema": schema}, **environment)
 
 
 def _markers(url: str, schema: str) -> int:
@@ -244,11 +196,7 @@ def test_killed_run_leaves_the_previous_boundary(tmp_path: Path, postgresql_url:
     directory = _prepare(tmp_path)
     signal_file = tmp_path / "running"
     process = _apply_process(postgresql_url, directory, schema, OMMI_TEST_HANG=str(signal_file))
-    deadline = time.monotonic() + 60
-    while not signal_file.exists():
-        assert process.poll() is None, process.communicate()
-        assert time.monotonic() < deadline, "the migration never reached its data step"
-        time.sleep(0.05)
+    wait_for_file(signal_file, process)
     process.send_signal(signal.SIGKILL)
     process.communicate(timeout=60)
 
@@ -451,7 +399,10 @@ async def test_rows_written_while_a_migration_runs_are_kept(
     """Writers on other connections keep adding rows while ``apply`` adds a column: every acknowledged row survives.
 
     ``ALTER TABLE`` waits for the writers' row locks and holds the table while it
-    runs; a write waits for it, then lands in the altered table.
+    runs; a write waits for it, then lands in the altered table. The writers run
+    the old models throughout (a rolling deploy): the new column keeps its
+    default as a column DEFAULT, so none of their writes is refused, and every
+    row reads back with the default.
     """
     directory = tmp_path / "migrations"
     migrations.make(v1, directory)
@@ -459,20 +410,13 @@ async def test_rows_written_while_a_migration_runs_are_kept(
         await migrations.apply(db, directory)
     migrations.make(v2, directory)
     acknowledged: list[int] = []
-    refused: list[IntegrityError] = []
     stop = asyncio.Event()
 
     async def writer(db: Ommi) -> None:
         n = 0
         while not stop.is_set():
             n += 1
-            try:
-                acknowledged.append((await db.add(Item(f"w{n}")).or_raise()).id)
-            except IntegrityError as exc:
-                # After the migration the new column is NOT NULL without a column default
-                # on PostgreSQL (SQLite keeps the default): a writer on the old models is
-                # refused, loudly. Refused, never lost.
-                refused.append(exc)
+            acknowledged.append((await db.add(Item(f"w{n}")).or_raise()).id)  # never refused
             await asyncio.sleep(0)
 
     async with connect() as writing, connect() as migrating:
@@ -490,3 +434,141 @@ async def test_rows_written_while_a_migration_runs_are_kept(
     }
     assert set(acknowledged) <= stored, f"lost: {sorted(set(acknowledged) - stored)[:10]}"
     assert _columns(postgresql_url, schema, "pg_mig_items") == ["count", "id", "label", "price"]
+    counts = _fetch(postgresql_url, f"SELECT DISTINCT count FROM {_quoted(schema)}.pg_mig_items".replace("%", "%%"))
+    assert counts == [(0,)]
+    async with connect() as db:
+        await db.use_models(v2)  # the column DEFAULT is no drift
+        assert await db.find(Item2, Item2.count == 0).count.or_raise() == len(stored)
+
+
+async def test_connection_terminated_mid_apply_applies_nothing(
+    tmp_path: Path,
+    postgresql_url: str,
+    schema: str,
+    connect: Callable[..., Ommi],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``pg_terminate_backend`` of the migrating session while its data step runs: a ConnectionError, nothing applied.
+
+    The server rolls the transaction back (its DDL included); the history and
+    the table stay at 0001, and a new ``apply`` completes 0002.
+    """
+    directory = _prepare(tmp_path)
+    signal_file = tmp_path / "running"
+    monkeypatch.setenv("OMMI_TEST_HANG", str(signal_file))
+    monkeypatch.setenv("OMMI_TEST_HANG_SECONDS", "1.5")
+    async with connect(application_name="ommi-terminated") as db:
+        assert [r.id for r in await migrations.apply(db, directory, to="0001_initial")] == ["0001_initial"]
+        task = asyncio.ensure_future(migrations.apply(db, directory))
+        while not signal_file.exists():
+            assert not task.done(), task.result()
+            await asyncio.sleep(0.02)
+        holders = _fetch(
+            postgresql_url,
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'ommi-terminated' "
+            "AND state = 'idle in transaction'",
+        )
+        assert holders == [(True,)]
+        with pytest.raises(ommi.errors.ConnectionError, match="connection"):
+            await asyncio.wait_for(task, timeout=60)
+    monkeypatch.delenv("OMMI_TEST_HANG")
+    async with connect() as db:
+        assert [s.state for s in await migrations.status(db, directory)] == ["applied", "pending"]
+        await db.use_models(v1)  # no column 'count': nothing of 0002 was left
+        assert await db.find(Item).count.or_raise() == 0
+        assert [r.id for r in await migrations.apply(db, directory)] == ["0002_slow"]
+        await db.use_models(v2)
+        assert [(i.label, i.count) for i in await db.find(Item2).all.to_list()] == [("marker", 1)]
+
+
+@pytest.mark.parametrize("holding", ["SELECT label FROM {table} LIMIT 1", "SELECT id FROM {table} FOR UPDATE"])
+async def test_table_lock_wait_is_bounded_by_lock_timeout(
+    tmp_path: Path, postgresql_url: str, schema: str, connect: Callable[..., Ommi], holding: str
+) -> None:
+    """A transaction on another connection that read (ACCESS SHARE) or locked rows of the table holds ALTER TABLE off.
+
+    ``apply(lock_timeout=0.3)`` gives up after 0.3 s instead of queueing behind
+    it (and every later query on the table behind itself): a
+    ``MigrationTimeoutError`` naming the table and the holding session, the
+    history unchanged. Once the transaction ends, the same apply goes through.
+    """
+    directory = tmp_path / "migrations"
+    migrations.make(v1, directory)
+    async with connect() as db:
+        await migrations.apply(db, directory)
+        await db.add(Item("kept")).or_raise()
+        migrations.make(v2, directory)
+        table = f"{_quoted(schema)}.pg_mig_items"  # no parameters: psycopg leaves % alone
+        holder = await psycopg.AsyncConnection.connect(postgresql_url, application_name="ommi-holder")
+        try:
+            await holder.execute("BEGIN")
+            await holder.execute(holding.format(table=table))
+            started = time.monotonic()
+            with pytest.raises(MigrationError, match=r"lock_timeout=0\.3 s for a lock on table .*ommi-holder") as info:
+                await migrations.apply(db, directory, lock_timeout=0.3)
+            assert isinstance(info.value, TimeoutError), str(info.value)
+            assert time.monotonic() - started < 10
+            await holder.execute("ROLLBACK")
+        finally:
+            await holder.close()
+        assert [s.state for s in await migrations.status(db, directory)] == ["applied", "pending"]
+        assert _columns(postgresql_url, schema, "pg_mig_items") == ["id", "label", "price"]
+        assert len(await migrations.apply(db, directory, lock_timeout=0.3)) == 1
+
+
+tags_v1 = ModelCollection("postgresql migrations tags v1")
+tags_v2 = ModelCollection("postgresql migrations tags v2")
+TAG_UNIQUE = "uq $ommi$ la'bel %"
+"""A stored name holding the dollar-quote tag of Ommi's DO blocks, a quote and ``%``."""
+
+
+@ommi_model(collection=tags_v1, name="pg_mig_tags", constraints=[Unique("label", name=TAG_UNIQUE)])
+@dataclass
+class Tag:
+    label: str
+    id: int = ommi.generated_key()
+
+
+@ommi_model(collection=tags_v2, name="pg_mig_tags")
+@dataclass
+class Tag2:
+    label: str
+    id: int = ommi.generated_key()
+
+
+async def test_remove_unique_drops_a_unique_index_or_a_constraint(
+    tmp_path: Path, postgresql_url: str, schema: str, connect: Callable[..., Ommi]
+) -> None:
+    """``RemoveUnique`` drops a ``CREATE UNIQUE INDEX`` (a table made by other tools, read by ``ommi inspect``)
+    as well as the ``UNIQUE`` constraint Ommi makes, whatever the name holds (``$ommi$`` included)."""
+    table = f"{_quoted(schema)}.pg_mig_tags"
+    with psycopg.connect(postgresql_url, autocommit=True) as admin:
+        admin.execute(f"CREATE SCHEMA {_quoted(schema)}".replace("%", "%%"), [])
+        admin.execute(f"CREATE TABLE {table} (id bigserial PRIMARY KEY, label text NOT NULL)".replace("%", "%%"), [])
+        admin.execute(f"CREATE UNIQUE INDEX {_quoted(TAG_UNIQUE)} ON {table} (label)".replace("%", "%%"), [])
+    directory = tmp_path / "migrations"
+    migrations.make(tags_v1, directory)
+    migrations.make(tags_v2, directory)
+    first = migrations.load(directory)[0].id
+
+    def stored() -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+        constraints = "SELECT conname FROM pg_constraint WHERE conrelid = %s::regclass AND contype = 'u'"
+        indexes = "SELECT indexname FROM pg_indexes WHERE schemaname = %s AND tablename = 'pg_mig_tags'"
+        return _fetch(postgresql_url, constraints, table), _fetch(postgresql_url, indexes + " ORDER BY 1", schema)
+
+    async with connect() as db:
+        await migrations.apply(db, directory, to=first)  # the table is adopted: its unique index provides Unique
+        assert stored() == ([], [("pg_mig_tags_pkey",), (TAG_UNIQUE,)])
+        await migrations.apply(db, directory)  # the index is not a constraint: DROP INDEX
+        assert stored() == ([], [("pg_mig_tags_pkey",)])
+        await db.use_models(tags_v2)
+        await db.add(Tag2("same"), Tag2("same")).or_raise()
+        await db.find(Tag2).delete().or_raise()
+
+        await migrations.down(db, directory, to=first)  # AddUnique: a constraint this time
+        assert stored() == ([(TAG_UNIQUE,)], [("pg_mig_tags_pkey",), (TAG_UNIQUE,)])
+        await db.use_models(tags_v1)
+        with pytest.raises(IntegrityError):
+            await db.add(Tag("same"), Tag("same")).or_raise()
+        await migrations.apply(db, directory)  # DROP CONSTRAINT
+        assert stored() == ([], [("pg_mig_tags_pkey",)])

@@ -9,21 +9,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
+import decimal
 import signal
 import sqlite3
 import subprocess
-import sys
-import textwrap
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
 import ommi
 import pytest
-from ommi import IntegrityError, Key, ModelCollection, Ommi, ReferenceTo, migrations, ommi_model
+from ommi import IntegrityError, Key, ModelCollection, Ommi, ReferenceTo, Unique, migrations, ommi_model
+from ommi.models import get_schema
 from ommi_sqlite import SQLiteDriver
+from ommi_testkit.migrating import apply_process, slow_step, wait_for_file
 
 v1 = ModelCollection("sqlite migrations v1")
 v2 = ModelCollection("sqlite migrations v2")
@@ -75,61 +74,15 @@ class Child2:
     id: int = ommi.generated_key()
 
 
-# A data step that marks its run in the items table, then waits while $OMMI_TEST_HANG names a file to create.
-_SLOW_STEP = """
-import asyncio
-import os
-from pathlib import Path
-
-from ommi.migrations import AddField, FieldSpec
-
-id = "0002_slow"
-parent = "0001_initial"
-
-operations = [AddField("items", FieldSpec("count", "int", default=0))]
-
-
-async def run(db):
-    Items = db.models["items"]
-    await db.add(Items(label="marker", count=1)).or_raise()
-    signal = os.environ.get("OMMI_TEST_HANG")
-    if signal:
-        Path(signal).write_text("running")
-        await asyncio.sleep(600)
-    await asyncio.sleep(float(os.environ.get("OMMI_TEST_PAUSE", "0")))
-"""
-
-_APPLY = textwrap.dedent(
-    """
-    import asyncio, sys
-    import ommi
-    from ommi import migrations
-
-    async def main():
-        async with ommi.connect(sys.argv[1], allow_implicit_model_setup=False, busy_timeout=60) as db:
-            for result in await migrations.apply(db, sys.argv[2]):
-                print(result.id, flush=True)
-
-    asyncio.run(main())
-    """
-)
-
-
 def _prepare(tmp_path: Path) -> tuple[str, Path]:
     directory = tmp_path / "migrations"
     migrations.make(v1, directory)
-    (directory / "0002_slow.py").write_text(_SLOW_STEP, encoding="utf-8")
+    (directory / "0002_slow.py").write_text(slow_step("items"), encoding="utf-8")
     return f"sqlite:///{tmp_path / 'app.db'}", directory
 
 
 def _apply_process(url: str, directory: Path, **environment: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-c", _APPLY, url, str(directory)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, **environment},
-    )
+    return apply_process(url, directory, {"busy_timeout": 60}, **environment)
 
 
 def _markers(path: Path) -> int:
@@ -156,11 +109,7 @@ def test_killed_run_leaves_a_recorded_boundary(tmp_path: Path) -> None:
     url, directory = _prepare(tmp_path)
     signal_file = tmp_path / "running"
     process = _apply_process(url, directory, OMMI_TEST_HANG=str(signal_file))
-    deadline = time.monotonic() + 60
-    while not signal_file.exists():
-        assert process.poll() is None, process.communicate()[1]
-        assert time.monotonic() < deadline, "the migration never reached its data step"
-        time.sleep(0.05)
+    wait_for_file(signal_file, process)
     process.send_signal(signal.SIGKILL)
     process.communicate(timeout=60)
 
@@ -305,3 +254,136 @@ async def test_rows_written_while_a_migration_runs_are_kept(tmp_path: Path, targ
         stored = {row[0] for row in check.execute("SELECT id FROM items")}
     assert set(acknowledged) <= stored, f"lost: {sorted(set(acknowledged) - stored)[:10]}"
     assert not [exc for exc in failures if not isinstance(exc, IntegrityError)]
+
+
+big_v1 = ModelCollection("sqlite migrations big v1")
+big_v2 = ModelCollection("sqlite migrations big v2")
+
+
+@ommi_model(collection=big_v1, name="big_parents")
+@dataclass
+class BigParent:
+    score: int
+    id: int = ommi.generated_key()
+
+
+@ommi_model(collection=big_v1, name="big_children")
+@dataclass
+class BigChild:
+    parent: Annotated[int, ReferenceTo(BigParent)]
+    id: int = ommi.generated_key()
+
+
+@ommi_model(collection=big_v2, name="big_parents")
+@dataclass
+class BigParent2:
+    score: decimal.Decimal  # int -> Decimal: SQLite rebuilds the table
+    id: int = ommi.generated_key()
+
+
+@ommi_model(collection=big_v2, name="big_children")
+@dataclass
+class BigChild2:
+    parent: Annotated[int, ReferenceTo(BigParent2)]
+    id: int = ommi.generated_key()
+
+
+async def test_large_table_rebuild_keeps_rows_keys_and_references(tmp_path: Path) -> None:
+    """200,000 rows through a table rebuild: every row and key kept, references to it still valid and enforced.
+
+    Keys are sparse (every third one deleted) so that a rebuild renumbering
+    rows would show; the AUTOINCREMENT counter carries over, so a new row
+    never reuses a key handed out before.
+    """
+    rows = 200_000
+    directory = tmp_path / "migrations"
+    path = tmp_path / "big.db"
+    migrations.make(big_v1, directory)
+    migrations.make(big_v2, directory)
+    async with Ommi(SQLiteDriver.connect(str(path))) as db:
+        await migrations.apply(db, directory, to="0001_initial")
+    with contextlib.closing(sqlite3.connect(path)) as connection:
+        connection.executemany(
+            "INSERT INTO big_parents (id, score) VALUES (?, ?)", ((i, i * 7) for i in range(1, rows + 1))
+        )
+        connection.execute("DELETE FROM big_parents WHERE id % 3 = 0")
+        connection.executemany(
+            "INSERT INTO big_children (parent) VALUES (?)", ((i,) for i in range(1, rows + 1) if i % 3 and i % 97 == 1)
+        )
+        connection.commit()
+        before = connection.execute("SELECT count(*), sum(id), sum(score), max(id) FROM big_parents").fetchone()
+        children = connection.execute("SELECT id, parent FROM big_children ORDER BY id").fetchall()
+    async with Ommi(SQLiteDriver.connect(str(path))) as db:
+        (result,) = await migrations.apply(db, directory)
+        assert any(statement.startswith('DROP TABLE "big_parents"') for statement in result.statements)
+        await db.use_models(big_v2)
+        new = await db.add(BigParent2(decimal.Decimal("1.5"))).or_raise()
+        assert new.id == before[3] + 1
+        with pytest.raises(IntegrityError):
+            await db.add(BigChild2(3)).or_raise()  # key 3 was deleted before the rebuild
+        with pytest.raises(IntegrityError):
+            await db.find(BigParent2, BigParent2.id == children[0][1]).delete.or_raise()
+    with contextlib.closing(sqlite3.connect(path)) as connection:
+        after = connection.execute(
+            "SELECT count(*), sum(id), sum(CAST(score AS INTEGER)), max(id) FROM big_parents WHERE id <= ?", [before[3]]
+        ).fetchone()
+        assert after == before
+        assert connection.execute("SELECT id, parent FROM big_children ORDER BY id").fetchall() == children
+        assert connection.execute("PRAGMA foreign_key_check").fetchall() == []
+        references = connection.execute('SELECT "table", "to" FROM pragma_foreign_key_list(\'big_children\')')
+        assert references.fetchall() == [("big_parents", "id")]
+
+
+tags_v1 = ModelCollection("sqlite migrations tags v1")
+tags_v2 = ModelCollection("sqlite migrations tags v2")
+
+
+@ommi_model(collection=tags_v1, name="tags")
+@dataclass
+class Tag:
+    label: Annotated[str, Unique]
+    id: int = ommi.generated_key()
+
+
+@ommi_model(collection=tags_v2, name="tags")
+@dataclass
+class Tag2:
+    label: str
+    id: int = ommi.generated_key()
+
+
+async def test_remove_unique_written_inside_create_table_rebuilds(tmp_path: Path) -> None:
+    """A ``UNIQUE`` written inside ``CREATE TABLE`` (another tool's table, read by ``ommi inspect``) is an
+    automatic index ``DROP INDEX`` cannot remove: ``RemoveUnique`` rebuilds the table, keeping its rows, so
+    that no unique index over the column is left to refuse equal values."""
+    path = tmp_path / "app.db"
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        conn.execute("CREATE TABLE tags (id INTEGER PRIMARY KEY, label TEXT NOT NULL UNIQUE)")
+        conn.execute("INSERT INTO tags (id, label) VALUES (7, 'kept')")
+        conn.commit()
+    directory = tmp_path / "migrations"
+    migrations.make(tags_v1, directory)
+    migrations.make(tags_v2, directory)
+    first = migrations.load(directory)[0].id
+
+    def indexes() -> list[str]:
+        with contextlib.closing(sqlite3.connect(path)) as conn:
+            rows = conn.execute("SELECT name FROM pragma_index_list('tags') WHERE \"unique\" ORDER BY name")
+            return [name for (name,) in rows]
+
+    async with Ommi(SQLiteDriver.connect(str(path))) as db:
+        await migrations.apply(db, directory, to=first)  # adopted (and given the model's unique index too)
+        assert indexes() == ["sqlite_autoindex_tags_1", get_schema(Tag).constraints[0].name]
+        await migrations.apply(db, directory)
+        assert indexes() == []
+        await db.use_models(tags_v2)
+        await db.add(Tag2("kept")).or_raise()
+        assert sorted((t.label, t.id) for t in await db.find(Tag2).all.to_list())[0] == ("kept", 7)
+        assert await db.find(Tag2).count.or_raise() == 2
+
+        with pytest.raises(IntegrityError):  # AddUnique over two equal labels: refused, nothing undone
+            await migrations.down(db, directory, to=first)
+        assert [s.state for s in await migrations.status(db, directory)] == ["applied", "applied"]
+        await db.find(Tag2.id != 7).delete().or_raise()
+        await migrations.down(db, directory, to=first)
+        assert indexes() == [get_schema(Tag).constraints[0].name]

@@ -76,7 +76,7 @@ async def test_drift_lists_every_difference_and_changes_nothing(
             await db.use_models(drift)
     message = str(caught.value)
     assert "'Doc'" in message
-    assert "column 'title' has type INTEGER but Doc.title needs TEXT" in message
+    assert "column 'title' has type INTEGER but Doc.title needs a type of TEXT affinity (TEXT, VARCHAR(n)" in message
     assert "column 'body' is NOT NULL but Doc.body is optional" in message
     assert "missing column 'size'" in message
     assert "extra column 'extra'" in message

@@ -126,6 +126,7 @@ def test_entry_point_registers_the_driver() -> None:
         "related_conditions",
         "foreign_keys",
         "migrations",  # absent unless declared: it needs the driver's migration methods
+        "inspection",  # likewise: it needs Driver.inspect_schema
     }
     db = ommi.connect("dictstore://")
     assert isinstance(db.driver, DictStoreDriver)

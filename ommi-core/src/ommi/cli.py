@@ -1,4 +1,4 @@
-"""The ``ommi`` command: ``ommi demo``, ``ommi drivers``, ``ommi check URL``."""
+"""The ``ommi`` command: ``ommi demo``, ``ommi drivers``, ``ommi check URL``, ``ommi migrate``, ``ommi inspect``."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from ommi.connect import spec_for_url
 from ommi.drivers.urls import scrub_secrets, url_scheme
 from ommi.errors import DriverNotFound, OmmiError
 from ommi.migrations import _cli as migrate_cli
+from ommi.migrations import _inspect_cli as inspect_cli
 from ommi.models import ModelCollection, ommi_model
 
 __all__ = ["main"]
@@ -118,6 +119,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     check.add_argument("url", help="database URL, e.g. sqlite:///app.db or postgresql://user@host/db")
     check.add_argument("--timeout", type=float, default=10.0, help="seconds allowed per step (default 10)")
     migrate_cli.add_arguments(commands)
+    inspect_cli.add_arguments(commands)
     args = parser.parse_args(argv)
     out = sys.stdout
     url = getattr(args, "url", "")
@@ -136,6 +138,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(demo(out))
         if args.command == "migrate":
             return migrate_cli.main(args)
+        if args.command == "inspect":
+            return inspect_cli.main(args)
         try:
             spec_for_url(url)
         except DriverNotFound as exc:

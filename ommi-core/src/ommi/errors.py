@@ -16,6 +16,7 @@ hierarchy in one place and chain the original (``raise ... from exc``)::
     ├── TransactionError            misuse of a transaction (closed, nested commit)
     ├── LazyLoadError               a lazy relation could not be loaded
     ├── MigrationError              a migration cannot be written, applied or undone as asked
+    │   └── MigrationTimeoutError   a lock a migration needs stayed held past lock_timeout (also TimeoutError)
     ├── DBStatusNoResultException   ``.one`` matched nothing
     ├── RemovedAPIError             an Ommi 0.2 name or form this version removed (the message says what replaced it)
     │   ├── RemovedImportError      imported from its 0.2 module (also an ImportError)
@@ -52,6 +53,7 @@ __all__ = [
     "IntegrityError",
     "LazyLoadError",
     "MigrationError",
+    "MigrationTimeoutError",
     "ModelDefinitionError",
     "OmmiError",
     "OperationalError",
@@ -204,3 +206,15 @@ class TimeoutError(DatabaseError, builtins.TimeoutError):  # noqa: A001 - delibe
 
 class OperationalError(DatabaseError):
     """Any other failure the database reported."""
+
+
+class MigrationTimeoutError(MigrationError, TimeoutError):
+    """A migration waited longer than its ``lock_timeout`` for a lock; nothing of that migration was applied.
+
+    The lock is the migration lock (another ``apply`` or ``down`` is running)
+    or, on PostgreSQL, a table lock the migration's DDL needs (a transaction
+    on another connection uses the table). The message names the lock and,
+    where the database tells, what holds it. It is both a
+    :class:`MigrationError` and a :class:`TimeoutError` (Ommi's, so the
+    builtin too): retry later, or with a longer ``lock_timeout``.
+    """

@@ -49,17 +49,16 @@ from typing import TYPE_CHECKING, Any
 from bson import Binary, Decimal128, json_util
 from ommi.drivers import get_logger, map_exceptions
 from ommi.drivers.base import MigrationTransaction
-from ommi.errors import MigrationError, SchemaMismatchError, TransactionError
+from ommi.errors import IntegrityError, MigrationError, MigrationTimeoutError, SchemaMismatchError, TransactionError
 from ommi.migrations import AddField, ChangeType, CreateModel, DropModel, MigrationStep, RemoveField, RenameField
 from ommi.migrations.operations import CONVERSIONS
 from ommi.migrations.state import FieldSpec
 from ommi.models.schema import Field, ModelSchema
-from pymongo import IndexModel
 from pymongo.errors import DuplicateKeyError
 
 from ommi_mongodb._errors import exceptions
 from ommi_mongodb._operations import MongoDBOperations
-from ommi_mongodb._schema import IndexSpec, drift, shape, wanted_indexes
+from ommi_mongodb._schema import IndexSpec, declared_partial, drift, shape, wanted_indexes
 from ommi_mongodb._testserver_compat import converts_in_python
 from ommi_mongodb._values import ID, decode_value, encode_value, field_path
 
@@ -117,7 +116,7 @@ class MigrationLock:
         """Take the lock, waiting up to :attr:`wait` seconds for its holder.
 
         Raises:
-            MigrationError: another live runner held it all that time (naming it).
+            MigrationTimeoutError: another live runner held it all that time (naming it).
         """
         deadline = time.monotonic() + self.wait
         try:
@@ -126,10 +125,11 @@ class MigrationLock:
                     if time.monotonic() >= deadline:
                         held = await self._collection.find_one({"_id": _LOCK_ID}) or {}
                         left = float(held.get("expires_at", 0) or 0) - time.time()
-                        raise MigrationError(
+                        raise MigrationTimeoutError(
                             f"another migration run holds the migration lock of {self._where} "
                             f"({held.get('holder', 'unknown holder')}, renewed until {max(left, 0):.0f} s from now); "
-                            f"waited {self.wait:g} s. Retry when it has finished; a lock whose holder died "
+                            f"waited lock_timeout={self.wait:g} s. Nothing was applied; retry when it has finished "
+                            "(or with a longer lock timeout); a lock whose holder died "
                             f"expires {self.lease:g} s after its last renewal"
                         )
                     await asyncio.sleep(_POLL)
@@ -272,6 +272,10 @@ class Planner:
             commands.extend(self._rename(before, after, operation))
         elif isinstance(operation, ChangeType):
             commands.extend(self._change(before, after, operation))
+        elif operation.kind == "add_unique":
+            commands.append(self._refuse_duplicates(after, operation.model, getattr(operation, "name", "")))
+        elif operation.kind in ("add_index", "remove_index", "remove_unique"):
+            pass  # the index commands below do it all
         elif operation.kind != "set_default":  # a default fills rows only when a field is added or made required
             raise MigrationError(f"{operation.describe()}: the MongoDB driver does not know {type(operation).__name__}")
         commands.extend(self._indexes(before, after))
@@ -416,12 +420,15 @@ class Planner:
         create, drop = [s for s in new if s not in old], [s for s in old if s not in new]
         commands = []
         for spec in drop:
+            kept = [s for s in new if (s.keys, s.unique) == (spec.keys, spec.unique)]
+            if kept:
+                continue  # another wanted index has the same keys (a reference's, say): dropping it would take that
             commands.append(Command(f"db.{name}.dropIndex({spec.name!r}) if present", self._drop_index(name, spec)))
         if create:
             shown = "; ".join(spec.describe() for spec in create)
 
             async def run() -> None:
-                models = [IndexModel(list(spec.keys), name=spec.name, unique=spec.unique) for spec in create]
+                models = [spec.model() for spec in create]
                 with map_exceptions(exceptions(f"create indexes of {name!r} in", self.driver.description)):
                     await self._db()[name].create_indexes(models)
 
@@ -434,11 +441,45 @@ class Planner:
             with map_exceptions(exceptions(f"drop an index of {name!r} in", self.driver.description)):
                 for info in [i async for i in await collection.list_indexes()]:
                     keys = tuple((str(p), d) for p, d in dict(info.get("key", {})).items())
-                    same_keys = keys == spec.keys  # 1 == 1.0; a text or hashed index's kind never equals 1
+                    # 1 == 1.0; a text or hashed index's kind never equals 1. Uniqueness must match too, as
+                    # the same keys may hold a unique and a plain index; the name alone is not kept by every server.
+                    same_keys = keys == spec.keys and bool(info.get("unique", False)) == spec.unique
                     if same_keys or info.get("name") == spec.name:
                         await collection.drop_index(str(info["name"]))
 
         return run
+
+    def _refuse_duplicates(self, schema: ModelSchema, model: str, index_name: str) -> Command:
+        """Before a unique index is built: stored documents that already collide fail the step, naming them.
+
+        MongoDB's index build fails on them too (and leaves no index); the
+        check says which values collide, and does not depend on the server
+        reporting the build's failure as a duplicate key.
+        """
+        name = self.name(schema)
+        constraint = next(c for c in schema.constraints if c.name == index_name)
+        paths = [field_path(f) for f in constraint.fields]
+        partial = declared_partial(schema, index_name)
+
+        async def run() -> None:
+            # Counted here rather than by an aggregation: nx-27017 does not group by a sub-document of paths.
+            seen: set[str] = set()
+            shared: list[str] = []
+            with map_exceptions(exceptions(f"look for duplicates in {name!r} in", self.driver.description)):
+                async for document in self._db()[name].find(partial, {p: 1 for p in paths}):
+                    values = tuple(_path_value(document, p) for p in paths)
+                    shown = repr(values)
+                    if shown in seen and shown not in shared:
+                        shared.append(shown)
+                    seen.add(shown)
+            if shared:
+                raise IntegrityError(
+                    f"{self.driver.description}: the {constraint.describe()} cannot be added to {name!r}: stored "
+                    f"documents already share the values {', '.join(shared[:5])}; no index was made. Change or "
+                    "remove the duplicates (in an earlier migration's run(db)), then apply again"
+                )
+
+        return Command(f"db.{name}.find({_shown(partial)}): no two documents share the values of {paths}", run)
 
     def _record(self, schema: ModelSchema) -> Command:
         name = self.name(schema)
@@ -452,6 +493,14 @@ class Planner:
         return Command(
             f"db.{records}.updateOne({{_id: {name!r}}}, {{$set: {{fields: {_shown(fields)}}}}}, {{upsert: true}})", run
         )
+
+
+def _path_value(document: Mapping[str, Any], path: str) -> Any:
+    """The value at a dotted ``path`` of a document (``_id.part``), ``None`` when absent."""
+    value: Any = document
+    for part in path.split("."):
+        value = value.get(part) if isinstance(value, Mapping) else None
+    return value
 
 
 async def rewrite_values(
@@ -552,13 +601,18 @@ class MongoDBMigration(MongoDBOperations, MigrationTransaction):
         await self._lock.release()
 
 
-async def begin_migration(driver: MongoDBDriver, generation: Generation) -> MongoDBMigration:
-    """Take the lock (waiting for a live holder), then start a migration run (``MongoDBDriver.begin_migration``)."""
+async def begin_migration(
+    driver: MongoDBDriver, generation: Generation, lock_timeout: float | None = None
+) -> MongoDBMigration:
+    """Take the lock (waiting for a live holder), then start a migration run (``MongoDBDriver.begin_migration``).
+
+    ``lock_timeout``: seconds to wait for the lock (default: the driver's ``migration_lock_wait``).
+    """
     lock = MigrationLock(
         generation.database[MIGRATE_COLLECTION],
         driver.description,
         lease=driver.migration_lock_lease,
-        wait=driver.migration_lock_wait,
+        wait=driver.migration_lock_wait if lock_timeout is None else lock_timeout,
     )
     await lock.acquire()
     return MongoDBMigration(driver, generation, lock)

@@ -516,11 +516,66 @@ class MongoDBOperations(Operations):
         if any(f.key for f in values):
             return await self._rewrite(schema, selection.filter, values)
         changes = {stored_name(f.column): encode_value(f.storage, v) for f, v in values.items()}
+        if selection.matched != 1 and self._session is None:  # None: not counted
+            await self._refuse_collisions(schema, selection.filter, values)
         with map_exceptions(self._exceptions("update", schema)):
             result = await self._collection(schema).update_many(
                 selection.filter, {"$set": changes}, session=self._session
             )
         return int(result.matched_count)
+
+    async def _refuse_collisions(self, schema: ModelSchema, flt: dict[str, Any], values: Mapping[Field, Any]) -> None:
+        """Before an ``update_many`` outside a transaction: refuse it when it would break a unique constraint.
+
+        Outside a transaction MongoDB applies ``update_many`` document by
+        document, so a unique index refusing the third document would leave
+        the first two changed. The values each matched document would get are
+        checked first, among themselves and against the other documents; the
+        unique index still refuses what a concurrent writer slips in between.
+        """
+        changed = {id(f) for f in values}
+        touched = [c for c in schema.constraints if c.unique and any(id(f) in changed for f in c.fields)]
+        if not touched:
+            return
+        given = {id(f): encode_value(f.storage, v) for f, v in values.items()}
+        collection = self._collection(schema)
+        where = f"update {self._driver.collection_name(schema)!r} on {self._driver.description}"
+        paths = {field_path(f) for c in touched for f in c.fields}
+        with map_exceptions(self._exceptions("update", schema)):
+            documents = [d async for d in collection.find(flt, {p: 1 for p in paths})]
+        ids = [d[ID] for d in documents]
+        for constraint in touched:
+            tuples = []
+            for document in documents:
+                new = tuple(
+                    given[id(f)] if id(f) in given else encode_value(f.storage, value_at(document, f))
+                    for f in constraint.fields
+                )
+                if None not in new:
+                    tuples.append(new)
+            if not tuples:
+                continue
+            if len(set(map(repr, tuples))) != len(tuples):
+                raise IntegrityError(
+                    f"{where} failed: several documents would share values of the {constraint.describe()}; "
+                    "nothing was changed"
+                )
+            paths_of = [field_path(f) for f in constraint.fields]
+            for start in range(0, len(tuples), _KEYS_PER_FILTER):
+                chunk = tuples[start : start + _KEYS_PER_FILTER]
+                clash = {
+                    "$and": [
+                        {ID: {"$nin": ids}},
+                        {"$or": [dict(zip(paths_of, values_, strict=True)) for values_ in chunk]},
+                    ]
+                }
+                with map_exceptions(self._exceptions("update", schema)):
+                    taken = await collection.find_one(clash, {ID: 1})
+                if taken is not None:
+                    raise IntegrityError(
+                        f"{where} failed: duplicate key: another document holds values of the "
+                        f"{constraint.describe()} that the update would give; nothing was changed"
+                    )
 
     async def _rewrite(self, schema: ModelSchema, flt: dict[str, Any], values: Mapping[Field, Any]) -> int:
         """Update key fields: replace each matching document by one with the new ``_id``, all or none."""

@@ -224,11 +224,17 @@ def _lookup(document: Mapping[str, Any], path: str) -> Any:
 
 
 def row_from_document(schema: ModelSchema, document: Mapping[str, Any]) -> tuple[Any, ...]:
-    """The canonical row of a stored document; absent fields read as ``None``.
+    """The canonical row of a stored document; absent optional fields read as ``None``.
+
+    A required field that is absent (or ``null``) is an error, never a
+    ``None`` the model does not allow: MongoDB has no column defaults, so a
+    document written by code that does not know the field (the previous
+    models, during a rolling deploy after a migration added it) lacks it.
 
     Raises:
-        SchemaMismatchError: a stored value is not of its field's type (a
-            document written by another program or for another model).
+        SchemaMismatchError: a stored value is not of its field's type, or a
+            required field has no value (a document written by another
+            program or for another version of the model).
     """
     try:
         return _converters(schema)[1](document)
@@ -247,6 +253,16 @@ def unreadable(schema: ModelSchema, document: Mapping[str, Any]) -> SchemaMismat
     for f in schema.fields:
         path = field_path(f)
         value = _lookup(document, path)
+        if value is None and not f.nullable and not f.key:
+            state = "holds null" if "." not in path and path in document else "lacks it"
+            return SchemaMismatchError(
+                f"a stored document of model {schema.name} (_id {identity}) cannot be read: its required field "
+                f"{f.name} (stored at {path!r}) has no value (the document {state}). MongoDB has no column "
+                "defaults: the document was written by code that does not know the field (models older than the "
+                "migration that added it, still running) or by another program. Give such documents the value, "
+                f"e.g. update_many({{{path!r}: None}}, {{'$set': {{{path!r}: <default>}}}}) (a migration's run(db) "
+                "or ChangeType to required does it), and deploy the new models everywhere before that migration"
+            )
         try:
             decode_value(f.storage, value)
         except Exception:  # noqa: BLE001 - any failure to decode is what is reported
@@ -279,6 +295,10 @@ def _no_key(field: str) -> Any:
     )
 
 
+def _no_value() -> Any:
+    raise ValueError("a required field has no value")
+
+
 def _converters(schema: ModelSchema) -> _Converters:
     """Generated row -> document, document -> row and size functions of a model (the hot loops of add and fetch).
 
@@ -288,7 +308,7 @@ def _converters(schema: ModelSchema) -> _Converters:
     found = _converter_cache.get(schema)
     if found is not None:
         return found
-    namespace: dict[str, Any] = {"ID": ID, "lookup": _lookup, "nokey": _no_key}
+    namespace: dict[str, Any] = {"ID": ID, "lookup": _lookup, "nokey": _no_key, "novalue": _no_value}
     fields, single_key = schema.fields, len(schema.key) == 1
     encoded, decoded, key_parts, sizes = {}, [], [], []
     bound = 5 + (0 if single_key else 2 + len(ID) + 5)
@@ -307,7 +327,14 @@ def _converters(schema: ModelSchema) -> _Converters:
         else:
             encoded[i] = value
             stored = "g(ID)" if f.key else f"g(n{i})"
-        decoded.append(stored if _DECODERS[f.storage] is None else f"(None if (v := {stored}) is None else d{i}(v))")
+        if not f.nullable and not f.key:
+            # A required field without a value: refused (row_from_document says which and why).
+            read = "v" if _DECODERS[f.storage] is None else f"d{i}(v)"
+            decoded.append(f"(novalue() if (v := {stored}) is None else {read})")
+        else:
+            decoded.append(
+                stored if _DECODERS[f.storage] is None else f"(None if (v := {stored}) is None else d{i}(v))"
+            )
         bound += 2 + len(stored_name(f.column).encode()) + _FIXED_VALUE_BOUND
         if f.storage is StorageType.TEXT:
             sizes.append(f"(0 if (v := r[{i}]) is None else len(v) if v.isascii() else 4 * len(v))")

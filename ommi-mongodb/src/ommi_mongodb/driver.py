@@ -37,23 +37,25 @@ from ommi.errors import (
     UnsupportedFeature,
 )
 from ommi.models.schema import ModelSchema
-from pymongo import AsyncMongoClient, IndexModel
+from pymongo import AsyncMongoClient
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import CollectionInvalid, OperationFailure
 
 from ommi_mongodb._errors import exceptions, refused, refused_addresses
 from ommi_mongodb._filters import ServerForms
+from ommi_mongodb._inspect import inspect
 from ommi_mongodb._journal import Journal
 from ommi_mongodb._keys import KeyGenerator
 from ommi_mongodb._migrate import MIGRATE_COLLECTION, MongoDBMigration, begin_migration, migration_statements
 from ommi_mongodb._operations import MongoDBOperations
-from ommi_mongodb._schema import conflicts, drift, missing, shape
+from ommi_mongodb._schema import conflicts, constraint_drift, drift, missing, read_indexes, shape
 from ommi_mongodb._settings import JOURNAL_COLLECTION, MongoDBSettings, parse_settings
 from ommi_mongodb._testserver_compat import forms_for
 
 if TYPE_CHECKING:
     from ommi.migrations import MigrationStep
+    from ommi.migrations.inspection import Inspection
 
 __all__ = ["Generation", "MongoDBDriver", "MongoDBTransaction"]
 
@@ -120,6 +122,8 @@ class MongoDBDriver(MongoDBOperations, Driver[MongoDBSettings]):
         microsecond_datetimes=False,
         # Idempotent steps resumed after a failure, under a lock document (ommi_mongodb._migrate).
         migrations=True,
+        # Schema records, else a sample of documents (ommi_mongodb._inspect).
+        inspection=True,
     )
 
     migration_lock_lease: float = 30.0
@@ -295,8 +299,8 @@ class MongoDBDriver(MongoDBOperations, Driver[MongoDBSettings]):
 
     # -- migrations (ommi_mongodb._migrate) --------------------------------
 
-    async def begin_migration(self) -> MongoDBMigration:
-        return await begin_migration(self, self._opening())
+    async def begin_migration(self, *, lock_timeout: float | None = None) -> MongoDBMigration:
+        return await begin_migration(self, self._opening(), lock_timeout)
 
     def migration_statements(self, step: MigrationStep) -> list[str]:
         return migration_statements(self, step)
@@ -319,6 +323,15 @@ class MongoDBDriver(MongoDBOperations, Driver[MongoDBSettings]):
             )
         return name
 
+    async def inspect_schema(self) -> Inspection:
+        """Read the collections into models (see :mod:`ommi_mongodb._inspect`)."""
+        database = self._database()
+        settings = self.settings
+        with map_exceptions(exceptions("read the collections", self.description)):
+            return await inspect(
+                database, settings.collection_prefix, self._reserved, settings.schema_collection, self.description
+            )
+
     async def apply_schema(self, schemas: Sequence[ModelSchema]) -> None:
         database = self._database()
         where = self.description
@@ -335,10 +348,11 @@ class MongoDBDriver(MongoDBOperations, Driver[MongoDBSettings]):
             if name not in existing:
                 continue
             record = records.get(name)
+            with map_exceptions(exceptions(f"read the indexes of {name!r}", where)):
+                stored[name] = await read_indexes(database[name])
             if record is not None:
                 problems.extend(drift(schema, name, record.get("fields", [])))
-            with map_exceptions(exceptions(f"read the indexes of {name!r}", where)):
-                stored[name] = [info async for info in await database[name].list_indexes()]
+                problems.extend(constraint_drift(schema, name, stored[name]))
             problems.extend(conflicts(schema, name, stored[name]))
         if problems:
             raise SchemaMismatchError(
@@ -356,8 +370,7 @@ class MongoDBDriver(MongoDBOperations, Driver[MongoDBSettings]):
             todo = missing(schema, name, stored.get(name, []))
             with map_exceptions(exceptions(f"set up collection {name!r}", where)):
                 if todo:
-                    models = [IndexModel(list(spec.keys), name=spec.name, unique=spec.unique) for spec in todo]
-                    await database[name].create_indexes(models)
+                    await database[name].create_indexes([spec.model() for spec in todo])
                 if name not in existing or name not in records:
                     await shapes.update_one({"_id": name}, {"$set": {"fields": shape(schema)}}, upsert=True)
 

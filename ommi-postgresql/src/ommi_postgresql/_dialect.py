@@ -8,11 +8,13 @@ from __future__ import annotations
 import datetime as _dt
 import decimal
 import hashlib
+import itertools
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 from ommi.errors import QueryError, SchemaError, ValidationError
 from ommi.expressions import Op
+from ommi.models.constraints import ModelConstraint
 from ommi.models.schema import Field, ModelSchema
 from ommi.models.types import INT64_MAX, StorageType
 from ommi.sql import Compiled, Dialect, SQLCompiler
@@ -66,6 +68,30 @@ def _as_utc(value: _dt.datetime) -> _dt.datetime:
     # psycopg returns timestamptz in the session's TimeZone (a ZoneInfo);
     # canonical aware datetimes are in datetime.UTC whatever the server says.
     return value.astimezone(_dt.UTC)
+
+
+def identifier_text(name: str) -> str:
+    """``name`` as a quoted identifier, ``%`` not doubled: for SQL text built inside a string literal."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def sql_string(text: str) -> str:
+    """``text`` as an SQL string literal inside a statement psycopg formats (``%`` doubled)."""
+    return "'" + text.replace("'", "''").replace("%", "%%") + "'"
+
+
+def do_block(body: str) -> str:
+    """``DO`` with ``body`` dollar-quoted by a tag that occurs nowhere in it.
+
+    The body holds table and constraint names, which may hold anything,
+    ``$ommi$`` included: a fixed tag would let such a name end the body early.
+    """
+    tag = "$ommi$"
+    for n in itertools.count(1):
+        if tag not in body:
+            break
+        tag = f"$ommi{n}$"
+    return f"DO {tag} {body} {tag}"
 
 
 class PostgreSQLDialect(Dialect):
@@ -281,6 +307,32 @@ class PostgreSQLCompiler(SQLCompiler):
         if len(fields) != len(statements):  # pragma: no cover - the shared compiler changed its rule
             raise AssertionError("create_indexes() no longer makes one index per referencing column")
         return [(self.index_name(schema, f), sql) for f, sql in zip(fields, statements, strict=True)]
+
+    def create_constraint(self, schema: ModelSchema, constraint: ModelConstraint) -> str:
+        """A ``UNIQUE`` table constraint (an ``ON CONFLICT`` target, NULLs distinct), or ``CREATE INDEX``."""
+        if not constraint.unique:
+            return super().create_constraint(schema, constraint)
+        # Unless a relation of that name exists: a table adopted by a migration's CreateModel (made by
+        # other tools, read by `ommi inspect`) may hold it as a unique index. The step's drift check
+        # then makes sure a unique index covers the columns.
+        dialect = self.dialect
+        table = dialect.qualified_name(schema)
+        name = identifier_text(constraint.name)
+        index = name if dialect.namespace is None else f"{identifier_text(dialect.namespace)}.{name}"
+        columns = ", ".join(identifier_text(column) for column in constraint.columns)
+        add = f"ALTER TABLE {table} ADD CONSTRAINT {name} UNIQUE ({columns})"
+        return do_block(
+            f"BEGIN IF to_regclass({sql_string(index)}) IS NULL THEN EXECUTE {sql_string(add)}; END IF; END"
+        )
+
+    def drop_constraint(self, schema: ModelSchema, constraint: ModelConstraint) -> str:
+        """``DROP CONSTRAINT`` for a unique one, ``DROP INDEX`` named in the table's schema for an index."""
+        q = self.dialect.quote
+        if constraint.unique:
+            return f"ALTER TABLE {self.table(schema)} DROP CONSTRAINT {q(constraint.name)}"
+        namespace = self.dialect.namespace
+        prefix = "" if namespace is None else f"{q(namespace)}."
+        return f"DROP INDEX {prefix}{q(constraint.name)}"
 
     def primary_key_constraint(self, schema: ModelSchema) -> Compiled:
         """The name of the table's primary key constraint (to tell a taken generated key from other violations)."""

@@ -34,7 +34,7 @@ from ommi.sql import Compiled, SQLTransactionOperations
 from psycopg import AsyncConnection, AsyncCursor
 from psycopg.pq import ConnStatus, PipelineStatus, TransactionStatus
 
-from ommi_postgresql import _schema
+from ommi_postgresql import _inspect, _schema
 from ommi_postgresql._dialect import PostgreSQLCompiler, PostgreSQLDialect
 from ommi_postgresql._errors import exception_map
 from ommi_postgresql._migrate import MigrationSteps, lock_for_migration, migration_statements
@@ -44,6 +44,7 @@ from ommi_postgresql._settings import PostgreSQLSettings, resolve
 
 if TYPE_CHECKING:
     from ommi.migrations import MigrationStep
+    from ommi.migrations.inspection import Inspection
 
 __all__ = ["PostgreSQLDriver", "PostgreSQLMigration", "PostgreSQLTransaction"]
 
@@ -82,7 +83,7 @@ class PostgreSQLDriver(PostgreSQLOperations, Driver[PostgreSQLSettings]):
     """
 
     name: ClassVar[str] = "postgresql"
-    capabilities: Capabilities = Capabilities(migrations=True)
+    capabilities: Capabilities = Capabilities(migrations=True, inspection=True)
     _alone = True  # every operation gets a pooled connection of its own
 
     def __init__(self, settings: PostgreSQLSettings) -> None:
@@ -144,7 +145,7 @@ class PostgreSQLDriver(PostgreSQLOperations, Driver[PostgreSQLSettings]):
     # -- lifecycle -------------------------------------------------------------
 
     async def open(self) -> None:
-        """Open the pool; after :meth:`close`, a new pool (and compiler): nothing of the closed one is reused."""
+        """Open the pool; after :meth:`close`, a new pool and compiler (only the narrow-column limits carry over)."""
         if self._pool.is_open:
             return
         async with self._lifecycle:
@@ -154,7 +155,10 @@ class PostgreSQLDriver(PostgreSQLOperations, Driver[PostgreSQLSettings]):
             if pool.is_closed:
                 pool = Pool(self.settings, self._where)
             await pool.open()
-            self._pool, self._statements = pool, self._compiler(pool)
+            statements = self._compiler(pool)
+            # The narrow-column limits use_models() recorded still hold for the same tables.
+            statements.limits.update(self._statements.limits)
+            self._pool, self._statements = pool, statements
 
     async def close(self) -> None:
         """Close the pool; idempotent, and safe while operations run (shielded from cancellation).
@@ -236,18 +240,29 @@ class PostgreSQLDriver(PostgreSQLOperations, Driver[PostgreSQLSettings]):
             async with self._connection(write=True) as conn:
                 await _schema.drop(self, conn, schemas)
 
+    async def inspect_schema(self) -> Inspection:
+        """Read the tables of the driver's schema into models (see :mod:`ommi_postgresql._inspect`)."""
+        with self._map():
+            async with self._connection(write=False) as conn:
+                return await _inspect.inspect(self, conn)
+
     # -- migrations (ommi_postgresql._migrate) ---------------------------------
 
-    async def begin_migration(self) -> PostgreSQLMigration:
-        """A transaction holding the migration lock of the driver's schema (``pg_advisory_xact_lock``)."""
+    async def begin_migration(self, *, lock_timeout: float | None = None) -> PostgreSQLMigration:
+        """A transaction holding the migration lock of the driver's schema (``pg_advisory_xact_lock``).
+
+        ``lock_timeout`` bounds each lock wait of the transaction (default: the ``lock_timeout`` setting).
+        """
         with self._map():
             conn = await self._pool.acquire()
             try:
-                await lock_for_migration(self, conn)
+                await lock_for_migration(self, conn, lock_timeout)
             except BaseException:
                 await self._release(conn)  # rolls back what was begun
                 raise
-        return PostgreSQLMigration(self, conn)
+        migration = PostgreSQLMigration(self, conn)
+        migration._lock_timeout = self.settings.lock_timeout if lock_timeout is None else lock_timeout
+        return migration
 
     def migration_statements(self, step: MigrationStep) -> list[str]:
         return migration_statements(self.compiler, step)

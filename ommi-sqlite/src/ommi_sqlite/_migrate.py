@@ -10,6 +10,10 @@ where the type changes), the ``AUTOINCREMENT`` counter moves over (a deleted
 key is still never handed out again), the old table is dropped, the new one
 renamed, and its indexes made. Keys, references and indexes are exactly what
 ``use_models`` makes for the model, so the table passes its drift check.
+Column DEFAULTs follow the rule of :mod:`ommi.sql.migrate` (a field's
+migration default is its column's DEFAULT): ``ADD COLUMN ... DEFAULT`` keeps
+it, the rebuilt table is created with every field's, and ``SetDefault``, which
+SQLite cannot do with ``ALTER TABLE``, rebuilds the table.
 
 Transaction (:class:`MigrationSteps`): a table rebuild drops a table other
 tables may reference, so foreign keys are switched off on the writer before
@@ -17,9 +21,12 @@ tables may reference, so foreign keys are switched off on the writer before
 ``PRAGMA foreign_key_check`` runs before the commit: a migration leaving a
 reference dangling fails with ``IntegrityError`` and commits nothing. The
 write lock taken by ``BEGIN IMMEDIATE`` is the migration lock: another
-process applying migrations waits for it (up to ``busy_timeout``), then reads
-the history again. Foreign keys are switched back on before the writer is
-unlocked, whatever happens.
+process applying migrations waits for it (up to ``busy_timeout``, or the
+``lock_timeout`` given to ``apply``, which is then the writer's busy timeout
+for the whole migration transaction), then reads the history again; a wait
+that runs out is a :class:`~ommi.errors.MigrationTimeoutError`. Foreign keys
+(and the busy timeout) are set back before the writer is unlocked, whatever
+happens.
 """
 
 from __future__ import annotations
@@ -31,15 +38,15 @@ from typing import TYPE_CHECKING, Any, cast
 from ommi import errors
 from ommi.drivers import get_logger
 from ommi.drivers.base import MigrationTransaction
-from ommi.errors import MigrationError
-from ommi.migrations import AddField, ChangeType, FieldSpec, MigrationStep, RemoveField
+from ommi.errors import MigrationError, MigrationTimeoutError
+from ommi.migrations import AddField, ChangeType, FieldSpec, MigrationStep, RemoveField, RemoveUnique, SetDefault
 from ommi.models.schema import Field, ModelSchema
 from ommi.sql import Compiled, SQLTransactionOperations
 from ommi.sql.migrate import MigrationSQL, show
 
 from ommi_sqlite._operations import SQLCore, SQLiteOperations
 from ommi_sqlite._pool import Link, Pool
-from ommi_sqlite._schema import table_differences
+from ommi_sqlite._schema import index_differences, read_indexes, stored_indexes, table_differences
 
 if TYPE_CHECKING:
     from ommi.drivers import Driver
@@ -86,7 +93,7 @@ class SQLiteMigrationSQL(MigrationSQL):
         sources[field.column] = (
             ("NULL", []) if default is None else (self.dialect.placeholder, self.params(field, default))
         )
-        return self.rebuild(before, after, sources)
+        return self.rebuild(before, after, sources, self.column_defaults(step.after, operation.model))
 
     def op_remove_field(self, step: MigrationStep) -> list[Compiled]:
         """``DROP COLUMN``; a rebuild for a referencing field (SQLite refuses to drop an indexed column)."""
@@ -95,7 +102,8 @@ class SQLiteMigrationSQL(MigrationSQL):
         if before.by_column[operation.field.name].reference is None:
             return super().op_remove_field(step)
         after = step.after.schema(operation.model)
-        return self.rebuild(before, after, self.kept_columns(before, after))
+        defaults = self.column_defaults(step.after, operation.model)
+        return self.rebuild(before, after, self.kept_columns(before, after), defaults)
 
     def op_change_type(self, step: MigrationStep) -> list[Compiled]:
         """A rebuild, the column converted (``CAST``) and its ``NULL`` values filled when it becomes required."""
@@ -110,23 +118,51 @@ class SQLiteMigrationSQL(MigrationSQL):
             expression = f"COALESCE({expression}, {self.dialect.placeholder})"
             params = self.params(field, operation.new.default)
         sources[field.column] = (expression, params)
-        return self.rebuild(before, after, sources)
+        return self.rebuild(before, after, sources, self.column_defaults(step.after, operation.model))
+
+    def op_set_default(self, step: MigrationStep) -> list[Compiled]:
+        """A rebuild giving the column its new DEFAULT (SQLite cannot alter one); nothing if the DEFAULT stays."""
+        operation = cast(SetDefault, step.operation)
+        before = step.before.schema(operation.model)
+        after = step.after.schema(operation.model)
+        field = after.by_column[operation.field]
+        if self.default_literal(field, operation.old) == self.default_literal(field, operation.new):
+            return []
+        defaults = self.column_defaults(step.after, operation.model)
+        return self.rebuild(before, after, self.kept_columns(before, after), defaults)
+
+    def rebuild_without_unique(self, step: MigrationStep) -> list[Compiled]:
+        """A ``RemoveUnique`` of a constraint written inside ``CREATE TABLE`` (``UNIQUE (...)``), by rebuilding.
+
+        SQLite keeps such a constraint as an automatic index (``sqlite_autoindex_*``)
+        that ``DROP INDEX`` refuses; ``ommi inspect`` prints it under Ommi's default
+        name, which no stored index has. The rebuilt table has the constraints of
+        the model after the step, and so not this one.
+        """
+        operation = cast(RemoveUnique, step.operation)
+        before = step.before.schema(operation.model)
+        after = step.after.schema(operation.model)
+        defaults = self.column_defaults(step.after, operation.model)
+        return self.rebuild(before, after, self.kept_columns(before, after), defaults)
 
     def kept_columns(self, before: ModelSchema, after: ModelSchema) -> dict[str, Source]:
         """Each column of ``after`` that ``before`` has too, copied as it is."""
         return {f.column: (self.column(f), []) for f in after.fields if f.column in before.by_column}
 
-    def rebuild(self, before: ModelSchema, after: ModelSchema, sources: Mapping[str, Source]) -> list[Compiled]:
+    def rebuild(
+        self, before: ModelSchema, after: ModelSchema, sources: Mapping[str, Source], defaults: Mapping[str, str]
+    ) -> list[Compiled]:
         """SQLite's table rebuild: ``after``'s table filled from ``before``'s rows, under ``before``'s name.
 
         ``sources`` gives each column of ``after`` its value as an expression
-        over the old row. Foreign keys must be off (the migration transaction
-        sees to it) and are checked before the commit.
+        over the old row; ``defaults`` the column DEFAULTs of the new table.
+        Foreign keys must be off (the migration transaction sees to it) and
+        are checked before the commit.
         """
         q = self.dialect.quote
         old_table = self.table(before)
         temporary = f"ommi_rebuild_{after.name}"
-        create = self.compiler.create_table(after)
+        create = self.compiler.create_table(after, defaults)
         prefix = f"CREATE TABLE IF NOT EXISTS {self.table(after)} ("
         if not create.startswith(prefix):  # pragma: no cover - the compiler's own text
             raise MigrationError(f"cannot rebuild {after.name!r}: unexpected CREATE TABLE {create[:80]!r}")
@@ -145,7 +181,31 @@ class SQLiteMigrationSQL(MigrationSQL):
             statements.append(Compiled("UPDATE sqlite_sequence SET name = ? WHERE name = ?", [temporary, before.name]))
         statements.append(Compiled(f"DROP TABLE {old_table}", []))
         statements.append(Compiled(f"ALTER TABLE {q(temporary)} RENAME TO {self.table(after)}", []))
-        return statements + self.index_statements(after)
+        # DROP TABLE took the old table's indexes with it: every one of the model's is made again.
+        constraints = [Compiled(sql, []) for sql in self.compiler.constraint_statements(after)]
+        return statements + self.index_statements(after) + constraints
+
+
+async def _unique_removal(
+    migration_sql: SQLiteMigrationSQL, link: Link, step: MigrationStep, operation: RemoveUnique
+) -> list[Compiled]:
+    """What removes every unique index over the constraint's columns, so that equal values are accepted after it.
+
+    Besides the index of that name there may be others over the same columns: a
+    ``UNIQUE`` written inside another tool's ``CREATE TABLE`` (an automatic
+    index, which ``ommi inspect`` prints under Ommi's default name and which
+    only a rebuild removes), or a unique index made by hand.
+    """
+    columns = sorted(operation.fields)
+    same = [
+        index
+        for index in await read_indexes(link, operation.model)
+        if index.unique and index.full and index.origin != "pk" and sorted(map(str, index.columns)) == columns
+    ]
+    if any(index.origin == "u" for index in same):
+        return migration_sql.rebuild_without_unique(step)
+    q = migration_sql.dialect.quote
+    return [Compiled(f"DROP INDEX {q(index.name)}", []) for index in same]
 
 
 def migration_statements(core: SQLCore, step: MigrationStep) -> list[str]:
@@ -156,26 +216,56 @@ def migration_statements(core: SQLCore, step: MigrationStep) -> list[str]:
 # -- the transaction ----------------------------------------------------------------------------
 
 
+def _busy_timeout(seconds: float) -> str:
+    return f"PRAGMA busy_timeout = {max(1, round(seconds * 1000))}"
+
+
 async def _give_back(pool: Pool, link: Link, *, rollback: bool) -> None:
-    """Roll back if asked, switch foreign keys on again, then unlock the writer; never raises."""
+    """Roll back if asked, switch foreign keys on and the busy timeout back, then unlock the writer; never raises."""
     try:
         if not pool.closed:  # else closing the connection ended everything already
             if rollback:
                 await link.rollback()
             await link.execute("PRAGMA foreign_keys = ON")
+            await link.execute(_busy_timeout(pool.settings.busy_timeout))
     except Exception:  # the caller is already reporting what went wrong
         log.error("migration.foreign_keys.restore_failed", driver="sqlite", database=link.database, exc_info=True)
     finally:
         pool.unlock_writer()
 
 
-async def lock_for_migration(pool: Pool) -> Link:
-    """The writer of ``pool``, locked, with foreign keys off and ``BEGIN IMMEDIATE`` run."""
-    link = await pool.lock_writer()
+def _lock_timed_out(pool: Pool, seconds: float, where: str) -> MigrationTimeoutError:
+    """The error for a migration lock (SQLite's write lock) still held by ``where`` after ``seconds``."""
+    return MigrationTimeoutError(
+        f"sqlite database {pool.database}: waited lock_timeout={seconds} s for the migration lock (SQLite's write "
+        f"lock), held by {where}: another ommi migrate apply, or a long write transaction. Nothing was applied; "
+        "apply again later or with a longer lock timeout"
+    )
+
+
+async def lock_for_migration(pool: Pool, lock_timeout: float | None = None) -> Link:
+    """The writer of ``pool``, locked, with foreign keys off and ``BEGIN IMMEDIATE`` run.
+
+    Waits at most ``lock_timeout`` (default ``busy_timeout``) for the write
+    lock, in this process and then in SQLite.
+
+    Raises:
+        MigrationTimeoutError: the write lock stayed held that long.
+    """
+    wait = pool.settings.busy_timeout if lock_timeout is None else lock_timeout
+    try:
+        link = await pool.lock_writer(wait)
+    except errors.TimeoutError as exc:
+        raise _lock_timed_out(pool, wait, "another task of this process") from exc
     try:
         # Inside the try: cancelled while either runs, the writer must still come back whole.
         await link.execute("PRAGMA foreign_keys = OFF")
+        if lock_timeout is not None:
+            await link.execute(_busy_timeout(lock_timeout))
         await link.execute("BEGIN IMMEDIATE")
+    except errors.TimeoutError as exc:
+        await asyncio.shield(_give_back(pool, link, rollback=True))
+        raise _lock_timed_out(pool, wait, "another connection or process") from exc
     except BaseException:
         await asyncio.shield(_give_back(pool, link, rollback=True))
         raise
@@ -226,16 +316,20 @@ class MigrationSteps(SQLTransactionOperations[Link], SQLiteOperations, Migration
         its ``CreateModel`` (made by ``use_models``): kept as it is when it
         matches the model (a database adopting migrations), refused otherwise.
         """
-        statements = SQLiteMigrationSQL(self._core.compiler).statements(step)
+        migration_sql = SQLiteMigrationSQL(self._core.compiler)
+        statements = migration_sql.statements(step)
         name = step.operation.model
         async with self._turn() as link:
+            operation = step.operation
+            if isinstance(operation, RemoveUnique):
+                statements = await _unique_removal(migration_sql, link, step, operation)
             for statement in statements:
                 await link.execute(statement.sql, statement.params)
             if name not in step.after:
                 return
-            differences = table_differences(
-                self._core, step.after.schema(name), await link.fetchall(_TABLE_INFO, [name])
-            )
+            after = step.after.schema(name)
+            differences = table_differences(self._core, after, await link.fetchall(_TABLE_INFO, [name]))
+            differences += index_differences(after, await stored_indexes(link, name))
         if differences:
             raise MigrationError(
                 f"sqlite database {link.database}: after {step.operation.describe()} (migration {step.migration}), "

@@ -671,8 +671,8 @@ class Pool:
 
     # -- waiting -------------------------------------------------------------
 
-    def _timed_out(self, what: str) -> errors.TimeoutError:
-        timeout = self.settings.busy_timeout
+    def _timed_out(self, what: str, timeout: float | None = None) -> errors.TimeoutError:
+        timeout = self.settings.busy_timeout if timeout is None else timeout
         log.warning("pool.acquire.timeout", driver="sqlite", database=self.database, waited_for=what, seconds=timeout)
         return errors.TimeoutError(
             f"sqlite database {self.database}: waited busy_timeout={timeout} s for {what}; "
@@ -680,20 +680,22 @@ class Pool:
             "operation behind an open transaction; use the transaction object inside it)"
         )
 
-    async def _acquire(self, primitive: asyncio.Lock | asyncio.Semaphore, what: str) -> None:
-        """Take ``primitive``, waiting at most ``busy_timeout``; fail at once if the pool closes meanwhile.
+    async def _acquire(
+        self, primitive: asyncio.Lock | asyncio.Semaphore, what: str, timeout: float | None = None
+    ) -> None:
+        """Take ``primitive``, waiting at most ``timeout`` (default ``busy_timeout``); fail at once if the pool closes.
 
         On return the caller holds it, even if the pool closed in between:
         the caller checks, and releases it.
         """
-        timeout = self.settings.busy_timeout
+        timeout = self.settings.busy_timeout if timeout is None else timeout
         if not primitive.locked():
             # Free: taken without waiting (the timeout covers the rare hand-over in progress).
             try:
                 async with asyncio.timeout(timeout):
                     await primitive.acquire()
             except builtins.TimeoutError:  # asyncio.timeout's
-                raise self._timed_out(what) from None
+                raise self._timed_out(what, timeout) from None
             return
         signal = self._closing_signal
         assert signal is not None
@@ -703,7 +705,7 @@ class Pool:
                 await asyncio.wait((acquiring, signal), return_when=asyncio.FIRST_COMPLETED)
         except builtins.TimeoutError:  # asyncio.timeout's
             _abandon(acquiring, primitive)
-            raise self._timed_out(what) from None
+            raise self._timed_out(what, timeout) from None
         except BaseException:
             _abandon(acquiring, primitive)
             raise
@@ -742,12 +744,15 @@ class Pool:
 
     # -- the writer ----------------------------------------------------------
 
-    async def lock_writer(self) -> Link:
-        """Take this generation's write lock and return its writer; :meth:`unlock_writer` gives it back."""
+    async def lock_writer(self, timeout: float | None = None) -> Link:
+        """Take this generation's write lock and return its writer; :meth:`unlock_writer` gives it back.
+
+        ``timeout``: seconds to wait for it (default ``busy_timeout``).
+        """
         self._check_open()
         assert self._write_lock is not None and self.writer is not None
         what = "the in-memory database" if self.settings.is_memory else "the write lock"
-        await self._acquire(self._write_lock, what)
+        await self._acquire(self._write_lock, what, timeout)
         if self._closed:
             self._write_lock.release()
             self._check_not_closed()

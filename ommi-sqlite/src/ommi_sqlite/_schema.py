@@ -1,9 +1,11 @@
 """Creating, checking and dropping tables.
 
 ``apply_schema`` never changes a table that exists: it reads each one with
-``pragma_table_info`` and, when it differs from its model, raises
-:class:`ommi.errors.SchemaMismatchError` listing every difference, before
-creating anything. Creation runs in one transaction, so a failure leaves the
+``pragma_table_info`` (and its indexes with ``pragma_index_list``) and, when
+it differs from its model, raises :class:`ommi.errors.SchemaMismatchError`
+listing every difference, before creating anything. A ``Unique`` or
+``Index`` of the model that no stored index provides is such a difference;
+indexes the table has beyond the model's are not. Creation runs in one transaction, so a failure leaves the
 database as it was.
 """
 
@@ -12,19 +14,32 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from ommi.drivers import get_logger
 from ommi.errors import SchemaMismatchError
+from ommi.models.constraints import StoredIndex, missing_constraints
 from ommi.models.schema import ModelSchema
 from ommi.models.types import StorageType
 from ommi.sql import creation_order
+from ommi.sql.limits import Limits
 
 from ommi_sqlite._dialect import DECIMAL_COLLATION, refuse_reserved_name
 from ommi_sqlite._operations import SQLCore
 from ommi_sqlite._pool import Link
+from ommi_sqlite._types import accepted_types, classify
 
-__all__ = ["apply_schema", "drop_schema", "table_differences"]
+__all__ = [
+    "CatalogIndex",
+    "apply_schema",
+    "drop_schema",
+    "index_differences",
+    "read_indexes",
+    "stored_indexes",
+    "table_differences",
+    "table_limits",
+]
 
 log = get_logger("ommi.sqlite.driver")
 
@@ -33,6 +48,55 @@ _KEY_COLLATIONS = (
     "SELECT x.name, x.coll FROM pragma_index_list(?) AS l, pragma_index_xinfo(l.name) AS x "
     "WHERE l.origin = 'pk' AND x.key"
 )
+
+_INDEXES = (
+    'SELECT l.name, l."unique", l.partial, l.origin, i.name '
+    "FROM pragma_index_list(?) AS l, pragma_index_info(l.name) AS i ORDER BY l.name, i.seqno"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogIndex:
+    """One index of a table as ``pragma_index_list`` describes it (drift checks and ``ommi inspect`` read it).
+
+    Attributes:
+        name: its name (``sqlite_autoindex_*`` for a ``UNIQUE`` or ``PRIMARY KEY`` written in ``CREATE TABLE``).
+        columns: its columns in order, ``None`` for an expression.
+        unique: whether it refuses equal values.
+        partial: whether it has a ``WHERE`` clause.
+        origin: ``c`` made by ``CREATE INDEX``, ``u`` by a ``UNIQUE`` constraint, ``pk`` by the primary key.
+    """
+
+    name: str
+    columns: tuple[str | None, ...]
+    unique: bool
+    partial: bool
+    origin: str
+
+    @property
+    def full(self) -> bool:
+        """Neither partial nor on an expression: it can provide a model's constraint."""
+        return not self.partial and None not in self.columns
+
+
+async def read_indexes(link: Link, table: str) -> list[CatalogIndex]:
+    """Every index of ``table``, in name order, the primary key's included."""
+    found: dict[str, tuple[list[str | None], tuple[bool, bool, str]]] = {}
+    for name, unique, partial, origin, column in await link.fetchall(_INDEXES, [table]):
+        columns, _ = found.setdefault(str(name), ([], (bool(unique), bool(partial), str(origin))))
+        columns.append(None if column is None else str(column))
+    return [CatalogIndex(name, tuple(columns), *kind) for name, (columns, kind) in found.items()]
+
+
+async def stored_indexes(link: Link, table: str) -> list[StoredIndex]:
+    """The indexes of ``table`` that can provide a model's constraint: partial and expression indexes cannot."""
+    indexes = await read_indexes(link, table)
+    return [StoredIndex(tuple(c for c in i.columns if c is not None), i.unique) for i in indexes if i.full]
+
+
+def index_differences(schema: ModelSchema, stored: Sequence[StoredIndex]) -> list[str]:
+    """The model's unique constraints and indexes that no stored index provides (see ``ommi.models.constraints``)."""
+    return missing_constraints(schema.constraints, stored)
 
 
 def table_differences(core: SQLCore, schema: ModelSchema, columns: Sequence[tuple[Any, ...]]) -> list[str]:
@@ -47,10 +111,16 @@ def table_differences(core: SQLCore, schema: ModelSchema, columns: Sequence[tupl
         kind, notnull, pk = stored[f.column]
         if f is schema.auto_field:
             wanted_kind, wanted_notnull = core.dialect.auto_key_type, notnull  # the rowid is never NULL
+            if kind.upper() != wanted_kind.upper():
+                problems.append(f"column {f.column!r} has type {kind or 'none'} but {f!r} needs {wanted_kind}")
         else:
             wanted_kind, wanted_notnull = core.dialect.column_type(f), f.key or not f.nullable
-        if kind.upper() != wanted_kind.upper():
-            problems.append(f"column {f.column!r} has type {kind or 'none'} but {f!r} needs {wanted_kind}")
+            found = classify(kind)
+            if found is None or found[0] is not f.storage:
+                problems.append(
+                    f"column {f.column!r} has type {kind or 'none'} but {f!r} needs "
+                    f"{accepted_types(f.storage, wanted_kind)}"
+                )
         if notnull != wanted_notnull:
             if wanted_notnull:
                 problems.append(f"column {f.column!r} allows NULL but {f!r} is not optional")
@@ -72,6 +142,17 @@ def table_differences(core: SQLCore, schema: ModelSchema, columns: Sequence[tupl
     return problems
 
 
+def table_limits(schema: ModelSchema, columns: Sequence[tuple[Any, ...]]) -> Limits:
+    """The limits Ommi enforces on the narrow columns of a stored table that matches ``schema``."""
+    declared = {str(name): str(kind) for name, kind, _notnull, _pk in columns}
+    limits = []
+    for f in schema.fields:
+        found = classify(declared.get(f.column, ""))
+        if f is not schema.auto_field and found is not None and found[0] is f.storage and found[1] is not None:
+            limits.append((f, found[1]))
+    return tuple(limits)
+
+
 async def apply_schema(link: Link, core: SQLCore, schemas: Sequence[ModelSchema]) -> None:
     """Create the missing tables and indexes of ``schemas``; never alter an existing table.
 
@@ -87,13 +168,19 @@ async def apply_schema(link: Link, core: SQLCore, schemas: Sequence[ModelSchema]
         # BEGIN inside the try: cancelled while it runs, it must still be rolled back.
         await link.execute("BEGIN IMMEDIATE")
         problems = []
+        limits: dict[ModelSchema, Limits] = {}
+        new_tables = set()
         for schema in ordered:
             columns = await link.fetchall(_TABLE_INFO, [schema.name])
-            if columns:
+            if not columns:
+                new_tables.add(schema.name)
+            else:
                 differences = table_differences(core, schema, columns)
+                differences += index_differences(schema, await stored_indexes(link, schema.name))
                 if differences:
                     problems.append(f"table {schema.name!r} ({schema.cls.__name__}): " + "; ".join(differences))
                 else:
+                    limits[schema] = table_limits(schema, columns)
                     await _report_text_keyed_decimals(link, schema)
         if problems:
             raise SchemaMismatchError(
@@ -107,10 +194,16 @@ async def apply_schema(link: Link, core: SQLCore, schemas: Sequence[ModelSchema]
                 await link.execute(statement)
             for statement in core.compiler.create_indexes(schema):
                 await link.execute(statement)
+            if schema.name in new_tables:
+                # An existing table has them already (else it drifted, above), perhaps under other names.
+                for statement in core.compiler.constraint_statements(schema):
+                    await link.execute(statement)
         await link.execute("COMMIT")
     except BaseException:
         await asyncio.shield(_rollback(link))
         raise
+    for schema in ordered:
+        core.compiler.set_limits(schema, limits.get(schema, ()))
 
 
 async def _report_text_keyed_decimals(link: Link, schema: ModelSchema) -> None:

@@ -15,6 +15,7 @@ from ommi.drivers import Capabilities, Driver, DriverTransaction, get_logger
 from ommi.models.schema import ModelSchema
 from ommi.sql import SQLTransactionOperations
 
+from ommi_sqlite._inspect import inspect
 from ommi_sqlite._memory import acquire_shared, release_shared
 from ommi_sqlite._migrate import MigrationSteps, lock_for_migration, migration_statements
 from ommi_sqlite._operations import SQLCore, SQLiteOperations, undo_savepoint
@@ -24,6 +25,7 @@ from ommi_sqlite._settings import SQLiteSettings, parse_settings
 
 if TYPE_CHECKING:
     from ommi.migrations import MigrationStep
+    from ommi.migrations.inspection import Inspection
 
 __all__ = ["SQLiteDriver", "SQLiteMigration", "SQLiteTransaction"]
 
@@ -79,7 +81,7 @@ class SQLiteDriver(SQLiteOperations, Driver[SQLiteSettings]):
     """
 
     name = "sqlite"
-    capabilities = Capabilities(migrations=True)
+    capabilities = Capabilities(migrations=True, inspection=True)
     default_batch_size = 1000
 
     def __init__(self, settings: SQLiteSettings | None = None) -> None:
@@ -210,11 +212,16 @@ class SQLiteDriver(SQLiteOperations, Driver[SQLiteSettings]):
         async with self._pool.write() as link:
             await drop_schema(link, self._core, schemas)
 
+    async def inspect_schema(self) -> Inspection:
+        """Read the database's tables into models (see :mod:`ommi_sqlite._inspect`)."""
+        async with self._pool.read() as link:
+            return await inspect(link, link.database)
+
     # -- migrations (ommi_sqlite._migrate) -------------------------------------
 
-    async def begin_migration(self) -> SQLiteMigration:
+    async def begin_migration(self, *, lock_timeout: float | None = None) -> SQLiteMigration:
         pool = self._pool
-        return SQLiteMigration(self, pool, await lock_for_migration(pool))
+        return SQLiteMigration(self, pool, await lock_for_migration(pool, lock_timeout))
 
     def migration_statements(self, step: MigrationStep) -> list[str]:
         return migration_statements(self._core, step)

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from ommi_testkit.suites.audit import AuditRegressionTests
     from ommi_testkit.suites.base import SuiteBase, requires
     from ommi_testkit.suites.conformance import ConformanceSuite
+    from ommi_testkit.suites.constraints import ConstraintTests
     from ommi_testkit.suites.crud import CrudTests
     from ommi_testkit.suites.errors import ErrorTranslationTests
     from ommi_testkit.suites.libraries import ModelLibraryTests
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
 __all__ = [
     "AuditRegressionTests",
     "ConformanceSuite",
+    "ConstraintTests",
     "CrudTests",
     "ErrorTranslationTests",
     "FieldTypeTests",
@@ -58,6 +60,7 @@ _WHERE = {
     "SuiteBase": "ommi_testkit.suites.base",
     "requires": "ommi_testkit.suites.base",
     "ConformanceSuite": "ommi_testkit.suites.conformance",
+    "ConstraintTests": "ommi_testkit.suites.constraints",
     "CrudTests": "ommi_testkit.suites.crud",
     "ErrorTranslationTests": "ommi_testkit.suites.errors",
     "ModelLibraryTests": "ommi_testkit.suites.libraries",

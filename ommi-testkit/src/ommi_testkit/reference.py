@@ -9,6 +9,9 @@ tree directly in Python with the semantics every driver must match:
 * ascending sorts put NULL first, descending sorts put it last;
 * a condition on a related model holds when some related row (or none, as in a
   LEFT JOIN) satisfies the whole condition; a target row appears at most once.
+* a unique constraint (``Unique``) refuses a write leaving two rows with equal
+  values in all its fields, and the write changes nothing; a row with ``None``
+  in any of them is never compared (SQL's rule).
 
 Transactions work on a private copy of the data and hold the database's write
 lock until they end, so other tasks never see uncommitted rows. A migration
@@ -21,11 +24,20 @@ that fails inside a transaction changes nothing and leaves the transaction
 usable; a ``.all`` stream of a transaction raises ``TransactionError`` when it
 is read on after the transaction ended. Generated int keys continue above
 every key the application chose, on insert and by ``update``.
+
+Columns are matched by name, as SQL does: a model whose fields are a subset
+of a table's columns (the previous version of a model, still running during a
+rolling deploy after a migration added a field) reads, updates and deletes its
+columns, and its inserts give the others their column default. Migrations keep
+a field's migration default as its column default (the rule of
+:mod:`ommi.sql.migrate`); a column without one gets ``None``, which a
+required column refuses (``IntegrityError``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import builtins
 import itertools
 from collections.abc import AsyncGenerator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -38,13 +50,23 @@ from ommi.errors import (
     ConnectionError,
     IntegrityError,
     MigrationError,
+    MigrationTimeoutError,
     OperationalError,
     SchemaMismatchError,
     TransactionError,
 )
 from ommi.expressions import Expr, Query
-from ommi.migrations import ChangeType, MigrationStep, RenameField, is_historical
+from ommi.migrations import HISTORY_TABLE, ChangeType, MigrationStep, RenameField, is_historical
+from ommi.migrations.inspection import (
+    InspectedColumn,
+    InspectedIndex,
+    InspectedTable,
+    Inspection,
+    build_inspection,
+)
+from ommi.models.constraints import StoredIndex, missing_constraints
 from ommi.models.schema import Field, ModelSchema
+from ommi.models.types import StorageType
 from ommi.query.evaluate import holds, ordered
 
 __all__ = ["ConstraintViolation", "ReferenceDriver", "ReferenceSettings", "ReferenceStore", "evaluate", "run_query"]
@@ -52,9 +74,12 @@ __all__ = ["ConstraintViolation", "ReferenceDriver", "ReferenceSettings", "Refer
 Row = tuple[Any, ...]
 _T = TypeVar("_T", bound="_ReferenceTransaction")
 
+MIGRATION_LOCK_WAIT = 30.0
+"""Seconds ``begin_migration`` waits for the write lock when ``apply`` gives no ``lock_timeout``."""
+
 
 class _Table:
-    __slots__ = ("columns", "next_id", "rows", "schema")
+    __slots__ = ("columns", "constraints", "defaults", "next_id", "rows", "schema")
 
     def __init__(self, columns: tuple[tuple[str, str, bool], ...], schema: ModelSchema | None = None) -> None:
         self.columns = columns
@@ -62,15 +87,79 @@ class _Table:
         self.schema = schema
         self.rows: dict[tuple[Any, ...], Row] = {}
         self.next_id = 1
+        # Column -> its DEFAULT: what an insert of a model without that field stores there.
+        self.defaults: dict[str, Any] = {}
+        # Its unique constraints and indexes, as a database keeps them: (name, columns, unique).
+        self.constraints: tuple[tuple[str, tuple[str, ...], bool], ...] = _constraints(schema)
 
     def copy(self) -> _Table:
         table = _Table(self.columns, self.schema)
         table.rows = dict(self.rows)
         table.next_id = self.next_id
+        table.defaults = self.defaults
+        table.constraints = self.constraints
         return table
+
+    def check_unique(self, rows: Iterable[Row]) -> None:
+        """Refuse rows (laid out as this table stores them) that collide in a unique constraint; NULL never collides."""
+        names = [column[0] for column in self.columns]
+        for name, columns, unique in self.constraints:
+            if not unique:
+                continue
+            positions = [names.index(column) for column in columns]
+            seen: set[tuple[Any, ...]] = set()
+            for row in rows:
+                values = tuple(row[i] for i in positions)
+                if None in values:
+                    continue
+                if values in seen:
+                    raise ConstraintViolation(
+                        f"duplicate value {values!r} for the unique constraint {name} on ({', '.join(columns)})"
+                    )
+                seen.add(values)
+
+    def positions(self, schema: ModelSchema) -> list[int] | None:
+        """Where each field of ``schema`` sits in this table's rows; ``None`` when the rows are laid out as ``schema``.
+
+        Raises:
+            OperationalError: ``schema`` has a field the table has no column for.
+        """
+        names = [column[0] for column in self.columns]
+        wanted = [f.column for f in schema.fields]
+        if names == wanted:
+            return None
+        missing = [column for column in wanted if column not in names]
+        if missing:
+            raise OperationalError(f"table {schema.name} has no column named {missing[0]}")
+        return [names.index(column) for column in wanted]
+
+    def view(self, schema: ModelSchema) -> Iterable[Row]:
+        """The rows as ``schema`` reads them (its fields, by column name)."""
+        positions = self.positions(schema)
+        if positions is None:
+            return self.rows.values()
+        return [tuple(row[i] for i in positions) for row in self.rows.values()]
+
+    def stored(self, schema: ModelSchema, row: Row) -> Row:
+        """``row`` of ``schema`` as this table stores it: its other columns get their default (or ``None``)."""
+        if self.positions(schema) is None:
+            return row
+        given = {f.column: row[f.index] for f in schema.fields}
+        return tuple(given[c[0]] if c[0] in given else self.defaults.get(c[0]) for c in self.columns)
 
 
 _Tables = dict[str, _Table]
+
+
+def _constraints(schema: ModelSchema | None) -> tuple[tuple[str, tuple[str, ...], bool], ...]:
+    """The unique constraints and indexes a table made for ``schema`` has."""
+    return () if schema is None else tuple((c.name, c.columns, c.unique) for c in schema.constraints)
+
+
+def _missing_constraints(table: _Table, schema: ModelSchema) -> list[str]:
+    """The drift of a stored table's indexes: the model's constraints that none of them provides."""
+    stored = [StoredIndex(columns, unique) for _, columns, unique in table.constraints]
+    return missing_constraints(schema.constraints, stored)
 
 
 def _signature(schema: ModelSchema) -> tuple[tuple[str, str, bool], ...]:
@@ -119,7 +208,7 @@ def _matches(query: Query, tables: _Tables, row: Row) -> bool:
         table = tables.get(join.model.name)
         related: list[Row | None] = [
             other
-            for other in (table.rows.values() if table else ())
+            for other in (table.view(join.model) if table else ())
             if all(
                 other[theirs.index] is not None and other[theirs.index] == row[mine.index]
                 for mine, theirs in join.pairs
@@ -137,7 +226,7 @@ def _matches(query: Query, tables: _Tables, row: Row) -> bool:
 def run_query(query: Query, tables: _Tables) -> list[Row]:
     """Every matching row, sorted and windowed."""
     table = _table(tables, query.model)
-    rows = [row for row in table.rows.values() if _matches(query, tables, row)]
+    rows = [row for row in table.view(query.model) if _matches(query, tables, row)]
     rows = ordered(rows, query.sort, lambda row, field: row[field.index])
     end = None if query.limit is None else query.offset + query.limit
     return rows[query.offset : end]
@@ -178,8 +267,12 @@ class _Store(Operations):
         raise NotImplementedError
 
     async def insert(self, schema: ModelSchema, rows: Sequence[Row]) -> Sequence[Any] | None:
-        def action(tables: _Tables) -> Sequence[Any] | None:
+        def action(tables: _Tables, schema: ModelSchema = schema, rows: Sequence[Row] = rows) -> Sequence[Any] | None:
             table = _table(tables, schema)
+            if table.schema is not None and table.positions(schema) is not None:
+                # A model with fewer fields than the table (an older version): stored as the table's.
+                rows = [table.stored(schema, row) for row in rows]
+                schema = table.schema
             staged = dict(table.rows)
             next_id = table.next_id
             keys: list[Any] = []
@@ -196,6 +289,7 @@ class _Store(Operations):
                     raise ConstraintViolation(f"duplicate key {key!r} in {schema.name}")
                 staged[key] = row
             self._check_self_references(schema, staged.values(), staged)
+            table.check_unique(staged.values())
             table.rows, table.next_id = staged, next_id
             return keys if auto is not None else None
 
@@ -270,36 +364,43 @@ class _Store(Operations):
         return result
 
     async def update(self, query: Query, values: Mapping[Field, Any]) -> int:
-        def action(tables: _Tables) -> int:
+        def action(tables: _Tables, values: Mapping[Field, Any] = values) -> int:
             table = _table(tables, query.model)
             matched = run_query(query, tables)
+            schema = query.model
+            if table.schema is not None and table.positions(schema) is not None:
+                # Through a model with fewer fields than the table: the stored rows change, by column.
+                matched = [table.rows[_key(schema, row)] for row in matched]
+                schema = table.schema
+                values = {schema.by_column[f.column]: value for f, value in values.items()}
             staged = dict(table.rows)
             for row in matched:
-                del staged[_key(query.model, row)]
+                del staged[_key(schema, row)]
             changed_keys = any(f.key for f in values)
             if changed_keys:
-                self._check_unreferenced(query.model, [_key(query.model, r) for r in matched], tables)
+                self._check_unreferenced(schema, [_key(schema, r) for r in matched], tables)
             for row in matched:
                 new = list(row)
                 for f, value in values.items():
                     new[f.index] = value
                 updated = tuple(new)
-                self._check_row(query.model, updated, tables)
-                key = _key(query.model, updated)
+                self._check_row(schema, updated, tables)
+                key = _key(schema, updated)
                 if key in staged:
-                    raise ConstraintViolation(f"duplicate key {key!r} in {query.model.name}")
+                    raise ConstraintViolation(f"duplicate key {key!r} in {schema.name}")
                 staged[key] = updated
-            self._check_self_references(query.model, staged.values(), staged)
+            self._check_self_references(schema, staged.values(), staged)
+            table.check_unique(staged.values())
             if changed_keys:
                 table.rows = staged
                 # A key set by update is taken: generated keys continue above it, as after an explicit insert.
-                auto = query.model.auto_field
+                auto = schema.auto_field
                 chosen = [value for f, value in values.items() if f is auto]
                 if chosen and matched and chosen[0] is not None:
                     table.next_id = max(table.next_id, chosen[0] + 1)
             else:
                 for row in matched:
-                    key = _key(query.model, row)
+                    key = _key(schema, row)
                     table.rows[key] = staged[key]
             return len(matched)
 
@@ -373,6 +474,13 @@ def _migrate(tables: _Tables, step: MigrationStep) -> None:
     elif operation.kind == "drop_model":
         if tables.pop(name, None) is None:
             raise OperationalError(f"no such table: {name}")
+    elif operation.kind in ("add_index", "remove_index", "add_unique", "remove_unique"):
+        indexed = tables.get(name)
+        if indexed is None:
+            raise OperationalError(f"no such table: {name}")
+        indexed.constraints = _constraints(step.after.schema(name))
+        # Stored rows that collide fail a new unique constraint (an IntegrityError): the migration commits nothing.
+        _run(lambda _tables: indexed.check_unique(indexed.rows.values()), tables)
     elif operation.kind in ("add_field", "remove_field", "rename_field", "change_type", "set_default"):
         table = tables.get(name)
         if table is None:
@@ -383,6 +491,10 @@ def _migrate(tables: _Tables, step: MigrationStep) -> None:
     for table_name, table in tables.items():
         if table_name in step.after:
             table.schema = step.after.schema(table_name)
+    if name in step.after and name in tables:
+        # The column DEFAULT rule: a field's migration default is what inserts without the field store.
+        fields = step.after.model(name).fields
+        tables[name].defaults = {spec.name: spec.default for spec in fields if spec.default is not None}
 
 
 def _sources(table: _Table, step: MigrationStep) -> dict[str, Callable[[Row], Any]]:
@@ -439,6 +551,8 @@ def _relayout(table: _Table, schema: ModelSchema, sources: Mapping[str, Callable
             rows[key] = row
         _Store._check_self_references(schema, rows.values(), rows)
         table.rows, table.columns, table.schema = rows, _signature(schema), schema
+        table.constraints = _constraints(schema)
+        table.check_unique(rows.values())
 
     _run(action, tables)
 
@@ -482,7 +596,7 @@ class ReferenceDriver(_Store, Driver[ReferenceSettings]):
     """
 
     name = "reference"
-    capabilities = Capabilities(migrations=True)
+    capabilities = Capabilities(migrations=True, inspection=True)
     default_batch_size = 100
 
     def __init__(self, batch_size: int = 100, *, store: ReferenceStore | None = None) -> None:
@@ -565,9 +679,19 @@ class ReferenceDriver(_Store, Driver[ReferenceSettings]):
     async def begin(self) -> DriverTransaction:
         return await self._begin(_ReferenceTransaction)
 
-    async def begin_migration(self) -> MigrationTransaction:
-        """A transaction holding the write lock (the migration lock); its operations rewrite its copy of the tables."""
-        return await self._begin(_ReferenceMigration)
+    async def begin_migration(self, *, lock_timeout: float | None = None) -> MigrationTransaction:
+        """A transaction holding the write lock (the migration lock); its operations rewrite its copy of the tables.
+
+        Waits at most ``lock_timeout`` (default :data:`MIGRATION_LOCK_WAIT`) for the lock.
+        """
+        wait = MIGRATION_LOCK_WAIT if lock_timeout is None else lock_timeout
+        try:
+            return await asyncio.wait_for(self._begin(_ReferenceMigration), wait)
+        except builtins.TimeoutError:  # asyncio's (MigrationTimeoutError is not raised inside)
+            raise MigrationTimeoutError(
+                f"the reference driver: waited lock_timeout={wait} s for the migration lock (its write lock), "
+                "held by another transaction or migration; nothing was applied"
+            ) from None
 
     def migration_statements(self, step: MigrationStep) -> list[str]:
         return [f"-- reference: {step.operation.describe()}"]
@@ -575,7 +699,7 @@ class ReferenceDriver(_Store, Driver[ReferenceSettings]):
     async def _begin(self, kind: type[_T]) -> _T:
         self._check_open()
         assert self._lock is not None, "the driver is not open"
-        await self._lock.acquire()
+        await self._lock.acquire()  # cancelled (wait_for's timeout) while waiting: not taken
         if self._closed:
             self._lock.release()
             self._check_open()
@@ -583,12 +707,45 @@ class ReferenceDriver(_Store, Driver[ReferenceSettings]):
         self._transactions.add(transaction)
         return transaction
 
+    async def inspect_schema(self) -> Inspection:
+        """The stored tables as models: columns and indexes as stored, keys and references from each table's model."""
+        tables = []
+        for name, table in sorted(self._data.items()):
+            schema = table.schema
+            if schema is None or name.casefold() == HISTORY_TABLE:
+                continue
+            by_column = schema.by_column
+            positions = {f.column: index for index, f in enumerate(schema.key, start=1)}
+            columns = []
+            for column, storage, nullable in table.columns:
+                f = by_column.get(column)
+                target = f.reference if f is not None else None
+                columns.append(
+                    InspectedColumn(
+                        column,
+                        storage,
+                        StorageType(storage),
+                        nullable=nullable,
+                        key=positions.get(column, 0),
+                        generated=f is not None and f is schema.auto_field,
+                        reference=None if target is None else target.schema.name,
+                        reference_column=None if target is None else target.column,
+                    )
+                )
+            indexes = [InspectedIndex(n, cols, unique) for n, cols, unique in table.constraints]
+            tables.append(InspectedTable(name, columns, indexes=indexes))
+        return build_inspection("the reference driver's in-memory store", tables)
+
     async def apply_schema(self, schemas: Sequence[ModelSchema]) -> None:
         problems = []
         relayout = []
         for schema in schemas:
             table = self._data.get(schema.name)
             historical = table is not None and table.schema is not None and is_historical(table.schema)
+            missing = [] if table is None else _missing_constraints(table, schema)
+            if missing:
+                problems.append(f"table {schema.name}: " + "; ".join(missing))
+                continue
             if historical and table is not None and sorted(table.columns) == sorted(_signature(schema)):
                 # Made by migrations: its fields may be stored in another order than the model's.
                 relayout.append(schema)

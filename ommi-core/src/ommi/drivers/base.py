@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from typing_extensions import TypeVar
 
     from ommi.expressions import Query
+    from ommi.migrations.inspection import Inspection
     from ommi.migrations.operations import MigrationStep
     from ommi.models.schema import Field, ModelSchema
 else:
@@ -233,7 +234,7 @@ class Driver(Operations, Generic[SettingsT_co]):
 
     # -- migrations (capability "migrations"; see ommi.migrations) ------------------
 
-    async def begin_migration(self) -> MigrationTransaction:
+    async def begin_migration(self, *, lock_timeout: float | None = None) -> MigrationTransaction:
         """Start the transaction one migration is applied (or undone) in, holding the migration lock.
 
         The lock makes concurrent runners take turns: ``ommi.migrations`` reads
@@ -243,7 +244,14 @@ class Driver(Operations, Generic[SettingsT_co]):
         takes ``pg_advisory_xact_lock`` inside the transaction; a database
         without transactional DDL holds a lock record with an expiry.
 
+        Args:
+            lock_timeout: seconds to wait for the migration lock and, for the
+                rest of the transaction, for any lock its statements need
+                (``None``: the driver's own lock-wait setting, which is finite).
+
         Raises:
+            MigrationTimeoutError: the lock stayed held for ``lock_timeout``
+                (the message names it and, where the database tells, its holder).
             UnsupportedFeature: the driver does not declare ``migrations`` (the default).
         """
         raise UnsupportedFeature(self._no_migrations())
@@ -259,6 +267,26 @@ class Driver(Operations, Generic[SettingsT_co]):
             UnsupportedFeature: the driver does not declare ``migrations`` (the default).
         """
         raise UnsupportedFeature(self._no_migrations())
+
+    # -- inspection (capability "inspection"; see ommi inspect) -----------------------
+
+    async def inspect_schema(self) -> Inspection:
+        """Read the stored tables (or collections) into an :class:`~ommi.migrations.inspection.Inspection`.
+
+        Every table of the driver's schema except Ommi's own (``ommi_migrations``
+        and anything else the driver keeps): each becomes a model whose
+        ``use_models()`` passes against it, or is skipped with the reason
+        (:func:`ommi.migrations.inspection.build_inspection` applies the shared
+        rules). Reads only; changes nothing.
+
+        Raises:
+            UnsupportedFeature: the driver does not declare ``inspection`` (the default).
+        """
+        reason = self.absent_reason("inspection")
+        raise UnsupportedFeature(
+            f"the {self.name} driver cannot read its tables into models (capability 'inspection' is absent for "
+            f"{self.description})" + (f": {reason}" if reason else "")
+        )
 
     def _no_migrations(self) -> str:
         reason = self.absent_reason("migrations")

@@ -14,9 +14,9 @@ class Capabilities:
 
     Every field defaults to the full behaviour the Ommi API promises; a driver
     turns off what its database cannot do and the conformance suite skips the
-    matching tests with the capability's name as the reason. ``migrations`` is
-    the exception: it needs methods a driver written before it does not have,
-    so a driver turns it on.
+    matching tests with the capability's name as the reason. ``migrations`` and
+    ``inspection`` are the exceptions: they need methods a driver written
+    before them does not have, so a driver turns them on.
     """
 
     transactions: bool = True
@@ -51,6 +51,13 @@ class Capabilities:
 
     The one capability absent by default: a driver declares it once it
     implements those methods (the contract is in the guide "Writing a driver").
+    """
+
+    inspection: bool = False
+    """``ommi inspect`` reads the stored tables into models: ``Driver.inspect_schema``.
+
+    Absent by default, like ``migrations``: a driver declares it once it
+    implements the method.
     """
 
     def names(self) -> tuple[str, ...]:

@@ -28,6 +28,8 @@ from ommi.migrations.history import MigrationRecord
 from ommi.migrations.operations import (
     CONVERSIONS,
     AddField,
+    AddIndex,
+    AddUnique,
     ChangeType,
     Conversion,
     CreateModel,
@@ -35,11 +37,21 @@ from ommi.migrations.operations import (
     MigrationStep,
     Operation,
     RemoveField,
+    RemoveIndex,
+    RemoveUnique,
     RenameField,
     SetDefault,
 )
 from ommi.migrations.runner import MigrationDatabase, MigrationResult, MigrationStatus, apply, down, make, status
-from ommi.migrations.state import HISTORY_TABLE, TYPE_TAGS, FieldSpec, ModelState, SchemaState, is_historical
+from ommi.migrations.state import (
+    HISTORY_TABLE,
+    TYPE_TAGS,
+    FieldSpec,
+    IndexSpec,
+    ModelState,
+    SchemaState,
+    is_historical,
+)
 
 __all__ = [
     "CONVERSIONS",
@@ -47,11 +59,14 @@ __all__ = [
     "HISTORY_TABLE",
     "TYPE_TAGS",
     "AddField",
+    "AddIndex",
+    "AddUnique",
     "ChangeType",
     "Conversion",
     "CreateModel",
     "DropModel",
     "FieldSpec",
+    "IndexSpec",
     "Migration",
     "MigrationDatabase",
     "MigrationError",
@@ -62,6 +77,8 @@ __all__ = [
     "ModelState",
     "Operation",
     "RemoveField",
+    "RemoveIndex",
+    "RemoveUnique",
     "Rename",
     "RenameField",
     "SchemaState",

@@ -5,10 +5,10 @@ it with :func:`main`::
 
     ommi migrate make   [--models MODULE[:COLLECTION]] [--dir DIR] [--name NAME]
                         [--allow-destructive] [--rename Model.old=new ...]
-    ommi migrate apply  [--url URL] [--dir DIR] [--to ID] [--dry-run]
+    ommi migrate apply  [--url URL] [--dir DIR] [--to ID] [--dry-run] [--lock-timeout SECONDS]
     ommi migrate sql    [--url URL] [--dir DIR] [--to ID]          (apply --dry-run)
     ommi migrate status [--url URL] [--dir DIR]
-    ommi migrate down   [--url URL] [--dir DIR] --to ID|zero [--dry-run]
+    ommi migrate down   [--url URL] [--dir DIR] --to ID|zero [--dry-run] [--lock-timeout SECONDS]
 
 Each setting comes from its flag, else the environment (``OMMI_URL``,
 ``OMMI_MODELS``, ``OMMI_MIGRATIONS``), else the ``[tool.ommi]`` table of the
@@ -20,8 +20,8 @@ global collection defined in that module or below it are used.
 
 Exit status: 0 when done (also when there is nothing to do), 1 when a
 migration is refused (:class:`~ommi.errors.MigrationError`: a destructive
-change without ``--allow-destructive``, a changed file...), 2 for any other
-error (settings, connection, database).
+change without ``--allow-destructive``, a changed file, a lock held past
+``--lock-timeout``...), 2 for any other error (settings, connection, database).
 """
 
 from __future__ import annotations
@@ -94,6 +94,7 @@ def add_arguments(commands: Any) -> argparse.ArgumentParser:
     common(apply_parser, url=True)
     apply_parser.add_argument("--to", help="stop after this migration id (default: the last)")
     apply_parser.add_argument("--dry-run", action="store_true", help="print what would run; change nothing")
+    _lock_timeout_argument(apply_parser)
 
     sql_parser = steps.add_parser("sql", help="print the statements apply would run (apply --dry-run)")
     common(sql_parser, url=True)
@@ -106,8 +107,27 @@ def add_arguments(commands: Any) -> argparse.ArgumentParser:
     common(down_parser, url=True)
     down_parser.add_argument("--to", required=True, help="the migration id to go back to, or zero for none")
     down_parser.add_argument("--dry-run", action="store_true", help="print what would run; change nothing")
+    _lock_timeout_argument(down_parser)
     parser: argparse.ArgumentParser = migrate
     return parser
+
+
+def _seconds(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+
+
+def _lock_timeout_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--lock-timeout",
+        type=_seconds,
+        default=None,
+        metavar="SECONDS",
+        help="wait at most this long for the migration lock and, on PostgreSQL, for each table lock; a wait that "
+        "runs out stops with exit status 1 and that migration unapplied (default: the driver's lock wait setting)",
+    )
 
 
 def _pyproject(start: Path) -> dict[str, Any]:
@@ -192,12 +212,14 @@ async def _with_database(url: str, command: str, directory: str, args: argparse.
     try:
         if command in ("apply", "sql"):
             dry = command == "sql" or args.dry_run
-            results = await apply(db, directory, to=args.to, dry_run=dry)
+            results = await apply(
+                db, directory, to=args.to, dry_run=dry, lock_timeout=getattr(args, "lock_timeout", None)
+            )
             if not results:
                 print(f"Nothing to apply: {db.driver.description} is up to date with {directory}.", file=out)
             _print_results(results, "Applied", out, statements=dry)
         elif command == "down":
-            results = await down(db, directory, to=args.to, dry_run=args.dry_run)
+            results = await down(db, directory, to=args.to, dry_run=args.dry_run, lock_timeout=args.lock_timeout)
             if not results:
                 print(f"Nothing to undo: nothing after {args.to} is applied.", file=out)
             _print_results(results, "Undid", out, statements=args.dry_run)

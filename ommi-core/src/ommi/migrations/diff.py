@@ -5,9 +5,13 @@ is a removal and an addition (destructive, so ``make`` refuses it) unless the
 caller says it is a rename. Models are matched by stored name.
 
 The order of the operations is one every driver can apply: new models first
-(referenced ones before those referencing them), then per existing model
-renames, removals, additions, type changes and defaults, and the dropped
-models last (referencing ones first).
+(referenced ones before those referencing them, each with its indexes), then
+per existing model renames, the indexes and unique constraints that go (before
+any field they name is removed), field removals, additions, type changes and
+defaults, then the indexes and unique constraints that come (after the fields
+they name are added), and the dropped models last (referencing ones first).
+Indexes are matched by stored name, fields and uniqueness: one that changes is
+removed and added again.
 """
 
 from __future__ import annotations
@@ -18,15 +22,19 @@ from collections.abc import Iterable
 from ommi.errors import MigrationError
 from ommi.migrations.operations import (
     AddField,
+    AddIndex,
+    AddUnique,
     ChangeType,
     CreateModel,
     DropModel,
     Operation,
     RemoveField,
+    RemoveIndex,
+    RemoveUnique,
     RenameField,
     SetDefault,
 )
-from ommi.migrations.state import FieldSpec, ModelState, SchemaState
+from ommi.migrations.state import FieldSpec, IndexSpec, ModelState, SchemaState
 
 __all__ = ["Rename", "diff", "parse_rename", "rename_hint"]
 
@@ -68,9 +76,19 @@ def _ordered(models: Iterable[ModelState]) -> list[ModelState]:
     return done
 
 
+def _removal(model: str, index: IndexSpec) -> Operation:
+    return (RemoveUnique if index.unique else RemoveIndex)(model, index.name, index.fields)
+
+
+def _addition(model: str, index: IndexSpec) -> Operation:
+    return (AddUnique if index.unique else AddIndex)(model, index.name, index.fields)
+
+
 def _model_changes(old: ModelState, new: ModelState, renames: dict[str, str]) -> list[Operation]:
     operations: list[Operation] = []
     current = {f.name: f for f in old.fields}
+    # The indexes as they are after the renames (a rename carries its indexes along).
+    renamed_indexes = [IndexSpec(i.name, [renames.get(f, f) for f in i.fields], i.unique) for i in old.indexes]
     for old_name, new_name in renames.items():
         if old_name not in current:
             raise MigrationError(f"rename {old.name}.{old_name}={new_name}: the model has no field {old_name!r}")
@@ -81,6 +99,7 @@ def _model_changes(old: ModelState, new: ModelState, renames: dict[str, str]) ->
         operations.append(RenameField(old.name, old_name, new_name))
         current[new_name] = current.pop(old_name).replace(name=new_name)
     wanted = {f.name: f for f in new.fields}
+    operations += [_removal(old.name, i) for i in renamed_indexes if i not in new.indexes]
     operations += [RemoveField(old.name, f) for name, f in current.items() if name not in wanted]
     operations += [AddField(old.name, f) for name, f in wanted.items() if name not in current]
     for name, spec in wanted.items():
@@ -92,6 +111,7 @@ def _model_changes(old: ModelState, new: ModelState, renames: dict[str, str]) ->
             operations.append(ChangeType(old.name, before, spec))
         elif before.default != spec.default:
             operations.append(SetDefault(old.name, name, before.default, spec.default))
+    operations += [_addition(old.name, i) for i in new.indexes if i not in renamed_indexes]
     return operations
 
 
@@ -125,12 +145,14 @@ def diff(old: SchemaState, new: SchemaState, *, renames: Iterable[Rename | str] 
             raise MigrationError(f"rename {name}.{old_name}={new_name}: {name!r} is not a model of both versions")
         by_model.setdefault(name, {})[old_name] = new_name
 
-    operations: list[Operation] = [CreateModel(m.name, m.fields) for m in _ordered(m for m in new if m.name not in old)]
+    operations: list[Operation] = [
+        CreateModel(m.name, m.fields, m.indexes) for m in _ordered(m for m in new if m.name not in old)
+    ]
     for model in old:
         if model.name in new:
             operations += _model_changes(model, new.model(model.name), by_model.get(model.name, {}))
     dropped = _ordered(m for m in old if m.name not in new)
-    operations += [DropModel(m.name, m.fields) for m in reversed(dropped)]
+    operations += [DropModel(m.name, m.fields, m.indexes) for m in reversed(dropped)]
 
     problems = [f"{op.describe()}: {problem}" for op in operations if (problem := op.problem()) is not None]
     if problems:

@@ -239,12 +239,14 @@ def replay(migrations: Sequence[Migration], *, upto: int | None = None) -> list[
 
 
 def _subject(operation: Operation) -> str:
-    for attribute in ("field", "old"):
+    for attribute in ("field", "old", "fields"):
         value = getattr(operation, attribute, None)
         if isinstance(value, FieldSpec):
             return value.name
         if isinstance(value, str):
             return value
+        if isinstance(value, tuple) and value and all(isinstance(v, str) for v in value):
+            return " ".join(value)
     return ""
 
 
@@ -256,6 +258,10 @@ _VERBS = {
     "rename_field": "rename",
     "change_type": "change",
     "set_default": "default",
+    "add_index": "index",
+    "remove_index": "unindex",
+    "add_unique": "unique",
+    "remove_unique": "ununique",
 }
 
 
@@ -273,7 +279,8 @@ def slug_for(operations: Sequence[Operation], *, first: bool) -> str:
 def _imports(operations: Sequence[Operation]) -> list[str]:
     text = "\n".join(op.source() for op in operations)
     modules = [name for name in ("datetime", "decimal", "uuid") if f"{name}." in text]
-    names = sorted({type(op).__name__ for op in operations} | ({"FieldSpec"} if "FieldSpec(" in text else set()))
+    helpers = {name for name in ("FieldSpec", "IndexSpec") if f"{name}(" in text}
+    names = sorted({type(op).__name__ for op in operations} | helpers)
     lines = [f"import {name}" for name in modules]
     if lines:
         lines.append("")

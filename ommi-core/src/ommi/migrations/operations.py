@@ -15,9 +15,10 @@ A driver applies an operation with the states before and after it (a
 :class:`MigrationStep`), dispatching on :attr:`Operation.kind`. The
 operations name models and fields by their stored names.
 
-Room is left for ``AddIndex``/``RemoveIndex``/``AddUnique``/``RemoveUnique``
-(constraint markers): a new operation is a new class with its own ``kind``,
-and drivers that do not know a kind refuse it with a ``MigrationError``.
+``AddIndex``/``RemoveIndex`` and ``AddUnique``/``RemoveUnique`` follow the
+``Index`` and ``Unique`` markers of the models, by stored name. A new
+operation is a new class with its own ``kind``; drivers that do not know a
+kind refuse it with a ``MigrationError``.
 """
 
 from __future__ import annotations
@@ -31,11 +32,13 @@ from types import MappingProxyType
 from typing import Any, ClassVar
 
 from ommi.errors import MigrationError
-from ommi.migrations.state import FieldSpec, ModelState, SchemaState
+from ommi.migrations.state import FieldSpec, IndexSpec, ModelState, SchemaState
 
 __all__ = [
     "CONVERSIONS",
     "AddField",
+    "AddIndex",
+    "AddUnique",
     "ChangeType",
     "Conversion",
     "CreateModel",
@@ -43,6 +46,8 @@ __all__ = [
     "MigrationStep",
     "Operation",
     "RemoveField",
+    "RemoveIndex",
+    "RemoveUnique",
     "RenameField",
     "SetDefault",
     "python_literal",
@@ -136,6 +141,24 @@ def _fields_source(fields: Sequence[FieldSpec]) -> str:
     return "[\n" + "".join(f"    {_spec_source(f)},\n" for f in fields) + "]"
 
 
+def _names_source(names: Sequence[str]) -> str:
+    return "[" + ", ".join(_text(name) for name in names) + "]"
+
+
+def _index_source(index: IndexSpec) -> str:
+    unique = ", unique=True" if index.unique else ""
+    return f"IndexSpec({_text(index.name)}, {_names_source(index.fields)}{unique})"
+
+
+def _model_arguments(model: str, fields: Sequence[FieldSpec], indexes: Sequence[IndexSpec]) -> list[str]:
+    """``CreateModel``/``DropModel`` arguments; ``indexes=`` only when there are some (older files read the same)."""
+    arguments = [_text(model), _indent(_fields_source(fields)).lstrip()]
+    if indexes:
+        listed = "[\n" + "".join(f"    {_index_source(i)},\n" for i in indexes) + "]"
+        arguments.append("indexes=" + _indent(listed).lstrip())
+    return arguments
+
+
 class Operation:
     """Base of every operation (each is a frozen dataclass naming its ``model`` first).
 
@@ -194,23 +217,26 @@ class CreateModel(Operation):
     model: str
     fields: Sequence[FieldSpec]
     """The fields (a list in migration files; kept as a tuple)."""
+    indexes: Sequence[IndexSpec] = ()
+    """Its unique constraints and indexes, made with the table (kept as a tuple)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "fields", tuple(self.fields))
+        object.__setattr__(self, "indexes", tuple(self.indexes))
 
     def state_forwards(self, state: SchemaState) -> SchemaState:
         if self.model in state:
             raise MigrationError(f"{self.describe()}: the model {self.model!r} exists already")
-        return state.with_model(ModelState(self.model, self.fields))
+        return state.with_model(ModelState(self.model, self.fields, self.indexes))
 
     def inverse(self) -> Operation:
-        return DropModel(self.model, self.fields)
+        return DropModel(self.model, self.fields, self.indexes)
 
     def describe(self) -> str:
         return f"create model {self.model}"
 
     def source(self) -> str:
-        return _call("CreateModel", [_text(self.model), _indent(_fields_source(self.fields)).lstrip()])
+        return _call("CreateModel", _model_arguments(self.model, self.fields, self.indexes))
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -225,14 +251,20 @@ class DropModel(Operation):
     model: str
     fields: Sequence[FieldSpec]
     """The fields (a list in migration files; kept as a tuple)."""
+    indexes: Sequence[IndexSpec] = ()
+    """Its unique constraints and indexes, for ``down`` (kept as a tuple)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "fields", tuple(self.fields))
+        object.__setattr__(self, "indexes", tuple(self.indexes))
 
     def state_forwards(self, state: SchemaState) -> SchemaState:
         current = state.model(self.model)
-        if not current.same_fields(ModelState(self.model, self.fields)):
+        listed = ModelState(self.model, self.fields, self.indexes)
+        if not current.same_fields(listed):
             raise MigrationError(f"{self.describe()}: the fields listed are not those of the model at this point")
+        if not current.same_indexes(listed):
+            raise MigrationError(f"{self.describe()}: the indexes listed are not those of the model at this point")
         referencing = [f"{m.name}.{f.name}" for m, f in state.referencing(self.model) if m.name != self.model]
         if referencing:
             raise MigrationError(f"{self.describe()}: {', '.join(referencing)} still reference it; remove those first")
@@ -243,22 +275,28 @@ class DropModel(Operation):
         return True
 
     def inverse(self) -> Operation:
-        return CreateModel(self.model, self.fields)
+        return CreateModel(self.model, self.fields, self.indexes)
 
     def describe(self) -> str:
         return f"drop model {self.model} (and its rows)"
 
     def source(self) -> str:
-        return _call("DropModel", [_text(self.model), _indent(_fields_source(self.fields)).lstrip()])
+        return _call("DropModel", _model_arguments(self.model, self.fields, self.indexes))
 
 
 def _replace_field(model: ModelState, name: str, spec: FieldSpec | None) -> ModelState:
+    """``model`` with the field ``name`` replaced by ``spec`` (removed for ``None``); its indexes follow a new name."""
     fields = (
         [f for f in model.fields if f.name != name]
         if spec is None
         else [spec if f.name == name else f for f in model.fields]
     )
-    return ModelState(model.name, tuple(fields))
+    indexes = model.indexes
+    if spec is not None and spec.name != name:
+        indexes = tuple(
+            IndexSpec(i.name, [spec.name if f == name else f for f in i.fields], i.unique) for i in model.indexes
+        )
+    return model.replace(fields=tuple(fields), indexes=indexes)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -284,7 +322,7 @@ class AddField(Operation):
         model = state.model(self.model)
         if model.field(self.field.name) is not None:
             raise MigrationError(f"{self.describe()}: the model has a field {self.field.name!r} already")
-        return state.with_model(ModelState(model.name, (*model.fields, self.field)))
+        return state.with_model(model.replace(fields=(*model.fields, self.field)))
 
     def inverse(self) -> Operation:
         return RemoveField(self.model, self.field)
@@ -321,6 +359,12 @@ class RemoveField(Operation):
             raise MigrationError(f"{self.describe()}: the model has no field {self.field.name!r}")
         if current != self.field:
             raise MigrationError(f"{self.describe()}: the field is {current.describe()} at this point")
+        indexed = [i.describe() for i in model.indexes if self.field.name in i.fields]
+        if indexed:
+            raise MigrationError(
+                f"{self.describe()}: the {', '.join(indexed)} still name it; remove those first "
+                "(RemoveIndex / RemoveUnique before RemoveField)"
+            )
         return state.with_model(_replace_field(model, self.field.name, None))
 
     @property
@@ -458,6 +502,102 @@ class SetDefault(Operation):
         return _call(
             "SetDefault", [_text(self.model), _text(self.field), python_literal(self.old), python_literal(self.new)]
         )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _IndexOperation(Operation):
+    """Base of the four index operations: one index (or unique constraint) of ``model``, by stored name.
+
+    ``fields`` are stored field names in index order (a list in migration
+    files, kept as a tuple); the removals keep them too, for ``down``.
+    """
+
+    unique: ClassVar[bool] = False
+    adds: ClassVar[bool] = True
+    model: str
+    name: str
+    fields: Sequence[str]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "fields", tuple(self.fields))
+
+    def inverse(self) -> Operation:
+        return _INVERSE_INDEX_OPERATION[type(self)](self.model, self.name, self.fields)
+
+    @property
+    def index(self) -> IndexSpec:
+        """The index as data (checked: a name and at least one field)."""
+        return IndexSpec(self.name, self.fields, self.unique)
+
+    def _what(self) -> str:
+        return "unique constraint" if self.unique else "index"
+
+    def state_forwards(self, state: SchemaState) -> SchemaState:
+        model = state.model(self.model)
+        index = self.index
+        current = model.index(self.name)
+        if self.adds:
+            if current is not None:
+                raise MigrationError(f"{self.describe()}: the model has an index named {self.name!r} already")
+            missing = [f for f in index.fields if model.field(f) is None]
+            if missing:
+                raise MigrationError(f"{self.describe()}: the model has no field {', '.join(map(repr, missing))}")
+            return state.with_model(model.replace(indexes=(*model.indexes, index)))
+        if current != index:
+            shown = "missing" if current is None else current.describe()
+            raise MigrationError(f"{self.describe()}: the {self._what()} is {shown} at this point")
+        return state.with_model(model.replace(indexes=tuple(i for i in model.indexes if i.name != self.name)))
+
+    def describe(self) -> str:
+        verb = "add" if self.adds else "remove"
+        return f"{verb} {self._what()} {self.model}.{self.name} on ({', '.join(self.fields)})"
+
+    def source(self) -> str:
+        return _call(type(self).__name__, [_text(self.model), _text(self.name), _names_source(self.fields)])
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class AddIndex(_IndexOperation):
+    """Create an index over stored fields (``Index`` in the models); the rows stay as they are."""
+
+    kind: ClassVar[str] = "add_index"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RemoveIndex(_IndexOperation):
+    """Drop an index; no stored value is lost (so it is not destructive)."""
+
+    kind: ClassVar[str] = "remove_index"
+    adds: ClassVar[bool] = False
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class AddUnique(_IndexOperation):
+    """Refuse from now on a second row with equal values in all ``fields`` (``Unique`` in the models).
+
+    Stored rows that already collide make it fail with ``IntegrityError``;
+    the migration then commits nothing (SQL) or leaves no index (MongoDB).
+    """
+
+    kind: ClassVar[str] = "add_unique"
+    unique: ClassVar[bool] = True
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RemoveUnique(_IndexOperation):
+    """Drop a unique constraint: equal values are accepted from now on; no stored value is lost."""
+
+    kind: ClassVar[str] = "remove_unique"
+    unique: ClassVar[bool] = True
+    adds: ClassVar[bool] = False
+
+
+_INVERSE_INDEX_OPERATION: dict[type[_IndexOperation], type[_IndexOperation]] = {
+    AddIndex: RemoveIndex,
+    RemoveIndex: AddIndex,
+    AddUnique: RemoveUnique,
+    RemoveUnique: AddUnique,
+}
 
 
 @dataclasses.dataclass(frozen=True)

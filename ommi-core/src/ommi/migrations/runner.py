@@ -9,13 +9,21 @@ process may have applied the migration meanwhile), the operations run, then
 the migration's ``run(db)``, then its history record is written, and all of
 it commits together. ``down`` does the same backwards, for migrations whose
 operations all have an inverse.
+
+Every wait for a lock is bounded (``lock_timeout``): the migration lock,
+and the locks the statements of the migration need (a table another
+transaction uses). A wait that runs out is a :class:`MigrationTimeoutError`
+and that migration is rolled back, so a migration never queues for ever behind
+a long transaction while every later query on the table queues behind it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import builtins
 import dataclasses
 import datetime as _dt
+import math
 import re
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
@@ -26,12 +34,19 @@ from ommi._context import _active
 from ommi._logging import get_logger
 from ommi.database import Executor, Ommi
 from ommi.drivers.base import Driver, MigrationTransaction, Operations
-from ommi.errors import MigrationError, OperationalError, UnsupportedFeature
+from ommi.errors import (
+    ConfigurationError,
+    MigrationError,
+    MigrationTimeoutError,
+    OperationalError,
+    TimeoutError,
+    UnsupportedFeature,
+)
 from ommi.migrations.diff import Rename, diff, parse_rename, rename_hint
 from ommi.migrations.files import DEFAULT_DIRECTORY, DataStep, Migration, load, render, replay, slug_for
 from ommi.migrations.history import MigrationRecord, history_models
 from ommi.migrations.operations import MigrationStep, Operation
-from ommi.migrations.state import SchemaState
+from ommi.migrations.state import HISTORY_TABLE, SchemaState
 from ommi.models.collections import ModelCollection
 from ommi.models.schema import get_schema, is_model
 from ommi.observe import ObservedOperations
@@ -342,20 +357,81 @@ async def _quiet_rollback(transaction: MigrationTransaction, driver: Driver) -> 
         log.warning("migration.rollback.failed", driver=driver.name, exc_info=True)
 
 
+def _check_lock_timeout(lock_timeout: float | None) -> None:
+    if lock_timeout is None:
+        return
+    if isinstance(lock_timeout, bool) or not isinstance(lock_timeout, (int, float)):
+        raise ConfigurationError(f"lock_timeout must be a number of seconds, not {lock_timeout!r}")
+    if not (math.isfinite(lock_timeout) and lock_timeout > 0):
+        raise ConfigurationError(
+            f"lock_timeout must be a finite number of seconds above 0, not {lock_timeout!r} (an unbounded wait "
+            "lets a migration queue behind a long transaction, and every query on the table behind it)"
+        )
+
+
+def _timed_out(
+    exc: TimeoutError, driver: Driver, migration: Migration, lock_timeout: float | None
+) -> MigrationTimeoutError:
+    """The :class:`MigrationTimeoutError` for a lock wait of the driver (``exc``) that ran out inside ``migration``."""
+    bound = f"lock_timeout={lock_timeout} s" if lock_timeout is not None else "the driver's lock wait"
+    return MigrationTimeoutError(
+        f"migration {migration.id} on {driver.description}: a lock it needs stayed held past {bound} ({exc}). "
+        "Nothing of the migration was applied; apply again once the other transaction ends, or with a longer "
+        "lock_timeout (ommi migrate apply --lock-timeout SECONDS)"
+    )
+
+
+async def _set_up_history(db: Ommi, lock_timeout: float | None) -> dict[str, MigrationRecord]:
+    """The history, its table created first if it has no record yet (``use_models``, bounded by ``lock_timeout``).
+
+    A history with records was set up by an earlier ``apply``: it is read
+    without ``use_models``, which takes SQLite's write lock (held by any other
+    ``apply`` for the whole of a migration) with a wait SQLite cannot cut short.
+    """
+    try:
+        async with asyncio.timeout(lock_timeout):  # opening the database may wait for a lock too
+            try:
+                records = await _records(db)
+            except OperationalError:
+                records = {}  # no history table yet
+            if records:
+                return records
+            await db.use_models(history_models)
+    except builtins.TimeoutError as exc:  # asyncio.timeout's, or Ommi's (a subclass)
+        bound = f"lock_timeout={lock_timeout} s" if lock_timeout is not None else "the driver's lock wait"
+        raise MigrationTimeoutError(
+            f"{db.driver.description}: waited {bound} to set up the migration history ({HISTORY_TABLE}): the "
+            "database stayed locked by another connection (another ommi migrate apply, or a long write). Nothing "
+            "was applied; apply again later or with a longer lock timeout"
+        ) from exc
+    return await _records(db)
+
+
 async def _in_transaction(
     db: Ommi,
     migrations: Sequence[Migration],
     directory: Path,
     *,
+    migration: Migration,
     expected: int,
+    lock_timeout: float | None,
     work: Callable[[MigrationTransaction], Awaitable[None]],
 ) -> bool:
     """Run ``work(executor)`` in a migration transaction if the history still stands at ``expected`` applied.
 
     Returns whether it ran (``False``: another run moved the history meanwhile, past this migration).
+
+    Raises:
+        MigrationTimeoutError: the migration lock, or a lock a statement
+            needed, stayed held past ``lock_timeout``; nothing was committed.
     """
     driver = db.driver
-    transaction = await driver.begin_migration()
+    try:
+        transaction = await driver.begin_migration(lock_timeout=lock_timeout)
+    except MigrationTimeoutError:
+        raise  # the driver's own, naming the lock
+    except TimeoutError as exc:
+        raise _timed_out(exc, driver, migration, lock_timeout) from exc
     try:
         executor = MigrationDatabase(db, transaction, SchemaState())
         count = _applied_count(await _records(executor), migrations, directory)
@@ -364,6 +440,11 @@ async def _in_transaction(
             return False
         await work(transaction)
         await asyncio.shield(transaction.commit())
+    except TimeoutError as exc:
+        await asyncio.shield(_quiet_rollback(transaction, driver))
+        if isinstance(exc, MigrationTimeoutError):
+            raise
+        raise _timed_out(exc, driver, migration, lock_timeout) from exc
     except BaseException:
         await asyncio.shield(_quiet_rollback(transaction, driver))
         raise
@@ -377,6 +458,7 @@ async def _apply_one(
     migrations: Sequence[Migration],
     states: Sequence[SchemaState],
     directory: Path,
+    lock_timeout: float | None,
 ) -> MigrationResult | None:
     steps = _steps(migration, _before(states, index), reverse=False)
     statements = _statements(db.driver, migration, steps, migration.run)
@@ -391,7 +473,10 @@ async def _apply_one(
         await executor.add(record).or_raise()
 
     started = time.perf_counter()
-    if not await _in_transaction(db, migrations, directory, expected=index, work=work):
+    done = await _in_transaction(
+        db, migrations, directory, migration=migration, expected=index, lock_timeout=lock_timeout, work=work
+    )
+    if not done:
         log.info(
             "migration.apply.skipped", driver=db.driver.name, migration=migration.id, reason="applied by another run"
         )
@@ -413,6 +498,7 @@ async def _undo_one(
     migrations: Sequence[Migration],
     states: Sequence[SchemaState],
     directory: Path,
+    lock_timeout: float | None,
 ) -> MigrationResult | None:
     steps = _steps(migration, states[index], reverse=True)
     statements = _statements(db.driver, migration, steps, migration.reverse)
@@ -425,7 +511,10 @@ async def _undo_one(
             await transaction.apply_operation(step)
         await executor.find(MigrationRecord, MigrationRecord.id == migration.id).delete.or_raise()
 
-    if not await _in_transaction(db, migrations, directory, expected=index + 1, work=work):
+    done = await _in_transaction(
+        db, migrations, directory, migration=migration, expected=index + 1, lock_timeout=lock_timeout, work=work
+    )
+    if not done:
         log.info("migration.down.skipped", driver=db.driver.name, migration=migration.id, reason="moved by another run")
         return None
     log.info("migration.down.complete", driver=db.driver.name, migration=migration.id, operations=len(steps))
@@ -436,7 +525,12 @@ async def _undo_one(
 
 
 async def apply(
-    db: Ommi, directory: str | Path = DEFAULT_DIRECTORY, *, to: str | None = None, dry_run: bool = False
+    db: Ommi,
+    directory: str | Path = DEFAULT_DIRECTORY,
+    *,
+    to: str | None = None,
+    dry_run: bool = False,
+    lock_timeout: float | None = None,
 ) -> list[MigrationResult]:
     """Apply the pending migrations of ``directory`` to ``db``, in order, each in one transaction with its record.
 
@@ -448,6 +542,13 @@ async def apply(
         directory: the migrations directory.
         to: stop after this migration (default: the last).
         dry_run: change nothing; return what would run.
+        lock_timeout: seconds each migration waits for the migration lock
+            (another ``apply`` or ``down`` running) and, on PostgreSQL, for
+            each table lock its statements need; SQLite waits that long for
+            its write lock, MongoDB for the lock document. ``None`` (the
+            default) keeps the driver's own finite wait: PostgreSQL's
+            ``lock_timeout`` setting (30 s), SQLite's ``busy_timeout`` (5 s),
+            MongoDB's ``migration_lock_wait`` (300 s).
 
     Returns:
         The migrations applied by this call (or, with ``dry_run``, that would
@@ -457,14 +558,16 @@ async def apply(
         UnsupportedFeature: the driver does not declare ``migrations``.
         MigrationError: the files and the history disagree (a changed file,
             named), ``to`` is unknown or behind, an operation does not fit.
+        MigrationTimeoutError: a lock stayed held past ``lock_timeout``; the
+            migration waiting for it was not applied (those before it were).
+        ConfigurationError: ``lock_timeout`` is not a finite number above 0.
     """
+    _check_lock_timeout(lock_timeout)
     root = Path(directory)
     migrations = load(root)
     _check_capability(db.driver)
     states = replay(migrations)
-    if not dry_run:
-        await db.use_models(history_models)
-    records = await (_records_if_any(db) if dry_run else _records(db))
+    records = await (_records_if_any(db) if dry_run else _set_up_history(db, lock_timeout))
     count = _applied_count(records, migrations, root)
     end = len(migrations) if to is None else _index(migrations, to, root) + 1
     if end < count:
@@ -480,26 +583,34 @@ async def apply(
                 MigrationResult(migration.id, migration.path, _statements(db.driver, migration, steps, migration.run))
             )
             continue
-        result = await _apply_one(db, migration, index, migrations, states, root)
+        result = await _apply_one(db, migration, index, migrations, states, root, lock_timeout)
         if result is not None:
             results.append(result)
     return results
 
 
 async def down(
-    db: Ommi, directory: str | Path = DEFAULT_DIRECTORY, *, to: str, dry_run: bool = False
+    db: Ommi,
+    directory: str | Path = DEFAULT_DIRECTORY,
+    *,
+    to: str,
+    dry_run: bool = False,
+    lock_timeout: float | None = None,
 ) -> list[MigrationResult]:
     """Undo the applied migrations after ``to`` (``"zero"``: all of them), latest first, each in one transaction.
 
     Each migration runs its ``reverse(db)`` first, then the inverse of its
     operations in reverse order. Inverses restore the schema, not dropped
     data: undoing a removed field adds it back filled with its default.
+    ``lock_timeout`` bounds each lock wait as for :func:`apply`.
 
     Raises:
         UnsupportedFeature: the driver does not declare ``migrations``.
         MigrationError: one of the migrations cannot be undone (all are checked
             before anything runs), ``to`` is unknown or not applied.
+        MigrationTimeoutError: a lock stayed held past ``lock_timeout``.
     """
+    _check_lock_timeout(lock_timeout)
     root = Path(directory)
     migrations = load(root)
     _check_capability(db.driver)
@@ -524,7 +635,7 @@ async def down(
                 )
             )
             continue
-        result = await _undo_one(db, migration, index, migrations, states, root)
+        result = await _undo_one(db, migration, index, migrations, states, root, lock_timeout)
         if result is not None:
             results.append(result)
     return results

@@ -5,6 +5,7 @@ from typing import TYPE_CHECKING, Any
 from ommi import _legacy
 from ommi.models.adapters import ModelAdapter
 from ommi.models.collections import ModelCollection, get_global_collection
+from ommi.models.constraints import Constraint, Index, ModelConstraint, Unique
 from ommi.models.decorator import ModelMethods, ommi_model
 from ommi.models.metadata import AssociateUsing, Auto, Key, ReferenceTo, StoreAs, TimezoneAware, generated_key
 from ommi.models.relations import LazyLoadEveryRelated, LazyLoadTheRelated, LazyMany, LazyOne
@@ -15,7 +16,9 @@ __all__ = [
     "AssociateUsing",
     "Auto",
     "Codec",
+    "Constraint",
     "Field",
+    "Index",
     "Key",
     "LazyLoadEveryRelated",
     "LazyLoadTheRelated",
@@ -23,12 +26,14 @@ __all__ = [
     "LazyOne",
     "ModelAdapter",
     "ModelCollection",
+    "ModelConstraint",
     "ModelMethods",
     "ModelSchema",
     "ReferenceTo",
     "StorageType",
     "StoreAs",
     "TimezoneAware",
+    "Unique",
     "generated_key",
     "get_global_collection",
     "get_schema",

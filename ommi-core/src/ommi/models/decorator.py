@@ -21,12 +21,13 @@ documented exception to "every import at the top" in ommi-core, with
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Self, TypeVar, overload
 
 from ommi._context import active_database
 from ommi.errors import ModelDefinitionError
 from ommi.models.collections import ModelCollection, get_global_collection
+from ommi.models.constraints import Constraint, check_declared
 from ommi.models.schema import ModelSchema
 
 if TYPE_CHECKING:
@@ -109,7 +110,9 @@ def _caller_locals() -> dict[str, Any]:
     return dict(frame.f_locals)
 
 
-def _decorate(cls: M, collection: ModelCollection | None, name: str | None) -> M:
+def _decorate(
+    cls: M, collection: ModelCollection | None, name: str | None, constraints: Sequence[Constraint] | None
+) -> M:
     if not isinstance(cls, type):
         raise ModelDefinitionError(f"@ommi_model decorates classes, not {cls!r}")
     if "__ommi__" in cls.__dict__:
@@ -124,11 +127,13 @@ def _decorate(cls: M, collection: ModelCollection | None, name: str | None) -> M
     stored_name = name if name is not None else cls.__name__
     if not isinstance(stored_name, str) or not stored_name or "\x00" in stored_name:
         raise ModelDefinitionError(f"model {cls.__qualname__}: invalid stored name {stored_name!r}")
+    declared = () if constraints is None else check_declared(constraints, cls.__qualname__)
     adapter = _adapter_for(cls)
     target = collection if collection is not None else get_global_collection()
     target.check_name(cls, stored_name)
     schema = ModelSchema(cls, stored_name, target, adapter)
     schema.local_namespace = _caller_locals()
+    schema.declared_constraints = declared
     setattr(cls, "__ommi__", schema)  # noqa: B010 - a dunder set on purpose
     schema.resolve(strict=False)
     target.add(cls)
@@ -141,13 +146,19 @@ def _decorate(cls: M, collection: ModelCollection | None, name: str | None) -> M
 @overload
 def ommi_model(cls: M, /) -> M: ...
 @overload
-def ommi_model(*, collection: ModelCollection | None = None, name: str | None = None) -> Callable[[M], M]: ...
+def ommi_model(
+    *,
+    collection: ModelCollection | None = None,
+    name: str | None = None,
+    constraints: Sequence[Constraint] | None = None,
+) -> Callable[[M], M]: ...
 def ommi_model(
     cls: M | None = None,
     /,
     *,
     collection: ModelCollection | None = None,
     name: str | None = None,
+    constraints: Sequence[Constraint] | None = None,
 ) -> M | Callable[[M], M]:
     """Register a model class with Ommi.
 
@@ -155,11 +166,15 @@ def ommi_model(
         cls: a dataclass, attrs class or pydantic model.
         collection: the :class:`ModelCollection` to join (default: the global one).
         name: the stored table or collection name (default: the class name).
+        constraints: unique constraints and indexes over several fields,
+            ``[Unique("first", "last"), Index("author", "created")]`` (attribute
+            names); a single field is marked in its annotation instead
+            (``Annotated[str, Unique]``).
 
     Raises:
         ModelDefinitionError: the class cannot be mapped; the message names the
             model and field.
     """
     if cls is None:
-        return lambda c: _decorate(c, collection, name)
-    return _decorate(cls, collection, name)
+        return lambda c: _decorate(c, collection, name, constraints)
+    return _decorate(cls, collection, name, constraints)

@@ -27,6 +27,14 @@ from ommi._rowcode import Builders, compile_builders
 from ommi.errors import ModelDefinitionError, QueryError, SchemaMismatchError, ValidationError
 from ommi.expressions import Comparison, Expr, FieldComparison, Op, Operand, SortKey
 from ommi.models.adapters import positional_constructor
+from ommi.models.constraints import (
+    Constraint,
+    Index,
+    ModelConstraint,
+    Unique,
+    check_name,
+    constraint_name,
+)
 from ommi.models.metadata import Auto, Key, ReferenceTo, StoreAs, TimezoneAware, iter_metadata
 from ommi.models.relations import (
     Relation,
@@ -63,6 +71,7 @@ class Field(Operand):
         "_check",
         "_decode",
         "_encode",
+        "_marks",
         "_reference_spec",
         "auto",
         "codec",
@@ -103,6 +112,8 @@ class Field(Operand):
         self.key = key
         self.auto = auto
         self._reference_spec = reference_spec
+        self._marks: tuple[bool, ...] = ()
+        """One entry per ``Unique`` (``True``) or ``Index`` (``False``) marker of the field, in order."""
         self.reference: Field | None = None
         self._encode = codec.encode
         self._check = CHECKERS[storage]
@@ -306,6 +317,9 @@ class ModelSchema:
         key: the key fields.
         auto_field: the int key the database generates, if any.
         relations: lazy relation attributes by name.
+        constraints: unique constraints and indexes (``Unique``/``Index``):
+            the fields' markers in field order, then the model's
+            ``constraints=`` in their order.
     """
 
     def __init__(self, cls: type, name: str, collection: ModelCollection, adapter: ModelAdapter) -> None:
@@ -319,6 +333,9 @@ class ModelSchema:
         self.key: tuple[Field, ...] = ()
         self.auto_field: Field | None = None
         self.relations: dict[str, Relation] = {}
+        self.constraints: tuple[ModelConstraint, ...] = ()
+        self.declared_constraints: tuple[Constraint, ...] = ()
+        """The ``constraints=`` of ``@ommi_model``, resolved into :attr:`constraints` with the fields."""
         self.local_namespace: dict[str, Any] = {}
         """Locals of the function the model was defined in, for postponed annotations."""
         self._resolved = False
@@ -442,6 +459,7 @@ class ModelSchema:
         self.key = tuple(keys)
         self.auto_field = keys[0] if len(keys) == 1 and keys[0].auto else None
         self.relations = relations
+        self.constraints = self._resolve_constraints(fields, relations)
         for f in fields:
             if f._reference_spec is not None and isinstance(f._reference_spec.target, Field):
                 # The target is known already: refuse a bad one at definition.
@@ -479,7 +497,7 @@ class ModelSchema:
                 reference = marker
         if not isinstance(column, str) or not column or "\x00" in column:
             raise self._error(name, f"StoreAs needs a non-empty name, not {column!r}")
-        return Field(
+        field = Field(
             self,
             name,
             index,
@@ -492,6 +510,82 @@ class ModelSchema:
             auto=Auto in markers,
             reference_spec=reference,
         )
+        field._marks = tuple(m is Unique for m in markers if m is Unique or m is Index)
+        return field
+
+    def _resolve_constraints(self, fields: list[Field], relations: dict[str, Relation]) -> tuple[ModelConstraint, ...]:
+        """The fields' ``Unique``/``Index`` markers and the model's ``constraints=``, checked and named.
+
+        Raises:
+            ModelDefinitionError: an unknown or repeated field, a relation, a
+                constraint declared twice, or one that only repeats the key.
+        """
+        by_name = {f.name: f for f in fields}
+        declared: list[tuple[str, tuple[Field, ...], bool, str | None]] = []
+        for f in fields:
+            for unique in f._marks:
+                declared.append((f"{f.name}: {'Unique' if unique else 'Index'}", (f,), unique, None))
+        for item in self.declared_constraints:
+            where = f"constraints={item!r}"
+            if not item.fields:
+                raise self._error(None, f"{where} names no field; give the attribute names of its fields")
+            chosen: list[Field] = []
+            for attribute in item.fields:
+                if not isinstance(attribute, str):
+                    raise self._error(None, f"{where}: fields are named by their attribute names, not {attribute!r}")
+                if attribute in relations:
+                    raise self._error(
+                        None,
+                        f"{where}: {attribute!r} is a lazy relation, not a stored field; name the field it loads by",
+                    )
+                field = by_name.get(attribute)
+                if field is None:
+                    raise self._error(
+                        None, f"{where}: {self.cls.__name__} has no field {attribute!r} (fields: {', '.join(by_name)})"
+                    )
+                if any(other is field for other in chosen):
+                    raise self._error(None, f"{where} names {attribute!r} twice")
+                chosen.append(field)
+            name = None if item.name is None else check_name(item.name, f"model {self.cls.__qualname__}: {where}")
+            declared.append((where, tuple(chosen), item.unique, name))
+
+        key = {id(f) for f in self.key}
+        resolved: list[ModelConstraint] = []
+        for where, chosen_fields, unique, name in declared:
+            if {id(f) for f in chosen_fields} == key:
+                raise self._error(
+                    None,
+                    f"{where} repeats the key ({', '.join(f.name for f in self.key)}), which is unique and indexed",
+                )
+            for other in resolved:
+                same = (
+                    {id(f) for f in other.fields} == {id(f) for f in chosen_fields}
+                    if unique and other.unique
+                    else [id(f) for f in other.fields] == [id(f) for f in chosen_fields]
+                )
+                if same:
+                    raise self._error(
+                        None,
+                        f"{where} declares the {other.describe()} again"
+                        + ("" if unique == other.unique else "; a unique constraint is indexed already"),
+                    )
+            columns = [f.column for f in chosen_fields]
+            stored = name if name is not None else constraint_name(self.name, columns, unique=unique)
+            if any(other.name == stored for other in resolved):
+                raise self._error(None, f"{where}: another constraint of the model is named {stored!r}")
+            resolved.append(ModelConstraint(stored, chosen_fields, unique))
+        return tuple(resolved)
+
+    def unique_constraint(self, fields: Iterable[Field]) -> ModelConstraint | None:
+        """The unique constraint over exactly ``fields`` (in any order), or ``None``; the key is not one.
+
+        What a conflict target (``on=(Model.email,)``) resolves to.
+        """
+        wanted = {id(f) for f in fields}
+        for constraint in self.constraints:
+            if constraint.unique and {id(f) for f in constraint.fields} == wanted:
+                return constraint
+        return None
 
     def resolve_references(self) -> None:
         """Resolve ``ReferenceTo`` targets and relations (needs the referenced models)."""

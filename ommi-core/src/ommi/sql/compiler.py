@@ -21,10 +21,12 @@ from typing import Any
 
 from ommi._rowcode import row_converter
 from ommi.expressions import TEXT_OPS, And, Comparison, Expr, FieldComparison, Op, Or, Query
+from ommi.models.constraints import ModelConstraint
 from ommi.models.schema import Field, ModelSchema
 from ommi.models.types import StorageType
 from ommi.sql._statement import Compiled
 from ommi.sql.dialect import Dialect
+from ommi.sql.limits import Limits
 
 __all__ = ["Compiled", "InsertLayout", "SQLCompiler"]
 
@@ -65,6 +67,19 @@ class SQLCompiler:
         self._statements: weakref.WeakKeyDictionary[ModelSchema, dict[tuple[Any, ...], _Cached]]
         self._statements = weakref.WeakKeyDictionary()
         self._insert_layouts: weakref.WeakKeyDictionary[ModelSchema, InsertLayout] = weakref.WeakKeyDictionary()
+        self.limits: weakref.WeakKeyDictionary[ModelSchema, Limits] = weakref.WeakKeyDictionary()
+        """The narrow columns of each model whose stored table has some (see :mod:`ommi.sql.limits`).
+
+        Read by :class:`ommi.sql.SQLOperations` before every write; set with
+        :meth:`set_limits` by the driver's ``apply_schema``.
+        """
+
+    def set_limits(self, schema: ModelSchema, limits: Limits) -> None:
+        """Record the narrow columns of ``schema``'s stored table (an empty tuple: none, nothing is checked)."""
+        if limits:
+            self.limits[schema] = limits
+        else:
+            self.limits.pop(schema, None)
 
     # -- values ------------------------------------------------------------
 
@@ -342,8 +357,13 @@ class SQLCompiler:
 
     # -- schema ------------------------------------------------------------
 
-    def create_table(self, schema: ModelSchema) -> str:
-        """``CREATE TABLE IF NOT EXISTS`` with keys and foreign keys."""
+    def create_table(self, schema: ModelSchema, defaults: Mapping[str, str] | None = None) -> str:
+        """``CREATE TABLE IF NOT EXISTS`` with keys and foreign keys.
+
+        ``defaults`` (column -> SQL literal) gives columns a ``DEFAULT``: migrations
+        keep a field's migration default there (see :mod:`ommi.sql.migrate`);
+        ``use_models`` passes none.
+        """
         q = self.dialect.quote
         lines = []
         for f in schema.fields:
@@ -351,7 +371,8 @@ class SQLCompiler:
                 lines.append(f"{q(f.column)} {self.dialect.auto_key_column(f)}")
                 continue
             null = "" if f.nullable and not f.key else " NOT NULL"
-            lines.append(f"{q(f.column)} {self.column_type(f)}{null}")
+            default = f" DEFAULT {defaults[f.column]}" if defaults and f.column in defaults else ""
+            lines.append(f"{q(f.column)} {self.column_type(f)}{null}{default}")
         if schema.auto_field is None:
             lines.append(f"PRIMARY KEY ({', '.join(q(f.column) for f in schema.key)})")
         for f in schema.fields if self.dialect.foreign_keys else ():
@@ -362,15 +383,16 @@ class SQLCompiler:
                 )
         return f"CREATE TABLE IF NOT EXISTS {self.dialect.table(schema)} (\n    " + ",\n    ".join(lines) + "\n)"
 
-    def create_statements(self, schema: ModelSchema) -> list[str]:
+    def create_statements(self, schema: ModelSchema, defaults: Mapping[str, str] | None = None) -> list[str]:
         """Everything that creates ``schema``'s table, in order: the dialect's DDL around :meth:`create_table`.
 
         ``Dialect.before_create_table`` (e.g. ``CREATE SEQUENCE``), the
-        ``CREATE TABLE``, then ``Dialect.after_create_table``; indexes come
-        from :meth:`create_indexes`.
+        ``CREATE TABLE`` (with the column ``defaults`` given, as literals),
+        then ``Dialect.after_create_table``; indexes come from :meth:`create_indexes`.
         """
         dialect = self.dialect
-        return [*dialect.before_create_table(schema), self.create_table(schema), *dialect.after_create_table(schema)]
+        table = self.create_table(schema, defaults)
+        return [*dialect.before_create_table(schema), table, *dialect.after_create_table(schema)]
 
     def drop_statements(self, schema: ModelSchema) -> list[str]:
         """Everything that drops ``schema``'s table: :meth:`drop_table`, then ``Dialect.after_drop_table``."""
@@ -392,6 +414,27 @@ class SQLCompiler:
     @staticmethod
     def index_name(schema: ModelSchema, field: Field) -> str:
         return f"ix_{schema.name}_{field.column}"
+
+    def create_constraint(self, schema: ModelSchema, constraint: ModelConstraint) -> str:
+        """The statement making one of the model's ``Unique``/``Index`` constraints: ``CREATE [UNIQUE] INDEX``.
+
+        A unique index is NULL-tolerant in SQL: rows with NULL in any of its
+        columns never collide, which is Ommi's rule on every driver.
+        """
+        q = self.dialect.quote
+        columns = ", ".join(q(column) for column in constraint.columns)
+        unique = "UNIQUE " if constraint.unique else ""
+        # IF NOT EXISTS: a table adopted by a migration's CreateModel may have it already; the step's
+        # drift check then makes sure the stored one covers the columns (and is unique where it must be).
+        return f"CREATE {unique}INDEX IF NOT EXISTS {q(constraint.name)} ON {self.dialect.table(schema)} ({columns})"
+
+    def drop_constraint(self, schema: ModelSchema, constraint: ModelConstraint) -> str:
+        """The statement dropping one of the model's constraints (``DROP INDEX``)."""
+        return f"DROP INDEX {self.dialect.quote(constraint.name)}"
+
+    def constraint_statements(self, schema: ModelSchema) -> list[str]:
+        """:meth:`create_constraint` for each constraint of ``schema``, for a table just created."""
+        return [self.create_constraint(schema, constraint) for constraint in schema.constraints]
 
     def drop_table(self, schema: ModelSchema) -> str:
         return f"DROP TABLE IF EXISTS {self.dialect.table(schema)}"

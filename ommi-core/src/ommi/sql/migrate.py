@@ -14,6 +14,17 @@ table where ``ALTER TABLE`` cannot, see ``ommi_sqlite._migrate``). Values
 (defaults filling stored rows) travel as parameters wherever the statement is
 not DDL; :meth:`MigrationSQL.literal` spells the few that must be inlined.
 
+**The column DEFAULT rule.** A field's migration default (``FieldSpec.default``)
+is also its column's ``DEFAULT`` in every table migrations create, alter or
+rebuild: :meth:`MigrationSQL.column_defaults`. Ommi writes every field on
+insert, so its own writes never use it; it serves code that does not know the
+field yet, above all the processes still running the previous models during a
+rolling deploy, whose inserts then store the default instead of being refused
+by ``NOT NULL``. ``SetDefault`` changes it, ``down`` puts the previous one back.
+A default a dialect cannot spell in DDL (none of Ommi's types: every
+default a ``FieldSpec`` accepts is spelled) would fill the stored rows through
+a parameter and leave the column without one.
+
 This module only reads the operations and states it is given: it imports
 nothing of :mod:`ommi.migrations` at run time (the migrations sit above
 ``ommi.sql``), dispatching on :attr:`Operation.kind`.
@@ -21,11 +32,15 @@ nothing of :mod:`ommi.migrations` at run time (the migrations sit above
 
 from __future__ import annotations
 
+import datetime as _dt
+import decimal
 import math
+import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
 from ommi.errors import MigrationError
+from ommi.models.constraints import ModelConstraint
 from ommi.models.schema import Field, ModelSchema
 from ommi.sql._statement import Compiled
 from ommi.sql.compiler import SQLCompiler
@@ -33,14 +48,19 @@ from ommi.sql.compiler import SQLCompiler
 if TYPE_CHECKING:
     from ommi.migrations.operations import (
         AddField,
+        AddIndex,
+        AddUnique,
         ChangeType,
         CreateModel,
         DropModel,
         MigrationStep,
         RemoveField,
+        RemoveIndex,
+        RemoveUnique,
         RenameField,
+        SetDefault,
     )
-    from ommi.migrations.state import FieldSpec
+    from ommi.migrations.state import FieldSpec, SchemaState
 
 __all__ = ["MigrationSQL", "show"]
 
@@ -104,7 +124,9 @@ class MigrationSQL:
         """``value`` (canonical, for ``field``) as an SQL literal, for DDL that takes no parameters.
 
         The value goes through the dialect's ``to_param`` first; numbers,
-        booleans, text and bytes are spelled here.
+        booleans, text and bytes are spelled here, a finite ``Decimal`` as a
+        numeric literal, a UUID, date or datetime as text the column's type
+        reads.
 
         Raises:
             MigrationError: a value this dialect cannot inline.
@@ -121,7 +143,41 @@ class MigrationSQL:
             return "'" + value.replace("'", "''") + "'"
         if isinstance(value, bytes):
             return f"X'{value.hex()}'"
+        if isinstance(value, decimal.Decimal) and value.is_finite():
+            return str(value)
+        if isinstance(value, uuid.UUID):
+            return f"'{value}'"
+        if isinstance(value, _dt.date):  # a datetime too
+            return f"'{value.isoformat()}'"
         raise MigrationError(f"{field!r}: the default {value!r} cannot be written into {self.dialect.name} DDL")
+
+    def default_literal(self, field: Field, value: Any) -> str | None:
+        """``value`` as the column DEFAULT of ``field``, or ``None`` when there is none (or it cannot be inlined)."""
+        if value is None:
+            return None
+        try:
+            return self.literal(field, value)
+        except MigrationError:
+            return None  # the rows are filled through a parameter; the column keeps no DEFAULT
+
+    def column_defaults(self, state: SchemaState, name: str) -> dict[str, str]:
+        """Column -> DEFAULT literal for each field of the model ``name`` in ``state`` that has a default."""
+        schema = state.schema(name)
+        defaults = {}
+        for spec in state.model(name).fields:
+            literal = self.default_literal(schema.by_column[spec.name], spec.default)
+            if literal is not None:
+                defaults[spec.name] = literal
+        return defaults
+
+    def default_change(self, table: str, column: str, field: Field, old: Any, new: Any) -> list[Compiled]:
+        """``ALTER COLUMN ... SET DEFAULT`` (or ``DROP DEFAULT``) moving the column DEFAULT from ``old`` to ``new``."""
+        literal = self.default_literal(field, new)
+        if literal is not None:
+            return [Compiled(f"ALTER TABLE {table} ALTER COLUMN {column} SET DEFAULT {literal}", [])]
+        if self.default_literal(field, old) is not None:
+            return [Compiled(f"ALTER TABLE {table} ALTER COLUMN {column} DROP DEFAULT", [])]
+        return []
 
     def index_statements(self, schema: ModelSchema) -> list[Compiled]:
         """The indexes ``use_models`` creates for ``schema`` (``IF NOT EXISTS``)."""
@@ -136,10 +192,46 @@ class MigrationSQL:
     # -- operations ---------------------------------------------------------------------
 
     def op_create_model(self, step: MigrationStep) -> list[Compiled]:
-        """``CREATE TABLE`` and its indexes, as ``use_models`` writes them."""
+        """``CREATE TABLE`` and its indexes, as ``use_models`` writes them, plus the fields' column DEFAULTs."""
         operation = cast("CreateModel", step.operation)
         schema = step.after.schema(operation.model)
-        return [Compiled(sql, []) for sql in self.compiler.create_statements(schema)] + self.index_statements(schema)
+        defaults = self.column_defaults(step.after, operation.model)
+        statements = self.compiler.create_statements(schema, defaults)
+        return [Compiled(sql, []) for sql in statements] + self.index_statements(schema) + self.constraints(schema)
+
+    def constraints(self, schema: ModelSchema) -> list[Compiled]:
+        """The model's ``Unique``/``Index`` constraints, for a table just created (or rebuilt)."""
+        return [Compiled(sql, []) for sql in self.compiler.constraint_statements(schema)]
+
+    def _constraint(self, schema: ModelSchema, name: str) -> ModelConstraint:
+        constraint = next((c for c in schema.constraints if c.name == name), None)
+        if constraint is None:  # pragma: no cover - the states checked the operation
+            raise MigrationError(f"the model {schema.name!r} has no index named {name!r} at this point")
+        return constraint
+
+    def op_add_index(self, step: MigrationStep) -> list[Compiled]:
+        """``CREATE INDEX`` (as ``use_models`` makes it for ``Index``)."""
+        operation = cast("AddIndex", step.operation)
+        schema = step.after.schema(operation.model)
+        return [Compiled(self.compiler.create_constraint(schema, self._constraint(schema, operation.name)), [])]
+
+    def op_add_unique(self, step: MigrationStep) -> list[Compiled]:
+        """The unique index or constraint; stored rows that collide fail it (``IntegrityError``), committing nothing."""
+        operation = cast("AddUnique", step.operation)
+        schema = step.after.schema(operation.model)
+        return [Compiled(self.compiler.create_constraint(schema, self._constraint(schema, operation.name)), [])]
+
+    def op_remove_index(self, step: MigrationStep) -> list[Compiled]:
+        """``DROP INDEX``."""
+        operation = cast("RemoveIndex", step.operation)
+        schema = step.before.schema(operation.model)
+        return [Compiled(self.compiler.drop_constraint(schema, self._constraint(schema, operation.name)), [])]
+
+    def op_remove_unique(self, step: MigrationStep) -> list[Compiled]:
+        """The unique index or constraint dropped."""
+        operation = cast("RemoveUnique", step.operation)
+        schema = step.before.schema(operation.model)
+        return [Compiled(self.compiler.drop_constraint(schema, self._constraint(schema, operation.name)), [])]
 
     def op_drop_model(self, step: MigrationStep) -> list[Compiled]:
         """``DROP TABLE`` (and what the dialect drops with it)."""
@@ -147,7 +239,12 @@ class MigrationSQL:
         return [Compiled(sql, []) for sql in self.compiler.drop_statements(step.before.schema(operation.model))]
 
     def op_add_field(self, step: MigrationStep) -> list[Compiled]:
-        """``ADD COLUMN`` (nullable), filled with the default, then ``SET NOT NULL``; its index for a reference."""
+        """``ADD COLUMN ... DEFAULT`` (stored rows get the default); its index for a reference.
+
+        The default stays the column's DEFAULT (the rule of this module). One
+        that cannot be inlined is written by an ``UPDATE`` into a nullable
+        column, which is then made ``NOT NULL``.
+        """
         operation = cast("AddField", step.operation)
         schema = step.after.schema(operation.model)
         field = schema.by_column[operation.field.name]
@@ -157,6 +254,14 @@ class MigrationSQL:
         if field.reference is not None and self.dialect.foreign_keys:
             target = field.reference
             definition += f" REFERENCES {self.table(target.schema)} ({self.column(target)})"
+        literal = self.default_literal(field, operation.field.default)
+        if literal is not None or (operation.field.default is None and field.nullable):
+            # One statement: the rows stored already read the DEFAULT (PostgreSQL rewrites nothing).
+            if not field.nullable:
+                definition += " NOT NULL"
+            if literal is not None:
+                definition += f" DEFAULT {literal}"
+            return [Compiled(f"ALTER TABLE {table} ADD COLUMN {definition}", []), *self.index_statements(schema)]
         statements = [Compiled(f"ALTER TABLE {table} ADD COLUMN {definition}", [])]
         if operation.field.default is not None:
             statements.append(
@@ -192,7 +297,7 @@ class MigrationSQL:
         return statements
 
     def op_change_type(self, step: MigrationStep) -> list[Compiled]:
-        """``ALTER COLUMN ... TYPE ... USING``, ``NULL`` values filled, ``SET``/``DROP NOT NULL``."""
+        """``ALTER COLUMN ... TYPE ... USING``, ``NULL`` values filled, ``SET``/``DROP NOT NULL``, the DEFAULT moved."""
         operation = cast("ChangeType", step.operation)
         if operation.old.reference != operation.new.reference:
             raise MigrationError(
@@ -201,7 +306,7 @@ class MigrationSQL:
         schema = step.after.schema(operation.model)
         field = schema.by_column[operation.new.name]
         table, column = self.table(schema), self.column(field)
-        statements = []
+        statements = self.default_before_change(table, column, operation, field)
         if operation.old.type != operation.new.type:
             using = self.conversion(column, operation.old, operation.new, field)
             statements.append(
@@ -221,11 +326,33 @@ class MigrationSQL:
             statements.append(Compiled(f"ALTER TABLE {table} ALTER COLUMN {column} SET NOT NULL", []))
         elif operation.new.nullable and not operation.old.nullable:
             statements.append(Compiled(f"ALTER TABLE {table} ALTER COLUMN {column} DROP NOT NULL", []))
-        return statements
+        return statements + self.default_after_change(table, column, operation, field)
+
+    def default_before_change(self, table: str, column: str, operation: ChangeType, field: Field) -> list[Compiled]:
+        """``DROP DEFAULT`` before a change of type (the old DEFAULT is of the old type)."""
+        old_default = operation.old.default
+        if operation.old.type != operation.new.type and old_default is not None:
+            return [Compiled(f"ALTER TABLE {table} ALTER COLUMN {column} DROP DEFAULT", [])]
+        return []
+
+    def default_after_change(self, table: str, column: str, operation: ChangeType, field: Field) -> list[Compiled]:
+        """The column DEFAULT of ``operation.new`` once the column is changed (nothing when it stays as it was)."""
+        old, new = operation.old.default, operation.new.default
+        if operation.old.type != operation.new.type:
+            old = None  # dropped by default_before_change
+        if old == new:
+            return []
+        return self.default_change(table, column, field, old, new)
 
     def op_set_default(self, step: MigrationStep) -> list[Compiled]:
-        """Nothing: Ommi writes every field on insert, so a stored default would never be used."""
-        return []
+        """``ALTER COLUMN ... SET DEFAULT`` (or ``DROP DEFAULT``): the column DEFAULT follows the field's default.
+
+        Stored rows are not touched.
+        """
+        operation = cast("SetDefault", step.operation)
+        schema = step.after.schema(operation.model)
+        field = schema.by_column[operation.field]
+        return self.default_change(self.table(schema), self.column(field), field, operation.old, operation.new)
 
     def params(self, field: Field, value: Any) -> list[Any]:
         """``[value]`` as the client takes it (the dialect's ``to_param`` applied)."""

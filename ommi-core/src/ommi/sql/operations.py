@@ -26,6 +26,9 @@ keys. Three optional methods tune it: :meth:`~SQLOperations._max_insert_rows`
 outside a transaction lost a generated key to a stored row) and
 :meth:`~SQLOperations._describe` (the database in error messages).
 :meth:`SQLOperations.update` sends ``reserve_key`` before a key is changed.
+Both first refuse values that a narrow stored column cannot hold
+(:mod:`ommi.sql.limits`, recorded on the compiler by the driver's
+``use_models``), before anything is sent.
 
 A transaction shared by several tasks runs one statement at a time:
 :class:`SQLTransactionOperations` implements the connection layer's
@@ -50,6 +53,7 @@ from ommi.expressions import Comparison, Op, Query
 from ommi.models.schema import Field, ModelSchema
 from ommi.sql._statement import Compiled
 from ommi.sql.compiler import InsertLayout, SQLCompiler
+from ommi.sql.limits import check_rows, check_values
 
 __all__ = ["SQLOperations", "SQLTransactionOperations"]
 
@@ -167,6 +171,9 @@ class SQLOperations(Operations, Generic[C]):
         if not rows:
             return [] if auto is not None else None
         compiler = self.compiler
+        limits = compiler.limits.get(schema)
+        if limits is not None:
+            check_rows(schema, rows, limits)  # before anything is sent: all or none
         dialect = compiler.dialect
         layout = compiler.insert_layout(schema)
         convert = layout.convert
@@ -340,6 +347,9 @@ class SQLOperations(Operations, Generic[C]):
         if not values:
             return await self.count(query)
         compiler = self.compiler
+        limits = compiler.limits.get(query.model)
+        if limits is not None:
+            check_values(query.model, values, limits)
         compiled = compiler.update(query, values)
         auto = query.model.auto_field
         key = values.get(auto) if auto is not None else None

@@ -47,6 +47,9 @@ class Profile:
         shared_transaction_rounds: transactions shared by streaming and writing tasks.
         mixed_key_tasks: tasks mixing explicit and generated keys at once.
         mixed_key_rounds: operations each of those tasks performs.
+        migration_rounds: rolling deploys of a migration adding a field while
+            old-model writers write (:mod:`~ommi_testkit.reliability.migrating`).
+        migration_writers: writers on the old models in each of them.
     """
 
     name: str
@@ -69,6 +72,8 @@ class Profile:
     shared_transaction_rounds: int
     mixed_key_tasks: int
     mixed_key_rounds: int
+    migration_rounds: int
+    migration_writers: int
 
     def __post_init__(self) -> None:
         if self.examples * self.operations[0] < self.min_cases:
@@ -96,6 +101,8 @@ QUICK = Profile(
     shared_transaction_rounds=20,
     mixed_key_tasks=50,
     mixed_key_rounds=4,
+    migration_rounds=2,
+    migration_writers=3,
 )
 
 STRESS = Profile(
@@ -119,6 +126,8 @@ STRESS = Profile(
     shared_transaction_rounds=200,
     mixed_key_tasks=200,
     mixed_key_rounds=20,
+    migration_rounds=25,
+    migration_writers=8,
 )
 
 PROFILES = {p.name: p for p in (QUICK, STRESS)}

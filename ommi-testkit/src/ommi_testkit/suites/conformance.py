@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from ommi_testkit.suites.audit import AuditRegressionTests
+from ommi_testkit.suites.constraints import ConstraintTests
 from ommi_testkit.suites.crud import CrudTests
 from ommi_testkit.suites.errors import ErrorTranslationTests
+from ommi_testkit.suites.inspection import InspectionTests
 from ommi_testkit.suites.libraries import ModelLibraryTests
 from ommi_testkit.suites.migrations import MigrationTests
 from ommi_testkit.suites.queries import QueryTests
@@ -29,5 +31,7 @@ class ConformanceSuite(
     AuditRegressionTests,
     ModelLibraryTests,
     MigrationTests,
+    InspectionTests,
+    ConstraintTests,
 ):
     """Every conformance test. Subclass it and provide a ``driver_factory`` fixture."""

@@ -7,9 +7,14 @@ schema: after each migration the models of that version pass ``use_models``
 with no drift. The suite drops its tables and the ``ommi_migrations`` history
 before and after each test.
 
-What a driver may mark: ``test_migrations_failed_run_changes_nothing``
-needs transactional DDL; a driver that resumes instead (MongoDB) lists it in
-``impossible`` and has its resumption tested by its own tests.
+What a driver may mark: ``test_migrations_failed_run_changes_nothing``,
+``test_migrations_cancelled_apply_leaves_a_boundary`` and
+``test_migrations_close_racing_apply_leaves_a_boundary`` need transactional
+DDL; a driver that resumes instead (MongoDB) lists them in ``impossible`` and
+has its resumption tested by its own tests.
+``test_migrations_old_writers_get_the_default`` needs column defaults (the
+rule of :mod:`ommi.sql.migrate`); a database without them lists it with what
+reading such a row does instead.
 """
 
 # Model classes double as query operands (``AuthorV2.name == "x"``): a type
@@ -19,7 +24,9 @@ needs transactional DDL; a driver that resumes instead (MongoDB) lists it in
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import decimal
+import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -27,7 +34,7 @@ import pytest
 import pytest_asyncio
 from ommi import IntegrityError, Ommi, migrations
 from ommi.drivers import Driver
-from ommi.errors import MigrationError
+from ommi.errors import MigrationError, MigrationTimeoutError, OmmiError, SchemaMismatchError
 from ommi.migrations.history import history_models
 
 from ommi_testkit.suites._support import fetch
@@ -199,6 +206,158 @@ class MigrationTests(SuiteBase):
         Author = migrations.replay(migrations.load(mig_dir))[-1].model_classes()["mig_author"]
         assert await mig_db.find(Author, Author.name == "marker").count.or_raise() == 1
         assert [s.state for s in await migrations.status(mig_db, mig_dir)] == ["applied", "applied"]
+
+    @requires("migrations")
+    async def test_migrations_old_writers_get_the_default(
+        self, mig_db: Ommi, mig_dir: Path, driver_factory: Callable[[], Driver]
+    ) -> None:
+        """Code still on the previous models (a rolling deploy) keeps writing after a field with a default is added.
+
+        The default is the column's DEFAULT: the old writer's rows get it, the
+        new models read them with no drift; its updates and deletes work too. ``SetDefault`` changes what later
+        old-model rows get; ``down`` removes the field and the old models fit again.
+        """
+        migrations.make(mig_v1, mig_dir)
+        await migrations.apply(mig_db, mig_dir)
+        second = migrations.make(mig_v2, mig_dir)
+        assert second is not None
+        async with Ommi(driver_factory(), allow_implicit_model_setup=False) as old:
+            await old.use_models(mig_v1)  # deployed before the migration
+            await migrations.apply(mig_db, mig_dir)
+            written = await old.add(AuthorV1("Old writer")).or_raise()
+            doomed = await old.add(AuthorV1("Deleted by the old models")).or_raise()
+            await old.find(AuthorV1, AuthorV1.id == written.id).update(nick="still here").or_raise()
+            await old.find(AuthorV1, AuthorV1.id == doomed.id).delete.or_raise()
+            await mig_db.use_models(mig_v2)
+            (author,) = await fetch(mig_db.find(AuthorV2, AuthorV2.id == written.id))
+            assert (author.name, author.nick, author.country, author.bio) == (
+                "Old writer",
+                "still here",
+                "unknown",
+                None,
+            )
+            assert await mig_db.find(AuthorV2, AuthorV2.country == "unknown").count.or_raise() == 1
+            _write(
+                mig_dir,
+                "0003_default.py",
+                "from ommi.migrations import SetDefault\n"
+                f'id = "0003_default"\nparent = "{second.stem}"\n'
+                'operations = [SetDefault("mig_author", "country", "unknown", "n/a")]\n',
+            )
+            await migrations.apply(mig_db, mig_dir)
+            later = await old.add(AuthorV1("Later writer")).or_raise()
+            (author,) = await fetch(mig_db.find(AuthorV2, AuthorV2.id == later.id))
+            assert author.country == "n/a"
+            await migrations.down(mig_db, mig_dir, to="0001_initial")
+            await old.use_models(mig_v1)
+            assert sorted(a.name for a in await fetch(old.find(AuthorV1))) == ["Later writer", "Old writer"]
+
+    @requires("migrations")
+    async def test_migrations_lock_timeout_bounds_the_wait(
+        self, mig_db: Ommi, mig_dir: Path, driver_factory: Callable[[], Driver]
+    ) -> None:
+        """While another run holds the migration lock, ``apply`` waits ``lock_timeout``, then fails having done nothing.
+
+        A ``lock_timeout`` that is not a finite number above 0 is refused first.
+        """
+        migrations.make(mig_v1, mig_dir)
+        await migrations.apply(mig_db, mig_dir)
+        migrations.make(mig_v2, mig_dir)
+        with pytest.raises(OmmiError, match="lock_timeout"):
+            await migrations.apply(mig_db, mig_dir, lock_timeout=0)
+        async with Ommi(driver_factory(), allow_implicit_model_setup=False) as other:
+            holder = await other.driver.begin_migration()
+            try:
+                started = time.monotonic()
+                with pytest.raises(MigrationTimeoutError, match=r"lock_timeout=0\.5 s") as timed_out:
+                    await migrations.apply(mig_db, mig_dir, lock_timeout=0.5)
+                assert isinstance(timed_out.value, TimeoutError) and isinstance(timed_out.value, MigrationError)
+                assert time.monotonic() - started < 30
+            finally:
+                await holder.rollback()
+        assert [s.state for s in await migrations.status(mig_db, mig_dir)] == ["applied", "pending"]
+        assert len(await migrations.apply(mig_db, mig_dir, lock_timeout=30)) == 1
+        await mig_db.use_models(mig_v2)
+
+    async def _at_a_boundary(self, db: Ommi, directory: Path) -> bool:
+        """Whether the history and the stored tables agree (v1 or v2 exactly); ``True`` when v2 is applied."""
+        states = [s.state for s in await migrations.status(db, directory)]
+        assert states in (["applied", "pending"], ["applied", "applied"]), states
+        applied = states[-1] == "applied"
+        await db.use_models(mig_v2 if applied else mig_v1)  # no drift: nothing half-applied
+        if not applied:
+            with pytest.raises(SchemaMismatchError):
+                await db.use_models(mig_v2)
+        return applied
+
+    @requires("migrations")
+    async def test_migrations_cancelled_apply_leaves_a_boundary(self, mig_db: Ommi, mig_dir: Path) -> None:
+        """``apply`` cancelled at each moment in turn leaves the previous or the next migration, never half of one.
+
+        The apply of v1 -> v2 (a field with a default, an optional field, a new
+        model) is cancelled after 0 to 7 event-loop steps, then at seven delays
+        spread over the time a whole apply takes (and a little beyond). After each cancellation the
+        history matches the stored tables exactly (the models of that version
+        pass ``use_models``); v2 is undone when it got applied, and the next
+        cancellation starts from v1. A final ``apply`` completes.
+        """
+        migrations.make(mig_v1, mig_dir)
+        await migrations.apply(mig_db, mig_dir)
+        await mig_db.add(AuthorV1("Ada")).or_raise()
+        migrations.make(mig_v2, mig_dir)
+        started = time.perf_counter()
+        await migrations.apply(mig_db, mig_dir)
+        whole = time.perf_counter() - started
+        await migrations.down(mig_db, mig_dir, to="0001_initial")
+        moments: list[tuple[int, float]] = [(steps, 0.0) for steps in range(8)]
+        moments += [(0, whole * k / 6) for k in range(1, 8)]
+        cancelled = 0
+        for steps, delay in moments:
+            task = asyncio.ensure_future(migrations.apply(mig_db, mig_dir))
+            for _ in range(steps):
+                await asyncio.sleep(0)
+            if delay:
+                await asyncio.sleep(delay)
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            cancelled += task.cancelled()
+            if await self._at_a_boundary(mig_db, mig_dir):
+                await migrations.down(mig_db, mig_dir, to="0001_initial")
+        assert cancelled > 0, "no apply was cancelled before it ended"
+        assert len(await migrations.apply(mig_db, mig_dir)) == 1
+        await mig_db.use_models(mig_v2)
+        (author,) = await fetch(mig_db.find(AuthorV2))
+        assert (author.name, author.country) == ("Ada", "unknown")
+
+    @requires("migrations")
+    async def test_migrations_close_racing_apply_leaves_a_boundary(
+        self, mig_db: Ommi, mig_dir: Path, driver_factory: Callable[[], Driver]
+    ) -> None:
+        """``close()`` while ``apply`` runs: the apply ends (an Ommi error, or done), never hangs, never half-applies.
+
+        ``close()`` comes after 0, 1, 2... event-loop steps of the apply; a
+        following ``apply`` on a new connection completes.
+        """
+        migrations.make(mig_v1, mig_dir)
+        await migrations.apply(mig_db, mig_dir)
+        migrations.make(mig_v2, mig_dir)
+        errors: list[BaseException] = []
+        for steps in range(0, 40, 3):
+            racing = Ommi(driver_factory(), allow_implicit_model_setup=False)
+            await racing.open()
+            task = asyncio.ensure_future(migrations.apply(racing, mig_dir))
+            for _ in range(steps):
+                await asyncio.sleep(0)
+            await asyncio.wait_for(racing.close(), timeout=60)
+            try:
+                await asyncio.wait_for(task, timeout=60)  # never hangs
+            except OmmiError as exc:
+                errors.append(exc)
+            if await self._at_a_boundary(mig_db, mig_dir):
+                await migrations.down(mig_db, mig_dir, to="0001_initial")
+        assert errors, "close() never overtook an apply"
+        assert len(await migrations.apply(mig_db, mig_dir)) == 1
 
     @requires("migrations")
     async def test_migrations_data_step_uses_models_of_its_version(self, mig_db: Ommi, mig_dir: Path) -> None:
