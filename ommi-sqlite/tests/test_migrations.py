@@ -387,3 +387,38 @@ async def test_remove_unique_written_inside_create_table_rebuilds(tmp_path: Path
         await db.find(Tag2.id != 7).delete().or_raise()
         await migrations.down(db, directory, to=first)
         assert indexes() == [get_schema(Tag).constraints[0].name]
+
+
+async def test_rebuild_keeps_indexes_made_by_hand(tmp_path: Path) -> None:
+    """A table rebuild drops the table's indexes; those a person added (not the model's) are made again."""
+    path = tmp_path / "app.db"
+    directory = tmp_path / "migrations"
+    migrations.make(tags_v2, directory)
+    first = migrations.load(directory)[0].id
+    (directory / "0002_default.py").write_text(
+        "from ommi.migrations import SetDefault\n\n"
+        f"id = '0002_default'\nparent = {first!r}\n\n"
+        "operations = [SetDefault('tags', 'label', None, 'none yet')]\n",
+        encoding="utf-8",
+    )
+
+    def indexes() -> list[tuple[str, str]]:
+        with contextlib.closing(sqlite3.connect(path)) as conn:
+            rows = conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'tags'")
+            return sorted(rows)
+
+    async with Ommi(SQLiteDriver.connect(str(path))) as db:
+        await migrations.apply(db, directory, to=first)
+        await db.use_models(tags_v2)
+        await db.add(Tag2("a"), Tag2("b")).or_raise()
+        with contextlib.closing(sqlite3.connect(path)) as conn:
+            conn.execute("CREATE INDEX by_hand ON tags (label, id)")
+            conn.execute("CREATE INDEX by_hand_expr ON tags (lower(label))")
+            conn.commit()
+        made_by_hand = indexes()
+        assert [name for name, _ in made_by_hand] == ["by_hand", "by_hand_expr"]
+        (planned,) = await migrations.apply(db, directory, dry_run=True)
+        assert any(statement.startswith("DROP TABLE") for statement in planned.statements)  # a rebuild
+        await migrations.apply(db, directory)
+        assert indexes() == made_by_hand
+        assert sorted(t.label for t in await db.find(Tag2).all.to_list()) == ["a", "b"]

@@ -39,7 +39,17 @@ from ommi import errors
 from ommi.drivers import get_logger
 from ommi.drivers.base import MigrationTransaction
 from ommi.errors import MigrationError, MigrationTimeoutError
-from ommi.migrations import AddField, ChangeType, FieldSpec, MigrationStep, RemoveField, RemoveUnique, SetDefault
+from ommi.migrations import (
+    AddField,
+    ChangeType,
+    FieldSpec,
+    MigrationStep,
+    Operation,
+    RemoveField,
+    RemoveIndex,
+    RemoveUnique,
+    SetDefault,
+)
 from ommi.models.schema import Field, ModelSchema
 from ommi.sql import Compiled, SQLTransactionOperations
 from ommi.sql.migrate import MigrationSQL, show
@@ -208,6 +218,49 @@ async def _unique_removal(
     return [Compiled(f"DROP INDEX {q(index.name)}", []) for index in same]
 
 
+_INDEX_SQL = "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ? AND sql IS NOT NULL"
+
+
+async def _indexes_made_by_hand(link: Link, operation: Operation) -> dict[str, str]:
+    """``CREATE INDEX`` text of each index on the operation's table that the step must not lose (by name).
+
+    A table rebuild drops the table, and its indexes with it; the model's own
+    are made again by the rebuild, but not those a person or another tool added
+    (a DBA's index for a slow query). They are made again after the step from
+    their stored text, except the ones the operation removes.
+    """
+    removed_columns = sorted(operation.fields) if isinstance(operation, RemoveUnique) else None
+    texts = dict(await link.fetchall(_INDEX_SQL, [operation.model]))
+    kept = {}
+    for index in await read_indexes(link, operation.model):
+        if index.name not in texts or (isinstance(operation, RemoveIndex) and index.name == operation.name):
+            continue
+        if index.unique and removed_columns is not None and sorted(map(str, index.columns)) == removed_columns:
+            continue  # a unique index over the columns whose uniqueness the step removes
+        kept[index.name] = str(texts[index.name])
+    return kept
+
+
+async def _restore_indexes(link: Link, step: MigrationStep, indexes: Mapping[str, str]) -> None:
+    """Make again each of ``indexes`` the step dropped; one naming a column the step removed is logged and left."""
+    if not indexes:
+        return
+    present = {str(name) for name, _ in await link.fetchall(_INDEX_SQL, [step.operation.model])}
+    for name, text in indexes.items():
+        if name in present:
+            continue
+        try:
+            await link.execute(text)
+        except errors.OperationalError as exc:
+            log.warning(
+                "migration.index.lost",
+                table=step.operation.model,
+                index=name,
+                migration=step.migration,
+                reason=str(exc),
+            )
+
+
 def migration_statements(core: SQLCore, step: MigrationStep) -> list[str]:
     """The statements of ``step`` as text (``SQLiteDriver.migration_statements``)."""
     return [show(statement) for statement in SQLiteMigrationSQL(core.compiler).statements(step)]
@@ -323,10 +376,12 @@ class MigrationSteps(SQLTransactionOperations[Link], SQLiteOperations, Migration
             operation = step.operation
             if isinstance(operation, RemoveUnique):
                 statements = await _unique_removal(migration_sql, link, step, operation)
+            others = await _indexes_made_by_hand(link, operation)
             for statement in statements:
                 await link.execute(statement.sql, statement.params)
             if name not in step.after:
                 return
+            await _restore_indexes(link, step, others)
             after = step.after.schema(name)
             differences = table_differences(self._core, after, await link.fetchall(_TABLE_INFO, [name]))
             differences += index_differences(after, await stored_indexes(link, name))
