@@ -9,9 +9,11 @@ driver.
 
 from __future__ import annotations
 
+import contextlib
 import decimal
 import importlib.util
 import itertools
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -151,19 +153,28 @@ def test_printed_module_orders_references_and_imports(tmp_path: Path) -> None:
 
 
 def test_inspect_command_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """Printed to stdout; --out refused (1) when it exists unless --force; no URL is an error (2)."""
-    assert cli.main(["inspect", "reference://"]) == 0
-    assert "No table of the database maps to a model." in capsys.readouterr().out
+    """Printed to stdout; --out refused (1) when it exists unless --force; a database without tables, a
+    directory or an unwritable --out are errors (2), and write nothing."""
+    assert cli.main(["inspect", "reference://"]) == 2
+    assert "has no tables" in capsys.readouterr().err
+    database = tmp_path / "app.db"
+    with contextlib.closing(sqlite3.connect(database)) as conn:
+        conn.execute("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT NOT NULL)")
+    url = f"sqlite:///{database}"
+    assert cli.main(["inspect", url]) == 0
+    assert "class Notes:" in capsys.readouterr().out
     out = tmp_path / "models.py"
     out.write_text("keep")
-    assert cli.main(["inspect", "reference://", "--out", str(out)]) == 1
+    assert cli.main(["inspect", url, "--out", str(out)]) == 1
     assert "exists; pass --force" in capsys.readouterr().err
     assert out.read_text() == "keep"
-    assert cli.main(["inspect", "reference://", "--out", str(out), "--force"]) == 0
+    assert cli.main(["inspect", url, "--out", str(out), "--force"]) == 0
     assert out.read_text().startswith('"""Models of an existing database')
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
-    assert cli.main(["inspect", "reference://", "--out", str(tmp_path / "missing" / "m.py")]) == 2
+    assert cli.main(["inspect", url, "--out", str(tmp_path / "missing" / "m.py")]) == 2
     assert "cannot write it" in capsys.readouterr().err
+    assert cli.main(["inspect", url, "--out", str(tmp_path), "--force"]) == 2
+    assert "is a directory" in capsys.readouterr().err
 
 
 def test_composite_keys_keep_their_order_and_generate_nothing() -> None:

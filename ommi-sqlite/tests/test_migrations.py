@@ -20,6 +20,7 @@ from typing import Annotated
 import ommi
 import pytest
 from ommi import IntegrityError, Key, ModelCollection, Ommi, ReferenceTo, Unique, migrations, ommi_model
+from ommi.errors import MigrationError
 from ommi.models import get_schema
 from ommi_sqlite import SQLiteDriver
 from ommi_testkit.migrating import apply_process, slow_step, wait_for_file
@@ -422,3 +423,62 @@ async def test_rebuild_keeps_indexes_made_by_hand(tmp_path: Path) -> None:
         await migrations.apply(db, directory)
         assert indexes() == made_by_hand
         assert sorted(t.label for t in await db.find(Tag2).all.to_list()) == ["a", "b"]
+
+
+async def test_rebuild_refuses_to_drop_what_another_tool_made(tmp_path: Path) -> None:
+    """A rebuild would make the table as Ommi does: a trigger, a CHECK and a VARCHAR(20) of another tool would go.
+
+    The migration is refused before anything runs, naming each; so is one whose rebuild a view refuses.
+    """
+    path = tmp_path / "app.db"
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        conn.executescript(
+            """
+            CREATE TABLE tags (id INTEGER PRIMARY KEY, label VARCHAR(20) NOT NULL CHECK (length(label) > 0));
+            CREATE TABLE audit (message TEXT);
+            CREATE TRIGGER tags_added AFTER INSERT ON tags BEGIN INSERT INTO audit VALUES (NEW.label); END;
+            INSERT INTO tags (id, label) VALUES (1, 'kept');
+            """
+        )
+    directory = tmp_path / "migrations"
+    migrations.make(tags_v2, directory)
+    first = migrations.load(directory)[0].id
+    (directory / "0002_default.py").write_text(
+        "from ommi.migrations import SetDefault\n\n"
+        f"id = '0002_default'\nparent = {first!r}\n\n"
+        "operations = [SetDefault('tags', 'label', None, 'none yet')]\n",
+        encoding="utf-8",
+    )
+
+    def table() -> list[tuple[str, str]]:
+        with contextlib.closing(sqlite3.connect(path)) as conn:
+            return sorted(conn.execute("SELECT name, sql FROM sqlite_master WHERE tbl_name = 'tags'"))
+
+    async with Ommi(SQLiteDriver.connect(str(path))) as db:
+        await migrations.apply(db, directory, to=first)  # adopted as it is
+        stored = table()
+        with pytest.raises(MigrationError) as refused:
+            await migrations.apply(db, directory)
+        message = str(refused.value)
+        assert "trigger 'tags_added'" in message
+        assert "CHECK" in message
+        assert "column 'id'" not in message  # Ommi's own key column is what Ommi makes
+        assert [s.state for s in await migrations.status(db, directory)] == ["applied", "pending"]
+        assert table() == stored
+
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        conn.executescript(
+            """
+            DROP TRIGGER tags_added;
+            CREATE TABLE plain (id INTEGER PRIMARY KEY, label TEXT NOT NULL);
+            INSERT INTO plain SELECT id, label FROM tags;
+            DROP TABLE tags;
+            ALTER TABLE plain RENAME TO tags;
+            CREATE VIEW long_tags AS SELECT label FROM tags WHERE length(label) > 3;
+            """
+        )
+    async with Ommi(SQLiteDriver.connect(str(path))) as db:
+        with pytest.raises(MigrationError, match="drop the view or trigger, apply, then create it again"):
+            await migrations.apply(db, directory)
+        assert [s.state for s in await migrations.status(db, directory)] == ["applied", "pending"]
+        assert [t.label for t in await db.find(Tag2).all.to_list()] == ["kept"]

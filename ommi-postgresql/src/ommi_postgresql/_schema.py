@@ -297,11 +297,12 @@ async def apply(driver: PostgreSQLDriver, conn: AsyncConnection[Any], schemas: S
                 for statement in compiler.constraint_statements(schema):
                     await execute(conn, statement)
                 created.append(schema.name)
-            for name, statement in indexes[schema.name]:
-                # Even CREATE INDEX IF NOT EXISTS locks the table against
-                # writes, so existing indexes are skipped without asking.
-                if name not in stored:
-                    await execute(conn, statement)
+                # The indexes on its references. Only for a table made here: on an existing
+                # table (another tool's, an inspected one) use_models changes nothing, and a
+                # CREATE INDEX locks the table against writes while it builds.
+                for name, statement in indexes[schema.name]:
+                    if name not in stored:
+                        await execute(conn, statement)
     if created:
         log.info("schema.created", driver="postgresql", tables=created, where=driver.description)
 

@@ -32,6 +32,7 @@ happens.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, cast
 
@@ -219,6 +220,62 @@ async def _unique_removal(
 
 
 _INDEX_SQL = "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ? AND sql IS NOT NULL"
+_REBUILT_PREFIX = '"ommi_rebuild_'
+_TABLE_SQL = "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?"
+_TRIGGERS = "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = ? ORDER BY name"
+_COLUMNS = "SELECT name, type, dflt_value FROM pragma_table_info(?)"
+_CHECK = re.compile(r"\bCHECK\s*\(|\bCOLLATE\s+\w|\bGENERATED\s+ALWAYS\b|\bAS\s*\(", re.IGNORECASE)
+
+
+def _columns_changed(operation: Operation) -> set[str]:
+    """The stored columns the operation itself changes (their type or default may change on purpose)."""
+    if isinstance(operation, (AddField, RemoveField)):
+        return {operation.field.name}
+    if isinstance(operation, ChangeType):
+        return {operation.old.name, operation.new.name}
+    if isinstance(operation, SetDefault):
+        return {operation.field}
+    return set()
+
+
+async def _refuse_lossy_rebuild(
+    core: SQLCore, link: Link, step: MigrationStep, migration_sql: SQLiteMigrationSQL
+) -> None:
+    """Refuse a table rebuild that would drop what the table has beyond what Ommi makes.
+
+    A rebuild makes the table again exactly as ``use_models`` makes it. A table
+    another tool made (adopted by a migration, read by ``ommi inspect``) may
+    have triggers, ``CHECK`` constraints, collations, declared types such as
+    ``VARCHAR(20)`` or ``NUMERIC(8,2)`` (which Ommi's limits follow) and column
+    defaults that the new table would not have: other programs writing to it
+    would break, silently. Refused before anything runs, naming each.
+    """
+    operation = step.operation
+    name = operation.model
+    before = step.before.schema(name)
+    changed = _columns_changed(operation)
+    lost = [f"trigger {str(trigger)!r}" for (trigger,) in await link.fetchall(_TRIGGERS, [name])]
+    rows = await link.fetchall(_TABLE_SQL, [name])
+    if rows and _CHECK.search(str(rows[0][0])):
+        lost.append("a CHECK constraint, collation or generated column in its CREATE TABLE")
+    defaults = migration_sql.column_defaults(step.before, name)
+    for column, declared, default in await link.fetchall(_COLUMNS, [name]):
+        field = before.by_column.get(str(column))
+        if field is None or field.column in changed:
+            continue
+        wanted = core.dialect.auto_key_type if field is before.auto_field else core.dialect.column_type(field)
+        if str(declared).upper() != wanted.upper():
+            lost.append(f"column {str(column)!r} declared {declared} (it would become {wanted})")
+        if default is not None and str(default) != defaults.get(field.column):
+            lost.append(f"column {str(column)!r} DEFAULT {default}")
+    if lost:
+        raise MigrationError(
+            f"sqlite database {link.database}: {operation.describe()} (migration {step.migration}) rebuilds the "
+            f"table {name!r}, which SQLite's ALTER TABLE cannot change in place, and the rebuilt table would lose "
+            f"what Ommi did not make: {'; '.join(lost)}. Nothing of the migration is committed. Make the table "
+            "as Ommi makes it first (or drop these by hand, apply, and add them back), so that nothing another "
+            "program relies on goes silently"
+        )
 
 
 async def _indexes_made_by_hand(link: Link, operation: Operation) -> dict[str, str]:
@@ -377,8 +434,20 @@ class MigrationSteps(SQLTransactionOperations[Link], SQLiteOperations, Migration
             if isinstance(operation, RemoveUnique):
                 statements = await _unique_removal(migration_sql, link, step, operation)
             others = await _indexes_made_by_hand(link, operation)
-            for statement in statements:
-                await link.execute(statement.sql, statement.params)
+            if any(statement.sql.startswith(f"CREATE TABLE {_REBUILT_PREFIX}") for statement in statements):
+                await _refuse_lossy_rebuild(self._core, link, step, migration_sql)
+            try:
+                for statement in statements:
+                    await link.execute(statement.sql, statement.params)
+            except errors.OperationalError as exc:
+                if "error in view" in str(exc) or "error in trigger" in str(exc):
+                    raise MigrationError(
+                        f"sqlite database {link.database}: {step.operation.describe()} (migration "
+                        f"{step.migration}) rebuilds the table {name!r}, and a view or trigger naming it "
+                        f"refused the new table ({exc}). Nothing of the migration is committed: drop the view or "
+                        "trigger, apply, then create it again"
+                    ) from exc
+                raise
             if name not in step.after:
                 return
             await _restore_indexes(link, step, others)

@@ -192,10 +192,12 @@ async def apply_schema(link: Link, core: SQLCore, schemas: Sequence[ModelSchema]
         for schema in ordered:
             for statement in core.compiler.create_statements(schema):
                 await link.execute(statement)
-            for statement in core.compiler.create_indexes(schema):
-                await link.execute(statement)
             if schema.name in new_tables:
-                # An existing table has them already (else it drifted, above), perhaps under other names.
+                # The indexes on its references, and its constraints: an existing table has the
+                # constraints already (else it drifted, above), perhaps under other names, and keeps
+                # the indexes it has (use_models changes nothing on a table it did not make).
+                for statement in core.compiler.create_indexes(schema):
+                    await link.execute(statement)
                 for statement in core.compiler.constraint_statements(schema):
                     await link.execute(statement)
         await link.execute("COMMIT")

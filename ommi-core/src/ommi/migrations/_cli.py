@@ -273,6 +273,15 @@ def main(args: argparse.Namespace, *, out: TextIO | None = None, err: TextIO | N
                 f"ommi migrate {command} needs a database: --url URL, $OMMI_URL, or url in [tool.ommi]"
             )
         return asyncio.run(_with_database(url, command, config["migrations"] or DEFAULT_DIRECTORY, args, out))
+    except KeyboardInterrupt:
+        # asyncio.run cancelled the work first: the migration in progress was rolled back (resumed by the
+        # next apply on MongoDB), which the traceback would not say.
+        print(
+            f"ommi migrate {command}: interrupted; nothing of the migration in progress was committed (on MongoDB "
+            "the next apply resumes it). `ommi migrate status` shows where the database stands",
+            file=err,
+        )
+        return 130
     except MigrationError as exc:
         print(f"ommi migrate {command}: {scrub_secrets(str(exc), url) if url else exc}", file=err)
         return 1

@@ -90,10 +90,19 @@ def main(args: argparse.Namespace, *, out: TextIO | None = None, err: TextIO | N
         if not url:
             raise ConfigurationError("ommi inspect needs a database: URL, $OMMI_URL, or url in [tool.ommi]")
         target = Path(args.out) if args.out else None
+        if target is not None and target.is_dir():
+            raise ConfigurationError(f"--out {target} is a directory: name the file to write")
         if target is not None and target.exists() and not args.force:
             print(f"ommi inspect: {target} exists; pass --force to overwrite it", file=err)
             return 1
         inspection = asyncio.run(_inspect(url))
+        if not inspection.state.models and not inspection.skipped:
+            # Most often a mistyped URL: a SQLite path that did not exist (opened, so now an empty file), a
+            # PostgreSQL schema or MongoDB database without tables. Nothing to write.
+            raise ConfigurationError(
+                "the database has no tables (or collections) to read: check the URL (a SQLite path, the "
+                "PostgreSQL ?schema=, the MongoDB database name)"
+            )
         text = render_models(inspection)
         for table, why in inspection.skipped.items():
             print(f"ommi inspect: skipped table {table!r}: {why}", file=err)
