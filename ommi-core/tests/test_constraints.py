@@ -227,3 +227,27 @@ def test_a_relation_is_not_a_constraint_field() -> None:
             id: int | None = None
 
             shelf: ClassVar[ommi.LazyOne[Shelf]]
+
+
+async def test_a_driver_without_the_capability_refuses_constrained_models() -> None:
+    """A driver that would ignore ``Unique`` (capability ``constraints`` absent) never gets the model: refused
+    by ``use_models``, naming the capability."""
+    import dataclasses as _dataclasses
+
+    from ommi import Ommi
+    from ommi.errors import UnsupportedFeature
+    from ommi_testkit.reference import ReferenceDriver, ReferenceStore
+
+    collection = ModelCollection("no constraints capability")
+
+    @ommi_model(collection=collection, name="nc_people")
+    @dataclass
+    class Person:
+        email: Annotated[str, Unique]
+        id: int | None = None
+
+    driver = ReferenceDriver.connect(store=ReferenceStore())
+    driver.capabilities = _dataclasses.replace(driver.capabilities, constraints=False)
+    async with Ommi(driver) as db:
+        with pytest.raises(UnsupportedFeature, match="'constraints' capability"):
+            await db.use_models(collection)

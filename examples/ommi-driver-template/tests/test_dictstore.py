@@ -127,6 +127,7 @@ def test_entry_point_registers_the_driver() -> None:
         "foreign_keys",
         "migrations",  # absent unless declared: it needs the driver's migration methods
         "inspection",  # likewise: it needs Driver.inspect_schema
+        "constraints",  # likewise: it needs Unique/Index made, drift-checked and enforced
     }
     db = ommi.connect("dictstore://")
     assert isinstance(db.driver, DictStoreDriver)

@@ -315,6 +315,18 @@ def _report_open_at_exit() -> None:
         db._warn_unclosed("left open at exit")
 
 
+def _check_constraints_supported(driver: Driver, schemas: Sequence[ModelSchema]) -> None:
+    """Refuse models with ``Unique``/``Index`` on a driver that would ignore them (and store duplicates)."""
+    if driver.capabilities.constraints:
+        return
+    declaring = [s.cls.__qualname__ for s in schemas if s.constraints]
+    if declaring:
+        raise UnsupportedFeature(
+            f"{', '.join(declaring)} declare(s) Unique or Index, and the {driver.name} driver lacks the "
+            "'constraints' capability: it would not enforce them. Remove the markers, or use a driver that has it"
+        )
+
+
 class Ommi(Executor):
     """A database, opened through a driver.
 
@@ -497,6 +509,7 @@ class Ommi(Executor):
             todo = [get_schema(m) for m in global_models if id(get_schema(m)) not in ready]
             if todo:
                 started = time.perf_counter()
+                _check_constraints_supported(self.driver, todo)
                 await self.driver.apply_schema(todo)
                 ready.update(id(s) for s in todo)
                 log.debug(
@@ -521,10 +534,13 @@ class Ommi(Executor):
 
         Raises:
             SchemaMismatchError: a stored table differs from its model.
+            UnsupportedFeature: a model declares ``Unique``/``Index`` and the
+                driver lacks the ``constraints`` capability.
             DatabaseClosedError: the database was closed.
         """
         ready = await self._open_for("use_models()")
         schemas = [get_schema(m) for m in (collection if collection is not None else get_global_collection())]
+        _check_constraints_supported(self.driver, schemas)
         await self.driver.apply_schema(schemas)
         ready.update(id(s) for s in schemas)
 

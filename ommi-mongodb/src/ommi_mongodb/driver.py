@@ -122,6 +122,8 @@ class MongoDBDriver(MongoDBOperations, Driver[MongoDBSettings]):
         microsecond_datetimes=False,
         # Idempotent steps resumed after a failure, under a lock document (ommi_mongodb._migrate).
         migrations=True,
+        # Unique indexes with a partial filter (NULL never collides), created and drift-checked.
+        constraints=True,
         # Schema records, else a sample of documents (ommi_mongodb._inspect).
         inspection=True,
     )

@@ -14,9 +14,9 @@ class Capabilities:
 
     Every field defaults to the full behaviour the Ommi API promises; a driver
     turns off what its database cannot do and the conformance suite skips the
-    matching tests with the capability's name as the reason. ``migrations`` and
-    ``inspection`` are the exceptions: they need methods a driver written
-    before them does not have, so a driver turns them on.
+    matching tests with the capability's name as the reason. ``migrations``,
+    ``inspection`` and ``constraints`` are the exceptions: they need work a
+    driver written before them does not do, so a driver turns them on.
     """
 
     transactions: bool = True
@@ -58,6 +58,15 @@ class Capabilities:
 
     Absent by default, like ``migrations``: a driver declares it once it
     implements the method.
+    """
+
+    constraints: bool = False
+    """``Unique`` and ``Index`` markers: the driver creates them, checks them for drift and enforces uniqueness.
+
+    Absent by default, like ``migrations``: a driver written before the
+    markers would ignore them and store duplicates a model refuses, so
+    ``use_models`` refuses a model that declares a constraint on a driver
+    without it.
     """
 
     def names(self) -> tuple[str, ...]:

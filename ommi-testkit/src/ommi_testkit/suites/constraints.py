@@ -69,6 +69,7 @@ class ConstraintTests(SuiteBase):
 
     # -- enforcement ------------------------------------------------------------------
 
+    @requires("constraints")
     async def test_constraints_unique_refuses_second_row(self, con_db: Ommi) -> None:
         """A second row with an equal unique value is an ``IntegrityError``; the first stays alone."""
         await con_db.add(Member("red", 1, DAY, "a@x")).or_raise()
@@ -76,6 +77,7 @@ class ConstraintTests(SuiteBase):
             await con_db.add(Member("blue", 2, DAY, "a@x")).or_raise()
         assert await _emails(con_db) == ["a@x"]
 
+    @requires("constraints")
     async def test_constraints_unique_batch_is_all_or_none(self, con_db: Ommi) -> None:
         """An ``add`` of several rows, one colliding with another of the batch, stores none of them."""
         await con_db.add(Member("red", 1, DAY, "a@x")).or_raise()
@@ -85,11 +87,13 @@ class ConstraintTests(SuiteBase):
             ).or_raise()
         assert await _emails(con_db) == ["a@x"]
 
+    @requires("constraints")
     async def test_constraints_none_never_collides(self, con_db: Ommi) -> None:
         """Rows with ``None`` in a unique field are all stored (SQL's rule, on every driver)."""
         await con_db.add(Member("red", 1, DAY), Member("red", 2, DAY), Member("red", 3, DAY, None)).or_raise()
         assert await _emails(con_db) == [None, None, None]
 
+    @requires("constraints")
     async def test_constraints_composite_unique_needs_all_fields_equal(self, con_db: Ommi) -> None:
         """``Unique("team", "number")`` refuses equal pairs only; equal teams or numbers alone are fine."""
         await con_db.add(Member("red", 1, DAY), Member("red", 2, DAY), Member("blue", 1, DAY)).or_raise()
@@ -97,6 +101,7 @@ class ConstraintTests(SuiteBase):
             await con_db.add(Member("red", 1, DAY, "new@x")).or_raise()
         assert await con_db.find(Member).count.or_raise() == 3
 
+    @requires("constraints")
     async def test_constraints_update_refused_changes_nothing(self, con_db: Ommi) -> None:
         """An ``update`` giving several rows one unique value is refused and changes none of them."""
         await con_db.add(Member("red", 1, DAY, "a@x"), Member("red", 2, DAY, "b@x"), Member("red", 3, DAY)).or_raise()
@@ -109,12 +114,14 @@ class ConstraintTests(SuiteBase):
         await con_db.find(Member.number == 3).update(email="c@x").or_raise()
         assert await _emails(con_db) == ["a@x", "b@x", "c@x"]
 
+    @requires("constraints")
     async def test_constraints_update_swapping_into_free_values_works(self, con_db: Ommi) -> None:
         """An ``update`` of several rows to values no other row holds is accepted (the check is not too eager)."""
         await con_db.add(Member("red", 1, DAY, "a@x"), Member("red", 2, DAY, "b@x"), Member("blue", 1, DAY)).or_raise()
         await con_db.find(Member.team == "red").update(team="green").or_raise()
         assert sorted(m.team for m in await fetch(con_db.find(Member))) == ["blue", "green", "green"]
 
+    @requires("constraints")
     async def test_constraints_schema_exposes_them(self) -> None:
         """``ModelSchema.constraints`` lists them with stored names; ``unique_constraint`` finds one by its fields."""
         schema = get_schema(Member)
@@ -129,6 +136,7 @@ class ConstraintTests(SuiteBase):
 
     # -- drift ----------------------------------------------------------------------------
 
+    @requires("constraints")
     async def test_constraints_missing_on_existing_table_is_drift(self, db: Ommi) -> None:
         """A table without the model's constraints is drift naming ``ommi migrate make``; nothing is created."""
         await _drop(db)
@@ -144,6 +152,7 @@ class ConstraintTests(SuiteBase):
         finally:
             await _drop(db)
 
+    @requires("constraints")
     async def test_constraints_use_models_again_is_no_drift(self, con_db: Ommi, second_db: Ommi) -> None:
         """The tables ``use_models`` made pass its drift check, from this and another ``Ommi``."""
         await con_db.use_models(con_v1)
@@ -152,6 +161,7 @@ class ConstraintTests(SuiteBase):
         with pytest.raises(IntegrityError):
             await second_db.add(Member("red", 9, DAY, "a@x")).or_raise()
 
+    @requires("constraints")
     async def test_constraints_extra_stored_index_is_not_drift(self, con_db: Ommi) -> None:
         """A model without the constraints maps a table that has them: indexes no model declares are not drift."""
         await con_db.use_models(con_bare)
@@ -161,7 +171,7 @@ class ConstraintTests(SuiteBase):
 
     # -- migrations --------------------------------------------------------------------------
 
-    @requires("migrations")
+    @requires("constraints", "migrations")
     async def test_constraints_migrations_add_and_remove(self, db: Ommi, con_dir: Path) -> None:
         """``make`` writes AddUnique/AddIndex; ``apply`` keeps the rows and enforces; ``down`` takes them away."""
         await _drop(db)
@@ -186,7 +196,7 @@ class ConstraintTests(SuiteBase):
         finally:
             await _drop(db)
 
-    @requires("migrations")
+    @requires("constraints", "migrations")
     async def test_constraints_migration_on_duplicates_fails(self, db: Ommi, con_dir: Path) -> None:
         """AddUnique over stored duplicates fails with ``IntegrityError``; the database stays at the last migration."""
         await _drop(db)
