@@ -21,7 +21,7 @@ from typing import Any, TypeVar, overload
 
 from ommi._context import _active, active_database
 from ommi._logging import get_logger
-from ommi.drivers.base import Driver, DriverTransaction, Operations
+from ommi.drivers.base import Driver, DriverTransaction, IsolationLevel, Operations, TransactionOptions
 from ommi.errors import (
     DatabaseClosedError,
     DatabaseError,
@@ -555,8 +555,10 @@ class Ommi(Executor):
         await self.driver.drop_schema(schemas)
         ready.difference_update(id(s) for s in schemas)
 
-    def transaction(self) -> Transaction:
+    def transaction(self, *, isolation: IsolationLevel | None = None) -> Transaction:
         """A transaction on a connection of its own: ``async with db.transaction() as t:``.
+
+        ``isolation`` names the isolation level (``None``: the database's default).
 
         Commits when the block ends normally, rolls back when it raises or is cancelled.
 
@@ -573,14 +575,15 @@ class Ommi(Executor):
                 f"(capability 'transactions' is absent for {self.driver.description})"
                 + (f": {reason}" if reason else "")
             )
-        return Transaction(self)
+        return Transaction(self, TransactionOptions(isolation=isolation))
 
 
 class Transaction(Executor):
     """An open transaction: ``add``, ``find`` and model methods run inside it."""
 
-    def __init__(self, database: Ommi) -> None:
+    def __init__(self, database: Ommi, options: TransactionOptions | None = None) -> None:
         self._db = database
+        self._options = options if options is not None else TransactionOptions()
         self._tx: DriverTransaction | None = None
         self._state = "new"
         self._generation = -1
@@ -621,7 +624,8 @@ class Transaction(Executor):
         db = self._db
         await db._ensure_models((get_schema(m) for m in get_global_collection()), "transaction()")
         generation = db._generation
-        self._tx = await db.driver.begin()
+        options = self._options
+        self._tx = await (db.driver.begin() if options.is_default() else db.driver.begin(options))
         self._generation = generation
         self._state = "open"
         if db._generation != generation:

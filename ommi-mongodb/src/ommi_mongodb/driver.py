@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 from ommi import errors
-from ommi.drivers import Capabilities, Driver, DriverTransaction, get_logger, map_exceptions
+from ommi.drivers import Capabilities, Driver, DriverTransaction, TransactionOptions, get_logger, map_exceptions
 from ommi.errors import (
     ConfigurationError,
     ModelDefinitionError,
@@ -283,7 +283,7 @@ class MongoDBDriver(MongoDBOperations, Driver[MongoDBSettings]):
             return "the server is standalone, and MongoDB has transactions only on a replica set or a sharded cluster"
         return None
 
-    async def begin(self) -> DriverTransaction:
+    async def begin(self, options: TransactionOptions | None = None) -> DriverTransaction:
         if not self.capabilities.transactions:
             raise UnsupportedFeature(
                 f"the MongoDB server at {self.description} cannot run transactions: "

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import psycopg
 from ommi import errors
-from ommi.drivers import Capabilities, Driver, DriverTransaction, Row, get_logger, map_exceptions
+from ommi.drivers import Capabilities, Driver, DriverTransaction, Row, TransactionOptions, get_logger, map_exceptions
 from ommi.models.schema import ModelSchema
 from ommi.sql import Compiled, SQLTransactionOperations
 from psycopg import AsyncConnection, AsyncCursor
@@ -217,7 +217,7 @@ class PostgreSQLDriver(PostgreSQLOperations, Driver[PostgreSQLSettings]):
         if rows:
             yield rows
 
-    async def begin(self) -> DriverTransaction:
+    async def begin(self, options: TransactionOptions | None = None) -> DriverTransaction:
         """Start a transaction on a pooled connection it keeps until commit or rollback."""
         with self._map():
             conn = await self._pool.acquire()

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Self
 
 from ommi import errors
-from ommi.drivers import Capabilities, Driver, DriverTransaction, get_logger
+from ommi.drivers import Capabilities, Driver, DriverTransaction, TransactionOptions, get_logger
 from ommi.models.schema import ModelSchema
 from ommi.sql import SQLTransactionOperations
 
@@ -170,7 +170,7 @@ class SQLiteDriver(SQLiteOperations, Driver[SQLiteSettings]):
             return
         await self._pool.close()
 
-    async def begin(self) -> SQLiteTransaction:
+    async def begin(self, options: TransactionOptions | None = None) -> SQLiteTransaction:
         pool = self._pool  # the transaction belongs to this generation, whatever open() does later
         link = await pool.lock_writer()
         try:

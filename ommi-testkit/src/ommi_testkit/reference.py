@@ -44,7 +44,7 @@ from dataclasses import dataclass
 from typing import Any, Self, TypeVar
 
 from ommi.drivers import Capabilities, Driver, DriverTransaction, Operations
-from ommi.drivers.base import MigrationTransaction
+from ommi.drivers.base import MigrationTransaction, TransactionOptions
 from ommi.errors import (
     ConfigurationError,
     ConnectionError,
@@ -676,7 +676,7 @@ class ReferenceDriver(_Store, Driver[ReferenceSettings]):
         assert self._lock is not None
         self._lock.release()
 
-    async def begin(self) -> DriverTransaction:
+    async def begin(self, options: TransactionOptions | None = None) -> DriverTransaction:
         return await self._begin(_ReferenceTransaction)
 
     async def begin_migration(self, *, lock_timeout: float | None = None) -> MigrationTransaction:

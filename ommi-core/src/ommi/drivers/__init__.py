@@ -5,7 +5,16 @@ from typing import TYPE_CHECKING, Any
 from ommi import _legacy
 from ommi._logging import get_logger
 from ommi._rowcode import row_converter
-from ommi.drivers.base import Driver, DriverSettings, DriverTransaction, MigrationTransaction, Operations, Row
+from ommi.drivers.base import (
+    Driver,
+    DriverSettings,
+    DriverTransaction,
+    IsolationLevel,
+    MigrationTransaction,
+    Operations,
+    Row,
+    TransactionOptions,
+)
 from ommi.drivers.capabilities import Capabilities
 from ommi.drivers.registry import DriverSpec
 from ommi.drivers.translate import ExceptionMap, map_exceptions
@@ -18,9 +27,11 @@ __all__ = [
     "DriverSpec",
     "DriverTransaction",
     "ExceptionMap",
+    "IsolationLevel",
     "MigrationTransaction",
     "Operations",
     "Row",
+    "TransactionOptions",
     "get_logger",
     "map_exceptions",
     "redact_url",

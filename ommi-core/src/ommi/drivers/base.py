@@ -18,8 +18,9 @@ Errors: translate the client library's exceptions into :mod:`ommi.errors`
 from __future__ import annotations
 
 import abc
+import dataclasses
 from collections.abc import AsyncGenerator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, Protocol, Self
 
 from ommi.drivers.capabilities import Capabilities
 from ommi.errors import UnsupportedFeature
@@ -34,7 +35,16 @@ if TYPE_CHECKING:
 else:
     from typing import TypeVar
 
-__all__ = ["Driver", "DriverSettings", "DriverTransaction", "MigrationTransaction", "Operations", "Row"]
+__all__ = [
+    "Driver",
+    "DriverSettings",
+    "DriverTransaction",
+    "IsolationLevel",
+    "MigrationTransaction",
+    "Operations",
+    "Row",
+    "TransactionOptions",
+]
 
 Row = tuple[Any, ...]
 """One stored row as drivers exchange it with core: the model's canonical values in field order.
@@ -44,6 +54,27 @@ Canonical values are what :class:`ommi.models.types.StorageType` names (``int``,
 into them (``row_converter`` builds a fast converter) and core builds model
 instances from them.
 """
+
+
+IsolationLevel = Literal["read_committed", "repeatable_read", "serializable"]
+"""The isolation levels ``db.transaction(isolation=...)`` names (the SQL standard's, spelled in Python)."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class TransactionOptions:
+    """How ``db.transaction(...)`` asks a driver to run one transaction; ``None`` everywhere is the default.
+
+    Core passes it to :meth:`Driver.begin` only when one field is set, after
+    checking the driver's capabilities, so a driver written before these
+    options keeps working as long as it does not declare them.
+    """
+
+    isolation: IsolationLevel | None = None
+    """The isolation level; ``None``: the database's default."""
+
+    def is_default(self) -> bool:
+        """Whether every option is unset (the driver's plain ``begin()``)."""
+        return all(getattr(self, f.name) is None for f in dataclasses.fields(self))
 
 
 class DriverSettings(Protocol):
@@ -208,8 +239,13 @@ class Driver(Operations, Generic[SettingsT_co]):
         """
 
     @abc.abstractmethod
-    async def begin(self) -> DriverTransaction:
-        """Start a transaction on a connection of its own."""
+    async def begin(self, options: TransactionOptions | None = None) -> DriverTransaction:
+        """Start a transaction on a connection of its own.
+
+        ``options`` is ``None`` for a plain transaction; core passes a
+        :class:`TransactionOptions` only when one of its fields is set and the
+        driver declares the capability that field needs.
+        """
 
     @abc.abstractmethod
     async def apply_schema(self, schemas: Sequence[ModelSchema]) -> None:
