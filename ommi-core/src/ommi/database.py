@@ -9,18 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import atexit
-import contextlib
 import contextvars
 import decimal
 import time
 import warnings
 import weakref
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from types import TracebackType
 from typing import Any, TypeVar, overload
 
+from ommi import _transactions
 from ommi._context import _active, active_database
 from ommi._logging import get_logger
+from ommi._transactions import _forget_generated_keys, _settle
 from ommi.drivers.base import Driver, DriverTransaction, IsolationLevel, Operations, TransactionOptions
 from ommi.errors import (
     DatabaseClosedError,
@@ -40,9 +41,10 @@ from ommi.observe import ObservedOperations
 from ommi.query.find import FindQuery
 from ommi.results import DBAction
 
-__all__ = ["Executor", "Ommi", "Session", "Transaction", "active_database"]
+__all__ = ["Executor", "Ommi", "Savepoint", "Session", "Transaction", "active_database"]
 
 M = TypeVar("M")
+T = TypeVar("T")
 log = get_logger("ommi.core.database")
 
 
@@ -200,35 +202,6 @@ class Executor:
             raise DBStatusNoResultException(f"{schema.cls.__name__} {schema.key_values(instance)} no longer exists")
         schema.set_row(instance, rows[0])
         return instance
-
-
-async def _settle(task: asyncio.Future[Any]) -> Any:
-    """Wait for ``task`` to finish even if the caller is cancelled meanwhile, any number of times.
-
-    Gives the task's result or raises its exception; when the caller was
-    cancelled, raises that ``CancelledError`` once the task has finished.
-    """
-    try:
-        return await asyncio.shield(task)
-    except asyncio.CancelledError as exc:
-        if task.cancelled():
-            raise  # the task itself was cancelled, not the caller
-        cancelled = exc
-    while not task.done():
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.wait([task])
-    if not task.cancelled():
-        task.exception()  # retrieved: the caller's cancellation is what propagates
-    raise cancelled
-
-
-def _forget_generated_keys(schema: ModelSchema, items: Sequence[Any], rows: Sequence[tuple[Any, ...]]) -> None:
-    """Reset the generated key of instances whose row held ``None`` (their insert was undone)."""
-    auto = schema.auto_field
-    if auto is not None:
-        for instance, row in zip(items, rows, strict=True):
-            if row[auto.index] is None:
-                schema.set_value(instance, auto, None)
 
 
 async def _insert(
@@ -575,7 +548,49 @@ class Ommi(Executor):
                 f"(capability 'transactions' is absent for {self.driver.description})"
                 + (f": {reason}" if reason else "")
             )
-        return Transaction(self, TransactionOptions(isolation=isolation))
+        options = TransactionOptions(isolation=isolation)
+        _transactions.check_options(self.driver, options)
+        return Transaction(self, options)
+
+    async def with_transaction(
+        self,
+        fn: Callable[[Transaction], Awaitable[T]],
+        /,
+        *,
+        retries: int = 5,
+        backoff: float | Callable[[int], float] = 0.05,
+        isolation: IsolationLevel | None = None,
+    ) -> T:
+        """Run ``await fn(t)`` in a transaction and give its result; rerun it all on a serialization failure.
+
+        ``fn`` runs in ``db.transaction(isolation=...)``, which commits when it
+        returns. When the database reports that the transaction conflicted
+        with another (:class:`~ommi.errors.SerializationError`: a
+        serialization failure, a deadlock, SQLite's busy database), it rolled
+        back, and ``fn`` runs again from the start in a new transaction, up to
+        ``retries`` more times (``retries=5``: at most 6 runs). Before rerun
+        ``n`` it waits a random time between half and all of
+        ``backoff * 2 ** (n - 1)`` seconds (at most ``max(backoff, 5)``); a
+        callable ``backoff`` gets ``n`` and gives the seconds itself.
+
+        Every other error, and a cancellation, propagates at once, with the
+        transaction rolled back; a commit that may have succeeded (the
+        connection broke during it) is never rerun. When the reruns run out,
+        the last error propagates.
+
+        Raises:
+            ValidationError: a bad ``fn``, ``retries``, ``backoff`` or
+                ``isolation`` (before any I/O).
+            UnsupportedFeature: the driver lacks transactions or the isolation level.
+            SerializationError: still conflicting after ``retries`` reruns.
+        """
+        _transactions.check_retry_arguments(fn, retries, backoff)
+        first: list[Transaction] = [self.transaction(isolation=isolation)]  # checks the options before any I/O
+
+        def begin() -> Transaction:
+            return first.pop() if first else self.transaction(isolation=isolation)
+
+        return await _transactions.run_with_retries(begin, fn, retries=retries, backoff=backoff)
 
 
 class Transaction(Executor):
@@ -591,16 +606,62 @@ class Transaction(Executor):
         # Inserts whose keys the database generates: forgotten again unless the transaction commits.
         self._generated: list[tuple[ModelSchema, Sequence[Any], Sequence[tuple[Any, ...]]]] = []
         self._token: contextvars.Token[Executor | None] | None = None
+        self._savepoints: list[Savepoint] = []
+        """The open savepoints, outermost first: only the last one (or, with none, this) takes operations."""
+        self._poisoned: str | None = None
+        """Why the transaction can only roll back (a rollback to a savepoint failed)."""
 
     def _database(self) -> Ommi:
         return self._db
 
     def _target(self) -> Operations:
+        if self._savepoints:
+            raise TransactionError(
+                "a savepoint (t.transaction()) is open inside this transaction: run the operation through it, "
+                "or after it ends"
+            )
+        return self._driver_transaction()
+
+    def _driver_transaction(self) -> DriverTransaction:
+        """The driver's transaction, whichever level asks; raises once it ended or cannot go on."""
         if self._state != "open" or self._tx is None:
             raise TransactionError(f"the transaction is {self._state}; start a new one with db.transaction()")
         if self._db._generation != self._generation:
             raise self._db._closed_error("this transaction")
+        if self._poisoned is not None:
+            raise TransactionError(f"the transaction cannot go on: {self._poisoned}; it will be rolled back")
         return self._tx
+
+    def _poison(self, reason: str) -> None:
+        if self._poisoned is None:
+            self._poisoned = reason
+
+    def transaction(self) -> Savepoint:
+        """A savepoint: ``async with t.transaction() as inner:`` rolls back only ``inner``'s work when it raises.
+
+        ``inner`` runs ``add``, ``find`` and the rest in this transaction. Its
+        block releases the savepoint when it ends normally, and rolls back to
+        it when it raises (the exception propagates); savepoints nest to any
+        depth. While it is open, operations on the levels around it raise
+        :class:`~ommi.errors.TransactionError`.
+
+        Raises:
+            UnsupportedFeature: the driver lacks the capability ``savepoints`` (before any I/O).
+        """
+        _transactions.check_savepoints(self._db.driver)
+        return Savepoint(self)
+
+    async def with_transaction(self, fn: Callable[[Transaction], Awaitable[T]], /) -> T:
+        """Run ``await fn(inner)`` in a savepoint of this transaction, once; give its result.
+
+        Nested form of :meth:`Ommi.with_transaction`: a function written for
+        it runs inside a transaction too. It does not retry: a
+        serialization failure means the whole transaction must run again,
+        so the error propagates (after the savepoint rolled back) to the
+        outermost ``db.with_transaction``, which reruns everything.
+        """
+        async with self.transaction() as inner:
+            return await fn(inner)
 
     @property
     def committed(self) -> bool:
@@ -654,14 +715,25 @@ class Transaction(Executor):
         Raises:
             DatabaseClosedError: the database was closed since the transaction
                 began; it was rolled back instead.
+            TransactionError: a savepoint is still open, or the transaction
+                cannot go on (a rollback to a savepoint failed); it was rolled
+                back instead.
         """
         if self._state == "open" and self._db._generation != self._generation:
             await self._finish(rollback=True)
             raise self._db._closed_error("commit()")
+        if self._state == "open" and (self._savepoints or self._poisoned is not None):
+            why = (
+                f"{len(self._savepoints)} savepoint(s) opened inside it were still open"
+                if self._savepoints
+                else self._poisoned
+            )
+            await self._finish(rollback=True)
+            raise TransactionError(f"the transaction was rolled back, not committed: {why}")
         await self._finish(rollback=False)
 
     async def rollback(self) -> None:
-        """Roll back now; the transaction cannot be used afterwards."""
+        """Roll back now, with any savepoint still open; the transaction cannot be used afterwards."""
         await self._finish(rollback=True)
 
     async def _finish(self, *, rollback: bool) -> None:
@@ -673,6 +745,7 @@ class Transaction(Executor):
         tx = self._tx
         if self._state != "open" or tx is None:
             raise TransactionError(f"the transaction is already {self._state}")
+        _transactions.end_savepoints(self)
         self._state = "rolled back" if rollback else "committed"
         task = asyncio.ensure_future(tx.rollback() if rollback else tx.commit())
         try:
@@ -691,6 +764,74 @@ class Transaction(Executor):
                 for schema, items, rows in self._generated:
                     _forget_generated_keys(schema, items, rows)
             self._generated = []
+
+
+class Savepoint(Transaction):
+    """A savepoint of a transaction (``async with t.transaction() as inner:``): a transaction inside one.
+
+    It runs its operations in its transaction's connection. Its block
+    releases it when it ends normally (its work becomes part of the
+    transaction around it) and rolls back to it when it raises; the keys
+    generated for instances added in it are reset then, those of the levels
+    around it stay. ``inner.commit()`` and ``inner.rollback()`` end it early.
+    See :mod:`ommi._transactions`.
+    """
+
+    _root: Transaction
+    _parent: Transaction
+
+    def __init__(self, parent: Transaction) -> None:
+        root = parent._root if isinstance(parent, Savepoint) else parent
+        super().__init__(root._db, root._options)
+        self._root = root
+        self._parent = parent
+        self._name = _transactions.new_savepoint_name()
+
+    def _target(self) -> Operations:
+        if self._state != "open":
+            raise TransactionError(f"the savepoint is {self._state}; open a new one with t.transaction()")
+        stack = self._root._savepoints
+        if stack[-1] is not self:
+            raise TransactionError(
+                "a savepoint opened inside this one is still open: run the operation through it, or after it ends"
+            )
+        return self._root._driver_transaction()
+
+    def _driver_transaction(self) -> DriverTransaction:
+        return self._root._driver_transaction()
+
+    def _poison(self, reason: str) -> None:
+        self._root._poison(reason)
+
+    def transaction(self) -> Savepoint:
+        _transactions.check_savepoints(self._db.driver)
+        return Savepoint(self)
+
+    async def __aenter__(self) -> Savepoint:
+        await _transactions.enter_savepoint(self)
+        self._token = _active.set(self)
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._token is not None:
+            _active.reset(self._token)
+            self._token = None
+        await _transactions.exit_savepoint(self, failed=exc_type is not None, error=exc)
+
+    async def commit(self) -> None:
+        """Release the savepoint now: its work joins the transaction around it (committed with that)."""
+        await _transactions.finish_savepoint(self, rollback=False)
+
+    async def rollback(self) -> None:
+        """Roll back to the savepoint now: its work is undone; the transaction around it goes on."""
+        await _transactions.finish_savepoint(self, rollback=True)
+
+    @property
+    def committed(self) -> bool:
+        """Whether the savepoint was released (its work then commits or not with the transaction around it)."""
+        return self._state == "released"
 
 
 def _legacy_attribute(name: str) -> Any:

@@ -26,7 +26,10 @@ hierarchy in one place and chain the original (``raise ... from exc``)::
         ├── ConnectionError         the database cannot be reached or the link broke (*)
         │   └── DatabaseClosedError an operation on a database after close()
         ├── TimeoutError            waiting for a connection or lock took too long (*)
-        └── OperationalError        any other failure reported by the database
+        ├── OperationalError        any other failure reported by the database
+        └── SerializationError      a transaction conflicted with another: rerun it whole
+            ├── DeadlockError       two transactions waited for each other's locks
+            └── BusyError           SQLite stayed locked by another connection (also TimeoutError)
 
 (*) also a subclass of the builtin of the same name, so ``except TimeoutError``
 catches Ommi's too.
@@ -44,11 +47,13 @@ from __future__ import annotations
 import builtins
 
 __all__ = [
+    "BusyError",
     "ConfigurationError",
     "ConnectionError",
     "DBStatusNoResultException",
     "DatabaseClosedError",
     "DatabaseError",
+    "DeadlockError",
     "DriverNotFound",
     "IntegrityError",
     "LazyLoadError",
@@ -63,6 +68,7 @@ __all__ = [
     "RemovedImportError",
     "SchemaError",
     "SchemaMismatchError",
+    "SerializationError",
     "TimeoutError",
     "TransactionError",
     "UnsupportedFeature",
@@ -218,3 +224,37 @@ class MigrationTimeoutError(MigrationError, TimeoutError):
     :class:`MigrationError` and a :class:`TimeoutError` (Ommi's, so the
     builtin too): retry later, or with a longer ``lock_timeout``.
     """
+
+
+class SerializationError(DatabaseError):
+    """The transaction conflicted with a concurrent one and was rolled back: rerun the whole transaction.
+
+    Raised for PostgreSQL's serialization failure (SQLSTATE ``40001``, e.g. a
+    write skew under ``isolation="serializable"``), MongoDB's errors labelled
+    ``TransientTransactionError`` (a write conflict), and, as its subclasses,
+    deadlocks and SQLite's busy database. Nothing the transaction wrote is
+    kept, and rerunning only its last statement would act on a stale view:
+    rerun the transaction from its start, reading again what it read, as
+    ``await db.with_transaction(fn)`` does.
+    """
+
+
+class DeadlockError(SerializationError):
+    """Two transactions waited for each other's locks and the database chose this one to fail (``40P01``).
+
+    A :class:`SerializationError`: rerun the whole transaction
+    (``db.with_transaction`` does); taking locks in one order everywhere
+    makes deadlocks rarer.
+    """
+
+
+class BusyError(SerializationError, TimeoutError):
+    """SQLite stayed locked by another connection past ``busy_timeout`` (``SQLITE_BUSY``/``SQLITE_LOCKED``).
+
+    The statement that met the lock did nothing. Both a :class:`TimeoutError`
+    (what SQLite's busy database has always been in Ommi) and a
+    :class:`SerializationError`: SQLite reports its deadlocks and lock
+    conflicts this way, so ``db.with_transaction`` reruns the transaction.
+    """
+
+    __str__ = BaseException.__str__

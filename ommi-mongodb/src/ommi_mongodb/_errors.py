@@ -8,6 +8,9 @@ and chains the original (``raise ... from exc``):
 PyMongo                                                 Ommi
 ======================================================  ==========================
 DuplicateKeyError, write errors with code 11000         IntegrityError
+any error labelled TransientTransactionError            SerializationError
+(a write conflict, a transaction aborted by the
+server: rerun the whole transaction)
 ServerSelectionTimeoutError, AutoReconnect,             errors.ConnectionError
 ConnectionFailure (the server cannot be reached),       ("refused" when every server
 InvalidOperation of a client closed meanwhile           refused the connection)
@@ -141,6 +144,12 @@ def _pymongo_error(exc: pm.PyMongoError, action: str, where: str) -> errors.Ommi
     codes = _write_error_codes(exc)
     if codes & _DUPLICATE_CODES:
         return errors.IntegrityError(f"{action} on {where} failed: duplicate key ({message})")
+    if exc.has_error_label("TransientTransactionError"):
+        return errors.SerializationError(
+            f"{action} on {where}: the transaction conflicted with another or was aborted by the server "
+            f"({message}; error label TransientTransactionError); rerun the whole transaction "
+            "(db.with_transaction does)"
+        )
     if isinstance(exc, (pm.ConfigurationError, pm.InvalidURI)):
         return errors.ConfigurationError(f"MongoDB settings for {where} are not usable: {message}")
     if isinstance(exc, (pm.NetworkTimeout, pm.WaitQueueTimeoutError, pm.ExecutionTimeout)) or codes & _TIMEOUT_CODES:

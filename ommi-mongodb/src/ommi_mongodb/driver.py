@@ -40,7 +40,8 @@ from ommi.models.schema import ModelSchema
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import CollectionInvalid, OperationFailure
+from pymongo.errors import CollectionInvalid, OperationFailure, PyMongoError
+from pymongo.read_concern import ReadConcern
 
 from ommi_mongodb._errors import exceptions, refused, refused_addresses
 from ommi_mongodb._filters import ServerForms
@@ -74,6 +75,21 @@ class Generation:
     """How this server is asked (MongoDB's forms, or nx-27017's: ``_testserver_compat``)."""
 
 
+_READ_CONCERNS = {"read_committed": "majority", "repeatable_read": "snapshot"}
+"""The read concern of a transaction at each isolation level MongoDB offers (``serializable`` is refused).
+
+``majority`` reads only majority-committed data; ``snapshot`` reads every
+document of the transaction from one majority-committed point in time.
+Writes of concurrent transactions to one document conflict either way
+(``WriteConflict``, labelled ``TransientTransactionError``: a
+:class:`~ommi.errors.SerializationError`), but a write skew across documents
+is not detected, so ``serializable`` is not offered.
+"""
+
+_COMMIT_ATTEMPTS = 3
+"""How many times ``commit`` sends ``commitTransaction`` while the result stays unknown (PyMongo retries once more)."""
+
+
 class MongoDBTransaction(MongoDBOperations, DriverTransaction):
     """Operations inside one MongoDB transaction (a client session of its own)."""
 
@@ -87,11 +103,26 @@ class MongoDBTransaction(MongoDBOperations, DriverTransaction):
         return self._session
 
     async def commit(self) -> None:
+        """Commit; a result left unknown (``UnknownTransactionCommitResult``) sends the commit again, not the work.
+
+        ``commitTransaction`` is idempotent, so sending it again is what
+        PyMongo's own ``with_transaction`` does. When the result stays unknown
+        the error propagates as a ``ConnectionError`` or ``TimeoutError``
+        (never a ``SerializationError``: the commit may have happened, and
+        ``db.with_transaction`` must not run the work twice).
+        """
         session = self._live_session()
         self._open = False
         try:
             with map_exceptions(exceptions("commit the transaction", self._driver.description)):
-                await session.commit_transaction()
+                for attempt in range(1, _COMMIT_ATTEMPTS + 1):
+                    try:
+                        await session.commit_transaction()
+                        break
+                    except PyMongoError as exc:
+                        if attempt == _COMMIT_ATTEMPTS or not exc.has_error_label("UnknownTransactionCommitResult"):
+                            raise
+                        log.info("transaction.commit.retry", driver="mongodb", attempt=attempt)
         finally:
             await asyncio.shield(session.end_session())
 
@@ -126,7 +157,12 @@ class MongoDBDriver(MongoDBOperations, Driver[MongoDBSettings]):
         constraints=True,
         # Schema records, else a sample of documents (ommi_mongodb._inspect).
         inspection=True,
+        # MongoDB transactions have no savepoints.
+        savepoints=False,
+        # On a replica set (narrowed with transactions in open()): read concern per level.
+        isolation_levels=True,
     )
+    supported_isolation_levels = frozenset(_READ_CONCERNS)
 
     migration_lock_lease: float = 30.0
     """Seconds the migration lock outlives its last renewal (renewed while a migration runs)."""
@@ -251,7 +287,10 @@ class MongoDBDriver(MongoDBOperations, Driver[MongoDBSettings]):
         self.server_info = {"hello": hello, "buildInfo": build}
         transactions = _supports_transactions(hello)
         self.capabilities = dataclasses.replace(
-            type(self).capabilities, transactions=transactions, transaction_isolation=transactions
+            type(self).capabilities,
+            transactions=transactions,
+            transaction_isolation=transactions,
+            isolation_levels=transactions,
         )
         log.debug(
             "driver.open",
@@ -279,8 +318,15 @@ class MongoDBDriver(MongoDBOperations, Driver[MongoDBSettings]):
             )
 
     def absent_reason(self, capability: str) -> str | None:
-        if capability == "transactions" and not self.capabilities.transactions:
+        if capability in ("transactions", "isolation_levels") and not self.capabilities.transactions:
             return "the server is standalone, and MongoDB has transactions only on a replica set or a sharded cluster"
+        if capability == "isolation_levels":
+            return (
+                "MongoDB transactions read with read concern 'majority' (read_committed) or 'snapshot' "
+                "(repeatable_read); none is serializable (write skew is possible)"
+            )
+        if capability == "savepoints":
+            return "MongoDB transactions have no savepoints"
         return None
 
     async def begin(self, options: TransactionOptions | None = None) -> DriverTransaction:
@@ -289,11 +335,15 @@ class MongoDBDriver(MongoDBOperations, Driver[MongoDBSettings]):
                 f"the MongoDB server at {self.description} cannot run transactions: "
                 f"{self.absent_reason('transactions')} (capability 'transactions' is absent)"
             )
+        level = options.isolation if options is not None else None
         generation = self._opening()
         session = generation.client.start_session()
         try:
             with map_exceptions(exceptions("start a transaction", self.description)):
-                await session.start_transaction()
+                if level is None:
+                    await session.start_transaction()
+                else:
+                    await session.start_transaction(read_concern=ReadConcern(_READ_CONCERNS[level]))
         except BaseException:
             await asyncio.shield(session.end_session())
             raise

@@ -17,6 +17,8 @@ timeout), ``55P03`` lock not available
 ``22003`` numeric value out of range     :class:`~ommi.errors.ValidationError`
 ``25P02`` statement in a failed          :class:`~ommi.errors.TransactionError`
 transaction
+``40001`` serialization failure          :class:`~ommi.errors.SerializationError`
+``40P01`` deadlock detected              :class:`~ommi.errors.DeadlockError`
 anything else                            :class:`~ommi.errors.OperationalError`
 =======================================  ===================================
 
@@ -79,13 +81,22 @@ def translate(exc: psycopg.Error, where: str, *, lock_timeout: float | None = No
     if state == "25P02":
         return errors.TransactionError(
             f"an earlier statement of this transaction failed, so PostgreSQL ignores the rest of it "
-            f"until it rolls back{suffix} ({where})"
+            f"until it rolls back (run statements that may fail in a savepoint, t.transaction(), to go on "
+            f"after them){suffix} ({where})"
+        )
+    if state == "40001":
+        return errors.SerializationError(
+            f"PostgreSQL could not serialize this transaction with a concurrent one and rolled it back: "
+            f"{detail}{suffix} ({where}); rerun the whole transaction (db.with_transaction does)"
+        )
+    if state == "40P01":
+        return errors.DeadlockError(
+            f"PostgreSQL detected a deadlock and rolled this transaction back: {detail}{suffix} ({where}); "
+            "rerun the whole transaction (db.with_transaction does), and take locks in one order"
         )
     hint = ""
     if state == "42P01":
         hint = "; create the tables with `await db.use_models()` or allow implicit model setup"
-    elif state in ("40001", "40P01"):
-        hint = "; the transaction can be retried"
     return errors.OperationalError(f"PostgreSQL error: {detail}{suffix} ({where}){hint}")
 
 

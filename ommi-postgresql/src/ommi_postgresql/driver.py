@@ -51,6 +51,13 @@ __all__ = ["PostgreSQLDriver", "PostgreSQLMigration", "PostgreSQLTransaction"]
 log = get_logger("ommi.postgresql.driver")
 _cursor_names = itertools.count(1)
 
+_ISOLATION = {
+    "read_committed": "READ COMMITTED",
+    "repeatable_read": "REPEATABLE READ",
+    "serializable": "SERIALIZABLE",
+}
+"""``db.transaction(isolation=...)`` as PostgreSQL spells it in ``BEGIN ISOLATION LEVEL``."""
+
 # Streams outside a transaction each have a connection of their own, so one
 # cursor name serves them all and its DECLARE is prepared like any statement.
 _STREAM_CURSOR = "ommi_stream"
@@ -83,7 +90,10 @@ class PostgreSQLDriver(PostgreSQLOperations, Driver[PostgreSQLSettings]):
     """
 
     name: ClassVar[str] = "postgresql"
-    capabilities: Capabilities = Capabilities(migrations=True, inspection=True, constraints=True)
+    capabilities: Capabilities = Capabilities(
+        migrations=True, inspection=True, constraints=True, savepoints=True, isolation_levels=True
+    )
+    supported_isolation_levels: frozenset[str] = frozenset(_ISOLATION)
     _alone = True  # every operation gets a pooled connection of its own
 
     def __init__(self, settings: PostgreSQLSettings) -> None:
@@ -218,11 +228,18 @@ class PostgreSQLDriver(PostgreSQLOperations, Driver[PostgreSQLSettings]):
             yield rows
 
     async def begin(self, options: TransactionOptions | None = None) -> DriverTransaction:
-        """Start a transaction on a pooled connection it keeps until commit or rollback."""
+        """Start a transaction on a pooled connection it keeps until commit or rollback.
+
+        ``options.isolation`` becomes ``BEGIN ISOLATION LEVEL ...``; without it
+        the server's ``default_transaction_isolation`` applies (``read committed``
+        unless configured otherwise).
+        """
+        level = options.isolation if options is not None else None
+        statement = "BEGIN" if level is None else f"BEGIN ISOLATION LEVEL {_ISOLATION[level]}"
         with self._map():
             conn = await self._pool.acquire()
             try:
-                await conn.execute("BEGIN")
+                await conn.execute(statement)
             except BaseException:
                 await self._release(conn)
                 raise

@@ -1,5 +1,10 @@
 """Translation of sqlite3 / aiosqlite exceptions into :mod:`ommi.errors`, in one place.
 
+A database still locked after ``busy_timeout`` (``SQLITE_BUSY``,
+``SQLITE_LOCKED``) is :class:`~ommi.errors.BusyError`: a ``TimeoutError`` and
+a ``SerializationError``, since SQLite reports its deadlocks and write
+conflicts this way, so ``db.with_transaction`` reruns the transaction.
+
 Each connection builds its map once (:func:`exception_map`, with the database
 and ``busy_timeout`` its messages name) and wraps every call into SQLite in
 :func:`ommi.drivers.map_exceptions`. Exceptions raised by SQLite carry their
@@ -55,7 +60,7 @@ def translate(exc: BaseException, database: str, busy_timeout: float, path_note:
         if constraint:
             return errors.IntegrityError(f"{where}: {exc}")
         if busy:
-            return errors.TimeoutError(
+            return errors.BusyError(
                 f"{where} stayed locked by another connection for longer than busy_timeout={busy_timeout} s "
                 f"({text}); raise busy_timeout or keep transactions shorter"
             )

@@ -81,7 +81,12 @@ class SQLiteDriver(SQLiteOperations, Driver[SQLiteSettings]):
     """
 
     name = "sqlite"
-    capabilities = Capabilities(migrations=True, inspection=True, constraints=True)
+    capabilities = Capabilities(
+        migrations=True, inspection=True, constraints=True, savepoints=True, isolation_levels=True
+    )
+    # Every SQLite transaction is serializable (one writer from BEGIN IMMEDIATE on, readers see
+    # committed states): it satisfies each level asked for, as the SQL standard allows.
+    supported_isolation_levels = frozenset({"read_committed", "repeatable_read", "serializable"})
     default_batch_size = 1000
 
     def __init__(self, settings: SQLiteSettings | None = None) -> None:
@@ -171,6 +176,7 @@ class SQLiteDriver(SQLiteOperations, Driver[SQLiteSettings]):
         await self._pool.close()
 
     async def begin(self, options: TransactionOptions | None = None) -> SQLiteTransaction:
+        """``BEGIN IMMEDIATE`` on the writer: serializable, so any ``options.isolation`` is satisfied as it is."""
         pool = self._pool  # the transaction belongs to this generation, whatever open() does later
         link = await pool.lock_writer()
         try:

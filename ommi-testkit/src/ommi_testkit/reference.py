@@ -414,6 +414,8 @@ class _ReferenceTransaction(_Store, DriverTransaction):
         self._copy = {name: table.copy() for name, table in driver._data.items()}
         self._open = True
         self._abandoned = False
+        # Savepoint name -> the tables as they were when it was made (insertion order: oldest first).
+        self._savepoints: dict[str, _Tables] = {}
 
     def _tables(self) -> _Tables:
         if self._abandoned:
@@ -439,6 +441,28 @@ class _ReferenceTransaction(_Store, DriverTransaction):
             self._tables()
             yield rows[start : start + batch_size]
             await asyncio.sleep(self.batch_delay)
+
+    async def savepoint(self, name: str) -> None:
+        """Remember a copy of the transaction's tables under ``name``."""
+        tables = self._tables()
+        self._savepoints.pop(name, None)
+        self._savepoints[name] = {table_name: table.copy() for table_name, table in tables.items()}
+
+    def _made_since(self, name: str) -> list[str]:
+        """``name`` and the savepoints made after it (raises when there is no such savepoint)."""
+        self._tables()
+        names = list(self._savepoints)
+        if name not in self._savepoints:
+            raise TransactionError(f"no savepoint {name!r} in this transaction")
+        return names[names.index(name) :]
+
+    async def release_savepoint(self, name: str) -> None:
+        for made in self._made_since(name):
+            del self._savepoints[made]
+
+    async def rollback_to_savepoint(self, name: str) -> None:
+        self._copy = self._savepoints[self._made_since(name)[0]]
+        await self.release_savepoint(name)
 
     async def commit(self) -> None:
         self._driver._data = self._tables()
@@ -596,7 +620,12 @@ class ReferenceDriver(_Store, Driver[ReferenceSettings]):
     """
 
     name = "reference"
-    capabilities = Capabilities(migrations=True, inspection=True, constraints=True)
+    capabilities = Capabilities(
+        migrations=True, inspection=True, constraints=True, savepoints=True, isolation_levels=True
+    )
+    # A transaction holds the write lock from begin to end and reads its own copy: serializable,
+    # which satisfies every level (nothing interleaves with it, so it never fails to serialize).
+    supported_isolation_levels = frozenset({"read_committed", "repeatable_read", "serializable"})
     default_batch_size = 100
 
     def __init__(self, batch_size: int = 100, *, store: ReferenceStore | None = None) -> None:

@@ -172,6 +172,40 @@ class DriverTransaction(Operations):
     async def rollback(self) -> None:
         """Discard the transaction's writes and release the connection."""
 
+    # -- savepoints (capability "savepoints"; see ommi._transactions) ---------------
+
+    async def savepoint(self, name: str) -> None:
+        """Mark a savepoint called ``name`` (SQL ``SAVEPOINT``); savepoints nest.
+
+        Core makes the names (``ommi_sp_`` and random hex: letters, digits and
+        underscores, never one an application or the driver itself uses), calls
+        these three methods one at a time, innermost savepoint first, and lets
+        each finish even when its task is cancelled. When it raises, core takes
+        the savepoint as not made.
+
+        Raises:
+            UnsupportedFeature: the driver does not declare ``savepoints`` (the default).
+        """
+        raise UnsupportedFeature(self._no_savepoints())
+
+    async def release_savepoint(self, name: str) -> None:
+        """Keep what was done since savepoint ``name`` in the transaction, and forget the savepoint (``RELEASE``).
+
+        Savepoints made after it and not yet released are released with it.
+        """
+        raise UnsupportedFeature(self._no_savepoints())
+
+    async def rollback_to_savepoint(self, name: str) -> None:
+        """Undo everything since savepoint ``name`` and forget it (``ROLLBACK TO`` then ``RELEASE``).
+
+        Afterwards the transaction is usable again, even where a failed
+        statement had aborted it (PostgreSQL): that is what savepoints are for.
+        """
+        raise UnsupportedFeature(self._no_savepoints())
+
+    def _no_savepoints(self) -> str:
+        return f"{type(self).__name__} has no savepoints (capability 'savepoints' is absent)"
+
 
 class Driver(Operations, Generic[SettingsT_co]):
     """A connected (or connectable) database.
@@ -200,6 +234,13 @@ class Driver(Operations, Generic[SettingsT_co]):
 
     default_batch_size: int = 1000
     """Rows per batch for ``.all`` when a query does not set one."""
+
+    supported_isolation_levels: frozenset[str] = frozenset()
+    """The ``isolation`` levels :meth:`begin` honours (with the capability ``isolation_levels``).
+
+    A driver may honour a level by running a stronger one (SQLite's
+    transactions are all serializable): the SQL standard allows it.
+    """
 
     @classmethod
     @abc.abstractmethod

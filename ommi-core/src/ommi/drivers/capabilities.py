@@ -69,6 +69,22 @@ class Capabilities:
     without it.
     """
 
+    savepoints: bool = False
+    """``t.transaction()`` inside a transaction is a savepoint: ``DriverTransaction.savepoint`` and its pair.
+
+    Absent by default, like ``migrations``: a driver declares it once its
+    transactions implement ``savepoint``, ``release_savepoint`` and
+    ``rollback_to_savepoint`` (see the guide "Writing a driver").
+    """
+
+    isolation_levels: bool = False
+    """``db.transaction(isolation=...)`` runs at the levels named in ``Driver.supported_isolation_levels``.
+
+    Absent by default: a driver declares it with the set of levels its
+    ``begin(options)`` honours; core refuses any other level, naming it,
+    before any I/O.
+    """
+
     def names(self) -> tuple[str, ...]:
         """Every capability name, in declaration order."""
         return tuple(f.name for f in dataclasses.fields(self))

@@ -42,13 +42,14 @@ from __future__ import annotations
 import abc
 import asyncio
 import contextlib
+import re
 from collections import Counter
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from typing import Any, ClassVar, Generic, TypeVar
 
 from ommi._logging import get_logger
 from ommi.drivers.base import Operations, Row
-from ommi.errors import DatabaseError, IntegrityError, TransactionError
+from ommi.errors import DatabaseError, IntegrityError, QueryError, TransactionError
 from ommi.expressions import Comparison, Op, Query
 from ommi.models.schema import Field, ModelSchema
 from ommi.sql._statement import Compiled
@@ -62,6 +63,17 @@ C = TypeVar("C")
 
 _KEY_ATTEMPTS = 10
 """Statements an insert of generated keys sends before giving up on keys that stored rows keep taking."""
+
+_SAVEPOINT_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+"""What a savepoint name may be: core makes them (``ommi_sp_`` and hex digits); anything else is refused."""
+
+
+def _savepoint_name(name: str) -> str:
+    """The savepoint's name, quoted; refuses a name that is not a plain identifier (no SQL reaches the database)."""
+    if not isinstance(name, str) or _SAVEPOINT_NAME.fullmatch(name) is None:
+        raise QueryError(f"a savepoint name must be letters, digits and underscores (at most 63), not {name!r}")
+    return f'"{name}"'
+
 
 _Group = tuple[bool, bool, Sequence[int] | None]
 """Rows an insert writes alike: every field or not (``keyed``), ``RETURNING`` the key or not, which (``None``: all)."""
@@ -457,6 +469,32 @@ class SQLTransactionOperations(SQLOperations[C]):
         with contextlib.suppress(Exception):
             await self._execute(conn, 'ROLLBACK TO "ommi_atomic"', [])
             await self._execute(conn, 'RELEASE "ommi_atomic"', [])
+
+    # -- savepoints (DriverTransaction.savepoint and its pair), one turn each ----------
+
+    async def savepoint(self, name: str) -> None:
+        """``SAVEPOINT "name"``, in a turn of its own."""
+        sql = f"SAVEPOINT {_savepoint_name(name)}"
+        async with self._turn() as conn:
+            await self._execute(conn, sql, [])
+
+    async def release_savepoint(self, name: str) -> None:
+        """``RELEASE SAVEPOINT "name"`` (and every savepoint made after it)."""
+        sql = f"RELEASE SAVEPOINT {_savepoint_name(name)}"
+        async with self._turn() as conn:
+            await self._execute(conn, sql, [])
+
+    async def rollback_to_savepoint(self, name: str) -> None:
+        """``ROLLBACK TO SAVEPOINT "name"`` then ``RELEASE`` it, in one turn.
+
+        ``ROLLBACK TO`` keeps the savepoint; releasing it too leaves the
+        transaction as it was before ``SAVEPOINT`` (usable again after a
+        failed statement on PostgreSQL).
+        """
+        quoted = _savepoint_name(name)
+        async with self._turn() as conn:
+            await self._execute(conn, f"ROLLBACK TO SAVEPOINT {quoted}", [])
+            await self._execute(conn, f"RELEASE SAVEPOINT {quoted}", [])
 
     @contextlib.asynccontextmanager
     async def _stream_turn(self) -> AsyncIterator[C]:
