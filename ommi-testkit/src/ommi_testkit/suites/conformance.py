@@ -11,6 +11,8 @@ from ommi_testkit.suites.libraries import ModelLibraryTests
 from ommi_testkit.suites.migrations import MigrationTests
 from ommi_testkit.suites.queries import QueryTests
 from ommi_testkit.suites.relations import RelationTests
+from ommi_testkit.suites.retries import RetryTests
+from ommi_testkit.suites.savepoints import SavepointTests
 from ommi_testkit.suites.schema import SchemaTests
 from ommi_testkit.suites.setup import ImplicitSetupTests
 from ommi_testkit.suites.transactions import TransactionTests
@@ -33,5 +35,7 @@ class ConformanceSuite(
     MigrationTests,
     InspectionTests,
     ConstraintTests,
+    SavepointTests,
+    RetryTests,
 ):
     """Every conformance test. Subclass it and provide a ``driver_factory`` fixture."""
