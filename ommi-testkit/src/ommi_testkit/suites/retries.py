@@ -49,7 +49,7 @@ class RetryTests(SuiteBase):
         """An unknown level is a ValidationError naming it and the three valid ones, before anything runs."""
         for bad in ("chaos", "SERIALIZABLE", "read committed", "", 3):
             with pytest.raises(ValidationError) as caught:
-                db.transaction(isolation=bad)  # type: ignore[arg-type]
+                db.transaction(isolation=bad)
             assert repr(bad) in str(caught.value)
             for level in LEVELS:
                 assert level in str(caught.value)
@@ -59,7 +59,7 @@ class RetryTests(SuiteBase):
             calls.append(t)
 
         with pytest.raises(ValidationError):
-            await db.with_transaction(fn, isolation="chaos")  # type: ignore[arg-type]
+            await db.with_transaction(fn, isolation="chaos")
         assert calls == []
 
     @requires("transactions")
@@ -227,6 +227,6 @@ class RetryTests(SuiteBase):
             with pytest.raises(ValidationError):
                 await db.with_transaction(fn, **arguments)
         with pytest.raises(ValidationError):
-            await db.with_transaction(None)  # type: ignore[arg-type]
+            await db.with_transaction(None)
         assert runs == []
         assert await db.find(TxEntry).count.or_raise() == 0
