@@ -20,6 +20,7 @@ from types import TracebackType
 from typing import Any, TypeVar, overload
 
 from ommi._context import _active, active_database
+from ommi._locks import check_row_lock, check_timeouts
 from ommi._logging import get_logger
 from ommi.drivers.base import Driver, DriverTransaction, IsolationLevel, Operations, TransactionOptions
 from ommi.errors import (
@@ -81,8 +82,13 @@ class Executor:
 
         Raises:
             UnsupportedFeature: the query filters by related models and the
-                driver declares ``related_conditions`` absent.
+                driver declares ``related_conditions`` absent, or it is marked
+                ``for_update()`` and the driver declares ``row_locks`` absent.
+            TransactionError: the query is marked ``for_update()`` and runs
+                outside a transaction.
         """
+        if query.lock is not None:
+            check_row_lock(self._database().driver, query, in_transaction=isinstance(self, Transaction))
         if query.joins:
             driver = self._database().driver
             if not driver.capabilities.related_conditions:
@@ -555,16 +561,28 @@ class Ommi(Executor):
         await self.driver.drop_schema(schemas)
         ready.difference_update(id(s) for s in schemas)
 
-    def transaction(self, *, isolation: IsolationLevel | None = None) -> Transaction:
+    def transaction(
+        self,
+        *,
+        isolation: IsolationLevel | None = None,
+        statement_timeout: float | None = None,
+        lock_timeout: float | None = None,
+    ) -> Transaction:
         """A transaction on a connection of its own: ``async with db.transaction() as t:``.
 
         ``isolation`` names the isolation level (``None``: the database's default).
+        ``statement_timeout`` and ``lock_timeout`` (seconds) bound each statement of
+        the transaction and each wait for a lock, overriding the driver's settings of
+        those names (``None``: the setting); expiry raises :class:`~ommi.errors.TimeoutError`
+        naming the one that expired.
 
         Commits when the block ends normally, rolls back when it raises or is cancelled.
 
         Raises:
             DatabaseClosedError: the database was closed (checked first: closed says more than absent).
-            UnsupportedFeature: the driver declares transactions absent.
+            UnsupportedFeature: the driver declares transactions absent, or a timeout
+                is given and it declares ``timeouts`` absent.
+            ConfigurationError: a timeout is not a finite number of seconds above 0.
         """
         if self._state == "closed":
             raise self._closed_error("db.transaction()")
@@ -575,7 +593,13 @@ class Ommi(Executor):
                 f"(capability 'transactions' is absent for {self.driver.description})"
                 + (f": {reason}" if reason else "")
             )
-        return Transaction(self, TransactionOptions(isolation=isolation))
+        check_timeouts(self.driver, statement_timeout, lock_timeout)
+        options = TransactionOptions(
+            isolation=isolation,
+            statement_timeout=None if statement_timeout is None else float(statement_timeout),
+            lock_timeout=None if lock_timeout is None else float(lock_timeout),
+        )
+        return Transaction(self, options)
 
 
 class Transaction(Executor):

@@ -281,6 +281,11 @@ class MongoDBDriver(MongoDBOperations, Driver[MongoDBSettings]):
     def absent_reason(self, capability: str) -> str | None:
         if capability == "transactions" and not self.capabilities.transactions:
             return "the server is standalone, and MongoDB has transactions only on a replica set or a sharded cluster"
+        if capability == "row_locks":
+            return (
+                "MongoDB has no SELECT ... FOR UPDATE: inside a transaction, write a lock field on the documents to "
+                "claim (find(...).update(locked_by=...)), which makes concurrent transactions touching them conflict"
+            )
         return None
 
     async def begin(self, options: TransactionOptions | None = None) -> DriverTransaction:

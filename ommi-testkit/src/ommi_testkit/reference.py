@@ -596,7 +596,7 @@ class ReferenceDriver(_Store, Driver[ReferenceSettings]):
     """
 
     name = "reference"
-    capabilities = Capabilities(migrations=True, inspection=True, constraints=True)
+    capabilities = Capabilities(migrations=True, inspection=True, constraints=True, row_locks=True, timeouts=True)
     default_batch_size = 100
 
     def __init__(self, batch_size: int = 100, *, store: ReferenceStore | None = None) -> None:
