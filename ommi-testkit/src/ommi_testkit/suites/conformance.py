@@ -11,6 +11,7 @@ from ommi_testkit.suites.libraries import ModelLibraryTests
 from ommi_testkit.suites.migrations import MigrationTests
 from ommi_testkit.suites.queries import QueryTests
 from ommi_testkit.suites.relations import RelationTests
+from ommi_testkit.suites.row_locks import RowLockTests
 from ommi_testkit.suites.schema import SchemaTests
 from ommi_testkit.suites.setup import ImplicitSetupTests
 from ommi_testkit.suites.transactions import TransactionTests
@@ -33,5 +34,6 @@ class ConformanceSuite(
     MigrationTests,
     InspectionTests,
     ConstraintTests,
+    RowLockTests,
 ):
     """Every conformance test. Subclass it and provide a ``driver_factory`` fixture."""
