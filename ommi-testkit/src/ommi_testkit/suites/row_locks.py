@@ -74,7 +74,7 @@ class RowLockTests(SuiteBase):
             with pytest.raises(QueryError, match="exclude"):
                 t.find(TxEntry).for_update(skip_locked=True, nowait=True)
             with pytest.raises(QueryError, match="skip_locked"):
-                t.find(TxEntry).for_update(skip_locked="yes")  # type: ignore[arg-type]
+                t.find(TxEntry).for_update(skip_locked="yes")
         assert await _amount(db, "a") == 0
         assert await db.find(TxEntry).count.or_raise() == 1
 
