@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from ommi.errors import ConfigurationError, ConnectionError
+from ommi.errors import ConfigurationError, ConnectionError, UnsupportedFeature
 from ommi_mongodb import MongoDBDriver
 from ommi_mongodb._settings import (
     DEFAULT_JOURNAL_LEASE,
@@ -280,3 +280,29 @@ def test_the_journal_collection_is_refused_for_counters_or_schema(setting: str) 
     with pytest.raises(ConfigurationError, match=rf"{setting} cannot be '_ommi_journal'.*journal"):
         MongoDBDriver.connect("mongodb://127.0.0.1:1/app", **{setting: JOURNAL_COLLECTION})
     assert JOURNAL_COLLECTION == "_ommi_journal"
+
+
+@pytest.mark.parametrize(
+    "given",
+    [
+        {"settings": "mongodb://127.0.0.1:27017/db?lock_timeout=2"},
+        {"settings": {"url": "mongodb://127.0.0.1:27017/db", "lock_timeout": 2}},
+        {"settings": "mongodb://127.0.0.1:27017/db", "statement_timeout": 5},
+    ],
+)
+def test_timeout_settings_are_refused_with_the_reason(given: dict[str, Any]) -> None:
+    """``lock_timeout`` / ``statement_timeout`` (the other drivers' settings) are refused, saying why."""
+    settings = given.pop("settings")
+    with pytest.raises(ConfigurationError, match=r"no (lock|statement)_timeout setting: .*(WriteConflict|timeoutMS)"):
+        MongoDBDriver.connect(settings, **given)
+
+
+def test_for_update_and_transaction_timeouts_are_unsupported() -> None:
+    """No row locks on MongoDB: the reason names the lock-field pattern; timeouts name the capability."""
+    from ommi import Ommi
+
+    driver = MongoDBDriver.connect("mongodb://127.0.0.1:27017/db")
+    assert not driver.capabilities.row_locks and not driver.capabilities.timeouts
+    assert "lock field" in (driver.absent_reason("row_locks") or "")
+    with pytest.raises(UnsupportedFeature, match="'timeouts'"):
+        Ommi(driver).transaction(lock_timeout=1)

@@ -20,6 +20,7 @@ from typing import Any, TypeVar, overload
 
 from ommi import _transactions
 from ommi._context import _active, active_database
+from ommi._locks import check_row_lock, check_timeouts
 from ommi._logging import get_logger
 from ommi._transactions import _forget_generated_keys, _settle
 from ommi.drivers.base import Driver, DriverTransaction, IsolationLevel, Operations, TransactionOptions
@@ -83,8 +84,13 @@ class Executor:
 
         Raises:
             UnsupportedFeature: the query filters by related models and the
-                driver declares ``related_conditions`` absent.
+                driver declares ``related_conditions`` absent, or it is marked
+                ``for_update()`` and the driver declares ``row_locks`` absent.
+            TransactionError: the query is marked ``for_update()`` and runs
+                outside a transaction.
         """
+        if query.lock is not None:
+            check_row_lock(self._database().driver, query, in_transaction=isinstance(self, Transaction))
         if query.joins:
             driver = self._database().driver
             if not driver.capabilities.related_conditions:
@@ -528,16 +534,28 @@ class Ommi(Executor):
         await self.driver.drop_schema(schemas)
         ready.difference_update(id(s) for s in schemas)
 
-    def transaction(self, *, isolation: IsolationLevel | None = None) -> Transaction:
+    def transaction(
+        self,
+        *,
+        isolation: IsolationLevel | None = None,
+        statement_timeout: float | None = None,
+        lock_timeout: float | None = None,
+    ) -> Transaction:
         """A transaction on a connection of its own: ``async with db.transaction() as t:``.
 
         ``isolation`` names the isolation level (``None``: the database's default).
+        ``statement_timeout`` and ``lock_timeout`` (seconds) bound each statement of
+        the transaction and each wait for a lock, overriding the driver's settings of
+        those names (``None``: the setting); expiry raises :class:`~ommi.errors.TimeoutError`
+        naming the one that expired.
 
         Commits when the block ends normally, rolls back when it raises or is cancelled.
 
         Raises:
             DatabaseClosedError: the database was closed (checked first: closed says more than absent).
-            UnsupportedFeature: the driver declares transactions absent.
+            UnsupportedFeature: the driver declares transactions absent, or a timeout
+                is given and it declares ``timeouts`` absent.
+            ConfigurationError: a timeout is not a finite number of seconds above 0.
         """
         if self._state == "closed":
             raise self._closed_error("db.transaction()")
@@ -548,7 +566,12 @@ class Ommi(Executor):
                 f"(capability 'transactions' is absent for {self.driver.description})"
                 + (f": {reason}" if reason else "")
             )
-        options = TransactionOptions(isolation=isolation)
+        check_timeouts(self.driver, statement_timeout, lock_timeout)
+        options = TransactionOptions(
+            isolation=isolation,
+            statement_timeout=None if statement_timeout is None else float(statement_timeout),
+            lock_timeout=None if lock_timeout is None else float(lock_timeout),
+        )
         _transactions.check_options(self.driver, options)
         return Transaction(self, options)
 
@@ -560,10 +583,13 @@ class Ommi(Executor):
         retries: int = 5,
         backoff: float | Callable[[int], float] = 0.05,
         isolation: IsolationLevel | None = None,
+        statement_timeout: float | None = None,
+        lock_timeout: float | None = None,
     ) -> T:
         """Run ``await fn(t)`` in a transaction and give its result; rerun it all on a serialization failure.
 
-        ``fn`` runs in ``db.transaction(isolation=...)``, which commits when it
+        ``fn`` runs in ``db.transaction(isolation=..., statement_timeout=...,
+        lock_timeout=...)``, which commits when it
         returns. When the database reports that the transaction conflicted
         with another (:class:`~ommi.errors.SerializationError`: a
         serialization failure, a deadlock, SQLite's busy database), it rolled
@@ -585,10 +611,15 @@ class Ommi(Executor):
             SerializationError: still conflicting after ``retries`` reruns.
         """
         _transactions.check_retry_arguments(fn, retries, backoff)
-        first: list[Transaction] = [self.transaction(isolation=isolation)]  # checks the options before any I/O
+        options: dict[str, Any] = {
+            "isolation": isolation,
+            "statement_timeout": statement_timeout,
+            "lock_timeout": lock_timeout,
+        }
+        first: list[Transaction] = [self.transaction(**options)]  # checks the options before any I/O
 
         def begin() -> Transaction:
-            return first.pop() if first else self.transaction(isolation=isolation)
+            return first.pop() if first else self.transaction(**options)
 
         return await _transactions.run_with_retries(begin, fn, retries=retries, backoff=backoff)
 

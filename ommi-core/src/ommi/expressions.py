@@ -41,6 +41,7 @@ __all__ = [
     "Operand",
     "Or",
     "Query",
+    "RowLock",
     "SortKey",
     "when",
 ]
@@ -276,11 +277,26 @@ class Join:
 
 
 @dataclass(frozen=True, slots=True)
+class RowLock:
+    """``find(...).for_update()``: lock the rows the query returns until the transaction ends.
+
+    ``skip_locked``: leave out the rows another transaction holds locked
+    (instead of waiting for them); ``nowait``: fail at once with
+    :class:`~ommi.errors.TimeoutError` when a row is locked. At most one of them.
+    """
+
+    skip_locked: bool = False
+    nowait: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class Query:
     """What a driver runs: the target model, filter, joins, order and window.
 
     ``sort`` always ends with the target's key fields (ascending) whenever
     the query is sorted or windowed, so pages are deterministic on every driver.
+    ``lock`` (``for_update()``) is set only on a read inside a transaction, on a
+    driver that declares ``row_locks``: core refuses it everywhere else.
     """
 
     model: ModelSchema
@@ -289,6 +305,7 @@ class Query:
     sort: tuple[SortKey, ...] = ()
     limit: int | None = None
     offset: int = 0
+    lock: RowLock | None = None
 
 
 class Operand:

@@ -269,6 +269,25 @@ def _check_testserver_compat(value: Any) -> bool | None:
     return value
 
 
+_TIMEOUT_SETTINGS = {
+    "lock_timeout": (
+        "MongoDB has no per-operation lock wait to bound: a write conflicting with a transaction fails at once "
+        "(WriteConflict) instead of waiting"
+    ),
+    "statement_timeout": (
+        "the MongoDB driver does not bound operations by this setting yet; PyMongo's client option timeoutMS "
+        "(in the URL, ?timeoutMS=5000) bounds every operation"
+    ),
+}
+"""The other drivers' timeout settings, refused here with the reason (the driver declares ``timeouts`` absent)."""
+
+
+def _refuse_timeouts(names: set[str]) -> None:
+    for name, reason in _TIMEOUT_SETTINGS.items():
+        if name in names or name.lower() in names:
+            raise ConfigurationError(f"the MongoDB driver has no {name} setting: {reason}")
+
+
 def parse_settings(settings: str | Mapping[str, Any] | None, options: Mapping[str, Any]) -> MongoDBSettings:
     """Validate ``connect`` arguments without any I/O.
 
@@ -316,6 +335,7 @@ def parse_settings(settings: str | Mapping[str, Any] | None, options: Mapping[st
     if problem is not None:
         raise ConfigurationError(f"the MongoDB URL {redact_url(url)} cannot be used: {problem}")
     in_url = _url_options(url)
+    _refuse_timeouts({*values, *in_url})
     database = _check_database(values.get("database") or _database_from_url(url))
     batch_size = _check_batch_size(values.get("batch_size", DEFAULT_BATCH_SIZE))
     counters = _check_collection("counters_collection", values.get("counters_collection", COUNTERS_COLLECTION))

@@ -327,6 +327,11 @@ class MongoDBDriver(MongoDBOperations, Driver[MongoDBSettings]):
             )
         if capability == "savepoints":
             return "MongoDB transactions have no savepoints"
+        if capability == "row_locks":
+            return (
+                "MongoDB has no SELECT ... FOR UPDATE: inside a transaction, write a lock field on the documents to "
+                "claim (find(...).update(locked_by=...)), which makes concurrent transactions touching them conflict"
+            )
         return None
 
     async def begin(self, options: TransactionOptions | None = None) -> DriverTransaction:

@@ -12,8 +12,10 @@ terminated the session, ``53300`` too
 many connections, ``28xxx`` bad
 credentials, no SQLSTATE (link broken)
 ``57014`` query canceled (statement      :class:`~ommi.errors.TimeoutError`
-timeout), ``55P03`` lock not available
-(``lock_timeout``), pool exhaustion
+timeout), ``55P03`` lock not available   (naming ``statement_timeout`` /
+(``lock_timeout``, ``NOWAIT``), pool     ``lock_timeout`` and its value; a
+exhaustion                               57014 cancel request is an
+                                         :class:`~ommi.errors.OperationalError`)
 ``22003`` numeric value out of range     :class:`~ommi.errors.ValidationError`
 ``25P02`` statement in a failed          :class:`~ommi.errors.TransactionError`
 transaction
@@ -33,16 +35,22 @@ from ommi import errors
 from ommi.drivers import ExceptionMap
 from psycopg_pool import PoolClosed, PoolTimeout, TooManyRequests
 
+from ommi_postgresql._timeouts import timeout_error
+
 __all__ = ["exception_map", "translate"]
 
 _CONNECTION_STATES = frozenset({"57P01", "57P02", "57P03", "57P04", "57P05", "53300"})
 _LOCK_NOT_AVAILABLE = "55P03"
+_QUERY_CANCELED = "57014"
 
 
-def translate(exc: psycopg.Error, where: str, *, lock_timeout: float | None = None) -> errors.OmmiError:
+def translate(
+    exc: psycopg.Error, where: str, *, lock_timeout: float | None = None, statement_timeout: float | None = None
+) -> errors.OmmiError:
     """The Ommi exception for a psycopg error raised while talking to ``where``.
 
-    ``lock_timeout``: the driver's setting, named when PostgreSQL gave up waiting for a lock.
+    ``lock_timeout`` / ``statement_timeout``: the bounds in force (the driver's
+    settings, or a transaction's own), named when one of them expired.
     """
     state = exc.sqlstate or ""
     detail = str(exc).strip() or type(exc).__name__
@@ -61,22 +69,14 @@ def translate(exc: psycopg.Error, where: str, *, lock_timeout: float | None = No
             f"the connection to PostgreSQL failed: {detail}{suffix} ({where}); "
             "check that the server is running and the URL / PG* environment variables are right"
         )
-    if state == _LOCK_NOT_AVAILABLE:
-        setting = f"lock_timeout={lock_timeout} s" if lock_timeout is not None else "lock_timeout"
-        return errors.TimeoutError(
-            f"PostgreSQL gave up waiting for a lock after {setting}: another transaction holds it, possibly "
-            "one this very task has open (write through that transaction, not through db); end long "
-            f"transactions sooner, or raise the driver's lock_timeout setting{suffix} ({where})"
-        )
+    if state in (_LOCK_NOT_AVAILABLE, _QUERY_CANCELED):
+        error = timeout_error(exc, where, suffix, lock_timeout=lock_timeout, statement_timeout=statement_timeout)
+        if error is not None:
+            return error
     if state == "22003":
         return errors.ValidationError(
             f"a value is out of range for its PostgreSQL column type: {detail}{suffix} ({where}); nothing was "
             "written by this statement"
-        )
-    if state == "57014":
-        return errors.TimeoutError(
-            f"PostgreSQL cancelled the statement: {detail}{suffix} ({where}); "
-            "check statement_timeout / lock_timeout or what holds the lock"
         )
     if state == "25P02":
         return errors.TransactionError(
@@ -106,6 +106,7 @@ def exception_map(
     pool_max_size: int | None = None,
     pool_timeout: float | None = None,
     lock_timeout: float | None = None,
+    statement_timeout: float | None = None,
 ) -> ExceptionMap:
     """The map for :func:`ommi.drivers.map_exceptions` of one driver: psycopg's and the pool's exceptions.
 
@@ -114,6 +115,7 @@ def exception_map(
         pool_max_size: the pool size, named in pool-timeout messages.
         pool_timeout: the acquire timeout, named in pool-timeout messages.
         lock_timeout: the lock-wait bound, named in lock-timeout messages.
+        statement_timeout: the statement bound, named in statement-timeout messages.
     """
 
     def pool_timed_out(exc: BaseException) -> errors.OmmiError:
@@ -134,7 +136,7 @@ def exception_map(
 
     def database_error(exc: BaseException) -> errors.OmmiError:
         assert isinstance(exc, psycopg.Error)
-        return translate(exc, where, lock_timeout=lock_timeout)
+        return translate(exc, where, lock_timeout=lock_timeout, statement_timeout=statement_timeout)
 
     # Pool exceptions first: they are not psycopg.Error, and the order is the priority.
     return {

@@ -261,6 +261,10 @@ async def lock_for_migration(
     await execute(conn, "BEGIN")
     if lock_timeout is not None:
         await execute(conn, "SELECT set_config('lock_timeout', %s, true)", [_milliseconds(lock_timeout)])
+    if driver.settings.statement_timeout is not None:
+        # The application's statement bound is not the migration's: an ALTER TABLE or a data step
+        # rewriting a large table takes what it takes (its lock waits stay bounded by lock_timeout).
+        await execute(conn, "SELECT set_config('statement_timeout', '0', true)")
     await execute(conn, "SAVEPOINT ommi_lock")
     try:
         await execute(conn, LOCK, [namespace])

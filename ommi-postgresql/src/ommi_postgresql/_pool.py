@@ -39,6 +39,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from ommi_postgresql._errors import exception_map
 from ommi_postgresql._settings import PostgreSQLSettings
+from ommi_postgresql._timeouts import milliseconds
 
 __all__ = ["Pool", "PooledConnection"]
 
@@ -103,6 +104,7 @@ class Pool:
             pool_max_size=settings.pool_max_size,
             pool_timeout=settings.pool_timeout,
             lock_timeout=settings.lock_timeout,
+            statement_timeout=settings.statement_timeout,
         )
         self._opening: asyncio.Lock | None = None
         self.namespace: str | None = settings.schema
@@ -130,16 +132,20 @@ class Pool:
         return {"autocommit": True, "prepare_threshold": self.settings.prepare_threshold}
 
     def _session_settings(self) -> tuple[str, list[Any]]:
-        """The statement setting each new connection's ``lock_timeout`` (and ``search_path`` with a schema)."""
-        lock_timeout = f"{max(1, round(self.settings.lock_timeout * 1000))}ms"
+        """The statement setting each new connection's ``lock_timeout`` (``statement_timeout``, ``search_path``).
+
+        ``statement_timeout`` only when the setting gives one, ``search_path`` only with a schema.
+        """
+        calls = ["set_config('lock_timeout', %s, false)"]
+        params = [milliseconds(self.settings.lock_timeout)]
+        if self.settings.statement_timeout is not None:
+            calls.append("set_config('statement_timeout', %s, false)")
+            params.append(milliseconds(self.settings.statement_timeout))
         schema = self.settings.schema
-        if schema is None:
-            return "SELECT set_config('lock_timeout', %s, false)", [lock_timeout]
-        quoted = '"' + schema.replace('"', '""') + '"'
-        return (
-            "SELECT set_config('lock_timeout', %s, false), set_config('search_path', %s, false)",
-            [lock_timeout, quoted],
-        )
+        if schema is not None:
+            calls.append("set_config('search_path', %s, false)")
+            params.append('"' + schema.replace('"', '""') + '"')
+        return "SELECT " + ", ".join(calls), params
 
     async def _configure(self, conn: AsyncConnection[Any]) -> None:
         sql, params = self._session_settings()

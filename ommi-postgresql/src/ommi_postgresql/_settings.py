@@ -18,6 +18,7 @@ settings in :data:`DEFAULTS`, which may also appear in the URL's query string.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -43,6 +44,7 @@ DEFAULTS: dict[str, Any] = {
     "insert_chunk_size": 2000,
     "prepare_threshold": 5,
     "lock_timeout": 30.0,
+    "statement_timeout": None,
 }
 """Ommi settings and their defaults.
 
@@ -60,6 +62,17 @@ DEFAULTS: dict[str, Any] = {
   in transaction mode).
 * ``lock_timeout``: seconds a statement waits for a row or table lock before
   :class:`ommi.errors.TimeoutError` (PostgreSQL's ``lock_timeout``, set on every connection).
+  ``for_update()`` rows, rows another transaction updates or deletes, tables a
+  migration alters: every lock wait. ``db.transaction(lock_timeout=...)``
+  overrides it for one transaction (``SET LOCAL``).
+* ``statement_timeout``: seconds any one statement may run before
+  :class:`ommi.errors.TimeoutError` naming it (PostgreSQL's
+  ``statement_timeout``, set on every connection); ``None`` (the default)
+  keeps the server's (normally no limit). ``db.transaction(statement_timeout=...)``
+  overrides it for one transaction. Migrations run without it.
+
+Both timeouts are seconds above 0 and at most :data:`MAX_TIMEOUT` (PostgreSQL
+keeps them in whole milliseconds, at least 1 ms).
 
 ``connect_timeout`` is libpq's own parameter; when no source sets it (including
 ``PGCONNECT_TIMEOUT``) the driver uses :data:`DEFAULT_CONNECT_TIMEOUT` seconds
@@ -67,6 +80,9 @@ instead of libpq's "wait forever".
 """
 
 DEFAULT_CONNECT_TIMEOUT = 10
+
+MAX_TIMEOUT = 2_147_483.647
+"""The largest ``lock_timeout`` / ``statement_timeout`` in seconds: PostgreSQL's limit (2**31 - 1 ms)."""
 
 _INTS = ("pool_min_size", "pool_max_size", "batch_size", "insert_chunk_size")
 _FLOATS = ("pool_timeout", "pool_max_idle", "pool_max_lifetime", "lock_timeout")
@@ -90,6 +106,7 @@ class PostgreSQLSettings:
     insert_chunk_size: int = DEFAULTS["insert_chunk_size"]
     prepare_threshold: int | None = DEFAULTS["prepare_threshold"]
     lock_timeout: float = DEFAULTS["lock_timeout"]
+    statement_timeout: float | None = DEFAULTS["statement_timeout"]
 
     def __repr__(self) -> str:
         params = {k: (REDACTED if k == "password" or is_secret_option(k) else v) for k, v in self.params.items()}
@@ -201,10 +218,19 @@ def _coerce(key: str, value: Any) -> Any:
             if number < (0 if key == "pool_min_size" else 1):
                 raise ValueError
             return number
-        if key in _FLOATS:
+        if key == "statement_timeout" and value in (None, "", "none", "None"):
+            return None
+        if key in _FLOATS or key == "statement_timeout":
+            if isinstance(value, bool) and key in ("lock_timeout", "statement_timeout"):
+                raise ValueError
             seconds = float(value)
             if not seconds > 0:
                 raise ValueError
+            if key in ("lock_timeout", "statement_timeout") and not (math.isfinite(seconds) and seconds <= MAX_TIMEOUT):
+                raise ConfigurationError(
+                    f"invalid PostgreSQL driver setting {key}={value!r}: seconds above 0 and at most {MAX_TIMEOUT} "
+                    "(PostgreSQL's limit)" + (", or None for the server's" if key == "statement_timeout" else "")
+                )
             return seconds
         if key == "prepare_threshold":
             return None if value in (None, "", "none", "None") else int(value)

@@ -28,7 +28,16 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import psycopg
 from ommi import errors
-from ommi.drivers import Capabilities, Driver, DriverTransaction, Row, TransactionOptions, get_logger, map_exceptions
+from ommi.drivers import (
+    Capabilities,
+    Driver,
+    DriverTransaction,
+    ExceptionMap,
+    Row,
+    TransactionOptions,
+    get_logger,
+    map_exceptions,
+)
 from ommi.models.schema import ModelSchema
 from ommi.sql import Compiled, SQLTransactionOperations
 from psycopg import AsyncConnection, AsyncCursor
@@ -41,6 +50,7 @@ from ommi_postgresql._migrate import MigrationSteps, lock_for_migration, migrati
 from ommi_postgresql._operations import PostgreSQLOperations, execute, log_statement
 from ommi_postgresql._pool import Pool, PooledConnection
 from ommi_postgresql._settings import PostgreSQLSettings, resolve
+from ommi_postgresql._timeouts import local_settings
 
 if TYPE_CHECKING:
     from ommi.migrations import MigrationStep
@@ -91,7 +101,13 @@ class PostgreSQLDriver(PostgreSQLOperations, Driver[PostgreSQLSettings]):
 
     name: ClassVar[str] = "postgresql"
     capabilities: Capabilities = Capabilities(
-        migrations=True, inspection=True, constraints=True, savepoints=True, isolation_levels=True
+        migrations=True,
+        inspection=True,
+        constraints=True,
+        savepoints=True,
+        isolation_levels=True,
+        row_locks=True,
+        timeouts=True,
     )
     supported_isolation_levels: frozenset[str] = frozenset(_ISOLATION)
     _alone = True  # every operation gets a pooled connection of its own
@@ -105,6 +121,7 @@ class PostgreSQLDriver(PostgreSQLOperations, Driver[PostgreSQLSettings]):
             pool_max_size=settings.pool_max_size,
             pool_timeout=settings.pool_timeout,
             lock_timeout=settings.lock_timeout,
+            statement_timeout=settings.statement_timeout,
         )
         self._pool = Pool(settings, self._where)
         self._statements = self._compiler(self._pool)
@@ -232,18 +249,27 @@ class PostgreSQLDriver(PostgreSQLOperations, Driver[PostgreSQLSettings]):
 
         ``options.isolation`` becomes ``BEGIN ISOLATION LEVEL ...``; without it
         the server's ``default_transaction_isolation`` applies (``read committed``
-        unless configured otherwise).
+        unless configured otherwise). ``options.statement_timeout`` /
+        ``lock_timeout`` are set for the transaction alone (``SET LOCAL``, see
+        :mod:`ommi_postgresql._timeouts`).
         """
         level = options.isolation if options is not None else None
         statement = "BEGIN" if level is None else f"BEGIN ISOLATION LEVEL {_ISOLATION[level]}"
+        timeouts = None if options is None else local_settings(options.statement_timeout, options.lock_timeout)
         with self._map():
             conn = await self._pool.acquire()
             try:
                 await conn.execute(statement)
+                if timeouts is not None:
+                    await conn.execute(*timeouts)
             except BaseException:
-                await self._release(conn)
+                await self._release(conn)  # rolls back what was begun
                 raise
-        return PostgreSQLTransaction(self, conn)
+        transaction = PostgreSQLTransaction(self, conn)
+        if timeouts is not None:
+            assert options is not None
+            transaction._own_timeouts(options.statement_timeout, options.lock_timeout)
+        return transaction
 
     # -- schema ----------------------------------------------------------------
 
@@ -310,6 +336,24 @@ class PostgreSQLTransaction(SQLTransactionOperations[AsyncConnection[Any]], Post
         self._turns = asyncio.Lock()
         self._broken: str | None = None
         """Why the connection can no longer be trusted (set after an interrupted statement)."""
+        self._exceptions: ExceptionMap | None = None
+        """The exception map naming the transaction's own timeouts (``None``: the driver's)."""
+
+    def _own_timeouts(self, statement_timeout: float | None, lock_timeout: float | None) -> None:
+        """Name the transaction's own timeouts (where given; else the driver's settings) in its errors."""
+        settings = self._driver.settings
+        self._exceptions = exception_map(
+            self._driver.description,
+            pool_max_size=settings.pool_max_size,
+            pool_timeout=settings.pool_timeout,
+            lock_timeout=settings.lock_timeout if lock_timeout is None else lock_timeout,
+            statement_timeout=settings.statement_timeout if statement_timeout is None else statement_timeout,
+        )
+
+    def _map(self) -> contextlib.AbstractContextManager[None]:
+        if self._exceptions is None:
+            return self._driver._map()
+        return map_exceptions(self._exceptions)
 
     def __del__(self) -> None:
         if getattr(self, "_conn", None) is not None:

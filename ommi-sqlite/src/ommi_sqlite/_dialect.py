@@ -46,7 +46,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 from ommi.errors import ModelDefinitionError
-from ommi.expressions import Op
+from ommi.expressions import Op, RowLock
 from ommi.models.schema import Field, ModelSchema
 from ommi.models.types import StorageType
 from ommi.sql import Dialect
@@ -179,6 +179,17 @@ class SQLiteDialect(Dialect):
 
     # A NULL rowid alias is generated: rows with and without a key share statements.
     null_generates_key: ClassVar[bool] = True
+
+    def row_lock(self, lock: RowLock, alias: str, joined: bool) -> str:
+        """Nothing: SQLite has no ``FOR UPDATE``, and needs none.
+
+        Every transaction of the driver begins ``BEGIN IMMEDIATE`` and holds the
+        database's one write lock until it ends, so no other connection can
+        change the rows it read meanwhile: they are locked already (the whole
+        database is). ``skip_locked`` therefore never skips a row, and
+        ``nowait`` never fails: no row is ever held by another writer.
+        """
+        return ""
 
     def table(self, schema: ModelSchema) -> str:
         refuse_reserved_name(schema)

@@ -30,7 +30,13 @@ _CANNOT_OPEN = frozenset({sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_NOTADB, sqlite
 _CONSTRAINT = sqlite3.SQLITE_CONSTRAINT
 
 
-def translate(exc: BaseException, database: str, busy_timeout: float, path_note: str = "") -> errors.OmmiError | None:
+def translate(
+    exc: BaseException,
+    database: str,
+    busy_timeout: float,
+    path_note: str = "",
+    statement_timeout: float | None = None,
+) -> errors.OmmiError | None:
     """The :mod:`ommi.errors` exception for a client exception, or None if it is not one.
 
     Args:
@@ -39,6 +45,8 @@ def translate(exc: BaseException, database: str, busy_timeout: float, path_note:
         busy_timeout: the configured wait, quoted when a lock outlasted it.
         path_note: added to the message of a file that cannot be opened (where
             a relative path points: ``SQLiteSettings.relative_path_note``).
+        statement_timeout: the statement bound in force on the connection,
+            named when the driver's progress handler interrupted a statement.
     """
     where = f"sqlite database {database}"
     if isinstance(exc, sqlite3.Error):
@@ -49,6 +57,7 @@ def translate(exc: BaseException, database: str, busy_timeout: float, path_note:
             busy = primary in _BUSY
             cannot_open = primary in _CANNOT_OPEN
             constraint = primary == _CONSTRAINT or isinstance(exc, sqlite3.IntegrityError)
+            interrupted = primary == sqlite3.SQLITE_INTERRUPT
         else:
             # No result code: raised by the sqlite3 module itself, or built by hand.
             if isinstance(exc, sqlite3.ProgrammingError) and ("closed database" in text or "closed cursor" in text):
@@ -57,12 +66,19 @@ def translate(exc: BaseException, database: str, busy_timeout: float, path_note:
             busy = "database is locked" in text or "table is locked" in text
             cannot_open = "unable to open database" in text or "not a database" in text
             constraint = isinstance(exc, sqlite3.IntegrityError)
+            interrupted = text == "interrupted"
+        if interrupted and statement_timeout is not None:
+            return errors.TimeoutError(
+                f"statement_timeout={statement_timeout:g}s exceeded: {where} interrupted the statement; raise "
+                "statement_timeout (the driver's setting, or db.transaction(statement_timeout=...)), or make the "
+                "query cheaper. Inside a transaction an interrupted write rolls the whole transaction back"
+            )
         if constraint:
             return errors.IntegrityError(f"{where}: {exc}")
         if busy:
             return errors.BusyError(
                 f"{where} stayed locked by another connection for longer than busy_timeout={busy_timeout} s "
-                f"({text}); raise busy_timeout or keep transactions shorter"
+                f"(the driver's lock_timeout) ({text}); raise busy_timeout or keep transactions shorter"
             )
         if cannot_open:
             note = f" ({path_note})" if path_note else ""
@@ -88,7 +104,15 @@ def translate(exc: BaseException, database: str, busy_timeout: float, path_note:
     return None
 
 
-def exception_map(database: str, busy_timeout: float, path_note: str = "") -> ExceptionMap:
+def exception_map(
+    database: str, busy_timeout: float, path_note: str = "", statement_timeout: float | None = None
+) -> ExceptionMap:
     """The map for :func:`ommi.drivers.map_exceptions` of one database (see :func:`translate`)."""
-    translation = functools.partial(translate, database=database, busy_timeout=busy_timeout, path_note=path_note)
+    translation = functools.partial(
+        translate,
+        database=database,
+        busy_timeout=busy_timeout,
+        path_note=path_note,
+        statement_timeout=statement_timeout,
+    )
     return {sqlite3.Error: translation, ValueError: translation, OverflowError: translation}

@@ -341,6 +341,8 @@ async def _give_back(pool: Pool, link: Link, *, rollback: bool) -> None:
     except Exception:  # the caller is already reporting what went wrong
         log.error("migration.foreign_keys.restore_failed", driver="sqlite", database=link.database, exc_info=True)
     finally:
+        if link.statement_timeout != pool.settings.statement_timeout:
+            link.rebound(pool.settings.statement_timeout)
         pool.unlock_writer()
 
 
@@ -367,6 +369,9 @@ async def lock_for_migration(pool: Pool, lock_timeout: float | None = None) -> L
         link = await pool.lock_writer(wait)
     except errors.TimeoutError as exc:
         raise _lock_timed_out(pool, wait, "another task of this process") from exc
+    if link.statement_timeout is not None:
+        # The application's statement bound is not the migration's: a table rebuild takes what it takes.
+        link.rebound(None)
     try:
         # Inside the try: cancelled while either runs, the writer must still come back whole.
         await link.execute("PRAGMA foreign_keys = OFF")

@@ -23,6 +23,15 @@ reads a snapshot of its rows (see :class:`Stream`).
 Every wait (for the writer, a reader or the gate) is bounded by
 ``busy_timeout`` and ends in :class:`ommi.errors.TimeoutError` naming it;
 SQLite's own busy handler, for other processes' locks, uses the same timeout.
+A transaction given its own ``lock_timeout`` waits that long instead.
+
+``statement_timeout`` (the setting, or a transaction's own) bounds each call
+into SQLite: a progress handler, installed on a connection the first time a
+bound applies to it, interrupts the statement once its deadline passed
+(:meth:`Link.bound`); the call fails with :class:`ommi.errors.TimeoutError`
+naming ``statement_timeout``. An interrupted statement is undone; an
+interrupted write inside a transaction undoes the whole transaction (SQLite's
+rule), which the driver's transaction then reports.
 
 A :class:`Pool` is one *generation* of the driver: opened once, closed once,
 never opened again. ``close()`` closes every connection, also those in use,
@@ -57,7 +66,7 @@ import threading
 import time
 import warnings
 import weakref
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from typing import Any
 
 import aiosqlite
@@ -76,6 +85,8 @@ _MIN_VERSION = (3, 35, 0)
 _VARIABLE_LIMIT = [999]
 _IDLE_CURSORS = 4
 _FETCH_CHUNK = 1000
+_PROGRESS_STEPS = 10_000
+"""SQLite virtual-machine steps between two calls of the statement-timeout handler (about a millisecond or less)."""
 """Most rows fetched per call into the worker thread; a larger batch takes several calls."""
 _SNAPSHOT_TOKEN = secrets.token_hex(4)
 _snapshot_numbers = itertools.count(1)
@@ -208,6 +219,11 @@ class Link:
         self.database = database
         self.busy_timeout = busy_timeout
         self._exceptions = exception_map(database, busy_timeout)
+        self.statement_timeout: float | None = None
+        """Seconds each call into SQLite may run (``None``: no bound); set with :meth:`bound`."""
+        self._deadline: float | None = None
+        """When the running call must stop (``time.monotonic()``); read by the progress handler in the worker thread."""
+        self._handler = False
         self._idle: list[aiosqlite.Cursor] = []
         self._cursors: weakref.WeakSet[aiosqlite.Cursor] = weakref.WeakSet()
         self.cursors_opened = 0
@@ -218,6 +234,41 @@ class Link:
     def errors(self) -> contextlib.AbstractContextManager[None]:
         """The exception translation for this connection's database."""
         return map_exceptions(self._exceptions)
+
+    async def bound(self, statement_timeout: float | None) -> None:
+        """Bound each later call into SQLite on this connection to ``statement_timeout`` seconds (``None``: none).
+
+        The progress handler is installed the first time a bound is set and
+        stays (it returns at once while no deadline is set).
+        """
+        if statement_timeout is not None and not self._handler:
+            await self.conn.set_progress_handler(self._progress, _PROGRESS_STEPS)
+            self._handler = True
+        self.rebound(statement_timeout)
+
+    def rebound(self, statement_timeout: float | None) -> None:
+        """Change the bound of a connection whose handler is installed already (no I/O)."""
+        assert statement_timeout is None or self._handler, "call bound() first"
+        self.statement_timeout = statement_timeout
+        self._exceptions = exception_map(self.database, self.busy_timeout, statement_timeout=statement_timeout)
+
+    def _progress(self) -> int:
+        """SQLite's progress handler (in the worker thread): nonzero interrupts the running statement."""
+        deadline = self._deadline
+        return 1 if deadline is not None and time.monotonic() > deadline else 0
+
+    @contextlib.contextmanager
+    def timed(self) -> Iterator[None]:
+        """Around one call into SQLite: its deadline, when the connection has a statement bound."""
+        timeout = self.statement_timeout
+        if timeout is None:
+            yield
+            return
+        self._deadline = time.monotonic() + timeout
+        try:
+            yield
+        finally:
+            self._deadline = None
 
     def _trace(self, sql: str) -> None:
         if log.is_enabled_for(logging.DEBUG):
@@ -242,7 +293,8 @@ class Link:
         with self.errors():
             cursor = await self._cursor()
             try:
-                await cursor.execute(sql, params)
+                with self.timed():
+                    await cursor.execute(sql, params)
             except BaseException:
                 await _discard(cursor)
                 raise
@@ -258,7 +310,7 @@ class Link:
         reset there, and its rows are dropped.
         """
         self._trace(sql)
-        with self.errors():
+        with self.errors(), self.timed():
             rows: list[tuple[Any, ...]] = list(await self.conn.execute_fetchall(sql, params))  # type: ignore[arg-type]
         return rows
 
@@ -418,7 +470,7 @@ class Stream:
         try:
             first: list[tuple[Any, ...]] | None = None
             async with gate():
-                with link.errors():
+                with link.errors(), link.timed():
                     self.cursor = cursor = await link._cursor()
                     await cursor.execute(sql, params)
                     if channel.shared:
@@ -442,7 +494,7 @@ class Stream:
                     # the GIL; small calls keep the event loop's turns short.
                     want = min(size - len(rows), _FETCH_CHUNK)
                     async with gate():
-                        with link.errors():
+                        with link.errors(), link.timed():
                             chunk = await cursor.fetchmany(want)
                     rows.extend(chunk)  # type: ignore[arg-type]
                     if len(chunk) < want:  # type: ignore[arg-type]
@@ -560,6 +612,8 @@ class Pool:
             raise
         link = Link(conn, self.database, settings.busy_timeout)
         try:
+            if settings.statement_timeout is not None:
+                await link.bound(settings.statement_timeout)
             await link.execute("PRAGMA foreign_keys = ON")
             if not settings.is_memory:
                 await link.execute(f"PRAGMA synchronous = {settings.synchronous.upper()}")
@@ -671,17 +725,26 @@ class Pool:
 
     # -- waiting -------------------------------------------------------------
 
-    def _timed_out(self, what: str, timeout: float | None = None) -> errors.TimeoutError:
+    def _timed_out(self, what: str, timeout: float | None = None, setting: str | None = None) -> errors.TimeoutError:
         timeout = self.settings.busy_timeout if timeout is None else timeout
         log.warning("pool.acquire.timeout", driver="sqlite", database=self.database, waited_for=what, seconds=timeout)
+        if setting is not None:
+            return errors.TimeoutError(
+                f"{setting}={timeout:g}s exceeded: sqlite database {self.database}: waited that long for {what}, "
+                "which another transaction (or write) held the whole time"
+            )
         return errors.TimeoutError(
-            f"sqlite database {self.database}: waited busy_timeout={timeout} s for {what}; "
+            f"sqlite database {self.database}: waited busy_timeout={timeout} s (the driver's lock_timeout) for {what}; "
             "a transaction or stream held it the whole time (in-memory databases serialise every "
             "operation behind an open transaction; use the transaction object inside it)"
         )
 
     async def _acquire(
-        self, primitive: asyncio.Lock | asyncio.Semaphore, what: str, timeout: float | None = None
+        self,
+        primitive: asyncio.Lock | asyncio.Semaphore,
+        what: str,
+        timeout: float | None = None,
+        setting: str | None = None,
     ) -> None:
         """Take ``primitive``, waiting at most ``timeout`` (default ``busy_timeout``); fail at once if the pool closes.
 
@@ -695,7 +758,7 @@ class Pool:
                 async with asyncio.timeout(timeout):
                     await primitive.acquire()
             except builtins.TimeoutError:  # asyncio.timeout's
-                raise self._timed_out(what, timeout) from None
+                raise self._timed_out(what, timeout, setting) from None
             return
         signal = self._closing_signal
         assert signal is not None
@@ -705,7 +768,7 @@ class Pool:
                 await asyncio.wait((acquiring, signal), return_when=asyncio.FIRST_COMPLETED)
         except builtins.TimeoutError:  # asyncio.timeout's
             _abandon(acquiring, primitive)
-            raise self._timed_out(what, timeout) from None
+            raise self._timed_out(what, timeout, setting) from None
         except BaseException:
             _abandon(acquiring, primitive)
             raise
@@ -744,15 +807,16 @@ class Pool:
 
     # -- the writer ----------------------------------------------------------
 
-    async def lock_writer(self, timeout: float | None = None) -> Link:
+    async def lock_writer(self, timeout: float | None = None, setting: str | None = None) -> Link:
         """Take this generation's write lock and return its writer; :meth:`unlock_writer` gives it back.
 
-        ``timeout``: seconds to wait for it (default ``busy_timeout``).
+        ``timeout``: seconds to wait for it (default ``busy_timeout``); ``setting``:
+        the name the timeout error gives it (default: ``busy_timeout``'s message).
         """
         self._check_open()
         assert self._write_lock is not None and self.writer is not None
         what = "the in-memory database" if self.settings.is_memory else "the write lock"
-        await self._acquire(self._write_lock, what, timeout)
+        await self._acquire(self._write_lock, what, timeout, setting)
         if self._closed:
             self._write_lock.release()
             self._check_not_closed()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -43,6 +44,16 @@ class SQLiteSettings:
             with WAL except on power loss).
         statement_cache_size: prepared statements each connection keeps for
             reuse (default 256).
+        statement_timeout: seconds any one statement (or one batch of a
+            stream) may run before SQLite interrupts it and it fails with
+            :class:`ommi.errors.TimeoutError` naming ``statement_timeout``
+            (default ``None``: no limit). A progress handler checks the
+            deadline while the statement runs.
+
+    ``lock_timeout`` is accepted as another name of ``busy_timeout`` (the name
+    the other drivers give their lock wait; :attr:`lock_timeout` reads it):
+    SQLite's only lock is the database's write lock, and ``busy_timeout`` is
+    how long a write or a transaction waits for it. Given both, they must agree.
     """
 
     database: str = MEMORY
@@ -52,6 +63,12 @@ class SQLiteSettings:
     journal_mode: str = "wal"
     synchronous: str = "normal"
     statement_cache_size: int = 256
+    statement_timeout: float | None = None
+
+    @property
+    def lock_timeout(self) -> float:
+        """How long a write or a transaction waits for the write lock: ``busy_timeout`` under the common name."""
+        return self.busy_timeout
 
     @property
     def is_memory(self) -> bool:
@@ -118,6 +135,18 @@ class SQLiteSettings:
         if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout >= 0:
             raise ConfigurationError(f"sqlite setting busy_timeout must be a number of seconds >= 0, not {timeout!r}")
         object.__setattr__(self, "busy_timeout", float(timeout))
+        statement_timeout = self.statement_timeout
+        if statement_timeout is not None:
+            if (
+                isinstance(statement_timeout, bool)
+                or not isinstance(statement_timeout, (int, float))
+                or not (math.isfinite(statement_timeout) and statement_timeout > 0)
+            ):
+                raise ConfigurationError(
+                    "sqlite setting statement_timeout must be a finite number of seconds above 0, or None for no "
+                    f"limit; not {statement_timeout!r}"
+                )
+            object.__setattr__(self, "statement_timeout", float(statement_timeout))
         for name, allowed in (("journal_mode", _JOURNAL_MODES), ("synchronous", _SYNCHRONOUS)):
             value = getattr(self, name)
             if not isinstance(value, str) or value.lower() not in allowed:
@@ -139,6 +168,10 @@ _FIELDS = {f.name: f for f in dataclasses.fields(SQLiteSettings)}
 def _from_text(name: str, text: str) -> Any:
     """A setting given as text (in a URL query) as the type the setting wants."""
     kind = _FIELDS[name].type
+    if name == "statement_timeout":
+        if text.lower() in ("", "none"):
+            return None
+        kind = "float"
     try:
         if kind == "int":
             return int(text)
@@ -185,14 +218,34 @@ def _parse_url(url: str) -> dict[str, Any]:
     rest = path if slash else ""
     values: dict[str, Any] = {"database": unquote(rest) or MEMORY}
     for name, text in parse_qsl(query, keep_blank_values=True):
+        if name == _LOCK_TIMEOUT:
+            values[name] = _from_text("busy_timeout", text)
+            continue
         if name not in _FIELDS or name == "database":
             raise ConfigurationError(_unknown([name]))
         values[name] = _from_text(name, text)
     return values
 
 
+_LOCK_TIMEOUT = "lock_timeout"
+"""Accepted as another name of ``busy_timeout`` (see :class:`SQLiteSettings`)."""
+
+
+def _lock_timeout_alias(values: dict[str, Any]) -> None:
+    """Turn a ``lock_timeout`` setting into ``busy_timeout``; refuse both with different values."""
+    if _LOCK_TIMEOUT not in values:
+        return
+    lock_timeout = values.pop(_LOCK_TIMEOUT)
+    if "busy_timeout" in values and values["busy_timeout"] != lock_timeout:
+        raise ConfigurationError(
+            f"sqlite settings lock_timeout={lock_timeout!r} and busy_timeout={values['busy_timeout']!r} disagree: "
+            "for SQLite they are one setting (how long to wait for the write lock); give one of them"
+        )
+    values["busy_timeout"] = lock_timeout
+
+
 def _unknown(names: list[str]) -> str:
-    known = ", ".join(sorted(_FIELDS))
+    known = ", ".join(sorted([*_FIELDS, _LOCK_TIMEOUT]))
     return f"unknown sqlite driver settings {sorted(names)}; the sqlite driver accepts: {known}"
 
 
@@ -221,7 +274,12 @@ def parse_settings(
             "SQLiteDriver.connect() takes a path, a sqlite: URL or a mapping of settings, "
             f"not {type(settings).__name__}"
         )
+    if _LOCK_TIMEOUT in values and _LOCK_TIMEOUT in options:
+        values.pop(_LOCK_TIMEOUT)  # keyword options win over the URL and the mapping
+    if "busy_timeout" in options or _LOCK_TIMEOUT in options:
+        values.pop("busy_timeout" if _LOCK_TIMEOUT in options else _LOCK_TIMEOUT, None)
     values.update(options)
+    _lock_timeout_alias(values)
     unknown = [name for name in values if name not in _FIELDS]
     if unknown:
         raise ConfigurationError(_unknown(unknown))

@@ -82,7 +82,13 @@ class SQLiteDriver(SQLiteOperations, Driver[SQLiteSettings]):
 
     name = "sqlite"
     capabilities = Capabilities(
-        migrations=True, inspection=True, constraints=True, savepoints=True, isolation_levels=True
+        migrations=True,
+        inspection=True,
+        constraints=True,
+        savepoints=True,
+        isolation_levels=True,
+        row_locks=True,
+        timeouts=True,
     )
     # Every SQLite transaction is serializable (one writer from BEGIN IMMEDIATE on, readers see
     # committed states): it satisfies each level asked for, as the SQL standard allows.
@@ -176,16 +182,29 @@ class SQLiteDriver(SQLiteOperations, Driver[SQLiteSettings]):
         await self._pool.close()
 
     async def begin(self, options: TransactionOptions | None = None) -> SQLiteTransaction:
-        """``BEGIN IMMEDIATE`` on the writer: serializable, so any ``options.isolation`` is satisfied as it is."""
+        """``BEGIN IMMEDIATE`` on the writer, holding its lock until commit or rollback.
+
+        Serializable, so any ``options.isolation`` is satisfied as it is.
+        ``options.lock_timeout`` bounds the wait for the write lock instead of
+        ``busy_timeout`` (this process's lock, then SQLite's busy handler for
+        another process's); ``options.statement_timeout`` bounds each statement
+        of the transaction instead of the ``statement_timeout`` setting.
+        """
         pool = self._pool  # the transaction belongs to this generation, whatever open() does later
-        link = await pool.lock_writer()
+        lock_timeout = None if options is None else options.lock_timeout
+        statement_timeout = None if options is None else options.statement_timeout
+        setting = None if lock_timeout is None else "lock_timeout"
+        link = await pool.lock_writer(lock_timeout, setting)
         try:
-            await link.execute("BEGIN IMMEDIATE")
+            await _begin_immediate(link, lock_timeout, pool.settings.busy_timeout)
+            if statement_timeout is not None:
+                await link.bound(statement_timeout)
         except BaseException:
             await asyncio.shield(_release(pool, link))
             raise
         log.debug("transaction.begin", driver="sqlite", database=link.database)
-        return SQLiteTransaction(self, pool, link)
+        transaction = SQLiteTransaction(self, pool, link)
+        return transaction
 
     # -- where operations run ------------------------------------------------
 
@@ -233,15 +252,50 @@ class SQLiteDriver(SQLiteOperations, Driver[SQLiteSettings]):
         return migration_statements(self._core, step)
 
 
+def _busy_pragma(seconds: float) -> str:
+    return f"PRAGMA busy_timeout = {max(1, round(seconds * 1000))}"
+
+
+async def _begin_immediate(link: Link, lock_timeout: float | None, busy_timeout: float) -> None:
+    """``BEGIN IMMEDIATE``, waiting at most ``lock_timeout`` (else ``busy_timeout``) for another process's lock.
+
+    Raises:
+        TimeoutError: naming ``lock_timeout`` when the transaction gave one.
+    """
+    if lock_timeout is None:
+        await link.execute("BEGIN IMMEDIATE")
+        return
+    await link.execute(_busy_pragma(lock_timeout))
+    try:
+        await link.execute("BEGIN IMMEDIATE")
+    except errors.TimeoutError as exc:
+        raise errors.TimeoutError(
+            f"lock_timeout={lock_timeout:g}s exceeded: sqlite database {link.database}: another connection "
+            "(another process) held the database's write lock that long"
+        ) from exc
+    finally:
+        await asyncio.shield(link.execute(_busy_pragma(busy_timeout)))
+
+
 async def _release(pool: Pool, link: Link) -> None:
-    """Roll back whatever is open on the writer of ``pool`` and unlock it; never raises."""
+    """Roll back whatever is open on the writer of ``pool`` and unlock it; never raises.
+
+    The writer's statement bound goes back to the setting's.
+    """
     try:
         if not pool.closed:  # closing the connection rolled it back already
             await link.rollback()
     except Exception:  # the caller is already raising the error that matters
         log.warning("transaction.rollback.failed", driver="sqlite", database=link.database, exc_info=True)
     finally:
+        _unbound(pool, link)
         pool.unlock_writer()
+
+
+def _unbound(pool: Pool, link: Link) -> None:
+    """Give the writer back the ``statement_timeout`` setting's bound (a transaction may have set its own)."""
+    if link.statement_timeout != pool.settings.statement_timeout:
+        link.rebound(pool.settings.statement_timeout)
 
 
 class SQLiteTransaction(SQLTransactionOperations[Link], SQLiteOperations, DriverTransaction):
@@ -268,12 +322,25 @@ class SQLiteTransaction(SQLTransactionOperations[Link], SQLiteOperations, Driver
         self._state = "open"
         self._turns = asyncio.Lock()
         self._streams: set[Stream] = set()
+        self._broken: str | None = None
+        """Why the transaction cannot go on: SQLite rolled it back (an interrupted write)."""
 
     def _owned(self) -> Link | None:
         return self._link
 
     def _check_usable(self, conn: Link) -> None:
         self._pool._check_not_closed()
+        self._after_failure(conn)
+        if self._broken is not None:
+            raise errors.TransactionError(
+                f"the transaction cannot go on: {self._broken}; roll it back (sqlite database {conn.database})"
+            )
+
+    def _after_failure(self, conn: Link) -> None:
+        if self._broken is None and not self._pool.closed and not conn.in_transaction:
+            # SQLite undoes the whole transaction when a write inside it is interrupted (statement_timeout):
+            # what follows would run outside any transaction and commit at once.
+            self._broken = "SQLite rolled it back when a statement was interrupted (statement_timeout)"
 
     @contextlib.asynccontextmanager
     async def _channel(self) -> AsyncIterator[Channel]:
@@ -306,6 +373,13 @@ class SQLiteTransaction(SQLTransactionOperations[Link], SQLiteOperations, Driver
                     f"sqlite database {link.database}: the driver was closed while this transaction was open; "
                     "nothing of it was committed (closing the connection rolled it back)"
                 )
+            self._after_failure(link)
+            if self._broken is not None:
+                self._state = "rolled back"
+                await asyncio.shield(_release(pool, link))
+                raise errors.TransactionError(
+                    f"the transaction was rolled back, not committed: {self._broken} (sqlite database {link.database})"
+                )
             try:
                 # Snapshot tables would outlive the commit; cursors left open would keep reading.
                 await self._end_streams(drop=True)
@@ -314,6 +388,7 @@ class SQLiteTransaction(SQLTransactionOperations[Link], SQLiteOperations, Driver
                 self._state = "rolled back"
                 await asyncio.shield(_release(pool, link))
                 raise
+            _unbound(pool, link)
             pool.unlock_writer()
         log.debug("transaction.commit", driver="sqlite", database=link.database)
 
@@ -330,6 +405,7 @@ class SQLiteTransaction(SQLTransactionOperations[Link], SQLiteOperations, Driver
                 if not pool.closed:  # else closing the connection rolled it back
                     await link.rollback()
             finally:
+                _unbound(pool, link)
                 pool.unlock_writer()
         log.debug("transaction.rollback", driver="sqlite", database=link.database)
 

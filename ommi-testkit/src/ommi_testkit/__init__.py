@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from ommi_testkit.suites.migrations import MigrationTests
     from ommi_testkit.suites.queries import QueryTests
     from ommi_testkit.suites.relations import RelationTests
+    from ommi_testkit.suites.row_locks import RowLockTests
     from ommi_testkit.suites.schema import SchemaTests
     from ommi_testkit.suites.setup import ImplicitSetupTests
     from ommi_testkit.suites.transactions import TransactionTests
@@ -46,6 +47,7 @@ __all__ = [
     "QueryTests",
     "ReferenceDriver",
     "RelationTests",
+    "RowLockTests",
     "SchemaTests",
     "SuiteBase",
     "TransactionTests",
@@ -67,6 +69,7 @@ _WHERE = {
     "MigrationTests": "ommi_testkit.suites.migrations",
     "QueryTests": "ommi_testkit.suites.queries",
     "RelationTests": "ommi_testkit.suites.relations",
+    "RowLockTests": "ommi_testkit.suites.row_locks",
     "SchemaTests": "ommi_testkit.suites.schema",
     "ImplicitSetupTests": "ommi_testkit.suites.setup",
     "TransactionTests": "ommi_testkit.suites.transactions",

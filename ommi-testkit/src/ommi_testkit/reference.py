@@ -53,6 +53,7 @@ from ommi.errors import (
     MigrationTimeoutError,
     OperationalError,
     SchemaMismatchError,
+    TimeoutError,
     TransactionError,
 )
 from ommi.expressions import Expr, Query
@@ -611,6 +612,12 @@ class ReferenceSettings:
     batch_size: int = 100
     """Rows per batch for ``.all`` when a query does not set one."""
 
+    lock_timeout: float | None = None
+    """Seconds a transaction (or a write) waits for the write lock; ``None``: as long as it takes."""
+
+    statement_timeout: float | None = None
+    """Accepted and kept, never reached: a statement in memory runs to its end at once, with no I/O to wait for."""
+
 
 class ReferenceDriver(_Store, Driver[ReferenceSettings]):
     """The in-memory reference driver (``reference://``).
@@ -621,15 +628,32 @@ class ReferenceDriver(_Store, Driver[ReferenceSettings]):
 
     name = "reference"
     capabilities = Capabilities(
-        migrations=True, inspection=True, constraints=True, savepoints=True, isolation_levels=True
+        migrations=True,
+        inspection=True,
+        constraints=True,
+        savepoints=True,
+        isolation_levels=True,
+        row_locks=True,
+        timeouts=True,
     )
     # A transaction holds the write lock from begin to end and reads its own copy: serializable,
     # which satisfies every level (nothing interleaves with it, so it never fails to serialize).
     supported_isolation_levels = frozenset({"read_committed", "repeatable_read", "serializable"})
     default_batch_size = 100
 
-    def __init__(self, batch_size: int = 100, *, store: ReferenceStore | None = None) -> None:
-        self.settings = ReferenceSettings(batch_size)
+    def __init__(
+        self,
+        batch_size: int = 100,
+        *,
+        store: ReferenceStore | None = None,
+        lock_timeout: float | None = None,
+        statement_timeout: float | None = None,
+    ) -> None:
+        for name, value in (("lock_timeout", lock_timeout), ("statement_timeout", statement_timeout)):
+            valid = isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < float("inf")
+            if value is not None and not valid:
+                raise ConfigurationError(f"reference driver setting {name} must be seconds above 0, not {value!r}")
+        self.settings = ReferenceSettings(batch_size, lock_timeout, statement_timeout)
         self._store = store if store is not None else ReferenceStore()
         self.default_batch_size = batch_size
         # This driver's open transactions, rolled back by close(); a closed driver refuses work until open().
@@ -661,7 +685,7 @@ class ReferenceDriver(_Store, Driver[ReferenceSettings]):
         elif isinstance(settings, str) and settings.split("://", 1)[0] not in ("reference", ""):
             raise ConfigurationError(f"the reference driver takes reference:// URLs, not {settings!r}")
         values.update(options)
-        unknown = set(values) - {"batch_size", "store"}
+        unknown = set(values) - {"batch_size", "store", "lock_timeout", "statement_timeout"}
         if unknown:
             raise ConfigurationError(f"unknown reference driver settings: {sorted(unknown)}")
         return cls(**values)
@@ -693,20 +717,50 @@ class ReferenceDriver(_Store, Driver[ReferenceSettings]):
     async def _write(self, action: Callable[[_Tables], Any]) -> Any:
         self._check_open()
         assert self._lock is not None, "the driver is not open"
-        async with self._lock:
+        await self._wait_for_lock(self.settings.lock_timeout, "lock_timeout")
+        try:
             self._check_open()
             # Work on copies so a failing statement changes nothing.
             staged = {name: table.copy() for name, table in self._data.items()}
             result = _run(action, staged)
             self._data = staged
             return result
+        finally:
+            self._lock.release()
+
+    async def _wait_for_lock(self, timeout: float | None, setting: str) -> None:
+        """Take the write lock, waiting at most ``timeout`` seconds (``None``: as long as it takes).
+
+        Raises:
+            TimeoutError: naming ``setting`` and its value, when another transaction held it that long.
+        """
+        assert self._lock is not None, "the driver is not open"
+        if timeout is None:
+            await self._lock.acquire()
+            return
+        try:
+            await asyncio.wait_for(self._lock.acquire(), timeout)  # cancelled by the timeout: not taken
+        except builtins.TimeoutError:  # asyncio's
+            raise TimeoutError(
+                f"{setting}={timeout:g}s exceeded: the reference driver waited that long for its write lock, "
+                "which another transaction held the whole time"
+            ) from None
 
     def _lock_release(self) -> None:
         assert self._lock is not None
         self._lock.release()
 
     async def begin(self, options: TransactionOptions | None = None) -> DriverTransaction:
-        return await self._begin(_ReferenceTransaction)
+        """A transaction holding the write lock until it ends (transactions take turns, as on SQLite).
+
+        ``options.lock_timeout`` bounds the wait for the lock (instead of the
+        ``lock_timeout`` setting); ``options.statement_timeout`` is accepted and
+        never reached (see :attr:`ReferenceSettings.statement_timeout`).
+        """
+        lock_timeout = options.lock_timeout if options is not None else None
+        if lock_timeout is None:
+            lock_timeout = self.settings.lock_timeout
+        return await self._begin(_ReferenceTransaction, lock_timeout)
 
     async def begin_migration(self, *, lock_timeout: float | None = None) -> MigrationTransaction:
         """A transaction holding the write lock (the migration lock); its operations rewrite its copy of the tables.
@@ -725,12 +779,11 @@ class ReferenceDriver(_Store, Driver[ReferenceSettings]):
     def migration_statements(self, step: MigrationStep) -> list[str]:
         return [f"-- reference: {step.operation.describe()}"]
 
-    async def _begin(self, kind: type[_T]) -> _T:
+    async def _begin(self, kind: type[_T], lock_timeout: float | None = None) -> _T:
         self._check_open()
-        assert self._lock is not None, "the driver is not open"
-        await self._lock.acquire()  # cancelled (wait_for's timeout) while waiting: not taken
+        await self._wait_for_lock(lock_timeout, "lock_timeout")  # cancelled (wait_for's timeout): not taken
         if self._closed:
-            self._lock.release()
+            self._lock_release()
             self._check_open()
         transaction = kind(self)
         self._transactions.add(transaction)

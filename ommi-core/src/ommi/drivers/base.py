@@ -72,6 +72,20 @@ class TransactionOptions:
     isolation: IsolationLevel | None = None
     """The isolation level; ``None``: the database's default."""
 
+    statement_timeout: float | None = None
+    """Seconds any one statement of the transaction may run; ``None``: the driver's ``statement_timeout`` setting.
+
+    Expiry raises :class:`~ommi.errors.TimeoutError` naming ``statement_timeout``
+    (capability ``timeouts``; core checks the value is a number above 0).
+    """
+
+    lock_timeout: float | None = None
+    """Seconds a statement (or the transaction's start) waits for a lock; ``None``: the ``lock_timeout`` setting.
+
+    Expiry raises :class:`~ommi.errors.TimeoutError` naming ``lock_timeout``
+    (capability ``timeouts``).
+    """
+
     def is_default(self) -> bool:
         """Whether every option is unset (the driver's plain ``begin()``)."""
         return all(getattr(self, f.name) is None for f in dataclasses.fields(self))

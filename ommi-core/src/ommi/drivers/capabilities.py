@@ -85,6 +85,22 @@ class Capabilities:
     before any I/O.
     """
 
+    row_locks: bool = False
+    """``find(...).for_update()`` inside a transaction locks the rows it returns until the transaction ends.
+
+    Absent by default, like ``migrations``: a driver declares it once its queries honour
+    :attr:`ommi.expressions.Query.lock` (``SELECT ... FOR UPDATE``, or a
+    transaction that already excludes every other writer, as SQLite's).
+    """
+
+    timeouts: bool = False
+    """``db.transaction(statement_timeout=..., lock_timeout=...)`` bounds the transaction's statements and lock waits.
+
+    Absent by default, like ``migrations``: a driver declares it once :meth:`Driver.begin` honours
+    both :class:`~ommi.drivers.TransactionOptions` fields (one it cannot honour
+    it refuses with ``UnsupportedFeature`` naming it).
+    """
+
     def names(self) -> tuple[str, ...]:
         """Every capability name, in declaration order."""
         return tuple(f.name for f in dataclasses.fields(self))

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Coroutine, Generator, Mapping
 from typing import TYPE_CHECKING, Any, Generic, NoReturn, Protocol, TypeVar
 
 from ommi.errors import DBStatusNoResultException, QueryError, RemovedAttributeError, ValidationError
-from ommi.expressions import And, Expr, Join, Query, SortKey, _conditions
+from ommi.expressions import And, Expr, Join, Query, RowLock, SortKey, _conditions
 from ommi.models.schema import Field, ModelSchema, get_schema, is_model
 from ommi.models.types import INT64_MAX
 from ommi.results import DBAction, DBQueryResult, DBResult
@@ -62,6 +62,7 @@ def plan_query(
     sort: tuple[SortKey, ...] = (),
     limit: int | None = None,
     offset: int = 0,
+    lock: RowLock | None = None,
 ) -> Query:
     """Turn ``find`` arguments into a driver :class:`Query`.
 
@@ -101,7 +102,7 @@ def plan_query(
     if sort or limit is not None or offset:
         sorted_fields = {id(k.field) for k in sort}
         sort = sort + tuple(SortKey(f) for f in target.key if id(f) not in sorted_fields)
-    return Query(target, where, tuple(joins), sort, limit, offset)
+    return Query(target, where, tuple(joins), sort, limit, offset, lock)
 
 
 _REMOVED_ITERATOR_METHODS = {
@@ -257,7 +258,7 @@ class FindQuery(Generic[T]):
     Awaiting the query itself means ``.all``.
     """
 
-    __slots__ = ("_executor", "_limit", "_offset", "_predicates", "_sort")
+    __slots__ = ("_executor", "_limit", "_lock", "_offset", "_predicates", "_sort")
 
     def __init__(
         self,
@@ -266,15 +267,17 @@ class FindQuery(Generic[T]):
         sort: tuple[SortKey, ...] = (),
         limit: int | None = None,
         offset: int = 0,
+        lock: RowLock | None = None,
     ) -> None:
         self._executor = executor
         self._predicates = predicates
         self._sort = sort
         self._limit = limit
         self._offset = offset
+        self._lock = lock
 
     def _replace(self, **changes: Any) -> FindQuery[T]:
-        values = {"sort": self._sort, "limit": self._limit, "offset": self._offset} | changes
+        values = {"sort": self._sort, "limit": self._limit, "offset": self._offset, "lock": self._lock} | changes
         return FindQuery(self._executor, self._predicates, **values)
 
     def sort(self, *fields: object) -> FindQuery[T]:
@@ -318,9 +321,42 @@ class FindQuery(Generic[T]):
             )
         return self._replace(limit=limit, offset=offset)
 
+    def for_update(self, *, skip_locked: bool = False, nowait: bool = False) -> FindQuery[T]:
+        """Lock the rows ``.all`` / ``.one`` return until the transaction ends (``SELECT ... FOR UPDATE``).
+
+        Only inside a transaction (``t.find(...).for_update()``), on a driver
+        with the ``row_locks`` capability; run through the database itself it
+        raises :class:`~ommi.errors.TransactionError` before any I/O, since
+        the lock would end with the statement. Another transaction's
+        ``for_update()``, update or delete of a locked row waits until this
+        transaction commits or rolls back (bounded by its ``lock_timeout``).
+
+        Args:
+            skip_locked: leave out the rows another transaction holds locked
+                instead of waiting for them (a queue of jobs: each worker
+                claims rows nobody else holds).
+            nowait: fail at once with :class:`~ommi.errors.TimeoutError`
+                (naming ``lock_timeout``) when a row is locked, instead of waiting.
+
+        ``.count``, ``.delete`` and ``.update`` refuse a query marked
+        ``for_update()`` (:class:`~ommi.errors.QueryError`): a count returns
+        no rows to lock, and ``delete``/``update`` lock the rows they change anyway.
+
+        Raises:
+            QueryError: ``skip_locked`` and ``nowait`` both set, or not bools.
+        """
+        for name, value in (("skip_locked", skip_locked), ("nowait", nowait)):
+            if not isinstance(value, bool):
+                raise QueryError(f"for_update(): {name} must be True or False, not {value!r}")
+        if skip_locked and nowait:
+            raise QueryError(
+                "for_update(): skip_locked and nowait exclude each other (skip the locked rows, or fail on them)"
+            )
+        return self._replace(lock=RowLock(skip_locked=skip_locked, nowait=nowait))
+
     def query(self) -> Query:
         """The driver-level :class:`Query` this builder describes."""
-        return plan_query(self._predicates, self._sort, self._limit, self._offset)
+        return plan_query(self._predicates, self._sort, self._limit, self._offset, self._lock)
 
     # -- actions -----------------------------------------------------------
 
@@ -387,12 +423,26 @@ class FindQuery(Generic[T]):
             await batches.aclose()
         raise DBStatusNoResultException(f"no {query.model.cls.__name__} matches the query")
 
+    def _unlocked(self, action: str) -> None:
+        if self._lock is not None:
+            reason = (
+                "a count returns no rows to lock"
+                if action == "count"
+                else f"{action}() locks the rows it changes anyway"
+            )
+            raise QueryError(
+                f"{action}() does not take a query marked for_update(): {reason}; "
+                "use for_update() with .all or .one (or leave it out)"
+            )
+
     async def _count(self) -> int:
+        self._unlocked("count")
         query = self.query()
         ops = await self._executor.query_operations(query)
         return await ops.count(query)
 
     def _writable(self, action: str) -> Query:
+        self._unlocked(action)
         query = self.query()
         if query.limit is not None or query.offset:
             raise QueryError(f"{action}() applies to every match; remove limit() from the query")

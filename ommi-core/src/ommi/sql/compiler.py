@@ -258,6 +258,8 @@ class SQLCompiler:
             shape.append((id(sort_key.field), sort_key.descending))
         shape.append(query.limit is None)
         shape.append(not query.offset)
+        if query.lock is not None:
+            shape.append(query.lock)
         key = tuple(shape)
         statements = self._statements.get(target)
         if statements is None:
@@ -306,6 +308,8 @@ class SQLCompiler:
             f"SELECT {self.columns(query.model, alias)} FROM {self.dialect.table(query.model)} AS {alias}"
             f"{where}{self._order(query, alias)}{window}"
         )
+        if query.lock is not None:
+            sql += self.dialect.row_lock(query.lock, alias, bool(query.joins))
         return Compiled(sql, params + window_params)
 
     def _count_text(self, query: Query) -> str:

@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from itertools import chain
 from typing import Any, ClassVar
 
-from ommi.expressions import ORDERING_OPS, Op
+from ommi.expressions import ORDERING_OPS, Op, RowLock
 from ommi.models.schema import Field, ModelSchema
 from ommi.models.types import StorageType
 from ommi.sql._statement import Compiled
@@ -233,6 +233,26 @@ class Dialect:
         if not offset:
             return f" LIMIT {ph}", [limit]
         return f" LIMIT {ph} OFFSET {ph}", [limit, offset]
+
+    def row_lock(self, lock: RowLock, alias: str, joined: bool) -> str:
+        """The locking clause ending a ``SELECT`` marked ``for_update()`` (with leading space).
+
+        ``alias`` is the target's alias in the statement; ``joined``: the query
+        has conditions on related models (the compiler reads them in an
+        ``EXISTS`` subquery), so the clause names the target, ``FOR UPDATE OF
+        alias``, and only the target's rows are locked. The default is the SQL
+        standard's with PostgreSQL's (and MySQL 8's) ``SKIP LOCKED`` / ``NOWAIT``.
+        A database whose transactions already keep every other writer out
+        (SQLite's ``BEGIN IMMEDIATE``) returns ``""``.
+        """
+        clause = " FOR UPDATE"
+        if joined:
+            clause += f" OF {alias}"
+        if lock.skip_locked:
+            clause += " SKIP LOCKED"
+        elif lock.nowait:
+            clause += " NOWAIT"
+        return clause
 
     def membership(self, column: str, raw: str, op: Op, count: int, storage: StorageType) -> str:
         """``in_`` (``op`` IN) or ``not_in`` (NOT_IN) of ``count`` >= 1 values, bound by :meth:`membership_params`.

@@ -12,6 +12,7 @@ from ommi_testkit.suites.migrations import MigrationTests
 from ommi_testkit.suites.queries import QueryTests
 from ommi_testkit.suites.relations import RelationTests
 from ommi_testkit.suites.retries import RetryTests
+from ommi_testkit.suites.row_locks import RowLockTests
 from ommi_testkit.suites.savepoints import SavepointTests
 from ommi_testkit.suites.schema import SchemaTests
 from ommi_testkit.suites.setup import ImplicitSetupTests
@@ -37,5 +38,6 @@ class ConformanceSuite(
     ConstraintTests,
     SavepointTests,
     RetryTests,
+    RowLockTests,
 ):
     """Every conformance test. Subclass it and provide a ``driver_factory`` fixture."""
