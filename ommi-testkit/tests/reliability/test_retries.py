@@ -30,7 +30,13 @@ async def _run(backend: Any, profile: Profile, *, cancel: bool) -> tuple[Any, li
             for db in databases:
                 await db.open()
             figures, problems = await retry_workload(
-                databases, backend=backend.name, profile=profile.name, tasks=profile.retry_moves, cancel=cancel
+                databases,
+                backend=backend.name,
+                profile=profile.name,
+                tasks=profile.retry_moves,
+                cancel=cancel,
+                # Spread the cancellations over the time the moves take (PostgreSQL's reruns take longest).
+                max_delay=2.0 if backend.name == "postgresql" else 0.3,
             )
         finally:
             for db in databases:
