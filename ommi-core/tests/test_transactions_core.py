@@ -23,6 +23,7 @@ from ommi.database import Transaction
 from ommi.drivers import DriverTransaction, TransactionOptions
 from ommi.errors import (
     BusyError,
+    DatabaseClosedError,
     DatabaseError,
     DeadlockError,
     QueryError,
@@ -256,6 +257,29 @@ async def test_transaction_ending_with_a_savepoint_open_rolls_back(db: Ommi) -> 
         with pytest.raises(TransactionError, match="still open"):
             await t.commit()
     assert await _labels(db) == []
+
+
+async def test_database_closed_while_a_savepoint_is_open() -> None:
+    """close() during a savepoint: its operations and its release raise DatabaseClosedError, a failing block's
+    own error propagates, and nothing is committed."""
+    async with Ommi(ReferenceDriver()) as db:
+        await db.use_models(models)
+        item = Item("inner")
+        with pytest.raises(DatabaseClosedError):  # noqa: PT012 - the block is what raises
+            async with db.transaction() as t, t.transaction() as inner:
+                await inner.add(item).or_raise()
+                await db.close()
+                with pytest.raises(DatabaseClosedError):
+                    await inner.add(Item("late")).or_raise()
+        assert item.id is None
+        with pytest.raises(ValueError, match="mine"):  # noqa: PT012 - the block is what raises
+            await db.open()
+            async with db.transaction() as t, t.transaction() as inner:
+                await inner.add(Item("x")).or_raise()
+                await db.close()
+                raise ValueError("mine")
+        await db.open()
+        assert await _labels(db) == []
 
 
 # -- retries: backoff and the loop ----------------------------------------------------------

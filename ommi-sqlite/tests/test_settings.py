@@ -140,17 +140,29 @@ def test_connect_rejects_other_argument_types() -> None:
         SQLiteDriver.connect(42)  # type: ignore[arg-type]
 
 
+_DECLARED = Capabilities(
+    migrations=True,
+    inspection=True,
+    constraints=True,
+    savepoints=True,
+    isolation_levels=True,
+    row_locks=True,
+    timeouts=True,
+)
+"""What the SQLite driver class declares."""
+
+
 def test_audit_2_connect_never_mutates_class_defaults() -> None:
     """Audit item 2: ``connect`` with settings leaves the class and later drivers untouched."""
     before = (SQLiteDriver.default_batch_size, SQLiteDriver.capabilities)
     custom = SQLiteDriver.connect(":memory:", batch_size=5, pool_size=9)
     assert custom.default_batch_size == 5
     assert custom.capabilities.transaction_isolation is False
-    expected = (1000, Capabilities(migrations=True, inspection=True, constraints=True, row_locks=True, timeouts=True))
+    expected = (1000, _DECLARED)
     assert (SQLiteDriver.default_batch_size, SQLiteDriver.capabilities) == before == expected
     fresh = SQLiteDriver.connect("app.db")
     assert fresh.default_batch_size == 1000 and fresh.settings.pool_size == 4
-    assert fresh.capabilities == expected[1]
+    assert fresh.capabilities == _DECLARED
 
 
 def test_ommi_connect_uses_the_sqlite_driver_with_settings(tmp_path: Path) -> None:

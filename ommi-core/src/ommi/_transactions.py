@@ -240,9 +240,19 @@ async def finish_savepoint(savepoint: Savepoint, *, rollback: bool) -> None:
     if savepoint._state != "open":
         raise TransactionError(f"the savepoint is already {savepoint._state}")
     root, parent = savepoint._root, savepoint._parent
-    tx = root._driver_transaction()
     stack = root._savepoints
     position = stack.index(savepoint)
+    try:
+        tx = root._driver_transaction()
+    except OmmiError:
+        # The transaction cannot go on (the database was closed...): it rolls back as a whole.
+        for ended in stack[position:]:
+            ended._state = "ended"
+            forget_all(ended._generated)
+        del stack[position:]
+        if rollback:
+            return  # the block's own error is the one to see
+        raise
     for inner in stack[position + 1 :]:
         inner._state = "ended"
         forget_all(inner._generated)

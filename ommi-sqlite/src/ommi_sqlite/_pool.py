@@ -81,6 +81,9 @@ __all__ = ["Channel", "Gate", "Link", "Pool", "Stream", "close_pools_at_exit", "
 
 log = get_logger("ommi.sqlite.driver")
 
+_LOCKS = frozenset({"the write lock", "the in-memory database"})
+"""What ``_acquire`` waits for that another transaction holds: a wait past the timeout is a BusyError."""
+
 _MIN_VERSION = (3, 35, 0)
 _VARIABLE_LIMIT = [999]
 _IDLE_CURSORS = 4
@@ -726,14 +729,23 @@ class Pool:
     # -- waiting -------------------------------------------------------------
 
     def _timed_out(self, what: str, timeout: float | None = None, setting: str | None = None) -> errors.TimeoutError:
+        """The error for a wait past ``timeout``: a :class:`~ommi.errors.BusyError` when ``what`` is a lock.
+
+        Another transaction holding the write lock (or the in-memory database)
+        is the in-process form of SQLite's busy database, so ``with_transaction``
+        reruns on it; waiting for a free reader is not a conflict, so it stays
+        a plain ``TimeoutError``. ``setting`` names the transaction option that
+        set ``timeout`` (``lock_timeout``), which the message then names.
+        """
         timeout = self.settings.busy_timeout if timeout is None else timeout
         log.warning("pool.acquire.timeout", driver="sqlite", database=self.database, waited_for=what, seconds=timeout)
+        kind = errors.BusyError if what in _LOCKS else errors.TimeoutError
         if setting is not None:
-            return errors.TimeoutError(
+            return kind(
                 f"{setting}={timeout:g}s exceeded: sqlite database {self.database}: waited that long for {what}, "
                 "which another transaction (or write) held the whole time"
             )
-        return errors.TimeoutError(
+        return kind(
             f"sqlite database {self.database}: waited busy_timeout={timeout} s (the driver's lock_timeout) for {what}; "
             "a transaction or stream held it the whole time (in-memory databases serialise every "
             "operation behind an open transaction; use the transaction object inside it)"

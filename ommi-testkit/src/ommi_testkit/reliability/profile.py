@@ -50,6 +50,8 @@ class Profile:
         migration_rounds: rolling deploys of a migration adding a field while
             old-model writers write (:mod:`~ommi_testkit.reliability.migrating`).
         migration_writers: writers on the old models in each of them.
+        retry_moves: concurrent moves of the retried-transaction workload
+            (:func:`~ommi_testkit.reliability.workloads.retry_workload`).
     """
 
     name: str
@@ -74,6 +76,7 @@ class Profile:
     mixed_key_rounds: int
     migration_rounds: int
     migration_writers: int
+    retry_moves: int
 
     def __post_init__(self) -> None:
         if self.examples * self.operations[0] < self.min_cases:
@@ -103,6 +106,7 @@ QUICK = Profile(
     mixed_key_rounds=4,
     migration_rounds=2,
     migration_writers=3,
+    retry_moves=60,
 )
 
 STRESS = Profile(
@@ -128,6 +132,7 @@ STRESS = Profile(
     mixed_key_rounds=20,
     migration_rounds=25,
     migration_writers=8,
+    retry_moves=600,
 )
 
 PROFILES = {p.name: p for p in (QUICK, STRESS)}

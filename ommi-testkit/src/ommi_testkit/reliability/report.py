@@ -131,7 +131,9 @@ def markdown(report: dict[str, Any]) -> str:
         "killed connections), `multi_add` (adds of two models and of more rows than one batch, cancelled), "
         "`close_race` (close() while operations and transactions run), `shared_transaction` (tasks streaming "
         "and writing through one transaction), `mixed_keys` (explicit keys, update(id=N) and generated keys at "
-        "once), alongside `differential`, `faults`, `crash`, `concurrency`, `cancellation`, `bad_input`, "
+        "once), `retries` (concurrent withdrawals from pairs of accounts and deposits through `with_transaction` "
+        "under serializable, rerun on serialization failures, also cancelled at random; expected errors count the "
+        "reruns), alongside `differential`, `faults`, `crash`, `concurrency`, `cancellation`, `bad_input`, "
         "`hostile_names`, `system_names` and `sql_text`.",
         "",
         f"SQL text: {sql.get('examples', 0):,} generated queries, {sql.get('cases', 0):,} statement pairs "

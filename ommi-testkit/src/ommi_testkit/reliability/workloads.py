@@ -39,7 +39,7 @@ from ommi_testkit.reliability.ledger import (
     transfer,
     verify,
 )
-from ommi_testkit.reliability.models import Account, Part, Receipt
+from ommi_testkit.reliability.models import Account, Part, Receipt, Transfer
 
 __all__ = [
     "Injector",
@@ -49,6 +49,7 @@ __all__ = [
     "concurrency_workload",
     "fault_workload",
     "hygiene",
+    "retry_workload",
 ]
 
 Injector = Callable[[], Awaitable[int]]
@@ -388,5 +389,105 @@ async def cancellation_workload(
     problems += verdict.problems
     if figures.cancelled < tasks // 4:
         problems.append(f"only {figures.cancelled} of {tasks} tasks were cancelled ({done} finished first)")
+    figures.seconds = round(time.perf_counter() - started, 3)
+    return figures, problems
+
+
+# -- retried transactions -------------------------------------------------------------
+
+
+async def retry_workload(
+    databases: list[Ommi],
+    *,
+    backend: str,
+    profile: str,
+    tasks: int,
+    cancel: bool = False,
+    max_delay: float = 0.05,
+    seed: int = 0,
+) -> tuple[Figures, list[str]]:
+    """Concurrent withdrawals and deposits through ``db.with_transaction`` under ``serializable``, no app locks.
+
+    Accounts come in pairs, and a withdrawal from one account of a pair
+    goes through only when the pair's total covers it: two concurrent
+    withdrawals from the two accounts of a pair are the classic write skew,
+    which only a serializable transaction (rerun on its serialization
+    failure) keeps from driving the pair's total below zero. Deposits move
+    money from a bank account into the pairs. Each move writes its journal
+    entry in a savepoint where the driver has them. With ``cancel``, every
+    task is cancelled at a random moment.
+
+    Afterwards the balances must match the journal of moves that were
+    stored (nothing half-applied), every acknowledged move must be there
+    once, and no pair may be below zero. The figures' ``expected_errors``
+    count the reruns.
+    """
+    figures = Figures("retries", backend, profile)
+    ledger = Ledger(accounts=9)  # four pairs (1-2, 3-4, 5-6, 7-8) and the bank (9)
+    await prepare(databases[0], ledger)
+    bank = ledger.accounts
+    driver = databases[0].driver
+    isolation: Any = "serializable" if "serializable" in driver.supported_isolation_levels else None
+    savepoints = driver.capabilities.savepoints
+    problems: list[str] = []
+    started = time.perf_counter()
+    runs = 0
+
+    async def move(db: Ommi, rng: random.Random, token: str) -> None:
+        nonlocal runs
+        if rng.random() < 0.7:
+            source = rng.randint(1, bank - 1)
+            partner, target = source + 1 if source % 2 else source - 1, bank
+            amount = rng.randint(100, 900)
+        else:
+            source, partner, target = bank, None, rng.randint(1, bank - 1)
+            amount = rng.randint(1, 200)
+
+        async def fn(t: Any) -> bool:
+            nonlocal runs
+            runs += 1
+            ids = sorted({source, target} | ({partner} if partner is not None else set()))
+            balances = {a.id: a.balance async for a in t.find(account_id.in_(ids)).all}
+            if partner is not None and balances[source] + balances[partner] < amount:
+                return False
+            await t.find(account_id == source).update(balance=balances[source] - amount).or_raise()
+            await t.find(account_id == target).update(balance=balances[target] + amount).or_raise()
+            entry = Transfer(token=token, source=source, target=target, amount=amount)
+            if savepoints:
+                async with t.transaction() as inner:
+                    await inner.add(entry).or_raise()
+            else:
+                await t.add(entry).or_raise()
+            return True
+
+        if await db.with_transaction(fn, retries=100, backoff=0.002, isolation=isolation):
+            ledger.transfers.add(token)
+
+    rng = random.Random(seed)
+    batch = [
+        asyncio.create_task(move(databases[n % len(databases)], random.Random(seed * 1_000_000 + n), f"r{n}"))
+        for n in range(tasks)
+    ]
+    if cancel:
+        for task in batch:
+            asyncio.get_running_loop().call_later(rng.uniform(0, max_delay), task.cancel)
+    for task, outcome in zip(batch, await asyncio.gather(*batch, return_exceptions=True), strict=True):
+        if task.cancelled():
+            figures.cancelled += 1
+        elif isinstance(outcome, BaseException):
+            problems.append(f"move failed: {_describe(outcome)}")
+    figures.tasks = tasks
+    figures.acknowledged = len(ledger.transfers)
+    figures.expected_errors = max(0, runs - tasks)
+    verdict = await verify(databases[0], ledger)
+    verdict.into(figures)
+    problems += verdict.problems
+    balances = {a.id: a.balance async for a in databases[0].find(Account).all}
+    for first in range(1, bank, 2):
+        if balances[first] + balances[first + 1] < 0:
+            problems.append(
+                f"write skew: accounts {first} and {first + 1} hold {balances[first]} + {balances[first + 1]} < 0"
+            )
+    figures.notes.append(f"{runs} runs of {tasks} moves (isolation={isolation}, savepoints={savepoints})")
     figures.seconds = round(time.perf_counter() - started, 3)
     return figures, problems
