@@ -83,7 +83,9 @@ class PostgreSQLDriver(PostgreSQLOperations, Driver[PostgreSQLSettings]):
     """
 
     name: ClassVar[str] = "postgresql"
-    capabilities: Capabilities = Capabilities(migrations=True, inspection=True, constraints=True)
+    capabilities: Capabilities = Capabilities(
+        migrations=True, inspection=True, constraints=True, update_expressions=True
+    )
     _alone = True  # every operation gets a pooled connection of its own
 
     def __init__(self, settings: PostgreSQLSettings) -> None:

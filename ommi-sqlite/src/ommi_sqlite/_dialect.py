@@ -184,6 +184,37 @@ class SQLiteDialect(Dialect):
         refuse_reserved_name(schema)
         return super().table(schema)
 
+    def arithmetic_literal(self, storage: StorageType) -> str:
+        # The parameter's own type (an int is INTEGER, a float REAL) is the column's: no cast needed.
+        return self.placeholder
+
+    def arithmetic_result(
+        self, column: str, storage: StorageType, expression: str, params: list[Any], sources: list[str]
+    ) -> tuple[str, list[Any]]:
+        """The expression wrapped in a check that fails the statement where a row's result is out of range.
+
+        SQLite turns an integer overflow into a REAL, a float overflow into an
+        infinity and a NaN into NULL, and stores them. The check sees each
+        (``typeof(...) = 'real'`` for an int column; beyond the largest double
+        or NULL from non-NULL operands for a float column) and then calls
+        ``abs()`` on the smallest 64-bit integer, which SQLite refuses with
+        "integer overflow" (``ommi_sqlite._errors.OVERFLOW_MESSAGE``, reported
+        as ``ValidationError``): the statement fails, changing no row. The
+        failing call reads the target column, so SQLite cannot evaluate it
+        once up front as a constant.
+        """
+        fail = f"abs(-9223372036854775807 - 1 + 0 * ({column} IS NULL))"
+        if storage is StorageType.INTEGER:
+            return f"CASE WHEN typeof({expression}) = 'real' THEN {fail} ELSE {expression} END", params * 2
+        if storage is StorageType.FLOAT:
+            present = " AND ".join(f"{source} IS NOT NULL" for source in sources)
+            text = (
+                f"CASE WHEN {expression} IS NULL AND {present} THEN {fail} "
+                f"WHEN abs({expression}) > 1.7976931348623157e308 THEN {fail} ELSE {expression} END"
+            )
+            return text, params * 3
+        return expression, params
+
     def auto_key_column(self, field: Field) -> str:
         # AUTOINCREMENT: a deleted key is never handed out again, as with the
         # reference driver and PostgreSQL identities.

@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ommi._rowcode import row_converter
-from ommi.expressions import TEXT_OPS, And, Comparison, Expr, FieldComparison, Op, Or, Query
+from ommi.expressions import TEXT_OPS, And, Arithmetic, Comparison, Expr, FieldComparison, Op, Or, Query
 from ommi.models.constraints import ModelConstraint
 from ommi.models.schema import Field, ModelSchema
 from ommi.models.types import StorageType
@@ -328,14 +328,47 @@ class SQLCompiler:
         return Compiled(f"DELETE FROM {table}{where}", params)
 
     def update(self, query: Query, values: Mapping[Field, Any]) -> Compiled:
-        """``UPDATE`` the matches with ``values`` (canonical)."""
+        """``UPDATE`` the matches with ``values``: canonical values, fields to copy or :class:`Arithmetic` nodes.
+
+        An expression becomes SQL over the row's own columns (``"balance" =
+        "balance" + ?``), its literals parameters, passed through
+        :meth:`Dialect.arithmetic_literal` and, whole, :meth:`Dialect.arithmetic_result`.
+        """
         q = self.dialect.quote
         table = self.dialect.table(query.model)
         ph = self.dialect.placeholder
-        assignments = ", ".join(f"{q(f.column)} = {ph}" for f in values)
-        params = [self.param(f, v) for f, v in values.items()]
+        assignments: list[str] = []
+        params: list[Any] = []
+        for f, value in values.items():
+            if isinstance(value, Field):
+                assignments.append(f"{q(f.column)} = {q(value.column)}")
+            elif isinstance(value, Arithmetic):
+                text, expression_params = self.arithmetic(f, value)
+                assignments.append(f"{q(f.column)} = {text}")
+                params.extend(expression_params)
+            else:
+                assignments.append(f"{q(f.column)} = {ph}")
+                params.append(self.param(f, value))
         where, where_params = self._where(query, table)
-        return Compiled(f"UPDATE {table} SET {assignments}{where}", params + where_params)
+        return Compiled(f"UPDATE {table} SET {', '.join(assignments)}{where}", params + where_params)
+
+    def arithmetic(self, target: Field, expression: Arithmetic) -> tuple[str, list[Any]]:
+        """The SQL of an update expression for ``target`` (checked by core), and its parameters in order."""
+        q = self.dialect.quote
+        literal = self.dialect.arithmetic_literal(target.storage)
+        params: list[Any] = []
+
+        def visit(node: Any) -> str:
+            if isinstance(node, Arithmetic):
+                return f"({visit(node.left)} {node.op.value} {visit(node.right)})"
+            if isinstance(node, Field):
+                return q(node.column)
+            params.append(self.param(target, node))
+            return literal
+
+        text = visit(expression)
+        sources = [q(f.column) for f in dict.fromkeys(expression.fields())]
+        return self.dialect.arithmetic_result(q(target.column), target.storage, text, params, sources)
 
     def insert(
         self, schema: ModelSchema, fields: Sequence[Field], *, rows: int = 1, returning: Sequence[Field] = ()

@@ -290,6 +290,31 @@ class Dialect:
         }[op]
         return f"{column} LIKE {self.placeholder} ESCAPE '\\'", [pattern]
 
+    def arithmetic_literal(self, storage: StorageType) -> str:
+        """A literal of an update expression computing a ``storage`` value: a placeholder, cast to the column type.
+
+        The cast makes the literal's type the column's whatever type the
+        client infers from the Python value (psycopg sends a small ``int`` as
+        ``smallint``), so the arithmetic is the column type's.
+        """
+        return f"CAST({self.placeholder} AS {self.column_types[storage]})"
+
+    def arithmetic_result(
+        self, column: str, storage: StorageType, expression: str, params: list[Any], sources: list[str]
+    ) -> tuple[str, list[Any]]:
+        """The SQL assigned to ``column`` (quoted) for an update expression, and its parameters.
+
+        ``expression`` is the arithmetic over quoted columns (``sources``, the
+        columns it reads) with ``params`` for its placeholders. By default it
+        is used as it is: the database must fail the statement (changing no
+        row) when a step leaves the column type's range, as PostgreSQL does
+        (``22003``, which the driver reports as ``ValidationError``). A
+        database that does not (SQLite turns an integer overflow into a
+        float) wraps it in a check that raises (see ``ommi_sqlite``); the
+        parameters may then repeat.
+        """
+        return expression, params
+
     def to_param(self, storage: StorageType) -> Callable[[Any], Any] | None:
         """Converter from a canonical value to the client's parameter, or None for identity."""
         return None
