@@ -126,6 +126,8 @@ class MongoDBDriver(MongoDBOperations, Driver[MongoDBSettings]):
         constraints=True,
         # Schema records, else a sample of documents (ommi_mongodb._inspect).
         inspection=True,
+        # $inc / $mul, else an update pipeline (ommi_mongodb._expressions).
+        update_expressions=True,
     )
 
     migration_lock_lease: float = 30.0

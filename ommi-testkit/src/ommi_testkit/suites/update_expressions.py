@@ -62,14 +62,21 @@ class UpdateExpressionTests(SuiteBase):
 
     @requires("update_expressions")
     async def test_update_expr_literal_on_either_side(self, db: Ommi) -> None:
-        """``10 - value``, ``2 * value`` and ``1 + value`` keep the operand order of subtraction."""
+        """``2 * value`` and ``1 + value`` mean ``value * 2`` and ``value + 1``; ``value * -1`` negates."""
         await _add_ints(db, (3, None))
-        await db.find(IntRecord).update(value=10 - IntRecord.value).or_raise()
-        assert (await _ints(db))[0][1] == 7
         await db.find(IntRecord).update(value=2 * IntRecord.value).or_raise()
-        assert (await _ints(db))[0][1] == 14
+        assert (await _ints(db))[0][1] == 6
         await db.find(IntRecord).update(value=1 + IntRecord.value).or_raise()
-        assert (await _ints(db))[0][1] == 15
+        assert (await _ints(db))[0][1] == 7
+        await db.find(IntRecord).update(value=IntRecord.value * -1).or_raise()
+        assert (await _ints(db))[0][1] == -7
+
+    @requires("update_expressions")
+    async def test_update_expr_literal_minus_field(self, db: Ommi) -> None:
+        """``10 - value`` keeps the operand order of subtraction."""
+        await _add_ints(db, (3, None), (-4, None))
+        await db.find(IntRecord).update(value=10 - IntRecord.value).or_raise()
+        assert [v for _, v, _ in await _ints(db)] == [7, 14]
 
     @requires("update_expressions")
     async def test_update_expr_multiply_and_nesting(self, db: Ommi) -> None:
@@ -109,13 +116,19 @@ class UpdateExpressionTests(SuiteBase):
         assert [(v, m) for _, v, m in await _ints(db)] == [(1, None), (10, -1)]
 
     @requires("update_expressions")
-    async def test_update_expr_float_arithmetic_and_division(self, db: Ommi) -> None:
-        """Float fields: IEEE double results, int literals widened, true division by a literal."""
+    async def test_update_expr_float_arithmetic(self, db: Ommi) -> None:
+        """Float fields: IEEE double results, an int literal widened to a float."""
         await db.add(FloatRecord(1.5, id=1), FloatRecord(-0.1, id=2)).or_raise()
-        await db.find(FloatRecord).update(value=FloatRecord.value * 3 + 0.25).or_raise()
+        await db.find(FloatRecord).update(value=FloatRecord.value * 3).or_raise()
+        await db.find(FloatRecord).update(value=FloatRecord.value + 0.25).or_raise()
         assert [v for v, _ in await _floats(db)] == [1.5 * 3.0 + 0.25, -0.1 * 3.0 + 0.25]
-        await db.find(FloatRecord).update(value=FloatRecord.value / 3).or_raise()
-        assert [v for v, _ in await _floats(db)] == [(1.5 * 3.0 + 0.25) / 3.0, (-0.1 * 3.0 + 0.25) / 3.0]
+
+    @requires("update_expressions")
+    async def test_update_expr_float_division(self, db: Ommi) -> None:
+        """``value / 3`` is IEEE true division (not a multiplication by 1/3), nested as written."""
+        await db.add(FloatRecord(1.0, id=1), FloatRecord(-0.7, id=2)).or_raise()
+        await db.find(FloatRecord).update(value=(FloatRecord.value + 0.1) / 3).or_raise()
+        assert [v for v, _ in await _floats(db)] == [(1.0 + 0.1) / 3.0, (-0.7 + 0.1) / 3.0]
 
     @requires("update_expressions", "exact_decimal")
     async def test_update_expr_decimal_is_exact(self, db: Ommi) -> None:
@@ -153,8 +166,13 @@ class UpdateExpressionTests(SuiteBase):
         with pytest.raises(ValidationError):
             await db.find(IntRecord).update(value=IntRecord.value * -2).or_raise()
         assert await _ints(db) == before
-        await db.find(IntRecord.value == INT64_MAX).update(value=IntRecord.value - INT64_MAX + INT64_MIN).or_raise()
+        # The edges themselves are in range: -MAX - 1 is MIN.
+        await db.find(IntRecord.value == INT64_MAX).update(value=IntRecord.value * -1).or_raise()
+        await db.find(IntRecord.value < 0).update(value=IntRecord.value - 1).or_raise()
         assert (await _ints(db))[2][1] == INT64_MIN
+        with pytest.raises(ValidationError):
+            await db.find(IntRecord).update(value=IntRecord.value - 1).or_raise()
+        assert [v for _, v, _ in await _ints(db)] == [1, INT64_MAX - 1, INT64_MIN, 0]
 
     @requires("update_expressions")
     async def test_update_expr_intermediate_overflow_is_refused(self, db: Ommi) -> None:
