@@ -7,10 +7,10 @@ from __future__ import annotations
 import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 import pytest
-from ommi import ModelCollection, Ommi, UnsupportedFeature, ValidationError, ommi_model
+from ommi import ModelCollection, Ommi, Unique, UnsupportedFeature, ValidationError, ommi_model
 from ommi.expressions import ArithOp
 from ommi.models.types import INT64_MAX, INT64_MIN, StorageType
 from ommi.query.arithmetic import check_update_value, compute
@@ -19,6 +19,14 @@ from ommi_mongodb._expressions import _allowed_range, plan_update
 models = ModelCollection("mongodb_update_expressions")
 
 OpenDb = Callable[..., Awaitable[Ommi]]
+
+
+@ommi_model(collection=models)
+@dataclass
+class Ticket:
+    number: Annotated[int, Unique]
+    uses: int = 0
+    id: int | None = None
 
 
 @ommi_model(collection=models)
@@ -62,7 +70,7 @@ def test_everything_else_is_a_pipeline_or_refused_without_one() -> None:
             }
         }
     ]
-    with pytest.raises(UnsupportedFeature, match="needs an update pipeline.*which the test server lacks"):
+    with pytest.raises(UnsupportedFeature, match=r"needs an update pipeline.*which the test server lacks"):
         plan_update(values, False, "the test server")
     copy = plan_update(_checked({Counter.spare: Counter.hits}), True, "s")
     assert copy.update == [{"$set": {"spare": "$hits"}}]
@@ -136,3 +144,15 @@ async def test_overflow_check_refuses_before_writing(open_db: OpenDb) -> None:
     with pytest.raises(ValidationError, match="outside its field's range"):
         await db.find(Counter).update(hits=Counter.hits + 1).or_raise()
     assert [c.hits for c in await db.find(Counter).sort(Counter.id).all.to_list()] == [1, INT64_MAX, 5]
+
+
+async def test_key_change_with_an_expression_and_unique_targets_are_refused(open_db: OpenDb) -> None:
+    """A key change beside an expression, and (outside a transaction) a unique field set beside one: refused."""
+    db = await open_db(models)
+    await db.add(Counter(1, id=1), Ticket(1, id=1), Ticket(2, id=2)).or_raise()
+    with pytest.raises(UnsupportedFeature, match="Run two updates"):
+        await db.find(Counter).update(id=5, hits=Counter.hits + 1).or_raise()
+    with pytest.raises(UnsupportedFeature, match="unique"):
+        await db.find(Ticket.id == 1).update(number=3, uses=Ticket.uses + 1).or_raise()
+    assert (await db.find(Counter).one.or_raise()) == Counter(1, id=1)
+    assert [(t.number, t.uses) for t in await db.find(Ticket).sort(Ticket.id).all.to_list()] == [(1, 0), (2, 0)]

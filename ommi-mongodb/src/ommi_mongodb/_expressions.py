@@ -63,7 +63,7 @@ class ExpressionUpdate:
 
 
 def _literal_side(expression: Arithmetic, target: Field) -> Any | None:
-    """The literal ``c`` when ``expression`` is ``target + c`` / ``c + target`` / ``target - c`` / ``* c``; else None."""
+    """The ``c`` of ``target + c``, ``c + target``, ``target - c`` (as ``-c``) or ``target * c``; else None."""
     if expression.op is ArithOp.DIV:
         return None
     left, right = expression.left, expression.right

@@ -517,6 +517,13 @@ class MongoDBOperations(Operations):
                     f"update of {schema.name}: the MongoDB driver cannot change a key and compute a value in one "
                     "update (a key change rewrites each document); nothing was changed. Run two updates"
                 )
+            touched = {id(f) for f in values}
+            unique = any(c.unique and any(id(f) in touched for f in c.fields) for c in schema.constraints)
+            if unique and self._session is None:
+                raise UnsupportedFeature(
+                    f"update of {schema.name}: the MongoDB driver computes a unique field's new values on the "
+                    "server and cannot check them all before it writes outside a transaction; nothing was changed"
+                )
             # Refused before any I/O when the server lacks what the values need.
             expression = plan_update(values, self._gen.forms.update_pipelines, self._driver.description)
         await self._settle()
@@ -550,13 +557,6 @@ class MongoDBOperations(Operations):
                     f"update {self._driver.collection_name(schema)!r} on {self._driver.description}: the result "
                     f"for the document {found[ID]!r} is outside its field's range (an int beyond 64 bits, or a "
                     "float that is not finite); nothing was written"
-                )
-        touched = {id(f) for f in values}
-        if any(c.unique and any(id(f) in touched for f in c.fields) for c in schema.constraints):
-            if self._session is None:
-                raise UnsupportedFeature(
-                    f"update of {schema.name}: the MongoDB driver computes a unique field's new values on the "
-                    "server and cannot check them all before it writes outside a transaction; nothing was changed"
                 )
         with map_exceptions(self._exceptions("update", schema)):
             result = await collection.update_many(flt, expression.update, session=self._session)

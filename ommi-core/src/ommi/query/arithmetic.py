@@ -11,8 +11,10 @@ it; every driver must store the same values).
 The rules (every driver follows them; the guide "Queries" says them to users):
 
 * The target is a plain ``int``, ``float`` or ``Decimal`` field of the query's
-  model, not (part of) its key. Every field of the expression is of the same
-  model and has the target's storage type (no widening, ``int`` fields stay
+  model, not (part of) its key nor of a unique constraint (databases check
+  uniqueness row by row in an order of their own: ``position + 1`` over
+  positions 1 and 2 fails on PostgreSQL and SQLite, and would not elsewhere).
+  Every field of the expression is of the same model and has the target's storage type (no widening, ``int`` fields stay
   out of a ``float`` expression); literals are ``int`` or the target's own
   type (a ``float`` literal in a ``Decimal`` expression is refused, as ``bool``
   is everywhere). Each literal is converted to the target's type first
@@ -29,7 +31,8 @@ The rules (every driver follows them; the guide "Queries" says them to users):
   breaks a rule fails the whole update with :class:`~ommi.errors.ValidationError`
   and no row changes.
 * A field copy needs the same storage and Python type (any type, not only
-  numbers); a nullable source needs a nullable target.
+  numbers); a nullable source needs a nullable target; its target is not a key
+  or unique field either.
 """
 
 from __future__ import annotations
@@ -76,6 +79,12 @@ def _refuse_key(target: Field, what: str) -> None:
         raise ValidationError(
             f"update(): {target!r} is {'part of ' if len(target.schema.key) > 1 else ''}the key of "
             f"{_model(target)}; {what} cannot set a key (set the new key value itself)"
+        )
+    if any(c.unique and any(f is target for f in c.fields) for c in target.schema.constraints):
+        raise ValidationError(
+            f"update(): {target!r} is in a unique constraint of {_model(target)}; {what} cannot set it: "
+            "databases check uniqueness row by row, in an order of their own, so the same update (position + 1) "
+            "could succeed on one and fail on another (set the new values themselves)"
         )
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import decimal
 
 import pytest
@@ -27,6 +28,7 @@ from ommi.models.types import INT64_MAX, INT64_MIN
 from ommi_testkit.suites._support import fetch
 from ommi_testkit.suites.base import SuiteBase, requires
 from ommi_testkit.suites.models import DecimalRecord, FloatRecord, IntRecord, Person, TextRecord
+from ommi_testkit.suites.models_constraints import Member, con_v1
 
 D = decimal.Decimal
 
@@ -231,6 +233,20 @@ class UpdateExpressionTests(SuiteBase):
             IntRecord.value * "2"
         assert (await _ints(db), await _floats(db)) == before
         assert (await db.find(Person).one.or_raise()).name == "Ann"
+
+    @requires("update_expressions", "constraints")
+    async def test_update_expr_unique_target_refused(self, db: Ommi) -> None:
+        """A field of a unique constraint cannot be computed (engines check uniqueness row by row, in their order)."""
+        await db.remove_models(con_v1)
+        await db.use_models(con_v1)
+        try:
+            day = datetime.date(2024, 5, 1)
+            await db.add(Member("red", 1, day, id=1), Member("red", 2, day, id=2)).or_raise()
+            with pytest.raises(ValidationError, match="unique constraint"):
+                await db.find(Member).update(number=Member.number + 1).or_raise()
+            assert sorted(m.number for m in await fetch(db.find(Member))) == [1, 2]
+        finally:
+            await db.remove_models(con_v1)
 
     @requires("update_expressions")
     async def test_update_expr_other_model_refused(self, db: Ommi) -> None:
