@@ -14,8 +14,9 @@ The rules (every driver follows them; the guide "Queries" says them to users):
   model, not (part of) its key nor of a unique constraint (databases check
   uniqueness row by row in an order of their own: ``position + 1`` over
   positions 1 and 2 fails on PostgreSQL and SQLite, and would not elsewhere).
-  Every field of the expression is of the same model and has the target's storage type (no widening, ``int`` fields stay
-  out of a ``float`` expression); literals are ``int`` or the target's own
+  Every field of the expression is of the same model and has the target's
+  storage type (no widening, ``int`` fields stay out of a ``float``
+  expression); literals are ``int`` or the target's own
   type (a ``float`` literal in a ``Decimal`` expression is refused, as ``bool``
   is everywhere). Each literal is converted to the target's type first
   (``2`` is ``2.0`` in a float expression).
