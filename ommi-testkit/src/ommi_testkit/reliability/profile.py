@@ -50,6 +50,9 @@ class Profile:
         migration_rounds: rolling deploys of a migration adding a field while
             old-model writers write (:mod:`~ommi_testkit.reliability.migrating`).
         migration_writers: writers on the old models in each of them.
+        increment_tasks: tasks doing atomic ``balance + 1`` updates at once
+            (:mod:`~ommi_testkit.reliability.increments`).
+        increment_rounds: updates each of those tasks performs.
     """
 
     name: str
@@ -74,6 +77,8 @@ class Profile:
     mixed_key_rounds: int
     migration_rounds: int
     migration_writers: int
+    increment_tasks: int = 100
+    increment_rounds: int = 5
 
     def __post_init__(self) -> None:
         if self.examples * self.operations[0] < self.min_cases:
@@ -128,6 +133,8 @@ STRESS = Profile(
     mixed_key_rounds=20,
     migration_rounds=25,
     migration_writers=8,
+    increment_tasks=200,
+    increment_rounds=50,
 )
 
 PROFILES = {p.name: p for p in (QUICK, STRESS)}
