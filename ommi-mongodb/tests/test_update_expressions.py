@@ -14,7 +14,7 @@ from ommi import ModelCollection, Ommi, Unique, UnsupportedFeature, ValidationEr
 from ommi.expressions import ArithOp
 from ommi.models.types import INT64_MAX, INT64_MIN, StorageType
 from ommi.query.arithmetic import check_update_value, compute
-from ommi_mongodb._expressions import _allowed_range, plan_update
+from ommi_mongodb._expressions import _allowed_range, _underflow_edge, plan_update
 
 models = ModelCollection("mongodb_update_expressions")
 
@@ -156,3 +156,20 @@ async def test_key_change_with_an_expression_and_unique_targets_are_refused(open
         await db.find(Ticket.id == 1).update(number=3, uses=Ticket.uses + 1).or_raise()
     assert (await db.find(Counter).one.or_raise()) == Counter(1, id=1)
     assert [(t.number, t.uses) for t in await db.find(Ticket).sort(Ticket.id).all.to_list()] == [(1, 0), (2, 0)]
+
+
+@pytest.mark.parametrize("c", [0.5, -1e-300, 3.0, 1e-10])
+def test_float_underflow_edge_is_exact(c: float) -> None:
+    """``x * c`` is 0 for every double up to the edge and not for the next one."""
+    edge = _underflow_edge(c)
+    assert edge * c == 0
+    assert math.nextafter(edge, math.inf) * c != 0
+
+
+async def test_float_underflow_is_refused(open_db: OpenDb) -> None:
+    """``ratio * c`` underflowing to zero for one document refuses the whole ``$mul``; nothing changes."""
+    db = await open_db(models)
+    await db.add(Counter(0, ratio=1e-200, id=1), Counter(0, ratio=2.0, id=2)).or_raise()
+    with pytest.raises(ValidationError, match="outside its field's range"):
+        await db.find(Counter).update(ratio=Counter.ratio * 1e-200).or_raise()
+    assert [c.ratio for c in await db.find(Counter).sort(Counter.id).all.to_list()] == [1e-200, 2.0]

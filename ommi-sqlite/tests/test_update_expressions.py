@@ -79,3 +79,19 @@ async def test_nan_from_infinite_steps_is_refused(connect_file: Callable[..., Om
         with pytest.raises(ValidationError):
             await db.find(Wallet).update(ratio=Wallet.ratio * 1e308 - Wallet.ratio * 1e308).or_raise()
         assert (await _rows(db))[0][1] == 10.0
+
+
+async def test_float_underflow_to_zero_is_refused(connect_file: Callable[..., Ommi]) -> None:
+    """A product of nonzero floats too small for a double (PostgreSQL refuses it) fails here too; a zero sum is fine."""
+    async with connect_file() as db:
+        await db.use_models(models)
+        await db.add(Wallet(0, 1e-200, decimal.Decimal(0), id=1)).or_raise()
+        with pytest.raises(ValidationError):
+            await db.find(Wallet).update(ratio=Wallet.ratio * 1e-200).or_raise()
+        with pytest.raises(ValidationError):
+            await db.find(Wallet).update(ratio=(Wallet.ratio / 1e200) + 1.0).or_raise()
+        assert (await _rows(db))[0][1] == 1e-200
+        await db.find(Wallet).update(ratio=Wallet.ratio - 1e-200).or_raise()
+        assert (await _rows(db))[0][1] == 0.0
+        await db.find(Wallet).update(ratio=Wallet.ratio * 5).or_raise()  # zero times nonzero is zero, no underflow
+        assert (await _rows(db))[0][1] == 0.0

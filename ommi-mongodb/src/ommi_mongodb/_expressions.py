@@ -22,8 +22,9 @@ for the last row, before any I/O.
 
 Ranges: before the write, one ``find_one`` looks for a matched document whose
 result would leave the target's range (an int beyond 64 bits, a float that is
-not finite): for ``$inc``/``$mul`` a range of the field's value computed here
-exactly, for a pipeline ``$expr`` over every step. If there is one the update
+not finite or a product of nonzero floats that underflows to zero): for
+``$inc``/``$mul`` a range of the field's value computed here exactly, for a
+pipeline ``$expr`` over every step. If there is one the update
 is refused (``ValidationError``) and nothing is written. Outside a transaction
 the check and the write are two operations: a document changed in between by
 another client is not checked again (MongoDB itself then still refuses an
@@ -108,6 +109,20 @@ def _float_edge(op: ArithOp, c: float, sign: int) -> float:
     return _unordered(low)
 
 
+def _underflow_edge(c: float) -> float:
+    """The largest double ``t`` with ``t * c == 0``: ``x * c`` underflows for every nonzero ``|x| <= t`` (0: never)."""
+    if c == 0 or not math.isfinite(c):
+        return 0.0
+    low, high = 0, _ordered(_DOUBLE_MAX)  # x * c == 0 at low (0), not at high
+    while high - low > 1:
+        middle = (low + high) // 2
+        if _unordered(middle) * c == 0:
+            low = middle
+        else:
+            high = middle
+    return _unordered(low)
+
+
 def _allowed_range(storage: StorageType, op: ArithOp, c: Any) -> tuple[Any, Any] | None:
     """The values ``x`` of the target for which ``x + c`` / ``x * c`` stays in range; None: every value."""
     if storage is StorageType.INTEGER:
@@ -137,8 +152,11 @@ def _step_checks(node: Any, storage: StorageType) -> list[dict[str, Any]]:
         return []
     low, high = (INT64_MIN, INT64_MAX) if storage is StorageType.INTEGER else (-_DOUBLE_MAX, _DOUBLE_MAX)
     value = _aggregation(node, storage)
-    own = {"$or": [{"$gt": [value, high]}, {"$and": [{"$lt": [value, low]}, {"$ne": [value, None]}]}]}
-    return [*_step_checks(node.left, storage), *_step_checks(node.right, storage), {"$expr": own}]
+    own: list[Any] = [{"$gt": [value, high]}, {"$and": [{"$lt": [value, low]}, {"$ne": [value, None]}]}]
+    if storage is StorageType.FLOAT and node.op in (ArithOp.MUL, ArithOp.DIV):
+        left, right = _aggregation(node.left, storage), _aggregation(node.right, storage)
+        own.append({"$and": [{"$eq": [value, 0]}, {"$ne": [left, 0]}, {"$ne": [right, 0]}]})
+    return [*_step_checks(node.left, storage), *_step_checks(node.right, storage), {"$expr": {"$or": own}}]
 
 
 def plan_update(values: Mapping[Field, Any], pipelines: bool, server: str) -> ExpressionUpdate:
@@ -171,6 +189,10 @@ def plan_update(values: Mapping[Field, Any], pipelines: bool, server: str) -> Ex
         allowed = _allowed_range(target.storage, op, c)
         if allowed is not None:
             checks.append({"$or": [{path: {"$lt": allowed[0]}}, {path: {"$gt": allowed[1]}}]})
+        if target.storage is StorageType.FLOAT and op is ArithOp.MUL:
+            edge = _underflow_edge(float(c))
+            if edge > 0:
+                checks.append({"$and": [{path: {"$gte": -edge}}, {path: {"$lte": edge}}, {path: {"$ne": 0}}]})
     if not computed:
         update: dict[str, Any] = {}
         for operator, part in (("$set", sets), ("$inc", increments), ("$mul", products)):

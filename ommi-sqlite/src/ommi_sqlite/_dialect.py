@@ -46,10 +46,11 @@ from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 from ommi.errors import ModelDefinitionError
-from ommi.expressions import Op
+from ommi.expressions import ArithOp, Op
 from ommi.models.schema import Field, ModelSchema
 from ommi.models.types import StorageType
 from ommi.sql import Dialect
+from ommi.sql.dialect import ArithmeticStep
 
 __all__ = ["DECIMAL_COLLATION", "SQLiteDialect", "compare_decimals"]
 
@@ -189,31 +190,42 @@ class SQLiteDialect(Dialect):
         return self.placeholder
 
     def arithmetic_result(
-        self, column: str, storage: StorageType, expression: str, params: list[Any], sources: list[str]
+        self,
+        column: str,
+        storage: StorageType,
+        expression: str,
+        params: list[Any],
+        sources: list[str],
+        steps: Sequence[ArithmeticStep],
     ) -> tuple[str, list[Any]]:
         """The expression wrapped in a check that fails the statement where a row's result is out of range.
 
         SQLite turns an integer overflow into a REAL, a float overflow into an
-        infinity and a NaN into NULL, and stores them. The check sees each
-        (``typeof(...) = 'real'`` for an int column; beyond the largest double
-        or NULL from non-NULL operands for a float column) and then calls
-        ``abs()`` on the smallest 64-bit integer, which SQLite refuses with
-        "integer overflow" (``ommi_sqlite._errors.OVERFLOW_MESSAGE``, reported
-        as ``ValidationError``): the statement fails, changing no row. The
+        infinity, a NaN into NULL and an underflowing product into 0.0, and
+        stores them. The check sees each (``typeof(...) = 'real'`` for an int
+        column; for a float column beyond the largest double, NULL from
+        non-NULL operands, or a ``*``/``/`` step giving 0 from nonzero
+        operands) and then calls ``abs()`` on the smallest 64-bit integer,
+        which SQLite refuses with "integer overflow"
+        (``ommi_sqlite._errors.OVERFLOW_MESSAGE``, reported as
+        ``ValidationError``): the statement fails, changing no row. The
         failing call reads the target column, so SQLite cannot evaluate it
         once up front as a constant.
         """
         fail = f"abs(-9223372036854775807 - 1 + 0 * ({column} IS NULL))"
         if storage is StorageType.INTEGER:
             return f"CASE WHEN typeof({expression}) = 'real' THEN {fail} ELSE {expression} END", params * 2
-        if storage is StorageType.FLOAT:
-            present = " AND ".join(f"{source} IS NOT NULL" for source in sources)
-            text = (
-                f"CASE WHEN {expression} IS NULL AND {present} THEN {fail} "
-                f"WHEN abs({expression}) > 1.7976931348623157e308 THEN {fail} ELSE {expression} END"
-            )
-            return text, params * 3
-        return expression, params
+        if storage is not StorageType.FLOAT:
+            return expression, params
+        present = " AND ".join(f"{source} IS NOT NULL" for source in sources)
+        checks = [f"({expression} IS NULL AND {present})", f"abs({expression}) > 1.7976931348623157e308"]
+        check_params = params * 2
+        for step in steps:
+            if step.op in (ArithOp.MUL, ArithOp.DIV):
+                (left, left_params), (right, right_params) = step.left, step.right
+                checks.append(f"({step.sql} = 0 AND {left} <> 0 AND {right} <> 0)")
+                check_params += step.params + left_params + right_params
+        return f"CASE WHEN {' OR '.join(checks)} THEN {fail} ELSE {expression} END", check_params + params
 
     def auto_key_column(self, field: Field) -> str:
         # AUTOINCREMENT: a deleted key is never handed out again, as with the

@@ -27,7 +27,9 @@ The rules (every driver follows them; the guide "Queries" says them to users):
 * NULL as in SQL: a NULL operand gives NULL. An expression reading a nullable
   field is refused for a target that is not nullable.
 * ``int``: each step is exact and must stay within the signed 64-bit range;
-  ``float``: IEEE 754 double arithmetic, and each result must be finite;
+  ``float``: IEEE 754 double arithmetic, each result must be finite, and a
+  product or quotient of nonzero values must not underflow to zero (as
+  PostgreSQL refuses it; a sum may be zero, and subnormal results are kept);
   ``Decimal``: exact (no rounding at any precision). A row whose result
   breaks a rule fails the whole update with :class:`~ommi.errors.ValidationError`
   and no row changes.
@@ -56,6 +58,9 @@ NUMERIC_TYPES: dict[StorageType, type] = {
     StorageType.DECIMAL: decimal.Decimal,
 }
 """The storage types update expressions compute in, with the Python type a plain field of each has."""
+
+_SCALING = frozenset({ArithOp.MUL, ArithOp.DIV})
+"""The float operations whose result underflows to zero from nonzero operands (PostgreSQL refuses that)."""
 
 _EXACT = decimal.Context(
     prec=decimal.MAX_PREC,
@@ -188,9 +193,11 @@ def _check_division(target: Field, shown: str, node: Arithmetic) -> None:
         raise ValidationError(f"update(): {target!r} = {shown}: division by zero")
 
 
-def out_of_range(target: Field, expression: Arithmetic, result: Any) -> ValidationError:
+def out_of_range(target: Field, expression: Arithmetic, result: Any, *, underflow: bool = False) -> ValidationError:
     """The error for a matched row whose result breaks the target's range (no row was changed)."""
-    if target.storage is StorageType.FLOAT:
+    if underflow:
+        why = "underflows to zero (a product or quotient of nonzero floats too small for a double)"
+    elif target.storage is StorageType.FLOAT:
         why = "is not a finite float (an overflow to infinity)"
     elif target.storage is StorageType.INTEGER:
         why = "is outside the signed 64-bit range"
@@ -239,6 +246,8 @@ def compute(target: Field, expression: Arithmetic, value_of: Callable[[Field], A
             raise out_of_range(target, expression, result)
         if storage is StorageType.FLOAT and not math.isfinite(result):
             raise out_of_range(target, expression, result)
+        if storage is StorageType.FLOAT and result == 0 and node.op in _SCALING and left != 0 and right != 0:
+            raise out_of_range(target, expression, result, underflow=True)
         return result
 
     return visit(expression)

@@ -25,7 +25,7 @@ from ommi.models.constraints import ModelConstraint
 from ommi.models.schema import Field, ModelSchema
 from ommi.models.types import StorageType
 from ommi.sql._statement import Compiled
-from ommi.sql.dialect import Dialect
+from ommi.sql.dialect import ArithmeticStep, Dialect
 from ommi.sql.limits import Limits
 
 __all__ = ["Compiled", "InsertLayout", "SQLCompiler"]
@@ -356,19 +356,23 @@ class SQLCompiler:
         """The SQL of an update expression for ``target`` (checked by core), and its parameters in order."""
         q = self.dialect.quote
         literal = self.dialect.arithmetic_literal(target.storage)
-        params: list[Any] = []
+        steps: list[ArithmeticStep] = []
 
-        def visit(node: Any) -> str:
+        def visit(node: Any) -> tuple[str, list[Any]]:
             if isinstance(node, Arithmetic):
-                return f"({visit(node.left)} {node.op.value} {visit(node.right)})"
+                left, right = visit(node.left), visit(node.right)
+                step = ArithmeticStep(
+                    node.op, f"({left[0]} {node.op.value} {right[0]})", left[1] + right[1], left, right
+                )
+                steps.append(step)
+                return step.sql, step.params
             if isinstance(node, Field):
-                return q(node.column)
-            params.append(self.param(target, node))
-            return literal
+                return q(node.column), []
+            return literal, [self.param(target, node)]
 
-        text = visit(expression)
+        text, params = visit(expression)
         sources = [q(f.column) for f in dict.fromkeys(expression.fields())]
-        return self.dialect.arithmetic_result(q(target.column), target.storage, text, params, sources)
+        return self.dialect.arithmetic_result(q(target.column), target.storage, text, params, sources, steps)
 
     def insert(
         self, schema: ModelSchema, fields: Sequence[Field], *, rows: int = 1, returning: Sequence[Field] = ()

@@ -193,6 +193,17 @@ class UpdateExpressionTests(SuiteBase):
             await db.find(FloatRecord).update(value=FloatRecord.value * 10).or_raise()
         assert [v for v, _ in await _floats(db)] == [1.0, 1e308]
 
+    @requires("update_expressions")
+    async def test_update_expr_float_underflow_changes_nothing(self, db: Ommi) -> None:
+        """Nonzero floats whose product underflows to zero fail the update (PostgreSQL's rule); a zero sum does not."""
+        await db.add(FloatRecord(1e-200, id=1), FloatRecord(2.0, id=2)).or_raise()
+        with pytest.raises(ValidationError):
+            await db.find(FloatRecord).update(value=FloatRecord.value * 1e-200).or_raise()
+        assert [v for v, _ in await _floats(db)] == [1e-200, 2.0]
+        await db.find(FloatRecord.id == 1).update(value=FloatRecord.value - 1e-200).or_raise()
+        await db.find(FloatRecord).update(value=FloatRecord.value * 0.5).or_raise()
+        assert [v for v, _ in await _floats(db)] == [0.0, 1.0]
+
     # -- refused before any I/O ----------------------------------------------
 
     @requires("update_expressions")
