@@ -50,7 +50,15 @@ from ommi.expressions import Arithmetic, ArithOp
 from ommi.models.schema import Field
 from ommi.models.types import INT64_MAX, INT64_MIN, StorageType, check_canonical
 
-__all__ = ["NUMERIC_TYPES", "check_update_value", "compute", "is_numeric", "out_of_range"]
+__all__ = [
+    "MAX_DEPTH",
+    "MAX_OPERATIONS",
+    "NUMERIC_TYPES",
+    "check_update_value",
+    "compute",
+    "is_numeric",
+    "out_of_range",
+]
 
 NUMERIC_TYPES: dict[StorageType, type] = {
     StorageType.INTEGER: int,
@@ -134,7 +142,29 @@ def _check_copy(target: Field, source: Field) -> Field:
     return source
 
 
+MAX_DEPTH = 32
+"""The deepest update expression accepted (``((f + 1) * 2 - 3)`` is 3 deep): a bound on the SQL it becomes."""
+
+MAX_OPERATIONS = 256
+"""The most operations one update expression may hold."""
+
+
+def _check_size(target: Field, expression: Arithmetic) -> None:
+    """Refuse an expression deeper than :data:`MAX_DEPTH` or larger than :data:`MAX_OPERATIONS` (never recursing)."""
+    operations, pending = 0, [(expression, 1)]
+    while pending:
+        node, depth = pending.pop()
+        operations += 1
+        if depth > MAX_DEPTH or operations > MAX_OPERATIONS:
+            raise QueryError(
+                f"update(): the expression for {target!r} is too large (at most {MAX_DEPTH} operations deep and "
+                f"{MAX_OPERATIONS} in all); compute such a value in Python and set it"
+            )
+        pending.extend((side, depth + 1) for side in (node.left, node.right) if isinstance(side, Arithmetic))
+
+
 def _check_expression(target: Field, expression: Arithmetic) -> Arithmetic:
+    _check_size(target, expression)
     _refuse_key(target, "an update expression")
     if not is_numeric(target):
         raise ValidationError(

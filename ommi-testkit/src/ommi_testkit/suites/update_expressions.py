@@ -309,6 +309,14 @@ class UpdateExpressionTests(SuiteBase):
             await tx.find(IntRecord).update(value=IntRecord.value + 1).or_raise()
         assert (await _ints(db))[0][1] == 4
 
+    @requires("update_expressions", "transactions")
+    async def test_update_expr_tasks_sharing_a_transaction(self, db: Ommi) -> None:
+        """20 tasks incrementing through one shared transaction: their statements take turns, none is lost."""
+        await _add_ints(db, (0, None))
+        async with db.transaction() as tx:
+            await asyncio.gather(*(tx.find(IntRecord).update(value=IntRecord.value + 1).or_raise() for _ in range(20)))
+        assert (await _ints(db))[0][1] == 20
+
     @requires("update_expressions")
     async def test_update_expr_cancelled_changes_all_or_none(self, db: Ommi) -> None:
         """An update of many rows cancelled at each of its awaits leaves every row updated or none."""
