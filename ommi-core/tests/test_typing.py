@@ -89,6 +89,8 @@ async def main() -> None:
         note = await db.add(Note("y")).or_raise()
         reveal_type(note.id)  # int: generated_key() types the key as the key's own type
         reveal_type(await db.find(Note, Note.id == note.id).count.or_raise())  # int
+        reveal_type(await db.find(Book).update(year=Book.year + 1, title=Book.title).or_raise())  # int
+        reveal_type(ommi.field(Book.year) * 2)  # Arithmetic: the update expression, typed
         book = await db.find(Book).one.or_raise()
         print(book.titel)  # a typo: both checkers must report it
 """
@@ -112,6 +114,8 @@ EXPECTED = [
     "int",
     "int",
     "int",
+    "int",
+    "Arithmetic",
 ]
 """The revealed types in order, module and package prefixes removed."""
 

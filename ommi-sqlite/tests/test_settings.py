@@ -148,6 +148,7 @@ _DECLARED = Capabilities(
     isolation_levels=True,
     row_locks=True,
     timeouts=True,
+    update_expressions=True,
 )
 """What the SQLite driver class declares."""
 

@@ -129,6 +129,53 @@ def test_requires_checks_capabilities_after_open(project: pytest.Pytester) -> No
     result.stdout.fnmatch_lines(["*declares capability 'transactions' absent*"])
 
 
+def test_requires_on_a_class_marks_only_its_own_tests(project: pytest.Pytester) -> None:
+    """``@requires`` on one suite class skips that class's tests only, not its siblings' in a combined suite.
+
+    Regression: it used to mark the class, and pytest passes class marks down
+    the MRO, so every test of a ConformanceSuite-like subclass skipped.
+    """
+    project.makepyfile(
+        test_class_mark="""
+        import pytest
+        from drivers import NoDecimals, shared
+        from ommi_testkit import requires
+        from ommi_testkit.suites.base import SuiteBase
+
+
+        @requires("exact_decimal")
+        class NeedsDecimals(SuiteBase):
+            async def test_needs_decimals(self, db):
+                raise AssertionError("must not run")
+
+            def helper(self):
+                return 1
+
+
+        class Plain(SuiteBase):
+            async def test_plain(self, db):
+                assert db.driver.capabilities.exact_decimal is False
+
+
+        class TestCombined(NeedsDecimals, Plain):
+            @pytest.fixture
+            def driver_factory(self):
+                return shared(NoDecimals)
+
+            async def test_own(self, db):
+                assert self.helper() == 1
+
+
+        def test_class_carries_no_mark():
+            assert not hasattr(NeedsDecimals, "pytestmark")
+            assert [m.name for m in NeedsDecimals.helper.__dict__.get("pytestmark", [])] == []
+        """
+    )
+    result = project.runpytest("-rs")
+    result.assert_outcomes(passed=3, skipped=1)
+    result.stdout.fnmatch_lines(["*declares capability 'exact_decimal' absent*"])
+
+
 def test_driver_subclass_may_add_sync_and_async_tests(project: pytest.Pytester) -> None:
     """A driver's suite subclass may add its own async and plain tests; strict mode runs both, warning-free."""
     project.makepyfile(

@@ -79,6 +79,20 @@ class Executor:
         """How many rows a query fetches per batch unless ``.all(batch_size=...)`` says otherwise."""
         return self._database().driver.default_batch_size
 
+    def require_capability(self, capability: str, action: str) -> None:
+        """Raise :class:`~ommi.errors.UnsupportedFeature` when the driver lacks ``capability`` (no I/O).
+
+        ``action`` names what needed it (``"an update expression"``); the
+        message names the capability and the driver's ``absent_reason``.
+        """
+        driver = self._database().driver
+        if not getattr(driver.capabilities, capability):
+            reason = driver.absent_reason(capability)
+            raise UnsupportedFeature(
+                f"the {driver.name} driver cannot run {action} (capability {capability!r} is absent for "
+                f"{driver.description})" + (f": {reason}" if reason else "")
+            )
+
     async def query_operations(self, query: Query) -> Operations:
         """The operations target for ``query``, after checking the driver can run it.
 

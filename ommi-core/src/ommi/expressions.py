@@ -21,18 +21,21 @@ that reason (see the "Type checking" guide).
 
 from __future__ import annotations
 
+import decimal
 import enum
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from ommi.errors import QueryError, RemovedAttributeError
+from ommi.errors import QueryError, RemovedAttributeError, ValidationError
 
 if TYPE_CHECKING:
     from ommi.models.schema import Field, ModelSchema
 
 __all__ = [
     "And",
+    "ArithOp",
+    "Arithmetic",
     "Comparison",
     "Expr",
     "FieldComparison",
@@ -63,6 +66,15 @@ class Op(enum.Enum):
     CONTAINS = "contains"
     STARTSWITH = "startswith"
     ENDSWITH = "endswith"
+
+
+class ArithOp(enum.Enum):
+    """Arithmetic operators of an update expression (:class:`Arithmetic`)."""
+
+    ADD = "+"
+    SUB = "-"
+    MUL = "*"
+    DIV = "/"
 
 
 ORDERING_OPS = frozenset({Op.LT, Op.LE, Op.GT, Op.GE})
@@ -308,8 +320,99 @@ class Query:
     lock: RowLock | None = None
 
 
-class Operand:
+def _arithmetic_operand(value: Any, op: ArithOp) -> Any:
+    """``value`` as an operand of :class:`Arithmetic`: a field, a nested node, or a number literal.
+
+    Raises:
+        ValidationError: a literal that is not a number (``bool``, ``str``, ``None``...).
+    """
+    if isinstance(value, (Operand, Arithmetic)):
+        return value
+    if isinstance(value, bool) or not isinstance(value, (int, float, decimal.Decimal)):
+        raise ValidationError(
+            f"{op.value}: {value!r} ({type(value).__name__}) is not a number; an update expression combines "
+            "numeric fields of the model with int, float or Decimal values"
+        )
+    return value
+
+
+class _ArithmeticOperators:
+    """``+ - * /`` building :class:`Arithmetic` nodes (fields and nodes both have them)."""
+
+    __slots__ = ()
+
+    def __add__(self, other: Any) -> Arithmetic:
+        return Arithmetic(ArithOp.ADD, self, _arithmetic_operand(other, ArithOp.ADD))
+
+    def __radd__(self, other: Any) -> Arithmetic:
+        return Arithmetic(ArithOp.ADD, _arithmetic_operand(other, ArithOp.ADD), self)
+
+    def __sub__(self, other: Any) -> Arithmetic:
+        return Arithmetic(ArithOp.SUB, self, _arithmetic_operand(other, ArithOp.SUB))
+
+    def __rsub__(self, other: Any) -> Arithmetic:
+        return Arithmetic(ArithOp.SUB, _arithmetic_operand(other, ArithOp.SUB), self)
+
+    def __mul__(self, other: Any) -> Arithmetic:
+        return Arithmetic(ArithOp.MUL, self, _arithmetic_operand(other, ArithOp.MUL))
+
+    def __rmul__(self, other: Any) -> Arithmetic:
+        return Arithmetic(ArithOp.MUL, _arithmetic_operand(other, ArithOp.MUL), self)
+
+    def __truediv__(self, other: Any) -> Arithmetic:
+        return Arithmetic(ArithOp.DIV, self, _arithmetic_operand(other, ArithOp.DIV))
+
+    def __rtruediv__(self, other: Any) -> Arithmetic:
+        return Arithmetic(ArithOp.DIV, _arithmetic_operand(other, ArithOp.DIV), self)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Arithmetic(_ArithmeticOperators):
+    """``left <op> right``: a value computed from a row's own fields, for ``update()``.
+
+    ``Account.balance + 1`` builds one; each side is a :class:`Field`, another
+    :class:`Arithmetic` or a number. It is a value, not a condition: it has
+    no comparisons and no truth value. ``update()`` checks it against the
+    field it is assigned to (:mod:`ommi.query.arithmetic`), which also encodes
+    its literals into that field's canonical values before a driver sees it.
+    """
+
+    op: ArithOp
+    left: Any
+    right: Any
+
+    def fields(self) -> Iterable[Field]:
+        """Every field the expression reads, left to right (repeats included)."""
+        for side in (self.left, self.right):
+            if isinstance(side, Arithmetic):
+                yield from side.fields()
+            elif isinstance(side, Operand):
+                yield side  # type: ignore[misc]  # an Operand here is always a Field
+
+    def literals(self) -> Iterable[Any]:
+        """Every literal of the expression, left to right."""
+        for side in (self.left, self.right):
+            if isinstance(side, Arithmetic):
+                yield from side.literals()
+            elif not isinstance(side, Operand):
+                yield side
+
+    def __repr__(self) -> str:
+        return f"({self.left!r} {self.op.value} {self.right!r})"
+
+    def _not_a_condition(self, *_: Any) -> NoReturn:
+        raise QueryError(
+            f"{self!r} is a value for update(), not a condition: arithmetic is not supported in find() conditions"
+        )
+
+    __eq__ = __ne__ = __lt__ = __le__ = __gt__ = __ge__ = __bool__ = _not_a_condition
+    __hash__ = object.__hash__
+
+
+class Operand(_ArithmeticOperators):
     """The operators that turn a model field into query conditions (``Field`` builds on it).
+
+    ``+ - * /`` build :class:`Arithmetic` values for ``update()`` instead.
 
     Like SQLAlchemy's ``ColumnOperators``, each operator is one line naming
     what it asks for; the work is done by the subclass that knows the field's

@@ -99,6 +99,9 @@ class ServerForms:
     name = "mongodb"
     """Which server these forms are for (in the driver's log events)."""
 
+    update_pipelines = True
+    """The server runs an update given as an aggregation pipeline (MongoDB 4.2 and later)."""
+
     largest_key_rounds = 1
     """Queries for the largest integer ``_id`` above the counter: MongoDB's first answer is the largest."""
 

@@ -28,8 +28,8 @@ from typing import TYPE_CHECKING, Any
 import bson
 from ommi.drivers import ExceptionMap, get_logger, map_exceptions
 from ommi.drivers.base import Operations, Row
-from ommi.errors import IntegrityError, OperationalError, ValidationError
-from ommi.expressions import Query
+from ommi.errors import IntegrityError, OperationalError, UnsupportedFeature, ValidationError
+from ommi.expressions import Arithmetic, Query
 from ommi.models.schema import Field, ModelSchema
 from ommi.models.types import StorageType
 from ommi.query.evaluate import ordered
@@ -38,6 +38,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError, PyMongoError
 
 from ommi_mongodb._errors import exceptions, is_duplicate_key
+from ommi_mongodb._expressions import ExpressionUpdate, plan_update
 from ommi_mongodb._journal import (
     INSERT,
     MARKERS,
@@ -509,10 +510,28 @@ class MongoDBOperations(Operations):
                     f"update of {schema.name}: key field {f.name} cannot be set to None (MongoDB driver); "
                     "a stored document needs its whole key, so nothing was changed"
                 )
+        computed = any(isinstance(v, (Field, Arithmetic)) for v in values.values())
+        if computed:
+            if any(f.key for f in values):
+                raise UnsupportedFeature(
+                    f"update of {schema.name}: the MongoDB driver cannot change a key and compute a value in one "
+                    "update (a key change rewrites each document); nothing was changed. Run two updates"
+                )
+            touched = {id(f) for f in values}
+            unique = any(c.unique and any(id(f) in touched for f in c.fields) for c in schema.constraints)
+            if unique and self._session is None:
+                raise UnsupportedFeature(
+                    f"update of {schema.name}: the MongoDB driver computes a unique field's new values on the "
+                    "server and cannot check them all before it writes outside a transaction; nothing was changed"
+                )
+            # Refused before any I/O when the server lacks what the values need.
+            expression = plan_update(values, self._gen.forms.update_pipelines, self._driver.description)
         await self._settle()
         selection = await self._plan(query)
         if selection.matched == 0:
             return 0
+        if computed:
+            return await self._update_computed(schema, selection.filter, values, expression)
         if any(f.key for f in values):
             return await self._rewrite(schema, selection.filter, values)
         changes = {stored_name(f.column): encode_value(f.storage, v) for f, v in values.items()}
@@ -522,6 +541,25 @@ class MongoDBOperations(Operations):
             result = await self._collection(schema).update_many(
                 selection.filter, {"$set": changes}, session=self._session
             )
+        return int(result.matched_count)
+
+    async def _update_computed(
+        self, schema: ModelSchema, flt: dict[str, Any], values: Mapping[Field, Any], expression: ExpressionUpdate
+    ) -> int:
+        """An update with expressions or copies (``ommi_mongodb._expressions``): range check, then one write."""
+        collection = self._collection(schema)
+        if expression.out_of_range:
+            out = {"$and": [flt, {"$or": expression.out_of_range}]}
+            with map_exceptions(self._exceptions("update", schema)):
+                found = await collection.find_one(out, {ID: 1}, session=self._session)
+            if found is not None:
+                raise ValidationError(
+                    f"update {self._driver.collection_name(schema)!r} on {self._driver.description}: the result "
+                    f"for the document {found[ID]!r} is outside its field's range (an int beyond 64 bits, or a "
+                    "float that is not finite); nothing was written"
+                )
+        with map_exceptions(self._exceptions("update", schema)):
+            result = await collection.update_many(flt, expression.update, session=self._session)
         return int(result.matched_count)
 
     async def _refuse_collisions(self, schema: ModelSchema, flt: dict[str, Any], values: Mapping[Field, Any]) -> None:

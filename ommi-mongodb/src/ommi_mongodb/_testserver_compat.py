@@ -19,6 +19,9 @@ an ``_id`` filter (clean-up)                                                   t
                                                                                ``$or``
 largest integer ``_id`` above the        one query (the first answer is the    up to 64 queries: it sorts integer
 counter (first key generation)           largest)                              ``_id`` values as text
+an update expression that is not         an update pipeline                    refused (``UnsupportedFeature``,
+``field ± value`` / ``field * value``                                          naming the server): it has no
+(``ommi_mongodb._expressions``)                                                pipeline updates
 a migration converting a field's type    one ``update_many`` with a pipeline   each document rewritten in Python
 (``ChangeType``, ``ommi_mongodb.         (``$toString``, ``$toDecimal``...)    (``converts_in_python``): it has no
 _migrate``)                                                                    pipeline updates
@@ -50,6 +53,11 @@ class NX27017Forms(ServerForms):
     __slots__ = ()
 
     name = "nx-27017"
+
+    update_pipelines = False
+    # It refuses an update given as a pipeline ("'list' object has no attribute
+    # 'keys'"): an update expression needing one is refused before any I/O
+    # (UnsupportedFeature); $inc and $mul it runs.
 
     largest_key_rounds = 64
     # nx-27017 sorts integer _id values as text (1, 10, 2), so its first answer

@@ -161,6 +161,8 @@ class MongoDBDriver(MongoDBOperations, Driver[MongoDBSettings]):
         savepoints=False,
         # On a replica set (narrowed with transactions in open()): read concern per level.
         isolation_levels=True,
+        # $inc / $mul, else an update pipeline (ommi_mongodb._expressions).
+        update_expressions=True,
     )
     supported_isolation_levels = frozenset(_READ_CONCERNS)
 

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 from ommi.drivers import Row, get_logger
 from ommi.errors import IntegrityError, ValidationError
-from ommi.expressions import Query
+from ommi.expressions import Arithmetic, Query
 from ommi.models.schema import Field, ModelSchema
 from ommi.models.types import StorageType
 from ommi.sql import SQLOperations
@@ -115,7 +115,12 @@ class PostgreSQLOperations(SQLOperations[AsyncConnection[Any]]):
 
     async def update(self, query: Query, values: Mapping[Field, Any]) -> int:
         """Refuse a Decimal ``numeric`` cannot hold before any I/O, then update (see :meth:`SQLOperations.update`)."""
-        decimals = ((f, v) for f, v in values.items() if f.storage is StorageType.DECIMAL)
+        decimals = [
+            (f, literal)
+            for f, v in values.items()
+            if f.storage is StorageType.DECIMAL and not isinstance(v, Field)
+            for literal in (v.literals() if isinstance(v, Arithmetic) else (v,))
+        ]
         _check_numeric(self._driver, query.model, decimals)
         return await super().update(query, values)
 

@@ -108,6 +108,7 @@ class PostgreSQLDriver(PostgreSQLOperations, Driver[PostgreSQLSettings]):
         isolation_levels=True,
         row_locks=True,
         timeouts=True,
+        update_expressions=True,
     )
     supported_isolation_levels: frozenset[str] = frozenset(_ISOLATION)
     _alone = True  # every operation gets a pooled connection of its own

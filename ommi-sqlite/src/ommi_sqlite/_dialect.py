@@ -46,10 +46,11 @@ from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 from ommi.errors import ModelDefinitionError
-from ommi.expressions import Op, RowLock
+from ommi.expressions import ArithOp, Op, RowLock
 from ommi.models.schema import Field, ModelSchema
 from ommi.models.types import StorageType
 from ommi.sql import Dialect
+from ommi.sql.dialect import ArithmeticStep
 
 __all__ = ["DECIMAL_COLLATION", "SQLiteDialect", "compare_decimals"]
 
@@ -194,6 +195,48 @@ class SQLiteDialect(Dialect):
     def table(self, schema: ModelSchema) -> str:
         refuse_reserved_name(schema)
         return super().table(schema)
+
+    def arithmetic_literal(self, storage: StorageType) -> str:
+        # The parameter's own type (an int is INTEGER, a float REAL) is the column's: no cast needed.
+        return self.placeholder
+
+    def arithmetic_result(
+        self,
+        column: str,
+        storage: StorageType,
+        expression: str,
+        params: list[Any],
+        sources: list[str],
+        steps: Sequence[ArithmeticStep],
+    ) -> tuple[str, list[Any]]:
+        """The expression wrapped in a check that fails the statement where a row's result is out of range.
+
+        SQLite turns an integer overflow into a REAL, a float overflow into an
+        infinity, a NaN into NULL and an underflowing product into 0.0, and
+        stores them. The check sees each (``typeof(...) = 'real'`` for an int
+        column; for a float column beyond the largest double, NULL from
+        non-NULL operands, or a ``*``/``/`` step giving 0 from nonzero
+        operands) and then calls ``abs()`` on the smallest 64-bit integer,
+        which SQLite refuses with "integer overflow"
+        (``ommi_sqlite._errors.OVERFLOW_MESSAGE``, reported as
+        ``ValidationError``): the statement fails, changing no row. The
+        failing call reads the target column, so SQLite cannot evaluate it
+        once up front as a constant.
+        """
+        fail = f"abs(-9223372036854775807 - 1 + 0 * ({column} IS NULL))"
+        if storage is StorageType.INTEGER:
+            return f"CASE WHEN typeof({expression}) = 'real' THEN {fail} ELSE {expression} END", params * 2
+        if storage is not StorageType.FLOAT:
+            return expression, params
+        present = " AND ".join(f"{source} IS NOT NULL" for source in sources)
+        checks = [f"({expression} IS NULL AND {present})", f"abs({expression}) > 1.7976931348623157e308"]
+        check_params = params * 2
+        for step in steps:
+            if step.op in (ArithOp.MUL, ArithOp.DIV):
+                (left, left_params), (right, right_params) = step.left, step.right
+                checks.append(f"({step.sql} = 0 AND {left} <> 0 AND {right} <> 0)")
+                check_params += step.params + left_params + right_params
+        return f"CASE WHEN {' OR '.join(checks)} THEN {fail} ELSE {expression} END", check_params + params
 
     def auto_key_column(self, field: Field) -> str:
         # AUTOINCREMENT: a deleted key is never handed out again, as with the

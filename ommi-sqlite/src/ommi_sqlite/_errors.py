@@ -22,12 +22,16 @@ import sqlite3
 from ommi import errors
 from ommi.drivers import ExceptionMap
 
-__all__ = ["exception_map", "translate"]
+__all__ = ["OVERFLOW_MESSAGE", "exception_map", "translate"]
 
 # Primary result codes (the low byte of an extended code).
 _BUSY = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
 _CANNOT_OPEN = frozenset({sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_PERM, sqlite3.SQLITE_AUTH})
 _CONSTRAINT = sqlite3.SQLITE_CONSTRAINT
+
+
+OVERFLOW_MESSAGE = "integer overflow"
+"""What SQLite says when ``abs()`` is given the smallest 64-bit integer: the update expression check's failure."""
 
 
 def translate(
@@ -84,6 +88,12 @@ def translate(
             note = f" ({path_note})" if path_note else ""
             return errors.ConnectionError(
                 f"cannot use {where}: {text}; check the path, its directory and permissions{note}"
+            )
+        if text == OVERFLOW_MESSAGE:
+            # Only the range check of an update expression raises it (SQLiteDialect.arithmetic_result).
+            return errors.ValidationError(
+                f"{where}: an update expression's result for a matched row is outside the field's range "
+                "(an int beyond 64 bits, or a float that is not finite); nothing was written"
             )
         # A missing table is the generic SQLITE_ERROR: only its text says what is missing (for the hint).
         if "no such table" in text:

@@ -12,9 +12,11 @@ transaction with its own connection, one task at a time. Every operation,
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Mapping
 from typing import Any
 
+from ommi.errors import UnsupportedFeature
+from ommi.expressions import Arithmetic, Query
 from ommi.models.schema import Field
 from ommi.models.types import StorageType
 from ommi.sql import Compiled, SQLCompiler, SQLOperations
@@ -79,6 +81,21 @@ class SQLiteOperations(SQLOperations[Link]):
 
     async def _fetch_all(self, conn: Link, sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
         return await conn.fetchall(sql, params)
+
+    async def update(self, query: Query, values: Mapping[Field, Any]) -> int:
+        """Refuse Decimal arithmetic before any I/O, then update (see :meth:`SQLOperations.update`).
+
+        SQLite stores a ``Decimal`` as text and computes with doubles, so it
+        cannot add or multiply them exactly; a ``Decimal`` field copy is fine.
+        """
+        for f, value in values.items():
+            if isinstance(value, Arithmetic) and f.storage is StorageType.DECIMAL:
+                raise UnsupportedFeature(
+                    f"update(): {f!r} = {value!r}: the sqlite driver cannot compute with Decimal fields exactly "
+                    "(SQLite stores a Decimal as text and computes with binary floats); nothing was written. "
+                    "Read, compute and write the values in Python inside a transaction, or use PostgreSQL"
+                )
+        return await super().update(query, values)
 
     def _max_insert_rows(self, width: int) -> int:
         # Within the SQLite library's parameter limit (read when the first connection opened).

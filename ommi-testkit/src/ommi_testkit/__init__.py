@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from ommi_testkit.suites.setup import ImplicitSetupTests
     from ommi_testkit.suites.transactions import TransactionTests
     from ommi_testkit.suites.types import FieldTypeTests
+    from ommi_testkit.suites.update_expressions import UpdateExpressionTests
 
 __all__ = [
     "AuditRegressionTests",
@@ -51,6 +52,7 @@ __all__ = [
     "SchemaTests",
     "SuiteBase",
     "TransactionTests",
+    "UpdateExpressionTests",
     "requires",
 ]
 
@@ -74,6 +76,7 @@ _WHERE = {
     "ImplicitSetupTests": "ommi_testkit.suites.setup",
     "TransactionTests": "ommi_testkit.suites.transactions",
     "FieldTypeTests": "ommi_testkit.suites.types",
+    "UpdateExpressionTests": "ommi_testkit.suites.update_expressions",
 }
 
 

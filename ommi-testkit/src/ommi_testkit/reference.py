@@ -9,6 +9,10 @@ tree directly in Python with the semantics every driver must match:
 * ascending sorts put NULL first, descending sorts put it last;
 * a condition on a related model holds when some related row (or none, as in a
   LEFT JOIN) satisfies the whole condition; a target row appears at most once.
+* an update expression (``balance=Account.balance + 1``) follows
+  :mod:`ommi.query.arithmetic`: exact 64-bit ints, finite IEEE floats, exact
+  Decimals, NULL in gives NULL out; a row whose result is out of range fails
+  the whole update, which changes no row;
 * a unique constraint (``Unique``) refuses a write leaving two rows with equal
   values in all its fields, and the write changes nothing; a row with ``None``
   in any of them is never compared (SQL's rule).
@@ -56,7 +60,7 @@ from ommi.errors import (
     TimeoutError,
     TransactionError,
 )
-from ommi.expressions import Expr, Query
+from ommi.expressions import Arithmetic, Expr, Query
 from ommi.migrations import HISTORY_TABLE, ChangeType, MigrationStep, RenameField, is_historical
 from ommi.migrations.inspection import (
     InspectedColumn,
@@ -68,6 +72,7 @@ from ommi.migrations.inspection import (
 from ommi.models.constraints import StoredIndex, missing_constraints
 from ommi.models.schema import Field, ModelSchema
 from ommi.models.types import StorageType
+from ommi.query.arithmetic import compute
 from ommi.query.evaluate import holds, ordered
 
 __all__ = ["ConstraintViolation", "ReferenceDriver", "ReferenceSettings", "ReferenceStore", "evaluate", "run_query"]
@@ -240,6 +245,24 @@ def _table(tables: _Tables, schema: ModelSchema) -> _Table:
     return table
 
 
+def _row_value(schema: ModelSchema, row: Row, target: Field, value: Any) -> Any:
+    """What ``value`` (a literal, a field to copy or an update expression) gives ``target`` in ``row``.
+
+    Every value is computed from the row as it was before the update (as SQL
+    does); fields are found by column, so a model with fewer fields than the
+    table reads the stored row.
+    """
+
+    def value_of(field: Field) -> Any:
+        return row[schema.by_column[field.column].index]
+
+    if isinstance(value, Field):
+        return value_of(value)
+    if isinstance(value, Arithmetic):
+        return compute(target, value, value_of)
+    return value
+
+
 class ConstraintViolation(Exception):
     """The reference engine's own error for a broken constraint (duplicate key, NULL, dangling reference).
 
@@ -380,10 +403,11 @@ class _Store(Operations):
             changed_keys = any(f.key for f in values)
             if changed_keys:
                 self._check_unreferenced(schema, [_key(schema, r) for r in matched], tables)
+            computed = any(isinstance(value, (Field, Arithmetic)) for value in values.values())
             for row in matched:
                 new = list(row)
                 for f, value in values.items():
-                    new[f.index] = value
+                    new[f.index] = _row_value(schema, row, f, value) if computed else value
                 updated = tuple(new)
                 self._check_row(schema, updated, tables)
                 key = _key(schema, updated)
@@ -635,6 +659,7 @@ class ReferenceDriver(_Store, Driver[ReferenceSettings]):
         isolation_levels=True,
         row_locks=True,
         timeouts=True,
+        update_expressions=True,
     )
     # A transaction holds the write lock from begin to end and reads its own copy: serializable,
     # which satisfies every level (nothing interleaves with it, so it never fails to serialize).

@@ -156,7 +156,17 @@ class Operations(abc.ABC):
 
     @abc.abstractmethod
     async def update(self, query: Query, values: Mapping[Field, Any]) -> int:
-        """Set ``values`` on the matching rows; return how many matched."""
+        """Set ``values`` on the matching rows; return how many matched.
+
+        Each value is a canonical value, or, on a driver declaring the
+        ``update_expressions`` capability (core refuses them otherwise), a
+        :class:`~ommi.models.schema.Field` of ``query.model`` to copy or an
+        :class:`ommi.expressions.Arithmetic` node, checked by core and with
+        its literals canonical (:mod:`ommi.query.arithmetic`). Those are
+        computed per row from the row as it was before the update, in the
+        database's own atomic write; a row whose result leaves the field's
+        range fails the whole update (``ValidationError``), changing no row.
+        """
 
 
 class DriverTransaction(Operations):

@@ -15,7 +15,7 @@ class Capabilities:
     Every field defaults to the full behaviour the Ommi API promises; a driver
     turns off what its database cannot do and the conformance suite skips the
     matching tests with the capability's name as the reason. ``migrations``,
-    ``inspection`` and ``constraints`` are the exceptions: they need work a
+    ``inspection``, ``constraints`` and ``update_expressions`` are the exceptions: they need work a
     driver written before them does not do, so a driver turns them on.
     """
 
@@ -99,6 +99,15 @@ class Capabilities:
     Absent by default, like ``migrations``: a driver declares it once :meth:`Driver.begin` honours
     both :class:`~ommi.drivers.TransactionOptions` fields (one it cannot honour
     it refuses with ``UnsupportedFeature`` naming it).
+    """
+
+    update_expressions: bool = False
+    """``update()`` takes values computed from each row (``Account.balance + 1``) and field copies (``a=Model.b``).
+
+    Absent by default, like ``constraints``: a driver written before them
+    would store the expression object itself. The driver's ``update``
+    receives :class:`ommi.expressions.Arithmetic` nodes and fields as values
+    (see ``Operations.update``) and applies them atomically per row.
     """
 
     def names(self) -> tuple[str, ...]:

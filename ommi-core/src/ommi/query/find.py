@@ -11,9 +11,10 @@ from collections.abc import AsyncIterator, Coroutine, Generator, Mapping
 from typing import TYPE_CHECKING, Any, Generic, NoReturn, Protocol, TypeVar
 
 from ommi.errors import DBStatusNoResultException, QueryError, RemovedAttributeError, ValidationError
-from ommi.expressions import And, Expr, Join, Query, RowLock, SortKey, _conditions
+from ommi.expressions import And, Arithmetic, Expr, Join, Query, RowLock, SortKey, _conditions
 from ommi.models.schema import Field, ModelSchema, get_schema, is_model
 from ommi.models.types import INT64_MAX
+from ommi.query.arithmetic import check_update_value
 from ommi.results import DBAction, DBQueryResult, DBResult
 
 if TYPE_CHECKING:
@@ -31,6 +32,10 @@ class QueryExecutor(Protocol):
     @property
     def default_batch_size(self) -> int:
         """Rows fetched per batch when ``.all`` is not given a ``batch_size``."""
+        ...
+
+    def require_capability(self, capability: str, action: str) -> None:
+        """Raise ``UnsupportedFeature`` naming ``capability`` when the driver lacks it; no I/O."""
         ...
 
     async def query_operations(self, query: Query) -> Operations:
@@ -382,7 +387,12 @@ class FindQuery(Generic[T]):
 
     @property
     def update(self) -> _UpdateAction:
-        """``.update(field=value, ...)`` or ``.update({"field": value})``; gives the number updated."""
+        """``.update(field=value, ...)`` or ``.update({"field": value})``; gives the number updated.
+
+        A value may be an update expression computed from each matched row's
+        own fields, ``.update(balance=Account.balance + 1)``, or another field
+        of the model, ``.update(a=Account.b)``; see :mod:`ommi.query.arithmetic`.
+        """
         return _UpdateAction(self)
 
     def __await__(self) -> Generator[Any, None, DBResult[ResultIterator[T]] | DBQueryResult[ResultIterator[T]]]:
@@ -468,6 +478,8 @@ class FindQuery(Generic[T]):
                     f"{query.model.cls.__name__} and cannot be set to None; a stored row always has its key "
                     "(delete the rows instead, or give the new key)"
                 )
-            encoded[field] = field.encode(value)
+            encoded[field] = check_update_value(field, value)
+        if any(isinstance(value, (Field, Arithmetic)) for value in encoded.values()):
+            self._executor.require_capability("update_expressions", "an update expression (Model.field + 1)")
         ops = await self._executor.query_operations(query)
         return await ops.update(query, encoded)

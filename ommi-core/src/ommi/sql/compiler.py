@@ -20,12 +20,12 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ommi._rowcode import row_converter
-from ommi.expressions import TEXT_OPS, And, Comparison, Expr, FieldComparison, Op, Or, Query
+from ommi.expressions import TEXT_OPS, And, Arithmetic, Comparison, Expr, FieldComparison, Op, Or, Query
 from ommi.models.constraints import ModelConstraint
 from ommi.models.schema import Field, ModelSchema
 from ommi.models.types import StorageType
 from ommi.sql._statement import Compiled
-from ommi.sql.dialect import Dialect
+from ommi.sql.dialect import ArithmeticStep, Dialect
 from ommi.sql.limits import Limits
 
 __all__ = ["Compiled", "InsertLayout", "SQLCompiler"]
@@ -332,14 +332,51 @@ class SQLCompiler:
         return Compiled(f"DELETE FROM {table}{where}", params)
 
     def update(self, query: Query, values: Mapping[Field, Any]) -> Compiled:
-        """``UPDATE`` the matches with ``values`` (canonical)."""
+        """``UPDATE`` the matches with ``values``: canonical values, fields to copy or :class:`Arithmetic` nodes.
+
+        An expression becomes SQL over the row's own columns (``"balance" =
+        "balance" + ?``), its literals parameters, passed through
+        :meth:`Dialect.arithmetic_literal` and, whole, :meth:`Dialect.arithmetic_result`.
+        """
         q = self.dialect.quote
         table = self.dialect.table(query.model)
         ph = self.dialect.placeholder
-        assignments = ", ".join(f"{q(f.column)} = {ph}" for f in values)
-        params = [self.param(f, v) for f, v in values.items()]
+        assignments: list[str] = []
+        params: list[Any] = []
+        for f, value in values.items():
+            if isinstance(value, Field):
+                assignments.append(f"{q(f.column)} = {q(value.column)}")
+            elif isinstance(value, Arithmetic):
+                text, expression_params = self.arithmetic(f, value)
+                assignments.append(f"{q(f.column)} = {text}")
+                params.extend(expression_params)
+            else:
+                assignments.append(f"{q(f.column)} = {ph}")
+                params.append(self.param(f, value))
         where, where_params = self._where(query, table)
-        return Compiled(f"UPDATE {table} SET {assignments}{where}", params + where_params)
+        return Compiled(f"UPDATE {table} SET {', '.join(assignments)}{where}", params + where_params)
+
+    def arithmetic(self, target: Field, expression: Arithmetic) -> tuple[str, list[Any]]:
+        """The SQL of an update expression for ``target`` (checked by core), and its parameters in order."""
+        q = self.dialect.quote
+        literal = self.dialect.arithmetic_literal(target.storage)
+        steps: list[ArithmeticStep] = []
+
+        def visit(node: Any) -> tuple[str, list[Any]]:
+            if isinstance(node, Arithmetic):
+                left, right = visit(node.left), visit(node.right)
+                step = ArithmeticStep(
+                    node.op, f"({left[0]} {node.op.value} {right[0]})", left[1] + right[1], left, right
+                )
+                steps.append(step)
+                return step.sql, step.params
+            if isinstance(node, Field):
+                return q(node.column), []
+            return literal, [self.param(target, node)]
+
+        text, params = visit(expression)
+        sources = [q(f.column) for f in dict.fromkeys(expression.fields())]
+        return self.dialect.arithmetic_result(q(target.column), target.storage, text, params, sources, steps)
 
     def insert(
         self, schema: ModelSchema, fields: Sequence[Field], *, rows: int = 1, returning: Sequence[Field] = ()

@@ -8,15 +8,35 @@ build SQL text: values always travel as parameters.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from itertools import chain
 from typing import Any, ClassVar
 
-from ommi.expressions import ORDERING_OPS, Op, RowLock
+from ommi.expressions import ORDERING_OPS, ArithOp, Op, RowLock
 from ommi.models.schema import Field, ModelSchema
 from ommi.models.types import StorageType
 from ommi.sql._statement import Compiled
 
-__all__ = ["Dialect"]
+__all__ = ["ArithmeticStep", "Dialect"]
+
+
+@dataclass(frozen=True, slots=True)
+class ArithmeticStep:
+    """One operation of an update expression compiled to SQL (for :meth:`Dialect.arithmetic_result`).
+
+    Attributes:
+        op: the operator.
+        sql: the operation's text, parenthesised (``("balance" * ?)``).
+        params: the parameters of ``sql``, in order.
+        left: the left operand's text and parameters.
+        right: the right operand's text and parameters.
+    """
+
+    op: ArithOp
+    sql: str
+    params: list[Any]
+    left: tuple[str, list[Any]]
+    right: tuple[str, list[Any]]
 
 
 class Dialect:
@@ -309,6 +329,38 @@ class Dialect:
             Op.ENDSWITH: f"%{escaped}",
         }[op]
         return f"{column} LIKE {self.placeholder} ESCAPE '\\'", [pattern]
+
+    def arithmetic_literal(self, storage: StorageType) -> str:
+        """A literal of an update expression computing a ``storage`` value: a placeholder, cast to the column type.
+
+        The cast makes the literal's type the column's whatever type the
+        client infers from the Python value (psycopg sends a small ``int`` as
+        ``smallint``), so the arithmetic is the column type's.
+        """
+        return f"CAST({self.placeholder} AS {self.column_types[storage]})"
+
+    def arithmetic_result(
+        self,
+        column: str,
+        storage: StorageType,
+        expression: str,
+        params: list[Any],
+        sources: list[str],
+        steps: Sequence[ArithmeticStep],
+    ) -> tuple[str, list[Any]]:
+        """The SQL assigned to ``column`` (quoted) for an update expression, and its parameters.
+
+        ``expression`` is the arithmetic over quoted columns (``sources``, the
+        columns it reads) with ``params`` for its placeholders; ``steps`` are
+        its operations, innermost first. By default it is used as it is: the
+        database must fail the statement (changing no row) when a step leaves
+        the range :mod:`ommi.query.arithmetic` defines, as PostgreSQL does
+        (``22003``, which the driver reports as ``ValidationError``). A
+        database that does not (SQLite turns an integer overflow into a
+        float) wraps it in a check that raises (see ``ommi_sqlite``); the
+        parameters may then repeat.
+        """
+        return expression, params
 
     def to_param(self, storage: StorageType) -> Callable[[Any], Any] | None:
         """Converter from a canonical value to the client's parameter, or None for identity."""

@@ -50,7 +50,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 from ommi._logging import get_logger
 from ommi.drivers.base import Operations, Row
 from ommi.errors import DatabaseError, IntegrityError, QueryError, TransactionError
-from ommi.expressions import Comparison, Op, Query
+from ommi.expressions import Arithmetic, Comparison, Op, Query
 from ommi.models.schema import Field, ModelSchema
 from ommi.sql._statement import Compiled
 from ommi.sql.compiler import InsertLayout, SQLCompiler
@@ -355,13 +355,20 @@ class SQLOperations(Operations, Generic[C]):
             return await self._execute(conn, compiled.sql, compiled.params)
 
     async def update(self, query: Query, values: Mapping[Field, Any]) -> int:
-        """Update the matches; a new value for a generated key is first reserved (:meth:`Dialect.reserve_key`)."""
+        """Update the matches; a new value for a generated key is first reserved (:meth:`Dialect.reserve_key`).
+
+        A value may be a field to copy or an update expression (compiled by
+        :meth:`SQLCompiler.arithmetic`): one statement, so every matched row
+        changes or none does.
+        """
         if not values:
             return await self.count(query)
         compiler = self.compiler
         limits = compiler.limits.get(query.model)
         if limits is not None:
-            check_values(query.model, values, limits)
+            # An expression's result is the database's to check (a narrow column's own range error).
+            plain = {f: v for f, v in values.items() if not isinstance(v, (Field, Arithmetic))}
+            check_values(query.model, plain, limits)
         compiled = compiler.update(query, values)
         auto = query.model.auto_field
         key = values.get(auto) if auto is not None else None

@@ -93,7 +93,8 @@ async def _run(db: Ommi, operation: Operation) -> Any:
         return await _find(db, operation)
     if isinstance(operation, UpdateSpec):
         query: FindQuery[Any] = db.find(operation.target, *(c.build() for c in operation.where))
-        return await query.update(dict(operation.values)).or_raise()
+        values = operation.built_values()  # an expression of a wrong type fails here, as in an application
+        return await query.update(values).or_raise()
     if isinstance(operation, DeleteSpec):
         return await db.find(operation.target, *(c.build() for c in operation.where)).delete.or_raise()
     if isinstance(operation, AddSpec):

@@ -11,7 +11,8 @@ lives there, never in a silent exception in the test:
 * ``related_conditions`` absent: no condition on another model;
 * ``foreign_keys`` absent: no delete of a row others may reference (the
   reference driver refuses it; such a backend would accept it);
-* ``transactions`` absent: the workloads write without transactions.
+* ``transactions`` absent: the workloads write without transactions;
+* ``update_expressions`` absent: updates set plain values only.
 
 A *test server* that is not the real database may get some things wrong
 (nx-27017, the MongoDB wire-protocol server CI runs, is the one case today).
@@ -66,6 +67,8 @@ class Domain:
         key_null_tests: conditions may test a key field for NULL (never true, always false).
         foreign_keys: deletes of referenced rows are generated (and must fail).
         transactions: the workloads may use ``db.transaction()``.
+        expression_storage: storage types ``update()`` may compute with update
+            expressions (``Sample.number + 1``); empty: none are generated.
         key_range: the range of generated integer keys.
         narrowings: every restriction applied beyond the full domain, with its reason.
     """
@@ -83,6 +86,9 @@ class Domain:
     foreign_keys: bool = True
     transactions: bool = True
     key_range: tuple[int, int] = (INT64_MIN, INT64_MAX)
+    expression_storage: frozenset[StorageType] = frozenset(
+        {StorageType.INTEGER, StorageType.FLOAT, StorageType.DECIMAL}
+    )
     narrowings: tuple[Narrowing, ...] = ()
 
     @classmethod
@@ -112,6 +118,10 @@ class Domain:
         if not capabilities.transactions:
             domain = domain.narrowed(
                 "workloads write without transactions", "capability 'transactions' is absent", transactions=False
+            )
+        if not capabilities.update_expressions:
+            domain = domain.narrowed(
+                "no update expressions", "capability 'update_expressions' is absent", expression_storage=set()
             )
         return domain
 

@@ -26,7 +26,7 @@ class Figures:
 
     Attributes:
         section: the workload (``differential``, ``faults``, ``crash``,
-            ``concurrency``, ``cancellation``, ``bad_input``, ``sql_text``).
+            ``concurrency``, ``cancellation``, ``bad_input``, ``sql_text``, ``increments``).
         backend: ``reference``, ``sqlite``, ``postgresql``, ``mongodb`` (or a driver's name).
         profile: the profile it ran with.
         cases: generated cases run and compared.

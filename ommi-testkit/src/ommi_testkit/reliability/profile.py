@@ -52,6 +52,9 @@ class Profile:
         migration_writers: writers on the old models in each of them.
         retry_moves: concurrent moves of the retried-transaction workload
             (:func:`~ommi_testkit.reliability.workloads.retry_workload`).
+        increment_tasks: tasks doing atomic ``balance + 1`` updates at once
+            (:mod:`~ommi_testkit.reliability.increments`).
+        increment_rounds: updates each of those tasks performs.
     """
 
     name: str
@@ -77,6 +80,8 @@ class Profile:
     migration_rounds: int
     migration_writers: int
     retry_moves: int
+    increment_tasks: int = 100
+    increment_rounds: int = 5
 
     def __post_init__(self) -> None:
         if self.examples * self.operations[0] < self.min_cases:
@@ -133,6 +138,8 @@ STRESS = Profile(
     migration_rounds=25,
     migration_writers=8,
     retry_moves=600,
+    increment_tasks=200,
+    increment_rounds=50,
 )
 
 PROFILES = {p.name: p for p in (QUICK, STRESS)}

@@ -97,6 +97,12 @@ def narrow_for_nx_27017(domain: Domain) -> Domain:
             key_null_tests=False,
         )
         .narrowed(
+            "no update expressions",
+            "nx-27017 has no update pipelines, which an optional target needs (every generated numeric field is "
+            "optional; the driver refuses such an update there with UnsupportedFeature)",
+            expression_storage=set(),
+        )
+        .narrowed(
             "integer keys between 100 and 999",
             "nx-27017 sorts integer _id values as text (1, 10, 2); keys of three digits sort the same either way",
             key_range=(100, 999),
@@ -105,7 +111,18 @@ def narrow_for_nx_27017(domain: Domain) -> Domain:
 
 
 def narrow_for_test_servers(domain: Domain, driver: Driver) -> Domain:
-    """Narrow ``domain`` for the test server ``driver`` is connected to, if it is a known stand-in."""
+    """Narrow ``domain`` for the test server ``driver`` is connected to, if it is a known stand-in.
+
+    Also for the one documented refusal of a first-party driver that no
+    capability names: SQLite computes no ``Decimal`` update expression (it
+    stores a ``Decimal`` as text; the driver raises ``UnsupportedFeature``).
+    """
+    if driver.name == "sqlite":
+        domain = domain.narrowed(
+            "no Decimal update expressions",
+            "the sqlite driver refuses Decimal arithmetic (UnsupportedFeature): SQLite stores a Decimal as text",
+            expression_storage=set(StorageType) - {StorageType.DECIMAL},
+        )
     if is_nx_27017(driver):
         return narrow_for_nx_27017(domain)
     return domain

@@ -19,12 +19,14 @@ __all__ = [
     "AddSpec",
     "AllOf",
     "AnyOf",
+    "Arith",
     "Compare",
     "CompareFields",
     "Cond",
     "DeleteSpec",
     "FindSpec",
     "Operation",
+    "Ref",
     "RowSpec",
     "Scenario",
     "UpdateSpec",
@@ -166,12 +168,55 @@ class FindSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class Ref:
+    """``Model.field`` as an update value: a copy, or an operand of :class:`Arith`."""
+
+    model: type
+    field: str
+
+    def build(self) -> Field:
+        return field_of(self.model, self.field)
+
+    def __repr__(self) -> str:
+        return f"{self.model.__name__}.{self.field}"
+
+
+_ARITHMETIC: dict[str, Callable[[Any, Any], Any]] = {
+    "+": lambda a, b: a + b,
+    "-": lambda a, b: a - b,
+    "*": lambda a, b: a * b,
+    "/": lambda a, b: a / b,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Arith:
+    """An update expression ``left <op> right``; each side a :class:`Ref`, an :class:`Arith` or a number."""
+
+    op: str
+    left: Any
+    right: Any
+
+    def build(self) -> Any:
+        """The :class:`ommi.expressions.Arithmetic`, built with Python's operators as an application would."""
+        built = [side.build() if isinstance(side, (Ref, Arith)) else side for side in (self.left, self.right)]
+        return _ARITHMETIC[self.op](*built)
+
+    def __repr__(self) -> str:
+        return f"({self.left!r} {self.op} {self.right!r})"
+
+
+@dataclass(frozen=True, slots=True)
 class UpdateSpec:
-    """``db.find(target, *where).update(**values)``."""
+    """``db.find(target, *where).update(**values)``; a value may be a :class:`Ref` or :class:`Arith`."""
 
     target: type
     where: tuple[Cond, ...]
     values: tuple[tuple[str, Any], ...]
+
+    def built_values(self) -> dict[str | Field, Any]:
+        """The values as ``update()`` takes them: copies and expressions built."""
+        return {name: v.build() if isinstance(v, (Ref, Arith)) else v for name, v in self.values}
 
 
 @dataclass(frozen=True, slots=True)

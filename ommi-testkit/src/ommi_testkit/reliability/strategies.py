@@ -4,7 +4,9 @@
 type, NULLs, unicode, ties on purpose) and a list of operations on it: finds
 with AND/OR trees of every operator, conditions through the join in both
 directions, field-to-field comparisons, sorts on several keys, pages, counts,
-``.one``, updates, deletes and multi-row adds that may fail as a whole.
+``.one``, updates (some with update expressions, ``Sample.number * 3 + 1``,
+within the domain's ``expression_storage``), deletes and multi-row adds that
+may fail as a whole.
 
 Condition values are drawn half from the values the dataset holds (so
 conditions match some rows and sorts meet ties) and half fresh.
@@ -21,7 +23,8 @@ from typing import Any
 
 from hypothesis import strategies as st
 from ommi.models.schema import Field, get_schema
-from ommi.models.types import StorageType
+from ommi.models.types import INT64_MAX, INT64_MIN, StorageType
+from ommi.query.arithmetic import is_numeric
 
 from ommi_testkit.reliability.domain import Domain
 from ommi_testkit.reliability.models import Owner, Sample, Shade
@@ -33,12 +36,14 @@ from ommi_testkit.reliability.specs import (
     AddSpec,
     AllOf,
     AnyOf,
+    Arith,
     Compare,
     CompareFields,
     Cond,
     DeleteSpec,
     FindSpec,
     Operation,
+    Ref,
     RowSpec,
     Scenario,
     UpdateSpec,
@@ -304,10 +309,50 @@ class Generator:
                 value = _choice(draw, [None, *owners])
             elif field.key:
                 value = self._value(draw, field, pools)
+            elif self._computable(field) and draw(_BOOL):
+                value = self._expression(draw, field, target)
             else:
                 value = None if draw(_ints(0, 4)) == 0 else self._value(draw, field, pools)
             values.append((field.name, value))
         return UpdateSpec(target, where, tuple(values))
+
+    def _computable(self, field: Field) -> bool:
+        """Whether ``update()`` may give ``field`` an update expression in this domain."""
+        return (
+            field.storage in self.domain.expression_storage
+            and field.storage in self.domain.settable
+            and field.reference is None
+            and is_numeric(field)
+        )
+
+    def _literal(self, draw: Any, field: Field) -> Any:
+        """A number for an expression computing ``field``: mostly its own type, some ints, rarely a wrong type."""
+        kind = draw(_ints(0, 9))
+        if kind == 0:
+            return _choice(draw, (True, "1", 1.5, decimal.Decimal("0.5")))  # refused (when not the field's type)
+        if kind <= 3:
+            return draw(_ints(-3, 3))
+        if field.storage is StorageType.INTEGER:
+            return draw(st.one_of(_ints(-1000, 1000), _ints(INT64_MIN, INT64_MAX)))
+        return draw(self._fresh[field])
+
+    def _expression(self, draw: Any, field: Field, model: type) -> Ref | Arith:
+        """A copy of ``field`` or an update expression over it: one step, swapped operands, or nested."""
+        ref = Ref(model, field.name)
+        ops = ("+", "-", "*", "/") if field.storage is StorageType.FLOAT else ("+", "-", "*")
+        kind = _choice(draw, ("step", "step", "swapped", "nested", "itself", "copy"))
+        if kind == "copy":
+            return ref
+        if kind == "itself":
+            return Arith(_choice(draw, ("+", "-", "*")), ref, ref)
+        if kind == "swapped":
+            return Arith(_choice(draw, ("+", "-", "*")), self._literal(draw, field), ref)
+        inner = Arith(_choice(draw, ops), ref, self._literal(draw, field))
+        if kind == "step":
+            return inner
+        if draw(_BOOL):
+            return Arith(_choice(draw, ops), inner, self._literal(draw, field))
+        return Arith(_choice(draw, ("+", "-", "*")), self._literal(draw, field), inner)
 
     def _add(self, draw: Any, samples: list[int], owners: list[int]) -> AddSpec:
         keys = [

@@ -64,10 +64,17 @@ def capability_mark(*capabilities: str) -> pytest.MarkDecorator:
 
 
 def requires(*capabilities: str) -> Callable[[F], F]:
-    """Mark a test (or a test class) as needing driver capabilities.
+    """Mark a test (or a test class's own tests) as needing driver capabilities.
 
     Where the driver declares one of them absent the test skips, and the reason
     names the capability.
+
+    Applied to a class, it marks only the test methods that class itself
+    defines (the functions in its ``__dict__`` whose names start with
+    ``test``), never the class: pytest passes a class's marks down the MRO, so
+    a mark on one suite class would reach every test of each
+    ``ConformanceSuite`` subclass that mixes it in. Tests a subclass adds or
+    overrides are not marked; mark them themselves.
 
     Raises:
         ValueError: a name is not a field of :class:`ommi.drivers.Capabilities`.
@@ -75,6 +82,11 @@ def requires(*capabilities: str) -> Callable[[F], F]:
     marker = capability_mark(*capabilities)
 
     def mark(test: F) -> F:
+        if isinstance(test, type):
+            for name, value in vars(test).items():
+                if name.startswith("test") and inspect.isfunction(value):
+                    marker(value)
+            return test
         marked: F = marker(test)
         return marked
 

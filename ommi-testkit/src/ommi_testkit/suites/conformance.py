@@ -18,6 +18,7 @@ from ommi_testkit.suites.schema import SchemaTests
 from ommi_testkit.suites.setup import ImplicitSetupTests
 from ommi_testkit.suites.transactions import TransactionTests
 from ommi_testkit.suites.types import FieldTypeTests
+from ommi_testkit.suites.update_expressions import UpdateExpressionTests
 
 __all__ = ["ConformanceSuite"]
 
@@ -39,5 +40,6 @@ class ConformanceSuite(
     SavepointTests,
     RetryTests,
     RowLockTests,
+    UpdateExpressionTests,
 ):
     """Every conformance test. Subclass it and provide a ``driver_factory`` fixture."""
