@@ -297,11 +297,11 @@ def _refuse_timeouts(names: set[str]) -> None:
 
 
 def _check_statement_timeout(value: Any, source: str) -> float | None:
-    """``statement_timeout`` in seconds (a number, or its text in the URL); ``None`` stays ``None``."""
+    """``statement_timeout`` in seconds (a number; its text in the URL); ``None`` stays ``None``."""
     if value is None:
         return None
     seconds: Any = value
-    if isinstance(value, str):
+    if isinstance(value, str) and source == "in the URL":
         try:
             seconds = float(value)
         except ValueError:
