@@ -133,6 +133,8 @@ def test_timeouts_reach_the_options_as_floats() -> None:
     assert db.transaction()._options.is_default()
     with pytest.raises(ConfigurationError, match="lock_timeout"):
         db.transaction(lock_timeout=-0.5)
+    with pytest.raises(ConfigurationError, match="statement_timeout must be a finite number"):
+        db.transaction(statement_timeout=10**400)  # beyond any float: refused, not an OverflowError
 
 
 def test_capabilities_are_absent_by_default() -> None:

@@ -53,7 +53,11 @@ def _check_seconds(name: str, value: object) -> None:
         return
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ConfigurationError(f"db.transaction(): {name} must be a number of seconds, not {value!r}")
-    if not (math.isfinite(value) and value > 0):
+    try:
+        finite = math.isfinite(value)
+    except OverflowError:  # an int beyond any float: no number of seconds a database can wait
+        finite = False
+    if not (finite and value > 0):
         raise ConfigurationError(
             f"db.transaction(): {name} must be a finite number of seconds above 0, not {value!r} "
             "(None: the driver's setting)"

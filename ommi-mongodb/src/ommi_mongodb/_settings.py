@@ -309,8 +309,7 @@ def _check_statement_timeout(value: Any, source: str) -> float | None:
     if (
         isinstance(seconds, bool)
         or not isinstance(seconds, (int, float))
-        or not math.isfinite(seconds)
-        or not 0 < seconds <= MAX_STATEMENT_TIMEOUT
+        or not 0 < seconds <= MAX_STATEMENT_TIMEOUT  # also false for NaN; compares ints of any size exactly
     ):
         raise ConfigurationError(
             f"MongoDB statement_timeout ({source}) must be a number of seconds above 0 and at most "
