@@ -98,6 +98,33 @@ async def test_a_driver_without_timeouts_refuses_them_before_beginning() -> None
         assert _Counting.begun == 1
 
 
+class _StatementOnly(_Counting):
+    """A driver honouring one timeout kind: ``timeouts`` (both) absent, ``statement_timeout`` named as honoured."""
+
+    @property
+    def transaction_timeouts(self) -> frozenset[str]:
+        return frozenset({"statement_timeout"})
+
+    def absent_reason(self, capability: str) -> str | None:
+        return "no lock waits here; use statement_timeout" if capability == "timeouts" else None
+
+
+async def test_a_driver_honouring_one_timeout_kind_gets_it_and_refuses_the_other_before_beginning() -> None:
+    driver = _StatementOnly()
+    driver.capabilities = dataclasses.replace(driver.capabilities, timeouts=False)
+    assert _without("timeouts").transaction_timeouts == frozenset()
+    assert ReferenceDriver().transaction_timeouts == {"statement_timeout", "lock_timeout"}
+    _StatementOnly.begun = 0
+    async with Ommi(driver) as db:
+        for given in ({"lock_timeout": 1.0}, {"lock_timeout": 1.0, "statement_timeout": 1.0}):
+            with pytest.raises(UnsupportedFeature, match=r"lock_timeout=.*'timeouts'.*use statement_timeout"):
+                db.transaction(**given)  # type: ignore[arg-type]
+        assert _StatementOnly.begun == 0
+        async with db.transaction(statement_timeout=2) as t:
+            assert t._options.statement_timeout == 2.0
+        assert _StatementOnly.begun == 1
+
+
 def test_timeouts_reach_the_options_as_floats() -> None:
     db = Ommi(ReferenceDriver())
     assert db.transaction(lock_timeout=2, statement_timeout=1)._options == TransactionOptions(
@@ -106,6 +133,8 @@ def test_timeouts_reach_the_options_as_floats() -> None:
     assert db.transaction()._options.is_default()
     with pytest.raises(ConfigurationError, match="lock_timeout"):
         db.transaction(lock_timeout=-0.5)
+    with pytest.raises(ConfigurationError, match="statement_timeout must be a finite number"):
+        db.transaction(statement_timeout=10**400)  # beyond any float: refused, not an OverflowError
 
 
 def test_capabilities_are_absent_by_default() -> None:

@@ -53,7 +53,11 @@ def _check_seconds(name: str, value: object) -> None:
         return
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ConfigurationError(f"db.transaction(): {name} must be a number of seconds, not {value!r}")
-    if not (math.isfinite(value) and value > 0):
+    try:
+        finite = math.isfinite(value)
+    except OverflowError:  # an int beyond any float: no number of seconds a database can wait
+        finite = False
+    if not (finite and value > 0):
         raise ConfigurationError(
             f"db.transaction(): {name} must be a finite number of seconds above 0, not {value!r} "
             "(None: the driver's setting)"
@@ -65,10 +69,14 @@ def check_timeouts(driver: Driver, statement_timeout: float | None, lock_timeout
 
     Raises:
         ConfigurationError: a timeout is not a finite number above 0.
-        UnsupportedFeature: a timeout is set and the driver lacks ``timeouts``.
+        UnsupportedFeature: a timeout is set and the driver lacks ``timeouts``, unless
+            the driver's ``transaction_timeouts`` names that one (a driver honouring one kind).
     """
     _check_seconds("statement_timeout", statement_timeout)
     _check_seconds("lock_timeout", lock_timeout)
     if (statement_timeout is not None or lock_timeout is not None) and not driver.capabilities.timeouts:
-        given = "statement_timeout" if statement_timeout is not None else "lock_timeout"
-        raise _absent(driver, "timeouts", f"bound a transaction's statements or lock waits ({given}=...)")
+        honoured = driver.transaction_timeouts
+        given = {"statement_timeout": statement_timeout, "lock_timeout": lock_timeout}
+        refused = [name for name, value in given.items() if value is not None and name not in honoured]
+        if refused:
+            raise _absent(driver, "timeouts", f"bound a transaction's statements or lock waits ({refused[0]}=...)")

@@ -23,6 +23,13 @@ OverflowError (an int beyond BSON's 64 bits)            ValidationError
 any other PyMongoError                                  OperationalError
 ======================================================  ==========================
 
+Under the driver's ``statement_timeout`` (PyMongo's client-side timeout, see
+:class:`~ommi_mongodb.MongoDBSettings`) every timeout PyMongo reports (code 50
+MaxTimeMSExpired from the server, the client's own "would exceed the time
+limit", a socket read past the deadline, a server selection that ran out of
+time) becomes an ``errors.TimeoutError`` naming ``statement_timeout`` and its
+value; the exception map of such a call is built with that value.
+
 PyMongo errors are told apart by the server's error codes where it gives them
 (write errors and command failures), by class otherwise. A
 ServerSelectionTimeoutError carries nothing but its text, which lists each
@@ -138,7 +145,33 @@ def _first_message(exc: pm.PyMongoError) -> str:
     return text.split(", full error:", 1)[0]
 
 
-def _pymongo_error(exc: pm.PyMongoError, action: str, where: str) -> errors.OmmiError:
+def _statement_timeout_error(
+    exc: pm.PyMongoError, message: str, action: str, where: str, seconds: float
+) -> errors.OmmiError | None:
+    """The error for a PyMongo timeout under ``statement_timeout``; ``None`` when ``exc`` is no timeout."""
+    if isinstance(exc, pm.ServerSelectionTimeoutError):
+        servers, _ = _selection_errors(exc)
+        addresses = refused_addresses(servers)
+        if addresses:
+            return refused(action, where, addresses)
+        reasons = "; ".join(f"{address}: {error.strip()}" for address, error in servers) or message
+        # Under PyMongo's client-side timeout, server selection waits at most the time left.
+        return errors.TimeoutError(
+            f"statement_timeout={seconds:g}s exceeded: {action} on {where} found no usable MongoDB server in "
+            f"time: the server may be unreachable ({reasons}), or statement_timeout is too short for it"
+        )
+    codes = _write_error_codes(exc)
+    if not (exc.timeout or codes & _TIMEOUT_CODES):
+        return None
+    return errors.TimeoutError(
+        f"statement_timeout={seconds:g}s exceeded: {action} on {where} was stopped ({message}); raise "
+        "statement_timeout (the driver setting, or db.transaction(statement_timeout=...)) if it is just slow"
+    )
+
+
+def _pymongo_error(
+    exc: pm.PyMongoError, action: str, where: str, statement_timeout: float | None = None
+) -> errors.OmmiError:
     """The Ommi exception for a PyMongo one: by the server's error codes first, then by class."""
     message = _first_message(exc)
     codes = _write_error_codes(exc)
@@ -152,6 +185,10 @@ def _pymongo_error(exc: pm.PyMongoError, action: str, where: str) -> errors.Ommi
         )
     if isinstance(exc, (pm.ConfigurationError, pm.InvalidURI)):
         return errors.ConfigurationError(f"MongoDB settings for {where} are not usable: {message}")
+    if statement_timeout is not None:
+        timed_out = _statement_timeout_error(exc, message, action, where, statement_timeout)
+        if timed_out is not None:
+            return timed_out
     if isinstance(exc, (pm.NetworkTimeout, pm.WaitQueueTimeoutError, pm.ExecutionTimeout)) or codes & _TIMEOUT_CODES:
         return errors.TimeoutError(
             f"{action} on {where} timed out: {message}; raise the client timeouts "
@@ -182,7 +219,7 @@ def _pymongo_error(exc: pm.PyMongoError, action: str, where: str) -> errors.Ommi
 
 
 @functools.lru_cache(maxsize=512)
-def exceptions(action: str, where: str) -> ExceptionMap:
+def exceptions(action: str, where: str, statement_timeout: float | None = None) -> ExceptionMap:
     """The exception map (for ``ommi.drivers.map_exceptions``) of one call into PyMongo.
 
     Cached: operations ask for the same few maps over and over, and a map
@@ -192,6 +229,9 @@ def exceptions(action: str, where: str) -> ExceptionMap:
     Args:
         action: what was being done (``"insert into 'user'"``).
         where: the database, as safe to print (``mongodb://host:27017/app``).
+        statement_timeout: the seconds the call runs bounded by (PyMongo's
+            client-side timeout), named by the ``TimeoutError`` of its expiry;
+            ``None``: not bounded by it.
     """
 
     def unstorable(exc: BaseException) -> errors.OmmiError:
@@ -206,7 +246,7 @@ def exceptions(action: str, where: str) -> ExceptionMap:
         return errors.OperationalError(f"{action} on {where}: a document could not be read: {exc}")
 
     def pymongo_error(exc: BaseException) -> errors.OmmiError:
-        return _pymongo_error(cast("pm.PyMongoError", exc), action, where)
+        return _pymongo_error(cast("pm.PyMongoError", exc), action, where, statement_timeout)
 
     return {
         InvalidDocument: unstorable,

@@ -16,16 +16,27 @@ documents are all or nothing however they are interrupted:
 * A cancellation never cuts a write of several documents in the middle: it
   waits for the step in flight, undoes what was written (or finishes, past the
   commit point), then propagates.
+
+Under a ``statement_timeout`` (the driver setting, or a transaction's) each
+call into PyMongo that reads or writes for an operation runs inside
+``pymongo.timeout(seconds)`` of its own (:meth:`MongoDBOperations._timed`):
+PyMongo sends the time left as ``maxTimeMS`` and stops waiting at the
+deadline. The context never spans a ``yield`` (a context variable set in an
+async generator would leak into the caller's code) nor a whole operation (once
+past the deadline, the clean-up that follows a failure would fail too): the
+journal's bookkeeping, its recovery and the taking back of an interrupted add
+run unbounded.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
-from contextlib import aclosing
+from contextlib import AbstractContextManager, aclosing, nullcontext
 from typing import TYPE_CHECKING, Any
 
 import bson
+import pymongo
 from ommi.drivers import ExceptionMap, get_logger, map_exceptions
 from ommi.drivers.base import Operations, Row
 from ommi.errors import IntegrityError, OperationalError, UnsupportedFeature, ValidationError
@@ -84,6 +95,12 @@ _CURSOR_BATCH_MAX = 2**31 - 1
 
 _IDS_PER_FILTER = 10_000
 """``_id`` values per ``$in`` filter."""
+
+_FIND_CHUNK = 1000
+"""Documents read per bounded call when the driver reads for itself (planning, ``bytes`` ordering)."""
+
+_UNBOUNDED: AbstractContextManager[None] = nullcontext()
+"""What :meth:`MongoDBOperations._timed` gives without a ``statement_timeout`` (reusable: it keeps no state)."""
 
 _KEYS_PER_FILTER = 500
 """Composite keys per filter: each is a branch of an ``$or``.
@@ -185,20 +202,33 @@ class MongoDBOperations(Operations):
     operation begun before ``close()`` fails with ``ConnectionError`` rather
     than go on through a client a later ``open()`` made. A transaction keeps
     the opening it began on.
+
+    ``statement_timeout`` (seconds, or ``None``) bounds each call into PyMongo
+    made for an operation (see the module's docstring).
     """
 
     def __init__(
-        self, driver: MongoDBDriver, session: AsyncClientSession | None = None, generation: Generation | None = None
+        self,
+        driver: MongoDBDriver,
+        session: AsyncClientSession | None = None,
+        generation: Generation | None = None,
+        statement_timeout: float | None = None,
     ) -> None:
         self._driver = driver
         self._session = session
         self._generation = generation
+        self._statement_timeout = statement_timeout
 
     def _bound(self) -> MongoDBOperations:
         """These operations on the driver's current opening (a transaction is bound already)."""
         if self._generation is not None:
             return self
-        return MongoDBOperations(self._driver, self._session, self._driver._opening())
+        return MongoDBOperations(self._driver, self._session, self._driver._opening(), self._statement_timeout)
+
+    def _timed(self) -> AbstractContextManager[None]:
+        """The deadline of one call into PyMongo: ``pymongo.timeout(statement_timeout)``, or none."""
+        seconds = self._statement_timeout
+        return _UNBOUNDED if seconds is None else pymongo.timeout(seconds)
 
     @property
     def _gen(self) -> Generation:
@@ -231,16 +261,23 @@ class MongoDBOperations(Operations):
 
     def _exceptions(self, action: str, schema: ModelSchema) -> ExceptionMap:
         """The exception map of ``action`` on ``schema``'s collection."""
-        return exceptions(f"{action} {self._driver.collection_name(schema)!r}", self._driver.description)
+        return exceptions(
+            f"{action} {self._driver.collection_name(schema)!r}", self._driver.description, self._statement_timeout
+        )
 
     async def _find(
         self, schema: ModelSchema, flt: dict[str, Any], projection: dict[str, int] | None
     ) -> AsyncGenerator[Mapping[str, Any], None]:
         cursor = self._collection(schema).find(flt, projection=projection or None, session=self._session)
         try:
-            with map_exceptions(self._exceptions("read from", schema)):
-                async for document in cursor:
+            while True:
+                # Bounded a chunk at a time, never across the yield below.
+                with map_exceptions(self._exceptions("read from", schema)), self._timed():
+                    documents = await cursor.to_list(_FIND_CHUNK)
+                for document in documents:
                     yield document
+                if len(documents) < _FIND_CHUNK:
+                    return
         finally:
             await cursor.close()
 
@@ -263,7 +300,8 @@ class MongoDBOperations(Operations):
             await session.start_transaction()
             await work(session)
             stop.check()
-            await session.commit_transaction()
+            with self._timed():
+                await session.commit_transaction()
         finally:
             # Ending the session aborts the transaction when it did not commit.
             await asyncio.shield(session.end_session())
@@ -340,8 +378,10 @@ class MongoDBOperations(Operations):
         with map_exceptions(self._exceptions("generate keys for", schema)):
             # Chosen keys first: a key generated from now on is larger than any of them.
             name = self._driver.collection_name(schema)
-            await keys.observe(name, chosen)
-            fresh = await keys.reserve(name, missing, catch_up=catch_up) if missing else []
+            with self._timed():
+                await keys.observe(name, chosen)
+            with self._timed():  # one deadline for the reservation (and its catching up, if any)
+                fresh = await keys.reserve(name, missing, catch_up=catch_up) if missing else []
         generated = iter(fresh)
         index = auto.index
         filled = [row if row[index] is not None else (*row[:index], next(generated), *row[index + 1 :]) for row in rows]
@@ -351,13 +391,13 @@ class MongoDBOperations(Operations):
         """Store ``documents``, all or none."""
         collection = self._collection(schema)
         if len(documents) == 1:
-            await collection.insert_one(documents[0], session=self._session)
+            with self._timed():
+                await collection.insert_one(documents[0], session=self._session)
         elif self._session is not None:
-            await collection.insert_many(documents, ordered=True, session=self._session)
+            with self._timed():
+                await collection.insert_many(documents, ordered=True, session=self._session)
         elif self._driver.capabilities.transactions:
-            await self._in_transaction(
-                lambda session: collection.insert_many(documents, ordered=True, session=session), stop
-            )
+            await self._in_transaction(lambda session: self._insert_timed(collection, documents, session), stop)
         else:
             batches = _batches(schema, rows, documents, self._driver.write_batch_bytes)
             if len(batches) == 1:
@@ -365,12 +405,19 @@ class MongoDBOperations(Operations):
             else:
                 await self._insert_journaled(schema, collection, batches, stop)
 
+    async def _insert_timed(
+        self, collection: AsyncCollection[dict[str, Any]], documents: list[Any], session: AsyncClientSession | None
+    ) -> None:
+        """One ordered ``insert_many`` under the statement timeout."""
+        with self._timed():
+            await collection.insert_many(documents, ordered=True, session=session)
+
     async def _insert_message(
         self, schema: ModelSchema, collection: AsyncCollection[dict[str, Any]], documents: list[dict[str, Any]]
     ) -> None:
         """One insert message: the server gets all of it or none; a write error takes back what it had written."""
         try:
-            await collection.insert_many(documents, ordered=True)
+            await self._insert_timed(collection, documents, None)
         except BulkWriteError as exc:
             inserted = int(exc.details.get("nInserted", 0) or 0)
             if inserted:
@@ -406,7 +453,7 @@ class MongoDBOperations(Operations):
                 stop.check()
                 await journal.renew(entry)
                 try:
-                    await collection.insert_many([{**document, NEW: entry.op} for document in batch], ordered=True)
+                    await self._insert_timed(collection, [{**document, NEW: entry.op} for document in batch], None)
                 except BulkWriteError as exc:
                     for error in exc.details.get("writeErrors") or ():
                         error["index"] = int(error.get("index", 0)) + written  # as in the whole list
@@ -443,7 +490,7 @@ class MongoDBOperations(Operations):
         )
         try:
             while True:
-                with map_exceptions(self._exceptions("read from", schema)):
+                with map_exceptions(self._exceptions("read from", schema)), self._timed():
                     documents = await cursor.to_list(batch_size)
                 if not documents:
                     return
@@ -487,7 +534,7 @@ class MongoDBOperations(Operations):
         selection = await self._plan(query)
         if selection.matched is not None:
             return _window_count(selection.matched, query)
-        with map_exceptions(self._exceptions("count in", query.model)):
+        with map_exceptions(self._exceptions("count in", query.model)), self._timed():
             total = await self._collection(query.model).count_documents(selection.filter, session=self._session)
         return _window_count(total, query)
 
@@ -498,7 +545,7 @@ class MongoDBOperations(Operations):
         selection = await self._plan(query)
         if selection.matched == 0:
             return 0
-        with map_exceptions(self._exceptions("delete from", query.model)):
+        with map_exceptions(self._exceptions("delete from", query.model)), self._timed():
             result = await self._collection(query.model).delete_many(selection.filter, session=self._session)
         return int(result.deleted_count)
 
@@ -537,7 +584,7 @@ class MongoDBOperations(Operations):
         changes = {stored_name(f.column): encode_value(f.storage, v) for f, v in values.items()}
         if selection.matched != 1 and self._session is None:  # None: not counted
             await self._refuse_collisions(schema, selection.filter, values)
-        with map_exceptions(self._exceptions("update", schema)):
+        with map_exceptions(self._exceptions("update", schema)), self._timed():
             result = await self._collection(schema).update_many(
                 selection.filter, {"$set": changes}, session=self._session
             )
@@ -579,8 +626,8 @@ class MongoDBOperations(Operations):
         collection = self._collection(schema)
         where = f"update {self._driver.collection_name(schema)!r} on {self._driver.description}"
         paths = {field_path(f) for c in touched for f in c.fields}
-        with map_exceptions(self._exceptions("update", schema)):
-            documents = [d async for d in collection.find(flt, {p: 1 for p in paths})]
+        with map_exceptions(self._exceptions("update", schema)), self._timed():
+            documents = await collection.find(flt, {p: 1 for p in paths}).to_list()
         ids = [d[ID] for d in documents]
         for constraint in touched:
             tuples = []
@@ -607,7 +654,7 @@ class MongoDBOperations(Operations):
                         {"$or": [dict(zip(paths_of, values_, strict=True)) for values_ in chunk]},
                     ]
                 }
-                with map_exceptions(self._exceptions("update", schema)):
+                with map_exceptions(self._exceptions("update", schema)), self._timed():
                     taken = await collection.find_one(clash, {ID: 1})
                 if taken is not None:
                     raise IntegrityError(
@@ -618,8 +665,8 @@ class MongoDBOperations(Operations):
     async def _rewrite(self, schema: ModelSchema, flt: dict[str, Any], values: Mapping[Field, Any]) -> int:
         """Update key fields: replace each matching document by one with the new ``_id``, all or none."""
         collection = self._collection(schema)
-        with map_exceptions(self._exceptions("update", schema)):
-            old = [document async for document in collection.find(flt, session=self._session)]
+        with map_exceptions(self._exceptions("update", schema)), self._timed():
+            old = await collection.find(flt, session=self._session).to_list()
         if not old:
             return 0
         replacements: list[dict[str, Any]] = []
@@ -646,7 +693,7 @@ class MongoDBOperations(Operations):
             )
         auto = schema.auto_field
         if auto is not None and auto in values and values[auto] is not None:
-            with map_exceptions(self._exceptions("generate keys for", schema)):
+            with map_exceptions(self._exceptions("generate keys for", schema)), self._timed():
                 await self._gen.keys.observe(self._driver.collection_name(schema), [values[auto]])
         old_ids = [document[ID] for document in old]
         changes = {stored_name(f.column): encode_value(f.storage, v) for f, v in values.items() if not f.key}
@@ -661,7 +708,8 @@ class MongoDBOperations(Operations):
                 )
             elif not moved:
                 if changes:  # no key changes after all: an update of the other fields
-                    await collection.update_many(flt, {"$set": changes})
+                    with self._timed():
+                        await collection.update_many(flt, {"$set": changes})
             else:
                 await uninterrupted(
                     lambda stop: self._rewrite_journaled(schema, collection, moved, renamed, kept, changes, stop)
@@ -678,8 +726,9 @@ class MongoDBOperations(Operations):
     ) -> None:
         """Inside a transaction: delete the old documents, insert their replacements."""
         for old in _id_filters(schema, old_ids):
-            await collection.delete_many(old, session=session)
-        await collection.insert_many(replacements, ordered=True, session=session)
+            with self._timed():
+                await collection.delete_many(old, session=session)
+        await self._insert_timed(collection, replacements, session)
 
     async def _rewrite_journaled(
         self,
@@ -706,7 +755,8 @@ class MongoDBOperations(Operations):
                 for chosen in _id_filters(schema, ids):
                     stop.check()
                     await journal.renew(entry)
-                    await collection.update_many(chosen, {"$set": {marker: entry.op}})
+                    with self._timed():
+                        await collection.update_many(chosen, {"$set": {marker: entry.op}})
             marked = [{**document, NEW: entry.op} for document in renamed]
             # Sized with the collection's codec options (standard UUIDs): bson's defaults refuse a uuid.UUID.
             options = collection.codec_options
@@ -714,6 +764,6 @@ class MongoDBOperations(Operations):
             for batch in _split(marked, sizes, limit):
                 stop.check()
                 await journal.renew(entry)
-                await collection.insert_many(batch, ordered=True)
+                await self._insert_timed(collection, batch, None)
 
         await self._journaled(journal, schema, REWRITE, steps, stop, changes=changes if kept else None, narrow=narrow)

@@ -32,6 +32,7 @@ __all__ = [
     "DEFAULT_SERVER_SELECTION_TIMEOUT_MS",
     "DEFAULT_WRITE_BATCH_BYTES",
     "JOURNAL_COLLECTION",
+    "MAX_STATEMENT_TIMEOUT",
     "SCHEMA_COLLECTION",
     "MongoDBSettings",
     "parse_settings",
@@ -71,6 +72,9 @@ DEFAULT_JOURNAL_LEASE = 30.0
 DEFAULT_WRITE_BATCH_BYTES = 16 * 1024 * 1024
 """The largest insert message the driver sends on a standalone server (16 MiB, also the most it accepts)."""
 
+MAX_STATEMENT_TIMEOUT = 2_147_483.647
+"""The largest ``statement_timeout`` in seconds: MongoDB's limit on ``maxTimeMS`` (2**31 - 1 ms)."""
+
 # Settings the driver consumes itself; the rest go to AsyncMongoClient.
 _DRIVER_KEYS = frozenset(
     {
@@ -84,6 +88,7 @@ _DRIVER_KEYS = frozenset(
         "journal_lease",
         "write_batch_bytes",
         "testserver_compat",
+        "statement_timeout",
     }
 )
 
@@ -121,6 +126,15 @@ class MongoDBSettings:
             wire-protocol server the tests run against) answers right
             (:mod:`ommi_mongodb._testserver_compat`); ``None`` decides from the
             server's ``buildInfo`` reply when the driver opens.
+        statement_timeout: seconds any one operation the driver sends for a
+            query or a write (find, count, insert, update, delete, key
+            generation, a transaction's commit) may take, under PyMongo's
+            client-side operation timeout (``pymongo.timeout``): each such call
+            gets its own deadline, sent to the server as ``maxTimeMS``, and its
+            expiry raises :class:`ommi.errors.TimeoutError` naming
+            ``statement_timeout``. ``None`` (the default): no bound. Migrations,
+            schema set-up and the journal's bookkeeping and recovery run
+            without it. Cannot be combined with PyMongo's ``timeoutMS``.
     """
 
     url: str
@@ -133,6 +147,7 @@ class MongoDBSettings:
     journal_lease: float = DEFAULT_JOURNAL_LEASE
     write_batch_bytes: int = DEFAULT_WRITE_BATCH_BYTES
     testserver_compat: bool | None = None
+    statement_timeout: float | None = None
 
     @property
     def redacted_url(self) -> str:
@@ -146,7 +161,7 @@ class MongoDBSettings:
             f"counters_collection={self.counters_collection!r}, schema_collection={self.schema_collection!r}, "
             f"collection_prefix={self.collection_prefix!r}, client_options={options!r}, "
             f"journal_lease={self.journal_lease!r}, write_batch_bytes={self.write_batch_bytes!r}, "
-            f"testserver_compat={self.testserver_compat!r})"
+            f"testserver_compat={self.testserver_compat!r}, statement_timeout={self.statement_timeout!r})"
         )
 
 
@@ -269,23 +284,47 @@ def _check_testserver_compat(value: Any) -> bool | None:
     return value
 
 
-_TIMEOUT_SETTINGS = {
-    "lock_timeout": (
-        "MongoDB has no per-operation lock wait to bound: a write conflicting with a transaction fails at once "
-        "(WriteConflict) instead of waiting"
-    ),
-    "statement_timeout": (
-        "the MongoDB driver does not bound operations by this setting yet; PyMongo's client option timeoutMS "
-        "(in the URL, ?timeoutMS=5000) bounds every operation"
-    ),
-}
-"""The other drivers' timeout settings, refused here with the reason (the driver declares ``timeouts`` absent)."""
+LOCK_TIMEOUT_REASON = (
+    "MongoDB has no per-operation lock wait to bound: a write conflicting with a transaction fails at once "
+    "(WriteConflict) instead of waiting; bound operations with statement_timeout instead"
+)
+"""Why the driver has no ``lock_timeout`` (setting, or ``db.transaction(lock_timeout=...)``)."""
 
 
 def _refuse_timeouts(names: set[str]) -> None:
-    for name, reason in _TIMEOUT_SETTINGS.items():
-        if name in names or name.lower() in names:
-            raise ConfigurationError(f"the MongoDB driver has no {name} setting: {reason}")
+    if "lock_timeout" in names:
+        raise ConfigurationError(f"the MongoDB driver has no lock_timeout setting: {LOCK_TIMEOUT_REASON}")
+
+
+def _check_statement_timeout(value: Any, source: str) -> float | None:
+    """``statement_timeout`` in seconds (a number; its text in the URL); ``None`` stays ``None``."""
+    if value is None:
+        return None
+    seconds: Any = value
+    if isinstance(value, str) and source == "in the URL":
+        try:
+            seconds = float(value)
+        except ValueError:
+            seconds = value
+    if (
+        isinstance(seconds, bool)
+        or not isinstance(seconds, (int, float))
+        or not 0 < seconds <= MAX_STATEMENT_TIMEOUT  # also false for NaN; compares ints of any size exactly
+    ):
+        raise ConfigurationError(
+            f"MongoDB statement_timeout ({source}) must be a number of seconds above 0 and at most "
+            f"{MAX_STATEMENT_TIMEOUT} (MongoDB's limit on maxTimeMS), not {value!r}"
+        )
+    return float(seconds)
+
+
+def _without_query_option(url: str, name: str) -> str:
+    """``url`` without the query option ``name`` (compared case-insensitively), the rest left as written."""
+    head, mark, query = url.partition("?")
+    if not mark:
+        return url
+    kept = [part for part in query.split("&") if urllib.parse.unquote(part.partition("=")[0]).lower() != name]
+    return f"{head}?{'&'.join(kept)}" if kept else head
 
 
 def parse_settings(settings: str | Mapping[str, Any] | None, options: Mapping[str, Any]) -> MongoDBSettings:
@@ -296,7 +335,7 @@ def parse_settings(settings: str | Mapping[str, Any] | None, options: Mapping[st
             ``url`` (or ``host``), ``database``, ``batch_size``,
             ``counters_collection``, ``schema_collection``,
             ``collection_prefix``, ``journal_lease``, ``write_batch_bytes``,
-            ``testserver_compat`` and client options.
+            ``testserver_compat``, ``statement_timeout`` and client options.
         options: keyword arguments of ``connect``; they override ``settings``.
 
     Without a URL (or host) the server is PyMongo's default, ``localhost:27017``.
@@ -335,7 +374,23 @@ def parse_settings(settings: str | Mapping[str, Any] | None, options: Mapping[st
     if problem is not None:
         raise ConfigurationError(f"the MongoDB URL {redact_url(url)} cannot be used: {problem}")
     in_url = _url_options(url)
-    _refuse_timeouts({*values, *in_url})
+    _refuse_timeouts({*(str(k).lower() for k in values), *in_url})
+    statement_timeout = _check_statement_timeout(values.get("statement_timeout"), "setting")
+    if "statement_timeout" in in_url:
+        # An Ommi setting, not a client option: PyMongo would warn of an unknown option.
+        from_url = _check_statement_timeout(in_url.pop("statement_timeout"), "in the URL")
+        url = _without_query_option(url, "statement_timeout")
+        # As for client options: keyword options first, then the URL, then the mapping.
+        if options.get("statement_timeout") is None:
+            statement_timeout = from_url
+    if statement_timeout is not None and (
+        "timeoutms" in in_url or any(str(k).lower() == "timeoutms" for k in {*mapped, *options})
+    ):
+        raise ConfigurationError(
+            "MongoDB statement_timeout and PyMongo's timeoutMS cannot both be set: statement_timeout bounds each "
+            "query and write the driver sends with PyMongo's client-side timeout, which takes precedence over "
+            "timeoutMS for them while timeoutMS alone bounds the rest (migrations, the journal); set one of them"
+        )
     database = _check_database(values.get("database") or _database_from_url(url))
     batch_size = _check_batch_size(values.get("batch_size", DEFAULT_BATCH_SIZE))
     counters = _check_collection("counters_collection", values.get("counters_collection", COUNTERS_COLLECTION))
@@ -376,4 +431,5 @@ def parse_settings(settings: str | Mapping[str, Any] | None, options: Mapping[st
         journal_lease=journal_lease,
         write_batch_bytes=write_batch_bytes,
         testserver_compat=testserver_compat,
+        statement_timeout=statement_timeout,
     )

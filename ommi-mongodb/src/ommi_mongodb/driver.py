@@ -15,6 +15,12 @@ are stored one collection per model, documents laid out as described in
 the server has them (a replica set or a sharded cluster): on a standalone
 server the driver declares the ``transactions`` capability absent once opened,
 and ``db.transaction()`` raises ``UnsupportedFeature`` saying so.
+
+``statement_timeout`` (the setting, or ``db.transaction(statement_timeout=...)``
+on a server with transactions) bounds each call the driver makes into PyMongo
+for an operation, with PyMongo's client-side timeout (``maxTimeMS`` on the
+wire; see :mod:`ommi_mongodb._operations`). MongoDB has no lock wait to bound:
+``lock_timeout`` is refused, as a setting and per transaction.
 """
 
 from __future__ import annotations
@@ -51,7 +57,13 @@ from ommi_mongodb._keys import KeyGenerator
 from ommi_mongodb._migrate import MIGRATE_COLLECTION, MongoDBMigration, begin_migration, migration_statements
 from ommi_mongodb._operations import MongoDBOperations
 from ommi_mongodb._schema import conflicts, constraint_drift, drift, missing, read_indexes, shape
-from ommi_mongodb._settings import JOURNAL_COLLECTION, MongoDBSettings, parse_settings
+from ommi_mongodb._settings import (
+    JOURNAL_COLLECTION,
+    LOCK_TIMEOUT_REASON,
+    MAX_STATEMENT_TIMEOUT,
+    MongoDBSettings,
+    parse_settings,
+)
 from ommi_mongodb._testserver_compat import forms_for
 
 if TYPE_CHECKING:
@@ -93,8 +105,14 @@ _COMMIT_ATTEMPTS = 3
 class MongoDBTransaction(MongoDBOperations, DriverTransaction):
     """Operations inside one MongoDB transaction (a client session of its own)."""
 
-    def __init__(self, driver: MongoDBDriver, session: AsyncClientSession, generation: Generation) -> None:
-        super().__init__(driver, session, generation)
+    def __init__(
+        self,
+        driver: MongoDBDriver,
+        session: AsyncClientSession,
+        generation: Generation,
+        statement_timeout: float | None = None,
+    ) -> None:
+        super().__init__(driver, session, generation, statement_timeout)
         self._open = True
 
     def _live_session(self) -> AsyncClientSession:
@@ -114,10 +132,14 @@ class MongoDBTransaction(MongoDBOperations, DriverTransaction):
         session = self._live_session()
         self._open = False
         try:
-            with map_exceptions(exceptions("commit the transaction", self._driver.description)):
+            with map_exceptions(
+                exceptions("commit the transaction", self._driver.description, self._statement_timeout)
+            ):
                 for attempt in range(1, _COMMIT_ATTEMPTS + 1):
                     try:
-                        await session.commit_transaction()
+                        # Bounded like the transaction's statements (PyMongo sends the time left as maxTimeMS).
+                        with self._timed():
+                            await session.commit_transaction()
                         break
                     except PyMongoError as exc:
                         if attempt == _COMMIT_ATTEMPTS or not exc.has_error_label("UnknownTransactionCommitResult"):
@@ -174,7 +196,7 @@ class MongoDBDriver(MongoDBOperations, Driver[MongoDBSettings]):
 
     def __init__(self, settings: MongoDBSettings) -> None:
         # The driver runs its operations itself, outside any session: it is their driver.
-        super().__init__(driver=self)
+        super().__init__(driver=self, statement_timeout=settings.statement_timeout)
         self.settings = settings
         self.default_batch_size = settings.batch_size
         self._client: AsyncMongoClient[dict[str, Any]] | None = None
@@ -319,6 +341,11 @@ class MongoDBDriver(MongoDBOperations, Driver[MongoDBSettings]):
                 stacklevel=1,
             )
 
+    @property
+    def transaction_timeouts(self) -> frozenset[str]:
+        """``statement_timeout`` only: ``timeouts`` (both kinds) stays absent, MongoDB has no lock wait to bound."""
+        return _STATEMENT_ONLY
+
     def absent_reason(self, capability: str) -> str | None:
         if capability in ("transactions", "isolation_levels") and not self.capabilities.transactions:
             return "the server is standalone, and MongoDB has transactions only on a replica set or a sharded cluster"
@@ -334,6 +361,11 @@ class MongoDBDriver(MongoDBOperations, Driver[MongoDBSettings]):
                 "MongoDB has no SELECT ... FOR UPDATE: inside a transaction, write a lock field on the documents to "
                 "claim (find(...).update(locked_by=...)), which makes concurrent transactions touching them conflict"
             )
+        if capability == "timeouts":
+            return (
+                f"db.transaction(statement_timeout=...) is honoured, lock_timeout is not: {LOCK_TIMEOUT_REASON} "
+                "(db.transaction(statement_timeout=...))"
+            )
         return None
 
     async def begin(self, options: TransactionOptions | None = None) -> DriverTransaction:
@@ -343,6 +375,20 @@ class MongoDBDriver(MongoDBOperations, Driver[MongoDBSettings]):
                 f"{self.absent_reason('transactions')} (capability 'transactions' is absent)"
             )
         level = options.isolation if options is not None else None
+        statement_timeout = self.settings.statement_timeout
+        if options is not None:
+            if options.lock_timeout is not None:
+                raise UnsupportedFeature(
+                    f"the MongoDB driver cannot bound a transaction's lock waits (lock_timeout=...): "
+                    f"{LOCK_TIMEOUT_REASON} (db.transaction(statement_timeout=...))"
+                )
+            if options.statement_timeout is not None:
+                if not 0 < options.statement_timeout <= MAX_STATEMENT_TIMEOUT:
+                    raise ConfigurationError(
+                        f"db.transaction(): statement_timeout must be at most {MAX_STATEMENT_TIMEOUT} seconds on "
+                        f"MongoDB (its limit on maxTimeMS), not {options.statement_timeout!r}"
+                    )
+                statement_timeout = options.statement_timeout
         generation = self._opening()
         session = generation.client.start_session()
         try:
@@ -354,7 +400,7 @@ class MongoDBDriver(MongoDBOperations, Driver[MongoDBSettings]):
         except BaseException:
             await asyncio.shield(session.end_session())
             raise
-        return MongoDBTransaction(self, session, generation)
+        return MongoDBTransaction(self, session, generation, statement_timeout)
 
     # -- migrations (ommi_mongodb._migrate) --------------------------------
 
@@ -449,6 +495,8 @@ class MongoDBDriver(MongoDBOperations, Driver[MongoDBSettings]):
             await self._keys().forget(names)
             await database[JOURNAL_COLLECTION].delete_many({"collection": {"$in": names}})
 
+
+_STATEMENT_ONLY = frozenset({"statement_timeout"})
 
 _REFUSAL_POLL = 0.05
 """Seconds between two looks at the servers' state while :func:`_reach` waits for the first answer."""

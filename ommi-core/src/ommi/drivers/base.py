@@ -91,6 +91,9 @@ class TransactionOptions:
         return all(getattr(self, f.name) is None for f in dataclasses.fields(self))
 
 
+_BOTH_TIMEOUTS = frozenset({"statement_timeout", "lock_timeout"})
+
+
 class DriverSettings(Protocol):
     """What the settings of every driver have; each driver's own settings class adds the rest.
 
@@ -279,6 +282,17 @@ class Driver(Operations, Generic[SettingsT_co]):
     def description(self) -> str:
         """Where this driver points, safe to print (no password)."""
         return self.name
+
+    @property
+    def transaction_timeouts(self) -> frozenset[str]:
+        """The :class:`TransactionOptions` timeouts :meth:`begin` honours (``"statement_timeout"``, ``"lock_timeout"``).
+
+        By default both when the driver declares ``timeouts``, none otherwise. A
+        driver that can honour only one kind keeps ``timeouts`` absent (it means
+        both) and names the one here: core then refuses only the other, before any
+        I/O, with ``UnsupportedFeature`` carrying ``absent_reason("timeouts")``.
+        """
+        return _BOTH_TIMEOUTS if self.capabilities.timeouts else frozenset()
 
     def absent_reason(self, capability: str) -> str | None:
         """Why ``capability`` is absent here, when the driver knows more than the capability's name.
