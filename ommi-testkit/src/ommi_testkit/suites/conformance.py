@@ -15,6 +15,7 @@ from ommi_testkit.suites.schema import SchemaTests
 from ommi_testkit.suites.setup import ImplicitSetupTests
 from ommi_testkit.suites.transactions import TransactionTests
 from ommi_testkit.suites.types import FieldTypeTests
+from ommi_testkit.suites.upserts import UpsertTests
 
 __all__ = ["ConformanceSuite"]
 
@@ -33,5 +34,6 @@ class ConformanceSuite(
     MigrationTests,
     InspectionTests,
     ConstraintTests,
+    UpsertTests,
 ):
     """Every conformance test. Subclass it and provide a ``driver_factory`` fixture."""
