@@ -83,7 +83,7 @@ class PostgreSQLDriver(PostgreSQLOperations, Driver[PostgreSQLSettings]):
     """
 
     name: ClassVar[str] = "postgresql"
-    capabilities: Capabilities = Capabilities(migrations=True, inspection=True, constraints=True)
+    capabilities: Capabilities = Capabilities(migrations=True, inspection=True, constraints=True, upsert=True)
     _alone = True  # every operation gets a pooled connection of its own
 
     def __init__(self, settings: PostgreSQLSettings) -> None:

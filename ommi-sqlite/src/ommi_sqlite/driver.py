@@ -81,7 +81,7 @@ class SQLiteDriver(SQLiteOperations, Driver[SQLiteSettings]):
     """
 
     name = "sqlite"
-    capabilities = Capabilities(migrations=True, inspection=True, constraints=True)
+    capabilities = Capabilities(migrations=True, inspection=True, constraints=True, upsert=True)
     default_batch_size = 1000
 
     def __init__(self, settings: SQLiteSettings | None = None) -> None:

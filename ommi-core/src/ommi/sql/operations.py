@@ -54,6 +54,7 @@ from ommi.models.schema import Field, ModelSchema
 from ommi.sql._statement import Compiled
 from ommi.sql.compiler import InsertLayout, SQLCompiler
 from ommi.sql.limits import check_rows, check_values
+from ommi.sql.upsert import sql_upsert
 
 __all__ = ["SQLOperations", "SQLTransactionOperations"]
 
@@ -314,6 +315,11 @@ class SQLOperations(Operations, Generic[C]):
             "explicit keys keep taking the next values of its key generator; try the add again (inside a "
             f"transaction, roll it back first) ({self._describe()})"
         )
+
+    async def upsert(self, schema: ModelSchema, rows: Sequence[Row], on: Sequence[Field]) -> Sequence[Any] | None:
+        """``INSERT ... ON CONFLICT (on) DO UPDATE`` through ``Dialect.upsert_sql``, all or none (:mod:`ommi.sql.upsert`)."""
+        result: Sequence[Any] | None = await sql_upsert(self, schema, rows, on)
+        return result
 
     async def fetch(self, query: Query, batch_size: int) -> AsyncGenerator[list[Row], None]:
         compiler = self.compiler
