@@ -126,6 +126,8 @@ class MongoDBDriver(MongoDBOperations, Driver[MongoDBSettings]):
         constraints=True,
         # Schema records, else a sample of documents (ommi_mongodb._inspect).
         inspection=True,
+        # One atomic write per row, taken back on failure (ommi_mongodb._upsert).
+        upsert=True,
     )
 
     migration_lock_lease: float = 30.0

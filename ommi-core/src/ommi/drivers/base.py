@@ -144,7 +144,6 @@ class Operations(abc.ABC):
     async def update(self, query: Query, values: Mapping[Field, Any]) -> int:
         """Set ``values`` on the matching rows; return how many matched."""
 
-
     async def upsert(self, schema: ModelSchema, rows: Sequence[Row], on: Sequence[Field]) -> Sequence[Any] | None:
         """Insert each row, or replace the stored row it matches on ``on``; all or none are written.
 

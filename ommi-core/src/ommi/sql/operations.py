@@ -317,7 +317,7 @@ class SQLOperations(Operations, Generic[C]):
         )
 
     async def upsert(self, schema: ModelSchema, rows: Sequence[Row], on: Sequence[Field]) -> Sequence[Any] | None:
-        """``INSERT ... ON CONFLICT (on) DO UPDATE`` through ``Dialect.upsert_sql``, all or none (:mod:`ommi.sql.upsert`)."""
+        """``INSERT ... ON CONFLICT (on) DO UPDATE`` (``Dialect.upsert_sql``), all or none: :mod:`ommi.sql.upsert`."""
         result: Sequence[Any] | None = await sql_upsert(self, schema, rows, on)
         return result
 

@@ -72,9 +72,10 @@ async def sql_upsert(ops: SQLOperations[Any], schema: ModelSchema, rows: Sequenc
     reserve = None
     if auto is not None and any(key is not None for key in keys):
         reserve = dialect.reserve_key(schema, auto, max(key for key in keys if key is not None))
-    runs: list[tuple[str, list[int]]] = []
-    for kind, members in itertools.groupby(range(len(rows)), lambda i: _kind(schema, rows[i], on, by_key)):
-        runs.append((kind, list(members)))
+    runs = [
+        (kind, list(group))
+        for kind, group in itertools.groupby(range(len(rows)), lambda i: _kind(schema, rows[i], on, by_key))
+    ]
     plan: list[tuple[str, list[int], bool, list[int]]] = []
     for kind, members in runs:
         keyed = kind in ("key", "checked") or dialect.null_generates_key

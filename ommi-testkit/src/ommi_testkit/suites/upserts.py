@@ -143,10 +143,10 @@ class UpsertTests(SuiteBase):
 
     @requires("upsert", "constraints")
     async def test_upsert_on_unique_with_another_key_is_refused(self, ups_db: Ommi) -> None:
-        """A row matching a stored row whose key differs from its own: ``IntegrityError``, nothing of the call stored."""
+        """A row matching a stored row under another key: ``IntegrityError``, nothing of the call stored."""
         stored = await ups_db.add(UpsAccount("a@x", number=1)).or_raise()
         before = await _accounts(ups_db)
-        wrong = UpsAccount("a@x", number=9, id=stored.id + 100)
+        wrong = UpsAccount("a@x", number=9, id=(stored.id or 0) + 100)
         with pytest.raises(IntegrityError):
             await ups_db.upsert(UpsAccount("z@x", number=7), wrong, on=(UpsAccount.email,)).or_raise()
         assert await _accounts(ups_db) == before
@@ -191,7 +191,9 @@ class UpsertTests(SuiteBase):
         assert await ups_db.find(UpsPlace).count.or_raise() == 0
         assert await _accounts(ups_db) == []
         # None never matches: two rows with handle None are no duplicates.
-        await ups_db.upsert(UpsAccount("a@x", number=1), UpsAccount("b@x", number=2), on=(UpsAccount.handle,)).or_raise()
+        await ups_db.upsert(
+            UpsAccount("a@x", number=1), UpsAccount("b@x", number=2), on=(UpsAccount.handle,)
+        ).or_raise()
         assert len(await _accounts(ups_db)) == 2
 
     @requires("upsert")
@@ -199,7 +201,7 @@ class UpsertTests(SuiteBase):
         """A value that does not fit its field is a ``ValidationError`` before any write, as for ``add``."""
         await db.add(Person("a", 1, id=1)).or_raise()
         with pytest.raises(ValidationError):
-            await db.upsert(Person("A", 2, id=1), Person("bad", "old")).or_raise()  # type: ignore[arg-type]
+            await db.upsert(Person("A", 2, id=1), Person("bad", "old")).or_raise()
         assert _people(await fetch(db.find(Person))) == _people([Person("a", 1, id=1)])
 
     @requires("upsert", "constraints")
@@ -215,7 +217,9 @@ class UpsertTests(SuiteBase):
         assert new.id is None
         with pytest.raises(IntegrityError):
             # By email: a new row taking (red, 1) from row 1.
-            await ups_db.upsert(UpsAccount("b@x", number=5), UpsAccount("d@x", number=1), on=(UpsAccount.email,)).or_raise()
+            await ups_db.upsert(
+                UpsAccount("b@x", number=5), UpsAccount("d@x", number=1), on=(UpsAccount.email,)
+            ).or_raise()
         assert await _accounts(ups_db) == before
         with pytest.raises(IntegrityError):
             # By email, unmatched, but its explicit key is stored under another email.
