@@ -2,12 +2,10 @@
 
 Each row is written by atomic single-document writes:
 
-* matched by key: ``find_one_and_replace({_id}, document)``, and when
-  nothing matched ``insert_one`` (see below);
-* matched on a unique constraint: ``find_one_and_update({fields}, {"$set":
-  the non-key fields})``, whose filter also holds the row's own key when it
-  has one; the key of a matched document is read from the document it
-  returns. Nothing matched: ``insert_one`` under the row's key (or a key from
+* ``find_one_and_update(filter, {"$set": every non-key field})``, the
+  filter being the ``_id`` (by key) or the constraint's fields and, when the
+  row has one, its own ``_id`` (on a unique constraint); the key of a matched
+  document is read from the document it returns. Nothing matched: ``insert_one`` under the row's key (or a key from
   the driver's counters), which the unique index refuses when a document
   holds those values under another key (``IntegrityError``) or when a
   concurrent upsert inserted it meanwhile (then the write is sent again, and
@@ -47,7 +45,15 @@ from pymongo.errors import PyMongoError
 
 from ommi_mongodb._errors import is_duplicate_key
 from ommi_mongodb._journal import Stop
-from ommi_mongodb._values import ID, document_from_row, encode_value, field_path, id_filter, row_from_document
+from ommi_mongodb._values import (
+    ID,
+    document_from_row,
+    encode_value,
+    field_path,
+    id_filter,
+    row_from_document,
+    stored_name,
+)
 
 if TYPE_CHECKING:
     from ommi.drivers.base import Row
@@ -109,30 +115,21 @@ async def _write_one(
     session: Any,
 ) -> tuple[dict[str, Any] | None, Any]:
     """One row's atomic write: the document before it (``None``: inserted) and the written document's ``_id``."""
+    if by_key:
+        flt = _identity_filter(schema, document[ID])
+    else:
+        flt = {field_path(f): encode_value(f.storage, row[f.index]) for f in on}
+        if not generated:
+            if len(schema.key) == 1:
+                flt[ID] = document[ID]
+            else:
+                flt.update({f"{ID}.{part}": value for part, value in document[ID].items()})
+    update = _setting(schema, document)
     for attempt in range(_ATTEMPTS):
         try:
-            if by_key:
-                # Not upsert=True: the wire-protocol test server reports success for a findAndModify upsert whose
-                # insert a unique index refuses, and stores nothing. Replace, else insert, works on every server.
-                before = await collection.find_one_and_replace(
-                    id_filter(schema, [document[ID]]) if len(schema.key) > 1 else {ID: document[ID]},
-                    document,
-                    return_document=ReturnDocument.BEFORE,
-                    session=session,
-                )
-                if before is None:
-                    await collection.insert_one(document, session=session)
-                return before, document[ID]
-            flt = {field_path(f): encode_value(f.storage, row[f.index]) for f in on}
-            if not generated:
-                if len(schema.key) == 1:
-                    flt[ID] = document[ID]
-                else:
-                    flt.update({f"{ID}.{part}": value for part, value in document[ID].items()})
-            rest = {name: value for name, value in document.items() if name != ID}
-            if rest:
+            if update:
                 before = await collection.find_one_and_update(
-                    flt, {"$set": rest}, return_document=ReturnDocument.BEFORE, session=session
+                    flt, update, return_document=ReturnDocument.BEFORE, session=session
                 )
             else:
                 before = await collection.find_one(flt, session=session)
@@ -149,6 +146,29 @@ async def _write_one(
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+def _identity_filter(schema: ModelSchema, identity: Any) -> dict[str, Any]:
+    return id_filter(schema, [identity]) if len(schema.key) > 1 else {ID: identity}
+
+
+def _setting(schema: ModelSchema, document: dict[str, Any]) -> dict[str, Any]:
+    """The update making a stored document's model fields those of ``document`` (``$set``, ``$unset`` the absent).
+
+    Fields the model does not know (another version's) are left alone, as a SQL
+    ``UPDATE`` leaves other columns. A whole-document replacement would be one
+    step less, but the wire-protocol test server cannot replace a document
+    holding binary data (it stores nothing and reports no match).
+    """
+    names = [stored_name(f.column) for f in schema.fields if not f.key]
+    update: dict[str, Any] = {}
+    given = {name: document[name] for name in names if name in document}
+    absent = {name: "" for name in names if name not in document}
+    if given:
+        update["$set"] = given
+    if absent:
+        update["$unset"] = absent
+    return update
+
+
 async def _take_back(
     ops: MongoDBOperations,
     schema: ModelSchema,
@@ -158,12 +178,14 @@ async def _take_back(
     """Undo the writes of a failed or cancelled call, last first; what fails to undo is logged, never raised."""
     session = ops._session
     for identity, before in reversed(done):
-        flt = id_filter(schema, [identity]) if len(schema.key) > 1 else {ID: identity}
+        flt = _identity_filter(schema, identity)
         try:
             if before is None:
                 await collection.delete_one(flt, session=session)
             else:
-                await collection.replace_one(flt, before, session=session)
+                update = _setting(schema, before)
+                if update:
+                    await collection.update_one(flt, update, session=session)
         except PyMongoError:
             # Inside a transaction the server's rollback undoes it anyway (a failed write may have aborted it).
             if session is None:

@@ -66,6 +66,7 @@ class Domain:
         key_null_tests: conditions may test a key field for NULL (never true, always false).
         foreign_keys: deletes of referenced rows are generated (and must fail).
         transactions: the workloads may use ``db.transaction()``.
+        upsert: ``db.upsert(...)`` operations are generated.
         key_range: the range of generated integer keys.
         narrowings: every restriction applied beyond the full domain, with its reason.
     """
@@ -82,6 +83,7 @@ class Domain:
     key_null_tests: bool = True
     foreign_keys: bool = True
     transactions: bool = True
+    upsert: bool = True
     key_range: tuple[int, int] = (INT64_MIN, INT64_MAX)
     narrowings: tuple[Narrowing, ...] = ()
 
@@ -113,6 +115,8 @@ class Domain:
             domain = domain.narrowed(
                 "workloads write without transactions", "capability 'transactions' is absent", transactions=False
             )
+        if not capabilities.upsert:
+            domain = domain.narrowed("no upserts", "capability 'upsert' is absent", upsert=False)
         return domain
 
     def narrowed(self, what: str, reason: str, **changes: object) -> Domain:
