@@ -1,8 +1,10 @@
 """``upsert`` of a SQL driver, written once over :class:`ommi.sql.SQLOperations`: ``INSERT ... ON CONFLICT``.
 
 The rows are written in their order, in runs of consecutive rows written
-alike, each run in statements of ``Dialect.insert_sizes`` rows (as ``insert``
-chunks them), all in one atomic block (``SQLOperations._atomic``: one
+alike (within a run in the order of the values they match on, so that
+concurrent upserts lock rows in one order and never deadlock), each run in
+statements of ``Dialect.insert_sizes`` rows (as ``insert`` chunks them), all
+in one atomic block (``SQLOperations._atomic``: one
 transaction, or a savepoint inside a transaction) unless a single statement
 does it all. Each statement comes from ``Dialect.upsert_sql``. A run is one of:
 
@@ -73,7 +75,7 @@ async def sql_upsert(ops: SQLOperations[Any], schema: ModelSchema, rows: Sequenc
     if auto is not None and any(key is not None for key in keys):
         reserve = dialect.reserve_key(schema, auto, max(key for key in keys if key is not None))
     runs = [
-        (kind, list(group))
+        (kind, _lock_order(schema, rows, on, kind, list(group)))
         for kind, group in itertools.groupby(range(len(rows)), lambda i: _kind(schema, rows[i], on, by_key))
     ]
     plan: list[tuple[str, list[int], bool, list[int]]] = []
@@ -115,6 +117,21 @@ async def sql_upsert(ops: SQLOperations[Any], schema: ModelSchema, rows: Sequenc
                     assert auto is not None
                     await _match(ops, conn, schema, auto, fields, on, params, [rows[i] for i in slots], slots, keys)
     return keys if auto is not None else None
+
+
+def _lock_order(
+    schema: ModelSchema, rows: Sequence[Row], on: Sequence[Field], kind: str, members: list[int]
+) -> list[int]:
+    """The rows of a run in the order of the values they match on (the key, or ``on`` for a ``match`` run).
+
+    Every upsert then takes the row locks of a run in one order, so two
+    concurrent upserts of the same rows given in different orders never
+    deadlock (PostgreSQL would abort one of them).
+    """
+    if kind == "insert" or len(members) < 2:
+        return members
+    fields = on if kind == "match" else schema.key
+    return sorted(members, key=lambda i: tuple(rows[i][f.index] for f in fields))
 
 
 async def _match(

@@ -50,6 +50,8 @@ class Profile:
         migration_rounds: rolling deploys of a migration adding a field while
             old-model writers write (:mod:`~ommi_testkit.reliability.migrating`).
         migration_writers: writers on the old models in each of them.
+        upsert_tasks: tasks upserting the same few keys at once (:func:`~ommi_testkit.reliability.workloads.upsert_workload`).
+        upsert_rounds: upserts each of those tasks performs.
     """
 
     name: str
@@ -74,6 +76,8 @@ class Profile:
     mixed_key_rounds: int
     migration_rounds: int
     migration_writers: int
+    upsert_tasks: int = 50
+    upsert_rounds: int = 4
 
     def __post_init__(self) -> None:
         if self.examples * self.operations[0] < self.min_cases:
@@ -103,6 +107,8 @@ QUICK = Profile(
     mixed_key_rounds=4,
     migration_rounds=2,
     migration_writers=3,
+    upsert_tasks=50,
+    upsert_rounds=4,
 )
 
 STRESS = Profile(
@@ -128,6 +134,8 @@ STRESS = Profile(
     mixed_key_rounds=20,
     migration_rounds=25,
     migration_writers=8,
+    upsert_tasks=200,
+    upsert_rounds=25,
 )
 
 PROFILES = {p.name: p for p in (QUICK, STRESS)}

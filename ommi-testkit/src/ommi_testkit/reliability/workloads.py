@@ -39,7 +39,7 @@ from ommi_testkit.reliability.ledger import (
     transfer,
     verify,
 )
-from ommi_testkit.reliability.models import Account, Part, Receipt
+from ommi_testkit.reliability.models import Account, Part, Receipt, Stock
 
 __all__ = [
     "Injector",
@@ -49,6 +49,7 @@ __all__ = [
     "concurrency_workload",
     "fault_workload",
     "hygiene",
+    "upsert_workload",
 ]
 
 Injector = Callable[[], Awaitable[int]]
@@ -388,5 +389,77 @@ async def cancellation_workload(
     problems += verdict.problems
     if figures.cancelled < tasks // 4:
         problems.append(f"only {figures.cancelled} of {tasks} tasks were cancelled ({done} finished first)")
+    figures.seconds = round(time.perf_counter() - started, 3)
+    return figures, problems
+
+
+# -- upserts ----------------------------------------------------------------------
+
+
+async def upsert_workload(
+    databases: list[Ommi],
+    *,
+    backend: str,
+    profile: str,
+    tasks: int = 50,
+    rounds: int = 4,
+    keys: int = 8,
+    transactions: bool = True,
+    seed: int = 0,
+) -> tuple[Figures, list[str]]:
+    """``tasks`` tasks at once upserting the same few :class:`Stock` keys (composite, chosen by the application).
+
+    Each call upserts one to three distinct keys of ``keys``, now and then
+    inside a transaction; every value written is unique (it names the task
+    and round). No upsert may fail: a race on one key must be absorbed. At the
+    end every key written is stored exactly once (``duplicated``: more rows
+    than keys; ``lost``: a key acknowledged and missing), holding one of the
+    values written to it (``wrong_keys`` counts the others), and no other row exists.
+    """
+    figures = Figures("upsert", backend, profile)
+    db0 = databases[0]
+    await prepare(db0, Ledger(accounts=1))
+    written: dict[tuple[str, int], set[int]] = {}
+    problems: list[str] = []
+    started = time.perf_counter()
+
+    async def worker(number: int) -> None:
+        db = databases[number % len(databases)]
+        rng = random.Random(seed * 100_000 + number)
+        for round_ in range(rounds):
+            codes = rng.sample(range(keys), rng.randint(1, min(3, keys)))
+            rows = [Stock("up", code, number * 1_000 + round_) for code in codes]
+            try:
+                if transactions and rng.random() < 0.2:
+                    async with db.transaction() as t:
+                        await t.upsert(*rows).or_raise()
+                else:
+                    await db.upsert(*rows).or_raise()
+            except Exception as exc:
+                problems.append(f"task {number} round {round_}: {_describe(exc)}")
+                continue
+            for row in rows:
+                written.setdefault((row.region, row.code), set()).add(row.quantity)
+
+    await asyncio.gather(*(worker(n) for n in range(tasks)))
+    stored = [(s.region, s.code, s.quantity) for s in await db0.find(Stock).all.to_list()]
+    figures.tasks = tasks
+    figures.acknowledged = sum(len(values) for values in written.values())
+    figures.rows_verified = len(stored)
+    by_key: dict[tuple[str, int], list[int]] = {}
+    for region, code, quantity in stored:
+        by_key.setdefault((region, code), []).append(quantity)
+    figures.duplicated = sum(len(values) - 1 for values in by_key.values())
+    figures.lost = sum(1 for key in written if key not in by_key)
+    for key, values in by_key.items():
+        if key not in written:
+            problems.append(f"row {key} stored, but no acknowledged upsert wrote it")
+        elif any(value not in written[key] for value in values):
+            figures.wrong_keys += 1
+            problems.append(f"row {key} holds {values}, none of them a value written to it")
+    if figures.duplicated:
+        problems.append(f"{figures.duplicated} keys stored more than once")
+    if figures.lost:
+        problems.append(f"{figures.lost} keys acknowledged but missing")
     figures.seconds = round(time.perf_counter() - started, 3)
     return figures, problems
