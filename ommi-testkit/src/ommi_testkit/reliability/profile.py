@@ -50,7 +50,8 @@ class Profile:
         migration_rounds: rolling deploys of a migration adding a field while
             old-model writers write (:mod:`~ommi_testkit.reliability.migrating`).
         migration_writers: writers on the old models in each of them.
-        upsert_tasks: tasks upserting the same few keys at once (:func:`~ommi_testkit.reliability.workloads.upsert_workload`).
+        upsert_tasks: tasks upserting the same few keys at once
+            (:func:`~ommi_testkit.reliability.workloads.upsert_workload`).
         upsert_rounds: upserts each of those tasks performs.
     """
 
