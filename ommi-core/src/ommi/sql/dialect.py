@@ -209,7 +209,16 @@ class Dialect:
         :meth:`returned`). PostgreSQL and SQLite (3.35 and later) spell it alike.
         """
         q = self.quote
-        sql = self.insert_sql(schema, fields, rows)
+        table = self.table(schema)
+        insert = self.insert_sql(schema, fields, rows)
+        head = f"INSERT INTO {table} "
+        if not insert.startswith(head):
+            raise NotImplementedError(
+                f"{type(self).__name__}.insert_sql does not begin with {head!r}: override upsert_sql too"
+            )
+        # The stored row under an alias: a table named "excluded" would be ambiguous with the new row.
+        stored = q("ommi_stored")
+        sql = f"{head}AS {stored} {insert[len(head) :]}"
         update = [f for f in schema.fields if not f.key]
         target = ", ".join(q(f.column) for f in on)
         if not update and not guard and not returning:
@@ -219,8 +228,7 @@ class Dialect:
             assignments = ", ".join(f"{q(f.column)} = excluded.{q(f.column)}" for f in update or on[:1])
             sql += f" ON CONFLICT ({target}) DO UPDATE SET {assignments}"
             if guard:
-                table = self.table(schema)
-                sql += " WHERE " + " AND ".join(f"{table}.{q(f.column)} = excluded.{q(f.column)}" for f in schema.key)
+                sql += " WHERE " + " AND ".join(f"{stored}.{q(f.column)} = excluded.{q(f.column)}" for f in schema.key)
         if returning:
             sql += " RETURNING " + ", ".join(self.returned(f) for f in returning)
         return sql

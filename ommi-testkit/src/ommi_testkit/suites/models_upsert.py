@@ -4,6 +4,8 @@
   ``handle`` (``None`` never collides) and a composite unique ``(team, number)``.
 * ``UpsPlace``: a composite key ``(region, number)`` and an optional unique ``label``.
 * ``UpsTag``: a text key and nothing else (an upsert with no field to replace).
+* ``UpsExcluded``: table ``excluded`` with a unique column ``excluded`` (SQL's name for the row an
+  ``ON CONFLICT`` update sees).
 """
 
 from dataclasses import dataclass
@@ -11,7 +13,7 @@ from typing import Annotated
 
 from ommi import Key, ModelCollection, Unique, ommi_model
 
-__all__ = ["UpsAccount", "UpsPlace", "UpsTag", "ups_models"]
+__all__ = ["UpsAccount", "UpsExcluded", "UpsPlace", "UpsTag", "ups_models"]
 
 ups_models = ModelCollection("ommi_testkit_ups")
 
@@ -40,3 +42,13 @@ class UpsPlace:
 @dataclass
 class UpsTag:
     code: Annotated[str, Key]
+
+
+@ommi_model(collection=ups_models, name="excluded")
+@dataclass
+class UpsExcluded:
+    """A table and a column named like SQL's ``excluded`` row of ``ON CONFLICT``."""
+
+    excluded: Annotated[str, Unique]
+    value: int = 0
+    id: int | None = None

@@ -23,12 +23,12 @@ from typing import Any
 import pytest
 import pytest_asyncio
 from ommi import IntegrityError, Ommi
-from ommi.errors import QueryError, ValidationError
+from ommi.errors import DatabaseClosedError, QueryError, ValidationError
 
 from ommi_testkit.suites._support import fetch
 from ommi_testkit.suites.base import SuiteBase, requires
 from ommi_testkit.suites.models import Person
-from ommi_testkit.suites.models_upsert import UpsAccount, UpsPlace, UpsTag, ups_models
+from ommi_testkit.suites.models_upsert import UpsAccount, UpsExcluded, UpsPlace, UpsTag, ups_models
 
 
 def _people(rows: list[Any]) -> list[tuple[Any, ...]]:
@@ -290,3 +290,30 @@ class UpsertTests(SuiteBase):
             await tx.upsert(Person("A", 10, id=1), new).or_raise()
         assert new.id is not None
         assert _people(await fetch(db.find(Person))) == _people([Person("A", 10, id=1), new])
+
+    # -- hostile names, closed database ----------------------------------------------------------
+
+    @requires("upsert", "constraints")
+    async def test_upsert_names_colliding_with_sql(self, ups_db: Ommi) -> None:
+        """A table and a column named ``excluded`` (what ``ON CONFLICT`` calls the new row) upsert like any other."""
+        first = await ups_db.upsert(UpsExcluded("a", 1), UpsExcluded("b", 2)).or_raise()
+        again = UpsExcluded("a", 10)
+        await ups_db.upsert(again, UpsExcluded("c", 3), on=(UpsExcluded.excluded,)).or_raise()
+        assert again.id == first[0].id
+        await ups_db.upsert(UpsExcluded("b", 20, id=first[1].id)).or_raise()
+        with pytest.raises(IntegrityError):
+            await ups_db.upsert(
+                UpsExcluded("b", 30, id=(first[1].id or 0) + 100), on=(UpsExcluded.excluded,)
+            ).or_raise()
+        rows = sorted((e.excluded, e.value) for e in await fetch(ups_db.find(UpsExcluded)))
+        assert rows == [("a", 10), ("b", 20), ("c", 3)]
+
+    @requires("upsert")
+    async def test_upsert_on_a_closed_database_is_refused(self, db: Ommi) -> None:
+        """After ``close()`` an upsert raises ``DatabaseClosedError`` and writes nothing."""
+        await db.close()
+        person = Person("late", 1)
+        with pytest.raises(DatabaseClosedError):
+            await db.upsert(person).or_raise()
+        assert person.id is None
+        await db.open()  # for the fixture's teardown
