@@ -146,11 +146,11 @@ def test_audit_2_connect_never_mutates_class_defaults() -> None:
     custom = SQLiteDriver.connect(":memory:", batch_size=5, pool_size=9)
     assert custom.default_batch_size == 5
     assert custom.capabilities.transaction_isolation is False
-    expected = (1000, Capabilities(migrations=True, inspection=True, constraints=True))
+    expected = (1000, Capabilities(migrations=True, inspection=True, constraints=True, upsert=True))
     assert (SQLiteDriver.default_batch_size, SQLiteDriver.capabilities) == before == expected
     fresh = SQLiteDriver.connect("app.db")
     assert fresh.default_batch_size == 1000 and fresh.settings.pool_size == 4
-    assert fresh.capabilities == Capabilities(migrations=True, inspection=True, constraints=True)
+    assert fresh.capabilities == Capabilities(migrations=True, inspection=True, constraints=True, upsert=True)
 
 
 def test_ommi_connect_uses_the_sqlite_driver_with_settings(tmp_path: Path) -> None:

@@ -275,6 +275,22 @@ class UpsertTests(SuiteBase):
             assert stored <= keys, f"rows stored without their key on the instance (delay {delay})"
             assert stored in (set(), keys), f"part of the upsert was kept (delay {delay})"
 
+    @requires("upsert")
+    async def test_upsert_cancelled_is_all_or_none(self, db: Ommi) -> None:
+        """Cancelled at any point, an upsert of explicit keys leaves the rows as before or as after it, never half."""
+        for delay in (0.0, 0.0005, 0.001, 0.002, 0.005, 0.01):
+            await db.find(Person).delete.or_raise()
+            before = [Person(f"old{i}", i, id=i + 1) for i in range(150)]
+            await db.add(*before).or_raise()
+            after = [Person(f"new{i}", i, id=i + 1) for i in range(300)]
+            task = asyncio.ensure_future(db.upsert(*after).or_raise())
+            await asyncio.sleep(delay)
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            stored = _people(await fetch(db.find(Person)))
+            assert stored in (_people(before), _people(after)), f"a part of the upsert was kept (delay {delay})"
+
     @requires("upsert", "transactions")
     async def test_upsert_in_a_transaction_rolled_back(self, db: Ommi) -> None:
         """Inside a transaction an upsert is seen there; rolled back, nothing is kept and generated keys are reset."""
