@@ -126,6 +126,17 @@ class SQLOperations(Operations, Generic[C]):
         exhausted or closed; :meth:`SQLOperations.fetch` always closes it.
         """
 
+    def _undoable(self) -> contextlib.AbstractAsyncContextManager[C]:
+        """An atomic block whose statements are undone also when the block raises an error of its own.
+
+        :meth:`_atomic` relies, inside a transaction where a failed statement
+        aborts it (PostgreSQL), on the database to discard the block; an
+        error raised by the caller after statements that succeeded (an upsert
+        finding a row it must refuse) would leave them in the transaction.
+        Outside a transaction it is :meth:`_atomic` (rolled back on any error).
+        """
+        return self._atomic()
+
     def _max_insert_rows(self, width: int) -> int:
         """The most rows one ``INSERT`` of ``width`` parameters a row may carry (at least 1).
 
@@ -444,6 +455,10 @@ class SQLTransactionOperations(SQLOperations[C]):
         """
         if self.compiler.dialect.failed_statement_aborts_transaction:
             return self._turn()
+        return self._savepoint()
+
+    def _undoable(self) -> contextlib.AbstractAsyncContextManager[C]:
+        """A turn in a savepoint, whatever the dialect: rolled back when the block raises, for any reason."""
         return self._savepoint()
 
     @contextlib.asynccontextmanager

@@ -13,7 +13,9 @@ does it all. Each statement comes from ``Dialect.upsert_sql``. A run is one of:
 * ``checked``: matched on a unique constraint, every key given:
   ``ON CONFLICT (fields) DO UPDATE ... WHERE`` the stored key is the row's,
   ``RETURNING`` the key; a row missing from what it returns matched a row
-  stored under another key, and the block fails with ``IntegrityError``.
+  stored under another key, and the block fails with ``IntegrityError``
+  (in a block that undoes itself then too: ``SQLOperations._undoable``, a
+  savepoint inside a transaction, as the database saw no failed statement).
 * ``match``: matched on a unique constraint, the generated key ``None``:
   ``ON CONFLICT (fields) DO UPDATE`` ``RETURNING`` the key and the fields, by
   which each returned key is given to its row (the fields are unique within
@@ -88,7 +90,9 @@ async def sql_upsert(ops: SQLOperations[Any], schema: ModelSchema, rows: Sequenc
         plan.append((kind, members, keyed, sizes))
     single = reserve is None and len(plan) == 1 and plan[0][0] == "key" and len(plan[0][3]) == 1
     skip_taken = layout.reserve_stored is not None
-    async with ops._connection(write=True) if single else ops._atomic() as conn:
+    checked = any(kind == "checked" for kind, _, _, _ in plan)
+    block = ops._connection(write=True) if single else ops._undoable() if checked else ops._atomic()
+    async with block as conn:
         if reserve is not None:
             await ops._execute(conn, reserve.sql, reserve.params)
         for kind, members, keyed, sizes in plan:

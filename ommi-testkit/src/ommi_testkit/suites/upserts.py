@@ -154,6 +154,18 @@ class UpsertTests(SuiteBase):
         await ups_db.upsert(same, on=(UpsAccount.email,)).or_raise()
         assert await _accounts(ups_db) == [(stored.id, "a@x", "red", 9, None, None)]
 
+    @requires("upsert", "constraints")
+    async def test_upsert_on_unique_with_a_composite_key(self, ups_db: Ommi) -> None:
+        """``on=`` with a composite key: the row must carry the matched row's key; a new label is inserted."""
+        await ups_db.add(UpsPlace("eu", 1, "one", label="L1")).or_raise()
+        await ups_db.upsert(
+            UpsPlace("eu", 1, "uno", label="L1"), UpsPlace("us", 2, "two", label="L2"), on=(UpsPlace.label,)
+        ).or_raise()
+        with pytest.raises(IntegrityError):
+            await ups_db.upsert(UpsPlace("eu", 9, "nine", label="L1"), on=(UpsPlace.label,)).or_raise()
+        rows = sorted((p.region, p.number, p.name, p.label) for p in await fetch(ups_db.find(UpsPlace)))
+        assert rows == [("eu", 1, "uno", "L1"), ("us", 2, "two", "L2")]
+
     # -- refused before any write ------------------------------------------------------------
 
     @requires("upsert", "constraints")
@@ -290,6 +302,34 @@ class UpsertTests(SuiteBase):
                 await task
             stored = _people(await fetch(db.find(Person)))
             assert stored in (_people(before), _people(after)), f"a part of the upsert was kept (delay {delay})"
+
+    @requires("upsert", "transactions")
+    async def test_upsert_tasks_sharing_a_transaction(self, db: Ommi) -> None:
+        """Tasks upserting through one transaction take turns; all of it commits together."""
+        await db.add(Person("a", 1, id=1)).or_raise()
+        people = [Person(f"p{i}", i, id=i % 5 + 1) for i in range(20)] + [Person(f"n{i}", i) for i in range(10)]
+        async with db.transaction() as tx:
+            await asyncio.gather(*(tx.upsert(p).or_raise() for p in people))
+        rows = await fetch(db.find(Person))
+        assert len(rows) == 15
+        assert all(p.id is not None for p in people)
+        by_id = {p.id: p.name for p in rows}
+        assert all(by_id[k] in {p.name for p in people if p.id == k} for k in range(1, 6))
+
+    @requires("upsert", "constraints", "transactions")
+    async def test_upsert_refused_inside_a_transaction_keeps_nothing(self, ups_db: Ommi) -> None:
+        """Refused for a row under another key inside a transaction: none of the call's rows stay in it."""
+        stored = await ups_db.add(UpsAccount("a@x", number=1)).or_raise()
+        before = await _accounts(ups_db)
+        async with ups_db.transaction() as tx:
+            with pytest.raises(IntegrityError):
+                await tx.upsert(
+                    UpsAccount("b@x", number=2, id=(stored.id or 0) + 50),
+                    UpsAccount("a@x", number=3, id=(stored.id or 0) + 100),
+                    on=(UpsAccount.email,),
+                ).or_raise()
+            assert await tx.find(UpsAccount).count.or_raise() == 1
+        assert await _accounts(ups_db) == before
 
     @requires("upsert", "transactions")
     async def test_upsert_in_a_transaction_rolled_back(self, db: Ommi) -> None:
