@@ -15,7 +15,7 @@ a key its instance lacks.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ommi.errors import QueryError, UnsupportedFeature
@@ -96,7 +96,7 @@ def check_upsert(driver: Driver) -> None:
         )
 
 
-def upsert_groups(models: tuple[Any, ...], on: Sequence[Any] | None) -> list[_Group]:
+def upsert_groups(models: tuple[Any, ...], on: Iterable[Any] | None) -> list[_Group]:
     """The instances grouped by model with their encoded rows and conflict target, all checked.
 
     Raises:
@@ -106,12 +106,15 @@ def upsert_groups(models: tuple[Any, ...], on: Sequence[Any] | None) -> list[_Gr
     """
     if not models:
         raise QueryError("upsert() needs at least one model instance")
+    if isinstance(on, (str, bytes)) or (on is not None and not isinstance(on, Iterable)):
+        raise QueryError(f"upsert(on={on!r}): give a tuple of fields, on=(Model.field, ...)")
+    fields = None if on is None else tuple(on)  # read once, whatever iterable it is
     groups: dict[int, tuple[ModelSchema, list[Any]]] = {}
     for instance in models:
         schema = get_schema(instance)
         groups.setdefault(id(schema), (schema, []))[1].append(instance)
-    if on is not None:
-        owners = {id(f.schema): f.schema for f in on if isinstance(f, Field)}
+    if fields is not None:
+        owners = {id(f.schema): f.schema for f in fields if isinstance(f, Field)}
         if len(owners) > 1:
             raise QueryError(
                 "upsert(on=...): the fields belong to "
@@ -128,7 +131,7 @@ def upsert_groups(models: tuple[Any, ...], on: Sequence[Any] | None) -> list[_Gr
                 )
     result: list[_Group] = []
     for schema, items in groups.values():
-        target_fields = conflict_target(schema, on)
+        target_fields = conflict_target(schema, fields)
         rows = [schema.encode_instance(i) for i in items]
         _refuse_duplicates(schema, rows, target_fields)
         result.append((schema, items, rows, target_fields))

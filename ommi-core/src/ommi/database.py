@@ -141,10 +141,10 @@ class Executor:
         await _insert(ops, schema, items, rows, self._database().driver.name)
 
     @overload
-    def upsert(self, model: M, /, *, on: Sequence[Any] | None = None) -> DBAction[M]: ...
+    def upsert(self, model: M, /, *, on: Iterable[Any] | None = None) -> DBAction[M]: ...
     @overload
-    def upsert(self, *models: M, on: Sequence[Any] | None = None) -> DBAction[list[M]]: ...
-    def upsert(self, *models: Any, on: Sequence[Any] | None = None) -> DBAction[Any]:
+    def upsert(self, *models: M, on: Iterable[Any] | None = None) -> DBAction[list[M]]: ...
+    def upsert(self, *models: Any, on: Iterable[Any] | None = None) -> DBAction[Any]:
         """Insert each instance, or replace the stored row with the same key (``on``: unique fields instead).
 
         ``on=(Model.email,)`` matches on a unique constraint of the model (its
@@ -164,7 +164,7 @@ class Executor:
         """
         return DBAction(lambda: self._upsert(models, on), what="upsert(...)")
 
-    async def _upsert(self, models: tuple[Any, ...], on: Sequence[Any] | None) -> Any:
+    async def _upsert(self, models: tuple[Any, ...], on: Iterable[Any] | None) -> Any:
         database = self._database()
         database._check_open("upsert()")
         check_upsert(database.driver)

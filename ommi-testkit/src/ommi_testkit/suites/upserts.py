@@ -186,6 +186,11 @@ class UpsertTests(SuiteBase):
         with pytest.raises(QueryError):
             await ups_db.upsert(account, on=("email",)).or_raise()
         with pytest.raises(QueryError):
+            await ups_db.upsert(account, on="email").or_raise()
+        await ups_db.upsert(account, on=iter([UpsAccount.email])).or_raise()  # any iterable, read once
+        await ups_db.find(UpsAccount).delete.or_raise()
+        account.id = None
+        with pytest.raises(QueryError):
             await ups_db.upsert().or_raise()
         assert await _accounts(ups_db) == []
         assert await ups_db.find(UpsTag).count.or_raise() == 0
