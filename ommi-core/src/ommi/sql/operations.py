@@ -137,6 +137,14 @@ class SQLOperations(Operations, Generic[C]):
         """
         return self._atomic()
 
+    def _deadlocked(self, error: DatabaseError) -> bool:
+        """Whether ``error`` is the database aborting the statement's transaction to break a deadlock.
+
+        Asked by :meth:`upsert` outside a transaction, whose block was then
+        rolled back entirely: it is sent again. Default: ``False``.
+        """
+        return False
+
     def _max_insert_rows(self, width: int) -> int:
         """The most rows one ``INSERT`` of ``width`` parameters a row may carry (at least 1).
 

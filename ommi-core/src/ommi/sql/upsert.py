@@ -1,10 +1,8 @@
 """``upsert`` of a SQL driver, written once over :class:`ommi.sql.SQLOperations`: ``INSERT ... ON CONFLICT``.
 
 The rows are written in their order, in runs of consecutive rows written
-alike (within a run in the order of the values they match on, so that
-concurrent upserts lock rows in one order and never deadlock), each run in
-statements of ``Dialect.insert_sizes`` rows (as ``insert`` chunks them), all
-in one atomic block (``SQLOperations._atomic``: one
+alike, each run in statements of ``Dialect.insert_sizes`` rows (as ``insert``
+chunks them), all in one atomic block (``SQLOperations._atomic``: one
 transaction, or a savepoint inside a transaction) unless a single statement
 does it all. Each statement comes from ``Dialect.upsert_sql``. A run is one of:
 
@@ -29,6 +27,11 @@ as ``insert`` does. A unique index is checked row by row while a statement
 writes, so a row breaking another unique constraint fails its statement and
 the block undoes the call. PostgreSQL and SQLite run ``ON CONFLICT ... DO
 UPDATE`` atomically per row: concurrent upserts of one row never fail on it.
+Concurrent upserts of several rows given in different orders can deadlock
+(PostgreSQL aborts one of them): outside a transaction the aborted one, rolled
+back entirely, is sent again (``SQLOperations._deadlocked`` tells the error),
+up to :data:`_DEADLOCK_ATTEMPTS` times; inside one the error propagates, as
+for any statement of the transaction.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ import itertools
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from ommi._logging import get_logger
 from ommi.errors import DatabaseError, IntegrityError
 from ommi.models.schema import Field, ModelSchema
 from ommi.sql.limits import check_rows
@@ -46,6 +50,9 @@ if TYPE_CHECKING:
     from ommi.sql.operations import SQLOperations
 
 __all__ = ["sql_upsert"]
+
+_DEADLOCK_ATTEMPTS = 5
+"""Times an upsert outside a transaction is sent when the database aborts it to break a deadlock."""
 
 
 def _kind(schema: ModelSchema, row: Row, on: Sequence[Field], by_key: bool) -> str:
@@ -72,12 +79,12 @@ async def sql_upsert(ops: SQLOperations[Any], schema: ModelSchema, rows: Sequenc
     convert = layout.convert
     values = rows if convert is None else convert(rows)
     by_key = [id(f) for f in on] == [id(f) for f in schema.key]
-    keys: list[Any] = [row[auto.index] for row in rows] if auto is not None else []
+    chosen = [row[auto.index] for row in rows if row[auto.index] is not None] if auto is not None else []
     reserve = None
-    if auto is not None and any(key is not None for key in keys):
-        reserve = dialect.reserve_key(schema, auto, max(key for key in keys if key is not None))
+    if auto is not None and chosen:
+        reserve = dialect.reserve_key(schema, auto, max(chosen))
     runs = [
-        (kind, _lock_order(schema, rows, on, kind, list(group)))
+        (kind, list(group))
         for kind, group in itertools.groupby(range(len(rows)), lambda i: _kind(schema, rows[i], on, by_key))
     ]
     plan: list[tuple[str, list[int], bool, list[int]]] = []
@@ -91,51 +98,69 @@ async def sql_upsert(ops: SQLOperations[Any], schema: ModelSchema, rows: Sequenc
     single = reserve is None and len(plan) == 1 and plan[0][0] == "key" and len(plan[0][3]) == 1
     skip_taken = layout.reserve_stored is not None
     checked = any(kind == "checked" for kind, _, _, _ in plan)
-    block = ops._connection(write=True) if single else ops._undoable() if checked else ops._atomic()
-    async with block as conn:
-        if reserve is not None:
-            await ops._execute(conn, reserve.sql, reserve.params)
-        for kind, members, keyed, sizes in plan:
-            columns = None if keyed else layout.unkeyed_columns
-            fields = schema.fields if keyed else tuple(f for f in schema.fields if f is not auto)
-            start = 0
-            for size in sizes:
-                slots = members[start : start + size]
-                start += size
-                params = dialect.insert_params([values[i] for i in slots], columns)
-                if kind == "insert":
-                    sql = layout.sql(schema, keyed, size, True, skip_taken)
-                    await ops._insert_returning(conn, schema, layout, sql, params, slots, keys, keyed, skip_taken)
-                elif kind == "key":
-                    await ops._execute(conn, dialect.upsert_sql(schema, fields, size, on=on), params)
-                elif kind == "checked":
-                    sql = dialect.upsert_sql(schema, fields, size, on=on, guard=True, returning=schema.key[:1])
-                    returned = await ops._fetch_all(conn, sql, params)
-                    if len(returned) != size:
-                        raise IntegrityError(
-                            f"upsert of {schema.cls.__qualname__} on ({', '.join(f.name for f in on)}): "
-                            f"{size - len(returned)} row(s) matched a stored row whose key differs from the row's "
-                            f"own key; nothing was stored ({ops._describe()})"
-                        )
-                else:
-                    assert auto is not None
-                    await _match(ops, conn, schema, auto, fields, on, params, [rows[i] for i in slots], slots, keys)
+    given = [row[auto.index] for row in rows] if auto is not None else []
+    for attempt in range(1, _DEADLOCK_ATTEMPTS + 1):
+        keys = list(given)  # a rolled-back attempt may have filled some
+        block = ops._connection(write=True) if single else ops._undoable() if checked else ops._atomic()
+        try:
+            async with block as conn:
+                if reserve is not None:
+                    await ops._execute(conn, reserve.sql, reserve.params)
+                for kind, members, keyed, sizes in plan:
+                    await _run(ops, conn, schema, on, rows, values, keys, kind, members, keyed, sizes, skip_taken)
+        except DatabaseError as exc:
+            if ops._in_transaction or attempt == _DEADLOCK_ATTEMPTS or not ops._deadlocked(exc):
+                raise
+            get_logger(f"ommi.{dialect.name}.query").info(
+                "upsert.deadlock_retried", driver=dialect.name, table=schema.name, attempt=attempt
+            )
+            continue
+        break
     return keys if auto is not None else None
 
 
-def _lock_order(
-    schema: ModelSchema, rows: Sequence[Row], on: Sequence[Field], kind: str, members: list[int]
-) -> list[int]:
-    """The rows of a run in the order of the values they match on (the key, or ``on`` for a ``match`` run).
-
-    Every upsert then takes the row locks of a run in one order, so two
-    concurrent upserts of the same rows given in different orders never
-    deadlock (PostgreSQL would abort one of them).
-    """
-    if kind == "insert" or len(members) < 2:
-        return members
-    fields = on if kind == "match" else schema.key
-    return sorted(members, key=lambda i: tuple(rows[i][f.index] for f in fields))
+async def _run(
+    ops: SQLOperations[Any],
+    conn: Any,
+    schema: ModelSchema,
+    on: Sequence[Field],
+    rows: Sequence[Row],
+    values: Sequence[Row],
+    keys: list[Any],
+    kind: str,
+    members: list[int],
+    keyed: bool,
+    sizes: list[int],
+    skip_taken: bool,
+) -> None:
+    """The statements of one run, ``sizes`` rows each."""
+    auto = schema.auto_field
+    dialect = ops.compiler.dialect
+    layout = ops.compiler.insert_layout(schema)
+    columns = None if keyed else layout.unkeyed_columns
+    fields = schema.fields if keyed else tuple(f for f in schema.fields if f is not auto)
+    start = 0
+    for size in sizes:
+        slots = members[start : start + size]
+        start += size
+        params = dialect.insert_params([values[i] for i in slots], columns)
+        if kind == "insert":
+            sql = layout.sql(schema, keyed, size, True, skip_taken)
+            await ops._insert_returning(conn, schema, layout, sql, params, slots, keys, keyed, skip_taken)
+        elif kind == "key":
+            await ops._execute(conn, dialect.upsert_sql(schema, fields, size, on=on), params)
+        elif kind == "checked":
+            sql = dialect.upsert_sql(schema, fields, size, on=on, guard=True, returning=schema.key[:1])
+            returned = await ops._fetch_all(conn, sql, params)
+            if len(returned) != size:
+                raise IntegrityError(
+                    f"upsert of {schema.cls.__qualname__} on ({', '.join(f.name for f in on)}): "
+                    f"{size - len(returned)} row(s) matched a stored row whose key differs from the row's "
+                    f"own key; nothing was stored ({ops._describe()})"
+                )
+        else:
+            assert auto is not None
+            await _match(ops, conn, schema, auto, fields, on, params, [rows[i] for i in slots], slots, keys)
 
 
 async def _match(
