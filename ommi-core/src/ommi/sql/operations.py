@@ -25,8 +25,12 @@ keys. Three optional methods tune it: :meth:`~SQLOperations._max_insert_rows`
 (rows per statement), :meth:`~SQLOperations._key_taken` (a failed insert
 outside a transaction lost a generated key to a stored row) and
 :meth:`~SQLOperations._describe` (the database in error messages).
+:meth:`SQLOperations.upsert` (:mod:`ommi.sql.upsert`) writes ``INSERT ... ON
+CONFLICT`` through ``Dialect.upsert_sql``, in :meth:`~SQLOperations._undoable`
+blocks where it checks rows itself, and sends a call again where
+:meth:`~SQLOperations._deadlocked` says the database aborted it.
 :meth:`SQLOperations.update` sends ``reserve_key`` before a key is changed.
-Both first refuse values that a narrow stored column cannot hold
+All three first refuse values that a narrow stored column cannot hold
 (:mod:`ommi.sql.limits`, recorded on the compiler by the driver's
 ``use_models``), before anything is sent.
 
