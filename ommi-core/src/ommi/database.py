@@ -693,7 +693,7 @@ class Transaction(Executor):
         return self._committed
 
     async def _insert(self, schema: ModelSchema, items: Sequence[Any], rows: Sequence[tuple[Any, ...]]) -> None:
-        await self._insert_rows(self._ops(), schema, items, rows)
+        await self._insert_rows(ObservedOperations(self._target(), self._db.driver.name), schema, items, rows)
 
     def _ops(self) -> Operations:
         """The transaction's operations, each one reported."""
