@@ -149,6 +149,7 @@ _DECLARED = Capabilities(
     row_locks=True,
     timeouts=True,
     update_expressions=True,
+    upsert=True,
 )
 """What the SQLite driver class declares."""
 

@@ -128,6 +128,7 @@ def test_entry_point_registers_the_driver() -> None:
         "migrations",  # absent unless declared: it needs the driver's migration methods
         "inspection",  # likewise: it needs Driver.inspect_schema
         "constraints",  # likewise: it needs Unique/Index made, drift-checked and enforced
+        "upsert",  # likewise: it needs Operations.upsert
     }
     db = ommi.connect("dictstore://")
     assert isinstance(db.driver, DictStoreDriver)

@@ -23,6 +23,7 @@ from ommi._context import _active, active_database
 from ommi._locks import check_row_lock, check_timeouts
 from ommi._logging import get_logger
 from ommi._transactions import _forget_generated_keys, _settle
+from ommi._upsert import check_upsert, upsert_groups
 from ommi.drivers.base import Driver, DriverTransaction, IsolationLevel, Operations, TransactionOptions
 from ommi.errors import (
     DatabaseClosedError,
@@ -162,6 +163,63 @@ class Executor:
         await _insert(ops, schema, items, rows, self._database().driver.name)
 
     @overload
+    def upsert(self, model: M, /, *, on: Iterable[Any] | None = None) -> DBAction[M]: ...
+    @overload
+    def upsert(self, *models: M, on: Iterable[Any] | None = None) -> DBAction[list[M]]: ...
+    def upsert(self, *models: Any, on: Iterable[Any] | None = None) -> DBAction[Any]:
+        """Insert each instance, or replace the stored row with the same key (``on``: unique fields instead).
+
+        ``on=(Model.email,)`` matches on a unique constraint of the model (its
+        fields exactly, in any order) instead of the key; a matched row keeps
+        its key. Keys the instances lack (generated, or the matched row's) are
+        set on them. All or none per model, like ``add``; the value is the
+        instance when one was given, else the list. The rules, per driver, are
+        in the guide (Upsert) and :meth:`ommi.drivers.Operations.upsert`.
+
+        Raises:
+            UnsupportedFeature: the driver lacks the ``upsert`` capability.
+            QueryError: ``on`` is not the key or a unique constraint of the
+                model, or two instances match on equal values (before any I/O).
+            ValidationError: a value does not fit its field (before any I/O).
+            IntegrityError: a row breaks another unique constraint, or matched
+                a row whose key differs from its own; nothing of the model is stored.
+        """
+        return DBAction(lambda: self._upsert(models, on), what="upsert(...)")
+
+    async def _upsert(self, models: tuple[Any, ...], on: Iterable[Any] | None) -> Any:
+        database = self._database()
+        database._check_open("upsert()")
+        check_upsert(database.driver)
+        groups = upsert_groups(models, on)
+        ops = await self._operations(schema for schema, _, _, _ in groups)
+        if len(groups) > 1 and isinstance(self, Ommi) and self.driver.capabilities.transactions:
+            # Several models: all or nothing, as add does.
+            tx = self.transaction()
+            try:
+                async with tx:
+                    for schema, items, rows, fields in groups:
+                        await tx._upsert_rows(tx._ops(), schema, items, rows, fields)
+            except BaseException:
+                if not tx.committed:
+                    for schema, items, rows, _ in groups:
+                        _forget_generated_keys(schema, items, rows)
+                raise
+        else:
+            for schema, items, rows, fields in groups:
+                await self._upsert_rows(ops, schema, items, rows, fields)
+        return models[0] if len(models) == 1 else list(models)
+
+    async def _upsert_rows(
+        self,
+        ops: Operations,
+        schema: ModelSchema,
+        items: Sequence[Any],
+        rows: Sequence[tuple[Any, ...]],
+        on: Sequence[Field],
+    ) -> None:
+        await _upsert(ops, schema, items, rows, on, self._database().driver.name)
+
+    @overload
     def find(self, model: type[M], /, *conditions: Expr | bool) -> FindQuery[M]: ...
     @overload
     def find(self, *conditions: Expr | bool) -> FindQuery[Any]: ...
@@ -239,6 +297,33 @@ async def _insert(
         await ops.insert(schema, rows)
         return
     task = asyncio.ensure_future(ops.insert(schema, rows))
+    try:
+        keys = await _settle(task)
+    except asyncio.CancelledError:
+        if task.done() and not task.cancelled() and task.exception() is None:
+            _set_generated_keys(schema, auto, items, rows, task.result(), driver)
+        raise
+    _set_generated_keys(schema, auto, items, rows, keys, driver)
+
+
+async def _upsert(
+    ops: Operations,
+    schema: ModelSchema,
+    items: Sequence[Any],
+    rows: Sequence[tuple[Any, ...]],
+    on: Sequence[Field],
+    driver: str,
+) -> None:
+    """Upsert ``rows`` and set on ``items`` the keys they are stored under where their generated key was ``None``.
+
+    Such an upsert runs to its end even if the caller is cancelled meanwhile,
+    as :func:`_insert` does.
+    """
+    auto = schema.auto_field
+    if auto is None or all(row[auto.index] is not None for row in rows):
+        await ops.upsert(schema, rows, on)
+        return
+    task = asyncio.ensure_future(ops.upsert(schema, rows, on))
     try:
         keys = await _settle(task)
     except asyncio.CancelledError:
@@ -715,6 +800,23 @@ class Transaction(Executor):
 
     async def _insert(self, schema: ModelSchema, items: Sequence[Any], rows: Sequence[tuple[Any, ...]]) -> None:
         await self._insert_rows(ObservedOperations(self._target(), self._db.driver.name), schema, items, rows)
+
+    def _ops(self) -> Operations:
+        """The transaction's operations, each one reported."""
+        return ObservedOperations(self._target(), self._db.driver.name)
+
+    async def _upsert_rows(
+        self,
+        ops: Operations,
+        schema: ModelSchema,
+        items: Sequence[Any],
+        rows: Sequence[tuple[Any, ...]],
+        on: Sequence[Field],
+    ) -> None:
+        auto = schema.auto_field
+        if auto is not None and any(row[auto.index] is None for row in rows):
+            self._generated.append((schema, items, rows))
+        await _upsert(ops, schema, items, rows, on, self._db.driver.name)
 
     async def _insert_rows(
         self, ops: Operations, schema: ModelSchema, items: Sequence[Any], rows: Sequence[tuple[Any, ...]]

@@ -38,7 +38,7 @@ class QueryEvent:
     driver: str
     model: str
     operation: str
-    """``insert``, ``select``, ``count``, ``update`` or ``delete``."""
+    """``insert``, ``select``, ``count``, ``update``, ``delete`` or ``upsert``."""
     rows: int | None
     """Rows written, matched or returned (for ``select``: the first batch), if known."""
     duration_ms: float
@@ -124,6 +124,11 @@ class ObservedOperations(Operations):
     async def insert(self, schema: ModelSchema, rows: Sequence[Row]) -> Sequence[Any] | None:
         return await observe(
             self._driver, schema.name, "insert", lambda: self._ops.insert(schema, rows), lambda _: len(rows)
+        )
+
+    async def upsert(self, schema: ModelSchema, rows: Sequence[Row], on: Sequence[Field]) -> Sequence[Any] | None:
+        return await observe(
+            self._driver, schema.name, "upsert", lambda: self._ops.upsert(schema, rows, on), lambda _: len(rows)
         )
 
     async def fetch(self, query: Query, batch_size: int) -> AsyncGenerator[list[Row], None]:

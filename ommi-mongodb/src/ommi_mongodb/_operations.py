@@ -65,6 +65,7 @@ from ommi_mongodb._journal import (
     uninterrupted,
 )
 from ommi_mongodb._plan import Plan, plan, projection
+from ommi_mongodb._upsert import upsert_rows
 from ommi_mongodb._values import (
     ID,
     document_from_row,
@@ -239,6 +240,17 @@ class MongoDBOperations(Operations):
 
     async def insert(self, schema: ModelSchema, rows: Sequence[Row]) -> Sequence[Any] | None:
         return await self._bound()._insert_rows(schema, rows)
+
+    async def upsert(self, schema: ModelSchema, rows: Sequence[Row], on: Sequence[Field]) -> Sequence[Any] | None:
+        """One atomic write per row, in order, taken back on failure (see :mod:`ommi_mongodb._upsert`)."""
+        return await self._bound()._upsert_rows(schema, list(rows), on)
+
+    async def _upsert_rows(self, schema: ModelSchema, rows: list[Row], on: Sequence[Field]) -> Sequence[Any] | None:
+        await self._settle()
+        if self._session is None:
+            # A cancelled upsert keeps nothing: it waits for the write in flight and takes back what it wrote.
+            return await uninterrupted(lambda stop: upsert_rows(self, schema, rows, on, stop))
+        return await upsert_rows(self, schema, rows, on, Stop())
 
     async def fetch(self, query: Query, batch_size: int) -> AsyncGenerator[list[Row], None]:
         async with aclosing(self._bound()._fetch_rows(query, batch_size)) as batches:

@@ -185,6 +185,8 @@ class MongoDBDriver(MongoDBOperations, Driver[MongoDBSettings]):
         isolation_levels=True,
         # $inc / $mul, else an update pipeline (ommi_mongodb._expressions).
         update_expressions=True,
+        # One atomic write per row, taken back on failure (ommi_mongodb._upsert).
+        upsert=True,
     )
     supported_isolation_levels = frozenset(_READ_CONCERNS)
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg
 from ommi.drivers import Row, get_logger
-from ommi.errors import IntegrityError, ValidationError
+from ommi.errors import DatabaseError, IntegrityError, ValidationError
 from ommi.expressions import Arithmetic, Query
 from ommi.models.schema import Field, ModelSchema
 from ommi.models.types import StorageType
@@ -126,6 +126,10 @@ class PostgreSQLOperations(SQLOperations[AsyncConnection[Any]]):
 
     def _max_insert_rows(self, width: int) -> int:
         return self._driver.settings.insert_chunk_size
+
+    def _deadlocked(self, error: DatabaseError) -> bool:
+        """``deadlock_detected`` (40P01): PostgreSQL aborted this transaction to let another one go on."""
+        return getattr(error.__cause__, "sqlstate", None) == "40P01"
 
     def _describe(self) -> str:
         return self._driver.description

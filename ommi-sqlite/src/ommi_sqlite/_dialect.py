@@ -264,6 +264,12 @@ class SQLiteDialect(Dialect):
         key = self.quote(returning.column)
         return sql.removesuffix(f" RETURNING {key}") + f" RETURNING CAST({key} AS INTEGER)"
 
+    def returned(self, field: Field) -> str:
+        """The generated key as ``CAST(key AS INTEGER)``, for the reason :meth:`insert_sql` gives."""
+        if field is field.schema.auto_field:
+            return f"CAST({self.quote(field.column)} AS INTEGER)"
+        return super().returned(field)
+
     def limit_offset(self, limit: int | None, offset: int) -> tuple[str, list[Any]]:
         # SQLite accepts OFFSET only after a LIMIT; -1 means "no limit".
         # Values past SQLite's 64-bit range (which sqlite3 refuses to bind)

@@ -90,6 +90,7 @@ class SQLiteDriver(SQLiteOperations, Driver[SQLiteSettings]):
         row_locks=True,
         timeouts=True,
         update_expressions=True,
+        upsert=True,
     )
     # Every SQLite transaction is serializable (one writer from BEGIN IMMEDIATE on, readers see
     # committed states): it satisfies each level asked for, as the SQL standard allows.

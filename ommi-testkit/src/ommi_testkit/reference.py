@@ -176,6 +176,10 @@ def _key(schema: ModelSchema, row: Row) -> tuple[Any, ...]:
     return tuple(row[f.index] for f in schema.key)
 
 
+def _names(fields: Sequence[Field]) -> str:
+    return "(" + ", ".join(f.column for f in fields) + ")"
+
+
 def _is_single_key(field: Field) -> bool:
     """Whether ``field`` is the single key of its model (fields compare by identity: ``==`` builds a condition)."""
     key = field.schema.key
@@ -314,6 +318,77 @@ class _Store(Operations):
                 staged[key] = row
             self._check_self_references(schema, staged.values(), staged)
             table.check_unique(staged.values())
+            table.rows, table.next_id = staged, next_id
+            return keys if auto is not None else None
+
+        result: Sequence[Any] | None = await self._write(action)
+        return result
+
+    async def upsert(self, schema: ModelSchema, rows: Sequence[Row], on: Sequence[Field]) -> Sequence[Any] | None:
+        """The definition of ``upsert``: rows written one after the other, each checked as it is written.
+
+        A row matches the stored row with equal values in every field of ``on``
+        (never when one of them is ``None``); matched, it replaces the stored
+        row's non-key fields (through a model with fewer fields than the
+        table, only its own columns) and keeps the stored key, which it must
+        hold itself unless its generated key is ``None``. Unmatched, it is
+        inserted as ``insert`` would. The unique constraints and references
+        are checked after each row; any failure writes nothing of the call.
+        """
+
+        def action(tables: _Tables) -> Sequence[Any] | None:
+            table = _table(tables, schema)
+            model, given_rows, target = schema, list(rows), list(on)
+            if table.schema is not None and table.positions(schema) is not None:
+                # A model with fewer fields than the table (an older version): its columns, in the table's layout.
+                model = table.schema
+                given_rows = [table.stored(schema, row) for row in given_rows]
+                target = [model.by_column[f.column] for f in on]
+            own = {model.by_column[f.column].index for f in schema.fields}
+            by_key = [id(f) for f in target] == [id(f) for f in model.key]
+            auto = model.auto_field
+            staged = dict(table.rows)
+            next_id = table.next_id
+            keys: list[Any] = []
+            for row in given_rows:
+                matched: Row | None = None
+                if by_key:
+                    key = _key(model, row)
+                    matched = None if None in key else staged.get(key)
+                else:
+                    values = tuple(row[f.index] for f in target)
+                    if None not in values:
+                        matched = next(
+                            (old for old in staged.values() if tuple(old[f.index] for f in target) == values), None
+                        )
+                if matched is not None:
+                    stored_key = _key(model, matched)
+                    if auto is not None and row[auto.index] is None:
+                        row = (*row[: auto.index], matched[auto.index], *row[auto.index + 1 :])
+                    if _key(model, row) != stored_key:
+                        raise ConstraintViolation(
+                            f"the {model.name} row with {_names(target)} = "
+                            f"{tuple(row[f.index] for f in target)!r} is stored under the key {stored_key!r}, "
+                            f"not {_key(model, row)!r}"
+                        )
+                    row = tuple(
+                        value if index in own and not field.key else matched[index]
+                        for index, (value, field) in enumerate(zip(row, model.fields, strict=True))
+                    )
+                elif auto is not None:
+                    if row[auto.index] is None:
+                        row = (*row[: auto.index], next_id, *row[auto.index + 1 :])
+                    next_id = max(next_id, row[auto.index] + 1)
+                self._check_row(model, row, tables)
+                key = _key(model, row)
+                if matched is None and key in staged:
+                    raise ConstraintViolation(f"duplicate key {key!r} in {model.name}")
+                staged[key] = row
+                # Checked row by row, as a database checks its unique indexes while it writes.
+                table.check_unique(staged.values())
+                if auto is not None:
+                    keys.append(row[auto.index])
+            self._check_self_references(model, staged.values(), staged)
             table.rows, table.next_id = staged, next_id
             return keys if auto is not None else None
 
@@ -660,6 +735,7 @@ class ReferenceDriver(_Store, Driver[ReferenceSettings]):
         row_locks=True,
         timeouts=True,
         update_expressions=True,
+        upsert=True,
     )
     # A transaction holds the write lock from begin to end and reads its own copy: serializable,
     # which satisfies every level (nothing interleaves with it, so it never fails to serialize).

@@ -171,6 +171,45 @@ class Operations(abc.ABC):
         range fails the whole update (``ValidationError``), changing no row.
         """
 
+    async def upsert(self, schema: ModelSchema, rows: Sequence[Row], on: Sequence[Field]) -> Sequence[Any] | None:
+        """Insert each row, or replace the stored row it matches on ``on``; all or none are written.
+
+        Capability ``upsert`` (absent by default: this default refuses). Core
+        has validated and encoded the rows, refused an empty call, and checked
+        before any I/O that ``on`` is the key of ``schema`` or exactly the
+        fields of one of its unique constraints (any order), and that no two
+        rows match on equal ``on`` values.
+
+        The rows are written one after the other, in order, each atomically
+        (a concurrent upsert of the same row never makes it fail or store it
+        twice), and the whole call succeeds or fails together:
+
+        * ``on`` is the key: a row whose generated key is ``None`` is
+          inserted (its key generated); another row replaces every non-key
+          field of the stored row with that key, or is inserted.
+        * ``on`` is a unique constraint: a row with ``None`` in one of its
+          fields never matches (SQL's rule) and is inserted. A matched row
+          keeps its stored key and gets every non-key field of the row; the
+          row must then hold that key or ``None`` for a generated key,
+          otherwise :class:`~ommi.errors.IntegrityError`. A row matching no
+          stored row is inserted, its key generated when ``None``.
+        * A write that breaks another unique constraint (the key included) is
+          an :class:`~ommi.errors.IntegrityError`, and nothing of the call is
+          kept.
+
+        Explicit values of a generated key are reserved as ``insert`` does
+        (the generator moves past them). Cancelled while it runs, a driver
+        behaves as for ``insert`` with generated keys: core then still
+        receives the keys, so the driver finishes or undoes the call before
+        the cancellation propagates.
+
+        Returns:
+            When ``schema.auto_field`` is set: its stored value for every row,
+            in order (the given key, the generated one, or the matched row's).
+            Otherwise ``None``.
+        """
+        raise UnsupportedFeature(f"this driver ({type(self).__name__}) has no upsert (capability 'upsert' is absent)")
+
 
 class DriverTransaction(Operations):
     """Operations on one connection inside one database transaction.

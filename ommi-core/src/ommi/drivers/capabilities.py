@@ -110,6 +110,14 @@ class Capabilities:
     (see ``Operations.update``) and applies them atomically per row.
     """
 
+    upsert: bool = False
+    """``db.upsert(...)``: insert each row or replace the stored one with the same key (or unique values).
+
+    Absent by default, like ``migrations``: a driver written before it has no
+    :meth:`~ommi.drivers.Operations.upsert`, so core refuses ``upsert`` on it
+    with ``UnsupportedFeature`` before any I/O.
+    """
+
     def names(self) -> tuple[str, ...]:
         """Every capability name, in declaration order."""
         return tuple(f.name for f in dataclasses.fields(self))

@@ -206,6 +206,57 @@ class Dialect:
             sql += f" RETURNING {q(returning.column)}"
         return sql
 
+    def upsert_sql(
+        self,
+        schema: ModelSchema,
+        fields: Sequence[Field],
+        rows: int,
+        *,
+        on: Sequence[Field],
+        guard: bool = False,
+        returning: Sequence[Field] = (),
+    ) -> str:
+        """:meth:`insert_sql` of ``rows`` rows of ``fields`` that updates the row it conflicts with on ``on`` instead.
+
+        ``INSERT ... ON CONFLICT (on) DO UPDATE SET`` every non-key field of
+        the model ``= excluded.`` field (``DO NOTHING`` when the model has
+        only key fields and ``on`` is the key), bound by :meth:`insert_params`
+        like the insert. ``guard``: the update happens only where the stored
+        row's key equals the row's (``WHERE``), so a row matching a stored row
+        under another key is neither inserted nor updated, and is missing from
+        ``RETURNING`` (its caller counts them). ``returning``: fields the
+        statement returns for every row it inserted or updated (through
+        :meth:`returned`). PostgreSQL and SQLite (3.35 and later) spell it alike.
+        """
+        q = self.quote
+        table = self.table(schema)
+        insert = self.insert_sql(schema, fields, rows)
+        head = f"INSERT INTO {table} "
+        if not insert.startswith(head):
+            raise NotImplementedError(
+                f"{type(self).__name__}.insert_sql does not begin with {head!r}: override upsert_sql too"
+            )
+        # The stored row under an alias: a table named "excluded" would be ambiguous with the new row.
+        stored = q("ommi_stored")
+        sql = f"{head}AS {stored} {insert[len(head) :]}"
+        update = [f for f in schema.fields if not f.key]
+        target = ", ".join(q(f.column) for f in on)
+        if not update and not guard and not returning:
+            sql += f" ON CONFLICT ({target}) DO NOTHING"
+        else:
+            # No field to update: the stored value of one of the conflict fields, set again, still returns the row.
+            assignments = ", ".join(f"{q(f.column)} = excluded.{q(f.column)}" for f in update or on[:1])
+            sql += f" ON CONFLICT ({target}) DO UPDATE SET {assignments}"
+            if guard:
+                sql += " WHERE " + " AND ".join(f"{stored}.{q(f.column)} = excluded.{q(f.column)}" for f in schema.key)
+        if returning:
+            sql += " RETURNING " + ", ".join(self.returned(f) for f in returning)
+        return sql
+
+    def returned(self, field: Field) -> str:
+        """How a ``RETURNING`` clause names ``field`` (default: its quoted column)."""
+        return self.quote(field.column)
+
     def insert_params(self, rows: Sequence[Sequence[Any]], columns: Sequence[int] | None) -> list[Any]:
         """The parameters of :meth:`insert_sql`'s text for ``len(rows)`` rows.
 

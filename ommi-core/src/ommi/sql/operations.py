@@ -25,8 +25,12 @@ keys. Three optional methods tune it: :meth:`~SQLOperations._max_insert_rows`
 (rows per statement), :meth:`~SQLOperations._key_taken` (a failed insert
 outside a transaction lost a generated key to a stored row) and
 :meth:`~SQLOperations._describe` (the database in error messages).
+:meth:`SQLOperations.upsert` (:mod:`ommi.sql.upsert`) writes ``INSERT ... ON
+CONFLICT`` through ``Dialect.upsert_sql``, in :meth:`~SQLOperations._undoable`
+blocks where it checks rows itself, and sends a call again where
+:meth:`~SQLOperations._deadlocked` says the database aborted it.
 :meth:`SQLOperations.update` sends ``reserve_key`` before a key is changed.
-Both first refuse values that a narrow stored column cannot hold
+All three first refuse values that a narrow stored column cannot hold
 (:mod:`ommi.sql.limits`, recorded on the compiler by the driver's
 ``use_models``), before anything is sent.
 
@@ -55,6 +59,7 @@ from ommi.models.schema import Field, ModelSchema
 from ommi.sql._statement import Compiled
 from ommi.sql.compiler import InsertLayout, SQLCompiler
 from ommi.sql.limits import check_rows, check_values
+from ommi.sql.upsert import sql_upsert
 
 __all__ = ["SQLOperations", "SQLTransactionOperations"]
 
@@ -136,6 +141,25 @@ class SQLOperations(Operations, Generic[C]):
         statement is done). The generator holds its connection until it is
         exhausted or closed; :meth:`SQLOperations.fetch` always closes it.
         """
+
+    def _undoable(self) -> contextlib.AbstractAsyncContextManager[C]:
+        """An atomic block whose statements are undone also when the block raises an error of its own.
+
+        :meth:`_atomic` relies, inside a transaction where a failed statement
+        aborts it (PostgreSQL), on the database to discard the block; an
+        error raised by the caller after statements that succeeded (an upsert
+        finding a row it must refuse) would leave them in the transaction.
+        Outside a transaction it is :meth:`_atomic` (rolled back on any error).
+        """
+        return self._atomic()
+
+    def _deadlocked(self, error: DatabaseError) -> bool:
+        """Whether ``error`` is the database aborting the statement's transaction to break a deadlock.
+
+        Asked by :meth:`upsert` outside a transaction, whose block was then
+        rolled back entirely: it is sent again. Default: ``False``.
+        """
+        return False
 
     def _max_insert_rows(self, width: int) -> int:
         """The most rows one ``INSERT`` of ``width`` parameters a row may carry (at least 1).
@@ -327,6 +351,11 @@ class SQLOperations(Operations, Generic[C]):
             f"transaction, roll it back first) ({self._describe()})"
         )
 
+    async def upsert(self, schema: ModelSchema, rows: Sequence[Row], on: Sequence[Field]) -> Sequence[Any] | None:
+        """``INSERT ... ON CONFLICT (on) DO UPDATE`` (``Dialect.upsert_sql``), all or none: :mod:`ommi.sql.upsert`."""
+        result: Sequence[Any] | None = await sql_upsert(self, schema, rows, on)
+        return result
+
     async def fetch(self, query: Query, batch_size: int) -> AsyncGenerator[list[Row], None]:
         compiler = self.compiler
         compiled = compiler.select(query)
@@ -457,6 +486,10 @@ class SQLTransactionOperations(SQLOperations[C]):
         """
         if self.compiler.dialect.failed_statement_aborts_transaction:
             return self._turn()
+        return self._savepoint()
+
+    def _undoable(self) -> contextlib.AbstractAsyncContextManager[C]:
+        """A turn in a savepoint, whatever the dialect: rolled back when the block raises, for any reason."""
         return self._savepoint()
 
     @contextlib.asynccontextmanager

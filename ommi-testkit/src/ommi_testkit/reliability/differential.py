@@ -40,7 +40,16 @@ from ommi_testkit.reliability.domain import Domain
 from ommi_testkit.reliability.figures import Figures
 from ommi_testkit.reliability.models import Owner, Sample, differential_models
 from ommi_testkit.reliability.profile import Profile, phases, seed
-from ommi_testkit.reliability.specs import AddSpec, DeleteSpec, FindSpec, Operation, Scenario, UpdateSpec, field_of
+from ommi_testkit.reliability.specs import (
+    AddSpec,
+    DeleteSpec,
+    FindSpec,
+    Operation,
+    Scenario,
+    UpdateSpec,
+    UpsertSpec,
+    field_of,
+)
 from ommi_testkit.reliability.strategies import Generator
 
 __all__ = ["Divergence", "UnexpectedError", "execute", "run_differential", "snapshot"]
@@ -99,6 +108,9 @@ async def _run(db: Ommi, operation: Operation) -> Any:
         return await db.find(operation.target, *(c.build() for c in operation.where)).delete.or_raise()
     if isinstance(operation, AddSpec):
         await db.add(*(row.make() for row in operation.rows)).or_raise()
+        return len(operation.rows)
+    if isinstance(operation, UpsertSpec):
+        await db.upsert(*(row.make() for row in operation.rows)).or_raise()
         return len(operation.rows)
     raise TypeError(f"unknown operation {operation!r}")  # pragma: no cover
 

@@ -69,6 +69,7 @@ class Domain:
         transactions: the workloads may use ``db.transaction()``.
         expression_storage: storage types ``update()`` may compute with update
             expressions (``Sample.number + 1``); empty: none are generated.
+        upsert: ``db.upsert(...)`` operations are generated.
         key_range: the range of generated integer keys.
         narrowings: every restriction applied beyond the full domain, with its reason.
     """
@@ -85,6 +86,7 @@ class Domain:
     key_null_tests: bool = True
     foreign_keys: bool = True
     transactions: bool = True
+    upsert: bool = True
     key_range: tuple[int, int] = (INT64_MIN, INT64_MAX)
     expression_storage: frozenset[StorageType] = frozenset(
         {StorageType.INTEGER, StorageType.FLOAT, StorageType.DECIMAL}
@@ -123,6 +125,8 @@ class Domain:
             domain = domain.narrowed(
                 "no update expressions", "capability 'update_expressions' is absent", expression_storage=set()
             )
+        if not capabilities.upsert:
+            domain = domain.narrowed("no upserts", "capability 'upsert' is absent", upsert=False)
         return domain
 
     def narrowed(self, what: str, reason: str, **changes: object) -> Domain:

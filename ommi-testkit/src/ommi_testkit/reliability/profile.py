@@ -55,6 +55,9 @@ class Profile:
         increment_tasks: tasks doing atomic ``balance + 1`` updates at once
             (:mod:`~ommi_testkit.reliability.increments`).
         increment_rounds: updates each of those tasks performs.
+        upsert_tasks: tasks upserting the same few keys at once
+            (:func:`~ommi_testkit.reliability.workloads.upsert_workload`).
+        upsert_rounds: upserts each of those tasks performs.
     """
 
     name: str
@@ -82,6 +85,8 @@ class Profile:
     retry_moves: int
     increment_tasks: int = 100
     increment_rounds: int = 5
+    upsert_tasks: int = 50
+    upsert_rounds: int = 4
 
     def __post_init__(self) -> None:
         if self.examples * self.operations[0] < self.min_cases:
@@ -112,6 +117,8 @@ QUICK = Profile(
     migration_rounds=2,
     migration_writers=3,
     retry_moves=60,
+    upsert_tasks=50,
+    upsert_rounds=4,
 )
 
 STRESS = Profile(
@@ -140,6 +147,8 @@ STRESS = Profile(
     retry_moves=600,
     increment_tasks=200,
     increment_rounds=50,
+    upsert_tasks=200,
+    upsert_rounds=25,
 )
 
 PROFILES = {p.name: p for p in (QUICK, STRESS)}

@@ -234,7 +234,14 @@ class AddSpec:
     rows: tuple[RowSpec, ...]
 
 
-Operation = FindSpec | UpdateSpec | DeleteSpec | AddSpec
+@dataclass(frozen=True, slots=True)
+class UpsertSpec:
+    """``db.upsert(*rows)`` by key: each row replaces the stored one with its key or is inserted, all or none."""
+
+    rows: tuple[RowSpec, ...]
+
+
+Operation = FindSpec | UpdateSpec | DeleteSpec | AddSpec | UpsertSpec
 
 
 @dataclass(frozen=True, slots=True)

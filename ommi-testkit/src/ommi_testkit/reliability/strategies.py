@@ -47,6 +47,7 @@ from ommi_testkit.reliability.specs import (
     RowSpec,
     Scenario,
     UpdateSpec,
+    UpsertSpec,
     field_of,
 )
 
@@ -369,6 +370,35 @@ class Generator:
             rows.append(row)
         return AddSpec(tuple(rows))
 
+    def _upsert(self, draw: Any, samples: list[int], owners: list[int]) -> UpsertSpec:
+        """Rows of one model, stored keys and new ones mixed; a key twice in a call now and then (refused).
+
+        Fields get values only of the storage types ``update()`` may set
+        (``domain.settable``), the others ``None``: an upsert writes a matched
+        row as an update does (MongoDB: ``$set``).
+        """
+        target = Sample if draw(_ints(0, 3)) else Owner
+        stored = samples if target is Sample else owners
+        keys = [
+            _choice(draw, stored) if stored and draw(_BOOL) else draw(self._keys_strategy)
+            for _ in range(draw(_ints(1, 4)))
+        ]
+        rows = []
+        settable = self.domain.settable
+        for key in keys:
+            row = self._row(draw, target, key, owners)
+            fields = get_schema(target).by_name
+            row = RowSpec(
+                target,
+                tuple((n, v if fields[n].key or fields[n].storage in settable else None) for n, v in row.values),
+            )
+            if target is Sample and self.domain.foreign_keys and draw(_ints(0, 9)) == 0:
+                # A reference to an owner that does not exist: the whole upsert fails.
+                missing = draw(self._keys_strategy.filter(lambda k: k not in owners))
+                row = RowSpec(Sample, tuple((n, missing if n == "owner_id" else v) for n, v in row.values))
+            rows.append(row)
+        return UpsertSpec(tuple(rows))
+
     def _operation(self, draw: Any, pools: dict[Field, list[Any]], samples: list[int], owners: list[int]) -> Operation:
         kind = _choice(draw, _OPERATIONS)
         target = Sample if draw(_ints(0, 3)) else Owner
@@ -380,6 +410,8 @@ class Generator:
             if target is Owner and not self.domain.foreign_keys:
                 target = Sample
             return DeleteSpec(target, self._where(draw, target, pools, writing=True))
+        if self.domain.upsert and draw(_BOOL):
+            return self._upsert(draw, samples, owners)
         return self._add(draw, samples, owners)
 
     def scenarios(self) -> st.SearchStrategy[Scenario]:

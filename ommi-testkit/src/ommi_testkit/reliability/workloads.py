@@ -26,7 +26,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from ommi import Ommi
-from ommi.errors import DatabaseError, OmmiError, TransactionError
+from ommi.errors import DatabaseError, OmmiError, OperationalError, TransactionError
 
 from ommi_testkit.reliability.figures import Figures
 from ommi_testkit.reliability.ledger import (
@@ -39,7 +39,7 @@ from ommi_testkit.reliability.ledger import (
     transfer,
     verify,
 )
-from ommi_testkit.reliability.models import Account, Part, Receipt, Transfer
+from ommi_testkit.reliability.models import Account, Part, Receipt, Stock, Transfer
 
 __all__ = [
     "Injector",
@@ -50,6 +50,7 @@ __all__ = [
     "fault_workload",
     "hygiene",
     "retry_workload",
+    "upsert_workload",
 ]
 
 Injector = Callable[[], Awaitable[int]]
@@ -489,5 +490,91 @@ async def retry_workload(
                 f"write skew: accounts {first} and {first + 1} hold {balances[first]} + {balances[first + 1]} < 0"
             )
     figures.notes.append(f"{runs} runs of {tasks} moves (isolation={isolation}, savepoints={savepoints})")
+    figures.seconds = round(time.perf_counter() - started, 3)
+    return figures, problems
+
+
+# -- upserts ----------------------------------------------------------------------
+
+
+async def upsert_workload(
+    databases: list[Ommi],
+    *,
+    backend: str,
+    profile: str,
+    tasks: int = 50,
+    rounds: int = 4,
+    keys: int = 8,
+    transactions: bool = True,
+    seed: int = 0,
+) -> tuple[Figures, list[str]]:
+    """``tasks`` tasks at once upserting the same few :class:`Stock` keys (composite, chosen by the application).
+
+    Each call upserts one to three distinct keys of ``keys`` in random order,
+    now and then inside a transaction; every value written is unique (it
+    names the task and round). No upsert outside a transaction may fail: a
+    race on one key, or a deadlock between two calls, must be absorbed by the
+    driver. Inside a transaction a deadlock reported by the database (the
+    transaction rolled back) is the application's to retry: counted in
+    ``expected_errors``, never a problem. At the
+    end every key written is stored exactly once (``duplicated``: more rows
+    than keys; ``lost``: a key acknowledged and missing), holding one of the
+    values written to it (``wrong_keys`` counts the others), and no other row exists.
+    """
+    figures = Figures("upsert", backend, profile)
+    db0 = databases[0]
+    await prepare(db0, Ledger(accounts=1))
+    written: dict[tuple[str, int], set[int]] = {}
+    problems: list[str] = []
+    started = time.perf_counter()
+
+    async def worker(number: int) -> None:
+        db = databases[number % len(databases)]
+        rng = random.Random(seed * 100_000 + number)
+        for round_ in range(rounds):
+            codes = rng.sample(range(keys), rng.randint(1, min(3, keys)))
+            rows = [Stock("up", code, number * 1_000 + round_) for code in codes]
+            inside = transactions and rng.random() < 0.2
+            try:
+                if inside:
+                    async with db.transaction() as t:
+                        await t.upsert(*rows).or_raise()
+                else:
+                    await db.upsert(*rows).or_raise()
+            except OperationalError as exc:
+                if inside and "deadlock" in str(exc):
+                    # Inside a transaction the database's deadlock victim is the application's to retry.
+                    figures.expected_errors += 1
+                else:
+                    problems.append(f"task {number} round {round_}: {_describe(exc)}")
+                continue
+            except Exception as exc:
+                problems.append(
+                    f"task {number} round {round_}{' (in a transaction)' if inside else ''}: {_describe(exc)}"
+                )
+                continue
+            for row in rows:
+                written.setdefault((row.region, row.code), set()).add(row.quantity)
+
+    await asyncio.gather(*(worker(n) for n in range(tasks)))
+    stored = [(s.region, s.code, s.quantity) for s in await db0.find(Stock).all.to_list()]
+    figures.tasks = tasks
+    figures.acknowledged = sum(len(values) for values in written.values())
+    figures.rows_verified = len(stored)
+    by_key: dict[tuple[str, int], list[int]] = {}
+    for region, code, quantity in stored:
+        by_key.setdefault((region, code), []).append(quantity)
+    figures.duplicated = sum(len(values) - 1 for values in by_key.values())
+    figures.lost = sum(1 for key in written if key not in by_key)
+    for key, values in by_key.items():
+        if key not in written:
+            problems.append(f"row {key} stored, but no acknowledged upsert wrote it")
+        elif any(value not in written[key] for value in values):
+            figures.wrong_keys += 1
+            problems.append(f"row {key} holds {values}, none of them a value written to it")
+    if figures.duplicated:
+        problems.append(f"{figures.duplicated} keys stored more than once")
+    if figures.lost:
+        problems.append(f"{figures.lost} keys acknowledged but missing")
     figures.seconds = round(time.perf_counter() - started, 3)
     return figures, problems

@@ -19,6 +19,7 @@ from ommi_testkit.suites.setup import ImplicitSetupTests
 from ommi_testkit.suites.transactions import TransactionTests
 from ommi_testkit.suites.types import FieldTypeTests
 from ommi_testkit.suites.update_expressions import UpdateExpressionTests
+from ommi_testkit.suites.upserts import UpsertTests
 
 __all__ = ["ConformanceSuite"]
 
@@ -41,5 +42,6 @@ class ConformanceSuite(
     RetryTests,
     RowLockTests,
     UpdateExpressionTests,
+    UpsertTests,
 ):
     """Every conformance test. Subclass it and provide a ``driver_factory`` fixture."""
