@@ -21,6 +21,7 @@ __all__ = [
     "BIG",
     "COLUMNS",
     "FULL",
+    "HOT_ROWS",
     "QUICK",
     "STREAM",
     "TABLES",
@@ -29,11 +30,14 @@ __all__ = [
     "Row",
     "chunks",
     "expected_filtered",
+    "expected_increments",
     "expected_updated",
+    "increment_plan",
     "lookup_ids",
     "make_row",
     "make_rows",
     "stream_checksum",
+    "upsert_rows",
 ]
 
 Row = tuple[int, str, str, int, bool, float]
@@ -94,6 +98,35 @@ def expected_updated(rows: list[Row]) -> int:
     return sum(1 for r in rows if r[3] >= UPDATE_MIN_AGE)
 
 
+HOT_ROWS = 10
+"""W10: the increments all land on the first rows of the table, so tasks contend for them."""
+
+
+def upsert_rows(rows: list[Row]) -> tuple[list[Row], list[Row]]:
+    """W9: (the rows stored before the upsert, the rows it writes).
+
+    The table holds the first half of ``rows``; the upsert writes every row
+    with a changed ``age`` and ``score``, so half of it replaces stored rows and
+    half inserts new ones. Afterwards the table must equal the written rows.
+    """
+    written = [(r[0], r[1], r[2], r[3] + 1, r[4], r[5] + 0.5) for r in rows]
+    return rows[: len(rows) // 2], written
+
+
+def increment_plan(tasks: int, per_task: int) -> list[list[int]]:
+    """W10: for each concurrent task, the ids it increments one at a time, spread over the hot rows."""
+    return [[(t + j) % HOT_ROWS + 1 for j in range(per_task)] for t in range(tasks)]
+
+
+def expected_increments(plan: list[list[int]]) -> dict[int, int]:
+    """W10: how much each hot row's ``age`` grows when every increment of ``plan`` lands."""
+    grown: dict[int, int] = {}
+    for ids in plan:
+        for i in ids:
+            grown[i] = grown.get(i, 0) + 1
+    return grown
+
+
 def stream_checksum(count: int) -> tuple[int, int]:
     """W6/W7: (rows, sum of ids) that streaming a table of ``count`` rows must see."""
     return count, count * (count + 1) // 2
@@ -110,6 +143,8 @@ class Profile:
         queries: W4's filtered queries.
         stream_rows: W6's streamed table.
         big_rows: W7's table iterated with ``.all``.
+        increment_tasks: W10's concurrent tasks.
+        increments_per_task: W10's atomic increments per task, one after another.
         warmup: untimed rounds before the measured ones (W1-W6).
         repeats: measured rounds (W1-W6); each round runs every implementation once.
         memory_repeats: W7 runs per implementation, each in a fresh process.
@@ -121,6 +156,8 @@ class Profile:
     queries: int
     stream_rows: int
     big_rows: int
+    increment_tasks: int
+    increments_per_task: int
     warmup: int
     repeats: int
     memory_repeats: int
@@ -133,6 +170,8 @@ FULL = Profile(
     queries=200,
     stream_rows=100_000,
     big_rows=1_000_000,
+    increment_tasks=50,
+    increments_per_task=20,
     warmup=1,
     repeats=7,
     memory_repeats=2,
@@ -144,6 +183,8 @@ QUICK = Profile(
     queries=20,
     stream_rows=10_000,
     big_rows=20_000,
+    increment_tasks=10,
+    increments_per_task=5,
     warmup=1,
     repeats=1,
     memory_repeats=1,

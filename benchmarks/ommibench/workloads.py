@@ -1,4 +1,4 @@
-"""W1-W7, run interleaved: each round runs every implementation once, in a rotating order.
+"""W1-W7, W9 and W10, run interleaved: each round runs every implementation once, in a rotating order.
 
 Only the awaited library call is timed. Before it, the round's input is
 prepared (objects built, the table emptied); after it, the result is checked
@@ -25,7 +25,8 @@ from ommibench.stats import Measurement, WorkloadResult
 
 __all__ = ["WORKLOADS", "WorkloadRunner", "WrongResult", "titles"]
 
-WORKLOADS = ("W1", "W2", "W3", "W4", "W5", "W6", "W7")
+WORKLOADS = ("W1", "W2", "W3", "W4", "W5", "W6", "W7", "W9", "W10")
+"""W8 is kept for the concurrent-throughput workload of the performance issue."""
 CALL_TIMEOUT = 600.0
 """Seconds one timed call may take before it counts as failed (a hang must not stall CI)."""
 HEARTBEAT = 0.001
@@ -41,6 +42,12 @@ def titles(profile: data.Profile) -> dict[str, tuple[str, str]]:
         "W5": ("bulk update + count", "s"),
         "W6": (f"largest event-loop stall, {profile.stream_rows:,} rows streamed", "s-stall"),
         "W7": (f"peak memory growth, {profile.big_rows:,} rows iterated", "MB"),
+        "W9": (f"upsert {profile.users:,} objects (half replace stored rows)", "s"),
+        "W10": (
+            f"{profile.increment_tasks * profile.increments_per_task:,} atomic increments "
+            f"from {profile.increment_tasks} concurrent tasks",
+            "s",
+        ),
     }
 
 
@@ -201,6 +208,49 @@ class WorkloadRunner:
 
         return await self._interleave("W5", prepare, call, check)
 
+    # -- W9, W10 (production writes) ---------------------------------------------
+
+    async def w9(self) -> WorkloadResult:
+        stored, written = data.upsert_rows(self.users)
+
+        async def prepare(impl: Implementation, number: int) -> _Round:
+            await self.backend.clear(data.USERS)
+            await self.backend.write(data.USERS, stored)
+            return _Round(impl.prepare_upsert(written))
+
+        async def call(impl: Implementation, state: _Round) -> Any:
+            return await impl.upsert(state.payload)
+
+        async def check(impl: Implementation, state: _Round, value: Any) -> None:
+            _same_rows("the table after the upsert", await self.backend.read(data.USERS), written)
+
+        result = await self._interleave("W9", prepare, call, check)
+        await self.backend.seed(data.USERS, self.profile.users)
+        await self.backend.analyze()
+        return result
+
+    async def w10(self) -> WorkloadResult:
+        plan = data.increment_plan(self.profile.increment_tasks, self.profile.increments_per_task)
+        grown = data.expected_increments(plan)
+
+        async def prepare(impl: Implementation, number: int) -> _Round:
+            before = {row[0]: row[3] for row in (await self.backend.read(data.USERS))[: data.HOT_ROWS]}
+            return _Round(plan, {i: before[i] + grown.get(i, 0) for i in before})
+
+        async def call(impl: Implementation, state: _Round) -> Any:
+            return await impl.increments(state.payload)
+
+        async def check(impl: Implementation, state: _Round, value: Any) -> None:
+            after = {row[0]: row[3] for row in (await self.backend.read(data.USERS))[: data.HOT_ROWS]}
+            if after != state.expected:
+                lost = sum(state.expected.values()) - sum(after.values())
+                raise WrongResult(f"hot rows' ages are {after}, expected {state.expected} ({lost} increments lost)")
+
+        result = await self._interleave("W10", prepare, call, check)
+        await self.backend.seed(data.USERS, self.profile.users)
+        await self.backend.analyze()
+        return result
+
     # -- W6, W7 ----------------------------------------------------------------
 
     async def w6(self) -> WorkloadResult:
@@ -252,6 +302,8 @@ class WorkloadRunner:
             "W5": self.w5,
             "W6": self.w6,
             "W7": self.w7,
+            "W9": self.w9,
+            "W10": self.w10,
         }
         results = []
         for workload in workloads:

@@ -19,7 +19,7 @@ from ommibench.data import Row
 
 __all__ = ["ALL_WORKLOADS", "Implementation", "Target", "version_of"]
 
-ALL_WORKLOADS = frozenset({"W1", "W2", "W3", "W4", "W5", "W6", "W7"})
+ALL_WORKLOADS = frozenset({"W1", "W2", "W3", "W4", "W5", "W6", "W7", "W9", "W10"})
 
 
 @dataclass(frozen=True)
@@ -113,6 +113,23 @@ class Implementation(abc.ABC):
 
         Returns:
             (rows seen, sum of their ids).
+        """
+
+    # -- W9, W10 -------------------------------------------------------------
+    def prepare_upsert(self, rows: Sequence[Row]) -> Any:
+        """The objects W9 upserts, built before the clock starts (default: as for W1)."""
+        return self.prepare_insert(rows)
+
+    @abc.abstractmethod
+    async def upsert(self, prepared: Any) -> None:
+        """W9: insert each prepared object, or replace the stored row with its id, in one committed call."""
+
+    @abc.abstractmethod
+    async def increments(self, plan: Sequence[Sequence[int]]) -> None:
+        """W10: one task per list of ``plan``, all at once; each adds 1 to ``age`` of each id in turn.
+
+        Every increment is its own atomic statement, committed on its own (the
+        way a request handler counts a page view), never a read-modify-write.
         """
 
     # -- checks ------------------------------------------------------------

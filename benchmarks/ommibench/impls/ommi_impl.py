@@ -1,7 +1,8 @@
-"""Ommi, through its public API only (``ommi.connect``, ``db.add``, ``db.find``)."""
+"""Ommi, through its public API only (``ommi.connect``, ``db.add``, ``db.upsert``, ``db.find``)."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import Sequence
 from typing import Annotated, Any, ClassVar, cast
@@ -136,6 +137,19 @@ class OmmiImplementation(Implementation):
         updated = await db.find(User.age >= UPDATE_MIN_AGE).update(score=score).or_raise()
         counted = await db.find(User.score == score).count.or_raise()
         return updated, counted
+
+    async def upsert(self, prepared: Any) -> None:
+        await self._db().upsert(*prepared).or_raise()
+
+    async def increments(self, plan: Sequence[Sequence[int]]) -> None:
+        db = self._db()
+        key, age = User.id, User.age
+
+        async def task(ids: Sequence[int]) -> None:
+            for i in ids:
+                await db.find(key == i).update(age=age + 1).or_raise()
+
+        await asyncio.gather(*(task(ids) for ids in plan))
 
     async def stream(self, table: str) -> tuple[int, int]:
         rows = total = 0

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-from pymongo import ASCENDING, AsyncMongoClient
+from pymongo import ASCENDING, AsyncMongoClient, ReplaceOne
 from pymongo.asynchronous.database import AsyncDatabase
 
 from ommibench.data import COLUMNS, FILTER_AGE, FILTER_LIMIT, UPDATE_MIN_AGE, USERS, Row
@@ -30,7 +31,8 @@ def document(row: Row) -> dict[str, Any]:
 
 
 class RawMongoDB(Implementation):
-    """PyMongo async: ``insert_many`` for W1, a cursor with ``batch_size`` for streaming."""
+    """PyMongo async: ``insert_many`` for W1, ``bulk_write`` of ``ReplaceOne(upsert=True)`` for W9,
+    ``update_one`` with ``$inc`` for W10, a cursor with ``batch_size`` for streaming."""
 
     key: ClassVar[str] = "raw"
     title: ClassVar[str] = "pymongo async (raw)"
@@ -91,6 +93,18 @@ class RawMongoDB(Implementation):
             rows += 1
             total += doc["_id"]
         return rows, total
+
+    async def upsert(self, prepared: Any) -> None:
+        await self._users().bulk_write([ReplaceOne({"_id": doc["_id"]}, doc, upsert=True) for doc in prepared])
+
+    async def increments(self, plan: Sequence[Sequence[int]]) -> None:
+        users = self._users()
+
+        async def task(ids: Sequence[int]) -> None:
+            for i in ids:
+                await users.update_one({"_id": i}, {"$inc": {"age": 1}})
+
+        await asyncio.gather(*(task(ids) for ids in plan))
 
     def as_row(self, item: Any) -> Any:
         return (item["_id"], *(item[name] for name in _FIELDS))

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import psycopg
+from psycopg_pool import AsyncConnectionPool
 
 from ommibench.data import COLUMNS, FILTER_AGE, FILTER_LIMIT, UPDATE_MIN_AGE, USERS
 from ommibench.impls.base import Implementation, Target
@@ -14,6 +16,10 @@ __all__ = ["RawPostgreSQL", "RawPostgreSQLCopy", "open_postgresql"]
 
 _SELECT = f"SELECT {', '.join(COLUMNS)} FROM {USERS}"
 _INSERT = f"INSERT INTO {USERS} ({', '.join(COLUMNS)}) VALUES ({', '.join(['%s'] * len(COLUMNS))})"
+_UPSERT = f"{_INSERT} ON CONFLICT (id) DO UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in COLUMNS[1:])
+_INCREMENT = f"UPDATE {USERS} SET age = age + 1 WHERE id = %s"
+POOL_SIZE = 10
+"""W10's pool: the size of Ommi's PostgreSQL pool (``pool_max_size``), so both run as many statements at once."""
 BATCH = 1000
 """Rows per ``fetchmany`` of the server-side cursor when streaming: Ommi's default batch size."""
 
@@ -26,7 +32,11 @@ async def open_postgresql(target: Target) -> psycopg.AsyncConnection[Any]:
 
 
 class RawPostgreSQL(Implementation):
-    """psycopg, one connection: ``executemany`` for W1, a server-side cursor for streaming."""
+    """psycopg: ``executemany`` for W1 and W9, a server-side cursor for streaming.
+
+    One connection, plus for W10 a ``psycopg_pool`` pool of autocommit
+    connections as large as Ommi's, each increment one ``conn.execute``.
+    """
 
     key: ClassVar[str] = "raw"
     title: ClassVar[str] = "psycopg (raw)"
@@ -36,11 +46,23 @@ class RawPostgreSQL(Implementation):
     def __init__(self, target: Target) -> None:
         super().__init__(target)
         self.conn: psycopg.AsyncConnection[Any] | None = None
+        self.pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] | None = None
 
     async def open(self) -> None:
         self.conn = await open_postgresql(self.target)
+        self.pool = AsyncConnectionPool(
+            self.target.location,
+            min_size=POOL_SIZE,
+            max_size=POOL_SIZE,
+            kwargs={"autocommit": True, "options": f"-c search_path={self.target.namespace}"},
+            open=False,
+        )
+        await self.pool.open(wait=True)
 
     async def close(self) -> None:
+        if self.pool is not None:
+            await self.pool.close()
+            self.pool = None
         if self.conn is not None:
             await self.conn.close()
             self.conn = None
@@ -97,6 +119,22 @@ class RawPostgreSQL(Implementation):
                 for row in batch:
                     total += row[0]
         return rows, total
+
+    async def upsert(self, prepared: Any) -> None:
+        conn = self._conn()
+        async with conn.transaction(), conn.cursor() as cursor:
+            await cursor.executemany(_UPSERT, prepared)
+
+    async def increments(self, plan: Sequence[Sequence[int]]) -> None:
+        pool = self.pool
+        assert pool is not None, "open() first"
+
+        async def task(ids: Sequence[int]) -> None:
+            for i in ids:
+                async with pool.connection() as conn:
+                    await conn.execute(_INCREMENT, (i,))
+
+        await asyncio.gather(*(task(ids) for ids in plan))
 
     def as_row(self, item: Any) -> Any:
         return tuple(item)

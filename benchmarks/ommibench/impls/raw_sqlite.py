@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -14,13 +15,18 @@ __all__ = ["RawSQLite", "open_sqlite"]
 
 _SELECT = f"SELECT {', '.join(COLUMNS)} FROM {USERS}"
 _INSERT = f"INSERT INTO {USERS} ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
+_UPSERT = f"{_INSERT} ON CONFLICT (id) DO UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in COLUMNS[1:])
+_INCREMENT = f"UPDATE {USERS} SET age = age + 1 WHERE id = ?"
 BATCH = 1000
 """Rows per ``fetchmany`` when streaming: Ommi's default batch size."""
 
 
-async def open_sqlite(path: str) -> aiosqlite.Connection:
-    """A connection with the pragmas Ommi's SQLite driver uses on a file database (WAL, synchronous=NORMAL)."""
-    conn = await aiosqlite.connect(path)
+async def open_sqlite(path: str, *, autocommit: bool = False) -> aiosqlite.Connection:
+    """A connection with the pragmas Ommi's SQLite driver uses on a file database (WAL, synchronous=NORMAL).
+
+    ``autocommit``: every statement commits on its own (``isolation_level=None``).
+    """
+    conn = await aiosqlite.connect(path, isolation_level=None) if autocommit else await aiosqlite.connect(path)
     await conn.execute("PRAGMA journal_mode = WAL")
     await conn.execute("PRAGMA synchronous = NORMAL")
     await conn.execute("PRAGMA foreign_keys = ON")
@@ -28,7 +34,11 @@ async def open_sqlite(path: str) -> aiosqlite.Connection:
 
 
 class RawSQLite(Implementation):
-    """aiosqlite, one connection: ``executemany`` for W1, ``fetchmany`` batches for streaming."""
+    """aiosqlite: ``executemany`` for W1 and W9, ``fetchmany`` batches for streaming.
+
+    One connection, plus one in autocommit mode for W10's single-statement
+    increments (one round trip to aiosqlite's thread each, ``execute_fetchall``).
+    """
 
     key: ClassVar[str] = "raw"
     title: ClassVar[str] = "aiosqlite (raw)"
@@ -38,14 +48,17 @@ class RawSQLite(Implementation):
     def __init__(self, target: Target) -> None:
         super().__init__(target)
         self.conn: aiosqlite.Connection | None = None
+        self.autocommit: aiosqlite.Connection | None = None
 
     async def open(self) -> None:
         self.conn = await open_sqlite(self.target.location)
+        self.autocommit = await open_sqlite(self.target.location, autocommit=True)
 
     async def close(self) -> None:
-        if self.conn is not None:
-            await self.conn.close()
-            self.conn = None
+        for conn in (self.conn, self.autocommit):
+            if conn is not None:
+                await conn.close()
+        self.conn = self.autocommit = None
 
     def _conn(self) -> aiosqlite.Connection:
         assert self.conn is not None, "open() first"
@@ -97,6 +110,21 @@ class RawSQLite(Implementation):
                 for row in batch:
                     total += row[0]
         return rows, total
+
+    async def upsert(self, prepared: Any) -> None:
+        conn = self._conn()
+        await conn.executemany(_UPSERT, prepared)
+        await conn.commit()
+
+    async def increments(self, plan: Sequence[Sequence[int]]) -> None:
+        conn = self.autocommit
+        assert conn is not None, "open() first"
+
+        async def task(ids: Sequence[int]) -> None:
+            for i in ids:
+                await conn.execute_fetchall(_INCREMENT, (i,))
+
+        await asyncio.gather(*(task(ids) for ids in plan))
 
     def as_row(self, item: Any) -> Any:
         return tuple(item)

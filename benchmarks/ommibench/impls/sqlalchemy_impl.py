@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from sqlalchemy import URL, event, func, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from ommibench.data import BIG, FILTER_AGE, FILTER_LIMIT, STREAM, UPDATE_MIN_AGE, USERS, Row
+from ommibench.data import BIG, COLUMNS, FILTER_AGE, FILTER_LIMIT, STREAM, UPDATE_MIN_AGE, USERS, Row
 from ommibench.impls.base import Implementation, Target
 
 __all__ = ["SQLAlchemyORM"]
@@ -76,12 +79,18 @@ def _engine(target: Target) -> AsyncEngine:
 
 
 class SQLAlchemyORM(Implementation):
-    """``AsyncSession`` with ``add_all``/``commit``, ``select()``, ``update()`` and ``stream_scalars``."""
+    """``AsyncSession`` with ``add_all``/``commit``, ``select()``, ``update()`` and ``stream_scalars``.
+
+    W9 is the documented ORM bulk upsert: the dialect's ``insert(SAUser)
+    .on_conflict_do_update(...)`` executed with a list of parameter dicts. W10
+    is one ``update(SAUser).values(age=SAUser.age + 1)`` per increment, each in
+    its own ``session.begin()`` block, from the engine's default pool.
+    """
 
     key: ClassVar[str] = "sqlalchemy"
     title: ClassVar[str] = "SQLAlchemy ORM"
     distributions: ClassVar[tuple[str, ...]] = ("sqlalchemy", "greenlet")
-    workloads: ClassVar[frozenset[str]] = frozenset({"W1", "W2", "W3", "W4", "W5", "W6", "W7"})
+    workloads: ClassVar[frozenset[str]] = frozenset({"W1", "W2", "W3", "W4", "W5", "W6", "W7", "W9", "W10"})
 
     def __init__(self, target: Target) -> None:
         super().__init__(target)
@@ -144,6 +153,33 @@ class SQLAlchemyORM(Implementation):
             await session.commit()
             counted = await session.scalar(select(func.count()).select_from(SAUser).where(SAUser.score == score))
         return int(result.rowcount), int(counted or 0)
+
+    def prepare_upsert(self, rows: Sequence[Row]) -> Any:
+        return [dict(zip(COLUMNS, row, strict=True)) for row in rows]
+
+    async def upsert(self, prepared: Any) -> None:
+        insert = sqlite_insert if self.target.backend == "sqlite" else postgresql_insert
+        statement = insert(SAUser)
+        statement = statement.on_conflict_do_update(
+            index_elements=[SAUser.id], set_={name: statement.excluded[name] for name in COLUMNS[1:]}
+        )
+        async with self._session() as session:
+            await session.execute(statement, prepared)
+            await session.commit()
+
+    async def increments(self, plan: Sequence[Sequence[int]]) -> None:
+        assert self.sessions is not None, "open() first"
+        sessions = self.sessions
+
+        async def task(ids: Sequence[int]) -> None:
+            for i in ids:
+                async with sessions.begin() as session:
+                    await session.execute(
+                        update(SAUser).where(SAUser.id == i).values(age=SAUser.age + 1),
+                        execution_options={"synchronize_session": False},
+                    )
+
+        await asyncio.gather(*(task(ids) for ids in plan))
 
     async def stream(self, table: str) -> tuple[int, int]:
         model: Any = _MODELS[table]

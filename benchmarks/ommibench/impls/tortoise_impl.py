@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from tortoise import Tortoise
+from tortoise.expressions import F
 
-from ommibench.data import BIG, FILTER_AGE, FILTER_LIMIT, STREAM, UPDATE_MIN_AGE, USERS, Row
+from ommibench.data import BIG, COLUMNS, FILTER_AGE, FILTER_LIMIT, STREAM, UPDATE_MIN_AGE, USERS, Row
 from ommibench.impls.base import Implementation, Target
 
 __all__ = ["TortoiseORM"]
@@ -52,7 +54,11 @@ def _config(target: Target) -> dict[str, Any]:
 
 
 class TortoiseORM(Implementation):
-    """``bulk_create``, ``get``, ``filter().order_by().limit()``, ``update``/``count``, ``async for``."""
+    """``bulk_create``, ``get``, ``filter().order_by().limit()``, ``update``/``count``, ``async for``.
+
+    W9: ``bulk_create(..., on_conflict=["id"], update_fields=[...])``; W10:
+    ``filter(id=...).update(age=F("age") + 1)`` per increment.
+    """
 
     key: ClassVar[str] = "tortoise"
     title: ClassVar[str] = "Tortoise ORM"
@@ -97,6 +103,18 @@ class TortoiseORM(Implementation):
         updated = await self.user.filter(age__gte=UPDATE_MIN_AGE).update(score=score)
         counted = await self.user.filter(score=score).count()
         return int(updated), int(counted)
+
+    async def upsert(self, prepared: Any) -> None:
+        await self.user.bulk_create(prepared, on_conflict=["id"], update_fields=list(COLUMNS[1:]))
+
+    async def increments(self, plan: Sequence[Sequence[int]]) -> None:
+        user = self.user
+
+        async def task(ids: Sequence[int]) -> None:
+            for i in ids:
+                await user.filter(id=i).update(age=F("age") + 1)
+
+        await asyncio.gather(*(task(ids) for ids in plan))
 
     async def stream(self, table: str) -> tuple[int, int]:
         rows = total = 0
