@@ -36,7 +36,7 @@ def tests(session: nox.Session) -> None:
     ``nox -s tests -- --ommi-require-servers`` makes an absent server a failure (CI does).
     """
     _sync(session)
-    session.run("pytest", "-n", "2", *session.posargs)
+    session.run("pytest", "-n", "2", "--dist", "worksteal", *session.posargs)
 
 
 # The suites that need no server: core, the reference driver's conformance and SQLite.
@@ -49,7 +49,7 @@ COMPAT_PATHS = ["ommi-core/tests", "ommi-sqlite/tests", "ommi-testkit/tests/test
 def compat(session: nox.Session) -> None:
     """Core, reference and SQLite suites on the other supported Pythons (found through pyenv or uv)."""
     _sync(session)
-    session.run("pytest", "-n", "2", *COMPAT_PATHS, *session.posargs)
+    session.run("pytest", "-n", "2", "--dist", "worksteal", *COMPAT_PATHS, *session.posargs)
 
 
 @nox.session(python="3.11")
