@@ -52,6 +52,7 @@ models = ModelCollection("ommi_mongodb_test_statement_timeout")
 class Timed:
     name: str
     id: int = ommi.generated_key()
+    hits: int = 0
 
 
 URL = "mongodb://127.0.0.1:1/app"
@@ -101,14 +102,18 @@ class Commands(monitoring.CommandListener):
 
 
 async def _operations(db: Ommi) -> None:
-    """One of each operation: adds (one, several, generated keys), reads, count, updates (incl. a key), delete."""
-    await db.add(Timed("a")).or_raise()
+    """One of each operation: adds (one, several, generated keys), reads, count, updates (incl. a key and an
+    expression), delete, upserts."""
+    first = await db.add(Timed("a")).or_raise()
     await db.add(Timed("b"), Timed("c"), Timed("d", id=40)).or_raise()
     assert [t.name async for t in db.find(Timed).sort(Timed.name).all(batch_size=2)] == ["a", "b", "c", "d"]
     assert await db.find(Timed.name != "a").count.or_raise() == 3
     assert await db.find(Timed.name == "b").update(name="bb").or_raise() == 1
     assert await db.find(Timed.id == 40).update(id=99).or_raise() == 1  # a key: the document is written anew
     assert await db.find(Timed.name == "c").delete().or_raise() == 1
+    assert await db.find(Timed.name == "a").update(hits=Timed.hits + 1).or_raise() == 1  # an update expression
+    await db.upsert(Timed("e", id=50), Timed("aa", id=first.id)).or_raise()  # one new row, one replaced
+    assert [t.name async for t in db.find(Timed).sort(Timed.name).all] == ["aa", "bb", "d", "e"]
 
 
 # -- settings, no server ------------------------------------------------------------------------

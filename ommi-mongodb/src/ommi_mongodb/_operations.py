@@ -609,7 +609,7 @@ class MongoDBOperations(Operations):
         collection = self._collection(schema)
         if expression.out_of_range:
             out = {"$and": [flt, {"$or": expression.out_of_range}]}
-            with map_exceptions(self._exceptions("update", schema)):
+            with map_exceptions(self._exceptions("update", schema)), self._timed():
                 found = await collection.find_one(out, {ID: 1}, session=self._session)
             if found is not None:
                 raise ValidationError(
@@ -617,7 +617,7 @@ class MongoDBOperations(Operations):
                     f"for the document {found[ID]!r} is outside its field's range (an int beyond 64 bits, or a "
                     "float that is not finite); nothing was written"
                 )
-        with map_exceptions(self._exceptions("update", schema)):
+        with map_exceptions(self._exceptions("update", schema)), self._timed():
             result = await collection.update_many(flt, expression.update, session=self._session)
         return int(result.matched_count)
 

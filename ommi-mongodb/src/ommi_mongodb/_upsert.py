@@ -89,11 +89,16 @@ async def upsert_rows(
                 document = document_from_row(schema, row)
                 generated = auto is not None and given[auto.index] is None
                 if (by_key and generated) or (not by_key and any(row[f.index] is None for f in on)):
-                    await collection.insert_one(document, session=session)
+                    with ops._timed():
+                        await collection.insert_one(document, session=session)
                     done.append((document[ID], None))
                     keys.append(None if auto is None else row[auto.index])
                     continue
-                before, identity = await _write_one(collection, schema, document, row, on, by_key, generated, session)
+                # One row's write under statement_timeout (the take-back below is never bounded).
+                with ops._timed():
+                    before, identity = await _write_one(
+                        collection, schema, document, row, on, by_key, generated, session
+                    )
                 done.append((identity, before))
                 if auto is not None:
                     keys.append(row[auto.index] if before is None else row_from_document(schema, before)[auto.index])
