@@ -47,7 +47,10 @@ class LiteJob:
 
 @asynccontextmanager
 async def opened(path: Path, **settings: Any) -> AsyncIterator[Ommi]:
-    async with Ommi(SQLiteDriver.connect(str(path), **settings)) as db:
+    # No implicit setup: a transaction() would first set up the global collection's models (other test
+    # modules of this worker register some), which takes the write lock these tests hold on purpose and
+    # waits busy_timeout, not the transaction's lock_timeout (a known gap, in the transactions guide).
+    async with Ommi(SQLiteDriver.connect(str(path), **settings), allow_implicit_model_setup=False) as db:
         await db.use_models(models)
         yield db
 
