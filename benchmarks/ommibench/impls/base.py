@@ -10,14 +10,15 @@ harness times only the awaited calls below; building the input objects
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from typing import Any, ClassVar
 
 from ommibench.data import Row
 
-__all__ = ["ALL_WORKLOADS", "Implementation", "Target", "version_of"]
+__all__ = ["ALL_WORKLOADS", "Implementation", "Target", "run_tasks", "version_of"]
 
 ALL_WORKLOADS = frozenset({"W1", "W2", "W3", "W4", "W5", "W6", "W7", "W9", "W10"})
 
@@ -44,6 +45,20 @@ def version_of(distribution: str) -> str:
         return metadata.version(distribution)
     except metadata.PackageNotFoundError:
         return "not installed"
+
+
+async def run_tasks(task: Callable[[Sequence[int]], Awaitable[None]], plan: Sequence[Sequence[int]]) -> None:
+    """W10: one task per list of ``plan``, all at once; the first failure cancels the others.
+
+    A task group, not ``gather``: tasks left running after a failure would go on
+    writing into the next implementation's measurement.
+    """
+    try:
+        async with asyncio.TaskGroup() as group:
+            for ids in plan:
+                group.create_task(task(ids))
+    except ExceptionGroup as failed:
+        raise failed.exceptions[0] from None  # the report names the first failure itself
 
 
 class Implementation(abc.ABC):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 from collections.abc import Sequence
 from typing import Annotated, Any, ClassVar, cast
@@ -11,7 +10,7 @@ import ommi
 from ommi import Key, ModelCollection, ommi_model
 
 from ommibench.data import BIG, FILTER_AGE, FILTER_LIMIT, STREAM, UPDATE_MIN_AGE, USERS, Row
-from ommibench.impls.base import Implementation, Target
+from ommibench.impls.base import Implementation, Target, run_tasks
 
 __all__ = ["BENCH_MODELS", "OmmiImplementation", "ommi_url"]
 
@@ -149,7 +148,7 @@ class OmmiImplementation(Implementation):
             for i in ids:
                 await db.find(key == i).update(age=age + 1).or_raise()
 
-        await asyncio.gather(*(task(ids) for ids in plan))
+        await run_tasks(task, plan)
 
     async def stream(self, table: str) -> tuple[int, int]:
         rows = total = 0

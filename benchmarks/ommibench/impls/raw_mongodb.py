@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -10,7 +9,7 @@ from pymongo import ASCENDING, AsyncMongoClient, ReplaceOne
 from pymongo.asynchronous.database import AsyncDatabase
 
 from ommibench.data import COLUMNS, FILTER_AGE, FILTER_LIMIT, UPDATE_MIN_AGE, USERS, Row
-from ommibench.impls.base import Implementation, Target
+from ommibench.impls.base import Implementation, Target, run_tasks
 
 __all__ = ["RawMongoDB", "open_mongodb"]
 
@@ -104,7 +103,7 @@ class RawMongoDB(Implementation):
             for i in ids:
                 await users.update_one({"_id": i}, {"$inc": {"age": 1}})
 
-        await asyncio.gather(*(task(ids) for ids in plan))
+        await run_tasks(task, plan)
 
     def as_row(self, item: Any) -> Any:
         return (item["_id"], *(item[name] for name in _FIELDS))

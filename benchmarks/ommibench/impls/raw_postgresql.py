@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -10,7 +9,7 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from ommibench.data import COLUMNS, FILTER_AGE, FILTER_LIMIT, UPDATE_MIN_AGE, USERS
-from ommibench.impls.base import Implementation, Target
+from ommibench.impls.base import Implementation, Target, run_tasks
 
 __all__ = ["RawPostgreSQL", "RawPostgreSQLCopy", "open_postgresql"]
 
@@ -134,7 +133,7 @@ class RawPostgreSQL(Implementation):
                 async with pool.connection() as conn:
                     await conn.execute(_INCREMENT, (i,))
 
-        await asyncio.gather(*(task(ids) for ids in plan))
+        await run_tasks(task, plan)
 
     def as_row(self, item: Any) -> Any:
         return tuple(item)

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import aiosqlite
 
 from ommibench.data import COLUMNS, FILTER_AGE, FILTER_LIMIT, UPDATE_MIN_AGE, USERS
-from ommibench.impls.base import Implementation, Target
+from ommibench.impls.base import Implementation, Target, run_tasks
 
 __all__ = ["RawSQLite", "open_sqlite"]
 
@@ -124,7 +123,7 @@ class RawSQLite(Implementation):
             for i in ids:
                 await conn.execute_fetchall(_INCREMENT, (i,))
 
-        await asyncio.gather(*(task(ids) for ids in plan))
+        await run_tasks(task, plan)
 
     def as_row(self, item: Any) -> Any:
         return tuple(item)

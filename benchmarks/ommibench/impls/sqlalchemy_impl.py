@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -13,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from ommibench.data import BIG, COLUMNS, FILTER_AGE, FILTER_LIMIT, STREAM, UPDATE_MIN_AGE, USERS, Row
-from ommibench.impls.base import Implementation, Target
+from ommibench.impls.base import Implementation, Target, run_tasks
 
 __all__ = ["SQLAlchemyORM"]
 
@@ -179,7 +178,7 @@ class SQLAlchemyORM(Implementation):
                         execution_options={"synchronize_session": False},
                     )
 
-        await asyncio.gather(*(task(ids) for ids in plan))
+        await run_tasks(task, plan)
 
     async def stream(self, table: str) -> tuple[int, int]:
         model: Any = _MODELS[table]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 from collections.abc import Sequence
 from typing import Any, ClassVar
@@ -11,7 +10,7 @@ from tortoise import Tortoise
 from tortoise.expressions import F
 
 from ommibench.data import BIG, COLUMNS, FILTER_AGE, FILTER_LIMIT, STREAM, UPDATE_MIN_AGE, USERS, Row
-from ommibench.impls.base import Implementation, Target
+from ommibench.impls.base import Implementation, Target, run_tasks
 
 __all__ = ["TortoiseORM"]
 
@@ -114,7 +113,7 @@ class TortoiseORM(Implementation):
             for i in ids:
                 await user.filter(id=i).update(age=F("age") + 1)
 
-        await asyncio.gather(*(task(ids) for ids in plan))
+        await run_tasks(task, plan)
 
     async def stream(self, table: str) -> tuple[int, int]:
         rows = total = 0
