@@ -161,6 +161,21 @@ class SQLOperations(Operations, Generic[C]):
         """
         return False
 
+    def _insert_values(self, schema: ModelSchema, rows: Sequence[Row]) -> tuple[InsertLayout, Sequence[Row]]:
+        """The insert layout of ``schema`` and ``rows`` as its statements bind them, the rows checked first.
+
+        Shared by :meth:`insert` and the upsert (:mod:`ommi.sql.upsert`): the
+        size limits of the columns are checked before anything is sent, so a
+        row that does not fit stores none of them.
+        """
+        compiler = self.compiler
+        limits = compiler.limits.get(schema)
+        if limits is not None:
+            check_rows(schema, rows, limits)
+        layout = compiler.insert_layout(schema)
+        convert = layout.convert
+        return layout, rows if convert is None else convert(rows)
+
     def _max_insert_rows(self, width: int) -> int:
         """The most rows one ``INSERT`` of ``width`` parameters a row may carry (at least 1).
 
@@ -206,14 +221,8 @@ class SQLOperations(Operations, Generic[C]):
         auto = schema.auto_field
         if not rows:
             return [] if auto is not None else None
-        compiler = self.compiler
-        limits = compiler.limits.get(schema)
-        if limits is not None:
-            check_rows(schema, rows, limits)  # before anything is sent: all or none
-        dialect = compiler.dialect
-        layout = compiler.insert_layout(schema)
-        convert = layout.convert
-        values = rows if convert is None else convert(rows)
+        dialect = self.compiler.dialect
+        layout, values = self._insert_values(schema, rows)
         keys: list[Any] = []
         reserve = None
         groups: list[_Group]

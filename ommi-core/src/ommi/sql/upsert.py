@@ -43,7 +43,6 @@ from typing import TYPE_CHECKING, Any
 from ommi._logging import get_logger
 from ommi.errors import DatabaseError, IntegrityError
 from ommi.models.schema import Field, ModelSchema
-from ommi.sql.limits import check_rows
 
 if TYPE_CHECKING:
     from ommi.drivers.base import Row
@@ -70,14 +69,8 @@ async def sql_upsert(ops: SQLOperations[Any], schema: ModelSchema, rows: Sequenc
     auto = schema.auto_field
     if not rows:
         return [] if auto is not None else None
-    compiler = ops.compiler
-    limits = compiler.limits.get(schema)
-    if limits is not None:
-        check_rows(schema, rows, limits)  # before anything is sent: all or none
-    dialect = compiler.dialect
-    layout = compiler.insert_layout(schema)
-    convert = layout.convert
-    values = rows if convert is None else convert(rows)
+    dialect = ops.compiler.dialect
+    layout, values = ops._insert_values(schema, rows)  # the rows' size limits checked: all or none
     by_key = [id(f) for f in on] == [id(f) for f in schema.key]
     chosen = [row[auto.index] for row in rows if row[auto.index] is not None] if auto is not None else []
     reserve = None
