@@ -13,6 +13,7 @@ The sizes come from ``OMMI_RELIABILITY_PROFILE`` (``quick`` unless set).
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from ommi import Ommi
 from ommi.drivers import Driver
 from ommi_testkit.reference import ReferenceDriver, ReferenceStore
 from ommi_testkit.reliability import Profile, current_profile
@@ -106,6 +108,30 @@ class Backend:
     def instrumented(self, **settings: Any) -> tuple[Driver, Probe | None]:
         """A new unopened driver with ``settings``, and its resource probe."""
         return self.probe(lambda **extra: self.make(**{**settings, **extra}))
+
+    @contextlib.asynccontextmanager
+    async def contending(self, **settings: Any) -> AsyncIterator[list[Ommi]]:
+        """Open databases for a workload of concurrent writers; closed on exit.
+
+        PostgreSQL: one database with a pool of 10. SQLite: three on the one
+        file (three writers), waiting up to 30 s for each other's locks. Others:
+        one. ``settings`` are added to (and override) those.
+        """
+        defaults: dict[str, Any] = {}
+        copies = 1
+        if self.name == "postgresql":
+            defaults["pool_max_size"] = 10
+        elif self.name == "sqlite":
+            defaults["busy_timeout"] = 30.0
+            copies = 3
+        databases = [Ommi(self.make(**{**defaults, **settings})) for _ in range(copies)]
+        try:
+            for db in databases:
+                await db.open()
+            yield databases
+        finally:
+            for db in databases:
+                await db.close()
 
 
 def _reference() -> Backend:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from ommi import Ommi
 from ommi_testkit.reliability import Profile, record
 from ommi_testkit.reliability.workloads import concurrency_workload
 
@@ -19,17 +18,7 @@ async def test_concurrency_many_tasks_run_without_errors(backend: Any, profile: 
     30 s so waiting for another connection's write lock is absorbed, never
     surfaced as "database is locked". Transactions run where the driver has them.
     """
-    settings: dict[str, Any] = {}
-    copies = 1
-    if backend.name == "postgresql":
-        settings["pool_max_size"] = 10
-    elif backend.name == "sqlite":
-        settings["busy_timeout"] = 30.0
-        copies = 3
-    databases = [Ommi(backend.make(**settings)) for _ in range(copies)]
-    try:
-        for db in databases:
-            await db.open()
+    async with backend.contending() as databases:
         transactions = databases[0].driver.capabilities.transactions
         figures, problems = await concurrency_workload(
             databases,
@@ -39,9 +28,6 @@ async def test_concurrency_many_tasks_run_without_errors(backend: Any, profile: 
             rounds=profile.concurrency_rounds,
             transactions=transactions,
         )
-    finally:
-        for db in databases:
-            await db.close()
     if not transactions:
         figures.notes.append(f"capability 'transactions' is absent on {backend.name}: no transactions ran")
     record(figures)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from ommi import Ommi
 from ommi_testkit.reliability import Profile, record
 from ommi_testkit.reliability.increments import increment_workload
 
@@ -17,17 +16,7 @@ async def test_increments_concurrent_updates_lose_nothing(backend: Any, profile:
     PostgreSQL runs on a pool of 10 connections; SQLite on one WAL file through
     three ``Ommi`` (three writers) with a busy timeout of 30 s.
     """
-    settings: dict[str, Any] = {}
-    copies = 1
-    if backend.name == "postgresql":
-        settings["pool_max_size"] = 10
-    elif backend.name == "sqlite":
-        settings["busy_timeout"] = 30.0
-        copies = 3
-    databases = [Ommi(backend.make(**settings)) for _ in range(copies)]
-    try:
-        for db in databases:
-            await db.open()
+    async with backend.contending() as databases:
         figures, problems = await increment_workload(
             databases,
             backend=backend.name,
@@ -35,9 +24,6 @@ async def test_increments_concurrent_updates_lose_nothing(backend: Any, profile:
             tasks=profile.increment_tasks,
             rounds=profile.increment_rounds,
         )
-    finally:
-        for db in databases:
-            await db.close()
     record(figures)
     assert problems == [], problems[:20]
     assert figures.acknowledged == profile.increment_tasks * profile.increment_rounds, figures

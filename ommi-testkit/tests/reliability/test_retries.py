@@ -10,25 +10,19 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from ommi import Ommi
 from ommi_testkit.reliability import Profile, record
 from ommi_testkit.reliability.workloads import hygiene, retry_workload
 
 
 async def _run(backend: Any, profile: Profile, *, cancel: bool) -> tuple[Any, list[str], list[str]]:
     settings: dict[str, Any] = {}
-    copies = 1
     if backend.name == "postgresql":
-        settings.update(pool_max_size=10, lock_timeout=30)
+        settings["lock_timeout"] = 30
     elif backend.name == "sqlite":
         # Three writers on one file, a short busy timeout: lock conflicts surface as BusyError and are rerun.
         settings["busy_timeout"] = 0.05
-        copies = 3
     async with hygiene() as reports:
-        databases = [Ommi(backend.make(**settings)) for _ in range(copies)]
-        try:
-            for db in databases:
-                await db.open()
+        async with backend.contending(**settings) as databases:
             figures, problems = await retry_workload(
                 databases,
                 backend=backend.name,
@@ -38,9 +32,6 @@ async def _run(backend: Any, profile: Profile, *, cancel: bool) -> tuple[Any, li
                 # Spread the cancellations over the time the moves take (PostgreSQL's reruns take longest).
                 max_delay=2.0 if backend.name == "postgresql" else 0.3,
             )
-        finally:
-            for db in databases:
-                await db.close()
         del databases
     record(figures)
     return figures, problems, reports

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from ommi import Ommi
 from ommi_testkit.reliability import Profile, record
 from ommi_testkit.reliability.workloads import upsert_workload
 
@@ -13,17 +12,7 @@ from ommi_testkit.reliability.workloads import upsert_workload
 @pytest.mark.parametrize("backend", ["reference", "sqlite", "postgresql", "mongodb"], indirect=True)
 async def test_upsert_concurrent_same_keys(backend: Any, profile: Profile) -> None:
     """``profile.upsert_tasks`` tasks upsert 8 shared keys (SQLite: through three ``Ommi``, three writers)."""
-    settings: dict[str, Any] = {}
-    copies = 1
-    if backend.name == "postgresql":
-        settings["pool_max_size"] = 10
-    elif backend.name == "sqlite":
-        settings["busy_timeout"] = 30.0
-        copies = 3
-    databases = [Ommi(backend.make(**settings)) for _ in range(copies)]
-    try:
-        for db in databases:
-            await db.open()
+    async with backend.contending() as databases:
         transactions = databases[0].driver.capabilities.transactions
         figures, problems = await upsert_workload(
             databases,
@@ -33,9 +22,6 @@ async def test_upsert_concurrent_same_keys(backend: Any, profile: Profile) -> No
             rounds=profile.upsert_rounds,
             transactions=transactions,
         )
-    finally:
-        for db in databases:
-            await db.close()
     if not transactions:
         figures.notes.append(f"capability 'transactions' is absent on {backend.name}: no transactions ran")
     record(figures)
