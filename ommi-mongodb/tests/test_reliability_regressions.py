@@ -28,6 +28,7 @@ import asyncio
 import collections
 import contextlib
 import dataclasses
+import functools
 import struct
 import urllib.parse
 import uuid
@@ -683,11 +684,22 @@ async def test_stream_begun_before_close_never_reads_through_the_reopened_driver
 async def test_add_left_by_a_vanished_client_is_removed(
     open_db: OpenDb, proxied_driver: Callable[..., MongoDBDriver], proxy: WireProxy
 ) -> None:
-    """A client cut off for good in the middle of a large add: another client removes the part it wrote."""
+    """A client cut off for good in the middle of a large add: another client removes the part it wrote.
+
+    Twelve blobs in messages of about two make six insert batches besides the journal's commands: enough
+    for a cut before the first batch, between batches and after the last (each cut costs a lease to wait out).
+    """
     other = await open_db(models)
     _tune(other)
+    blobs = 12
     cuts = await _vanish_at_each_command(
-        other, proxied_driver, proxy, _add_blobs(), _reset_blobs, _blob_problems, batch_bytes=16_000
+        other,
+        proxied_driver,
+        proxy,
+        _add_blobs(count=blobs),
+        _reset_blobs,
+        functools.partial(_blob_problems, expected=blobs),
+        batch_bytes=16_000,
     )
     assert cuts >= 3
 
