@@ -330,7 +330,10 @@ class SQLCompiler:
         """``SELECT`` the columns of ``fields`` (in that order) of the matches (cached by shape).
 
         ``distinct``: one row per different tuple, as ``GROUP BY`` the
-        columns (``NULL`` equals ``NULL``, as ``DISTINCT``), which unlike
+        columns compared for equality as conditions compare them
+        (:meth:`Dialect.comparison_operand` with ``Op.EQ``; ``NULL`` equals
+        ``NULL``, as in ``DISTINCT``; of equal values such as ``Decimal``
+        ``1.0`` and ``1.00`` the database returns one), which unlike
         ``SELECT DISTINCT`` lets the dialect's sort expressions over the
         columns (collations, ``NULLS FIRST``) order the result; core sorts
         a distinct projection by projected fields only.
@@ -350,7 +353,10 @@ class SQLCompiler:
         columns = ", ".join(f"{alias}.{q(f.column)}" for f in fields)
         group = ""
         if distinct:
-            group = " GROUP BY " + ", ".join(dict.fromkeys(f"{alias}.{q(f.column)}" for f in fields))
+            # Grouped by equality as conditions compare (SQLite's Decimal text through its collation):
+            # Decimal("1.0") and Decimal("1.00") are one tuple, as they are in Python.
+            keys = (self.dialect.comparison_operand(f"{alias}.{q(f.column)}", f.storage, Op.EQ) for f in fields)
+            group = " GROUP BY " + ", ".join(dict.fromkeys(keys))
         return (
             f"SELECT {columns} FROM {self.dialect.table(query.model)} AS {alias}"
             f"{where}{group}{self._order(query, alias)}{window}"

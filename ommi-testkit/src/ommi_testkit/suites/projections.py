@@ -31,7 +31,16 @@ from ommi.testing import record_queries
 
 from ommi_testkit.suites._support import seed_blog
 from ommi_testkit.suites.base import SuiteBase, requires
-from ommi_testkit.suites.models import Color, Everything, Item, Order, Person, Priority
+from ommi_testkit.suites.models import (
+    Color,
+    DecimalRecord,
+    Everything,
+    FloatRecord,
+    Item,
+    Order,
+    Person,
+    Priority,
+)
 from ommi_testkit.suites.models_extra import RelPost, RelUser
 
 
@@ -179,6 +188,20 @@ class ProjectionTests(SuiteBase):
         first = db.find(Person).limit(1).values(Person.age).distinct()
         assert await first.to_list() == [(25,)]
         assert await db.find(Person).limit(3, 1).values(Person.age).distinct().to_list() == [(40,)]
+
+    async def test_values_distinct_equal_decimals_and_floats_are_one_tuple(self, db: Ommi) -> None:
+        """Values equal as Ommi compares them (``Decimal`` 1.0 and 1.00, float -0.0 and 0.0) make one distinct tuple."""
+        await db.add(
+            DecimalRecord(decimal.Decimal("1.0")),
+            DecimalRecord(decimal.Decimal("1.00")),
+            DecimalRecord(decimal.Decimal("2")),
+        ).or_raise()
+        assert await db.find(DecimalRecord).values(DecimalRecord.value).distinct().to_list() == [
+            (decimal.Decimal(1),),
+            (decimal.Decimal(2),),
+        ]
+        await db.add(FloatRecord(-0.0), FloatRecord(0.0), FloatRecord(0.5)).or_raise()
+        assert await db.find(FloatRecord).values(FloatRecord.value).distinct().to_list() == [(0.0,), (0.5,)]
 
     async def test_values_distinct_refuses_sort_on_unprojected_field_before_io(self, db: Ommi) -> None:
         """``distinct()`` with a sort on a field it does not project is a QueryError, and nothing is sent."""
