@@ -265,3 +265,20 @@ async def test_database_handle_needs_an_open_driver(make_driver: Callable[..., M
     """``driver.database`` before ``open()`` is a ConnectionError, not ``None``."""
     with pytest.raises(ConnectionError, match="not open"):
         _ = make_driver().database
+
+
+async def test_values_reads_projected_fields_with_the_rules_of_whole_documents(open_db: OpenDb) -> None:
+    """``.values`` reads only the projected paths; a required field absent there is SchemaMismatchError naming it."""
+    db = await open_db(models)
+    ann = await db.add(Author("Ann")).or_raise()
+    await db.add(Book("one", ann.id), Book("two")).or_raise()
+    assert await db.find(Book).sort(Book.title).values(Book.author_id, Book.title).to_list() == [
+        (ann.id, "one"),
+        (None, "two"),
+    ]
+    collection = _driver(db).database[_driver(db).collection_name(get_schema(Book))]
+    await collection.insert_one({"_id": 99})  # written by another program: no title
+    assert await db.find(Book, Book.id == 99).values(Book.id, Book.author_id).to_list() == [(99, None)]
+    result = await db.find(Book, Book.id == 99).values(Book.title)
+    assert isinstance(result.exception, SchemaMismatchError)
+    assert "Book.title" in str(result.exception) and "99" in str(result.exception)
