@@ -278,6 +278,14 @@ class MongoDBOperations(Operations):
             async for rows in batches:
                 yield rows
 
+    async def exists(self, query: Query) -> bool:
+        """At most one document of the window, projected to its ``_id``."""
+        async with aclosing(self._bound()._fetch_rows(query, 1, query.model.key)) as batches:
+            async for rows in batches:
+                if rows:
+                    return True
+        return False
+
     async def count(self, query: Query) -> int:
         return await self._bound()._count(query)
 
