@@ -287,6 +287,36 @@ class ProjectionTests(SuiteBase):
         await db.add(Item(99, "after")).or_raise()
         assert await db.find(Item.position == 99).exists.or_raise() is True
 
+    @requires("transactions")
+    async def test_values_stream_stopped_early_inside_a_transaction(self, db: Ommi) -> None:
+        """A values stream left early inside a transaction releases its cursor; the transaction goes on and commits."""
+        async with db.transaction() as t:
+            await t.add(*(Item(i, "t") for i in range(25))).or_raise()
+            seen = []
+            async for row in t.find(Item).sort(Item.position).values(Item.position)(batch_size=4):
+                seen.append(row)
+                if len(seen) == 6:
+                    break
+            assert seen == [(i,) for i in range(6)]
+            assert await t.find(Item.position > 20).values(Item.position).distinct().to_list() == [
+                (21,),
+                (22,),
+                (23,),
+                (24,),
+            ]
+            await t.add(Item(100, "t")).or_raise()
+        assert await db.find(Item).count.or_raise() == 26
+
+    async def test_values_and_exists_with_a_huge_in_list(self, db: Ommi) -> None:
+        """``in_`` with 40,000 values (past SQLite's 32,766 parameters) works in a projection and in exists."""
+        await db.add(*(Item(i, "h") for i in range(30))).or_raise()
+        wanted = list(range(0, 80_000, 2))
+        assert await db.find(Item.position.in_(wanted)).values(Item.position).distinct().to_list() == [
+            (i,) for i in range(0, 30, 2)
+        ]
+        assert await db.find(Item.position.in_(wanted)).exists.or_raise() is True
+        assert await db.find(Item.position.in_(range(1_000, 41_000))).exists.or_raise() is False
+
     # -- exists ---------------------------------------------------------------------
 
     async def test_exists_true_and_false_in_one_query(self, db: Ommi) -> None:
