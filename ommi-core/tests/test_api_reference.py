@@ -19,7 +19,7 @@ from ommi.database import Executor, Ommi, Transaction
 
 API = Path(__file__).resolve().parents[2] / "docs" / "content" / "reference" / "api"
 
-USER_METHODS = ("add", "find", "save", "remove", "reload")
+USER_METHODS = ("add", "find", "save", "remove", "reload", "raw")
 """What ``Executor`` gives ``Ommi`` and ``Transaction`` for users (``query_operations`` is for ``FindQuery``)."""
 
 

@@ -91,6 +91,10 @@ async def main() -> None:
         reveal_type(await db.find(Note, Note.id == note.id).count.or_raise())  # int
         reveal_type(await db.find(Book).update(year=Book.year + 1, title=Book.title).or_raise())  # int
         reveal_type(ommi.field(Book.year) * 2)  # Arithmetic: the update expression, typed
+        reveal_type(await db.find(Book).values(Book.title, Book.year).to_list())  # list[tuple[str, int]]
+        reveal_type(await db.find(Book).values(Book.author_id).distinct().to_list())  # list[tuple[int]]
+        reveal_type(await db.find(Book).exists.or_raise())  # bool
+        reveal_type(await db.raw("SELECT 1").or_raise())  # list[tuple[Any, ...]]
         book = await db.find(Book).one.or_raise()
         print(book.titel)  # a typo: both checkers must report it
 """
@@ -116,6 +120,10 @@ EXPECTED = [
     "int",
     "int",
     "Arithmetic",
+    "list[tuple[str, int]]",
+    "list[tuple[int]]",
+    "bool",
+    "list[tuple[Any, ...]]",
 ]
 """The revealed types in order, module and package prefixes removed."""
 

@@ -25,6 +25,7 @@ from ommi.query.ast import Query
 from ommi_mongodb import MongoDBDriver
 from ommi_testkit.servers import collect_abandoned_sockets
 from pymongo import errors as pymongo_errors
+from pymongo.asynchronous.database import AsyncDatabase
 
 models = ModelCollection("ommi_mongodb_test_driver")
 
@@ -242,3 +243,42 @@ async def test_schema_use_models_never_drops_documents(open_db: OpenDb) -> None:
     await db.use_models(models)
     await db.use_models(models)
     assert await db.find(Author).count.or_raise() == 1
+
+
+# -- the native handle (db.raw is SQL only) ---------------------------------------------
+
+
+async def test_raw_is_unsupported_and_names_the_native_database(open_db: OpenDb) -> None:
+    """``db.raw`` raises UnsupportedFeature naming ``db.driver.database``, which is the PyMongo AsyncDatabase in use."""
+    db = await open_db(models)
+    await db.add(Author("Ann")).or_raise()
+    result = await db.raw("SELECT 1")
+    assert isinstance(result.exception, UnsupportedFeature)
+    assert "raw_sql" in str(result.exception) and "db.driver.database" in str(result.exception)
+    database = _driver(db).database
+    assert isinstance(database, AsyncDatabase)
+    collection = database[_driver(db).collection_name(get_schema(Author))]
+    assert [d["name"] async for d in collection.find({}, projection={"name": 1})] == ["Ann"]
+
+
+async def test_database_handle_needs_an_open_driver(make_driver: Callable[..., MongoDBDriver]) -> None:
+    """``driver.database`` before ``open()`` is a ConnectionError, not ``None``."""
+    with pytest.raises(ConnectionError, match="not open"):
+        _ = make_driver().database
+
+
+async def test_values_reads_projected_fields_with_the_rules_of_whole_documents(open_db: OpenDb) -> None:
+    """``.values`` reads only the projected paths; a required field absent there is SchemaMismatchError naming it."""
+    db = await open_db(models)
+    ann = await db.add(Author("Ann")).or_raise()
+    await db.add(Book("one", ann.id), Book("two")).or_raise()
+    assert await db.find(Book).sort(Book.title).values(Book.author_id, Book.title).to_list() == [
+        (ann.id, "one"),
+        (None, "two"),
+    ]
+    collection = _driver(db).database[_driver(db).collection_name(get_schema(Book))]
+    await collection.insert_one({"_id": 99})  # written by another program: no title
+    assert await db.find(Book, Book.id == 99).values(Book.id, Book.author_id).to_list() == [(99, None)]
+    result = await db.find(Book, Book.id == 99).values(Book.title)
+    assert isinstance(result.exception, SchemaMismatchError)
+    assert "Book.title" in str(result.exception) and "99" in str(result.exception)

@@ -129,6 +129,7 @@ def test_entry_point_registers_the_driver() -> None:
         "inspection",  # likewise: it needs Driver.inspect_schema
         "constraints",  # likewise: it needs Unique/Index made, drift-checked and enforced
         "upsert",  # likewise: it needs Operations.upsert
+        "raw_sql",  # likewise: it needs Operations.raw (a database with a statement language)
         "update_expressions",  # likewise: it needs update() to compute Arithmetic values per row
         "savepoints",  # no transactions, so none of what needs one
         "isolation_levels",

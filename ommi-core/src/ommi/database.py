@@ -14,7 +14,7 @@ import decimal
 import time
 import warnings
 import weakref
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, TypeVar, overload
 
@@ -232,6 +232,44 @@ class Executor:
         see :func:`ommi.when`.
         """
         return FindQuery(self, predicates)
+
+    def raw(
+        self, statement: str, params: Sequence[Any] | Mapping[str, Any] | None = None, /
+    ) -> DBAction[list[tuple[Any, ...]]]:
+        """Run one statement of the database's own SQL; the action's value is its rows, as tuples.
+
+        The escape hatch for what the query API cannot say. ``params`` are
+        bound by the client library in the driver's paramstyle (SQLite: ``?``
+        with a sequence or ``:name`` with a mapping; PostgreSQL through
+        psycopg: ``%s`` or ``%(name)s``), never spliced into the text. The rows
+        hold what the client library returns, undecoded; a statement without
+        rows gives ``[]``. On ``db`` the statement runs on its own (autocommit);
+        on a transaction ``t.raw(...)`` it runs inside it (and inside its open
+        savepoint, through that savepoint, as every other operation). Errors
+        are translated into :mod:`ommi.errors` as for any statement; Ommi does
+        not know what the statement touched (no implicit model setup).
+
+        Raises:
+            UnsupportedFeature: the driver lacks the capability ``raw_sql``
+                (MongoDB: use its native handle, ``db.driver.database``).
+            QueryError: ``statement`` is not a non-empty ``str``, or
+                ``params`` is not a sequence, a mapping or ``None``.
+        """
+        return DBAction(lambda: self._raw(statement, params), what="raw(...)")
+
+    async def _raw(self, statement: str, params: Sequence[Any] | Mapping[str, Any] | None) -> list[tuple[Any, ...]]:
+        self.require_capability("raw_sql", "raw statements (db.raw)")
+        if not isinstance(statement, str) or not statement.strip():
+            raise QueryError(f"raw() takes the statement as a non-empty str, not {statement!r}")
+        if params is not None and (
+            isinstance(params, (str, bytes, bytearray)) or not isinstance(params, (Sequence, Mapping))
+        ):
+            raise QueryError(
+                f"raw() takes the parameters as a sequence (positional placeholders) or a mapping (named ones), "
+                f"not {type(params).__name__}"
+            )
+        ops = await self._operations(())
+        return await ops.raw(statement, params)
 
     def save(self, instance: M) -> DBAction[M]:
         """Write every field of ``instance`` to its row by key; insert it when the row is missing."""

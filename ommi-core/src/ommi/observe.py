@@ -38,7 +38,11 @@ class QueryEvent:
     driver: str
     model: str
     operation: str
-    """``insert``, ``select``, ``count``, ``update``, ``delete`` or ``upsert``."""
+    """``insert``, ``select``, ``count``, ``exists``, ``update``, ``delete``, ``upsert`` or ``raw``.
+
+    ``.values(...)`` reads are ``select`` events too; a ``raw`` statement has
+    no model (``model`` is ``""``).
+    """
     rows: int | None
     """Rows written, matched or returned (for ``select``: the first batch), if known."""
     duration_ms: float
@@ -148,6 +152,36 @@ class ObservedOperations(Operations):
                 yield batch
         finally:
             await batches.aclose()
+
+    async def fetch_values(
+        self, query: Query, fields: Sequence[Field], distinct: bool, batch_size: int
+    ) -> AsyncGenerator[list[Row], None]:
+        batches = self._ops.fetch_values(query, fields, distinct, batch_size)
+        try:
+            first = await observe(
+                self._driver,
+                query.model.name,
+                "select",
+                lambda: anext(batches, None),
+                lambda b: 0 if b is None else len(b),
+            )
+            if first is None:
+                return
+            yield first
+            async for batch in batches:
+                yield batch
+        finally:
+            await batches.aclose()
+
+    async def exists(self, query: Query) -> bool:
+        return await observe(
+            self._driver, query.model.name, "exists", lambda: self._ops.exists(query), lambda found: int(found)
+        )
+
+    async def raw(
+        self, statement: str, params: Sequence[Any] | Mapping[str, Any] | None = None
+    ) -> list[tuple[Any, ...]]:
+        return await observe(self._driver, "", "raw", lambda: self._ops.raw(statement, params), len)
 
     async def count(self, query: Query) -> int:
         return await observe(self._driver, query.model.name, "count", lambda: self._ops.count(query), lambda n: n)

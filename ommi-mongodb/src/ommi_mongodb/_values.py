@@ -33,7 +33,7 @@ import datetime as _dt
 import decimal
 import uuid
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from bson import Binary, Decimal128
@@ -364,6 +364,40 @@ def value_at(document: Mapping[str, Any], field: Field) -> Any:
         return decode_value(field.storage, _lookup(document, field_path(field)))
     except Exception as exc:
         raise unreadable(field.schema, document) from exc
+
+
+def projected_reader(fields: Sequence[Field]) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
+    """Reads the canonical values of ``fields`` (in that order) from a document, projected to them or whole.
+
+    The rules of :func:`row_from_document` for each field: an absent optional
+    field is ``None``; an absent required one, or a value not of the field's
+    type, raises :class:`SchemaMismatchError` naming the field.
+    """
+    steps = [(f, field_path(f), f.nullable or f.key) for f in fields]
+
+    def read(document: Mapping[str, Any]) -> tuple[Any, ...]:
+        values: list[Any] = []
+        for f, path, optional in steps:
+            stored = _lookup(document, path)
+            if stored is None:
+                if not optional:
+                    raise SchemaMismatchError(
+                        f"{f!r} has no value in the stored document with _id {_shown(document.get(ID))}, but the "
+                        "model requires one; the document was written by another program or for another version "
+                        "of the model: migrate the stored documents, or make the field optional"
+                    )
+                values.append(None)
+                continue
+            try:
+                values.append(decode_value(f.storage, stored))
+            except Exception as exc:
+                raise SchemaMismatchError(
+                    f"{f!r}: the stored value {_shown(stored)} (document _id {_shown(document.get(ID))}) is not a "
+                    f"valid {f.storage.value}: migrate the stored documents, or change the model"
+                ) from exc
+        return tuple(values)
+
+    return read
 
 
 def id_filter(schema: ModelSchema, ids: list[Any]) -> dict[str, Any]:

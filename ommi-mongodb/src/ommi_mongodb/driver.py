@@ -259,6 +259,22 @@ class MongoDBDriver(MongoDBOperations, Driver[MongoDBSettings]):
         database = self.settings.database
         return f"mongodb {self.settings.redacted_url} ({f'database {database}' if database else 'no database named'})"
 
+    @property
+    def database(self) -> AsyncDatabase[dict[str, Any]]:
+        """The native handle: the PyMongo ``AsyncDatabase`` the driver stores models in.
+
+        For what Ommi's query API cannot say (``db.raw`` is SQL only): an
+        aggregation pipeline, a command. A collection is named after its
+        model (:meth:`collection_name`); documents are laid out as
+        :mod:`ommi_mongodb._values` describes. It runs outside Ommi's
+        transactions (pass a session of your own), and a ``close()`` of the
+        database ends it; take it again after each ``open()``.
+
+        Raises:
+            ConnectionError: the driver is not open.
+        """
+        return self._database()
+
     # -- lifecycle ---------------------------------------------------------
 
     def _database(self) -> AsyncDatabase[dict[str, Any]]:
@@ -362,6 +378,11 @@ class MongoDBDriver(MongoDBOperations, Driver[MongoDBSettings]):
             return (
                 "MongoDB has no SELECT ... FOR UPDATE: inside a transaction, write a lock field on the documents to "
                 "claim (find(...).update(locked_by=...)), which makes concurrent transactions touching them conflict"
+            )
+        if capability == "raw_sql":
+            return (
+                "MongoDB has no SQL; for a native command use the PyMongo AsyncDatabase the driver reads and writes, "
+                "db.driver.database (e.g. await db.driver.database['post'].aggregate([...]))"
             )
         if capability == "timeouts":
             return (

@@ -38,7 +38,11 @@ log = get_logger("ommi.postgresql.query")
 
 
 async def execute(
-    conn: AsyncConnection[Any], sql: str, params: Sequence[Any] = (), *, alone: bool = False
+    conn: AsyncConnection[Any],
+    sql: str,
+    params: Sequence[Any] | Mapping[str, Any] | None = (),
+    *,
+    alone: bool = False,
 ) -> AsyncCursor[Any]:
     """Run one statement; logs its text (never its parameters) at debug level.
 
@@ -111,6 +115,22 @@ class PostgreSQLOperations(SQLOperations[AsyncConnection[Any]]):
     async def _fetch_all(self, conn: AsyncConnection[Any], sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
         with self._map():
             rows: list[tuple[Any, ...]] = await (await execute(conn, sql, params, alone=self._alone)).fetchall()
+            return rows
+
+    async def _raw_rows(
+        self, conn: AsyncConnection[Any], statement: str, params: Sequence[Any] | Mapping[str, Any] | None
+    ) -> list[tuple[Any, ...]]:
+        """Run a raw statement through psycopg; ``[]`` when it yields no rows (DML, DDL).
+
+        ``params`` ``None`` sends the text as it is (psycopg then reads no
+        placeholders, so a ``%`` needs no doubling); with parameters,
+        ``%s`` / ``%(name)s`` are placeholders and ``%%`` is a ``%``.
+        """
+        with self._map():
+            cursor = await execute(conn, statement, params, alone=self._alone)
+            if cursor.description is None:
+                return []
+            rows: list[tuple[Any, ...]] = await cursor.fetchall()
             return rows
 
     async def update(self, query: Query, values: Mapping[Field, Any]) -> int:

@@ -110,6 +110,8 @@ class PostgreSQLDriver(PostgreSQLOperations, Driver[PostgreSQLSettings]):
         timeouts=True,
         update_expressions=True,
         upsert=True,
+        # db.raw(sql, params): the statement through psycopg (%s or %(name)s parameters).
+        raw_sql=True,
     )
     supported_isolation_levels: frozenset[str] = frozenset(_ISOLATION)
     _alone = True  # every operation gets a pooled connection of its own

@@ -91,6 +91,8 @@ class SQLiteDriver(SQLiteOperations, Driver[SQLiteSettings]):
         timeouts=True,
         update_expressions=True,
         upsert=True,
+        # db.raw(sql, params): the statement through the sqlite3 module (qmark or named parameters).
+        raw_sql=True,
     )
     # Every SQLite transaction is serializable (one writer from BEGIN IMMEDIATE on, readers see
     # committed states): it satisfies each level asked for, as the SQL standard allows.

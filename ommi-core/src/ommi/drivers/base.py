@@ -210,6 +210,114 @@ class Operations(abc.ABC):
         """
         raise UnsupportedFeature(f"this driver ({type(self).__name__}) has no upsert (capability 'upsert' is absent)")
 
+    async def fetch_values(
+        self, query: Query, fields: Sequence[Field], distinct: bool, batch_size: int
+    ) -> AsyncGenerator[list[Row], None]:
+        """Yield tuples of the canonical values of ``fields`` (in that order) of the matching rows, in batches.
+
+        ``.values(...)`` / ``.values(...).distinct()`` run it. Core has checked
+        that ``fields`` are one or more fields of ``query.model`` (a field may
+        come twice) and that the query is not marked ``for_update()``.
+
+        * ``distinct`` false: one tuple per matching row, in the query's order
+          (its sort ends with the key whenever it sorts or windows), the
+          window (``limit``/``offset``) applied to the rows.
+        * ``distinct`` true: each different tuple once. Core then sorts by
+          projected fields only, every projected field once (the requested
+          sort, then the other fields ascending), so equal tuples are adjacent
+          and their order is complete; ``limit``/``offset`` apply to the
+          distinct tuples. ``None`` equals ``None`` here (SQL ``DISTINCT``).
+
+        An async generator, closed by core when the caller stops early, like
+        :meth:`fetch`. The default runs :meth:`fetch` (without the window when
+        ``distinct``, then drops repeated tuples and windows in Python, holding
+        the distinct tuples in memory) and picks the columns; a driver
+        overrides it to read only the projected columns.
+        """
+        indexes = [f.index for f in fields]
+        if not distinct:
+            batches = self.fetch(query, batch_size)
+            try:
+                async for rows in batches:
+                    yield [tuple([row[i] for i in indexes]) for row in rows]
+            finally:
+                await batches.aclose()
+            return
+        whole = dataclasses.replace(query, limit=None, offset=0)
+        seen = _Seen()
+        distinct_rows: list[Row] = []
+        batches = self.fetch(whole, batch_size)
+        try:
+            async for rows in batches:
+                for row in rows:
+                    values = tuple([row[i] for i in indexes])
+                    if seen.add(values):
+                        distinct_rows.append(values)
+        finally:
+            await batches.aclose()
+        end = None if query.limit is None else query.offset + query.limit
+        window = distinct_rows[query.offset : end]
+        for start in range(0, len(window), batch_size):
+            yield window[start : start + batch_size]
+
+    async def exists(self, query: Query) -> bool:
+        """Whether the query matches a row (``.exists``); sort ignored, ``offset`` honoured.
+
+        Core passes the query with ``limit=1`` and no sort: true when a row
+        exists past ``offset`` (``find(...).limit(n, page).exists`` asks
+        whether that page has a row). The default fetches at most that row.
+        """
+        batches = self.fetch(query, 1)
+        try:
+            async for rows in batches:
+                if rows:
+                    return True
+        finally:
+            await batches.aclose()
+        return False
+
+    async def raw(
+        self, statement: str, params: Sequence[Any] | Mapping[str, Any] | None = None
+    ) -> list[tuple[Any, ...]]:
+        """Run one statement of the database's own language as given; return its rows as the client gives them.
+
+        Capability ``raw_sql`` (absent by default: this default refuses).
+        ``params`` are bound by the client library in its own paramstyle
+        (never spliced into the text). A statement that returns no rows gives
+        ``[]``. No value is decoded: the rows hold what the client library
+        returns. Inside a transaction the statement runs on its connection,
+        one turn like any other statement; errors are translated into
+        :mod:`ommi.errors` as for every other statement.
+
+        Raises:
+            UnsupportedFeature: the driver does not declare ``raw_sql`` (the default).
+        """
+        raise UnsupportedFeature(
+            f"this driver ({type(self).__name__}) runs no raw statements (capability 'raw_sql' is absent)"
+        )
+
+
+class _Seen:
+    """The tuples met so far, for ``distinct``: hashed where they can be, compared one by one where not."""
+
+    __slots__ = ("_hashed", "_other")
+
+    def __init__(self) -> None:
+        self._hashed: set[Row] = set()
+        self._other: list[Row] = []
+
+    def add(self, values: Row) -> bool:
+        """Remember ``values``; whether they were new."""
+        try:
+            if values in self._hashed:
+                return False
+            self._hashed.add(values)
+        except TypeError:  # an unhashable canonical value (a JSON document)
+            if values in self._other:
+                return False
+            self._other.append(values)
+        return True
+
 
 class DriverTransaction(Operations):
     """Operations on one connection inside one database transaction.

@@ -15,7 +15,8 @@ class Capabilities:
     Every field defaults to the full behaviour the Ommi API promises; a driver
     turns off what its database cannot do and the conformance suite skips the
     matching tests with the capability's name as the reason. ``migrations``,
-    ``inspection``, ``constraints`` and ``update_expressions`` are the exceptions: they need work a
+    ``inspection``, ``constraints``, ``update_expressions`` and the later
+    feature flags (``savepoints`` to ``raw_sql``) are the exceptions: they need work a
     driver written before them does not do, so a driver turns them on.
     """
 
@@ -116,6 +117,15 @@ class Capabilities:
     Absent by default, like ``migrations``: a driver written before it has no
     :meth:`~ommi.drivers.Operations.upsert`, so core refuses ``upsert`` on it
     with ``UnsupportedFeature`` before any I/O.
+    """
+
+    raw_sql: bool = False
+    """``db.raw(sql, params)`` / ``t.raw(...)`` sends a statement of the database's own SQL, rows back as tuples.
+
+    Absent by default: only a SQL driver has a statement language to pass
+    through (:meth:`~ommi.drivers.Operations.raw`); core refuses ``raw`` on a
+    driver without it with ``UnsupportedFeature`` (naming the driver's
+    ``absent_reason``, e.g. its native client handle) before any I/O.
     """
 
     def names(self) -> tuple[str, ...]:

@@ -6,7 +6,7 @@ sits above them.
 """
 
 from ommi.expressions import And, Comparison, Expr, FieldComparison, Join, Op, Or, Query, SortKey, when
-from ommi.query.find import FindQuery, ResultIterator
+from ommi.query.find import FindQuery, ResultIterator, ValuesQuery
 
 __all__ = [
     "And",
@@ -20,5 +20,6 @@ __all__ = [
     "Query",
     "ResultIterator",
     "SortKey",
+    "ValuesQuery",
     "when",
 ]

@@ -7,10 +7,18 @@ asks the executor for the operations target to run it on.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Coroutine, Generator, Mapping
-from typing import TYPE_CHECKING, Any, Generic, NoReturn, Protocol, TypeVar
+import weakref
+from collections.abc import AsyncIterator, Callable, Coroutine, Generator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Generic, NoReturn, Protocol, TypeVar, overload
 
-from ommi.errors import DBStatusNoResultException, QueryError, RemovedAttributeError, ValidationError
+from ommi._rowcode import row_converter
+from ommi.errors import (
+    DBStatusNoResultException,
+    QueryError,
+    RemovedAttributeError,
+    SchemaMismatchError,
+    ValidationError,
+)
 from ommi.expressions import And, Arithmetic, Expr, Join, Query, RowLock, SortKey, _conditions
 from ommi.models.schema import Field, ModelSchema, get_schema, is_model
 from ommi.models.types import INT64_MAX
@@ -20,10 +28,18 @@ from ommi.results import DBAction, DBQueryResult, DBResult
 if TYPE_CHECKING:
     from ommi.drivers.base import Operations
 
-__all__ = ["FindQuery", "QueryExecutor", "ResultIterator", "plan_query"]
+__all__ = ["FindQuery", "QueryExecutor", "ResultIterator", "ValuesQuery", "plan_query"]
 
 T = TypeVar("T")
 D = TypeVar("D")
+V1 = TypeVar("V1")
+V2 = TypeVar("V2")
+V3 = TypeVar("V3")
+V4 = TypeVar("V4")
+V5 = TypeVar("V5")
+V6 = TypeVar("V6")
+
+_RowsBuilder = Callable[[Sequence[tuple[Any, ...]]], list[Any]]
 
 
 class QueryExecutor(Protocol):
@@ -110,6 +126,12 @@ def plan_query(
     return Query(target, where, tuple(joins), sort, limit, offset, lock)
 
 
+_NOTHING_TO_LOCK = {
+    "count": "a count returns no rows to lock",
+    "exists": "an existence test returns no rows to lock",
+    "values": "a projection returns no whole rows to lock",
+}
+
 _REMOVED_ITERATOR_METHODS = {
     "get": "Ommi 0.2's `await iterator.get()` is `await iterator.to_list()` now "
     "(in one step: `await db.find(...).all.to_list()`)",
@@ -124,8 +146,14 @@ class ResultIterator(Generic[T]):
     (``await it.aclose()`` or ``async with``).
     """
 
-    def __init__(self, schema: ModelSchema, batches: AsyncIterator[list[tuple[Any, ...]]]) -> None:
-        self._build_rows = schema.build_rows
+    def __init__(
+        self,
+        schema: ModelSchema,
+        batches: AsyncIterator[list[tuple[Any, ...]]],
+        *,
+        build_rows: _RowsBuilder | None = None,
+    ) -> None:
+        self._build_rows = schema.build_rows if build_rows is None else build_rows
         self._batches = batches
         self._buffer: list[Any] = []
         self._position = 0
@@ -220,18 +248,10 @@ class _UpdateAction(DBAction[int]):
         return DBAction(lambda: find._update(merged), query=True, what="find(...).update(...)")
 
 
-class _AllAction(DBAction[ResultIterator[T]]):
-    """``.all``: awaitable, callable with ``batch_size=``, and async-iterable."""
+class _StreamAction(DBAction[ResultIterator[T]]):
+    """An action giving a :class:`ResultIterator`: awaitable, async-iterable, and ``to_list()``."""
 
-    __slots__ = ("_find",)
-
-    def __init__(self, find: FindQuery[T], batch_size: int | None = None) -> None:
-        self._find = find
-        super().__init__(lambda: find._all(batch_size), query=True, what="find(...).all")
-
-    def __call__(self, *, batch_size: int | None = None) -> _AllAction[T]:
-        self._consumed()
-        return _AllAction(self._find, batch_size)
+    __slots__ = ()
 
     def __aiter__(self) -> AsyncIterator[T]:
         self._consumed()
@@ -244,7 +264,7 @@ class _AllAction(DBAction[ResultIterator[T]]):
                 yield item
 
     def to_list(self) -> Coroutine[Any, Any, list[T]]:
-        """Run the query and return every match, in order: ``await db.find(User).all.to_list()``.
+        """Run the query and return every result, in order: ``await db.find(User).all.to_list()``.
 
         Raises the query's error, as ``.or_raise()`` does.
         """
@@ -255,6 +275,109 @@ class _AllAction(DBAction[ResultIterator[T]]):
         iterator = await self._run()
         async with iterator:
             return await iterator.to_list()
+
+
+class _AllAction(_StreamAction[T]):
+    """``.all``: awaitable, callable with ``batch_size=``, and async-iterable."""
+
+    __slots__ = ("_find",)
+
+    def __init__(self, find: FindQuery[T], batch_size: int | None = None) -> None:
+        self._find = find
+        super().__init__(lambda: find._all(batch_size), query=True, what="find(...).all")
+
+    def __call__(self, *, batch_size: int | None = None) -> _AllAction[T]:
+        self._consumed()
+        return _AllAction(self._find, batch_size)
+
+
+class ValuesQuery(_StreamAction[T]):
+    """``.values(Post.title, Post.views)``: tuples of those fields, streamed like ``.all``.
+
+    Await it (``.or_raise()``, ``.or_use()``) for a :class:`ResultIterator`
+    of tuples, iterate it with ``async for``, or ``await ....to_list()``;
+    call it with ``batch_size=`` as ``.all``. :meth:`distinct` keeps each
+    different tuple once. The semantics (allowed fields, sort and window with
+    ``distinct``) are in :meth:`FindQuery.values`.
+    """
+
+    __slots__ = ("_batch_size", "_distinct", "_fields", "_find")
+
+    def __init__(
+        self, find: FindQuery[Any], fields: tuple[Any, ...], distinct: bool = False, batch_size: int | None = None
+    ) -> None:
+        self._find = find
+        self._fields = fields
+        self._distinct = distinct
+        self._batch_size = batch_size
+        what = "find(...).values(...)" + (".distinct()" if distinct else "")
+        super().__init__(lambda: find._values(fields, distinct, batch_size), query=True, what=what)
+
+    def distinct(self) -> ValuesQuery[T]:
+        """The same projection without repeated tuples (SQL ``SELECT DISTINCT``; ``None`` equals ``None``).
+
+        The results are sorted by projected fields only: the query's sort
+        (which may name projected fields only), then every other projected
+        field ascending, ``None`` first; ``limit()`` and its page apply to
+        the distinct tuples.
+        """
+        self._consumed()
+        return ValuesQuery(self._find, self._fields, True, self._batch_size)
+
+    def __call__(self, *, batch_size: int | None = None) -> ValuesQuery[T]:
+        self._consumed()
+        return ValuesQuery(self._find, self._fields, self._distinct, batch_size)
+
+
+_tuple_builders: weakref.WeakKeyDictionary[ModelSchema, dict[tuple[int, ...], _RowsBuilder]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _tuple_builder(schema: ModelSchema, fields: Sequence[Field]) -> _RowsBuilder:
+    """Turns rows of canonical values of ``fields`` into tuples of the application's values (cached per model)."""
+    positions = tuple(f.index for f in fields)
+    builders = _tuple_builders.get(schema)
+    if builders is None:
+        builders = _tuple_builders[schema] = {}
+    build = builders.get(positions)
+    if build is not None:
+        return build
+    steps = {i: f._decode for i, f in enumerate(fields) if f._decode is not None}
+    convert = row_converter(len(fields), steps)
+    if convert is None:
+
+        def plain(rows: Sequence[tuple[Any, ...]]) -> list[Any]:
+            return rows if isinstance(rows, list) else list(rows)
+
+        build = plain
+    else:
+        converter = convert
+
+        def decoded(rows: Sequence[tuple[Any, ...]]) -> list[Any]:
+            try:
+                return converter(rows)
+            except (TypeError, ValueError, ArithmeticError):
+                for row in rows:
+                    _check_decodable(fields, row)
+                raise
+
+        build = decoded
+    builders[positions] = build
+    return build
+
+
+def _check_decodable(fields: Sequence[Field], row: tuple[Any, ...]) -> None:
+    """Raise :class:`SchemaMismatchError` naming the field whose stored value does not decode."""
+    for f, value in zip(fields, row, strict=True):
+        try:
+            f.decode(value)
+        except (TypeError, ValueError, ArithmeticError) as exc:
+            raise SchemaMismatchError(
+                f"{f!r}: the stored value {value!r} is not a valid {f.python_type.__name__} ({exc}); "
+                f"the {f.schema.name!r} rows and the model {f.schema.cls.__qualname__} disagree: migrate the "
+                "stored rows (update them to a valid value) or accept the value in the model again"
+            ) from exc
 
 
 class FindQuery(Generic[T]):
@@ -395,6 +518,64 @@ class FindQuery(Generic[T]):
         """
         return _UpdateAction(self)
 
+    @overload
+    def values(self, field1: V1, /) -> ValuesQuery[tuple[V1]]: ...
+    @overload
+    def values(self, field1: V1, field2: V2, /) -> ValuesQuery[tuple[V1, V2]]: ...
+    @overload
+    def values(self, field1: V1, field2: V2, field3: V3, /) -> ValuesQuery[tuple[V1, V2, V3]]: ...
+    @overload
+    def values(self, field1: V1, field2: V2, field3: V3, field4: V4, /) -> ValuesQuery[tuple[V1, V2, V3, V4]]: ...
+    @overload
+    def values(
+        self, field1: V1, field2: V2, field3: V3, field4: V4, field5: V5, /
+    ) -> ValuesQuery[tuple[V1, V2, V3, V4, V5]]: ...
+    @overload
+    def values(
+        self, field1: V1, field2: V2, field3: V3, field4: V4, field5: V5, field6: V6, /
+    ) -> ValuesQuery[tuple[V1, V2, V3, V4, V5, V6]]: ...
+    @overload
+    def values(self, *fields: Any) -> ValuesQuery[tuple[Any, ...]]: ...
+    def values(self, *fields: Any) -> ValuesQuery[Any]:
+        """Tuples of ``fields``' values for every match, instead of models: ``.values(Post.title, Post.views)``.
+
+        Behaves like :attr:`all` (streams in batches; ``await``, ``async for``,
+        ``.to_list()``, ``(batch_size=...)``), each value decoded to its
+        field's Python type (an ``Enum`` field gives the member). To a type
+        checker a field is its value type, so up to six fields give
+        ``tuple[type1, type2, ...]``.
+
+        * ``fields``: one or more fields of the query's target model, in the
+          order the tuples hold them; a field may come twice.
+        * Order and window as for ``.all``: the query's sort (which may name
+          fields that are not projected), the key as a tie-break.
+        * ``.distinct()`` after it keeps each different tuple once: see
+          :meth:`ValuesQuery.distinct`.
+
+        The query's checks run when it runs (before any I/O), its failure in
+        the result like any query's.
+
+        Raises:
+            QueryError: no field; something other than a field of the target
+                model; with ``distinct()``, a sort on a field that is not
+                projected; a query marked ``for_update()``.
+        """
+        return ValuesQuery(self, fields)
+
+    @property
+    def exists(self) -> DBAction[bool]:
+        """Whether the query matches any row: ``await db.find(...).exists.or_raise()``.
+
+        One cheap query (``SELECT 1 ... LIMIT 1``), whatever the number of
+        matches; a window counts, ``.limit(n, page).exists`` asks whether that
+        page holds a row.
+
+        Raises:
+            QueryError: the query is marked ``for_update()`` (an existence
+                test returns no rows to lock).
+        """
+        return DBAction(self._exists, query=True, what="find(...).exists")
+
     def __await__(self) -> Generator[Any, None, DBResult[ResultIterator[T]] | DBQueryResult[ResultIterator[T]]]:
         return self.all.__await__()
 
@@ -435,15 +616,59 @@ class FindQuery(Generic[T]):
 
     def _unlocked(self, action: str) -> None:
         if self._lock is not None:
-            reason = (
-                "a count returns no rows to lock"
-                if action == "count"
-                else f"{action}() locks the rows it changes anyway"
-            )
+            reason = _NOTHING_TO_LOCK.get(action, f"{action}() locks the rows it changes anyway")
             raise QueryError(
                 f"{action}() does not take a query marked for_update(): {reason}; "
                 "use for_update() with .all or .one (or leave it out)"
             )
+
+    async def _values(self, fields: tuple[Any, ...], distinct: bool, batch_size: int | None) -> ResultIterator[T]:
+        invalid = isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1
+        if batch_size is not None and invalid:
+            raise QueryError(f"batch_size must be an int >= 1, not {batch_size!r}")
+        self._unlocked("values")
+        query = self.query()
+        model = query.model
+        if not fields:
+            raise QueryError(f"values() needs at least one field of {model.cls.__name__}, e.g. .values(Model.name)")
+        for item in fields:
+            if not isinstance(item, Field):
+                raise QueryError(f"values() takes fields of {model.cls.__name__} (Model.field), not {item!r}")
+            if item.schema is not model:
+                raise QueryError(
+                    f"values() on a query of {model.cls.__name__} takes its own fields, not {item!r}: a condition "
+                    f"may name another model, a projection may not (query {item.schema.cls.__name__} for its values)"
+                )
+        if distinct:
+            projected = {id(f) for f in fields}
+            order: dict[int, SortKey] = {}
+            for key in self._sort:
+                if id(key.field) not in projected:
+                    raise QueryError(
+                        f"values(...).distinct() cannot sort by {key.field!r}, which it does not project: a "
+                        "distinct tuple has no single value of it; sort by projected fields, or project it too"
+                    )
+                order.setdefault(id(key.field), key)
+            for f in fields:
+                order.setdefault(id(f), f.asc)
+            query = Query(model, query.where, query.joins, tuple(order.values()), query.limit, query.offset)
+        ops = await self._executor.query_operations(query)
+        size = batch_size or self._executor.default_batch_size
+        projection: tuple[Field, ...] = fields
+        iterator: ResultIterator[T] = ResultIterator(
+            model,
+            ops.fetch_values(query, projection, distinct, size),
+            build_rows=_tuple_builder(model, projection),
+        )
+        await iterator._fill()  # surface errors here, inside the result
+        return iterator
+
+    async def _exists(self) -> bool:
+        self._unlocked("exists")
+        query = self.query()
+        probe = Query(query.model, query.where, query.joins, (), 1, query.offset)
+        ops = await self._executor.query_operations(probe)
+        return await ops.exists(probe)
 
     async def _count(self) -> int:
         self._unlocked("count")

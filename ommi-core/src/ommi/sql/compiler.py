@@ -16,7 +16,7 @@ Conditions on related models follow :class:`ommi.query.ast.Join`'s semantics
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import Any
 
 from ommi._rowcode import row_converter
@@ -66,6 +66,7 @@ class SQLCompiler:
         self._row_converters, self._param_converters = weakref.WeakKeyDictionary(), weakref.WeakKeyDictionary()
         self._statements: weakref.WeakKeyDictionary[ModelSchema, dict[tuple[Any, ...], _Cached]]
         self._statements = weakref.WeakKeyDictionary()
+        self._values_converters: dict[tuple[StorageType, ...], RowConverter | None] = {}
         self._insert_layouts: weakref.WeakKeyDictionary[ModelSchema, InsertLayout] = weakref.WeakKeyDictionary()
         self.limits: weakref.WeakKeyDictionary[ModelSchema, Limits] = weakref.WeakKeyDictionary()
         """The narrow columns of each model whose stored table has some (see :mod:`ommi.sql.limits`).
@@ -109,6 +110,19 @@ class SQLCompiler:
     def row_converter(self, schema: ModelSchema) -> RowConverter | None:
         """Turns the client's rows of ``schema`` into canonical rows (``dialect.from_db``); ``None``: no need."""
         return _per_model(self._row_converters, schema, self.dialect.from_db)
+
+    def values_converter(self, fields: Sequence[Field]) -> RowConverter | None:
+        """Turns the client's rows of the columns of ``fields`` into canonical values (``dialect.from_db``)."""
+        storages = tuple(f.storage for f in fields)
+        try:
+            return self._values_converters[storages]
+        except KeyError:
+            pass
+        steps = {i: step for i, storage in enumerate(storages) if (step := self.dialect.from_db(storage)) is not None}
+        if len(self._values_converters) >= _STATEMENT_CACHE_SIZE:
+            self._values_converters.clear()
+        converter = self._values_converters[storages] = row_converter(len(storages), steps)
+        return converter
 
     # -- conditions --------------------------------------------------------
 
@@ -233,7 +247,7 @@ class SQLCompiler:
 
     # -- the statement cache -------------------------------------------------
 
-    def _cached(self, kind: str, query: Query, text_of: Callable[[Query], str]) -> Compiled:
+    def _cached(self, kind: Hashable, query: Query, text_of: Callable[[Query], str]) -> Compiled:
         """The statement of ``query``: its text ``text_of(query)``, from the cache when a query of the same shape ran.
 
         One walk over the query gives its shape (fields by ``id``, operators,
@@ -311,6 +325,49 @@ class SQLCompiler:
         if query.lock is not None:
             sql += self.dialect.row_lock(query.lock, alias, bool(query.joins))
         return Compiled(sql, params + window_params)
+
+    def select_values(self, query: Query, fields: Sequence[Field], distinct: bool) -> Compiled:
+        """``SELECT`` the columns of ``fields`` (in that order) of the matches (cached by shape).
+
+        ``distinct``: one row per different tuple, as ``GROUP BY`` the
+        columns compared for equality as conditions compare them
+        (:meth:`Dialect.comparison_operand` with ``Op.EQ``; ``NULL`` equals
+        ``NULL``, as in ``DISTINCT``; of equal values such as ``Decimal``
+        ``1.0`` and ``1.00`` the database returns one), which unlike
+        ``SELECT DISTINCT`` lets the dialect's sort expressions over the
+        columns (collations, ``NULLS FIRST``) order the result; core sorts
+        a distinct projection by projected fields only.
+        """
+        kind = ("values", tuple(f.index for f in fields), distinct)
+        return self._cached(kind, query, lambda q: self._values_text(q, fields, distinct))
+
+    def exists(self, query: Query) -> Compiled:
+        """``SELECT 1`` of the first match (``query`` has ``limit=1``, its offset honoured; cached by shape)."""
+        return self._cached("exists", query, self._exists_text)
+
+    def _values_text(self, query: Query, fields: Sequence[Field], distinct: bool) -> str:
+        q = self.dialect.quote
+        alias = q("t0")
+        where, _ = self._where(query, alias)
+        window, _ = self.dialect.limit_offset(query.limit, query.offset)
+        columns = ", ".join(f"{alias}.{q(f.column)}" for f in fields)
+        group = ""
+        if distinct:
+            # Grouped by equality as conditions compare (SQLite's Decimal text through its collation):
+            # Decimal("1.0") and Decimal("1.00") are one tuple, as they are in Python.
+            keys = (self.dialect.comparison_operand(f"{alias}.{q(f.column)}", f.storage, Op.EQ) for f in fields)
+            group = " GROUP BY " + ", ".join(dict.fromkeys(keys))
+        return (
+            f"SELECT {columns} FROM {self.dialect.table(query.model)} AS {alias}"
+            f"{where}{group}{self._order(query, alias)}{window}"
+        )
+
+    def _exists_text(self, query: Query) -> str:
+        q = self.dialect.quote
+        alias = q("t0")
+        where, _ = self._where(query, alias)
+        window, _ = self.dialect.limit_offset(query.limit, query.offset)
+        return f"SELECT 1 FROM {self.dialect.table(query.model)} AS {alias}{where}{window}"
 
     def _count_text(self, query: Query) -> str:
         return self._count(query).sql

@@ -381,6 +381,48 @@ class SQLOperations(Operations, Generic[C]):
             async for batch in batches:
                 yield batch if convert is None else convert(batch)
 
+    async def fetch_values(
+        self, query: Query, fields: Sequence[Field], distinct: bool, batch_size: int
+    ) -> AsyncGenerator[list[Row], None]:
+        """The projected columns only (``GROUP BY`` them when ``distinct``), read as :meth:`fetch` reads rows."""
+        compiler = self.compiler
+        compiled = compiler.select_values(query, fields, distinct)
+        convert = compiler.values_converter(fields)
+        if query.limit is not None and query.limit <= batch_size:
+            async with self._connection(write=False) as conn:
+                rows = await self._fetch_all(conn, compiled.sql, compiled.params)
+            if rows:
+                yield rows if convert is None else convert(rows)
+            return
+        batches = self._stream(compiled, batch_size, query.limit)
+        async with contextlib.aclosing(batches):
+            async for batch in batches:
+                yield batch if convert is None else convert(batch)
+
+    async def exists(self, query: Query) -> bool:
+        """``SELECT 1 ... LIMIT 1`` (with the query's offset): one row or none."""
+        compiled = self.compiler.exists(query)
+        async with self._connection(write=False) as conn:
+            rows = await self._fetch_all(conn, compiled.sql, compiled.params)
+        return bool(rows)
+
+    async def raw(
+        self, statement: str, params: Sequence[Any] | Mapping[str, Any] | None = None
+    ) -> list[tuple[Any, ...]]:
+        """Run ``statement`` on a writing connection (the transaction's, in a turn), rows as the client gives them."""
+        async with self._connection(write=True) as conn:
+            return await self._raw_rows(conn, statement, params)
+
+    async def _raw_rows(
+        self, conn: C, statement: str, params: Sequence[Any] | Mapping[str, Any] | None
+    ) -> list[tuple[Any, ...]]:
+        """Run a raw statement on ``conn``; every row it yields (``[]`` for none), as tuples from the client.
+
+        Default: :meth:`_fetch_all` with the parameters as given (a client
+        whose ``fetchall`` fails on a statement without rows overrides it).
+        """
+        return await self._fetch_all(conn, statement, params if params is not None else [])  # type: ignore[arg-type]
+
     async def count(self, query: Query) -> int:
         compiled = self.compiler.count(query)
         async with self._connection(write=False) as conn:

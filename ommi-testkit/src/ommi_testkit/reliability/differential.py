@@ -43,11 +43,13 @@ from ommi_testkit.reliability.profile import Profile, phases, seed
 from ommi_testkit.reliability.specs import (
     AddSpec,
     DeleteSpec,
+    ExistsSpec,
     FindSpec,
     Operation,
     Scenario,
     UpdateSpec,
     UpsertSpec,
+    ValuesSpec,
     field_of,
 )
 from ommi_testkit.reliability.strategies import Generator
@@ -97,9 +99,44 @@ async def _find(db: Ommi, spec: FindSpec) -> Any:
     return [typed(m) for m in models]
 
 
+def _typed_values(row: tuple[Any, ...]) -> tuple[tuple[str, Any], ...]:
+    """A projected tuple as ``(type name, value)`` pairs, as :func:`typed` shows a model."""
+    return tuple((type(value).__name__, value) for value in row)
+
+
+def _windowed(query: FindQuery[Any], sort: tuple[tuple[str, bool], ...], window: tuple[int, int] | None) -> Any:
+    if sort:
+        keys = [field_of(query.query().model.cls, name) for name, _ in sort]
+        query = query.sort(*(f.desc if desc else f.asc for f, (_, desc) in zip(keys, sort, strict=True)))
+    if window is not None:
+        query = query.limit(*window)
+    return query
+
+
+async def _values(db: Ommi, spec: ValuesSpec) -> Any:
+    query = _windowed(db.find(spec.target, *(c.build() for c in spec.where)), spec.sort, spec.window)
+    projection = query.values(*(field_of(spec.target, name) for name in spec.fields))
+    if spec.distinct:
+        projection = projection.distinct()
+    rows = [_typed_values(row) async for row in projection(batch_size=spec.batch_size)]
+    if not spec.ordered:
+        rows.sort(key=repr)
+    return rows
+
+
+async def _exists(db: Ommi, spec: ExistsSpec) -> bool:
+    query = _windowed(db.find(spec.target, *(c.build() for c in spec.where)), (), spec.window)
+    found: bool = await query.exists.or_raise()
+    return found
+
+
 async def _run(db: Ommi, operation: Operation) -> Any:
     if isinstance(operation, FindSpec):
         return await _find(db, operation)
+    if isinstance(operation, ValuesSpec):
+        return await _values(db, operation)
+    if isinstance(operation, ExistsSpec):
+        return await _exists(db, operation)
     if isinstance(operation, UpdateSpec):
         query: FindQuery[Any] = db.find(operation.target, *(c.build() for c in operation.where))
         values = operation.built_values()  # an expression of a wrong type fails here, as in an application
@@ -178,7 +215,7 @@ class _Differential:
                 )
             if expected[0] == "ok" and isinstance(expected[1], list):
                 self.figures.rows_verified += len(expected[1])
-            if not isinstance(operation, FindSpec):
+            if not isinstance(operation, (FindSpec, ValuesSpec, ExistsSpec)):
                 await self._same_data(f"operation {number}: {operation!r}")
         self.figures.examples += 1
 

@@ -24,12 +24,14 @@ __all__ = [
     "CompareFields",
     "Cond",
     "DeleteSpec",
+    "ExistsSpec",
     "FindSpec",
     "Operation",
     "Ref",
     "RowSpec",
     "Scenario",
     "UpdateSpec",
+    "ValuesSpec",
     "field_of",
 ]
 
@@ -168,6 +170,33 @@ class FindSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class ValuesSpec:
+    """``db.find(target, *where).sort(...).limit(...).values(*fields)``, then ``.distinct()`` when ``distinct``."""
+
+    target: type
+    fields: tuple[str, ...]
+    where: tuple[Cond, ...] = ()
+    sort: tuple[tuple[str, bool], ...] = ()
+    window: tuple[int, int] | None = None
+    distinct: bool = False
+    batch_size: int | None = None
+
+    @property
+    def ordered(self) -> bool:
+        """Whether the result order is defined: always with ``distinct``, else as for :class:`FindSpec`."""
+        return self.distinct or bool(self.sort) or self.window is not None
+
+
+@dataclass(frozen=True, slots=True)
+class ExistsSpec:
+    """``db.find(target, *where).limit(...).exists``."""
+
+    target: type
+    where: tuple[Cond, ...] = ()
+    window: tuple[int, int] | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Ref:
     """``Model.field`` as an update value: a copy, or an operand of :class:`Arith`."""
 
@@ -241,7 +270,7 @@ class UpsertSpec:
     rows: tuple[RowSpec, ...]
 
 
-Operation = FindSpec | UpdateSpec | DeleteSpec | AddSpec | UpsertSpec
+Operation = FindSpec | ValuesSpec | ExistsSpec | UpdateSpec | DeleteSpec | AddSpec | UpsertSpec
 
 
 @dataclass(frozen=True, slots=True)

@@ -41,6 +41,7 @@ from ommi_testkit.reliability.specs import (
     CompareFields,
     Cond,
     DeleteSpec,
+    ExistsSpec,
     FindSpec,
     Operation,
     Ref,
@@ -48,6 +49,7 @@ from ommi_testkit.reliability.specs import (
     Scenario,
     UpdateSpec,
     UpsertSpec,
+    ValuesSpec,
     field_of,
 )
 
@@ -76,7 +78,7 @@ _DT_MIN = _dt.datetime.min + _dt.timedelta(days=2)
 _DT_MAX = _dt.datetime.max - _dt.timedelta(days=2)
 
 
-_OPERATIONS = ("find",) * 6 + ("update", "update", "delete", "add")
+_OPERATIONS = ("find",) * 6 + ("values", "values", "exists", "update", "update", "delete", "add")
 
 
 def texts(max_size: int = 10) -> st.SearchStrategy[str]:
@@ -293,6 +295,30 @@ class Generator:
         batch = _choice(draw, (None, None, 1, 2, 3, 7)) if action == "all" else None
         return FindSpec(target, where, sort, window, action, batch)
 
+    def _values(self, draw: Any, target: type, pools: dict[Field, list[Any]]) -> ValuesSpec:
+        """A projection of 1 to 4 fields (a field may repeat), distinct or not, sorted and windowed or not.
+
+        A distinct projection sorts by every projected field, so it projects
+        sortable fields only; its sort names projected fields, and once in a
+        while one that is not (both sides must then refuse it alike).
+        """
+        where = self._where(draw, target, pools)
+        schema = get_schema(target)
+        distinct = draw(_BOOL)
+        candidates = [f.name for f in schema.fields if not distinct or f.storage in self.domain.sortable]
+        fields = tuple(_choice(draw, candidates) for _ in range(draw(_ints(1, 4))))
+        sortable = [f.name for f in schema.fields if f.storage in self.domain.sortable]
+        if distinct and draw(_ints(0, 9)):
+            sortable = [name for name in sortable if name in fields]
+        sort = tuple((_choice(draw, sortable), draw(_BOOL)) for _ in range(draw(_ints(0, 2)))) if sortable else ()
+        window = (draw(_ints(1, 8)), draw(_ints(0, 4))) if draw(_BOOL) else None
+        batch = _choice(draw, (None, None, 1, 2, 3, 7))
+        return ValuesSpec(target, fields, where, sort, window, distinct, batch)
+
+    def _exists(self, draw: Any, target: type, pools: dict[Field, list[Any]]) -> ExistsSpec:
+        window = (draw(_ints(1, 8)), draw(_ints(0, 4))) if draw(_ints(0, 3)) == 0 else None
+        return ExistsSpec(target, self._where(draw, target, pools), window)
+
     def _update(self, draw: Any, target: type, pools: dict[Field, list[Any]], owners: list[int]) -> UpdateSpec:
         where = self._where(draw, target, pools, writing=True)
         choices = [
@@ -404,6 +430,10 @@ class Generator:
         target = Sample if draw(_ints(0, 3)) else Owner
         if kind == "find":
             return self._find(draw, target, pools)
+        if kind == "values":
+            return self._values(draw, target, pools)
+        if kind == "exists":
+            return self._exists(draw, target, pools)
         if kind == "update":
             return self._update(draw, target, pools, owners)
         if kind == "delete":

@@ -9,6 +9,7 @@ from ommi_testkit.suites.errors import ErrorTranslationTests
 from ommi_testkit.suites.inspection import InspectionTests
 from ommi_testkit.suites.libraries import ModelLibraryTests
 from ommi_testkit.suites.migrations import MigrationTests
+from ommi_testkit.suites.projections import ProjectionTests
 from ommi_testkit.suites.queries import QueryTests
 from ommi_testkit.suites.relations import RelationTests
 from ommi_testkit.suites.retries import RetryTests
@@ -43,5 +44,6 @@ class ConformanceSuite(
     RowLockTests,
     UpdateExpressionTests,
     UpsertTests,
+    ProjectionTests,
 ):
     """Every conformance test. Subclass it and provide a ``driver_factory`` fixture."""
