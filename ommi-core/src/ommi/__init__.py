@@ -63,11 +63,15 @@ from ommi.models import (
     ommi_model,
 )
 from ommi.query import when
+from ommi.query.aggregate import Aggregated, Avg, Count, Max, Min, Sum
 from ommi.query.operands import asc, desc, field
 from ommi.results import DBQueryResult, DBResult
 
 __all__ = [
+    "Aggregated",
     "AssociateUsing",
+    "Avg",
+    "Count",
     "Auto",
     "ConfigurationError",
     "ConnectionError",
@@ -87,6 +91,8 @@ __all__ = [
     "LazyLoadTheRelated",
     "LazyMany",
     "LazyOne",
+    "Max",
+    "Min",
     "ModelCollection",
     "ModelDefinitionError",
     "ModelMethods",
@@ -99,6 +105,7 @@ __all__ = [
     "SchemaMismatchError",
     "SerializationError",
     "StoreAs",
+    "Sum",
     "TimeoutError",
     "TimezoneAware",
     "Transaction",
