@@ -74,6 +74,8 @@ __all__ = [
     "average",
     "check_sum",
     "exact_decimal_sum",
+    "finish_groups",
+    "having_positions",
     "keep_group",
     "resolve_having",
 ]
@@ -545,7 +547,18 @@ def aggregate_rows(
         keys[marker] + tuple(_finish(a, s) for a, s in zip(aggregates, states, strict=True))
         for marker, states in groups.items()
     ]
-    for position in reversed(range(len(group_by))):
-        result.sort(key=lambda row, p=position: _order_key(row[p]))  # type: ignore[misc]
+    return finish_groups(result, aggregation)
+
+
+def finish_groups(rows: list[tuple[Any, ...]], aggregation: Aggregation) -> list[tuple[Any, ...]]:
+    """Finished group rows in the defined order (group fields ascending, NULL first), ``having`` applied.
+
+    For a driver whose database groups but does not order (or filter) the
+    groups as Ommi defines; ``rows`` hold canonical values.
+    """
+    for position in reversed(range(len(aggregation.group_by))):
+        rows.sort(key=lambda row, p=position: _order_key(row[p]))  # type: ignore[misc]
+    if aggregation.having is None:
+        return rows
     names = having_positions(aggregation)
-    return [row for row in result if keep_group(aggregation.having, names, row)]
+    return [row for row in rows if keep_group(aggregation.having, names, row)]

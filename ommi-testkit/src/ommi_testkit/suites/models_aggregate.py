@@ -1,13 +1,13 @@
 """Models of the aggregate suite, in a collection of their own (tables prefixed ``agg_``, and one named ``group``).
 
 * ``AggAuthor`` and ``AggPost``: a post references its author; a post has an
-  optional ``int``, ``float``, ``Decimal``, date and text value to aggregate.
+  optional ``int``, ``float``, date and text value (``Decimal`` aggregates use
+  ``DecimalRecord``, which a server without Decimal128 can skip alone) to aggregate.
 * ``AggKeywords``: table ``group`` whose fields are named like SQL's keywords and
   aggregate functions (``count``, ``sum``, ``group``, ``select``).
 """
 
 import datetime
-import decimal
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -33,7 +33,6 @@ class AggPost:
     title: str = ""
     views: int | None = None
     score: float | None = None
-    price: decimal.Decimal | None = None
     day: datetime.date | None = None
     id: int | None = None
 
