@@ -70,11 +70,11 @@ from ommi.results import DBQueryResult, DBResult
 __all__ = [
     "Aggregated",
     "AssociateUsing",
-    "Avg",
-    "Count",
     "Auto",
+    "Avg",
     "ConfigurationError",
     "ConnectionError",
+    "Count",
     "DBQueryResult",
     "DBResult",
     "DBStatusNoResultException",

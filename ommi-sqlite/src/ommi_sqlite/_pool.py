@@ -119,7 +119,8 @@ class _OmmiConnection(sqlite3.Connection):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.create_collation(DECIMAL_COLLATION, compare_decimals)
-        self.create_aggregate(DECIMAL_SUM, 1, DecimalSum)
+        # typeshed's protocol wants int results; SQLite takes any value an aggregate finalizes to.
+        self.create_aggregate(DECIMAL_SUM, 1, DecimalSum)  # type: ignore[arg-type]
         # The limit is a property of the (process-wide) library build.
         _VARIABLE_LIMIT[0] = self.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
 

@@ -66,8 +66,7 @@ def _join_for(target: ModelSchema, other: ModelSchema) -> Join:
 def _refuse_aggregate_conditions(condition: Expr) -> None:
     if isinstance(condition, AggregateCondition):
         raise QueryError(
-            f"{condition!r} filters groups by an aggregate: give it to .having(...) after "
-            ".group_by(...), not to find()"
+            f"{condition!r} filters groups by an aggregate: give it to .having(...) after .group_by(...), not to find()"
         )
     if isinstance(condition, (And, Or)):
         for item in condition.items:

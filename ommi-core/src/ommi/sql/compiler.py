@@ -394,8 +394,8 @@ class SQLCompiler:
             steps.append(make(position))
             position += width
 
-        for field in aggregation.group_by:
-            convert = dialect.from_db(field.storage)
+        for grouped in aggregation.group_by:
+            convert = dialect.from_db(grouped.storage)
             take(1, lambda at, c=convert: lambda row: row[at] if c is None or row[at] is None else c(row[at]))  # type: ignore[misc]
         for _, aggregate in aggregation.aggregates:
             field = aggregate.field
@@ -416,8 +416,10 @@ class SQLCompiler:
                 else:
                     take(
                         sums + 1,
-                        lambda at, n=sums, s=storage: lambda row: average(  # type: ignore[misc]
-                            dialect.sum_value(s, row[at : at + n]), int(row[at + n] or 0), s
+                        lambda at, n=sums, s=storage: (
+                            lambda row: average(  # type: ignore[misc]
+                                dialect.sum_value(s, row[at : at + n]), int(row[at + n] or 0), s
+                            )
                         ),
                     )
 
