@@ -61,6 +61,8 @@ if TYPE_CHECKING:
 __all__ = [
     "AVG_CONTEXT",
     "DECIMAL_SUM_DIGITS",
+    "NUMERIC",
+    "UNORDERED",
     "Aggregate",
     "AggregateCondition",
     "Aggregated",
