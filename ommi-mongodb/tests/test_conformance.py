@@ -75,6 +75,7 @@ NEEDS_REAL_MONGODB: dict[str, str] = {
     "test_update_expr_field_copy": _PIPELINE,
     "test_update_expr_intermediate_overflow_is_refused": _PIPELINE,
     "test_update_expr_decimal_is_exact": _DECIMAL,
+    "test_aggregate_decimals_are_exact": _DECIMAL,
     "test_update_expr_float_arithmetic": (
         "its $inc and $mul keep 15 significant digits of a float result (-0.05 for -0.1 * 3 + 0.25, which is "
         "-0.050000000000000044)"

@@ -63,14 +63,18 @@ from ommi.models import (
     ommi_model,
 )
 from ommi.query import when
+from ommi.query.aggregate import Aggregated, Avg, Count, Max, Min, Sum
 from ommi.query.operands import asc, desc, field
 from ommi.results import DBQueryResult, DBResult
 
 __all__ = [
+    "Aggregated",
     "AssociateUsing",
     "Auto",
+    "Avg",
     "ConfigurationError",
     "ConnectionError",
+    "Count",
     "DBQueryResult",
     "DBResult",
     "DBStatusNoResultException",
@@ -87,6 +91,8 @@ __all__ = [
     "LazyLoadTheRelated",
     "LazyMany",
     "LazyOne",
+    "Max",
+    "Min",
     "ModelCollection",
     "ModelDefinitionError",
     "ModelMethods",
@@ -99,6 +105,7 @@ __all__ = [
     "SchemaMismatchError",
     "SerializationError",
     "StoreAs",
+    "Sum",
     "TimeoutError",
     "TimezoneAware",
     "Transaction",

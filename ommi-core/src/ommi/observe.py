@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from ommi.drivers.base import Row
     from ommi.expressions import Query
     from ommi.models.schema import Field, ModelSchema
+    from ommi.query.aggregate import Aggregation
 
 __all__ = ["ObservedOperations", "QueryEvent", "QueryRecorder", "observe"]
 
@@ -38,13 +39,13 @@ class QueryEvent:
     driver: str
     model: str
     operation: str
-    """``insert``, ``select``, ``count``, ``exists``, ``update``, ``delete``, ``upsert`` or ``raw``.
+    """``insert``, ``select``, ``count``, ``exists``, ``aggregate``, ``update``, ``delete``, ``upsert`` or ``raw``.
 
     ``.values(...)`` reads are ``select`` events too; a ``raw`` statement has
-    no model (``model`` is ``""``).
+    no model (``model`` is ``""``); an ``aggregate`` event's ``rows`` is the number of groups.
     """
     rows: int | None
-    """Rows written, matched or returned (for ``select``: the first batch), if known."""
+    """Rows written, matched or returned (for ``select``: the first batch; for ``aggregate``: the groups), if known."""
     duration_ms: float
     error: str | None = None
     """The exception class name when the operation failed."""
@@ -192,4 +193,13 @@ class ObservedOperations(Operations):
     async def update(self, query: Query, values: Mapping[Field, Any]) -> int:
         return await observe(
             self._driver, query.model.name, "update", lambda: self._ops.update(query, values), lambda n: n
+        )
+
+    async def aggregate(self, query: Query, aggregation: Aggregation) -> list[Row]:
+        return await observe(
+            self._driver,
+            query.model.name,
+            "aggregate",
+            lambda: self._ops.aggregate(query, aggregation),
+            len,
         )

@@ -105,6 +105,9 @@ class ServerForms:
     largest_key_rounds = 1
     """Queries for the largest integer ``_id`` above the counter: MongoDB's first answer is the largest."""
 
+    group_pipelines = True
+    """Aggregates run as a ``$group`` pipeline on the server (``ommi_mongodb._aggregate``)."""
+
     def not_equal(self, path: str, value: Any) -> dict[str, Any]:
         """``f != v``: matches null and missing fields too (``value`` is not ``None``)."""
         return {path: {"$ne": value}}

@@ -43,11 +43,13 @@ from ommi.errors import IntegrityError, OperationalError, UnsupportedFeature, Va
 from ommi.expressions import Arithmetic, Query
 from ommi.models.schema import Field, ModelSchema
 from ommi.models.types import StorageType
+from ommi.query.aggregate import Aggregation, finish_groups
 from ommi.query.evaluate import ordered
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError, PyMongoError
 
+from ommi_mongodb._aggregate import empty_row, group_pipeline, on_server
 from ommi_mongodb._errors import exceptions, is_duplicate_key
 from ommi_mongodb._expressions import ExpressionUpdate, plan_update
 from ommi_mongodb._journal import (
@@ -288,6 +290,9 @@ class MongoDBOperations(Operations):
 
     async def count(self, query: Query) -> int:
         return await self._bound()._count(query)
+
+    async def aggregate(self, query: Query, aggregation: Aggregation) -> list[Row]:
+        return await self._bound()._aggregate(query, aggregation)
 
     async def delete(self, query: Query) -> int:
         return await self._bound()._delete(query)
@@ -587,6 +592,23 @@ class MongoDBOperations(Operations):
         with map_exceptions(self._exceptions("count in", query.model)), self._timed():
             total = await self._collection(query.model).count_documents(selection.filter, session=self._session)
         return _window_count(total, query)
+
+    async def _aggregate(self, query: Query, aggregation: Aggregation) -> list[Row]:
+        """A ``$group`` pipeline (``ommi_mongodb._aggregate``), or the default where the server cannot be exact."""
+        if not self._gen.forms.group_pipelines or not on_server(aggregation):
+            return await super().aggregate(query, aggregation)
+        await self._settle()
+        selection = await self._plan(query)
+        rows: list[Row] = []
+        if selection.matched != 0:
+            pipeline, finish = group_pipeline(selection.filter, aggregation)
+            collection = self._collection(query.model)
+            with map_exceptions(self._exceptions("aggregate", query.model)), self._timed():
+                cursor = await collection.aggregate(pipeline, session=self._session)
+                rows = [finish(document) for document in await cursor.to_list(None)]
+        if not aggregation.group_by and not rows:
+            rows = [empty_row(aggregation)]
+        return finish_groups(rows, aggregation)
 
     # -- writes ------------------------------------------------------------
 

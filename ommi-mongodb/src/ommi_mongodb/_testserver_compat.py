@@ -22,6 +22,9 @@ counter (first key generation)           largest)                              `
 an update expression that is not         an update pipeline                    refused (``UnsupportedFeature``,
 ``field ± value`` / ``field * value``                                          naming the server): it has no
 (``ommi_mongodb._expressions``)                                                pipeline updates
+``aggregate(...)`` / ``group_by(...)``    one ``$match`` + ``$group`` pipeline  the documents read and aggregated in
+(``ommi_mongodb._aggregate``)                                                  Python (Operations.aggregate's
+                                                                               default): it groups wrongly
 a migration converting a field's type    one ``update_many`` with a pipeline   each document rewritten in Python
 (``ChangeType``, ``ommi_mongodb.         (``$toString``, ``$toDecimal``...)    (``converts_in_python``): it has no
 _migrate``)                                                                    pipeline updates
@@ -58,6 +61,12 @@ class NX27017Forms(ServerForms):
     # It refuses an update given as a pipeline ("'list' object has no attribute
     # 'keys'"): an update expression needing one is refused before any I/O
     # (UnsupportedFeature); $inc and $mul it runs.
+
+    group_pipelines = False
+    # It evaluates no field path inside a document _id ({"_id": {"k0": "$title"}} groups every
+    # document under the literal "$title"), hangs on a $sum of int64 values that overflows, and
+    # gives null for a $sum over nulls: aggregates are computed from the documents in Python
+    # (the default of Operations.aggregate), as they are for a Decimal Sum/Avg on MongoDB.
 
     largest_key_rounds = 64
     # nx-27017 sorts integer _id values as text (1, 10, 2), so its first answer

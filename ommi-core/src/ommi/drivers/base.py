@@ -24,11 +24,12 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, Protocol, Sel
 
 from ommi.drivers.capabilities import Capabilities
 from ommi.errors import UnsupportedFeature
+from ommi.expressions import Query
+from ommi.query.aggregate import Aggregation, aggregate_rows
 
 if TYPE_CHECKING:
     from typing_extensions import TypeVar
 
-    from ommi.expressions import Query
     from ommi.migrations.inspection import Inspection
     from ommi.migrations.operations import MigrationStep
     from ommi.models.schema import Field, ModelSchema
@@ -170,6 +171,37 @@ class Operations(abc.ABC):
         database's own atomic write; a row whose result leaves the field's
         range fails the whole update (``ValidationError``), changing no row.
         """
+
+    async def aggregate(self, query: Query, aggregation: Aggregation) -> list[Row]:
+        """The aggregates of the rows ``query`` matches, per group: see :mod:`ommi.query.aggregate`.
+
+        Core has checked ``aggregation`` (its fields belong to ``query.model``,
+        its ``having`` resolved and its values canonical) and gives a query
+        without sort, limit or lock; a row joined to several related rows
+        counts once, as :meth:`fetch` returns it once. Returns one row per
+        group, ordered by the group fields ascending (NULL first): the group
+        fields' canonical values, then each aggregate's canonical value
+        (:func:`ommi.query.aggregate.aggregate_rows` defines them). Without
+        ``group_by`` exactly one row, also when no row matches.
+
+        This default streams the rows through :meth:`fetch` and computes in
+        Python, so every driver gives correct results; a driver overrides it
+        to let the database compute (one ``GROUP BY`` statement, a
+        ``$group`` pipeline), and must then give the same values.
+
+        Raises:
+            ValidationError: an integer sum outside the signed 64-bit range, a
+                float sum that overflows, a Decimal sum too long to be exact.
+        """
+        matched = Query(query.model, query.where, query.joins)
+        rows: list[Row] = []
+        batches = self.fetch(matched, 1000)
+        try:
+            async for batch in batches:
+                rows.extend(batch)
+        finally:
+            await batches.aclose()
+        return aggregate_rows(rows, aggregation)
 
     async def upsert(self, schema: ModelSchema, rows: Sequence[Row], on: Sequence[Field]) -> Sequence[Any] | None:
         """Insert each row, or replace the stored row it matches on ``on``; all or none are written.

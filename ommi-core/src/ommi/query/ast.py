@@ -25,10 +25,14 @@ from ommi.expressions import (
     _conditions,
     when,
 )
+from ommi.query.aggregate import Aggregate, AggregateCondition, Aggregation
 
 __all__ = [
     "ORDERING_OPS",
     "TEXT_OPS",
+    "Aggregate",
+    "AggregateCondition",
+    "Aggregation",
     "And",
     "ArithOp",
     "Arithmetic",

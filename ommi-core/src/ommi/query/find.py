@@ -19,16 +19,17 @@ from ommi.errors import (
     SchemaMismatchError,
     ValidationError,
 )
-from ommi.expressions import And, Arithmetic, Expr, Join, Query, RowLock, SortKey, _conditions
+from ommi.expressions import And, Arithmetic, Expr, Join, Or, Query, RowLock, SortKey, _conditions
 from ommi.models.schema import Field, ModelSchema, get_schema, is_model
 from ommi.models.types import INT64_MAX
+from ommi.query.aggregate import Aggregate, AggregateCondition, Aggregation, resolve_having
 from ommi.query.arithmetic import check_update_value
 from ommi.results import DBAction, DBQueryResult, DBResult
 
 if TYPE_CHECKING:
     from ommi.drivers.base import Operations
 
-__all__ = ["FindQuery", "QueryExecutor", "ResultIterator", "ValuesQuery", "plan_query"]
+__all__ = ["FindQuery", "GroupedQuery", "QueryExecutor", "ResultIterator", "ValuesQuery", "plan_query"]
 
 T = TypeVar("T")
 D = TypeVar("D")
@@ -78,6 +79,16 @@ def _join_for(target: ModelSchema, other: ModelSchema) -> Join:
     )
 
 
+def _refuse_aggregate_conditions(condition: Expr) -> None:
+    if isinstance(condition, AggregateCondition):
+        raise QueryError(
+            f"{condition!r} filters groups by an aggregate: give it to .having(...) after .group_by(...), not to find()"
+        )
+    if isinstance(condition, (And, Or)):
+        for item in condition.items:
+            _refuse_aggregate_conditions(item)
+
+
 def plan_query(
     predicates: tuple[Any, ...],
     sort: tuple[SortKey, ...] = (),
@@ -101,6 +112,8 @@ def plan_query(
             target = get_schema(predicate)
         else:
             conditions.extend(_conditions((predicate,)))
+    for condition in conditions:
+        _refuse_aggregate_conditions(condition)
     if target is None:
         if not conditions:
             raise QueryError("find() needs a model class or at least one condition")
@@ -482,6 +495,49 @@ class FindQuery(Generic[T]):
             )
         return self._replace(lock=RowLock(skip_locked=skip_locked, nowait=nowait))
 
+    def group_by(self, *fields: object) -> GroupedQuery:
+        """Group the matches by ``fields`` (of the target model) for ``.aggregate(...)``.
+
+        ``db.find(Post).group_by(Post.author).aggregate(n=ommi.Count())``
+        gives one dict per group, keyed by the group fields' attribute names
+        and the aggregate names; NULL forms a group of its own. Groups come
+        back ordered by the group fields ascending, NULL first. Filter groups
+        with :meth:`GroupedQuery.having`.
+
+        Raises:
+            QueryError: no field, something other than a model field, or a field twice.
+        """
+        if not fields:
+            raise QueryError("group_by() needs at least one model field")
+        chosen: list[Field] = []
+        for item in fields:
+            if not isinstance(item, Field):
+                raise QueryError(f"group_by() takes model fields, not {item!r}")
+            if any(item is f for f in chosen):
+                raise QueryError(f"group_by(): {item!r} is given twice")
+            chosen.append(item)
+        return GroupedQuery(self, tuple(chosen), None)
+
+    def aggregate(self, **aggregates: Aggregate) -> DBAction[dict[str, Any]]:
+        """The named aggregates of every match, as one dict: ``.aggregate(n=ommi.Count(), total=ommi.Sum(Post.views))``.
+
+        Over no match the dict still comes: counts are 0, the others ``None``.
+        See :mod:`ommi.query.aggregate` for the semantics (NULLs are ignored,
+        an integer sum outside 64 bits is a ``ValidationError``...).
+
+        Raises:
+            QueryError: no aggregate, a value that is not one, an aggregate of
+                another model's field, or a query with ``sort``, ``limit`` or
+                ``for_update`` (before any I/O).
+        """
+
+        async def run() -> dict[str, Any]:
+            rows = await self._aggregate(aggregates, (), None)
+            names = [name for name, _ in aggregates.items()]
+            return dict(zip(names, rows[0], strict=True))
+
+        return DBAction(run, query=True, what="find(...).aggregate(...)")
+
     def query(self) -> Query:
         """The driver-level :class:`Query` this builder describes."""
         return plan_query(self._predicates, self._sort, self._limit, self._offset, self._lock)
@@ -708,3 +764,94 @@ class FindQuery(Generic[T]):
             self._executor.require_capability("update_expressions", "an update expression (Model.field + 1)")
         ops = await self._executor.query_operations(query)
         return await ops.update(query, encoded)
+
+    async def _aggregate(
+        self, aggregates: Mapping[str, Aggregate], group_by: tuple[Field, ...], having: Expr | None
+    ) -> list[tuple[Any, ...]]:
+        """Check, run and decode an aggregation: rows of application values (group values, then aggregates)."""
+        if not aggregates:
+            raise QueryError("aggregate() needs at least one named aggregate, e.g. .aggregate(n=ommi.Count())")
+        if self._lock is not None:
+            raise QueryError("aggregate() does not take a query marked for_update(): it returns no rows to lock")
+        if self._sort:
+            raise QueryError(
+                "aggregate() does not take a sorted query: groups come back ordered by the group fields "
+                "(ascending, NULL first); remove sort()"
+            )
+        if self._limit is not None or self._offset:
+            raise QueryError("aggregate() applies to every match; remove limit() from the query")
+        for name, aggregate in aggregates.items():
+            if not isinstance(aggregate, Aggregate):
+                raise QueryError(
+                    f"aggregate(): {name}={aggregate!r} is not an aggregate; use ommi.Count(), ommi.Sum(field), "
+                    "ommi.Avg(field), ommi.Min(field) or ommi.Max(field)"
+                )
+        query = self.query()
+        target = query.model
+        for field in (*group_by, *(a.field for a in aggregates.values() if a.field is not None)):
+            if field.schema is not target:
+                raise QueryError(
+                    f"cannot aggregate {target.cls.__name__} rows by {field!r}, a field of another model; "
+                    f"find({field.schema.cls.__name__}) to aggregate its rows"
+                )
+        for field in group_by:
+            if field.name in aggregates:
+                raise QueryError(
+                    f"aggregate(): the name {field.name!r} is taken by the group field {field!r}; "
+                    "give the aggregate another name"
+                )
+        if having is not None:
+            having = resolve_having(having, dict(aggregates))
+        aggregation = Aggregation(tuple(aggregates.items()), group_by, having)
+        ops = await self._executor.query_operations(query)
+        rows = await ops.aggregate(query, aggregation)
+        decoders = [f.decode for f in group_by] + [a.decode for a in aggregates.values()]
+        return [tuple(decode(value) for decode, value in zip(decoders, row, strict=True)) for row in rows]
+
+
+class GroupedQuery:
+    """``db.find(...).group_by(...)``: add ``having(...)``, then run ``.aggregate(...)`` for one dict per group."""
+
+    __slots__ = ("_find", "_group_by", "_having")
+
+    def __init__(self, find: FindQuery[Any], group_by: tuple[Field, ...], having: Expr | None) -> None:
+        self._find = find
+        self._group_by = group_by
+        self._having = having
+
+    def having(self, *conditions: Expr | bool) -> GroupedQuery:
+        """Keep only the groups where ``conditions`` hold (ANDed, and with an earlier ``having``).
+
+        Conditions name aggregates given to ``.aggregate(...)``:
+        ``.having(ommi.Aggregated("n") >= 2)``, combined with ``&`` and ``|``.
+        The names are looked up when ``.aggregate(...)`` runs; an unknown one
+        is a :class:`~ommi.errors.QueryError` raised before any I/O. A
+        comparison other than ``!=`` never holds for a NULL aggregate (a ``Sum``
+        over no value); ``!=`` does, and ``== None`` tests for it.
+
+        Raises:
+            QueryError: no condition, or something that is not a condition.
+        """
+        items = _conditions(conditions)
+        if not items:
+            raise QueryError("having() needs at least one condition, e.g. ommi.Aggregated('n') >= 2")
+        if self._having is not None:
+            items = (self._having, *items)
+        return GroupedQuery(self._find, self._group_by, items[0] if len(items) == 1 else And(items))
+
+    def aggregate(self, **aggregates: Aggregate) -> DBAction[list[dict[str, Any]]]:
+        """The named aggregates of each group: a list of dicts keyed by the group fields' names and ``aggregates``.
+
+        Raises:
+            QueryError: as :meth:`FindQuery.aggregate`, and also an aggregate
+                named like a group field, or a ``having`` naming an unknown aggregate.
+            ValidationError: a ``having`` value the aggregate's result cannot be.
+        """
+        find, group_by, having = self._find, self._group_by, self._having
+
+        async def run() -> list[dict[str, Any]]:
+            rows = await find._aggregate(aggregates, group_by, having)
+            names = [f.name for f in group_by] + list(aggregates)
+            return [dict(zip(names, row, strict=True)) for row in rows]
+
+        return DBAction(run, query=True, what="find(...).group_by(...).aggregate(...)")

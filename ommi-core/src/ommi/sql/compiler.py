@@ -24,6 +24,7 @@ from ommi.expressions import TEXT_OPS, And, Arithmetic, Comparison, Expr, FieldC
 from ommi.models.constraints import ModelConstraint
 from ommi.models.schema import Field, ModelSchema
 from ommi.models.types import StorageType
+from ommi.query.aggregate import Aggregate, Aggregation, average
 from ommi.sql._statement import Compiled
 from ommi.sql.dialect import ArithmeticStep, Dialect
 from ommi.sql.limits import Limits
@@ -37,6 +38,8 @@ _Cached = tuple[str, tuple["weakref.ref[ModelSchema]", ...]]
 """A cached statement's SQL text, and the other models its shape names."""
 
 RowConverter = Callable[[Sequence[tuple[Any, ...]]], list[tuple[Any, ...]]]
+GroupFinisher = Callable[[Sequence[Any]], tuple[Any, ...]]
+"""Turns one row of an aggregate statement into the canonical result row (group values, then aggregates)."""
 _SQL_OPS = {Op.EQ: "=", Op.LT: "<", Op.LE: "<=", Op.GT: ">", Op.GE: ">="}
 
 
@@ -381,6 +384,106 @@ class SQLCompiler:
         window, window_params = self.dialect.limit_offset(query.limit, query.offset)
         inner = f"SELECT 1 FROM {self.dialect.table(query.model)} AS {alias}{where}{self._order(query, alias)}{window}"
         return Compiled(f"SELECT COUNT(*) FROM ({inner}) AS {q('counted')}", params + window_params)
+
+    def aggregate(self, query: Query, aggregation: Aggregation) -> tuple[Compiled, GroupFinisher]:
+        """One ``SELECT ... GROUP BY`` computing ``aggregation`` over the matches (cached by shape), and its finisher.
+
+        Conditions on related models go through the ``EXISTS`` of :meth:`_where`,
+        so each target row counts once. Groups are ordered by the group fields
+        ascending, NULL first. ``Avg`` of ``INTEGER`` and ``DECIMAL`` fields is
+        read as an exact sum and a count and divided by
+        :func:`ommi.query.aggregate.average`; sums go through
+        :meth:`Dialect.sum_columns` / :meth:`Dialect.sum_value`. ``having`` is
+        not part of the statement: the caller applies
+        :func:`ommi.query.aggregate.keep_group` to the finished rows.
+        """
+        shape = (
+            "aggregate",
+            tuple((a.kind, None if a.field is None else id(a.field)) for _, a in aggregation.aggregates),
+            tuple(id(f) for f in aggregation.group_by),
+        )
+        compiled = self._cached(shape, query, lambda q: self._aggregate_text(q, aggregation))
+        return compiled, self._group_finisher(aggregation)
+
+    def _aggregate_parts(self, aggregate: Aggregate, alias: str) -> list[str]:
+        q, dialect = self.dialect.quote, self.dialect
+        field = aggregate.field
+        if field is None:
+            return ["COUNT(*)"]
+        column = f"{alias}.{q(field.column)}"
+        kind, storage = aggregate.kind, field.storage
+        if kind == "count":
+            return [f"COUNT({column})"]
+        if kind in ("min", "max"):
+            return [f"{kind.upper()}({dialect.comparison_operand(column, storage, None)})"]
+        if kind == "avg" and storage is StorageType.FLOAT:
+            return [f"AVG({column})"]
+        sums = dialect.sum_columns(column, storage)
+        return sums if kind == "sum" else [*sums, f"COUNT({column})"]
+
+    def _aggregate_text(self, query: Query, aggregation: Aggregation) -> str:
+        dialect = self.dialect
+        q = dialect.quote
+        alias = q("t0")
+        where, _ = self._where(query, alias)
+        groups = [f"{alias}.{q(f.column)}" for f in aggregation.group_by]
+        selected = list(groups)
+        for _, aggregate in aggregation.aggregates:
+            selected.extend(self._aggregate_parts(aggregate, alias))
+        sql = f"SELECT {', '.join(selected)} FROM {dialect.table(query.model)} AS {alias}{where}"
+        if groups:
+            keys = [dialect.group_operand(c, f.storage) for c, f in zip(groups, aggregation.group_by, strict=True)]
+            sql += " GROUP BY " + ", ".join(keys)
+            order = []
+            for column, field in zip(groups, aggregation.group_by, strict=True):
+                key = dialect.comparison_operand(column, field.storage, None)
+                order.append(f"{key} ASC NULLS FIRST" if dialect.supports_nulls_order else f"{key} ASC")
+            sql += " ORDER BY " + ", ".join(order)
+        return sql
+
+    def _group_finisher(self, aggregation: Aggregation) -> GroupFinisher:
+        dialect = self.dialect
+        steps: list[Callable[[Sequence[Any]], Any]] = []
+        position = 0
+
+        def take(width: int, make: Callable[[int], Callable[[Sequence[Any]], Any]]) -> None:
+            nonlocal position
+            steps.append(make(position))
+            position += width
+
+        for grouped in aggregation.group_by:
+            convert = dialect.from_db(grouped.storage)
+            take(1, lambda at, c=convert: lambda row: row[at] if c is None or row[at] is None else c(row[at]))  # type: ignore[misc]
+        for _, aggregate in aggregation.aggregates:
+            field = aggregate.field
+            kind = aggregate.kind
+            if field is None or kind == "count":
+                take(1, lambda at: lambda row: int(row[at]))
+                continue
+            storage = field.storage
+            if kind in ("min", "max"):
+                convert = dialect.from_db(storage)
+                take(1, lambda at, c=convert: lambda row: row[at] if c is None or row[at] is None else c(row[at]))  # type: ignore[misc]
+            elif kind == "avg" and storage is StorageType.FLOAT:
+                take(1, lambda at: lambda row: None if row[at] is None else float(row[at]))
+            else:
+                sums = len(dialect.sum_columns("", storage))
+                if kind == "sum":
+                    take(sums, lambda at, n=sums, s=storage: lambda row: dialect.sum_value(s, row[at : at + n]))  # type: ignore[misc]
+                else:
+                    take(
+                        sums + 1,
+                        lambda at, n=sums, s=storage: (
+                            lambda row: average(  # type: ignore[misc]
+                                dialect.sum_value(s, row[at : at + n]), int(row[at + n] or 0), s
+                            )
+                        ),
+                    )
+
+        def finish(row: Sequence[Any]) -> tuple[Any, ...]:
+            return tuple(step(row) for step in steps)
+
+        return finish
 
     def delete(self, query: Query) -> Compiled:
         """``DELETE`` the matches (no window: core rejects limit on delete)."""

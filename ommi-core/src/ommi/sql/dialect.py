@@ -413,6 +413,36 @@ class Dialect:
         """
         return expression, params
 
+    def sum_columns(self, column: str, storage: StorageType) -> list[str]:
+        """The SQL expressions a group's exact sum of ``column`` (a numeric ``storage``) is read from.
+
+        By default one, ``SUM(column)``; :meth:`sum_value` turns what they
+        return into the sum. A database whose ``SUM`` is not exact for the
+        storage type (SQLite's integer sum fails on an intermediate overflow,
+        its ``Decimal`` text would sum as floats) returns several expressions
+        or calls a function of its own.
+        """
+        return [f"SUM({column})"]
+
+    def sum_value(self, storage: StorageType, values: Sequence[Any]) -> Any:
+        """The exact sum (canonical, not yet range-checked) from the values of :meth:`sum_columns`; NULL: ``None``."""
+        value = values[0]
+        if value is None:
+            return None
+        if storage is StorageType.INTEGER:
+            return int(value)  # PostgreSQL's sum(bigint) is a numeric
+        if storage is StorageType.FLOAT:
+            return float(value)
+        convert = self.from_db(storage)
+        return value if convert is None else convert(value)
+
+    def group_operand(self, column: str, storage: StorageType) -> str:
+        """A column as a ``GROUP BY`` key: equal values (as Ommi compares them) must form one group.
+
+        Default: the column itself; SQLite groups ``Decimal`` text by value through its collation.
+        """
+        return column
+
     def to_param(self, storage: StorageType) -> Callable[[Any], Any] | None:
         """Converter from a canonical value to the client's parameter, or None for identity."""
         return None

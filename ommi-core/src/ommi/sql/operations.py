@@ -56,6 +56,7 @@ from ommi.drivers.base import Operations, Row
 from ommi.errors import DatabaseError, IntegrityError, QueryError, TransactionError
 from ommi.expressions import Arithmetic, Comparison, Op, Query
 from ommi.models.schema import Field, ModelSchema
+from ommi.query.aggregate import Aggregation, having_positions, keep_group
 from ommi.sql._statement import Compiled
 from ommi.sql.compiler import InsertLayout, SQLCompiler
 from ommi.sql.limits import check_rows, check_values
@@ -428,6 +429,17 @@ class SQLOperations(Operations, Generic[C]):
         async with self._connection(write=False) as conn:
             rows = await self._fetch_all(conn, compiled.sql, compiled.params)
         return int(rows[0][0]) if rows else 0
+
+    async def aggregate(self, query: Query, aggregation: Aggregation) -> list[Row]:
+        """One ``GROUP BY`` statement (:meth:`SQLCompiler.aggregate`); ``having`` applied to the finished rows."""
+        compiled, finish = self.compiler.aggregate(query, aggregation)
+        async with self._connection(write=False) as conn:
+            rows = await self._fetch_all(conn, compiled.sql, compiled.params)
+        result = [finish(row) for row in rows]
+        if aggregation.having is None:
+            return result
+        names = having_positions(aggregation)
+        return [row for row in result if keep_group(aggregation.having, names, row)]
 
     async def delete(self, query: Query) -> int:
         compiled = self.compiler.delete(query)

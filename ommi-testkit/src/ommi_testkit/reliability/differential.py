@@ -12,7 +12,12 @@ Each Hypothesis example loads a generated dataset into both databases, then
 runs its operations one by one on both. Every outcome must be identical: the
 rows (values *and* their Python types, in order where the query defines
 one), counts, ``.one``, the number of rows an update or delete touched, and
-the error class when both refuse an operation. After every write both
+the error class when both refuse an operation. Aggregates must agree
+exactly too, except a float ``Sum``/``Avg``, whose value depends on the
+order the database adds in: it may differ from the reference by the error
+bound of a summation, ``4 * n * n * eps * M`` (``n`` values of magnitude at
+most ``M``; divided by ``n`` for a mean), and a case whose float sum could
+overflow in some order (``n * M > 1e300``) is not compared. After every write both
 databases must hold exactly the same rows. An exception that is not an
 :class:`ommi.errors.OmmiError` fails at once.
 
@@ -23,6 +28,8 @@ from a plain ``def`` test; Hypothesis shrinks a failure to a small case.
 from __future__ import annotations
 
 import asyncio
+import math
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -33,6 +40,8 @@ from ommi import Ommi
 from ommi.drivers import Driver
 from ommi.errors import OmmiError
 from ommi.models.schema import get_schema
+from ommi.models.types import StorageType
+from ommi.query.aggregate import Count, Max, Min
 from ommi.query.find import FindQuery
 
 from ommi_testkit.reference import ReferenceDriver
@@ -42,6 +51,7 @@ from ommi_testkit.reliability.models import Owner, Sample, differential_models
 from ommi_testkit.reliability.profile import Profile, phases, seed
 from ommi_testkit.reliability.specs import (
     AddSpec,
+    AggregateSpec,
     DeleteSpec,
     ExistsSpec,
     FindSpec,
@@ -128,6 +138,81 @@ async def _exists(db: Ommi, spec: ExistsSpec) -> bool:
     query = _windowed(db.find(spec.target, *(c.build() for c in spec.where)), (), spec.window)
     found: bool = await query.exists.or_raise()
     return found
+def _grouped(db: Ommi, spec: AggregateSpec) -> Any:
+    query: FindQuery[Any] = db.find(spec.target, *(condition.build() for condition in spec.where))
+    if not spec.group_by:
+        return query
+    return query.group_by(*(field_of(spec.target, name) for name in spec.group_by))
+
+
+async def _aggregate(db: Ommi, spec: AggregateSpec) -> list[tuple[tuple[str, str, Any], ...]]:
+    """The groups of an aggregate call (one without ``group_by``) as ``(name, type name, value)`` tuples."""
+    grouped = _grouped(db, spec)
+    having = spec.built_having()
+    if having is not None:
+        grouped = grouped.having(having)
+    result = await grouped.aggregate(**spec.built_aggregates()).or_raise()
+    groups = [result] if isinstance(result, dict) else result
+    return [tuple((name, type(value).__name__, value) for name, value in group.items()) for group in groups]
+
+
+_EPS = sys.float_info.epsilon
+
+
+def _float_sums(spec: AggregateSpec) -> dict[str, tuple[str, str]]:
+    """The float ``Sum``/``Avg`` aggregates of ``spec``: name -> (kind, field name)."""
+    result: dict[str, tuple[str, str]] = {}
+    for name, kind, field in spec.aggregates:
+        if kind in ("sum", "avg") and field is not None and field_of(spec.target, field).storage is StorageType.FLOAT:
+            result[name] = (kind, field)
+    return result
+
+
+async def _float_bounds(reference: Ommi, spec: AggregateSpec) -> dict[tuple[Any, ...], dict[str, float]] | None:
+    """Per group (by its key values), the tolerance of each float sum or mean; ``None``: not comparable."""
+    sums = _float_sums(spec)
+    bounds: dict[tuple[Any, ...], dict[str, float]] = {}
+    if not sums:
+        return bounds
+    measures: dict[str, Any] = {}
+    for name, (_, field) in sums.items():
+        f = field_of(spec.target, field)
+        measures |= {f"{name}_n": Count(f), f"{name}_lo": Min(f), f"{name}_hi": Max(f)}
+    result = await _grouped(reference, spec).aggregate(**measures).or_raise()
+    for group in [result] if isinstance(result, dict) else result:
+        key = tuple(group[name] for name in spec.group_by)
+        tolerances: dict[str, float] = {}
+        for name, (kind, _) in sums.items():
+            n = group[f"{name}_n"]
+            low, high = group[f"{name}_lo"], group[f"{name}_hi"]
+            largest = max(abs(low or 0.0), abs(high or 0.0))
+            if n * largest > 1e300:
+                return None
+            bound = 4 * n * n * _EPS * largest
+            tolerances[name] = bound / n if kind == "avg" and n else bound
+        bounds[key] = tolerances
+    return bounds
+
+
+def _aggregates_agree(
+    spec: AggregateSpec, expected: Outcome, actual: Outcome, bounds: dict[tuple[Any, ...], dict[str, float]]
+) -> bool:
+    """Whether two outcomes of an aggregate call agree (float sums and means within their bounds)."""
+    if expected[0] != "ok" or actual[0] != "ok" or len(expected[1]) != len(actual[1]):
+        return expected == actual
+    for mine, theirs in zip(actual[1], expected[1], strict=True):
+        values = {name: value for name, _, value in theirs}
+        tolerances = bounds.get(tuple(values[name] for name in spec.group_by), {})
+        for (name, kind, value), (_, their_kind, their_value) in zip(mine, theirs, strict=True):
+            if kind != their_kind:
+                return False
+            tolerance = tolerances.get(name)
+            if tolerance is not None and isinstance(value, float) and isinstance(their_value, float):
+                if not math.isclose(value, their_value, rel_tol=4 * _EPS, abs_tol=tolerance):
+                    return False
+            elif value != their_value:
+                return False
+    return True
 
 
 async def _run(db: Ommi, operation: Operation) -> Any:
@@ -137,6 +222,8 @@ async def _run(db: Ommi, operation: Operation) -> Any:
         return await _values(db, operation)
     if isinstance(operation, ExistsSpec):
         return await _exists(db, operation)
+    if isinstance(operation, AggregateSpec):
+        return await _aggregate(db, operation)
     if isinstance(operation, UpdateSpec):
         query: FindQuery[Any] = db.find(operation.target, *(c.build() for c in operation.where))
         values = operation.built_values()  # an expression of a wrong type fails here, as in an application
@@ -207,15 +294,22 @@ class _Differential:
         for number, operation in enumerate(scenario.operations):
             expected = await execute(self.reference, operation)
             actual = await execute(self.target, operation)
+            if isinstance(operation, AggregateSpec):
+                bounds = await _float_bounds(self.reference, operation)
+                if bounds is None:
+                    continue  # a float sum that could overflow in some order: not comparable
+                agree = _aggregates_agree(operation, expected, actual, bounds)
+            else:
+                agree = actual == expected
             self.figures.cases += 1
-            if actual != expected:
+            if not agree:
                 raise Divergence(
                     f"{self.backend} differs from the reference driver at operation {number}:\n"
                     f"  {operation!r}\n  reference: {expected!r}\n  {self.backend}: {actual!r}"
                 )
             if expected[0] == "ok" and isinstance(expected[1], list):
                 self.figures.rows_verified += len(expected[1])
-            if not isinstance(operation, (FindSpec, ValuesSpec, ExistsSpec)):
+            if not isinstance(operation, (FindSpec, ValuesSpec, ExistsSpec, AggregateSpec)):
                 await self._same_data(f"operation {number}: {operation!r}")
         self.figures.examples += 1
 

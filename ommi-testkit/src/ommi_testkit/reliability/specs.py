@@ -14,9 +14,12 @@ from typing import Any
 
 from ommi.expressions import Expr, when
 from ommi.models.schema import Field, get_schema
+from ommi.query.aggregate import Aggregate, Aggregated, Avg, Count, Max, Min, Sum
 
 __all__ = [
+    "AGGREGATES",
     "AddSpec",
+    "AggregateSpec",
     "AllOf",
     "AnyOf",
     "Arith",
@@ -26,6 +29,7 @@ __all__ = [
     "DeleteSpec",
     "ExistsSpec",
     "FindSpec",
+    "HavingCompare",
     "Operation",
     "Ref",
     "RowSpec",
@@ -270,7 +274,84 @@ class UpsertSpec:
     rows: tuple[RowSpec, ...]
 
 
-Operation = FindSpec | ValuesSpec | ExistsSpec | UpdateSpec | DeleteSpec | AddSpec | UpsertSpec
+AGGREGATES: dict[str, Callable[[Field | None], Aggregate]] = {
+    "count": lambda f: Count() if f is None else Count(f),
+    "sum": lambda f: Sum(f),
+    "avg": lambda f: Avg(f),
+    "min": lambda f: Min(f),
+    "max": lambda f: Max(f),
+}
+"""The aggregate of each kind's name (``Count()`` when the field is ``None``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class HavingCompare:
+    """``Aggregated(name) <op> value`` in ``having`` (``value`` unused for null tests)."""
+
+    name: str
+    op: str
+    value: Any = None
+
+    def build(self) -> Expr:
+        reference = Aggregated(self.name)
+        if self.op == "is null":
+            return reference == None  # noqa: E711 - the API's spelling of IS NULL
+        if self.op == "is not null":
+            return reference != None  # noqa: E711
+        return _HAVING[self.op](reference, self.value)
+
+    def __repr__(self) -> str:
+        if self.op in NULL_TESTS:
+            return f"Aggregated({self.name!r}) {self.op}"
+        return f"Aggregated({self.name!r}) {self.op} {self.value!r}"
+
+
+_HAVING: dict[str, Callable[[Aggregated, Any], Expr]] = {
+    "==": lambda a, v: a == v,
+    "!=": lambda a, v: a != v,
+    "<": lambda a, v: a < v,
+    "<=": lambda a, v: a <= v,
+    ">": lambda a, v: a > v,
+    ">=": lambda a, v: a >= v,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class AggregateSpec:
+    """``db.find(target, *where)[.group_by(...)[.having(...)]].aggregate(name=Kind(field), ...)``.
+
+    ``aggregates``: ``(name, kind, field name or None)``; ``having``: an AND of
+    ORs of :class:`HavingCompare` (built with ``&`` and ``|``).
+    """
+
+    target: type
+    where: tuple[Cond, ...]
+    group_by: tuple[str, ...]
+    aggregates: tuple[tuple[str, str, str | None], ...]
+    having: tuple[tuple[HavingCompare, ...], ...] = ()
+
+    def built_aggregates(self) -> dict[str, Aggregate]:
+        return {
+            name: AGGREGATES[kind](None if field is None else field_of(self.target, field))
+            for name, kind, field in self.aggregates
+        }
+
+    def built_having(self) -> Expr | None:
+        clauses: list[Expr] = []
+        for alternatives in self.having:
+            clause = alternatives[0].build()
+            for other in alternatives[1:]:
+                clause = clause | other.build()
+            clauses.append(clause)
+        if not clauses:
+            return None
+        result = clauses[0]
+        for clause in clauses[1:]:
+            result = result & clause
+        return result
+
+
+Operation = FindSpec | ValuesSpec | ExistsSpec | AggregateSpec | UpdateSpec | DeleteSpec | AddSpec | UpsertSpec
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,6 +24,7 @@ from typing import Any
 from hypothesis import strategies as st
 from ommi.models.schema import Field, get_schema
 from ommi.models.types import INT64_MAX, INT64_MIN, StorageType
+from ommi.query.aggregate import UNORDERED
 from ommi.query.arithmetic import is_numeric
 
 from ommi_testkit.reliability.domain import Domain
@@ -34,6 +35,7 @@ from ommi_testkit.reliability.specs import (
     NULL_TESTS,
     TEXT_MATCHES,
     AddSpec,
+    AggregateSpec,
     AllOf,
     AnyOf,
     Arith,
@@ -43,6 +45,7 @@ from ommi_testkit.reliability.specs import (
     DeleteSpec,
     ExistsSpec,
     FindSpec,
+    HavingCompare,
     Operation,
     Ref,
     RowSpec,
@@ -78,7 +81,7 @@ _DT_MIN = _dt.datetime.min + _dt.timedelta(days=2)
 _DT_MAX = _dt.datetime.max - _dt.timedelta(days=2)
 
 
-_OPERATIONS = ("find",) * 6 + ("values", "values", "exists", "update", "update", "delete", "add")
+_OPERATIONS = ("find",) * 6 + ("values", "values", "exists", "aggregate", "aggregate", "update", "update", "delete", "add")
 
 
 def texts(max_size: int = 10) -> st.SearchStrategy[str]:
@@ -318,6 +321,55 @@ class Generator:
     def _exists(self, draw: Any, target: type, pools: dict[Field, list[Any]]) -> ExistsSpec:
         window = (draw(_ints(1, 8)), draw(_ints(0, 4))) if draw(_ints(0, 3)) == 0 else None
         return ExistsSpec(target, self._where(draw, target, pools), window)
+    def _aggregate(self, draw: Any, target: type, pools: dict[Field, list[Any]]) -> AggregateSpec:
+        """Random aggregates (NULLs and empty groups come from the data and the where), group_by subsets, having."""
+        where = self._where(draw, target, pools)
+        fields = [f for f in get_schema(target).fields if self._stored(f)]
+        ordered = [f for f in fields if f.storage in self.domain.sortable and f.storage in self.domain.filterable]
+        numeric = [f for f in fields if f.storage in (StorageType.INTEGER, StorageType.FLOAT, StorageType.DECIMAL)]
+        extremes = [f for f in ordered if f.storage not in UNORDERED]
+        group_by: list[Field] = []
+        for _ in range(draw(_ints(0, 2)) if ordered else 0):
+            grouped = _choice(draw, ordered)
+            if all(grouped is not g for g in group_by):
+                group_by.append(grouped)
+        aggregates: list[tuple[str, str, str | None]] = []
+        comparable: list[tuple[str, str, Field | None]] = []
+        for index in range(draw(_ints(1, 4))):
+            kinds = ["count", "count"] + (["sum", "avg"] if numeric else []) + (["min", "max"] if extremes else [])
+            kind = _choice(draw, kinds)
+            field: Field | None
+            if kind == "count":
+                field = _choice(draw, fields) if draw(_BOOL) else None
+            elif kind in ("sum", "avg"):
+                field = _choice(draw, numeric)
+            else:
+                field = _choice(draw, extremes)
+            name = f"a{index}"
+            aggregates.append((name, kind, None if field is None else field.name))
+            # A float sum or mean differs between backends in the last bits: no having on it.
+            if not (kind in ("sum", "avg") and field is not None and field.storage is StorageType.FLOAT):
+                comparable.append((name, kind, field))
+        having: list[tuple[HavingCompare, ...]] = []
+        if group_by and comparable and draw(_BOOL):
+            for _ in range(draw(_ints(1, 2))):
+                having.append(tuple(self._having(draw, comparable, pools) for _ in range(draw(_ints(1, 2)))))
+        return AggregateSpec(target, where, tuple(f.name for f in group_by), tuple(aggregates), tuple(having))
+
+    def _having(
+        self, draw: Any, comparable: list[tuple[str, str, Field | None]], pools: dict[Field, list[Any]]
+    ) -> HavingCompare:
+        name, kind, field = _choice(draw, comparable)
+        op = _choice(draw, (*COMPARISONS, *NULL_TESTS))
+        if op in NULL_TESTS:
+            return HavingCompare(name, op)
+        if kind == "count" or field is None:
+            return HavingCompare(name, op, draw(_ints(0, 3)))
+        if kind == "avg" and field.storage is StorageType.INTEGER:
+            return HavingCompare(name, op, float(draw(_ints(-3, 3))))
+        if kind in ("sum", "avg") and field.storage is StorageType.INTEGER:
+            return HavingCompare(name, op, draw(_ints(-3, 3)))
+        return HavingCompare(name, op, self._value(draw, field, pools))
 
     def _update(self, draw: Any, target: type, pools: dict[Field, list[Any]], owners: list[int]) -> UpdateSpec:
         where = self._where(draw, target, pools, writing=True)
@@ -434,6 +486,8 @@ class Generator:
             return self._values(draw, target, pools)
         if kind == "exists":
             return self._exists(draw, target, pools)
+        if kind == "aggregate":
+            return self._aggregate(draw, target, pools)
         if kind == "update":
             return self._update(draw, target, pools, owners)
         if kind == "delete":

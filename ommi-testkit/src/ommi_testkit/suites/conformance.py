@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ommi_testkit.suites.aggregates import AggregateTests
 from ommi_testkit.suites.audit import AuditRegressionTests
 from ommi_testkit.suites.constraints import ConstraintTests
 from ommi_testkit.suites.crud import CrudTests
@@ -45,5 +46,6 @@ class ConformanceSuite(
     UpdateExpressionTests,
     UpsertTests,
     ProjectionTests,
+    AggregateTests,
 ):
     """Every conformance test. Subclass it and provide a ``driver_factory`` fixture."""
