@@ -233,20 +233,25 @@ class RelationDescriptor:
     def __get__(self, instance: Any, owner: type | None = None) -> Any:
         if instance is None:
             return self
-        key = id(instance)
-        per_instance = _handles.get(key)
-        if per_instance is None:
-            per_instance = {}
-            try:
-                weakref.finalize(instance, _forget, key)
-            except TypeError:
-                # Not weak-referenceable (slots without __weakref__): no cache.
-                return self.relation.handle_type(instance, self.relation)
-            _handles[key] = per_instance
-        handle = per_instance.get(self.relation.name)
-        if handle is None:
-            handle = per_instance[self.relation.name] = self.relation.handle_type(instance, self.relation)
-        return handle
+        return _handle(instance, self.relation)
+
+
+def _handle(instance: Any, relation: Relation) -> _LazyHandle:
+    """The cached handle of ``relation`` on ``instance``, created on first use."""
+    key = id(instance)
+    per_instance = _handles.get(key)
+    if per_instance is None:
+        per_instance = {}
+        try:
+            weakref.finalize(instance, _forget, key)
+        except TypeError:
+            # Not weak-referenceable (slots without __weakref__): no cache.
+            return relation.handle_type(instance, relation)
+        _handles[key] = per_instance
+    handle = per_instance.get(relation.name)
+    if handle is None:
+        handle = per_instance[relation.name] = relation.handle_type(instance, relation)
+    return handle
 
 
 class Relation:
@@ -327,6 +332,18 @@ class Relation:
             else:  # the owner holds a reference to the target
                 self.local, self.remote = chosen, chosen.reference
         self.target = target
+
+    def store_loaded(self, instance: Any, value: Any) -> None:
+        """Cache ``value`` as this relation's loaded value on ``instance`` (eager loading, no I/O).
+
+        ``await instance.<relation>`` then returns ``value`` until ``refresh()``.
+        ``value`` must be what :meth:`load` would give: a list for a to-many
+        relation, a model or ``None`` for a to-one relation. An instance that
+        cannot be weakly referenced keeps no cache, so nothing is stored.
+        """
+        handle = _handle(instance, self)
+        handle._value = value
+        handle._loaded = True
 
     async def load(self, instance: Any) -> Any:
         """Load the related value(s) of ``instance`` through the active database."""
