@@ -400,8 +400,8 @@ class FindQuery(Generic[T]):
 
         ``db.find(Author).prefetch(Author.posts)``: ``.all``, ``.one`` and
         ``.to_list()`` load the posts of every author they return with one
-        batched ``IN`` query (one per 900 authors: see
-        :data:`ommi.query._prefetch.PREFETCH_CHUNK_SIZE`); ``await author.posts``
+        batched ``IN`` query (split into one query per 900 authors, within
+        every database's parameter limit); ``await author.posts``
         then gives them without a query. A relation through an association
         model (``AssociateUsing``) takes two queries: the association rows,
         then the related models. Nested paths: ``.prefetch(Author.posts,
