@@ -267,12 +267,18 @@ class WorkloadRunner:
         async def call(impl: Implementation, state: _Round) -> Any:
             return await impl.prefetch()
 
+        # nx-27017, the CI's MongoDB wire server, sorts integer _id values as text (1, 10, 2) for every
+        # client: there the posts of an author are compared as a set (the conformance suite checks
+        # Ommi's order on that server against lazy loading's).
+        in_order = self.backend.name != "mongodb"
+
         async def check(impl: Implementation, state: _Round, value: Any) -> None:
             got = sorted((impl.as_author_with_posts(item) for item in value), key=lambda author: author[0])
             if len(got) != len(expected):
                 raise WrongResult(f"{len(got)} authors, expected {len(expected)}")
             for author, want in zip(got, expected, strict=True):
-                if (author[0], author[1], [tuple(p) for p in author[2]]) != want:
+                posts = [tuple(p) for p in author[2]]
+                if (author[0], author[1], posts if in_order else sorted(posts)) != want:
                     raise WrongResult(f"author {author[0]}: got {author!r:.200}, expected {want!r:.200}")
 
         return await self._interleave("W12", _nothing, call, check)

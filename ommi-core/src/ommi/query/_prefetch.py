@@ -17,6 +17,7 @@ loaded: it loads lazily afterwards, as without ``prefetch``.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +40,10 @@ one statement (``SQLITE_MAX_VARIABLE_NUMBER`` of builds before 3.32); each
 value is one parameter there. PostgreSQL passes the values as one array and
 MongoDB as one ``$in`` list, where the chunk only bounds a statement's size.
 """
+
+
+_FETCH_BATCH = 10_000
+"""Rows fetched per batch by a prefetch query (at least; more when the driver's default batch is larger)."""
 
 
 def check_prefetch(model: ModelSchema, listed: Sequence[Relation], items: Iterable[object]) -> tuple[Relation, ...]:
@@ -103,13 +108,15 @@ async def load_related(
         return
     known: dict[int, tuple[list[Any], set[int]]] = {id(model): (list(instances), {id(i) for i in instances})}
     fills: list[tuple[Relation, list[Any], list[Any]]] = []
-    for relation in relations:
+    for index, relation in enumerate(relations):
         owners = known.get(id(relation.owner), ([], set()))[0]
         if not owners:
             continue
         values = await _load(executor, relation, owners)
         fills.append((relation, list(owners), values))
         assert relation.target is not None
+        if not any(later.owner is relation.target for later in relations[index + 1 :]):
+            continue  # no relation listed later starts from these models
         into, seen = known.setdefault(id(relation.target), ([], set()))
         for value in values:
             for item in value if relation.many else () if value is None else (value,):
@@ -118,8 +125,7 @@ async def load_related(
                     into.append(item)
     # No await from here on: a cancellation cannot leave some caches filled and others not.
     for relation, owners, values in fills:
-        for owner, value in zip(owners, values, strict=True):
-            relation.store_loaded(owner, value)
+        relation.store_loaded(owners, values)
 
 
 async def _load(executor: QueryExecutor, relation: Relation, owners: list[Any]) -> list[Any]:
@@ -154,11 +160,17 @@ async def _load(executor: QueryExecutor, relation: Relation, owners: list[Any]) 
     found = await _fetch_in(executor, target, remote, wanted, by_key)
     # Every row matching one value comes from the same chunk, so each group keeps the key order.
     groups: dict[Any, list[Any]] = {}
+    value_of = operator.attrgetter(remote.name)
     for item in found:
-        groups.setdefault(getattr(item, remote.name), []).append(item)
+        group = groups.get(value_of(item))
+        if group is None:
+            groups[value_of(item)] = [item]
+        else:
+            group.append(item)
     if relation.many:
-        return [list(groups.get(key, ())) if key is not None else [] for key in keys]
-    return [group[0] if key is not None and (group := groups.get(key)) else None for key in keys]
+        # A fresh list per owner, as lazy loading gives (owners may share a key).
+        return [list(groups.get(key, ())) for key in keys]
+    return [group[0] if (group := groups.get(key)) else None for key in keys]
 
 
 def _canonical(item: Any, field: Field) -> Any:
@@ -170,7 +182,8 @@ async def _fetch_in(
 ) -> list[Any]:
     """Every ``schema`` row whose ``field`` is one of ``values``: one query per chunk, each in ``sort`` order."""
     found: list[Any] = []
-    size = executor.default_batch_size
+    # Every row is kept anyway: large batches only save round trips.
+    size = max(executor.default_batch_size, _FETCH_BATCH)
     for start in range(0, len(values), PREFETCH_CHUNK_SIZE):
         query = Query(schema, field.in_(values[start : start + PREFETCH_CHUNK_SIZE]), (), sort)
         ops = await executor.query_operations(query)
