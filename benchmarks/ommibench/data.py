@@ -18,24 +18,29 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 __all__ = [
+    "AUTHORS",
     "BIG",
     "COLUMNS",
     "FULL",
     "HOT_ROWS",
+    "POSTS",
     "QUICK",
     "STREAM",
     "TABLES",
     "USERS",
+    "AuthorWithPosts",
     "Profile",
     "Row",
     "chunks",
     "expected_filtered",
     "expected_increments",
+    "expected_prefetch",
     "expected_updated",
     "increment_plan",
     "lookup_ids",
     "make_row",
     "make_rows",
+    "relation_rows",
     "stream_checksum",
     "upsert_rows",
 ]
@@ -127,6 +132,34 @@ def expected_increments(plan: list[list[int]]) -> dict[int, int]:
     return grown
 
 
+AUTHORS = "bench_authors"
+POSTS = "bench_posts"
+"""W12: ``bench_authors (id, name)`` and ``bench_posts (id, author_id -> bench_authors.id, title)``."""
+
+AuthorWithPosts = tuple[int, str, list[tuple[int, int, str]]]
+"""W12's answer per author: ``(id, name, [(post id, author_id, title), ...])``, posts ordered by id."""
+
+
+def relation_rows(authors: int, posts_each: int) -> tuple[list[tuple[int, str]], list[tuple[int, int, str]]]:
+    """W12: the authors and the posts; post ``p`` belongs to author ``(p - 1) % authors + 1``.
+
+    The posts of one author are spread over the table (not stored together),
+    as rows written over time are.
+    """
+    author_rows = [(i, f"author-{i:05d}") for i in range(1, authors + 1)]
+    post_rows = [(p, (p - 1) % authors + 1, f"post {p}") for p in range(1, authors * posts_each + 1)]
+    return author_rows, post_rows
+
+
+def expected_prefetch(authors: int, posts_each: int) -> list[AuthorWithPosts]:
+    """W12: every author (by id) with its posts (by id)."""
+    author_rows, post_rows = relation_rows(authors, posts_each)
+    by_author: dict[int, list[tuple[int, int, str]]] = {a[0]: [] for a in author_rows}
+    for post in post_rows:
+        by_author[post[1]].append(post)
+    return [(a[0], a[1], by_author[a[0]]) for a in author_rows]
+
+
 def stream_checksum(count: int) -> tuple[int, int]:
     """W6/W7: (rows, sum of ids) that streaming a table of ``count`` rows must see."""
     return count, count * (count + 1) // 2
@@ -145,6 +178,8 @@ class Profile:
         big_rows: W7's table iterated with ``.all``.
         increment_tasks: W10's concurrent tasks.
         increments_per_task: W10's atomic increments per task, one after another.
+        authors: W12's authors.
+        posts_per_author: W12's posts of each author.
         warmup: untimed rounds before the measured ones (W1-W6).
         repeats: measured rounds (W1-W6); each round runs every implementation once.
         memory_repeats: W7 runs per implementation, each in a fresh process.
@@ -158,6 +193,8 @@ class Profile:
     big_rows: int
     increment_tasks: int
     increments_per_task: int
+    authors: int
+    posts_per_author: int
     warmup: int
     repeats: int
     memory_repeats: int
@@ -172,6 +209,8 @@ FULL = Profile(
     big_rows=1_000_000,
     increment_tasks=50,
     increments_per_task=20,
+    authors=1_000,
+    posts_per_author=10,
     warmup=1,
     repeats=7,
     memory_repeats=2,
@@ -185,6 +224,8 @@ QUICK = Profile(
     big_rows=20_000,
     increment_tasks=10,
     increments_per_task=5,
+    authors=1_000,
+    posts_per_author=10,
     warmup=1,
     repeats=1,
     memory_repeats=1,

@@ -78,6 +78,24 @@ class Backend(abc.ABC):
         async with ommi.connect(ommi_url(self.target), allow_implicit_model_setup=False) as db:
             await db.use_models(BENCH_MODELS)
 
+    async def seed_relations(self, authors: Sequence[tuple[int, str]], posts: Sequence[tuple[int, int, str]]) -> None:
+        """W12: fill ``bench_authors`` and ``bench_posts`` (emptied first).
+
+        Written through Ommi's ``db.add``, untimed: the tables are Ommi's and the
+        raw driver's W12 answer, checked against the data set, proves the rows.
+        """
+        import ommi
+
+        from ommibench.impls.ommi_impl import BENCH_MODELS, BenchAuthor, BenchPost, ommi_url
+
+        assert self.target is not None
+        async with ommi.connect(ommi_url(self.target), allow_implicit_model_setup=False) as db:
+            await db.use_models(BENCH_MODELS)
+            await db.find(BenchPost).delete.or_raise()
+            await db.find(BenchAuthor).delete.or_raise()
+            await db.add(*(BenchAuthor(*row) for row in authors)).or_raise()
+            await db.add(*(BenchPost(*row) for row in posts)).or_raise()
+
     async def seed(self, table: str, count: int) -> None:
         """Fill ``table`` with the first ``count`` data-set rows (emptying it first)."""
         await self.clear(table)

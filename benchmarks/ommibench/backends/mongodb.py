@@ -13,7 +13,7 @@ from pymongo.errors import PyMongoError
 from ommibench.backends.base import Backend, BackendUnavailable
 from ommibench.data import COLUMNS, Row
 from ommibench.impls.base import Implementation, Target
-from ommibench.impls.ommi_impl import OmmiImplementation
+from ommibench.impls.ommi_impl import OmmiImplementation, OmmiLazyImplementation
 from ommibench.impls.raw_mongodb import RawMongoDB, document
 
 __all__ = ["DATABASE", "MongoDBBackend"]
@@ -32,7 +32,11 @@ class MongoDBBackend(Backend):
     """Collections in the ``ommi_bench`` database; no peer ORM supports MongoDB."""
 
     name: ClassVar[str] = "mongodb"
-    implementations: ClassVar[tuple[type[Implementation], ...]] = (RawMongoDB, OmmiImplementation)
+    implementations: ClassVar[tuple[type[Implementation], ...]] = (
+        RawMongoDB,
+        OmmiImplementation,
+        OmmiLazyImplementation,
+    )
 
     _client: AsyncMongoClient[dict[str, Any]] | None = None
 

@@ -11,7 +11,7 @@ import psycopg
 from ommibench.backends.base import Backend, BackendUnavailable
 from ommibench.data import COLUMNS, Row
 from ommibench.impls.base import Implementation, Target
-from ommibench.impls.ommi_impl import OmmiImplementation
+from ommibench.impls.ommi_impl import OmmiImplementation, OmmiLazyImplementation
 from ommibench.impls.raw_postgresql import RawPostgreSQL, RawPostgreSQLCopy
 from ommibench.impls.sqlalchemy_impl import SQLAlchemyORM
 from ommibench.impls.tortoise_impl import TortoiseORM
@@ -30,6 +30,7 @@ class PostgreSQLBackend(Backend):
         RawPostgreSQL,
         RawPostgreSQLCopy,
         OmmiImplementation,
+        OmmiLazyImplementation,
         SQLAlchemyORM,
         TortoiseORM,
     )

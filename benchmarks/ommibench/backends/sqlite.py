@@ -14,7 +14,7 @@ import aiosqlite
 from ommibench.backends.base import Backend
 from ommibench.data import COLUMNS, Row
 from ommibench.impls.base import Implementation, Target
-from ommibench.impls.ommi_impl import OmmiImplementation
+from ommibench.impls.ommi_impl import OmmiImplementation, OmmiLazyImplementation
 from ommibench.impls.raw_sqlite import RawSQLite, open_sqlite
 from ommibench.impls.sqlalchemy_impl import SQLAlchemyORM
 from ommibench.impls.tortoise_impl import TortoiseORM
@@ -32,6 +32,7 @@ class SQLiteBackend(Backend):
     implementations: ClassVar[tuple[type[Implementation], ...]] = (
         RawSQLite,
         OmmiImplementation,
+        OmmiLazyImplementation,
         SQLAlchemyORM,
         TortoiseORM,
     )
@@ -59,7 +60,9 @@ class SQLiteBackend(Backend):
 
     async def drop_everything(self) -> None:
         conn = self._admin()
-        async with conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'bench_%'") as cur:
+        async with conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'bench_%' ORDER BY rowid DESC"
+        ) as cur:
             tables = [row[0] for row in await cur.fetchall()]
         for table in tables:
             await conn.execute(f'DROP TABLE "{table}"')

@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from importlib import metadata
 from typing import Any, ClassVar
 
-from ommibench.data import Row
+from ommibench.data import AuthorWithPosts, Row
 
 __all__ = ["ALL_WORKLOADS", "Implementation", "Target", "run_tasks", "version_of"]
 
-ALL_WORKLOADS = frozenset({"W1", "W2", "W3", "W4", "W5", "W6", "W7", "W9", "W10"})
+ALL_WORKLOADS = frozenset({"W1", "W2", "W3", "W4", "W5", "W6", "W7", "W9", "W10", "W12"})
 
 
 @dataclass(frozen=True)
@@ -146,6 +146,20 @@ class Implementation(abc.ABC):
         Every increment is its own atomic statement, committed on its own (the
         way a request handler counts a page view), never a read-modify-write.
         """
+
+    # -- W12 -----------------------------------------------------------------
+    async def prefetch(self) -> Sequence[Any]:
+        """W12: every author of ``bench_authors`` with its posts loaded, the library's eager way.
+
+        Returns one item per author that :meth:`as_author_with_posts` reads;
+        reading it must send no further query.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not take part in W12")
+
+    def as_author_with_posts(self, item: Any) -> AuthorWithPosts:
+        """An item :meth:`prefetch` returned, ``(author, posts)``, as data-set tuples (for checks)."""
+        author, posts = item
+        return (author.id, author.name, [(p.id, p.author_id, p.title) for p in posts])
 
     # -- checks ------------------------------------------------------------
     def as_row(self, item: Any) -> Row:

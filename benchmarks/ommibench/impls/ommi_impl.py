@@ -7,12 +7,12 @@ from collections.abc import Sequence
 from typing import Annotated, Any, ClassVar, cast
 
 import ommi
-from ommi import Key, ModelCollection, ommi_model
+from ommi import Key, LazyMany, ModelCollection, ReferenceTo, ommi_model
 
-from ommibench.data import BIG, FILTER_AGE, FILTER_LIMIT, STREAM, UPDATE_MIN_AGE, USERS, Row
+from ommibench.data import AUTHORS, BIG, FILTER_AGE, FILTER_LIMIT, POSTS, STREAM, UPDATE_MIN_AGE, USERS, Row
 from ommibench.impls.base import Implementation, Target, run_tasks
 
-__all__ = ["BENCH_MODELS", "OmmiImplementation", "ommi_url"]
+__all__ = ["BENCH_MODELS", "BenchAuthor", "BenchPost", "OmmiImplementation", "OmmiLazyImplementation", "ommi_url"]
 
 BENCH_MODELS = ModelCollection("ommi-bench")
 """The benchmark's models; set up explicitly, never through the global collection."""
@@ -57,9 +57,31 @@ class BenchBigRow:
     score: float
 
 
+@ommi_model(collection=BENCH_MODELS, name=AUTHORS)
+@dataclasses.dataclass
+class BenchAuthor:
+    """W12's authors."""
+
+    id: Annotated[int, Key]
+    name: str
+
+    posts: ClassVar[LazyMany[BenchPost]]
+
+
+@ommi_model(collection=BENCH_MODELS, name=POSTS)
+@dataclasses.dataclass
+class BenchPost:
+    """W12's posts, each referencing its author."""
+
+    id: Annotated[int, Key]
+    author_id: Annotated[int, ReferenceTo(BenchAuthor.id)]
+    title: str
+
+
 _MODELS: dict[str, type[Any]] = {USERS: BenchUser, STREAM: BenchStreamRow, BIG: BenchBigRow}
 # Class attributes of a model are query operands, which type checkers cannot see.
 User = cast(Any, BenchUser)
+Author = cast(Any, BenchAuthor)
 
 
 def ommi_url(target: Target) -> str:
@@ -156,3 +178,31 @@ class OmmiImplementation(Implementation):
             rows += 1
             total += item.id
         return rows, total
+
+    async def prefetch(self) -> Sequence[Any]:
+        authors = await self._db().find(BenchAuthor).prefetch(Author.posts).all.to_list()
+        return [(author, await author.posts) for author in authors]
+
+
+class OmmiLazyImplementation(OmmiImplementation):
+    """Ommi without ``prefetch``: each author's posts load lazily on ``await`` (one query per author), W12 only."""
+
+    key: ClassVar[str] = "ommi-lazy"
+    title: ClassVar[str] = "Ommi, lazy (N+1)"
+    workloads: ClassVar[frozenset[str]] = frozenset({"W12"})
+
+    async def open(self) -> None:
+        # Entered as `async with db:` would be, split over open() and close(): lazy relations load
+        # through the active database, and the harness runs every call in the task that opened it.
+        self.db = ommi.connect(ommi_url(self.target), allow_implicit_model_setup=False)
+        await self.db.__aenter__()
+        await self.db.use_models(BENCH_MODELS)
+
+    async def close(self) -> None:
+        if self.db is not None:
+            await self.db.__aexit__(None, None, None)
+            self.db = None
+
+    async def prefetch(self) -> Sequence[Any]:
+        authors = await self._db().find(BenchAuthor).all.to_list()
+        return [(author, await author.posts) for author in authors]

@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
-from ommibench.data import COLUMNS, FILTER_AGE, FILTER_LIMIT, UPDATE_MIN_AGE, USERS
+from ommibench.data import AUTHORS, COLUMNS, FILTER_AGE, FILTER_LIMIT, POSTS, UPDATE_MIN_AGE, USERS, AuthorWithPosts
 from ommibench.impls.base import Implementation, Target, run_tasks
 
 __all__ = ["RawPostgreSQL", "RawPostgreSQLCopy", "open_postgresql"]
@@ -137,6 +137,24 @@ class RawPostgreSQL(Implementation):
 
     def as_row(self, item: Any) -> Any:
         return tuple(item)
+
+    async def prefetch(self) -> Sequence[Any]:
+        """W12: the authors, then their posts in one ``author_id = ANY(%s)`` query, grouped in a dict."""
+        async with self._conn().cursor() as cursor:
+            await cursor.execute(f"SELECT id, name FROM {AUTHORS}")
+            authors = await cursor.fetchall()
+            ids = [a[0] for a in authors]
+            posts: dict[int, list[Any]] = {i: [] for i in ids}
+            await cursor.execute(
+                f"SELECT id, author_id, title FROM {POSTS} WHERE author_id = ANY(%s) ORDER BY id", (ids,)
+            )
+            for post in await cursor.fetchall():
+                posts[post[1]].append(post)
+        return [(a, posts[a[0]]) for a in authors]
+
+    def as_author_with_posts(self, item: Any) -> AuthorWithPosts:
+        author, posts = item
+        return (author[0], author[1], [tuple(p) for p in posts])
 
 
 class RawPostgreSQLCopy(RawPostgreSQL):

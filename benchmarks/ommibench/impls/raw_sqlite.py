@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 
 import aiosqlite
 
-from ommibench.data import COLUMNS, FILTER_AGE, FILTER_LIMIT, UPDATE_MIN_AGE, USERS
+from ommibench.data import AUTHORS, COLUMNS, FILTER_AGE, FILTER_LIMIT, POSTS, UPDATE_MIN_AGE, USERS, AuthorWithPosts
 from ommibench.impls.base import Implementation, Target, run_tasks
 
 __all__ = ["RawSQLite", "open_sqlite"]
@@ -127,3 +127,22 @@ class RawSQLite(Implementation):
 
     def as_row(self, item: Any) -> Any:
         return tuple(item)
+
+    async def prefetch(self) -> Sequence[Any]:
+        """W12: the authors, then their posts in one ``IN (?, ...)`` query, grouped in a dict."""
+        conn = self._conn()
+        async with conn.execute(f"SELECT id, name FROM {AUTHORS}") as cursor:
+            authors = await cursor.fetchall()
+        ids = [a[0] for a in authors]
+        posts: dict[int, list[Any]] = {i: [] for i in ids}
+        if ids:
+            marks = ", ".join("?" * len(ids))
+            sql = f"SELECT id, author_id, title FROM {POSTS} WHERE author_id IN ({marks}) ORDER BY id"
+            async with conn.execute(sql, ids) as cursor:
+                for post in await cursor.fetchall():
+                    posts[post[1]].append(post)
+        return [(a, posts[a[0]]) for a in authors]
+
+    def as_author_with_posts(self, item: Any) -> AuthorWithPosts:
+        author, posts = item
+        return (author[0], author[1], [tuple(p) for p in posts])

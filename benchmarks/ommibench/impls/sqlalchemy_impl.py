@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-from sqlalchemy import URL, event, func, select, update
+from sqlalchemy import URL, ForeignKey, event, func, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, selectinload
 
-from ommibench.data import BIG, COLUMNS, FILTER_AGE, FILTER_LIMIT, STREAM, UPDATE_MIN_AGE, USERS, Row
+from ommibench.data import AUTHORS, BIG, COLUMNS, FILTER_AGE, FILTER_LIMIT, POSTS, STREAM, UPDATE_MIN_AGE, USERS, Row
 from ommibench.impls.base import Implementation, Target, run_tasks
 
 __all__ = ["SQLAlchemyORM"]
@@ -45,6 +45,22 @@ class SAStreamRow(_Columns, _Base):
 
 class SABigRow(_Columns, _Base):
     __tablename__ = BIG
+
+
+class SAAuthor(_Base):
+    __tablename__ = AUTHORS
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    name: Mapped[str]
+    posts: Mapped[list[SAPost]] = relationship(order_by="SAPost.id")
+
+
+class SAPost(_Base):
+    __tablename__ = POSTS
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    author_id: Mapped[int] = mapped_column(ForeignKey(f"{AUTHORS}.id"))
+    title: Mapped[str]
 
 
 _MODELS: dict[str, type[_Columns]] = {USERS: SAUser, STREAM: SAStreamRow, BIG: SABigRow}
@@ -89,7 +105,7 @@ class SQLAlchemyORM(Implementation):
     key: ClassVar[str] = "sqlalchemy"
     title: ClassVar[str] = "SQLAlchemy ORM"
     distributions: ClassVar[tuple[str, ...]] = ("sqlalchemy", "greenlet")
-    workloads: ClassVar[frozenset[str]] = frozenset({"W1", "W2", "W3", "W4", "W5", "W6", "W7", "W9", "W10"})
+    workloads: ClassVar[frozenset[str]] = frozenset({"W1", "W2", "W3", "W4", "W5", "W6", "W7", "W9", "W10", "W12"})
 
     def __init__(self, target: Target) -> None:
         super().__init__(target)
@@ -190,3 +206,9 @@ class SQLAlchemyORM(Implementation):
                 # The identity map holds objects weakly, so streamed ones are freed as we go.
                 total += item.id
         return rows, total
+
+    async def prefetch(self) -> Sequence[Any]:
+        """W12: ``selectinload(SAAuthor.posts)``, the eager loading SQLAlchemy recommends for collections."""
+        async with self._session() as session:
+            authors = (await session.scalars(select(SAAuthor).options(selectinload(SAAuthor.posts)))).all()
+        return [(author, author.posts) for author in authors]

@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 
 from tortoise import Tortoise
 from tortoise.expressions import F
+from tortoise.query_utils import Prefetch
 
 from ommibench.data import BIG, COLUMNS, FILTER_AGE, FILTER_LIMIT, STREAM, UPDATE_MIN_AGE, USERS, Row
 from ommibench.impls.base import Implementation, Target, run_tasks
@@ -67,6 +68,8 @@ class TortoiseORM(Implementation):
         super().__init__(target)
         module = importlib.import_module(_models_module(target))
         self.user: Any = module.TUser
+        self.author: Any = module.TAuthor
+        self.post: Any = module.TPost
         self.tables: dict[str, Any] = {USERS: module.TUser, STREAM: module.TStreamRow, BIG: module.TBigRow}
 
     async def open(self) -> None:
@@ -122,3 +125,8 @@ class TortoiseORM(Implementation):
             rows += 1
             total += item.id
         return rows, total
+
+    async def prefetch(self) -> Sequence[Any]:
+        """W12: ``prefetch_related`` of the posts, ordered by id as the other implementations order them."""
+        authors = await self.author.all().prefetch_related(Prefetch("posts", self.post.all().order_by("id")))
+        return [(author, list(author.posts)) for author in authors]

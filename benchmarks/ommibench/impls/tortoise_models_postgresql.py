@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from ommibench.data import BIG, STREAM, USERS
+from tortoise import fields
+from tortoise.models import Model
+
+from ommibench.data import AUTHORS, BIG, POSTS, STREAM, USERS
 from ommibench.impls.tortoise_models import BenchColumns
 
-__all__ = ["TBigRow", "TStreamRow", "TUser"]
+__all__ = ["TAuthor", "TBigRow", "TPost", "TStreamRow", "TUser"]
 
 
 class TUser(BenchColumns):
@@ -21,3 +24,22 @@ class TStreamRow(BenchColumns):
 class TBigRow(BenchColumns):
     class Meta:
         table = BIG
+
+
+class TAuthor(Model):
+    id = fields.IntField(primary_key=True, generated=False)
+    name = fields.TextField()
+
+    class Meta:
+        table = AUTHORS
+
+
+class TPost(Model):
+    id = fields.IntField(primary_key=True, generated=False)
+    author: fields.ForeignKeyRelation[TAuthor] = fields.ForeignKeyField(
+        "bench.TAuthor", related_name="posts", source_field="author_id"
+    )
+    title = fields.TextField()
+
+    class Meta:
+        table = POSTS

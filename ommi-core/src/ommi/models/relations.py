@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 import typing
 import weakref
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from ommi._context import active_database
@@ -218,10 +218,25 @@ def relation_from_annotation(owner: ModelSchema, name: str, annotation: Any) -> 
 
 
 _handles: dict[int, dict[str, _LazyHandle]] = {}
+"""id(instance) -> its handles by relation name, for as long as the instance lives."""
+_watchers: dict[int, _Watcher] = {}
+"""id(instance) -> the weak reference that drops its entries when it dies."""
 
 
-def _forget(key: int) -> None:
-    _handles.pop(key, None)
+class _Watcher(weakref.ref):  # type: ignore[type-arg]  # generic only to type checkers
+    """A weak reference to an instance with handles; its callback forgets them (cheaper than ``finalize``).
+
+    The callback runs when the instance is being destroyed, before its id can
+    be reused by another object.
+    """
+
+    __slots__ = ("key",)
+    key: int
+
+
+def _forget(watcher: _Watcher) -> None:
+    _handles.pop(watcher.key, None)
+    _watchers.pop(watcher.key, None)
 
 
 class RelationDescriptor:
@@ -233,20 +248,27 @@ class RelationDescriptor:
     def __get__(self, instance: Any, owner: type | None = None) -> Any:
         if instance is None:
             return self
-        key = id(instance)
-        per_instance = _handles.get(key)
-        if per_instance is None:
-            per_instance = {}
-            try:
-                weakref.finalize(instance, _forget, key)
-            except TypeError:
-                # Not weak-referenceable (slots without __weakref__): no cache.
-                return self.relation.handle_type(instance, self.relation)
-            _handles[key] = per_instance
-        handle = per_instance.get(self.relation.name)
-        if handle is None:
-            handle = per_instance[self.relation.name] = self.relation.handle_type(instance, self.relation)
-        return handle
+        return _handle(instance, self.relation)
+
+
+def _handle(instance: Any, relation: Relation) -> _LazyHandle:
+    """The cached handle of ``relation`` on ``instance``, created on first use."""
+    key = id(instance)
+    per_instance = _handles.get(key)
+    if per_instance is None:
+        per_instance = {}
+        try:
+            watcher = _Watcher(instance, _forget)
+        except TypeError:
+            # Not weak-referenceable (slots without __weakref__): no cache.
+            return relation.handle_type(instance, relation)
+        watcher.key = key
+        _watchers[key] = watcher
+        _handles[key] = per_instance
+    handle = per_instance.get(relation.name)
+    if handle is None:
+        handle = per_instance[relation.name] = relation.handle_type(instance, relation)
+    return handle
 
 
 class Relation:
@@ -327,6 +349,19 @@ class Relation:
             else:  # the owner holds a reference to the target
                 self.local, self.remote = chosen, chosen.reference
         self.target = target
+
+    def store_loaded(self, instances: Sequence[Any], values: Sequence[Any]) -> None:
+        """Cache ``values[i]`` as this relation's loaded value on ``instances[i]`` (eager loading, no I/O).
+
+        ``await instance.<relation>`` then returns the value until ``refresh()``.
+        Each value must be what :meth:`load` would give: a list for a to-many
+        relation, a model or ``None`` for a to-one relation. An instance that
+        cannot be weakly referenced keeps no cache, so nothing is stored on it.
+        """
+        for instance, value in zip(instances, values, strict=True):
+            handle = _handle(instance, self)
+            handle._value = value
+            handle._loaded = True
 
     async def load(self, instance: Any) -> Any:
         """Load the related value(s) of ``instance`` through the active database."""

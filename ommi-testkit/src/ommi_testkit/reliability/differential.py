@@ -138,6 +138,8 @@ async def _exists(db: Ommi, spec: ExistsSpec) -> bool:
     query = _windowed(db.find(spec.target, *(c.build() for c in spec.where)), (), spec.window)
     found: bool = await query.exists.or_raise()
     return found
+
+
 def _grouped(db: Ommi, spec: AggregateSpec) -> Any:
     query: FindQuery[Any] = db.find(spec.target, *(condition.build() for condition in spec.where))
     if not spec.group_by:

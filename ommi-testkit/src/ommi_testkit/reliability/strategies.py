@@ -81,7 +81,17 @@ _DT_MIN = _dt.datetime.min + _dt.timedelta(days=2)
 _DT_MAX = _dt.datetime.max - _dt.timedelta(days=2)
 
 
-_OPERATIONS = ("find",) * 6 + ("values", "values", "exists", "aggregate", "aggregate", "update", "update", "delete", "add")
+_OPERATIONS = ("find",) * 6 + (
+    "values",
+    "values",
+    "exists",
+    "aggregate",
+    "aggregate",
+    "update",
+    "update",
+    "delete",
+    "add",
+)
 
 
 def texts(max_size: int = 10) -> st.SearchStrategy[str]:
@@ -321,6 +331,7 @@ class Generator:
     def _exists(self, draw: Any, target: type, pools: dict[Field, list[Any]]) -> ExistsSpec:
         window = (draw(_ints(1, 8)), draw(_ints(0, 4))) if draw(_ints(0, 3)) == 0 else None
         return ExistsSpec(target, self._where(draw, target, pools), window)
+
     def _aggregate(self, draw: Any, target: type, pools: dict[Field, list[Any]]) -> AggregateSpec:
         """Random aggregates (NULLs and empty groups come from the data and the where), group_by subsets, having."""
         where = self._where(draw, target, pools)

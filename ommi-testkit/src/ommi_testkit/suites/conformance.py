@@ -10,6 +10,7 @@ from ommi_testkit.suites.errors import ErrorTranslationTests
 from ommi_testkit.suites.inspection import InspectionTests
 from ommi_testkit.suites.libraries import ModelLibraryTests
 from ommi_testkit.suites.migrations import MigrationTests
+from ommi_testkit.suites.prefetch import PrefetchTests
 from ommi_testkit.suites.projections import ProjectionTests
 from ommi_testkit.suites.queries import QueryTests
 from ommi_testkit.suites.relations import RelationTests
@@ -31,6 +32,7 @@ class ConformanceSuite(
     QueryTests,
     FieldTypeTests,
     RelationTests,
+    PrefetchTests,
     TransactionTests,
     SchemaTests,
     ErrorTranslationTests,
