@@ -130,6 +130,7 @@ def test_entry_point_registers_the_driver() -> None:
         "constraints",  # likewise: it needs Unique/Index made, drift-checked and enforced
         "upsert",  # likewise: it needs Operations.upsert
         "update_expressions",  # likewise: it needs update() to compute Arithmetic values per row
+        "case_insensitive_text",  # likewise: it needs the operators Op.ICONTAINS, Op.ISTARTSWITH, Op.IENDSWITH
         "savepoints",  # no transactions, so none of what needs one
         "isolation_levels",
         "row_locks",

@@ -91,6 +91,8 @@ class SQLiteDriver(SQLiteOperations, Driver[SQLiteSettings]):
         timeouts=True,
         update_expressions=True,
         upsert=True,
+        # ommi_fold(), core's own fold_case registered on every connection.
+        case_insensitive_text=True,
     )
     # Every SQLite transaction is serializable (one writer from BEGIN IMMEDIATE on, readers see
     # committed states): it satisfies each level asked for, as the SQL standard allows.

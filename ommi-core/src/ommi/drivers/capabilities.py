@@ -15,7 +15,8 @@ class Capabilities:
     Every field defaults to the full behaviour the Ommi API promises; a driver
     turns off what its database cannot do and the conformance suite skips the
     matching tests with the capability's name as the reason. ``migrations``,
-    ``inspection``, ``constraints`` and ``update_expressions`` are the exceptions: they need work a
+    ``inspection``, ``constraints``, ``update_expressions`` and the others documented
+    "absent by default" are the exceptions: they need work a
     driver written before them does not do, so a driver turns them on.
     """
 
@@ -116,6 +117,17 @@ class Capabilities:
     Absent by default, like ``migrations``: a driver written before it has no
     :meth:`~ommi.drivers.Operations.upsert`, so core refuses ``upsert`` on it
     with ``UnsupportedFeature`` before any I/O.
+    """
+
+    case_insensitive_text: bool = False
+    """``contains`` / ``startswith`` / ``endswith`` with ``case_sensitive=False`` (``Op.ICONTAINS``...).
+
+    Absent by default, like ``migrations``: a driver written before them does
+    not know the operators :data:`ommi.expressions.FOLDED_TEXT_OPS`, so core
+    refuses such a condition on it with ``UnsupportedFeature`` before any I/O.
+    A driver declares it once it folds both sides as
+    :func:`ommi.query.evaluate.fold_case` defines (or documents where its
+    database folds differently).
     """
 
     def names(self) -> tuple[str, ...]:

@@ -7,6 +7,7 @@ applications, which may import from either.
 """
 
 from ommi.expressions import (
+    FOLDED_TEXT_OPS,
     ORDERING_OPS,
     TEXT_OPS,
     And,
@@ -27,6 +28,7 @@ from ommi.expressions import (
 )
 
 __all__ = [
+    "FOLDED_TEXT_OPS",
     "ORDERING_OPS",
     "TEXT_OPS",
     "And",

@@ -7,6 +7,7 @@ from ommi_testkit.suites.constraints import ConstraintTests
 from ommi_testkit.suites.crud import CrudTests
 from ommi_testkit.suites.errors import ErrorTranslationTests
 from ommi_testkit.suites.inspection import InspectionTests
+from ommi_testkit.suites.keyset import KeysetTests
 from ommi_testkit.suites.libraries import ModelLibraryTests
 from ommi_testkit.suites.migrations import MigrationTests
 from ommi_testkit.suites.queries import QueryTests
@@ -15,6 +16,7 @@ from ommi_testkit.suites.retries import RetryTests
 from ommi_testkit.suites.row_locks import RowLockTests
 from ommi_testkit.suites.savepoints import SavepointTests
 from ommi_testkit.suites.schema import SchemaTests
+from ommi_testkit.suites.text_case import CaseInsensitiveTextTests
 from ommi_testkit.suites.setup import ImplicitSetupTests
 from ommi_testkit.suites.transactions import TransactionTests
 from ommi_testkit.suites.types import FieldTypeTests
@@ -43,5 +45,7 @@ class ConformanceSuite(
     RowLockTests,
     UpdateExpressionTests,
     UpsertTests,
+    KeysetTests,
+    CaseInsensitiveTextTests,
 ):
     """Every conformance test. Subclass it and provide a ``driver_factory`` fixture."""
