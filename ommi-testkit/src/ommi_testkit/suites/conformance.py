@@ -16,8 +16,8 @@ from ommi_testkit.suites.retries import RetryTests
 from ommi_testkit.suites.row_locks import RowLockTests
 from ommi_testkit.suites.savepoints import SavepointTests
 from ommi_testkit.suites.schema import SchemaTests
-from ommi_testkit.suites.text_case import CaseInsensitiveTextTests
 from ommi_testkit.suites.setup import ImplicitSetupTests
+from ommi_testkit.suites.text_case import CaseInsensitiveTextTests
 from ommi_testkit.suites.transactions import TransactionTests
 from ommi_testkit.suites.types import FieldTypeTests
 from ommi_testkit.suites.update_expressions import UpdateExpressionTests
