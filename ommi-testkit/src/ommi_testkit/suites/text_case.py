@@ -82,7 +82,7 @@ class CaseInsensitiveTextTests(SuiteBase):
         assert await _values(db.find(value.contains("STRASSE", case_sensitive=False))) == []
 
     async def test_text_icase_greek_and_cyrillic(self, db: Ommi) -> None:
-        """Greek and Cyrillic letters fold with their capitals; accents still count (an iota with tonos is not a plain iota)."""
+        """Greek and Cyrillic letters fold with their capitals; accents still count (iota with tonos is not iota)."""
         await _seed(db)
         value = TextRecord.value
         assert await _values(db.find(value.startswith("καλημερα", case_sensitive=False))) == [
