@@ -356,3 +356,26 @@ async def test_case_insensitive_matches_lower_case_under_icu(open_db: OpenDB) ->
         assert await matching(contains="\u03bc") == []
         sql = db.driver._statements.select(db.find(Note, Note.text.contains("x", case_sensitive=False)).query()).sql
         assert 'COLLATE "und-x-icu"' in sql
+
+
+async def test_a_server_without_icu_refuses_case_insensitive_matches(
+    open_db: OpenDB, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where the ICU collation is missing, the capability is narrowed at open and the refusal names the collation.
+
+    The real server has ICU; the probe is rewritten to answer as a server built
+    without it would (the one thing this test changes).
+    """
+    from ommi.errors import UnsupportedFeature
+    from ommi_postgresql import _pool
+
+    monkeypatch.setattr(_pool, "_PROBE", "SELECT current_schema(), false")
+    async with open_db() as db:
+        assert not db.driver.capabilities.case_insensitive_text
+        await db.add(Note("Hello")).or_raise()
+        with pytest.raises(UnsupportedFeature, match=r'case_insensitive_text.*"und-x-icu"'):
+            await db.find(Note, Note.text.contains("hello", case_sensitive=False)).all.or_raise()
+        assert [n.text for n in await (await db.find(Note, Note.text.contains("Hell")).all.or_raise()).to_list()] == [
+            "Hello"
+        ]
+    assert PostgreSQLDriver.capabilities.case_insensitive_text

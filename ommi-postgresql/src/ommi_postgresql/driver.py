@@ -198,9 +198,10 @@ class PostgreSQLDriver(PostgreSQLOperations, Driver[PostgreSQLSettings]):
             if pool.is_closed:
                 pool = Pool(self.settings, self._where)
             await pool.open()
-            # Case-insensitive matches lower-case under ICU's root collation, which a
-            # server built without ICU lacks.
-            self.capabilities = dataclasses.replace(type(self).capabilities, case_insensitive_text=pool.icu)
+            if not pool.icu:
+                # Case-insensitive matches lower-case under ICU's root collation, which a
+                # server built without ICU lacks (narrowed only: never widens an override).
+                self.capabilities = dataclasses.replace(self.capabilities, case_insensitive_text=False)
             statements = self._compiler(pool)
             # The narrow-column limits use_models() recorded still hold for the same tables.
             statements.limits.update(self._statements.limits)
