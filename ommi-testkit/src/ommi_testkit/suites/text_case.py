@@ -18,9 +18,10 @@ from typing import Any
 import pytest
 from ommi import Ommi, QueryError, ValidationError, when
 
-from ommi_testkit.suites._support import fetch
+from ommi_testkit.suites._support import fetch, seed_blog
 from ommi_testkit.suites.base import SuiteBase, requires
-from ommi_testkit.suites.models import Person, TextRecord
+from ommi_testkit.suites.models import Order, Person, TextRecord
+from ommi_testkit.suites.models_extra import RelPost, RelUser
 
 TEXTS = [
     "Hello World",
@@ -152,6 +153,24 @@ class CaseInsensitiveTextTests(SuiteBase):
         rows = await fetch(query)
         assert [r.value for r in rows] == sorted((r.value for r in rows), reverse=True)
         assert [r.value for r in await fetch(query.limit(2, 1))] == [r.value for r in rows[2:4]]
+
+    async def test_text_icase_keyword_columns(self, db: Ommi) -> None:
+        """Fields stored as ``select`` and ``from`` in a table called ``order`` match like any other."""
+        await db.add(Order(select="Big SALE", from_="Stock"), Order(select="small", from_="STOCKHOLM")).or_raise()
+        found = await fetch(db.find(Order.select.contains("sale", case_sensitive=False)))
+        assert [o.select for o in found] == ["Big SALE"]
+        found = await fetch(db.find(Order.from_.startswith("stock", case_sensitive=False)).sort(Order.select))
+        assert [o.select for o in found] == ["Big SALE", "small"]
+        assert await db.find(Order.from_.endswith("HOLM", case_sensitive=False)).count.or_raise() == 1
+
+    @requires("related_conditions")
+    async def test_text_icase_on_a_related_model(self, db: Ommi) -> None:
+        """A case-insensitive match on a related model filters the target (through the join)."""
+        await seed_blog(db)
+        authors = await fetch(db.find(RelUser, RelPost.title.startswith("X-R", case_sensitive=False)))
+        assert [u.name for u in authors] == ["Alice"]
+        authors = await fetch(db.find(RelUser, RelPost.title.endswith("X", case_sensitive=False)).sort(RelUser.name))
+        assert [u.name for u in authors] == ["Alice", "Carol"]
 
     async def test_text_icase_refusals(self, db: Ommi) -> None:
         """A non-text field is a QueryError, a non-bool ``case_sensitive`` too, a non-str text a ValidationError."""
