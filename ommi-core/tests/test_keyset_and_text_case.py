@@ -167,3 +167,12 @@ async def test_before_with_a_limit_reads_in_batches_and_closes() -> None:
         assert (await db.find(Note).sort(Note.rank, Note.title.desc).before(cursor).limit(4).one.or_raise()).id == (
             everything[3].id
         )
+
+
+def test_a_cursor_row_missing_a_field_is_a_query_error() -> None:
+    """An instance with a field never set (deleted attribute) is refused with QueryError, not AttributeError."""
+    db = Ommi(ReferenceDriver())
+    row = Note("x", 1, id=3)
+    del row.title
+    with pytest.raises(QueryError, match="no value for title"):
+        db.find(Note).after(row)

@@ -59,7 +59,14 @@ def make_cursor(instance: Any, *, before: bool) -> Cursor:
             f".{method}(): the {schema.cls.__name__} has no key ({', '.join(missing)} is None): pass a row "
             "read from the database (the last one of the previous page), not an instance never stored"
         )
-    return Cursor(schema, schema.encode_instance(instance), before)
+    try:
+        row = schema.encode_instance(instance)
+    except AttributeError as exc:  # a field never set on the instance (a slot left empty)
+        raise QueryError(
+            f".{method}(): the {schema.cls.__name__} has no value for {exc.name or 'a field'}: pass a row read "
+            "from the database"
+        ) from exc
+    return Cursor(schema, row, before)
 
 
 def _past(key: SortKey, value: Any, forward: bool) -> Expr | None:
