@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
 import pytest
 from ommi import Key, ModelCollection, Ommi, StoreAs, ommi_model
+from ommi.expressions import Op
 from ommi.models import get_schema
+from ommi.query.evaluate import fold_case
 from ommi_mongodb import MongoDBDriver
+from ommi_mongodb._filters import pcre_escape, text_pattern, to_filter
 
 models = ModelCollection("ommi_mongodb_test_hostile")
 
@@ -99,6 +103,46 @@ async def test_hostile_text_search_is_literal(notes: Ommi, text: str) -> None:
     assert await _texts(notes, Note.text.contains(text)) == sorted(t for t in every if text in t)
     assert await _texts(notes, Note.text.startswith(text)) == sorted(t for t in every if t.startswith(text))
     assert await _texts(notes, Note.text.endswith(text)) == sorted(t for t in every if t.endswith(text))
+
+
+@pytest.mark.parametrize("text", [t for t in HOSTILE if t], ids=[repr(t) for t in HOSTILE if t])
+async def test_hostile_case_insensitive_search_is_literal(notes: Ommi, text: str) -> None:
+    """With ``case_sensitive=False`` the text is still literal: an escaped regular expression with option ``i``."""
+    every = [*HOSTILE, "abc", "ABC", "a", "b", "axc", "1", "12", "aab", "x", "line", "end", "endless"]
+    folded = fold_case(text)
+    for method, holds in (
+        ("contains", lambda t: folded in fold_case(t)),
+        ("startswith", lambda t: fold_case(t).startswith(folded)),
+        ("endswith", lambda t: fold_case(t).endswith(folded)),
+    ):
+        condition = getattr(Note.text, method)(text.swapcase(), case_sensitive=False)
+        assert await _texts(notes, condition) == sorted(t for t in every if holds(t)), method
+
+
+def test_pcre_escape_makes_every_ascii_character_literal() -> None:
+    """Each printable ASCII character and each control but NUL, alone and in company, matches only itself.
+
+    Python's ``re`` reads a backslash before a non-alphanumeric character as PCRE
+    does (the character itself), so it checks the escaped pattern here; the
+    tests above send such patterns to the server.
+    """
+    characters = [chr(c) for c in range(1, 128)]
+    for ch in characters:
+        pattern = pcre_escape(ch)
+        assert re.fullmatch(pattern, ch), repr(ch)
+        assert pattern == ch if ch.isalnum() else pattern == "\\" + ch
+    every = "".join(characters) + "ünï ΣΑΣ 🎉"
+    assert re.fullmatch(pcre_escape(every), every)
+    assert re.fullmatch(pcre_escape(every), every.swapcase(), re.IGNORECASE)
+    assert not re.search(pcre_escape(".*"), "abc")
+    assert text_pattern(Op.ISTARTSWITH, "a.b") == "^a\\.b"
+    assert text_pattern(Op.IENDSWITH, "$") == "\\$(?![\\s\\S])"
+
+
+def test_case_insensitive_filters_carry_option_i() -> None:
+    """Only the ``case_sensitive=False`` matches get ``$options: "i"``; the pattern is the escaped text."""
+    assert to_filter(Note.text.contains("A+b", case_sensitive=False)) == {"text": {"$regex": "A\\+b", "$options": "i"}}
+    assert to_filter(Note.text.contains("A+b")) == {"text": {"$regex": "A\\+b"}}
 
 
 async def test_hostile_endswith_ignores_trailing_newline(notes: Ommi) -> None:

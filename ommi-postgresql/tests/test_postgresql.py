@@ -324,3 +324,58 @@ async def test_statements_are_logged_at_debug_without_values(open_db: OpenDB, ca
     assert any("query.execute" in m and '"."Note" ("text") VALUES' in m for m in messages)
     assert any("pool.open" in m for m in messages)
     assert not any("s3cret-value" in m for m in messages)
+
+
+# -- case-insensitive text ----------------------------------------------------------
+
+
+async def test_case_insensitive_matches_lower_case_under_icu(open_db: OpenDB) -> None:
+    """``case_sensitive=False`` lower-cases both sides under ICU's root collation, whatever the database's locale.
+
+    The differences from core's ``fold_case`` the queries guide lists hold here
+    (ICU lower-cases fully and in context): these assertions keep the guide true.
+    """
+    async with open_db() as db:
+        assert db.driver.capabilities.case_insensitive_text
+        texts = ["İstanbul", "ΟΔΟΣ", "οδοσ", "\u00b5", "Straße", "STRAẞE", "ПРИВЕТ"]
+        await db.add(*(Note(t) for t in texts)).or_raise()
+
+        async def matching(**kwargs: str) -> list[str]:
+            ((method, text),) = kwargs.items()
+            condition = getattr(Note.text, method)(text, case_sensitive=False)
+            return sorted(n.text for n in await (await db.find(Note, condition).all.or_raise()).to_list())
+
+        assert await matching(contains="привет") == ["ПРИВЕТ"]
+        assert await matching(endswith="STRASSE") == []
+        assert await matching(contains="straße") == ["STRAẞE", "Straße"]
+        # Where ICU differs from fold_case: İ lowers to i + COMBINING DOT ABOVE, so "i" finds it;
+        assert await matching(startswith="i") == ["İstanbul"]
+        # a capital sigma ending a word lowers to the final sigma, which the small sigma does not match;
+        assert await matching(contains="οδο\u03c3") == ["οδοσ"]
+        # the micro sign is no letter to lower: Greek mu does not match it.
+        assert await matching(contains="\u03bc") == []
+        sql = db.driver._statements.select(db.find(Note, Note.text.contains("x", case_sensitive=False)).query()).sql
+        assert 'COLLATE "und-x-icu"' in sql
+
+
+async def test_a_server_without_icu_refuses_case_insensitive_matches(
+    open_db: OpenDB, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where the ICU collation is missing, the capability is narrowed at open and the refusal names the collation.
+
+    The real server has ICU; the probe is rewritten to answer as a server built
+    without it would (the one thing this test changes).
+    """
+    from ommi.errors import UnsupportedFeature
+    from ommi_postgresql import _pool
+
+    monkeypatch.setattr(_pool, "_PROBE", "SELECT current_schema(), false")
+    async with open_db() as db:
+        assert not db.driver.capabilities.case_insensitive_text
+        await db.add(Note("Hello")).or_raise()
+        with pytest.raises(UnsupportedFeature, match=r'case_insensitive_text.*"und-x-icu"'):
+            await db.find(Note, Note.text.contains("hello", case_sensitive=False)).all.or_raise()
+        assert [n.text for n in await (await db.find(Note, Note.text.contains("Hell")).all.or_raise()).to_list()] == [
+            "Hello"
+        ]
+    assert PostgreSQLDriver.capabilities.case_insensitive_text

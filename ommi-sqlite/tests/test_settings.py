@@ -150,6 +150,7 @@ _DECLARED = Capabilities(
     timeouts=True,
     update_expressions=True,
     upsert=True,
+    case_insensitive_text=True,
 )
 """What the SQLite driver class declares."""
 

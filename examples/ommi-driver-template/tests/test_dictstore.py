@@ -131,6 +131,7 @@ def test_entry_point_registers_the_driver() -> None:
         "upsert",  # likewise: it needs Operations.upsert
         "raw_sql",  # likewise: it needs Operations.raw (a database with a statement language)
         "update_expressions",  # likewise: it needs update() to compute Arithmetic values per row
+        "case_insensitive_text",  # likewise: it needs the operators Op.ICONTAINS, Op.ISTARTSWITH, Op.IENDSWITH
         "savepoints",  # no transactions, so none of what needs one
         "isolation_levels",
         "row_locks",

@@ -35,7 +35,7 @@ from ommi.errors import (
     UnsupportedFeature,
     ValidationError,
 )
-from ommi.expressions import Comparison, Expr, Op, Query, when
+from ommi.expressions import FOLDED_TEXT_OPS, And, Comparison, Expr, Op, Or, Query, when
 from ommi.models.collections import ModelCollection, get_global_collection
 from ommi.models.schema import Field, ModelSchema, get_schema
 from ommi.models.types import check_canonical
@@ -53,6 +53,13 @@ log = get_logger("ommi.core.database")
 def _key_query(schema: ModelSchema, instance: Any) -> Query:
     conditions = [Comparison(f, Op.EQ, value) for f, value in zip(schema.key, schema.key_values(instance), strict=True)]
     return Query(schema, when(*conditions))
+
+
+def _folds_text(expr: Expr | None) -> bool:
+    """Whether ``expr`` holds a case-insensitive text match (``FOLDED_TEXT_OPS``)."""
+    if isinstance(expr, (And, Or)):
+        return any(_folds_text(item) for item in expr.items)
+    return isinstance(expr, Comparison) and expr.op in FOLDED_TEXT_OPS
 
 
 class Executor:
@@ -100,12 +107,16 @@ class Executor:
         Raises:
             UnsupportedFeature: the query filters by related models and the
                 driver declares ``related_conditions`` absent, or it is marked
-                ``for_update()`` and the driver declares ``row_locks`` absent.
+                ``for_update()`` and the driver declares ``row_locks`` absent, or it
+                matches text with ``case_sensitive=False`` and the driver declares
+                ``case_insensitive_text`` absent.
             TransactionError: the query is marked ``for_update()`` and runs
                 outside a transaction.
         """
         if query.lock is not None:
             check_row_lock(self._database().driver, query, in_transaction=isinstance(self, Transaction))
+        if _folds_text(query.where):
+            self.require_capability("case_insensitive_text", "a case-insensitive text match (case_sensitive=False)")
         if query.joins:
             driver = self._database().driver
             if not driver.capabilities.related_conditions:

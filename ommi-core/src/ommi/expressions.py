@@ -66,6 +66,12 @@ class Op(enum.Enum):
     CONTAINS = "contains"
     STARTSWITH = "startswith"
     ENDSWITH = "endswith"
+    ICONTAINS = "icontains"
+    """``contains(text, case_sensitive=False)``: both sides folded by :func:`ommi.query.evaluate.fold_case`."""
+    ISTARTSWITH = "istartswith"
+    """``startswith(text, case_sensitive=False)``."""
+    IENDSWITH = "iendswith"
+    """``endswith(text, case_sensitive=False)``."""
 
 
 class ArithOp(enum.Enum):
@@ -78,7 +84,16 @@ class ArithOp(enum.Enum):
 
 
 ORDERING_OPS = frozenset({Op.LT, Op.LE, Op.GT, Op.GE})
-TEXT_OPS = frozenset({Op.CONTAINS, Op.STARTSWITH, Op.ENDSWITH})
+FOLDED_TEXT_OPS = frozenset({Op.ICONTAINS, Op.ISTARTSWITH, Op.IENDSWITH})
+"""The case-insensitive text matches: a driver runs them only with the ``case_insensitive_text`` capability.
+
+They are operators of their own rather than a flag on the case-sensitive ones,
+so a driver written before them fails on an operator it does not know instead
+of matching case-sensitively.
+"""
+TEXT_OPS = frozenset({Op.CONTAINS, Op.STARTSWITH, Op.ENDSWITH}) | FOLDED_TEXT_OPS
+CASE_INSENSITIVE = {Op.CONTAINS: Op.ICONTAINS, Op.STARTSWITH: Op.ISTARTSWITH, Op.ENDSWITH: Op.IENDSWITH}
+"""Each case-sensitive text match's case-insensitive counterpart."""
 
 
 def _needs_parentheses(left: Any, right: Any) -> NoReturn:
@@ -409,6 +424,17 @@ class Arithmetic(_ArithmeticOperators):
     __hash__ = object.__hash__
 
 
+def _text_op(op: Op, case_sensitive: bool) -> Op:
+    """``op``, or its case-insensitive counterpart when ``case_sensitive`` is False.
+
+    Raises:
+        QueryError: ``case_sensitive`` is not a bool (``case_sensitive="no"`` would otherwise be truthy).
+    """
+    if not isinstance(case_sensitive, bool):
+        raise QueryError(f"{op.value}(): case_sensitive must be True or False, not {case_sensitive!r}")
+    return op if case_sensitive else CASE_INSENSITIVE[op]
+
+
 class Operand(_ArithmeticOperators):
     """The operators that turn a model field into query conditions (``Field`` builds on it).
 
@@ -478,17 +504,22 @@ class Operand(_ArithmeticOperators):
         """The field differs from every one of ``values``; NULL differs too, and an empty collection matches all."""
         return self._compare_many(Op.NOT_IN, values)
 
-    def contains(self, text: str) -> Expr:
-        """The text field contains ``text`` (case-sensitive, no wildcards)."""
-        return self._compare_text(Op.CONTAINS, text)
+    def contains(self, text: str, *, case_sensitive: bool = True) -> Expr:
+        """The text field contains ``text`` (no wildcards).
 
-    def startswith(self, text: str) -> Expr:
-        """The text field starts with ``text`` (case-sensitive, no wildcards)."""
-        return self._compare_text(Op.STARTSWITH, text)
+        With ``case_sensitive=False`` both sides are compared after Ommi's case
+        folding (:func:`ommi.query.evaluate.fold_case`); the driver needs the
+        ``case_insensitive_text`` capability.
+        """
+        return self._compare_text(_text_op(Op.CONTAINS, case_sensitive), text)
 
-    def endswith(self, text: str) -> Expr:
-        """The text field ends with ``text`` (case-sensitive, no wildcards)."""
-        return self._compare_text(Op.ENDSWITH, text)
+    def startswith(self, text: str, *, case_sensitive: bool = True) -> Expr:
+        """The text field starts with ``text`` (no wildcards); ``case_sensitive`` as in :meth:`contains`."""
+        return self._compare_text(_text_op(Op.STARTSWITH, case_sensitive), text)
+
+    def endswith(self, text: str, *, case_sensitive: bool = True) -> Expr:
+        """The text field ends with ``text`` (no wildcards); ``case_sensitive`` as in :meth:`contains`."""
+        return self._compare_text(_text_op(Op.ENDSWITH, case_sensitive), text)
 
     @property
     def asc(self) -> SortKey:

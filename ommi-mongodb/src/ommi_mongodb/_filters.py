@@ -13,10 +13,13 @@ condition                     filter
                                (null or missing / neither)
 ``f.in_(vs)``                 ``{f: {"$in": vs}}`` (empty: matches nothing)
 ``f.not_in(vs)``              ``{f: {"$nin": vs}}`` (matches null; empty: everything)
-``contains/startswith/...``   ``{f: {"$regex": ...}}`` of ``re.escape(text)``,
-                               case-sensitive; ``endswith`` anchors with
-                               ``(?![\\s\\S])`` because ``$`` also matches before
-                               a final newline
+``contains/startswith/...``   ``{f: {"$regex": ...}}`` of :func:`pcre_escape` (text),
+                               ``startswith`` anchored with ``^``, ``endswith``
+                               with ``(?![\\s\\S])`` because ``$`` also matches
+                               before a final newline; ``case_sensitive=False``
+                               adds ``"$options": "i"`` (PCRE's caseless
+                               matching in UTF mode: Unicode simple case
+                               folding, as :func:`ommi.query.evaluate.fold_case`)
 ``And`` / ``Or``              ``{"$and": [...]}`` / ``{"$or": [...]}``; an ``And`` is
                                sent as one flat filter where that means the same
 ============================  ================================================
@@ -39,28 +42,42 @@ by :func:`evaluate` in Python over documents fetched by key (see
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any
 
-from ommi.expressions import And, Comparison, Expr, FieldComparison, Op, Or
+from ommi.expressions import FOLDED_TEXT_OPS, And, Comparison, Expr, FieldComparison, Op, Or
 from ommi.models.schema import Field, ModelSchema
 from ommi.models.types import StorageType
 from ommi.query.evaluate import holds
 
 from ommi_mongodb._values import decode_value, encode_value, field_path, value_at
 
-__all__ = ["MONGODB", "ServerForms", "evaluate", "is_translatable", "text_pattern", "to_filter"]
+__all__ = ["MONGODB", "ServerForms", "evaluate", "is_translatable", "pcre_escape", "text_pattern", "to_filter"]
 
 _OPERATORS = {Op.LT: "$lt", Op.LE: "$lte", Op.GT: "$gt", Op.GE: "$gte"}
 
 
+def pcre_escape(text: str) -> str:
+    """``text`` as a PCRE pattern matching exactly itself.
+
+    Every ASCII character that is not a letter or digit gets a backslash: in
+    PCRE a backslash before any ASCII non-alphanumeric character makes it
+    literal, whatever it is (``\\ ^ $ . | ? * + ( ) [ ] { } -`` and space
+    included, also under the ``x`` option, which is never sent). Letters,
+    digits and non-ASCII characters stand for themselves; a backslash before
+    them would start an escape sequence (``\\d``), so they never get one.
+    Text holds no NUL (:mod:`ommi.models.types` refuses it), which a BSON
+    regular expression could not carry.
+    """
+    return "".join(ch if ch.isalnum() or not ch.isascii() else "\\" + ch for ch in text)
+
+
 def text_pattern(op: Op, text: str) -> str:
-    """The case-sensitive regular expression matching ``text`` literally for ``op``."""
-    literal = re.escape(text)
-    if op is Op.STARTSWITH:
+    """The regular expression matching ``text`` literally for ``op`` (case-insensitive ones get option ``i``)."""
+    literal = pcre_escape(text)
+    if op is Op.STARTSWITH or op is Op.ISTARTSWITH:
         return "^" + literal
-    if op is Op.ENDSWITH:
+    if op is Op.ENDSWITH or op is Op.IENDSWITH:
         # `$` would also match before a trailing newline; "not followed by any
         # character" is the end of the string in PCRE and Python alike.
         return literal + r"(?![\s\S])"
@@ -145,6 +162,8 @@ def _comparison(node: Comparison, forms: ServerForms) -> dict[str, Any]:
         return {path: {"$in" if op is Op.IN else "$nin": values}}
     if op in _OPERATORS:
         return {path: {_OPERATORS[op]: _encode(node.field, node.value)}}
+    if op in FOLDED_TEXT_OPS:
+        return {path: {"$regex": text_pattern(op, node.value), "$options": "i"}}
     return {path: {"$regex": text_pattern(op, node.value)}}
 
 

@@ -187,6 +187,8 @@ class MongoDBDriver(MongoDBOperations, Driver[MongoDBSettings]):
         update_expressions=True,
         # One atomic write per row, taken back on failure (ommi_mongodb._upsert).
         upsert=True,
+        # An escaped, anchored regular expression with option "i" (ommi_mongodb._filters).
+        case_insensitive_text=True,
     )
     supported_isolation_levels = frozenset(_READ_CONCERNS)
 

@@ -50,6 +50,10 @@ _HOT_SECONDS = 1.0
 """How long a connection may go from task to task without passing through psycopg_pool."""
 
 
+_PROBE = "SELECT current_schema(), EXISTS (SELECT 1 FROM pg_catalog.pg_collation WHERE collname = 'und-x-icu')"
+"""What the pool asks once at open: the current schema, and whether ICU's root collation exists."""
+
+
 class PooledConnection(AsyncConnection[Any]):
     """The pool's connections: psycopg's, plus one client cursor that single-statement operations reuse."""
 
@@ -109,6 +113,8 @@ class Pool:
         self._opening: asyncio.Lock | None = None
         self.namespace: str | None = settings.schema
         """The PostgreSQL schema holding the tables: the ``schema`` setting, else the server's current schema."""
+        self.icu = False
+        """Whether the server has ICU's root collation (``und-x-icu``), read at open (case-insensitive matches)."""
         self._lent = 0
         """Connections handed out and not yet released (tells exhaustion from a dead server)."""
         self._hot: list[PooledConnection] = []
@@ -184,12 +190,13 @@ class Pool:
                     "environment variables, and that the server is running)"
                 ) from exc
             try:
+                # The namespace is resolved once: every statement names its table in
+                # this schema, so a model called like a catalog table (pg_class) is
+                # never looked up in pg_catalog, which search_path puts first.
+                row = await (await probe.execute(_PROBE)).fetchone()
                 if self.namespace is None:
-                    # Resolved once: every statement names its table in this schema,
-                    # so a model called like a catalog table (pg_class) is never
-                    # looked up in pg_catalog, which search_path puts first.
-                    row = await (await probe.execute("SELECT current_schema()")).fetchone()
                     self.namespace = row[0] if row else None
+                self.icu = bool(row and row[1])
             finally:
                 await probe.close()
             pool: AsyncConnectionPool[AsyncConnection[Any]] = AsyncConnectionPool(

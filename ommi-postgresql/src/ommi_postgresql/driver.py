@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import itertools
 import time
 import warnings
@@ -112,6 +113,9 @@ class PostgreSQLDriver(PostgreSQLOperations, Driver[PostgreSQLSettings]):
         upsert=True,
         # db.raw(sql, params): the statement through psycopg (%s or %(name)s parameters).
         raw_sql=True,
+        # lower() under the ICU root collation on both sides (the queries guide lists where it
+        # differs from core's fold_case).
+        case_insensitive_text=True,
     )
     supported_isolation_levels: frozenset[str] = frozenset(_ISOLATION)
     _alone = True  # every operation gets a pooled connection of its own
@@ -166,6 +170,16 @@ class PostgreSQLDriver(PostgreSQLOperations, Driver[PostgreSQLSettings]):
     def __repr__(self) -> str:
         return f"<PostgreSQLDriver {self._where}>"
 
+    def absent_reason(self, capability: str) -> str | None:
+        """Why ``case_insensitive_text`` is absent on this server (it has no ICU collation)."""
+        if capability == "case_insensitive_text" and self._pool.is_open and not self._pool.icu:
+            return (
+                f"the server has no ICU collation {PostgreSQLDialect.fold_collation} (PostgreSQL built without "
+                "ICU), which case-insensitive matches lower-case under so that they do not depend on the server's "
+                "locale"
+            )
+        return None
+
     def __del__(self) -> None:
         if getattr(self, "_pool", None) is not None and self._pool.is_open:
             warnings.warn(f"{self!r} was not closed; use `async with Ommi(driver)`", ResourceWarning, stacklevel=1)
@@ -186,6 +200,10 @@ class PostgreSQLDriver(PostgreSQLOperations, Driver[PostgreSQLSettings]):
             if pool.is_closed:
                 pool = Pool(self.settings, self._where)
             await pool.open()
+            if not pool.icu:
+                # Case-insensitive matches lower-case under ICU's root collation, which a
+                # server built without ICU lacks (narrowed only: never widens an override).
+                self.capabilities = dataclasses.replace(self.capabilities, case_insensitive_text=False)
             statements = self._compiler(pool)
             # The narrow-column limits use_models() recorded still hold for the same tables.
             statements.limits.update(self._statements.limits)

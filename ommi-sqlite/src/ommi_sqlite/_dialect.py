@@ -46,16 +46,35 @@ from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 from ommi.errors import ModelDefinitionError, ValidationError
-from ommi.expressions import ArithOp, Op, RowLock
+from ommi.expressions import FOLDED_TEXT_OPS, ArithOp, Op, RowLock
 from ommi.models.schema import Field, ModelSchema
 from ommi.models.types import StorageType
 from ommi.query.aggregate import exact_decimal_sum
+from ommi.query.evaluate import fold_case
 from ommi.sql import Dialect
 from ommi.sql.dialect import ArithmeticStep
 
-__all__ = ["DECIMAL_COLLATION", "DECIMAL_SUM", "DecimalSum", "SQLiteDialect", "compare_decimals"]
+__all__ = [
+    "DECIMAL_COLLATION",
+    "DECIMAL_SUM",
+    "FOLD_FUNCTION",
+    "DecimalSum",
+    "SQLiteDialect",
+    "compare_decimals",
+    "fold_text",
+]
 
 DECIMAL_COLLATION = "ommi_decimal"
+
+FOLD_FUNCTION = "ommi_fold"
+"""The SQL function (registered on each connection) folding text as :func:`ommi.query.evaluate.fold_case`."""
+
+
+def fold_text(value: str | None) -> str | None:
+    """:data:`FOLD_FUNCTION`'s implementation: ``fold_case`` of text, anything else (NULL) unchanged."""
+    return fold_case(value) if isinstance(value, str) else value
+
+
 """Name of the collation that orders ``Decimal`` text exactly."""
 
 DECIMAL_SUM = "ommi_decimal_sum"
@@ -354,12 +373,22 @@ class SQLiteDialect(Dialect):
         return super().comparison_operand(column, storage, op)
 
     def text_match(self, column: str, op: Op, text: str) -> tuple[str, list[Any]]:
-        escaped = _glob_escape(text)
+        # SQLite's lower() and LIKE fold ASCII letters only, so a case-insensitive
+        # match folds the column with core's own fold_case (registered on every
+        # connection as FOLD_FUNCTION) and the text here, then GLOBs
+        # case-sensitively as the other matches do.
+        folded = op in FOLDED_TEXT_OPS
+        escaped = _glob_escape(fold_case(text) if folded else text)
         pattern = {
             Op.CONTAINS: f"*{escaped}*",
             Op.STARTSWITH: f"{escaped}*",
             Op.ENDSWITH: f"*{escaped}",
+            Op.ICONTAINS: f"*{escaped}*",
+            Op.ISTARTSWITH: f"{escaped}*",
+            Op.IENDSWITH: f"*{escaped}",
         }[op]
+        if folded:
+            return f"{FOLD_FUNCTION}({column}) GLOB ?", [pattern]
         return f"{column} GLOB ?", [pattern]
 
     def to_param(self, storage: StorageType) -> Callable[[Any], Any] | None:

@@ -73,7 +73,7 @@ import aiosqlite
 from ommi import errors
 from ommi.drivers import get_logger, map_exceptions
 
-from ommi_sqlite._dialect import DECIMAL_COLLATION, DECIMAL_SUM, DecimalSum, compare_decimals
+from ommi_sqlite._dialect import DECIMAL_COLLATION, DECIMAL_SUM, FOLD_FUNCTION, DecimalSum, compare_decimals, fold_text
 from ommi_sqlite._errors import exception_map
 from ommi_sqlite._settings import MEMORY, SQLiteSettings
 
@@ -114,13 +114,14 @@ def no_gate() -> contextlib.AbstractAsyncContextManager[None]:
 
 
 class _OmmiConnection(sqlite3.Connection):
-    """sqlite3 connection with Ommi's collation and Decimal sum; built in aiosqlite's worker thread."""
+    """sqlite3 connection with Ommi's collation, Decimal sum and text fold; built in aiosqlite's worker thread."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.create_collation(DECIMAL_COLLATION, compare_decimals)
         # typeshed's protocol wants int results; SQLite takes any value an aggregate finalizes to.
         self.create_aggregate(DECIMAL_SUM, 1, DecimalSum)  # type: ignore[arg-type]
+        self.create_function(FOLD_FUNCTION, 1, fold_text, deterministic=True)
         # The limit is a property of the (process-wide) library build.
         _VARIABLE_LIMIT[0] = self.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
 

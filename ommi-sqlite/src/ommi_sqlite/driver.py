@@ -93,6 +93,8 @@ class SQLiteDriver(SQLiteOperations, Driver[SQLiteSettings]):
         upsert=True,
         # db.raw(sql, params): the statement through the sqlite3 module (qmark or named parameters).
         raw_sql=True,
+        # ommi_fold(), core's own fold_case registered on every connection.
+        case_insensitive_text=True,
     )
     # Every SQLite transaction is serializable (one writer from BEGIN IMMEDIATE on, readers see
     # committed states): it satisfies each level asked for, as the SQL standard allows.

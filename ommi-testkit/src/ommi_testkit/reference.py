@@ -736,6 +736,7 @@ class ReferenceDriver(_Store, Driver[ReferenceSettings]):
         timeouts=True,
         update_expressions=True,
         upsert=True,
+        case_insensitive_text=True,
     )
     # A transaction holds the write lock from begin to end and reads its own copy: serializable,
     # which satisfies every level (nothing interleaves with it, so it never fails to serialize).

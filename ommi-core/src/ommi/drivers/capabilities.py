@@ -15,8 +15,8 @@ class Capabilities:
     Every field defaults to the full behaviour the Ommi API promises; a driver
     turns off what its database cannot do and the conformance suite skips the
     matching tests with the capability's name as the reason. ``migrations``,
-    ``inspection``, ``constraints``, ``update_expressions`` and the later
-    feature flags (``savepoints`` to ``raw_sql``) are the exceptions: they need work a
+    ``inspection``, ``constraints``, ``update_expressions`` and the others documented
+    "absent by default" are the exceptions: they need work a
     driver written before them does not do, so a driver turns them on.
     """
 
@@ -126,6 +126,17 @@ class Capabilities:
     through (:meth:`~ommi.drivers.Operations.raw`); core refuses ``raw`` on a
     driver without it with ``UnsupportedFeature`` (naming the driver's
     ``absent_reason``, e.g. its native client handle) before any I/O.
+    """
+
+    case_insensitive_text: bool = False
+    """``contains`` / ``startswith`` / ``endswith`` with ``case_sensitive=False`` (``Op.ICONTAINS``...).
+
+    Absent by default, like ``migrations``: a driver written before them does
+    not know the operators :data:`ommi.expressions.FOLDED_TEXT_OPS`, so core
+    refuses such a condition on it with ``UnsupportedFeature`` before any I/O.
+    A driver declares it once it folds both sides as
+    :func:`ommi.query.evaluate.fold_case` defines (or documents where its
+    database folds differently).
     """
 
     def names(self) -> tuple[str, ...]:

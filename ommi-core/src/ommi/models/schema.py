@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Union
 from ommi._codegen import generate
 from ommi._rowcode import Builders, compile_builders
 from ommi.errors import ModelDefinitionError, QueryError, SchemaMismatchError, ValidationError
-from ommi.expressions import Comparison, Expr, FieldComparison, Op, Operand, SortKey
+from ommi.expressions import FOLDED_TEXT_OPS, Comparison, Expr, FieldComparison, Op, Operand, SortKey
 from ommi.models.adapters import positional_constructor
 from ommi.models.constraints import (
     Constraint,
@@ -183,10 +183,11 @@ class Field(Operand):
         return Comparison(self, op, tuple(dict.fromkeys(encoded)))
 
     def _compare_text(self, op: Op, text: Any) -> Expr:
+        method = op.value.removeprefix("i") + ("(..., case_sensitive=False)" if op in FOLDED_TEXT_OPS else "()")
         if self.storage is not StorageType.TEXT:
-            raise QueryError(f"{self!r}.{op.name.lower()}() needs a text field, not {self.storage.value}")
+            raise QueryError(f"{self!r}.{method} needs a text field, not {self.storage.value}")
         if not isinstance(text, str):
-            raise ValidationError(f"{self!r}.{op.name.lower()}() takes a str, not {type(text).__name__}")
+            raise ValidationError(f"{self!r}.{method} takes a str, not {type(text).__name__}")
         return Comparison(self, op, self.encode(text))
 
     def _sort_key(self, descending: bool) -> SortKey:

@@ -7,6 +7,7 @@ applications, which may import from either.
 """
 
 from ommi.expressions import (
+    FOLDED_TEXT_OPS,
     ORDERING_OPS,
     TEXT_OPS,
     And,
@@ -28,6 +29,7 @@ from ommi.expressions import (
 from ommi.query.aggregate import Aggregate, AggregateCondition, Aggregation
 
 __all__ = [
+    "FOLDED_TEXT_OPS",
     "ORDERING_OPS",
     "TEXT_OPS",
     "Aggregate",

@@ -6,8 +6,9 @@ evaluates conditions on related models with it). The rules:
 
 * ``==``, ``<``, ``<=``, ``>``, ``>=``, ``in_`` and the text matches never hold for NULL;
 * ``!=`` and ``not_in`` do hold for NULL (NULL differs from every value);
-* text compares by code point; ``contains``/``startswith``/``endswith`` are
-  case-sensitive and take the text literally;
+* text compares by code point; ``contains``/``startswith``/``endswith`` take
+  the text literally and are case-sensitive, unless given ``case_sensitive=False``:
+  then both the field's value and the text are first folded by :func:`fold_case`;
 * between two fields, ``!=`` holds when exactly one is NULL, the others never hold for NULL;
 * sorting puts NULL first ascending and last descending, bytes compare octet by
   octet, and rows that tie on every sort key keep their order (:func:`ordered`).
@@ -15,6 +16,7 @@ evaluates conditions on related models with it). The rules:
 
 from __future__ import annotations
 
+import functools
 import operator
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -24,7 +26,7 @@ from ommi.expressions import And, Comparison, Expr, FieldComparison, Op, Or, Sor
 if TYPE_CHECKING:
     from ommi.models.schema import Field
 
-__all__ = ["holds", "ordered"]
+__all__ = ["fold_case", "holds", "ordered"]
 
 T = TypeVar("T")
 
@@ -34,6 +36,40 @@ _ORDERING: dict[Op, Callable[[Any, Any], bool]] = {
     Op.LE: operator.le,
     Op.GT: operator.gt,
     Op.GE: operator.ge,
+}
+
+
+@functools.cache
+def _fold_char(char: str) -> str:
+    folded = char.casefold()
+    if len(folded) == 1:
+        return folded
+    lowered = char.lower()
+    return lowered if len(lowered) == 1 else char
+
+
+def fold_case(text: str) -> str:
+    """``text`` with each character case-folded one to one: Ommi's one definition of "case-insensitive".
+
+    Each character is replaced by its Python ``casefold()`` when that is a
+    single character, else by its ``lower()`` when that is a single
+    character, else kept: Unicode's simple case folding, character by
+    character. The length never changes and no context is looked at, so
+    ``"ß"`` stays ``"ß"`` (full folding would give ``"ss"``), ``"ẞ"`` becomes
+    ``"ß"``, ``"İ"`` stays ``"İ"``, and the Greek capital, small and final
+    sigma (U+03A3, U+03C3, U+03C2) all become the small one wherever they stand. ``contains``, ``startswith`` and
+    ``endswith`` with ``case_sensitive=False`` compare the folded value with
+    the folded text; the queries guide lists where a backend folds differently.
+    """
+    if text.isascii():
+        return text.lower()
+    return "".join(map(_fold_char, text))
+
+
+_FOLDED_MATCH: dict[Op, Callable[[str, str], bool]] = {
+    Op.ICONTAINS: lambda value, text: text in value,
+    Op.ISTARTSWITH: str.startswith,
+    Op.IENDSWITH: str.endswith,
 }
 
 
@@ -94,6 +130,8 @@ def _compare(node: Comparison, value: Any, operand_of: Callable[[Field, Any], An
         return bool(value.startswith(node.value))
     if op is Op.ENDSWITH:
         return bool(value.endswith(node.value))
+    if op in _FOLDED_MATCH:
+        return _FOLDED_MATCH[op](fold_case(value), fold_case(node.value))
     return bool(_ORDERING[op](value, operand_of(node.field, node.value)))
 
 

@@ -7,6 +7,7 @@ asks the executor for the operations target to run it on.
 
 from __future__ import annotations
 
+import dataclasses
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Generator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Generic, NoReturn, Protocol, TypeVar, overload
@@ -25,6 +26,7 @@ from ommi.models.types import INT64_MAX
 from ommi.query._prefetch import check_prefetch, load_related
 from ommi.query.aggregate import Aggregate, AggregateCondition, Aggregation, resolve_having
 from ommi.query.arithmetic import check_update_value
+from ommi.query.keyset import Cursor, keyset_condition, make_cursor, reversed_sort
 from ommi.results import DBAction, DBQueryResult, DBResult
 
 if TYPE_CHECKING:
@@ -97,11 +99,15 @@ def plan_query(
     limit: int | None = None,
     offset: int = 0,
     lock: RowLock | None = None,
+    cursor: Cursor | None = None,
 ) -> Query:
     """Turn ``find`` arguments into a driver :class:`Query`.
 
     The target is the first model class given, else the model of the first
-    condition. Conditions on other models become joins.
+    condition. Conditions on other models become joins. A ``cursor``
+    (``.after(row)`` / ``.before(row)``) becomes one more condition on the
+    target (:func:`ommi.query.keyset.keyset_condition`) and sorts the query
+    (by the key at least).
     """
     target: ModelSchema | None = None
     conditions: list[Expr] = []
@@ -135,9 +141,12 @@ def plan_query(
     for key in sort:
         if key.field.schema is not target:
             raise QueryError(f"cannot sort {target.cls.__name__} by {key.field!r}, a field of another model")
-    if sort or limit is not None or offset:
+    if sort or limit is not None or offset or cursor is not None:
         sorted_fields = {id(k.field) for k in sort}
         sort = sort + tuple(SortKey(f) for f in target.key if id(f) not in sorted_fields)
+    if cursor is not None:
+        page = keyset_condition(target, sort, cursor)
+        where = page if where is None else And((where, page))
     return Query(target, where, tuple(joins), sort, limit, offset, lock)
 
 
@@ -152,6 +161,31 @@ _REMOVED_ITERATOR_METHODS = {
     "(in one step: `await db.find(...).all.to_list()`)",
     "one": "Ommi 0.2's `await iterator.one()` is a query action now: `await db.find(...).one.or_raise()`",
 }
+
+
+def _pages_and_cursors(before: bool) -> NoReturn:
+    method = "before" if before else "after"
+    raise QueryError(
+        f".{method}() with limit(n, page) above page 0: pages and cursors do not mix (the cursor already "
+        f"says where the page starts); use .{method}(row).limit(n)"
+    )
+
+
+async def _reversed_batches(
+    batches: AsyncIterator[list[tuple[Any, ...]]], size: int
+) -> AsyncIterator[list[tuple[Any, ...]]]:
+    """Every row of ``batches`` (a limited window) read first, then given back last row first, ``size`` at a time."""
+    rows: list[tuple[Any, ...]] = []
+    try:
+        async for batch in batches:
+            rows.extend(batch)
+    finally:
+        closer = getattr(batches, "aclose", None)
+        if closer is not None:
+            await closer()
+    rows.reverse()
+    for start in range(0, len(rows), size):
+        yield rows[start : start + size]
 
 
 class ResultIterator(Generic[T]):
@@ -423,7 +457,7 @@ class FindQuery(Generic[T]):
     Awaiting the query itself means ``.all``.
     """
 
-    __slots__ = ("_executor", "_limit", "_lock", "_offset", "_predicates", "_prefetch", "_sort")
+    __slots__ = ("_cursor", "_executor", "_limit", "_lock", "_offset", "_predicates", "_prefetch", "_sort")
 
     def __init__(
         self,
@@ -434,6 +468,7 @@ class FindQuery(Generic[T]):
         offset: int = 0,
         lock: RowLock | None = None,
         prefetch: tuple[Relation, ...] = (),
+        cursor: Cursor | None = None,
     ) -> None:
         self._executor = executor
         self._predicates = predicates
@@ -442,6 +477,7 @@ class FindQuery(Generic[T]):
         self._offset = offset
         self._lock = lock
         self._prefetch = prefetch
+        self._cursor = cursor
 
     def _replace(self, **changes: Any) -> FindQuery[T]:
         values = {
@@ -450,6 +486,7 @@ class FindQuery(Generic[T]):
             "offset": self._offset,
             "lock": self._lock,
             "prefetch": self._prefetch,
+            "cursor": self._cursor,
         } | changes
         return FindQuery(self._executor, self._predicates, **values)
 
@@ -492,7 +529,58 @@ class FindQuery(Generic[T]):
                 f"limit(): page {page} of {limit} rows skips {offset} rows, more than a database accepts "
                 f"(at most {INT64_MAX}); such a page is past every stored row"
             )
+        if offset and self._cursor is not None:
+            _pages_and_cursors(self._cursor.before)
         return self._replace(limit=limit, offset=offset)
+
+    def after(self, row: Any) -> FindQuery[T]:
+        """Only the matches strictly after ``row`` in the query's sort order: the next keyset page.
+
+        ``row`` is a model instance, usually the last one of the previous page:
+        ``db.find(Post).sort(Post.created.desc).after(last).limit(20)``. The key
+        fields break ties (core appends them to every sort), so pages never
+        repeat or skip a row, even when rows are inserted or deleted between
+        them; without ``.sort()`` the order is the key's. ``row``'s values are
+        taken (and encoded) now; it need not be stored still, its values mark
+        the place. NULL sorts first ascending and last descending, as in
+        ``.sort()``.
+
+        Raises:
+            QueryError: ``row`` is not a model instance, has no key (an
+                instance never stored), is of another model than the query
+                finds (when the query runs), the query already has a cursor
+                (``.after()`` or ``.before()``: one page boundary per query), or it
+                has ``limit(n, page)`` with ``page`` above 0 (pages and cursors
+                do not mix: the cursor already says where the page starts).
+            ValidationError: a field of ``row`` holds a value it refuses.
+        """
+        return self._with_cursor(row, before=False)
+
+    def before(self, row: Any) -> FindQuery[T]:
+        """Only the matches strictly before ``row`` in the query's sort order: the previous keyset page.
+
+        The results keep the query's order. With ``limit(n)`` they are the
+        ``n`` matches closest to ``row`` (the page just before it), still in
+        the query's order: the query runs with its sort reversed and core
+        reverses the ``n`` rows back, so ``.all`` reads them all before
+        yielding the first. Otherwise as :meth:`after`.
+
+        Raises:
+            QueryError: as :meth:`after`.
+            ValidationError: as :meth:`after`.
+        """
+        return self._with_cursor(row, before=True)
+
+    def _with_cursor(self, row: Any, *, before: bool) -> FindQuery[T]:
+        method = "before" if before else "after"
+        if self._cursor is not None:
+            raise QueryError(
+                f".{method}(): the query already continues {'before' if self._cursor.before else 'after'} a row; "
+                "a query takes one cursor (start a new query from db.find(...) for another page)"
+            )
+        if self._offset:
+            _pages_and_cursors(before)
+        return self._replace(cursor=make_cursor(row, before=before))
 
     def for_update(self, *, skip_locked: bool = False, nowait: bool = False) -> FindQuery[T]:
         """Lock the rows ``.all`` / ``.one`` return until the transaction ends (``SELECT ... FOR UPDATE``).
@@ -614,8 +702,20 @@ class FindQuery(Generic[T]):
         return prefetch
 
     def query(self) -> Query:
-        """The driver-level :class:`Query` this builder describes."""
-        return plan_query(self._predicates, self._sort, self._limit, self._offset, self._lock)
+        """The driver-level :class:`Query` this builder describes.
+
+        For ``.before(row)`` with a ``limit`` its sort is the query's reversed
+        (see :meth:`before`): the actions reverse the rows it gives back.
+        """
+        query = plan_query(self._predicates, self._sort, self._limit, self._offset, self._lock, self._cursor)
+        if self._runs_backward:
+            return dataclasses.replace(query, sort=reversed_sort(query.sort))
+        return query
+
+    @property
+    def _runs_backward(self) -> bool:
+        """Whether :meth:`query` runs in reverse order (``.before(row)`` with a limit)."""
+        return self._cursor is not None and self._cursor.before and self._limit is not None
 
     # -- actions -----------------------------------------------------------
 
@@ -727,15 +827,22 @@ class FindQuery(Generic[T]):
         query = self.query()
         ops = await self._executor.query_operations(query)
         size = batch_size or self._executor.default_batch_size
-        iterator: ResultIterator[T] = ResultIterator(
-            query.model, ops.fetch(query, size), prefetch=self._prefetcher(query.model)
-        )
+        batches: AsyncIterator[list[tuple[Any, ...]]] = ops.fetch(query, size)
+        if self._runs_backward:
+            batches = _reversed_batches(batches, size)
+        iterator: ResultIterator[T] = ResultIterator(query.model, batches, prefetch=self._prefetcher(query.model))
         await iterator._fill()  # surface errors here, inside the result
         return iterator
 
     async def _one(self) -> T:
-        finder = self._replace(limit=1)
-        query = finder.query()
+        if self._runs_backward:
+            # The first of .all: the farthest of the rows closest to the cursor.
+            iterator = await self._all(None)
+            async with iterator:
+                async for item in iterator:
+                    return item
+            raise DBStatusNoResultException(f"no {self.query().model.cls.__name__} matches the query")
+        query = plan_query(self._predicates, self._sort, 1, self._offset, self._lock, self._cursor)
         ops = await self._executor.query_operations(query)
         batches = ops.fetch(query, 1)
         try:
@@ -788,15 +895,17 @@ class FindQuery(Generic[T]):
                 order.setdefault(id(key.field), key)
             for f in fields:
                 order.setdefault(id(f), f.asc)
-            query = Query(model, query.where, query.joins, tuple(order.values()), query.limit, query.offset)
+            sort = tuple(order.values())
+            if self._runs_backward:
+                sort = reversed_sort(sort)
+            query = Query(model, query.where, query.joins, sort, query.limit, query.offset)
         ops = await self._executor.query_operations(query)
         size = batch_size or self._executor.default_batch_size
         projection: tuple[Field, ...] = fields
-        iterator: ResultIterator[T] = ResultIterator(
-            model,
-            ops.fetch_values(query, projection, distinct, size),
-            build_rows=_tuple_builder(model, projection),
-        )
+        batches: AsyncIterator[list[tuple[Any, ...]]] = ops.fetch_values(query, projection, distinct, size)
+        if self._runs_backward:
+            batches = _reversed_batches(batches, size)
+        iterator: ResultIterator[T] = ResultIterator(model, batches, build_rows=_tuple_builder(model, projection))
         await iterator._fill()  # surface errors here, inside the result
         return iterator
 

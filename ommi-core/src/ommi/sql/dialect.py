@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from itertools import chain
 from typing import Any, ClassVar
 
-from ommi.expressions import ORDERING_OPS, ArithOp, Op, RowLock
+from ommi.expressions import FOLDED_TEXT_OPS, ORDERING_OPS, ArithOp, Op, RowLock
 from ommi.models.schema import Field, ModelSchema
 from ommi.models.types import StorageType
 from ommi.sql._statement import Compiled
@@ -364,7 +364,10 @@ class Dialect:
         return column
 
     def text_match(self, column: str, op: Op, text: str) -> tuple[str, list[Any]]:
-        """Case-sensitive ``contains`` / ``startswith`` / ``endswith`` with ``text`` taken literally.
+        """``contains`` / ``startswith`` / ``endswith`` with ``text`` taken literally (``op`` in ``TEXT_OPS``).
+
+        The case-insensitive operators (``FOLDED_TEXT_OPS``) compare both
+        sides through :meth:`fold_text`.
 
         Returns the condition's SQL text and its parameters, in the order of
         its placeholders: the compiler takes both from this one call. ``text``
@@ -378,8 +381,27 @@ class Dialect:
             Op.CONTAINS: f"%{escaped}%",
             Op.STARTSWITH: f"{escaped}%",
             Op.ENDSWITH: f"%{escaped}",
+            Op.ICONTAINS: f"%{escaped}%",
+            Op.ISTARTSWITH: f"{escaped}%",
+            Op.IENDSWITH: f"%{escaped}",
         }[op]
+        if op in FOLDED_TEXT_OPS:
+            folded = self.fold_text(column)
+            return f"{folded} LIKE {self.fold_text(self.placeholder)} ESCAPE '\\'", [pattern]
         return f"{column} LIKE {self.placeholder} ESCAPE '\\'", [pattern]
+
+    def fold_text(self, operand: str) -> str:
+        """The SQL folding the case of a text operand for a case-insensitive match (``lower(operand)`` here).
+
+        The default :meth:`text_match` of ``case_sensitive=False`` applies it to
+        both the column and the ``LIKE`` pattern (whose escapes and wildcards
+        no case mapping changes). ``lower()`` is what most databases offer; it
+        folds as :func:`ommi.query.evaluate.fold_case` only where the
+        database's lower-casing is the simple one: a dialect overrides this,
+        or :meth:`text_match`, where it can do better, and documents the
+        differences that remain.
+        """
+        return f"lower({operand})"
 
     def arithmetic_literal(self, storage: StorageType) -> str:
         """A literal of an update expression computing a ``storage`` value: a placeholder, cast to the column type.

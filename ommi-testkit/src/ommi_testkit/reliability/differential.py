@@ -96,6 +96,9 @@ async def _find(db: Ommi, spec: FindSpec) -> Any:
     if spec.sort:
         keys = [field_of(spec.target, name) for name, _ in spec.sort]
         query = query.sort(*(f.desc if desc else f.asc for f, (_, desc) in zip(keys, spec.sort, strict=True)))
+    if spec.cursor is not None:
+        way, row = spec.cursor
+        query = query.after(row.make()) if way == "after" else query.before(row.make())
     if spec.window is not None:
         query = query.limit(*spec.window)
     if spec.action == "count":

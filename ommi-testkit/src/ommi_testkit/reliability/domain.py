@@ -12,7 +12,8 @@ lives there, never in a silent exception in the test:
 * ``foreign_keys`` absent: no delete of a row others may reference (the
   reference driver refuses it; such a backend would accept it);
 * ``transactions`` absent: the workloads write without transactions;
-* ``update_expressions`` absent: updates set plain values only.
+* ``update_expressions`` absent: updates set plain values only;
+* ``case_insensitive_text`` absent: no ``case_sensitive=False`` matches.
 
 A *test server* that is not the real database may get some things wrong
 (nx-27017, the MongoDB wire-protocol server CI runs, is the one case today).
@@ -34,8 +35,12 @@ __all__ = ["ALL_OPERATORS", "ALL_STORAGE", "Domain", "Narrowing"]
 
 ALL_STORAGE = frozenset(StorageType)
 ALL_OPERATORS = frozenset(
-    ("==", "!=", "<", "<=", ">", ">=", "in", "not in", "contains", "startswith", "endswith", "is null", "is not null")
+    (
+        *("==", "!=", "<", "<=", ">", ">=", "in", "not in", "contains", "startswith", "endswith"),
+        *("icontains", "istartswith", "iendswith", "is null", "is not null"),
+    )
 )
+"""Every operator of the generated conditions; ``icontains``... are the matches with ``case_sensitive=False``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +75,10 @@ class Domain:
         expression_storage: storage types ``update()`` may compute with update
             expressions (``Sample.number + 1``); empty: none are generated.
         upsert: ``db.upsert(...)`` operations are generated.
+        case_insensitive_text: conditions may match text with ``case_sensitive=False``.
+        text_excludes: characters no generated text holds: those a backend is
+            documented to fold differently from :func:`ommi.query.evaluate.fold_case`
+            (a narrowing adds to them, where other sets shrink).
         key_range: the range of generated integer keys.
         narrowings: every restriction applied beyond the full domain, with its reason.
     """
@@ -87,6 +96,8 @@ class Domain:
     foreign_keys: bool = True
     transactions: bool = True
     upsert: bool = True
+    case_insensitive_text: bool = True
+    text_excludes: frozenset[str] = frozenset()
     key_range: tuple[int, int] = (INT64_MIN, INT64_MAX)
     expression_storage: frozenset[StorageType] = frozenset(
         {StorageType.INTEGER, StorageType.FLOAT, StorageType.DECIMAL}
@@ -127,19 +138,27 @@ class Domain:
             )
         if not capabilities.upsert:
             domain = domain.narrowed("no upserts", "capability 'upsert' is absent", upsert=False)
+        if not capabilities.case_insensitive_text:
+            domain = domain.narrowed(
+                "no case-insensitive text matches",
+                "capability 'case_insensitive_text' is absent",
+                case_insensitive_text=False,
+            )
         return domain
 
     def narrowed(self, what: str, reason: str, **changes: object) -> Domain:
         """A copy with ``changes`` applied and the narrowing recorded.
 
         Set-valued changes (``storable``, ``filterable``...) are intersected
-        with the current value, and ``datetime_step`` only ever grows, so
-        narrowings compose in any order.
+        with the current value, ``text_excludes`` is united with it, and
+        ``datetime_step`` only ever grows, so narrowings compose in any order.
         """
         merged: dict[str, object] = {}
         for name, value in changes.items():
             current = getattr(self, name)
-            if isinstance(current, frozenset) and isinstance(value, (set, frozenset)):
+            if name == "text_excludes" and isinstance(value, (set, frozenset)):
+                merged[name] = current | frozenset(value)
+            elif isinstance(current, frozenset) and isinstance(value, (set, frozenset)):
                 merged[name] = current & frozenset(value)
             elif name == "datetime_step" and isinstance(value, _dt.timedelta):
                 merged[name] = max(current, value)

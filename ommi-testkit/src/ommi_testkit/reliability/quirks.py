@@ -12,19 +12,26 @@ when the driver is connected to nx-27017: on a real MongoDB the full domain
 from __future__ import annotations
 
 import datetime as _dt
+import functools
+import importlib
+import importlib.util
+import sys
 from collections.abc import Iterable
 from typing import Any
 
 from ommi.drivers import Driver
 from ommi.models.types import StorageType
+from ommi.query.evaluate import fold_case
 
 from ommi_testkit.reliability.domain import ALL_OPERATORS, Domain
 
 __all__ = [
     "columns_not_run",
     "is_nx_27017",
+    "lowercasing_differences",
     "narrow_for_nx_27017",
     "narrow_for_test_servers",
+    "python_regex_folding_differences",
 ]
 
 _DATES = {StorageType.DATE, StorageType.DATETIME, StorageType.DATETIME_TZ}
@@ -89,7 +96,15 @@ def narrow_for_nx_27017(domain: Domain) -> Domain:
             "$in, $nin, $ne or $regex in the filter (in_, not_in, != and the text matches) they report the "
             "matches but change nothing, or fail with 'malformed JSON' for date-times, while find and count "
             "answer the same filters right",
-            write_operators=ALL_OPERATORS - {"!=", "in", "not in", "contains", "startswith", "endswith"},
+            write_operators=ALL_OPERATORS
+            - {"!=", "in", "not in", "contains", "startswith", "endswith", "icontains", "istartswith", "iendswith"},
+        )
+        .narrowed(
+            "texts avoid the characters Python's re folds differently from fold_case",
+            "nx-27017 runs a case-insensitive $regex with Python's re, which matches by simple lower-casing "
+            "and its own extra case pairs (İ and the dotless i with i, the Greek symbol forms with their letters); "
+            "MongoDB's PCRE folds as fold_case does",
+            text_excludes=python_regex_folding_differences(),
         )
         .narrowed(
             "no NULL tests on key fields",
@@ -113,10 +128,20 @@ def narrow_for_nx_27017(domain: Domain) -> Domain:
 def narrow_for_test_servers(domain: Domain, driver: Driver) -> Domain:
     """Narrow ``domain`` for the test server ``driver`` is connected to, if it is a known stand-in.
 
-    Also for the one documented refusal of a first-party driver that no
-    capability names: SQLite computes no ``Decimal`` update expression (it
-    stores a ``Decimal`` as text; the driver raises ``UnsupportedFeature``).
+    Also for what a first-party driver documents beyond its capabilities:
+    SQLite computes no ``Decimal`` update expression (it stores a ``Decimal``
+    as text; the driver raises ``UnsupportedFeature``), and PostgreSQL folds
+    a few characters differently from ``fold_case`` (the queries guide lists
+    them), which its generated texts avoid.
     """
+    if driver.name == "postgresql" and driver.capabilities.case_insensitive_text:
+        domain = domain.narrowed(
+            "texts avoid the characters PostgreSQL folds differently from fold_case",
+            "documented in the queries guide: PostgreSQL lower-cases under ICU (full and in context: a capital "
+            "sigma ending a word, İ), and characters that fold without being upper case (the micro sign, the "
+            "long s, the final sigma, the Greek symbol forms) stay apart",
+            text_excludes=lowercasing_differences() | {"\u03a3"},
+        )
     if driver.name == "sqlite":
         domain = domain.narrowed(
             "no Decimal update expressions",
@@ -126,6 +151,45 @@ def narrow_for_test_servers(domain: Domain, driver: Driver) -> Domain:
     if is_nx_27017(driver):
         return narrow_for_nx_27017(domain)
     return domain
+
+
+@functools.cache
+def lowercasing_differences() -> frozenset[str]:
+    """Every character whose ``lower()`` is not one character, or is not its :func:`fold_case`.
+
+    Outside them, lower-casing one character at a time and ``fold_case`` put
+    the same characters together: what a database's ``lower()`` may differ
+    in (beyond context, as the Greek final sigma) is among them.
+    """
+    found = []
+    for code in range(sys.maxunicode + 1):
+        if 0xD800 <= code <= 0xDFFF:
+            continue
+        ch = chr(code)
+        lowered = ch.lower()
+        if len(lowered) != 1 or lowered != fold_case(ch):
+            found.append(ch)
+    return frozenset(found)
+
+
+@functools.cache
+def python_regex_folding_differences() -> frozenset[str]:
+    """The characters Python's ``re.IGNORECASE`` puts together differently from :func:`fold_case`.
+
+    ``re`` compares simple lower-cased characters, plus its own extra case
+    pairs (``re._casefix``: ``i`` and the dotless i, ``s`` and the long s...): every
+    character of :func:`lowercasing_differences`, and both sides of each pair
+    whose characters ``fold_case`` keeps apart.
+    """
+    found = set(lowercasing_differences())
+    # The pairs re itself uses (Python 3.11 and later); the dotless i pair alone if it moves.
+    casefix = importlib.import_module("re._casefix") if importlib.util.find_spec("re._casefix") else None
+    extra_cases: dict[int, tuple[int, ...]] = getattr(casefix, "_EXTRA_CASES", {0x69: (0x131,), 0x131: (0x69,)})
+    for code, others in extra_cases.items():
+        group = [chr(code), *map(chr, others)]
+        if len({fold_case(ch) for ch in group}) > 1:
+            found.update(group)
+    return frozenset(found)
 
 
 def columns_not_run(driver: Driver, names: Iterable[str]) -> dict[str, str]:

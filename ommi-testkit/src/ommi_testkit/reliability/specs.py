@@ -18,6 +18,7 @@ from ommi.query.aggregate import Aggregate, Aggregated, Avg, Count, Max, Min, Su
 
 __all__ = [
     "AGGREGATES",
+    "CASE_INSENSITIVE_MATCHES",
     "AddSpec",
     "AggregateSpec",
     "AllOf",
@@ -43,6 +44,8 @@ COMPARISONS = ("==", "!=", "<", "<=", ">", ">=")
 """Operators between a field and a value (or two fields)."""
 MEMBERSHIP = ("in", "not in")
 TEXT_MATCHES = ("contains", "startswith", "endswith")
+CASE_INSENSITIVE_MATCHES = ("icontains", "istartswith", "iendswith")
+"""The text matches with ``case_sensitive=False``."""
 NULL_TESTS = ("is null", "is not null")
 
 
@@ -63,6 +66,9 @@ _BINARY: dict[str, Callable[[Field, Any], Expr]] = {
     "contains": lambda f, v: f.contains(v),
     "startswith": lambda f, v: f.startswith(v),
     "endswith": lambda f, v: f.endswith(v),
+    "icontains": lambda f, v: f.contains(v, case_sensitive=False),
+    "istartswith": lambda f, v: f.startswith(v, case_sensitive=False),
+    "iendswith": lambda f, v: f.endswith(v, case_sensitive=False),
     "is null": lambda f, v: f == None,  # noqa: E711 - the API's spelling of IS NULL
     "is not null": lambda f, v: f != None,  # noqa: E711
 }
@@ -158,7 +164,12 @@ class RowSpec:
 
 @dataclass(frozen=True, slots=True)
 class FindSpec:
-    """``db.find(target, *where).sort(...).limit(...)`` then ``.all`` / ``.count`` / ``.one``."""
+    """``db.find(target, *where).sort(...).after(row)/.before(row).limit(...)`` then ``.all`` / ``.count`` / ``.one``.
+
+    ``cursor``: ``("after" or "before", row)``, a keyset page from ``row``'s
+    values (a row of the starting data: it may have changed or gone since,
+    its values still mark a place in the order).
+    """
 
     target: type
     where: tuple[Cond, ...] = ()
@@ -166,11 +177,12 @@ class FindSpec:
     window: tuple[int, int] | None = None
     action: str = "all"
     batch_size: int | None = None
+    cursor: tuple[str, RowSpec] | None = None
 
     @property
     def ordered(self) -> bool:
-        """Whether the result order is defined (sorted or windowed: core then sorts by key too)."""
-        return bool(self.sort) or self.window is not None or self.action == "one"
+        """Whether the result order is defined (sorted, windowed or paged by a cursor: core then sorts by key too)."""
+        return bool(self.sort) or self.window is not None or self.action == "one" or self.cursor is not None
 
 
 @dataclass(frozen=True, slots=True)

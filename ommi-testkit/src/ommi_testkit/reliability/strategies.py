@@ -2,8 +2,10 @@
 
 :func:`scenarios` draws a starting dataset of owners and samples (every field
 type, NULLs, unicode, ties on purpose) and a list of operations on it: finds
-with AND/OR trees of every operator, conditions through the join in both
-directions, field-to-field comparisons, sorts on several keys, pages, counts,
+with AND/OR trees of every operator (text matches with and without
+``case_sensitive=False``), conditions through the join in both directions,
+field-to-field comparisons, sorts on several keys, pages, keyset cursors
+(``.after(row)`` / ``.before(row)`` from a row of the starting data), counts,
 ``.one``, updates (some with update expressions, ``Sample.number * 3 + 1``,
 within the domain's ``expression_storage``), deletes and multi-row adds that
 may fail as a whole.
@@ -18,7 +20,7 @@ import datetime as _dt
 import decimal
 import functools
 import string
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from hypothesis import strategies as st
@@ -30,6 +32,7 @@ from ommi.query.arithmetic import is_numeric
 from ommi_testkit.reliability.domain import Domain
 from ommi_testkit.reliability.models import Owner, Sample, Shade
 from ommi_testkit.reliability.specs import (
+    CASE_INSENSITIVE_MATCHES,
     COMPARISONS,
     MEMBERSHIP,
     NULL_TESTS,
@@ -94,11 +97,15 @@ _OPERATIONS = ("find",) * 6 + (
 )
 
 
-def texts(max_size: int = 10) -> st.SearchStrategy[str]:
-    """Unicode text without NUL or lone surrogates, rich in LIKE/GLOB/regex metacharacters."""
+@functools.cache
+def texts(max_size: int = 10, exclude: frozenset[str] = frozenset()) -> st.SearchStrategy[str]:
+    """Unicode text without NUL or lone surrogates, rich in LIKE/GLOB/regex metacharacters.
+
+    ``exclude``: characters never drawn (a domain's ``text_excludes``).
+    """
     alphabet = st.one_of(
-        st.sampled_from(_SPECIAL + _OTHER + string.ascii_letters[:6]),
-        st.characters(codec="utf-8", exclude_characters="\x00"),
+        st.sampled_from([ch for ch in _SPECIAL + _OTHER + string.ascii_letters[:6] if ch not in exclude]),
+        st.characters(codec="utf-8", exclude_characters="".join(sorted({"\x00", *exclude}))),
     )
     return st.text(alphabet, max_size=max_size)
 
@@ -108,9 +115,6 @@ def floor_datetime(value: _dt.datetime, step: _dt.timedelta) -> _dt.datetime:
     naive = value.replace(tzinfo=None)
     floored = naive - (naive - _dt.datetime.min) % step
     return floored.replace(tzinfo=value.tzinfo)
-
-
-_SHORT_TEXTS = texts(4)
 
 
 def _decimals(digits: int) -> st.SearchStrategy[decimal.Decimal]:
@@ -153,7 +157,7 @@ def values_for(field: Field, domain: Domain) -> st.SearchStrategy[Any]:
     if storage is StorageType.BOOLEAN:
         return st.booleans()
     if storage is StorageType.TEXT:
-        return texts()
+        return texts(exclude=domain.text_excludes)
     if storage is StorageType.BYTES:
         return st.binary(max_size=10)
     if storage is StorageType.UUID:
@@ -186,6 +190,7 @@ class Generator:
         low, high = domain.key_range
         small_low = max(low, -5)
         self._keys_strategy = st.one_of(_ints(small_low, min(high, small_low + 45)), _ints(low, high))
+        self._short_texts = texts(4, domain.text_excludes)
 
     # -- values and rows -----------------------------------------------------
 
@@ -229,6 +234,8 @@ class Generator:
             ops += [*COMPARISONS, *MEMBERSHIP]
             if field.storage is StorageType.TEXT and field.python_type is str:
                 ops += TEXT_MATCHES
+                if self.domain.case_insensitive_text:
+                    ops += CASE_INSENSITIVE_MATCHES
         if writing:
             ops = [op for op in ops if op in self.domain.write_operators]
         if not ops:
@@ -240,16 +247,30 @@ class Generator:
             size = draw(_ints(0, 4))
             values = tuple(self._value(draw, field, pools) for _ in range(size))
             return Compare(model, field.name, op, values)
-        if op in TEXT_MATCHES:
+        if op in TEXT_MATCHES or op in CASE_INSENSITIVE_MATCHES:
             pool = [v for v in pools.get(field, []) if v]
             if pool and draw(_BOOL):
                 # A piece of a stored text, so the match finds something.
                 text = _choice(draw, pool)
                 start = draw(_ints(0, len(text)))
                 end = draw(_ints(start, len(text)))
-                return Compare(model, field.name, op, text[start:end])
-            return Compare(model, field.name, op, draw(_SHORT_TEXTS))
+                piece = text[start:end]
+                if op in CASE_INSENSITIVE_MATCHES:
+                    piece = self._recased(draw, piece)
+                return Compare(model, field.name, op, piece)
+            return Compare(model, field.name, op, draw(self._short_texts))
         return Compare(model, field.name, op, self._value(draw, field, pools))
+
+    def _recased(self, draw: Any, text: str) -> str:
+        """``text`` with its letters' case changed (all upper, all lower, or swapped), within the domain's alphabet."""
+        change = _choice(draw, (str.upper, str.lower, str.swapcase))
+        excluded = self.domain.text_excludes
+        recased = []
+        for ch in text:
+            new = change(ch)
+            # One character for one, and none the domain keeps out (upper("ß") is "SS").
+            recased.append(new if len(new) == 1 and new not in excluded and new != "\x00" else ch)
+        return "".join(recased)
 
     def _field_pair(self, draw: Any, fields: Sequence[Field]) -> Cond | None:
         pairs = [
@@ -297,16 +318,25 @@ class Generator:
 
     # -- operations ----------------------------------------------------------
 
-    def _find(self, draw: Any, target: type, pools: dict[Field, list[Any]]) -> FindSpec:
+    def _find(self, draw: Any, target: type, pools: dict[Field, list[Any]], rows: Sequence[RowSpec]) -> FindSpec:
         where = self._where(draw, target, pools)
-        sortable = [f.name for f in get_schema(target).fields if f.storage in self.domain.sortable]
-        sort = tuple((_choice(draw, sortable), draw(_BOOL)) for _ in range(draw(_ints(0, 3))))
+        cursor = None
+        if rows and draw(_ints(0, 4)) == 4:
+            # A keyset page: its condition compares every sort key, so the keys must be filterable too.
+            cursor = (_choice(draw, ("after", "before")), _choice(draw, rows))
+            domain = self.domain
+            usable = [f.name for f in get_schema(target).fields if f.storage in domain.sortable & domain.filterable]
+        else:
+            usable = [f.name for f in get_schema(target).fields if f.storage in self.domain.sortable]
+        sort = tuple((_choice(draw, usable), draw(_BOOL)) for _ in range(draw(_ints(0, 3))))
         window = None
         if draw(_BOOL):
-            window = (draw(_ints(1, 8)), draw(_ints(0, 4)))
+            # With a cursor mostly page 0: a later page is refused (pages and cursors do not mix).
+            page = draw(_ints(0, 4)) if cursor is None or draw(_ints(0, 5)) == 0 else 0
+            window = (draw(_ints(1, 8)), page)
         action = _choice(draw, ("all", "all", "count", "one"))
         batch = _choice(draw, (None, None, 1, 2, 3, 7)) if action == "all" else None
-        return FindSpec(target, where, sort, window, action, batch)
+        return FindSpec(target, where, sort, window, action, batch, cursor)
 
     def _values(self, draw: Any, target: type, pools: dict[Field, list[Any]]) -> ValuesSpec:
         """A projection of 1 to 4 fields (a field may repeat), distinct or not, sorted and windowed or not.
@@ -488,11 +518,18 @@ class Generator:
             rows.append(row)
         return UpsertSpec(tuple(rows))
 
-    def _operation(self, draw: Any, pools: dict[Field, list[Any]], samples: list[int], owners: list[int]) -> Operation:
+    def _operation(
+        self,
+        draw: Any,
+        pools: dict[Field, list[Any]],
+        samples: list[int],
+        owners: list[int],
+        rows: Mapping[type, Sequence[RowSpec]],
+    ) -> Operation:
         kind = _choice(draw, _OPERATIONS)
         target = Sample if draw(_ints(0, 3)) else Owner
         if kind == "find":
-            return self._find(draw, target, pools)
+            return self._find(draw, target, pools, rows[target])
         if kind == "values":
             return self._values(draw, target, pools)
         if kind == "exists":
@@ -525,7 +562,8 @@ class Generator:
                         pools.setdefault(field_of(row.model, name), []).append(value)
             fewest, most = self.operations
             count = draw(_ints(fewest, most))
-            operations = tuple(self._operation(draw, pools, sample_keys, owner_keys) for _ in range(count))
+            rows = {Owner: owners, Sample: samples}
+            operations = tuple(self._operation(draw, pools, sample_keys, owner_keys, rows) for _ in range(count))
             return Scenario(tuple(owners), tuple(samples), operations)
 
         return scenario()
@@ -560,8 +598,10 @@ class Generator:
         if isinstance(condition, CompareFields) or condition.op in NULL_TESTS:
             return condition
         field = field_of(condition.model, condition.field)
-        if condition.op in TEXT_MATCHES:
-            return Compare(condition.model, condition.field, condition.op, draw(texts()))
+        if condition.op in TEXT_MATCHES or condition.op in CASE_INSENSITIVE_MATCHES:
+            return Compare(
+                condition.model, condition.field, condition.op, draw(texts(exclude=self.domain.text_excludes))
+            )
         if condition.op in MEMBERSHIP:
             distinct = len(dict.fromkeys(field.encode(v) for v in condition.value))
             values = draw(st.lists(self._fresh[field], min_size=distinct, max_size=distinct, unique_by=field.encode))

@@ -8,6 +8,7 @@ from ommi_testkit.suites.constraints import ConstraintTests
 from ommi_testkit.suites.crud import CrudTests
 from ommi_testkit.suites.errors import ErrorTranslationTests
 from ommi_testkit.suites.inspection import InspectionTests
+from ommi_testkit.suites.keyset import KeysetTests
 from ommi_testkit.suites.libraries import ModelLibraryTests
 from ommi_testkit.suites.migrations import MigrationTests
 from ommi_testkit.suites.prefetch import PrefetchTests
@@ -19,6 +20,7 @@ from ommi_testkit.suites.row_locks import RowLockTests
 from ommi_testkit.suites.savepoints import SavepointTests
 from ommi_testkit.suites.schema import SchemaTests
 from ommi_testkit.suites.setup import ImplicitSetupTests
+from ommi_testkit.suites.text_case import CaseInsensitiveTextTests
 from ommi_testkit.suites.transactions import TransactionTests
 from ommi_testkit.suites.types import FieldTypeTests
 from ommi_testkit.suites.update_expressions import UpdateExpressionTests
@@ -49,5 +51,7 @@ class ConformanceSuite(
     UpsertTests,
     ProjectionTests,
     AggregateTests,
+    KeysetTests,
+    CaseInsensitiveTextTests,
 ):
     """Every conformance test. Subclass it and provide a ``driver_factory`` fixture."""
