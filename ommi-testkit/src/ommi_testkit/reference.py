@@ -15,7 +15,14 @@ tree directly in Python with the semantics every driver must match:
   the whole update, which changes no row;
 * a unique constraint (``Unique``) refuses a write leaving two rows with equal
   values in all its fields, and the write changes nothing; a row with ``None``
-  in any of them is never compared (SQL's rule).
+  in any of them is never compared (SQL's rule);
+* a projection (``.values``) gives the fields of each match in the order of
+  ``.all``; ``.distinct()`` keeps the first of equal tuples (Python equality,
+  ``None`` equal to ``None``) of the matches sorted by projected fields, then
+  windows them; ``.exists`` is whether a row lies past the offset. These run
+  through the contract's default :meth:`~ommi.drivers.Operations.fetch_values`
+  and :meth:`~ommi.drivers.Operations.exists` over this driver's ``fetch``:
+  that code is their definition. ``raw`` is absent (``raw_sql``): there is no SQL.
 
 Transactions work on a private copy of the data and hold the database's write
 lock until they end, so other tasks never see uncommitted rows. A migration
