@@ -234,9 +234,14 @@ class _Watcher(weakref.ref):  # type: ignore[type-arg]  # generic only to type c
     key: int
 
 
-def _forget(watcher: _Watcher) -> None:
-    _handles.pop(watcher.key, None)
-    _watchers.pop(watcher.key, None)
+def _forget(
+    watcher: _Watcher,
+    handles: dict[int, dict[str, _LazyHandle]] = _handles,
+    watchers: dict[int, _Watcher] = _watchers,
+) -> None:
+    # The dicts are bound here: at interpreter exit the module's globals may be gone before the last callback.
+    handles.pop(watcher.key, None)
+    watchers.pop(watcher.key, None)
 
 
 class RelationDescriptor:

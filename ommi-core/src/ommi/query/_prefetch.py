@@ -160,11 +160,11 @@ async def _load(executor: QueryExecutor, relation: Relation, owners: list[Any]) 
     found = await _fetch_in(executor, target, remote, wanted, by_key)
     # Every row matching one value comes from the same chunk, so each group keeps the key order.
     groups: dict[Any, list[Any]] = {}
-    value_of = operator.attrgetter(remote.name)
-    for item in found:
-        group = groups.get(value_of(item))
+    get = groups.get
+    for value, item in zip(map(operator.attrgetter(remote.name), found), found, strict=True):
+        group = get(value)
         if group is None:
-            groups[value_of(item)] = [item]
+            groups[value] = [item]
         else:
             group.append(item)
     if relation.many:
