@@ -15,7 +15,10 @@ tree directly in Python with the semantics every driver must match:
   the whole update, which changes no row;
 * a unique constraint (``Unique``) refuses a write leaving two rows with equal
   values in all its fields, and the write changes nothing; a row with ``None``
-  in any of them is never compared (SQL's rule).
+  in any of them is never compared (SQL's rule);
+* a JSON path comparison is type-strict and a missing path reads as ``null``
+  (:func:`ommi.query.evaluate.json_at` / ``json_compare``); stored JSON values
+  are copied on every read, so a model's dict or list never aliases the store.
 
 Transactions work on a private copy of the data and hold the database's write
 lock until they end, so other tasks never see uncommitted rows. A migration
@@ -42,6 +45,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import copy
 import itertools
 from collections.abc import AsyncGenerator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -240,6 +244,21 @@ def run_query(query: Query, tables: _Tables) -> list[Row]:
     rows = ordered(rows, query.sort, lambda row, field: row[field.index])
     end = None if query.limit is None else query.offset + query.limit
     return rows[query.offset : end]
+
+
+def _detached(schema: ModelSchema, rows: list[Row]) -> list[Row]:
+    """``rows`` with their JSON values copied, as a database hands out fresh values on every read."""
+    positions = [f.index for f in schema.fields if f.storage is StorageType.JSON]
+    if not positions:
+        return rows
+    copied = []
+    for row in rows:
+        values = list(row)
+        for i in positions:
+            if values[i] is not None:
+                values[i] = copy.deepcopy(values[i])
+        copied.append(tuple(values))
+    return copied
 
 
 def _table(tables: _Tables, schema: ModelSchema) -> _Table:
@@ -442,7 +461,7 @@ class _Store(Operations):
                             )
 
     async def fetch(self, query: Query, batch_size: int) -> AsyncGenerator[list[Row], None]:
-        rows = run_query(query, self._tables())
+        rows = _detached(query.model, run_query(query, self._tables()))
         for start in range(0, len(rows), batch_size):
             yield rows[start : start + batch_size]
             await asyncio.sleep(self.batch_delay)
@@ -536,7 +555,7 @@ class _ReferenceTransaction(_Store, DriverTransaction):
 
     async def fetch(self, query: Query, batch_size: int) -> AsyncGenerator[list[Row], None]:
         # A stream reads through its transaction: once that has ended, the next batch is a TransactionError.
-        rows = run_query(query, self._tables())
+        rows = _detached(query.model, run_query(query, self._tables()))
         for start in range(0, len(rows), batch_size):
             self._tables()
             yield rows[start : start + batch_size]
@@ -736,6 +755,7 @@ class ReferenceDriver(_Store, Driver[ReferenceSettings]):
         timeouts=True,
         update_expressions=True,
         upsert=True,
+        json_fields=True,
     )
     # A transaction holds the write lock from begin to end and reads its own copy: serializable,
     # which satisfies every level (nothing interleaves with it, so it never fails to serialize).

@@ -72,13 +72,14 @@ TYPE_TAGS: Mapping[StorageType, str] = MappingProxyType(
         StorageType.DATE: "date",
         StorageType.DATETIME: "datetime",
         StorageType.DATETIME_TZ: "datetime_tz",
+        StorageType.JSON: "json",
     }
 )
 """The type tag of each storage type, as migration files spell it (stable across Ommi versions)."""
 
 _STORAGE_OF_TAG = {tag: storage for storage, tag in TYPE_TAGS.items()}
 
-_PYTHON_TYPE: dict[str, type] = {
+_PYTHON_TYPE: dict[str, Any] = {
     "int": int,
     "float": float,
     "decimal": decimal.Decimal,
@@ -89,6 +90,8 @@ _PYTHON_TYPE: dict[str, type] = {
     "date": _dt.date,
     "datetime": _dt.datetime,
     "datetime_tz": _dt.datetime,
+    # Migrations do not know whether an object or an array was stored: either passes.
+    "json": dict[str, Any] | list[Any],
 }
 
 

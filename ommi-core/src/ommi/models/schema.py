@@ -1006,7 +1006,7 @@ def _json_kind(bare: Any) -> type | None:
     if origin is dict or origin is list:
         return origin  # type: ignore[no-any-return]
     if origin is Union or origin is types.UnionType:
-        kinds = {_json_kind(arg) for arg in typing.get_args(bare)}
+        kinds = {_json_kind(arg) for arg in typing.get_args(bare) if arg is not type(None)}
         if kinds == {dict, list}:
             return object
     return None

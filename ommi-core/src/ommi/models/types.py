@@ -28,6 +28,7 @@ import datetime as _dt
 import decimal
 import enum
 import math
+import reprlib
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -287,15 +288,17 @@ def check_json(value: Any) -> Any:
     return root
 
 
+_SHORT = reprlib.Repr()
+_SHORT.maxlevel, _SHORT.maxdict, _SHORT.maxlist, _SHORT.maxstring, _SHORT.maxother = 3, 4, 4, 40, 40
+
+
 def _check_json(value: Any) -> Any:
     if not isinstance(value, (dict, list)):
         raise _fail(StorageType.JSON, value, "a JSON field holds a dict or a list")
     try:
         return check_json(value)
     except ValidationError as exc:
-        shown = repr(value)
-        if len(shown) > 120:
-            shown = f"<{type(value).__name__} of {len(value)} items>"
+        shown = _SHORT.repr(value)  # bounded depth and length: the value may be huge or deep
         raise ValidationError(f"{shown} cannot be stored as json: {exc}") from None
 
 

@@ -7,6 +7,7 @@ from ommi_testkit.suites.constraints import ConstraintTests
 from ommi_testkit.suites.crud import CrudTests
 from ommi_testkit.suites.errors import ErrorTranslationTests
 from ommi_testkit.suites.inspection import InspectionTests
+from ommi_testkit.suites.json_fields import JsonFieldTests
 from ommi_testkit.suites.libraries import ModelLibraryTests
 from ommi_testkit.suites.migrations import MigrationTests
 from ommi_testkit.suites.queries import QueryTests
@@ -43,5 +44,6 @@ class ConformanceSuite(
     RowLockTests,
     UpdateExpressionTests,
     UpsertTests,
+    JsonFieldTests,
 ):
     """Every conformance test. Subclass it and provide a ``driver_factory`` fixture."""
