@@ -91,6 +91,7 @@ class SQLiteDriver(SQLiteOperations, Driver[SQLiteSettings]):
         timeouts=True,
         update_expressions=True,
         upsert=True,
+        json_fields=True,
     )
     # Every SQLite transaction is serializable (one writer from BEGIN IMMEDIATE on, readers see
     # committed states): it satisfies each level asked for, as the SQL standard allows.
