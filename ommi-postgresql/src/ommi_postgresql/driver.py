@@ -110,6 +110,7 @@ class PostgreSQLDriver(PostgreSQLOperations, Driver[PostgreSQLSettings]):
         timeouts=True,
         update_expressions=True,
         upsert=True,
+        json_fields=True,
     )
     supported_isolation_levels: frozenset[str] = frozenset(_ISOLATION)
     _alone = True  # every operation gets a pooled connection of its own

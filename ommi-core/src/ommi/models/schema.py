@@ -1025,8 +1025,9 @@ def _unstorable_hint(annotation: Any, bare: Any) -> str:
         )
     if origin in (set, frozenset, tuple):
         return (
-            f"{text}: a set or tuple would not come back as itself; annotate it list[...] to store it as a JSON "
-            "array (on a driver with the json_fields capability), or keep the items in a related model"
+            f"{text}: a set or tuple would not come back as itself; annotate it list[...] to store a JSON array "
+            "(drivers with the json_fields capability), or keep a collection in a related model (one row per item, "
+            "with ReferenceTo)"
         )
     if isinstance(origin, type):
         return (
