@@ -22,6 +22,9 @@ counter (first key generation)           largest)                              `
 an update expression that is not         an update pipeline                    refused (``UnsupportedFeature``,
 ``field ± value`` / ``field * value``                                          naming the server): it has no
 (``ommi_mongodb._expressions``)                                                pipeline updates
+the candidates of a JSON ``has()`` or    ``{"tags": {"$eq": x}}``,             no narrowing (every document is a
+index-path condition (``_filters.        ``{"meta.l.1": {"$eq": x}}``          candidate): it matches neither an
+json_hint``)                                                                   array's element nor an index step
 a migration converting a field's type    one ``update_many`` with a pipeline   each document rewritten in Python
 (``ChangeType``, ``ommi_mongodb.         (``$toString``, ``$toDecimal``...)    (``converts_in_python``): it has no
 _migrate``)                                                                    pipeline updates
@@ -63,6 +66,10 @@ class NX27017Forms(ServerForms):
     # nx-27017 sorts integer _id values as text (1, 10, 2), so its first answer
     # to "the largest _id above n" is only some larger one: ask again until
     # there is none.
+
+    json_array_hints = False
+    # It answers {"tags": {"$eq": "x"}} with no document whose tags array holds "x", and
+    # {"meta.l.1": ...} with none whose l[1] matches: a hint would drop matches.
 
     def not_equal(self, path: str, value: Any) -> dict[str, Any]:
         return {path: {"$nin": [value]}}

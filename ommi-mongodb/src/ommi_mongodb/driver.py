@@ -187,6 +187,8 @@ class MongoDBDriver(MongoDBOperations, Driver[MongoDBSettings]):
         update_expressions=True,
         # One atomic write per row, taken back on failure (ommi_mongodb._upsert).
         upsert=True,
+        # Embedded documents and arrays; path conditions evaluated exactly in Python (ommi_mongodb._filters).
+        json_fields=True,
     )
     supported_isolation_levels = frozenset(_READ_CONCERNS)
 
