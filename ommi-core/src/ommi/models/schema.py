@@ -25,7 +25,17 @@ from typing import TYPE_CHECKING, Any, NoReturn, Union
 from ommi._codegen import generate
 from ommi._rowcode import Builders, compile_builders
 from ommi.errors import ModelDefinitionError, QueryError, SchemaMismatchError, ValidationError
-from ommi.expressions import ORDERING_OPS, Comparison, Expr, FieldComparison, JsonComparison, JsonHas, Op, Operand, SortKey
+from ommi.expressions import (
+    ORDERING_OPS,
+    Comparison,
+    Expr,
+    FieldComparison,
+    JsonComparison,
+    JsonHas,
+    Op,
+    Operand,
+    SortKey,
+)
 from ommi.models.adapters import positional_constructor
 from ommi.models.constraints import (
     Constraint,
@@ -43,7 +53,16 @@ from ommi.models.relations import (
     read_relation,
     relation_from_annotation,
 )
-from ommi.models.types import CHECKERS, FAST_CHECKS, INT64_MAX, INT64_MIN, MAX_JSON_DEPTH, Codec, StorageType, check_json
+from ommi.models.types import (
+    CHECKERS,
+    FAST_CHECKS,
+    INT64_MAX,
+    INT64_MIN,
+    MAX_JSON_DEPTH,
+    Codec,
+    StorageType,
+    check_json,
+)
 
 if TYPE_CHECKING:
     from ommi.models.adapters import ModelAdapter
@@ -1001,10 +1020,10 @@ def _json_kind(bare: Any) -> type | None:
     """``dict`` or ``list`` for an annotation stored as JSON (``dict[str, Any]``, ``list[int]``...), ``object`` for a
     union of both, else ``None``."""
     if bare is dict or bare is list:
-        return bare  # type: ignore[no-any-return]
+        return bare
     origin = typing.get_origin(bare)
     if origin is dict or origin is list:
-        return origin  # type: ignore[no-any-return]
+        return origin
     if origin is Union or origin is types.UnionType:
         kinds = {_json_kind(arg) for arg in typing.get_args(bare) if arg is not type(None)}
         if kinds == {dict, list}:
