@@ -130,6 +130,7 @@ def test_entry_point_registers_the_driver() -> None:
         "constraints",  # likewise: it needs Unique/Index made, drift-checked and enforced
         "upsert",  # likewise: it needs Operations.upsert
         "update_expressions",  # likewise: it needs update() to compute Arithmetic values per row
+        "json_fields",  # likewise: it needs StorageType.JSON stored and JSON path conditions evaluated
         "savepoints",  # no transactions, so none of what needs one
         "isolation_levels",
         "row_locks",
