@@ -17,19 +17,34 @@ any I/O and change nothing.
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Annotated, Any
 
 import ommi
 import pytest
 import pytest_asyncio
-from ommi import Key, ModelCollection, Ommi, Unique, ommi_model
+from ommi import Key, ModelCollection, Ommi, Unique, migrations, ommi_model
 from ommi.errors import ModelDefinitionError, QueryError, SchemaMismatchError, ValidationError
-from ommi.models.types import INT64_MAX, INT64_MIN, MAX_JSON_DEPTH
+from ommi.migrations.history import history_models
+from ommi.migrations.printer import render_models
+from ommi.models import get_schema
+from ommi.models.types import INT64_MAX, INT64_MIN, MAX_JSON_DEPTH, StorageType
 
 from ommi_testkit.suites._support import fetch
 from ommi_testkit.suites.base import SuiteBase, requires
-from ommi_testkit.suites.models_json import JsonDoc, JsonDriftObject, JsonDriftText, json_drift_models, json_models
+from ommi_testkit.suites.models_json import (
+    JsonDoc,
+    JsonDriftObject,
+    JsonDriftText,
+    JsonNoteV1,
+    JsonNoteV2,
+    json_drift_models,
+    json_mig_v1,
+    json_mig_v2,
+    json_models,
+)
 
 
 def typed(value: Any) -> Any:
@@ -388,3 +403,55 @@ class JsonFieldTests(SuiteBase):
             assert [d.meta for d in await fetch(second_db.find(JsonDoc))] == [{"k": [1]}]
         finally:
             await db.remove_models(json_models)
+
+    @requires("json_fields", "migrations")
+    async def test_json_migration_adds_a_json_field(self, fresh_db: Ommi, tmp_path: Path) -> None:
+        """``migrations.make`` writes an ``AddField`` of type ``json``; applied, the models match and paths query it."""
+        db = fresh_db
+        directory = tmp_path / "migrations"
+
+        async def drop() -> None:
+            await db.remove_models(json_mig_v2)
+            await db.remove_models(history_models)
+
+        await drop()
+        try:
+            migrations.make(json_mig_v1, directory)
+            await migrations.apply(db, directory)
+            await db.add(JsonNoteV1("old")).or_raise()
+            second = migrations.make(json_mig_v2, directory)
+            assert second is not None
+            assert '"json"' in second.read_text(encoding="utf-8")
+            await migrations.apply(db, directory)
+            await db.use_models(json_mig_v2)
+            await db.add(JsonNoteV2("new", {"level": 2, "labels": ["a"]})).or_raise()
+            assert [(n.text, n.meta) for n in await fetch(db.find(JsonNoteV2).sort(JsonNoteV2.text))] == [
+                ("new", {"level": 2, "labels": ["a"]}),
+                ("old", None),
+            ]
+            assert [n.text for n in await fetch(db.find(JsonNoteV2, JsonNoteV2.meta["level"] >= 2))] == ["new"]
+            assert [n.text for n in await fetch(db.find(JsonNoteV2, JsonNoteV2.meta["labels"].has("a")))] == ["new"]
+            assert migrations.make(json_mig_v2, directory) is None
+        finally:
+            await drop()
+
+    @requires("json_fields", "inspection")
+    async def test_json_inspection_reads_json_as_dict(self, json_db: Ommi, tmp_path: Path) -> None:
+        """``inspect_schema`` reports JSON columns as ``json``; the printed model reads them as ``dict[str, Any]``."""
+        await json_db.add(JsonDoc("a", meta={"k": 1}, extra={"e": [1]})).or_raise()
+        inspection = await json_db.driver.inspect_schema()
+        read = inspection.state.model("tk_json_doc")
+        types = {f.name: f.type for f in read.fields}
+        assert (types["meta"], types["extra"]) == ("json", "json")
+        source = render_models(inspection)
+        assert "dict[str, Any]" in source  # and the module imports Any: it runs below
+        path = tmp_path / "inspected_json_models.py"
+        path.write_text(source, encoding="utf-8")
+        spec = importlib.util.spec_from_file_location("ommi_testkit_inspected_json", path)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        printed = next(m for m in module.models if get_schema(m).name == "tk_json_doc")
+        assert get_schema(printed).by_column["meta"].storage is StorageType.JSON
+        (doc,) = await fetch(json_db.find(printed))
+        assert (doc.meta, doc.extra) == ({"k": 1}, {"e": [1]})

@@ -2,6 +2,8 @@
 
 * ``JsonDoc``: an object field ``meta``, an array field ``tags`` and an
   optional object field ``extra`` (NULL when ``None``).
+* ``JsonNoteV1`` / ``JsonNoteV2``: the migration suite's ``tk_json_note``, which
+  gains an optional object field and a required array field in the second.
 * ``JsonDriftText`` / ``JsonDriftObject``: one table ``tk_json_drift`` whose
   ``body`` is text in the first and a JSON object in the second.
 """
@@ -11,7 +13,17 @@ from typing import Any
 
 from ommi import ModelCollection, ommi_model
 
-__all__ = ["JsonDoc", "JsonDriftObject", "JsonDriftText", "json_drift_models", "json_models"]
+__all__ = [
+    "JsonDoc",
+    "JsonDriftObject",
+    "JsonDriftText",
+    "JsonNoteV1",
+    "JsonNoteV2",
+    "json_drift_models",
+    "json_mig_v1",
+    "json_mig_v2",
+    "json_models",
+]
 
 json_models = ModelCollection("ommi_testkit_json")
 
@@ -39,4 +51,23 @@ class JsonDriftText:
 @dataclass
 class JsonDriftObject:
     body: dict[str, Any]
+    id: int | None = None
+
+
+json_mig_v1 = ModelCollection("ommi_testkit_json_mig_v1")
+json_mig_v2 = ModelCollection("ommi_testkit_json_mig_v2")
+
+
+@ommi_model(collection=json_mig_v1, name="tk_json_note")
+@dataclass
+class JsonNoteV1:
+    text: str
+    id: int | None = None
+
+
+@ommi_model(collection=json_mig_v2, name="tk_json_note")
+@dataclass
+class JsonNoteV2:
+    text: str
+    meta: dict[str, Any] | None = None
     id: int | None = None
