@@ -246,18 +246,28 @@ class PostgreSQLDialect(Dialect):
 
     @staticmethod
     def _json_at(column: str, path: tuple[str | int, ...]) -> tuple[str, list[Any]]:
-        """The ``jsonb`` at ``path``: one ``->`` per step, a key cast to text, an index to int.
+        """The ``jsonb`` at ``path``: a strict SQL/JSON path, one parameter, NULL where the path is missing.
 
-        ``->`` with a text key gives NULL on an array and with an int on an
-        object, so an index never reads a key ``"0"`` (``#>`` would).
+        Not ``->``: PostgreSQL answers ``'5'::jsonb -> 0`` with ``5`` (a scalar
+        reads as a one-element array), and ``#>`` reads an index as a key
+        ``"0"`` too. In ``strict`` mode a key step on an array, an index on an
+        object or a scalar, and an index past the end are errors, which the
+        ``silent`` argument turns into no value (NULL).
         """
-        text = column
-        for step in path:
-            text = f"({text} -> %s::{'int' if isinstance(step, int) else 'text'})"
-        return text, list(path)
+        if not path:
+            return column, []
+        steps = "".join(
+            f"[{step}]" if isinstance(step, int) else "." + json.dumps(step, ensure_ascii=False) for step in path
+        )
+        return f"jsonb_path_query_first({column}, %s::jsonpath, '{{}}', true)", ["strict $" + steps]
 
     def json_comparison(self, column: str, path: tuple[str | int, ...], op: Op, value: Any) -> tuple[str, list[Any]]:
-        """Type-strict: ``jsonb_typeof`` first, then ``numeric`` / ``"C"``-collated text / ``jsonb`` equality."""
+        """Type-strict: ``jsonb_typeof`` first, then ``numeric`` / ``"C"``-collated text / ``jsonb`` equality.
+
+        An int and a float compare as ``numeric``: the float by its shortest
+        decimal form, which differs from Python's exact comparison only for
+        ints beyond 2**53 next to a float.
+        """
         at, params = self._json_at(column, path)
         if op is Op.IS_NULL:
             return f"COALESCE(jsonb_typeof({at}), 'null') = 'null'", params

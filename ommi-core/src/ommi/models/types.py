@@ -244,7 +244,8 @@ def _json_scalar(value: Any) -> Any:
     if isinstance(value, float):
         if not math.isfinite(value):
             raise ValidationError(f"{value!r}: NaN and infinities are not JSON")
-        return float(value)
+        # -0.0 becomes 0.0 (equal to it): jsonb's numeric has no negative zero, so no backend differs.
+        return float(value) if value else 0.0
     raise ValidationError(
         f"{value!r} ({kind.__name__}) is not a JSON value; use dict (str keys), list, str, int, float, bool or None"
         + (" (a tuple or set would come back as a list)" if isinstance(value, (tuple, set, frozenset)) else "")
@@ -256,7 +257,7 @@ def check_json(value: Any) -> Any:
 
     Canonical: ``dict`` with ``str`` keys (no key starting with ``$`` or
     holding ``.``), ``list``, ``str``, ``int`` (signed 64 bit), finite
-    ``float``, ``bool`` and ``None``; text and keys without NUL characters or
+    ``float`` (``-0.0`` becomes ``0.0``), ``bool`` and ``None``; text and keys without NUL characters or
     lone surrogates; at most :data:`MAX_JSON_DEPTH` levels of nesting. Walked
     with an explicit stack, so a deep value never hits Python's recursion
     limit. The copy means the stored value never shares a dict or list with
