@@ -24,9 +24,17 @@ PROGRAM = """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, ClassVar
+from typing import Annotated, Any, ClassVar
 
 import ommi
+
+
+@ommi.ommi_model
+@dataclass
+class Post:
+    meta: dict[str, Any]
+    tags: list[str]
+    id: int | None = None
 
 
 @ommi.ommi_model
@@ -91,6 +99,8 @@ async def main() -> None:
         reveal_type(await db.find(Note, Note.id == note.id).count.or_raise())  # int
         reveal_type(await db.find(Book).update(year=Book.year + 1, title=Book.title).or_raise())  # int
         reveal_type(ommi.field(Book.year) * 2)  # Arithmetic: the update expression, typed
+        reveal_type(db.find(Post, Post.meta["plan"] == "pro", ommi.field(Post.tags).has("x")))  # FindQuery[Post]
+        reveal_type((await db.find(Post).one.or_raise()).meta)  # dict[str, Any]
         book = await db.find(Book).one.or_raise()
         print(book.titel)  # a typo: both checkers must report it
 """
@@ -116,6 +126,8 @@ EXPECTED = [
     "int",
     "int",
     "Arithmetic",
+    "FindQuery[Post]",
+    "dict[str, Any]",
 ]
 """The revealed types in order, module and package prefixes removed."""
 
