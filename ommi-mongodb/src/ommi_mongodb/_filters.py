@@ -115,6 +115,10 @@ class ServerForms:
     json_array_hints = True
     """:func:`json_hint` narrows ``has()`` and index steps too (``{"tags": {"$eq": x}}`` matches arrays holding x)."""
 
+    def json_hint_key(self, key: str) -> bool:
+        """Whether a JSON path key can be a component of a hint's dotted path (an empty one cannot)."""
+        return key != ""
+
     def not_equal(self, path: str, value: Any) -> dict[str, Any]:
         """``f != v``: matches null and missing fields too (``value`` is not ``None``)."""
         return {path: {"$ne": value}}
@@ -216,6 +220,8 @@ def json_hint(expr: Expr, target: ModelSchema, forms: ServerForms = MONGODB) -> 
     if not isinstance(expr, (JsonComparison, JsonHas)) or expr.field.schema is not target:
         return None
     if not forms.json_array_hints and (isinstance(expr, JsonHas) or any(isinstance(s, int) for s in expr.path)):
+        return None
+    if not all(forms.json_hint_key(step) for step in expr.path if isinstance(step, str)):
         return None
     op = Op.EQ if isinstance(expr, JsonHas) else expr.op
     if op is not Op.EQ and op not in _OPERATORS:

@@ -15,6 +15,7 @@ top" in ommi-core, with ``ommi.plugins.model_adapters()`` in
 
 from __future__ import annotations
 
+import json
 import operator
 import sys
 import types
@@ -253,8 +254,8 @@ def _path_step(field: Field, step: Any) -> str | int:
 
     Raises:
         QueryError: a key that no stored value can have (see ``check_json``) or
-            that SQLite's path syntax cannot name (a ``"``), or an index that is
-            negative or not an int.
+            that SQLite's path syntax cannot name (a ``"``, a backslash, a
+            control character), or an index that is negative or not an int.
     """
     if isinstance(step, bool) or not isinstance(step, (str, int)):
         raise QueryError(f"{field!r}[{step!r}]: a path step is a str key or an int index, not {type(step).__name__}")
@@ -262,8 +263,11 @@ def _path_step(field: Field, step: Any) -> str | int:
         if not 0 <= step < 2**31:
             raise QueryError(f"{field!r}[{step}]: an array index is an int from 0 to 2**31 - 1 (no negative indexes)")
         return int(step)
-    if '"' in step:
-        raise QueryError(f"{field!r}[{step!r}]: a key in a path cannot hold a double quote (SQLite cannot name it)")
+    if json.dumps(step, ensure_ascii=False)[1:-1] != step:
+        raise QueryError(
+            f"{field!r}[{step!r}]: a key in a path cannot hold a double quote, a backslash or a control character "
+            "(SQLite's JSON paths cannot name such a key reliably)"
+        )
     try:
         check_json({step: None})
     except ValidationError as exc:

@@ -41,7 +41,7 @@ from ommi_testkit.suites.models_json import JsonDoc, json_models
 
 __all__ = ["JsonCase", "json_cases", "run_json_differential"]
 
-_KEYS = ("a", "b", "n", "0")
+_KEYS = ("a", "b", "n", "0", "", "x[0]")
 _SCALARS: st.SearchStrategy[Any] = st.one_of(
     st.none(),
     st.booleans(),

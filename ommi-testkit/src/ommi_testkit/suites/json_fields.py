@@ -199,8 +199,9 @@ class JsonFieldTests(SuiteBase):
             _ = JsonDoc.meta["a"] > True
         with pytest.raises(QueryError):
             _ = JsonDoc.tags[-1] == 1
-        with pytest.raises(QueryError):
-            _ = JsonDoc.meta['say "hi"'] == 1
+        for key in ('say "hi"', "back\\slash", "tab\t"):
+            with pytest.raises(QueryError):
+                _ = JsonDoc.meta[key] == 1
         with pytest.raises(QueryError):
             _ = JsonDoc.name["a"]
         with pytest.raises(QueryError):
@@ -328,6 +329,19 @@ class JsonFieldTests(SuiteBase):
             "scalar",
             "short",
         ]
+
+    @requires("json_fields")
+    async def test_json_paths_name_any_storable_key(self, json_db: Ommi) -> None:
+        """Keys with spaces, brackets, ``*``, quotes, unicode, SQL words, a digit string or empty are read literally."""
+        keys = ["a b", "x[0]", "star*", "\u00e9\U0001f600", "select", "0", "", "not$first", "'quote"]
+        meta = {key: i for i, key in enumerate(keys)}
+        await self._docs(json_db, ("weird", meta), ("nested", {"x": {key: "v" for key in keys}}))
+        for i, key in enumerate(keys):
+            assert await _names(json_db, JsonDoc.meta[key] == i) == ["weird"], key
+            assert await _names(json_db, JsonDoc.meta["x"][key] == "v") == ["nested"], key
+        assert await _names(json_db, JsonDoc.meta["x[0]"] == None) == ["nested"]  # noqa: E711
+        (weird,) = [d for d in await fetch(json_db.find(JsonDoc)) if d.name == "weird"]
+        assert weird.meta == meta
 
     @requires("json_fields")
     async def test_json_path_never_traverses_arrays_implicitly(self, json_db: Ommi) -> None:
