@@ -139,6 +139,19 @@ class JsonFieldTests(SuiteBase):
         await json_db.find(JsonDoc.name == "a").update(extra={"set": True}).or_raise()
         assert (await json_db.find(JsonDoc.name == "a").one.or_raise()).extra == {"set": True}
 
+    @requires("json_fields", "update_expressions")
+    async def test_json_update_copies_a_json_field_and_refuses_arithmetic(self, json_db: Ommi) -> None:
+        """``update(extra=JsonDoc.meta)`` copies the value; arithmetic on a JSON field is refused before any write."""
+        await self._docs(json_db, ("a", {"k": [1, 2.0, None]}))
+        assert await json_db.find(JsonDoc).update(extra=JsonDoc.meta).or_raise() == 1
+        doc = await json_db.find(JsonDoc).one.or_raise()
+        assert typed(doc.extra) == typed({"k": [1, 2.0, None]})
+        with pytest.raises((ValidationError, QueryError)):
+            await json_db.find(JsonDoc).update(meta=JsonDoc.meta + 1).or_raise()
+        with pytest.raises((ValidationError, QueryError)):
+            await json_db.find(JsonDoc).update(meta=JsonDoc.extra).or_raise()  # optional into required
+        assert typed((await json_db.find(JsonDoc).one.or_raise()).meta) == typed({"k": [1, 2.0, None]})
+
     # -- refusals -------------------------------------------------------------------
 
     @requires("json_fields")
