@@ -217,7 +217,8 @@ def _json_text(value: str, what: str) -> str:
             value.encode("utf-8")
         except UnicodeEncodeError:
             raise ValidationError(f"{what} {value!r} contains a lone surrogate code point") from None
-    return str(value)
+    # str.__str__, not str(): a str subclass (a str Enum) may override __str__ ("Color.RED").
+    return str.__str__(value)
 
 
 def _json_key(key: Any) -> str:
