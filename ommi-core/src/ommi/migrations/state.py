@@ -25,9 +25,11 @@ migration's ``run(db)`` queries through it.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import datetime as _dt
 import decimal
+import functools
 import inspect
 import keyword
 import re
@@ -541,7 +543,12 @@ def _build_classes(state: SchemaState) -> dict[str, type[Any]]:
             if spec.nullable:
                 python_type = python_type | None
             annotation = Annotated[(python_type, *markers)] if markers else python_type
-            fields.append((attribute, annotation, dataclasses.field(default=spec.default)))
+            if isinstance(spec.default, (dict, list)):
+                # A JSON default: a fresh copy per instance (dataclasses refuse a mutable default).
+                made = dataclasses.field(default_factory=functools.partial(copy.deepcopy, spec.default))
+            else:
+                made = dataclasses.field(default=spec.default)
+            fields.append((attribute, annotation, made))
         cls = dataclasses.make_dataclass(class_names[model.name], fields, kw_only=True)
         cls.__module__ = __name__
         cls.__doc__ = f"The model {model.name!r} as the migrations describe it at this point."

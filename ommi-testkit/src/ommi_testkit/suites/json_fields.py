@@ -40,9 +40,11 @@ from ommi_testkit.suites.models_json import (
     JsonDriftText,
     JsonNoteV1,
     JsonNoteV2,
+    JsonNoteV3,
     json_drift_models,
     json_mig_v1,
     json_mig_v2,
+    json_mig_v3,
     json_models,
 )
 
@@ -82,6 +84,18 @@ EDGE: dict[str, Any] = {
     "mixed": [None, True, 0, 0.5, "x", [], {}],
     "ke\u00ffs with spaces": 1,
 }
+
+
+_LABELS_DEFAULT = {"p": "50%", "q": "it's", "l": [1, 2.0, None]}
+
+_LABELS_STEP = """
+from ommi.migrations import AddField, FieldSpec
+
+id = "0003_labels"
+parent = "{parent}"
+
+operations = [AddField("tk_json_note", FieldSpec("labels", "json", default=%r))]
+""" % (_LABELS_DEFAULT,)
 
 
 class JsonFieldTests(SuiteBase):
@@ -441,7 +455,7 @@ class JsonFieldTests(SuiteBase):
         directory = tmp_path / "migrations"
 
         async def drop() -> None:
-            await db.remove_models(json_mig_v2)
+            await db.remove_models(json_mig_v3)
             await db.remove_models(history_models)
 
         await drop()
@@ -462,6 +476,16 @@ class JsonFieldTests(SuiteBase):
             assert [n.text for n in await fetch(db.find(JsonNoteV2, JsonNoteV2.meta["level"] >= 2))] == ["new"]
             assert [n.text for n in await fetch(db.find(JsonNoteV2, JsonNoteV2.meta["labels"].has("a")))] == ["new"]
             assert migrations.make(json_mig_v2, directory) is None
+            # A required JSON field with a default: the stored rows get it (and, on SQL, the column DEFAULT).
+            (directory / "0003_labels.py").write_text(_LABELS_STEP.replace("{parent}", second.stem), encoding="utf-8")
+            await migrations.apply(db, directory)
+            await db.use_models(json_mig_v3)
+            labels = {n.text: n.labels for n in await fetch(db.find(JsonNoteV3))}
+            assert typed(labels["old"]) == typed(_LABELS_DEFAULT) and typed(labels["new"]) == typed(_LABELS_DEFAULT)
+            matched = await fetch(db.find(JsonNoteV3, JsonNoteV3.labels["p"] == "50%"))
+            assert sorted(n.text for n in matched) == ["new", "old"]
+            await db.add(JsonNoteV3("newest")).or_raise()
+            assert (await db.find(JsonNoteV3, JsonNoteV3.text == "newest").one.or_raise()).labels == {}
         finally:
             await drop()
 

@@ -19,9 +19,11 @@ __all__ = [
     "JsonDriftText",
     "JsonNoteV1",
     "JsonNoteV2",
+    "JsonNoteV3",
     "json_drift_models",
     "json_mig_v1",
     "json_mig_v2",
+    "json_mig_v3",
     "json_models",
 ]
 
@@ -56,6 +58,7 @@ class JsonDriftObject:
 
 json_mig_v1 = ModelCollection("ommi_testkit_json_mig_v1")
 json_mig_v2 = ModelCollection("ommi_testkit_json_mig_v2")
+json_mig_v3 = ModelCollection("ommi_testkit_json_mig_v3")
 
 
 @ommi_model(collection=json_mig_v1, name="tk_json_note")
@@ -70,4 +73,13 @@ class JsonNoteV1:
 class JsonNoteV2:
     text: str
     meta: dict[str, Any] | None = None
+    id: int | None = None
+
+
+@ommi_model(collection=json_mig_v3, name="tk_json_note")
+@dataclass
+class JsonNoteV3:
+    text: str
+    meta: dict[str, Any] | None = None
+    labels: dict[str, Any] = field(default_factory=dict)
     id: int | None = None
