@@ -122,7 +122,7 @@ class PostgreSQLMigrationSQL(MigrationSQL):
         return f"CAST({column} AS {column_type})"
 
     def literal(self, field: Field, value: Any) -> str:
-        """A JSON default as ``'...'::jsonb`` (in :func:`json_text`'s form); every other value as the shared code spells it."""
+        """A JSON default as ``'...'::jsonb`` (:func:`json_text`'s form); other values as the shared code has them."""
         if field.storage is StorageType.JSON:
             return f"{sql_string(json_text(value))}::jsonb"
         return super().literal(field, value)

@@ -88,14 +88,14 @@ EDGE: dict[str, Any] = {
 
 _LABELS_DEFAULT = {"p": "50%", "q": "it's", "l": [1, 2.0, None]}
 
-_LABELS_STEP = """
+_LABELS_STEP = f"""
 from ommi.migrations import AddField, FieldSpec
 
 id = "0003_labels"
-parent = "{parent}"
+parent = "{{parent}}"
 
-operations = [AddField("tk_json_note", FieldSpec("labels", "json", default=%r))]
-""" % (_LABELS_DEFAULT,)
+operations = [AddField("tk_json_note", FieldSpec("labels", "json", default={_LABELS_DEFAULT!r}))]
+"""
 
 
 class JsonFieldTests(SuiteBase):
@@ -161,7 +161,7 @@ class JsonFieldTests(SuiteBase):
         doc = await json_db.find(JsonDoc).one.or_raise()
         assert typed(doc.extra) == typed({"k": [1, 2.0, None]})
         with pytest.raises((ValidationError, QueryError)):
-            await json_db.find(JsonDoc).update(meta=JsonDoc.meta + 1).or_raise()
+            await json_db.find(JsonDoc).update(meta=ommi.field(JsonDoc.meta) + 1).or_raise()
         with pytest.raises((ValidationError, QueryError)):
             await json_db.find(JsonDoc).update(meta=JsonDoc.extra).or_raise()  # optional into required
         assert typed((await json_db.find(JsonDoc).one.or_raise()).meta) == typed({"k": [1, 2.0, None]})
