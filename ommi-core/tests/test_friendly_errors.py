@@ -118,7 +118,8 @@ async def test_save_outside_a_database_names_ommi_connect() -> None:
 @pytest.mark.parametrize(
     ("annotation", "hint"),
     [
-        (list[int], "keep a collection in a related model"),
+        (frozenset[int], "keep a collection in a related model"),
+        (set[str], r"annotate it list\[\.\.\.\] to store a JSON array"),
         (set[str], "keep a collection in a related model"),
         (tuple[int, int], "keep a collection in a related model"),
         (Literal["a", "b"], r"use an Enum of \('a', 'b'\)"),

@@ -84,7 +84,7 @@ def test_unsupported_field_type_names_model_and_field() -> None:
         @ommi_model(collection=ModelCollection("x"))
         @dataclass
         class Broken:
-            payload: dict[str, int]
+            payload: set[int]
             id: int | None = None
 
 

@@ -24,9 +24,17 @@ PROGRAM = """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, ClassVar
+from typing import Annotated, Any, ClassVar
 
 import ommi
+
+
+@ommi.ommi_model
+@dataclass
+class Post:
+    meta: dict[str, Any]
+    tags: list[str]
+    id: int | None = None
 
 
 @ommi.ommi_model
@@ -95,6 +103,8 @@ async def main() -> None:
         reveal_type(await db.find(Book).values(Book.author_id).distinct().to_list())  # list[tuple[int]]
         reveal_type(await db.find(Book).exists.or_raise())  # bool
         reveal_type(await db.raw("SELECT 1").or_raise())  # list[tuple[Any, ...]]
+        reveal_type(db.find(Post, Post.meta["plan"] == "pro", ommi.field(Post.tags).has("x")))  # FindQuery[Post]
+        reveal_type((await db.find(Post).one.or_raise()).meta)  # dict[str, Any]
         book = await db.find(Book).one.or_raise()
         print(book.titel)  # a typo: both checkers must report it
 """
@@ -124,6 +134,8 @@ EXPECTED = [
     "list[tuple[int]]",
     "bool",
     "list[tuple[Any, ...]]",
+    "FindQuery[Post]",
+    "dict[str, Any]",
 ]
 """The revealed types in order, module and package prefixes removed."""
 

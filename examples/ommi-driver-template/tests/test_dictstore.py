@@ -132,6 +132,7 @@ def test_entry_point_registers_the_driver() -> None:
         "raw_sql",  # likewise: it needs Operations.raw (a database with a statement language)
         "update_expressions",  # likewise: it needs update() to compute Arithmetic values per row
         "case_insensitive_text",  # likewise: it needs the operators Op.ICONTAINS, Op.ISTARTSWITH, Op.IENDSWITH
+        "json_fields",  # likewise: it needs StorageType.JSON stored and JSON path conditions evaluated
         "savepoints",  # no transactions, so none of what needs one
         "isolation_levels",
         "row_locks",

@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from ommi.errors import ModelDefinitionError
+from ommi.errors import ModelDefinitionError, ValidationError
 from ommi.hookspecs import hookimpl
 from ommi.models.adapters import AttrsAdapter, DataclassAdapter, ModelAdapter, PydanticAdapter
 from ommi.models.types import Codec, StorageType
@@ -34,6 +34,21 @@ def _enum_decode(value: Any, enum_type: type[enum.Enum]) -> enum.Enum:
     return enum_type(value)
 
 
+def _json_object(value: Any) -> Any:
+    if not isinstance(value, dict):
+        raise ValidationError(f"{value!r} ({type(value).__name__}) is not a dict; the field holds a JSON object")
+    return value
+
+
+def _json_array(value: Any) -> Any:
+    if not isinstance(value, list):
+        raise ValidationError(
+            f"{value!r} ({type(value).__name__}) is not a list; the field holds a JSON array"
+            + (" (a tuple or set would come back as a list)" if isinstance(value, (tuple, set, frozenset)) else "")
+        )
+    return value
+
+
 BUILTIN_CODECS: tuple[Codec, ...] = (
     Codec(bool, StorageType.BOOLEAN),
     Codec(int, StorageType.INTEGER),
@@ -44,6 +59,8 @@ BUILTIN_CODECS: tuple[Codec, ...] = (
     Codec(uuid.UUID, StorageType.UUID),
     Codec(_dt.datetime, StorageType.DATETIME),
     Codec(_dt.date, StorageType.DATE),
+    Codec(dict, StorageType.JSON, _json_object),
+    Codec(list, StorageType.JSON, _json_array),
     Codec(enum.Enum, _enum_storage, _enum_encode, _enum_decode, match_subclasses=True, decode_with_type=True),
 )
 

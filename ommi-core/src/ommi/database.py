@@ -35,10 +35,10 @@ from ommi.errors import (
     UnsupportedFeature,
     ValidationError,
 )
-from ommi.expressions import FOLDED_TEXT_OPS, And, Comparison, Expr, Op, Or, Query, when
+from ommi.expressions import FOLDED_TEXT_OPS, And, Comparison, Expr, JsonComparison, JsonHas, Op, Or, Query, when
 from ommi.models.collections import ModelCollection, get_global_collection
 from ommi.models.schema import Field, ModelSchema, get_schema
-from ommi.models.types import check_canonical
+from ommi.models.types import StorageType, check_canonical
 from ommi.observe import ObservedOperations
 from ommi.query.find import FindQuery
 from ommi.results import DBAction
@@ -117,6 +117,13 @@ class Executor:
             check_row_lock(self._database().driver, query, in_transaction=isinstance(self, Transaction))
         if _folds_text(query.where):
             self.require_capability("case_insensitive_text", "a case-insensitive text match (case_sensitive=False)")
+        if query.where is not None and _has_json_condition(query.where):
+            driver = self._database().driver
+            if not driver.capabilities.json_fields:
+                raise UnsupportedFeature(
+                    f"the {driver.name} driver cannot query JSON fields by path or with has() "
+                    "(capability 'json_fields' is absent)"
+                )
         if query.joins:
             driver = self._database().driver
             if not driver.capabilities.related_conditions:
@@ -442,8 +449,32 @@ def _report_open_at_exit() -> None:
         db._warn_unclosed("left open at exit")
 
 
+def _check_json_supported(driver: Driver, schemas: Sequence[ModelSchema]) -> None:
+    """Refuse models with JSON fields (``dict[...]`` / ``list[...]``) on a driver without ``json_fields``."""
+    if driver.capabilities.json_fields:
+        return
+    declaring = [f"{s.cls.__qualname__}.{f.name}" for s in schemas for f in s.fields if f.storage is StorageType.JSON]
+    if declaring:
+        raise UnsupportedFeature(
+            f"{', '.join(declaring)} store(s) JSON (dict[...] / list[...]), and the {driver.name} driver lacks the "
+            "'json_fields' capability. Store the value another way, or use a driver that has it"
+        )
+
+
+def _has_json_condition(expr: Expr) -> bool:
+    if isinstance(expr, (JsonComparison, JsonHas)):
+        return True
+    if isinstance(expr, (And, Or)):
+        return any(_has_json_condition(item) for item in expr.items)
+    return False
+
+
 def _check_constraints_supported(driver: Driver, schemas: Sequence[ModelSchema]) -> None:
-    """Refuse models with ``Unique``/``Index`` on a driver that would ignore them (and store duplicates)."""
+    """Refuse models with ``Unique``/``Index`` on a driver that would ignore them (and store duplicates).
+
+    Also refuses JSON fields on a driver without ``json_fields`` (:func:`_check_json_supported`).
+    """
+    _check_json_supported(driver, schemas)
     if driver.capabilities.constraints:
         return
     declaring = [s.cls.__qualname__ for s in schemas if s.constraints]

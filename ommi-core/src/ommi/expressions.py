@@ -40,6 +40,8 @@ __all__ = [
     "Expr",
     "FieldComparison",
     "Join",
+    "JsonComparison",
+    "JsonHas",
     "Op",
     "Operand",
     "Or",
@@ -194,6 +196,61 @@ class FieldComparison(Expr):
 
     def __repr__(self) -> str:
         return f"({self.left!r} {self.op.value} {self.right!r})"
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class JsonComparison(Expr):
+    """``field[path...] <op> value``: a comparison of the value at a path inside a JSON field.
+
+    ``path`` holds ``str`` steps (a key of an object) and ``int`` steps (an
+    index, >= 0, of an array); a step that meets anything else (a key on an
+    array, an index on an object, a missing key, an index past the end) makes
+    the path *missing*. ``op`` is ``EQ``, ``NE``, ``LT``, ``LE``, ``GT``, ``GE``
+    with a ``str``, ``int``, ``float`` or ``bool`` value (never ``bool`` for an
+    ordering), or ``IS_NULL`` / ``IS_NOT_NULL`` (``value`` ``None``).
+
+    Semantics (:func:`ommi.query.evaluate.holds`): type-strict. ``==`` and the
+    orderings hold only where the value at the path is of the operand's JSON
+    kind (a number for ``int``/``float``, which compare numerically; text,
+    by code point; ``true``/``false``, never equal to 1 or 0) and compares so;
+    ``!=`` holds wherever ``==`` does not (missing, null and other kinds
+    included, as ``!=`` holds for NULL); ``IS_NULL`` holds where the field is
+    NULL or the path is missing or JSON ``null``.
+    """
+
+    field: Field
+    path: tuple[str | int, ...]
+    op: Op
+    value: Any = None
+
+    def models(self) -> Iterable[ModelSchema]:
+        yield self.field.schema
+
+    def __repr__(self) -> str:
+        steps = "".join(f"[{step!r}]" for step in self.path)
+        return f"({self.field!r}{steps} {self.op.value} {self.value!r})"
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class JsonHas(Expr):
+    """``field[path...].has(value)``: the value at the path is an array with an element equal to ``value``.
+
+    ``path`` may be empty (the field itself is the array); ``value`` is a
+    ``str``, ``int``, ``float`` or ``bool``, compared type-strictly as by
+    :class:`JsonComparison`'s ``==``. Never holds for NULL, a missing path or
+    a value that is not an array (a ``str`` is not a list of characters).
+    """
+
+    field: Field
+    path: tuple[str | int, ...]
+    value: Any
+
+    def models(self) -> Iterable[ModelSchema]:
+        yield self.field.schema
+
+    def __repr__(self) -> str:
+        steps = "".join(f"[{step!r}]" for step in self.path)
+        return f"{self.field!r}{steps}.has({self.value!r})"
 
 
 @dataclass(frozen=True, slots=True, eq=False)

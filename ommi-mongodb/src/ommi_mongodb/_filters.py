@@ -33,6 +33,13 @@ Strings compare by code point (MongoDB compares UTF-8 bytes without a
 collation, which orders the same way). Values always travel as BSON values,
 never as operator documents, so text such as ``{"$gt": ""}`` is just text.
 
+JSON path conditions (``Post.meta["plan"] == "pro"``, ``has``) are evaluated in
+Python too: MongoDB's dotted paths traverse arrays implicitly (``{"meta.plan":
+"pro"}`` matches ``{"plan": ["pro"]}``) and read an index step as a key
+``"0"`` as well, where Ommi's paths never do. :func:`json_hint` gives the
+server a filter that keeps every document the condition could match (its
+matches and more), which the plan uses to narrow the candidates first.
+
 Comparisons between two fields, ordering comparisons of bytes (MongoDB orders
 binary values by length first, Ommi byte by byte) and conditions on related
 models are evaluated
@@ -45,14 +52,23 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ommi.expressions import FOLDED_TEXT_OPS, And, Comparison, Expr, FieldComparison, Op, Or
+from ommi.expressions import FOLDED_TEXT_OPS, And, Comparison, Expr, FieldComparison, JsonComparison, JsonHas, Op, Or
 from ommi.models.schema import Field, ModelSchema
 from ommi.models.types import StorageType
 from ommi.query.evaluate import holds
 
 from ommi_mongodb._values import decode_value, encode_value, field_path, value_at
 
-__all__ = ["MONGODB", "ServerForms", "evaluate", "is_translatable", "pcre_escape", "text_pattern", "to_filter"]
+__all__ = [
+    "MONGODB",
+    "ServerForms",
+    "evaluate",
+    "is_translatable",
+    "json_hint",
+    "pcre_escape",
+    "text_pattern",
+    "to_filter",
+]
 
 _OPERATORS = {Op.LT: "$lt", Op.LE: "$lte", Op.GT: "$gt", Op.GE: "$gte"}
 
@@ -124,6 +140,13 @@ class ServerForms:
 
     group_pipelines = True
     """Aggregates run as a ``$group`` pipeline on the server (``ommi_mongodb._aggregate``)."""
+
+    json_array_hints = True
+    """:func:`json_hint` narrows ``has()`` and index steps too (``{"tags": {"$eq": x}}`` matches arrays holding x)."""
+
+    def json_hint_key(self, key: str) -> bool:
+        """Whether a JSON path key can be a component of a hint's dotted path (an empty one cannot)."""
+        return key != ""
 
     def not_equal(self, path: str, value: Any) -> dict[str, Any]:
         """``f != v``: matches null and missing fields too (``value`` is not ``None``)."""
@@ -215,6 +238,29 @@ def to_filter(expr: Expr | None, forms: ServerForms = MONGODB) -> dict[str, Any]
     raise TypeError(f"{expr!r} cannot be translated into a MongoDB filter")
 
 
+def json_hint(expr: Expr, target: ModelSchema, forms: ServerForms = MONGODB) -> dict[str, Any] | None:
+    """A filter matching every document where the JSON condition ``expr`` may hold (a superset), or ``None``.
+
+    ``==``, the orderings and ``has`` of a value hold only where the value at
+    the path (or an element of the array there) is of the operand's BSON kind
+    and compares so; MongoDB's ``{"meta.a.0": {"$eq": v}}`` matches all of
+    those (and more: array elements, keys ``"0"``), and compares numbers with
+    numbers and strings with strings as Ommi does. ``!=`` and ``== None`` hold
+    where the path is missing too: no narrowing.
+    """
+    if not isinstance(expr, (JsonComparison, JsonHas)) or expr.field.schema is not target:
+        return None
+    if not forms.json_array_hints and (isinstance(expr, JsonHas) or any(isinstance(s, int) for s in expr.path)):
+        return None
+    if not all(forms.json_hint_key(step) for step in expr.path if isinstance(step, str)):
+        return None
+    op = Op.EQ if isinstance(expr, JsonHas) else expr.op
+    if op is not Op.EQ and op not in _OPERATORS:
+        return None
+    path = ".".join([field_path(expr.field), *(str(step) for step in expr.path)])
+    return {path: {"$eq" if op is Op.EQ else _OPERATORS[op]: expr.value}}
+
+
 # -- evaluation in Python --------------------------------------------------
 
 Env = Mapping[int, Mapping[str, Any] | None]
@@ -250,4 +296,6 @@ def fields_of(expr: Expr | None) -> list[Field]:
         return [expr.field]
     if isinstance(expr, FieldComparison):
         return [expr.left, expr.right]
+    if isinstance(expr, (JsonComparison, JsonHas)):
+        return [expr.field]
     raise TypeError(f"unknown condition {expr!r}")  # pragma: no cover

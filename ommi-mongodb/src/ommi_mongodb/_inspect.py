@@ -62,6 +62,8 @@ _SAMPLED_TYPES: tuple[tuple[type, StorageType], ...] = (
     (decimal.Decimal, StorageType.DECIMAL),
     (uuid.UUID, StorageType.UUID),
     (_dt.datetime, StorageType.DATETIME_TZ),
+    (Mapping, StorageType.JSON),  # read back as dict[str, Any]
+    (list, StorageType.JSON),
 )
 
 

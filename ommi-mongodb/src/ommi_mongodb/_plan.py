@@ -34,7 +34,7 @@ from typing import Any
 from ommi.expressions import And, Expr, Join, Query
 from ommi.models.schema import ModelSchema
 
-from ommi_mongodb._filters import MONGODB, ServerForms, evaluate, fields_of, is_translatable, to_filter
+from ommi_mongodb._filters import MONGODB, ServerForms, evaluate, fields_of, is_translatable, json_hint, to_filter
 from ommi_mongodb._values import ID, encode_value, field_path, value_at
 
 __all__ = ["CHUNK", "DocumentSource", "Plan", "plan", "projection"]
@@ -91,6 +91,10 @@ async def plan(
         return Plan(to_filter(where, forms))
     pushed, rest = _split(where, target)
     prefilter = to_filter(And(tuple(pushed)) if len(pushed) > 1 else pushed[0], forms) if pushed else {}
+    hints = [hint for item in rest if (hint := json_hint(item, target, forms)) is not None]
+    if hints:
+        # JSON path conditions stay in the residual; their hints only narrow the candidates.
+        prefilter = forms.conjunction([prefilter, *hints] if prefilter else hints)
     residual: Expr = And(tuple(rest)) if len(rest) > 1 else rest[0]
 
     needed = fields_of(residual)

@@ -97,6 +97,8 @@ _BSON_TYPE: Mapping[StorageType, str] = {
     StorageType.DATE: "date",
     StorageType.DATETIME: "date",
     StorageType.DATETIME_TZ: "date",
+    # Never indexed (core refuses Unique/Index on a JSON field); listed so every storage type has one.
+    StorageType.JSON: "object",
 }
 """The ``$type`` of each storage type's stored values (``number`` covers int32 and int64): never ``null``."""
 

@@ -25,6 +25,11 @@ an update expression that is not         an update pipeline                    r
 ``aggregate(...)`` / ``group_by(...)``    one ``$match`` + ``$group`` pipeline  the documents read and aggregated in
 (``ommi_mongodb._aggregate``)                                                  Python (Operations.aggregate's
                                                                                default): it groups wrongly
+the candidates of a JSON ``has()`` or    ``{"tags": {"$eq": x}}``,             no narrowing (every document is a
+index-path condition (``_filters.        ``{"meta.l.1": {"$eq": x}}``          candidate): it matches neither an
+json_hint``)                                                                   array's element nor an index step
+a JSON path key that is not a plain      the key as a component of the path   no narrowing: it reads brackets in a
+identifier (``json_hint``)               (``meta.x[0]``)                       path (``x[0]`` is not the key)
 a migration converting a field's type    one ``update_many`` with a pipeline   each document rewritten in Python
 (``ChangeType``, ``ommi_mongodb.         (``$toString``, ``$toDecimal``...)    (``converts_in_python``): it has no
 _migrate``)                                                                    pipeline updates
@@ -39,12 +44,15 @@ reply names no process, and carries ``gitVersion``, ``versionArray`` and
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
 from ommi_mongodb._filters import MONGODB, ServerForms, _merge_and
 
 __all__ = ["NX_27017", "NX27017Forms", "converts_in_python", "forms_for", "is_nx_27017"]
+
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 NX_27017 = "nx_27017"
 """What nx-27017 reports as ``process`` in its ``buildInfo`` reply."""
@@ -72,6 +80,15 @@ class NX27017Forms(ServerForms):
     # nx-27017 sorts integer _id values as text (1, 10, 2), so its first answer
     # to "the largest _id above n" is only some larger one: ask again until
     # there is none.
+
+    json_array_hints = False
+    # It answers {"tags": {"$eq": "x"}} with no document whose tags array holds "x", and
+    # {"meta.l.1": ...} with none whose l[1] matches: a hint would drop matches.
+
+    def json_hint_key(self, key: str) -> bool:
+        # It reads brackets in a dotted path ("meta.x[0]" found nothing stored under the key "x[0]"):
+        # only plain identifiers go into its hints.
+        return _IDENTIFIER.fullmatch(key) is not None
 
     def not_equal(self, path: str, value: Any) -> dict[str, Any]:
         return {path: {"$nin": [value]}}

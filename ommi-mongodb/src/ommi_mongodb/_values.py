@@ -24,6 +24,8 @@ UUID           binary, subtype 4 (the standard representation)
 DATE           date-time at midnight UTC of that day
 DATETIME       date-time (BSON keeps milliseconds: microseconds are truncated)
 DATETIME_TZ    date-time of the UTC instant; read back as an aware UTC datetime
+JSON           embedded document or array of the same values (int32/int64,
+               double, string, bool, null); read back as plain dict and list
 =============  ===============================================================
 """
 
@@ -36,11 +38,12 @@ import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import bson
 from bson import Binary, Decimal128
 from ommi._codegen import generate
 from ommi.errors import SchemaMismatchError, ValidationError
 from ommi.models.schema import Field, ModelSchema
-from ommi.models.types import StorageType
+from ommi.models.types import StorageType, check_json
 
 __all__ = [
     "ID",
@@ -112,6 +115,7 @@ _ENCODERS: dict[StorageType, Callable[[Any], Any] | None] = {
     StorageType.DATE: _midnight,
     StorageType.DATETIME: None,
     StorageType.DATETIME_TZ: _naive_utc,
+    StorageType.JSON: None,
 }
 
 
@@ -182,6 +186,9 @@ _DECODERS: dict[StorageType, Callable[[Any], Any] | None] = {
     StorageType.DATE: _decode_date,
     StorageType.DATETIME: _decode_datetime,
     StorageType.DATETIME_TZ: _decode_datetime_tz,
+    # Int64 -> int, SON -> dict, a fresh copy; anything that is not JSON (a date written by another
+    # program) is a ValidationError, reported as the document's SchemaMismatchError.
+    StorageType.JSON: check_json,
 }
 
 
@@ -295,6 +302,11 @@ def _no_key(field: str) -> Any:
     )
 
 
+def _json_size(value: Any) -> int:
+    """The BSON size of a JSON value, with the few bytes of a wrapping document."""
+    return len(bson.encode({"v": value}))
+
+
 def _no_value() -> Any:
     raise ValueError("a required field has no value")
 
@@ -308,7 +320,13 @@ def _converters(schema: ModelSchema) -> _Converters:
     found = _converter_cache.get(schema)
     if found is not None:
         return found
-    namespace: dict[str, Any] = {"ID": ID, "lookup": _lookup, "nokey": _no_key, "novalue": _no_value}
+    namespace: dict[str, Any] = {
+        "ID": ID,
+        "lookup": _lookup,
+        "nokey": _no_key,
+        "novalue": _no_value,
+        "jsize": _json_size,
+    }
     fields, single_key = schema.fields, len(schema.key) == 1
     encoded, decoded, key_parts, sizes = {}, [], [], []
     bound = 5 + (0 if single_key else 2 + len(ID) + 5)
@@ -340,6 +358,8 @@ def _converters(schema: ModelSchema) -> _Converters:
             sizes.append(f"(0 if (v := r[{i}]) is None else len(v) if v.isascii() else 4 * len(v))")
         elif f.storage is StorageType.BYTES:
             sizes.append(f"(0 if (v := r[{i}]) is None else len(v))")
+        elif f.storage is StorageType.JSON:
+            sizes.append(f"(0 if (v := r[{i}]) is None else jsize(v))")
     identity = encoded.pop(schema.key[0].index) if single_key else "{" + ", ".join(key_parts) + "}"
     items = ", ".join([f"ID: {identity}", *(f"n{i}: {value}" for i, value in encoded.items())])
     source = (

@@ -189,6 +189,8 @@ class MongoDBDriver(MongoDBOperations, Driver[MongoDBSettings]):
         upsert=True,
         # An escaped, anchored regular expression with option "i" (ommi_mongodb._filters).
         case_insensitive_text=True,
+        # Embedded documents and arrays; path conditions evaluated exactly in Python (ommi_mongodb._filters).
+        json_fields=True,
     )
     supported_isolation_levels = frozenset(_READ_CONCERNS)
 

@@ -9,6 +9,7 @@ import datetime as _dt
 import decimal
 import hashlib
 import itertools
+import json
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
@@ -18,6 +19,8 @@ from ommi.models.constraints import ModelConstraint
 from ommi.models.schema import Field, ModelSchema
 from ommi.models.types import INT64_MAX, StorageType
 from ommi.sql import Compiled, Dialect, SQLCompiler
+from ommi.sql.dialect import json_kind
+from psycopg.types.json import Jsonb
 
 __all__ = ["MAX_IDENTIFIER_BYTES", "PostgreSQLCompiler", "PostgreSQLDialect", "numeric_problem"]
 
@@ -70,6 +73,46 @@ def _as_utc(value: _dt.datetime) -> _dt.datetime:
     return value.astimezone(_dt.UTC)
 
 
+def _json_number(value: int | float) -> str:
+    """A number as JSON text that ``jsonb`` keeps an int or a float.
+
+    ``jsonb`` stores numbers as ``numeric`` and prints them without an
+    exponent: ``1e+20`` would come back as the int ``100000000000000000000``.
+    A float is written in positional notation with a fractional part
+    (``100000000000000000000.0``), which reads back as the same float (its
+    shortest ``repr`` digits, exactly).
+    """
+    if isinstance(value, float):
+        text = repr(value)
+        if "e" in text or "E" in text:
+            text = format(decimal.Decimal(text), "f")
+            if "." not in text:
+                text += ".0"
+        return text
+    return str(value)
+
+
+def json_text(value: Any) -> str:
+    """A canonical JSON value as the text PostgreSQL's ``jsonb`` reads back equal and typed (see :func:`_json_number`).
+
+    Recursive: core refuses values nested deeper than ``MAX_JSON_DEPTH``.
+    """
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{json.dumps(k, ensure_ascii=False)}:{json_text(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ",".join(json_text(item) for item in value) + "]"
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return _json_number(value)
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _jsonb(value: Any) -> Jsonb:
+    return Jsonb(value, dumps=json_text)
+
+
+_JSON_OPS = {Op.EQ: "=", Op.LT: "<", Op.LE: "<=", Op.GT: ">", Op.GE: ">="}
+
+
 def identifier_text(name: str) -> str:
     """``name`` as a quoted identifier, ``%`` not doubled: for SQL text built inside a string literal."""
     return '"' + name.replace('"', '""') + '"'
@@ -110,6 +153,7 @@ class PostgreSQLDialect(Dialect):
         StorageType.DATE: "DATE",
         StorageType.DATETIME: "TIMESTAMP WITHOUT TIME ZONE",
         StorageType.DATETIME_TZ: "TIMESTAMP WITH TIME ZONE",
+        StorageType.JSON: "JSONB",
     }
     catalog_types: ClassVar[dict[StorageType, str]] = {
         StorageType.INTEGER: "bigint",
@@ -122,6 +166,7 @@ class PostgreSQLDialect(Dialect):
         StorageType.DATE: "date",
         StorageType.DATETIME: "timestamp without time zone",
         StorageType.DATETIME_TZ: "timestamp with time zone",
+        StorageType.JSON: "jsonb",
     }
     """Each storage type as ``format_type()`` reports it in the catalog."""
 
@@ -203,10 +248,69 @@ class PostgreSQLDialect(Dialect):
         return [values]
 
     def to_param(self, storage: StorageType) -> Callable[[Any], Any] | None:
-        """Decimals are checked against ``numeric``'s range before they are sent (a clear ValidationError)."""
+        """Decimals are checked against ``numeric``'s range before they are sent (a clear ValidationError).
+
+        JSON values travel as ``jsonb`` in the text of :func:`json_text`.
+        """
         if storage is StorageType.DECIMAL:
             return _checked_numeric
+        if storage is StorageType.JSON:
+            return _jsonb
         return None
+
+    @staticmethod
+    def _json_at(column: str, path: tuple[str | int, ...]) -> tuple[str, list[Any]]:
+        """The ``jsonb`` at ``path``: a strict SQL/JSON path, one parameter, NULL where the path is missing.
+
+        Not ``->``: PostgreSQL answers ``'5'::jsonb -> 0`` with ``5`` (a scalar
+        reads as a one-element array), and ``#>`` reads an index as a key
+        ``"0"`` too. In ``strict`` mode a key step on an array, an index on an
+        object or a scalar, and an index past the end are errors, which the
+        ``silent`` argument turns into no value (NULL).
+        """
+        if not path:
+            return column, []
+        steps = "".join(
+            f"[{step}]" if isinstance(step, int) else "." + json.dumps(step, ensure_ascii=False) for step in path
+        )
+        return f"jsonb_path_query_first({column}, %s::jsonpath, '{{}}', true)", ["strict $" + steps]
+
+    def json_comparison(self, column: str, path: tuple[str | int, ...], op: Op, value: Any) -> tuple[str, list[Any]]:
+        """Type-strict: ``jsonb_typeof`` first, then ``numeric`` / ``"C"``-collated text / ``jsonb`` equality.
+
+        An int and a float compare as ``numeric``: the float by its shortest
+        decimal form, which differs from Python's exact comparison only for
+        ints beyond 2**53 next to a float.
+        """
+        at, params = self._json_at(column, path)
+        if op is Op.IS_NULL:
+            return f"COALESCE(jsonb_typeof({at}), 'null') = 'null'", params
+        if op is Op.IS_NOT_NULL:
+            return f"jsonb_typeof({at}) <> 'null'", params
+        if op is Op.NE:
+            equal, bound = self.json_comparison(column, path, Op.EQ, value)
+            return f"NOT COALESCE({equal}, FALSE)", bound
+        kind = json_kind(value)
+        if kind == "bool":
+            return f"{at} = %s::jsonb", [*params, "true" if value else "false"]
+        if kind == "number":
+            # CASE: AND does not stop PostgreSQL from casting a non-number ("cannot cast jsonb array").
+            # The operand as numeric text, exact: a float8 parameter cast to numeric keeps 15 digits only.
+            return (
+                f"CASE WHEN jsonb_typeof({at}) = 'number' THEN ({at})::numeric {_JSON_OPS[op]} %s::numeric "
+                "ELSE FALSE END",
+                [*params, *params, _json_number(value)],
+            )
+        text = self.text_column(f"({at} #>> '{{}}')", op)
+        return f"(jsonb_typeof({at}) = 'string' AND {text} {_JSON_OPS[op]} %s)", [*params, *params, value]
+
+    def json_has(self, column: str, path: tuple[str | int, ...], value: Any) -> tuple[str, list[Any]]:
+        """``@>`` of a one-element array: top-level elements only, numbers equal by value, type-strict."""
+        at, params = self._json_at(column, path)
+        return (
+            f"(jsonb_typeof({at}) = 'array' AND {at} @> %s::jsonb)",
+            [*params, *params, json_text([value])],
+        )
 
     def auto_key_column(self, field: Field) -> str:
         """An identity column: the sequence belongs to the table and is dropped with it."""

@@ -43,13 +43,14 @@ from ommi.drivers.base import MigrationTransaction
 from ommi.errors import MigrationError, MigrationTimeoutError
 from ommi.migrations import CONVERSIONS, ChangeType, FieldSpec, MigrationStep, RemoveUnique, RenameField
 from ommi.models.schema import Field, ModelSchema
+from ommi.models.types import StorageType
 from ommi.sql import Compiled, SQLTransactionOperations
 from ommi.sql.migrate import MigrationSQL, show
 from psycopg import AsyncConnection
 from psycopg.errors import LockNotAvailable
 
 from ommi_postgresql import _schema
-from ommi_postgresql._dialect import PostgreSQLCompiler, do_block, identifier_text, sql_string
+from ommi_postgresql._dialect import PostgreSQLCompiler, do_block, identifier_text, json_text, sql_string
 from ommi_postgresql._operations import PostgreSQLOperations, execute
 
 if TYPE_CHECKING:
@@ -119,6 +120,12 @@ class PostgreSQLMigrationSQL(MigrationSQL):
             # PostgreSQL casts boolean to integer (0/1) only, not to bigint directly.
             return f"CAST(CAST({column} AS INTEGER) AS {column_type})"
         return f"CAST({column} AS {column_type})"
+
+    def literal(self, field: Field, value: Any) -> str:
+        """A JSON default as ``'...'::jsonb`` (:func:`json_text`'s form); other values as the shared code has them."""
+        if field.storage is StorageType.JSON:
+            return f"{sql_string(json_text(value))}::jsonb"
+        return super().literal(field, value)
 
     def index(self, schema: ModelSchema, field: Field) -> str:
         """The quoted, schema-qualified name of the index ``use_models`` makes on a referencing ``field``."""

@@ -15,6 +15,8 @@ storage type          accepted stored types (``format_type()``)    limit enforce
 ``float``             ``double precision``, ``real``              none (``real`` rounds)
 ``datetime``          ``timestamp without time zone``              none
 ``datetime`` (aware)  ``timestamp with time zone``                 none
+JSON                  ``jsonb`` (read back as ``dict[str, Any]``;  none
+                      ``json`` is not accepted: no jsonb operators)
 others                exactly the type Ommi creates                none
 ====================  ===========================================  =========================
 
@@ -49,6 +51,7 @@ _EXACT: dict[str, StorageType] = {
     "date": StorageType.DATE,
     "timestamp without time zone": StorageType.DATETIME,
     "timestamp with time zone": StorageType.DATETIME_TZ,
+    "jsonb": StorageType.JSON,
 }
 
 _INT_LIMITS = {

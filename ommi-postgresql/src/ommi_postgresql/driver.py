@@ -116,6 +116,7 @@ class PostgreSQLDriver(PostgreSQLOperations, Driver[PostgreSQLSettings]):
         # lower() under the ICU root collation on both sides (the queries guide lists where it
         # differs from core's fold_case).
         case_insensitive_text=True,
+        json_fields=True,
     )
     supported_isolation_levels: frozenset[str] = frozenset(_ISOLATION)
     _alone = True  # every operation gets a pooled connection of its own

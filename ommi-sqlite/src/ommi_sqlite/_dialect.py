@@ -16,6 +16,7 @@ UUID           ``UUID_TEXT``      ``"xxxxxxxx-xxxx-..."`` (lower-case, sorts as 
 DATE           ``DATE_TEXT``      ``"YYYY-MM-DD"``
 DATETIME       ``DATETIME_TEXT``  ``"YYYY-MM-DD HH:MM:SS.ffffff"`` (always 26 characters)
 DATETIME_TZ    ``DATETIME_TZ_TEXT``  the same in UTC, with a ``+00:00`` suffix
+JSON           ``JSON_TEXT``      compact JSON text (``json.dumps``), read with JSON1
 =============  =================  ==============================================
 
 Every text form is fixed-width where it matters, so text order is value order.
@@ -32,6 +33,13 @@ declared with the collation too (see
 :class:`ommi_sqlite._operations.SQLiteCompiler`), so a primary key is unique by
 value; other columns stay plain ``TEXT`` and only Ommi's queries name it.
 
+JSON values are queried with SQLite's JSON1 functions: ``json_type`` gives the
+kind at a path (``NULL`` when the path is missing, ``'null'`` for JSON null),
+so a comparison is type-strict by testing it before ``json_extract``'s value,
+and ``has`` reads the array with ``json_each``. The path travels as one
+parameter (``$."key"[0]``): the statement text depends on the operator and the
+operand's kind only.
+
 SQLite's ``LIKE`` ignores ASCII case, so ``contains`` / ``startswith`` /
 ``endswith`` use ``GLOB`` with the user's text escaped (``*``, ``?`` and ``[``
 become one-character classes) and bound as a parameter.
@@ -41,6 +49,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import decimal
+import json
 import uuid
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
@@ -52,7 +61,7 @@ from ommi.models.types import StorageType
 from ommi.query.aggregate import exact_decimal_sum
 from ommi.query.evaluate import fold_case
 from ommi.sql import Dialect
-from ommi.sql.dialect import ArithmeticStep
+from ommi.sql.dialect import ArithmeticStep, json_kind
 
 __all__ = [
     "DECIMAL_COLLATION",
@@ -171,12 +180,31 @@ def _decimal_value(value: Any) -> decimal.Decimal:
     return decimal.Decimal(value if isinstance(value, (str, int)) else str(value))
 
 
+def _json_param(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+
+
+def _json_value(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, (str, bytes)) else value
+
+
+def json_path(path: tuple[str | int, ...]) -> str:
+    """A JSON1 path: ``$``, then ``."key"`` per key and ``[n]`` per index (core refuses ``"`` in keys)."""
+    return "$" + "".join(f'."{step}"' if isinstance(step, str) else f"[{step}]" for step in path)
+
+
+_JSON_TYPES = {"number": "IN ('integer', 'real')", "text": "= 'text'"}
+"""``json_type`` test of each kind of operand (a bool is tested by ``json_type`` alone)."""
+
+_SQL_OPS = {Op.EQ: "=", Op.LT: "<", Op.LE: "<=", Op.GT: ">", Op.GE: ">="}
+
 _TO_PARAM: dict[StorageType, Callable[[Any], Any]] = {
     StorageType.DECIMAL: str,
     StorageType.UUID: str,
     StorageType.DATE: _dt.date.isoformat,
     StorageType.DATETIME: _datetime_param,
     StorageType.DATETIME_TZ: _datetime_tz_param,
+    StorageType.JSON: _json_param,
 }
 
 _FROM_DB: dict[StorageType, Callable[[Any], Any]] = {
@@ -186,6 +214,7 @@ _FROM_DB: dict[StorageType, Callable[[Any], Any]] = {
     StorageType.DATE: _date_value,
     StorageType.DATETIME: _datetime_value,
     StorageType.DATETIME_TZ: _datetime_tz_value,
+    StorageType.JSON: _json_value,
 }
 
 
@@ -222,6 +251,7 @@ class SQLiteDialect(Dialect):
         StorageType.DATE: "DATE_TEXT",
         StorageType.DATETIME: "DATETIME_TEXT",
         StorageType.DATETIME_TZ: "DATETIME_TZ_TEXT",
+        StorageType.JSON: "JSON_TEXT",
     }
     # SQLite already sorts NULL first ascending and last descending, which is
     # Ommi's rule; leaving NULLS FIRST/LAST out keeps indexes usable for ORDER BY.
@@ -390,6 +420,37 @@ class SQLiteDialect(Dialect):
         if folded:
             return f"{FOLD_FUNCTION}({column}) GLOB ?", [pattern]
         return f"{column} GLOB ?", [pattern]
+
+    def json_comparison(self, column: str, path: tuple[str | int, ...], op: Op, value: Any) -> tuple[str, list[Any]]:
+        where = json_path(path)
+        if op is Op.IS_NULL:
+            return f"COALESCE(json_type({column}, ?), 'null') = 'null'", [where]
+        if op is Op.IS_NOT_NULL:
+            return f"json_type({column}, ?) <> 'null'", [where]
+        if op is Op.NE:
+            equal, params = self.json_comparison(column, path, Op.EQ, value)
+            return f"NOT COALESCE({equal}, 0)", params
+        kind = json_kind(value)
+        if kind == "bool":
+            return f"json_type({column}, ?) = ?", [where, "true" if value else "false"]
+        return (
+            f"(json_type({column}, ?) {_JSON_TYPES[kind]} AND json_extract({column}, ?) {_SQL_OPS[op]} ?)",
+            [where, where, value],
+        )
+
+    def json_has(self, column: str, path: tuple[str | int, ...], value: Any) -> tuple[str, list[Any]]:
+        where = json_path(path)
+        element = self.quote("ommi_element")
+        kind = json_kind(value)
+        if kind == "bool":
+            test, params = f"{element}.type = ?", ["true" if value else "false"]
+        else:
+            test, params = f"{element}.type {_JSON_TYPES[kind]} AND {element}.atom = ?", [value]
+        return (
+            f"(json_type({column}, ?) = 'array' AND EXISTS (SELECT 1 FROM json_each({column}, ?) AS {element} "
+            f"WHERE {test}))",
+            [where, where, *params],
+        )
 
     def to_param(self, storage: StorageType) -> Callable[[Any], Any] | None:
         return _TO_PARAM.get(storage)

@@ -28,6 +28,9 @@ storage type           declared type                                 limit Ommi 
                        ``TIMESTAMP WITH TIME ZONE``
 ``bytes``              ``BLOB``                                      none
 ``uuid``               ``UUID_TEXT``                                 none
+JSON                   ``JSON_TEXT`` (read back as ``dict[str,       none
+                       Any]``; a ``JSON`` column has NUMERIC
+                       affinity and is not accepted)
 =====================  ============================================  ==========================
 
 SQLite itself never enforces a declared length; Ommi does (the size a
@@ -51,6 +54,7 @@ _OWN: dict[str, StorageType] = {
     "DATE_TEXT": StorageType.DATE,
     "DATETIME_TEXT": StorageType.DATETIME,
     "DATETIME_TZ_TEXT": StorageType.DATETIME_TZ,
+    "JSON_TEXT": StorageType.JSON,
 }
 
 _NUMERIC_NAMES: dict[str, StorageType] = {

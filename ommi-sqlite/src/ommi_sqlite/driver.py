@@ -95,6 +95,7 @@ class SQLiteDriver(SQLiteOperations, Driver[SQLiteSettings]):
         raw_sql=True,
         # ommi_fold(), core's own fold_case registered on every connection.
         case_insensitive_text=True,
+        json_fields=True,
     )
     # Every SQLite transaction is serializable (one writer from BEGIN IMMEDIATE on, readers see
     # committed states): it satisfies each level asked for, as the SQL standard allows.

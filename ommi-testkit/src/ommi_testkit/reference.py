@@ -23,6 +23,9 @@ tree directly in Python with the semantics every driver must match:
   through the contract's default :meth:`~ommi.drivers.Operations.fetch_values`
   and :meth:`~ommi.drivers.Operations.exists` over this driver's ``fetch``:
   that code is their definition. ``raw`` is absent (``raw_sql``): there is no SQL.
+* a JSON path comparison is type-strict and a missing path reads as ``null``
+  (:func:`ommi.query.evaluate.json_at` / ``json_compare``); stored JSON values
+  are copied on every read, so a model's dict or list never aliases the store.
 
 Transactions work on a private copy of the data and hold the database's write
 lock until they end, so other tasks never see uncommitted rows. A migration
@@ -49,6 +52,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import copy
 import itertools
 from collections.abc import AsyncGenerator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -247,6 +251,21 @@ def run_query(query: Query, tables: _Tables) -> list[Row]:
     rows = ordered(rows, query.sort, lambda row, field: row[field.index])
     end = None if query.limit is None else query.offset + query.limit
     return rows[query.offset : end]
+
+
+def _detached(schema: ModelSchema, rows: list[Row]) -> list[Row]:
+    """``rows`` with their JSON values copied, as a database hands out fresh values on every read."""
+    positions = [f.index for f in schema.fields if f.storage is StorageType.JSON]
+    if not positions:
+        return rows
+    copied = []
+    for row in rows:
+        values = list(row)
+        for i in positions:
+            if values[i] is not None:
+                values[i] = copy.deepcopy(values[i])
+        copied.append(tuple(values))
+    return copied
 
 
 def _table(tables: _Tables, schema: ModelSchema) -> _Table:
@@ -449,7 +468,7 @@ class _Store(Operations):
                             )
 
     async def fetch(self, query: Query, batch_size: int) -> AsyncGenerator[list[Row], None]:
-        rows = run_query(query, self._tables())
+        rows = _detached(query.model, run_query(query, self._tables()))
         for start in range(0, len(rows), batch_size):
             yield rows[start : start + batch_size]
             await asyncio.sleep(self.batch_delay)
@@ -543,7 +562,7 @@ class _ReferenceTransaction(_Store, DriverTransaction):
 
     async def fetch(self, query: Query, batch_size: int) -> AsyncGenerator[list[Row], None]:
         # A stream reads through its transaction: once that has ended, the next batch is a TransactionError.
-        rows = run_query(query, self._tables())
+        rows = _detached(query.model, run_query(query, self._tables()))
         for start in range(0, len(rows), batch_size):
             self._tables()
             yield rows[start : start + batch_size]
@@ -744,6 +763,7 @@ class ReferenceDriver(_Store, Driver[ReferenceSettings]):
         update_expressions=True,
         upsert=True,
         case_insensitive_text=True,
+        json_fields=True,
     )
     # A transaction holds the write lock from begin to end and reads its own copy: serializable,
     # which satisfies every level (nothing interleaves with it, so it never fails to serialize).

@@ -139,6 +139,17 @@ class Capabilities:
     database folds differently).
     """
 
+    json_fields: bool = False
+    """``dict[str, Any]`` / ``list[...]`` fields store JSON values, queried by path and with ``has()``.
+
+    Absent by default, like ``migrations``: a driver written before them has
+    no storage for :attr:`ommi.models.types.StorageType.JSON` and no
+    translation of :class:`ommi.expressions.JsonComparison` /
+    :class:`~ommi.expressions.JsonHas`, so ``use_models`` refuses a model with
+    a JSON field on it, and core refuses a query with a path condition,
+    before any I/O.
+    """
+
     def names(self) -> tuple[str, ...]:
         """Every capability name, in declaration order."""
         return tuple(f.name for f in dataclasses.fields(self))

@@ -98,6 +98,7 @@ def _text(value: str) -> str:
 def python_literal(value: Any) -> str:
     """``value`` (a canonical value) as Python source, for migration files.
 
+    A JSON value (``dict`` / ``list``) is written as a literal of its items.
     ``Decimal``, ``UUID``, ``date`` and ``datetime`` values are written through
     the modules ``decimal``, ``uuid`` and ``datetime``, which the file imports.
     """
@@ -113,6 +114,10 @@ def python_literal(value: Any) -> str:
         return f"datetime.datetime.fromisoformat({_text(value.isoformat())})"
     if isinstance(value, _dt.date):
         return f"datetime.date.fromisoformat({_text(value.isoformat())})"
+    if isinstance(value, list):  # a JSON default: canonical, so at most MAX_JSON_DEPTH levels deep
+        return "[" + ", ".join(python_literal(item) for item in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{_text(key)}: {python_literal(item)}" for key, item in value.items()) + "}"
     raise MigrationError(f"{value!r} ({type(value).__name__}) cannot be written in a migration file")
 
 

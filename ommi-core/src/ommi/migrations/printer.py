@@ -36,6 +36,7 @@ __all__ = ["render_models"]
 
 _IMPORTED = {
     "Annotated",
+    "Any",
     "Auto",
     "Decimal",
     "Index",
@@ -71,7 +72,7 @@ _FROM_OMMI = {
 _RESERVED_CLASSES = _IMPORTED | set(dir(builtins)) | set(keyword.kwlist)
 """A class is bound in the module: it must not hide a builtin or an imported name."""
 
-_RESERVED_ATTRIBUTES = _IMPORTED | set(keyword.kwlist) | {"int", "float", "bool", "str", "bytes"}
+_RESERVED_ATTRIBUTES = _IMPORTED | set(keyword.kwlist) | {"int", "float", "bool", "str", "bytes", "dict", "list"}
 """An attribute is bound in its class body, where the annotations after it would see it instead of the type."""
 
 _INSTANCE_ATTRIBUTES = {"save", "delete", "reload"}
@@ -93,6 +94,7 @@ _PYTHON_TYPES = {
     "date": "datetime.date",
     "datetime": "datetime.datetime",
     "datetime_tz": "datetime.datetime",
+    "json": "dict[str, Any]",
 }
 
 _NOT_WORD = re.compile(r"[^0-9A-Za-z]+")
@@ -272,8 +274,9 @@ def render_models(inspection: Inspection) -> str:
     imports.append("from dataclasses import dataclass")
     if "Decimal" in used:
         imports.append("from decimal import Decimal")
-    if "Annotated" in used:
-        imports.append("from typing import Annotated")
+    typing_names = [name for name in ("Annotated", "Any") if name in used]
+    if typing_names:
+        imports.append(f"from typing import {', '.join(typing_names)}")
     if "UUID" in used:
         imports.append("from uuid import UUID")
     imports.append("")

@@ -25,9 +25,11 @@ migration's ``run(db)`` queries through it.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import datetime as _dt
 import decimal
+import functools
 import inspect
 import keyword
 import re
@@ -72,13 +74,14 @@ TYPE_TAGS: Mapping[StorageType, str] = MappingProxyType(
         StorageType.DATE: "date",
         StorageType.DATETIME: "datetime",
         StorageType.DATETIME_TZ: "datetime_tz",
+        StorageType.JSON: "json",
     }
 )
 """The type tag of each storage type, as migration files spell it (stable across Ommi versions)."""
 
 _STORAGE_OF_TAG = {tag: storage for storage, tag in TYPE_TAGS.items()}
 
-_PYTHON_TYPE: dict[str, type] = {
+_PYTHON_TYPE: dict[str, Any] = {
     "int": int,
     "float": float,
     "decimal": decimal.Decimal,
@@ -89,6 +92,8 @@ _PYTHON_TYPE: dict[str, type] = {
     "date": _dt.date,
     "datetime": _dt.datetime,
     "datetime_tz": _dt.datetime,
+    # Migrations do not know whether an object or an array was stored: either passes.
+    "json": dict[str, Any] | list[Any],
 }
 
 
@@ -538,7 +543,12 @@ def _build_classes(state: SchemaState) -> dict[str, type[Any]]:
             if spec.nullable:
                 python_type = python_type | None
             annotation = Annotated[(python_type, *markers)] if markers else python_type
-            fields.append((attribute, annotation, dataclasses.field(default=spec.default)))
+            if isinstance(spec.default, (dict, list)):
+                # A JSON default: a fresh copy per instance (dataclasses refuse a mutable default).
+                made = dataclasses.field(default_factory=functools.partial(copy.deepcopy, spec.default))
+            else:
+                made = dataclasses.field(default=spec.default)
+            fields.append((attribute, annotation, made))
         cls = dataclasses.make_dataclass(class_names[model.name], fields, kw_only=True)
         cls.__module__ = __name__
         cls.__doc__ = f"The model {model.name!r} as the migrations describe it at this point."

@@ -15,17 +15,29 @@ top" in ommi-core, with ``ommi.plugins.model_adapters()`` in
 
 from __future__ import annotations
 
+import json
 import operator
 import sys
 import types
 import typing
 from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Any, NoReturn, Union
 
 from ommi._codegen import generate
 from ommi._rowcode import Builders, compile_builders
 from ommi.errors import ModelDefinitionError, QueryError, SchemaMismatchError, ValidationError
-from ommi.expressions import FOLDED_TEXT_OPS, Comparison, Expr, FieldComparison, Op, Operand, SortKey
+from ommi.expressions import (
+    FOLDED_TEXT_OPS,
+    ORDERING_OPS,
+    Comparison,
+    Expr,
+    FieldComparison,
+    JsonComparison,
+    JsonHas,
+    Op,
+    Operand,
+    SortKey,
+)
 from ommi.models.adapters import positional_constructor
 from ommi.models.constraints import (
     Constraint,
@@ -43,13 +55,22 @@ from ommi.models.relations import (
     read_relation,
     relation_from_annotation,
 )
-from ommi.models.types import CHECKERS, FAST_CHECKS, Codec, StorageType
+from ommi.models.types import (
+    CHECKERS,
+    FAST_CHECKS,
+    INT64_MAX,
+    INT64_MIN,
+    MAX_JSON_DEPTH,
+    Codec,
+    StorageType,
+    check_json,
+)
 
 if TYPE_CHECKING:
     from ommi.models.adapters import ModelAdapter
     from ommi.models.collections import ModelCollection
 
-__all__ = ["Field", "ModelSchema", "get_schema", "is_model"]
+__all__ = ["Field", "JsonPath", "ModelSchema", "get_schema", "is_model"]
 
 
 class Field(Operand):
@@ -157,7 +178,34 @@ class Field(Operand):
 
     # -- query operands (the operators of Operand end here) ------------------
 
+    def __getitem__(self, step: str | int) -> JsonPath:
+        """``Post.meta["plan"]``: the value at a key (``str``) or array index (``int``) inside a JSON field.
+
+        Raises:
+            QueryError: the field is not a JSON field, or the step is not a valid key or index.
+        """
+        if self.storage is not StorageType.JSON:
+            raise QueryError(f"{self!r}[{step!r}]: only JSON fields (dict[...] / list[...]) are read by path")
+        return JsonPath(self, (_path_step(self, step),))
+
+    def has(self, value: Any) -> Expr:
+        """The JSON array field holds an element equal to ``value`` (type-strict: ``1`` is not ``True`` nor ``"1"``).
+
+        Typed spelling: ``ommi.field(Post.tags).has("x")``.
+
+        Raises:
+            QueryError: the field is not a JSON field, or ``value`` is not a str, int, float or bool.
+        """
+        if self.storage is not StorageType.JSON:
+            raise QueryError(f"{self!r}.has(): only JSON fields (list[...]) have elements")
+        return JsonHas(self, (), _json_operand(repr(self), "has", value))
+
     def _compare(self, op: Op, value: Any) -> Expr:
+        if self.storage is StorageType.JSON and not (value is None and op in (Op.EQ, Op.NE)):
+            raise QueryError(
+                f"{self!r} {op.value} {value!r}: a JSON field is compared by path (Model.field['key'] == value) or "
+                "tested with == None / != None and .has(value), never as a whole"
+            )
         if isinstance(value, Field):
             if self.storage is not value.storage:
                 raise QueryError(
@@ -173,6 +221,8 @@ class Field(Operand):
         return Comparison(self, op, self.encode(value))
 
     def _compare_many(self, op: Op, values: Iterable[Any]) -> Expr:
+        if self.storage is StorageType.JSON:
+            raise QueryError(f"{self!r}.in_() / .not_in(): a JSON field is compared by path, or tested with .has()")
         if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
             raise QueryError(f"{self!r}.in_() / .not_in() take a collection of values, not {values!r}")
         encoded = []
@@ -184,6 +234,8 @@ class Field(Operand):
 
     def _compare_text(self, op: Op, text: Any) -> Expr:
         method = op.value.removeprefix("i") + ("(..., case_sensitive=False)" if op in FOLDED_TEXT_OPS else "()")
+        if self.storage is StorageType.JSON:
+            raise QueryError(f"{self!r}.{method} needs a text field; compare a path: Model.field['key']")
         if self.storage is not StorageType.TEXT:
             raise QueryError(f"{self!r}.{method} needs a text field, not {self.storage.value}")
         if not isinstance(text, str):
@@ -191,7 +243,126 @@ class Field(Operand):
         return Comparison(self, op, self.encode(text))
 
     def _sort_key(self, descending: bool) -> SortKey:
+        if self.storage is StorageType.JSON:
+            raise QueryError(
+                f"cannot sort by {self!r}, a JSON field: databases order JSON values differently; "
+                "sort by a plain field holding the value"
+            )
         return SortKey(self, descending)
+
+
+def _path_step(field: Field, step: Any) -> str | int:
+    """A checked step of a JSON path: an object key or an array index.
+
+    Raises:
+        QueryError: a key that no stored value can have (see ``check_json``) or
+            that SQLite's path syntax cannot name (a ``"``, a backslash, a
+            control character), or an index that is negative or not an int.
+    """
+    if isinstance(step, bool) or not isinstance(step, (str, int)):
+        raise QueryError(f"{field!r}[{step!r}]: a path step is a str key or an int index, not {type(step).__name__}")
+    if isinstance(step, int):
+        if not 0 <= step < 2**31:
+            raise QueryError(f"{field!r}[{step}]: an array index is an int from 0 to 2**31 - 1 (no negative indexes)")
+        return int(step)
+    if json.dumps(step, ensure_ascii=False)[1:-1] != step:
+        raise QueryError(
+            f"{field!r}[{step!r}]: a key in a path cannot hold a double quote, a backslash or a control character "
+            "(SQLite's JSON paths cannot name such a key reliably)"
+        )
+    try:
+        check_json({step: None})
+    except ValidationError as exc:
+        raise QueryError(f"{field!r}[{step!r}]: no stored value can have this key: {exc}") from None
+    return str(step)
+
+
+def _json_operand(where: str, op: str, value: Any) -> Any:
+    """A scalar a JSON path is compared with: ``str``, ``int`` (64 bit), finite ``float`` or ``bool``.
+
+    Raises:
+        QueryError: a dict, list or other value (paths compare with scalars only).
+        ValidationError: a scalar no JSON value can hold (NaN, a NUL character, an int beyond 64 bits).
+    """
+    if isinstance(value, (dict, list, tuple, set, frozenset)) or not isinstance(value, (str, int, float)):
+        raise QueryError(
+            f"{where} {op} {value!r}: a JSON path is compared with a str, int, float or bool "
+            f"(or == None), not {type(value).__name__}"
+        )
+    if isinstance(value, int) and not isinstance(value, bool) and not INT64_MIN <= value <= INT64_MAX:
+        raise ValidationError(f"{where} {op} {value}: outside the signed 64-bit range no JSON value holds")
+    try:
+        return check_json(value)
+    except ValidationError as exc:
+        raise ValidationError(f"{where} {op} {value!r}: {exc}") from None
+
+
+class JsonPath:
+    """The value at a path inside a JSON field: ``Post.meta["plan"]``, ``Post.meta["a"]["b"]``, ``Post.tags[0]``.
+
+    Compare it with ``==``, ``!=``, ``<``, ``<=``, ``>``, ``>=`` (see
+    :class:`ommi.expressions.JsonComparison` for the type-strict semantics),
+    extend it with ``[step]``, or test an array at it with :meth:`has`. It is
+    not sortable and has no truth value.
+    """
+
+    __slots__ = ("field", "path")
+
+    def __init__(self, field: Field, path: tuple[str | int, ...]) -> None:
+        self.field = field
+        self.path = path
+
+    def __repr__(self) -> str:
+        return repr(self.field) + "".join(f"[{step!r}]" for step in self.path)
+
+    def __getitem__(self, step: str | int) -> JsonPath:
+        if len(self.path) >= MAX_JSON_DEPTH:
+            raise QueryError(f"{self!r}: a path has at most {MAX_JSON_DEPTH} steps, as JSON values have levels")
+        return JsonPath(self.field, (*self.path, _path_step(self.field, step)))
+
+    def _compare(self, op: Op, value: Any) -> Expr:
+        if value is None:
+            if op is Op.EQ:
+                return JsonComparison(self.field, self.path, Op.IS_NULL)
+            if op is Op.NE:
+                return JsonComparison(self.field, self.path, Op.IS_NOT_NULL)
+            raise QueryError(f"{self!r} {op.value} None is not a valid comparison; use == None or != None")
+        if op in ORDERING_OPS and isinstance(value, bool):
+            raise QueryError(f"{self!r} {op.value} {value!r}: true and false have no order; compare them with == / !=")
+        return JsonComparison(self.field, self.path, op, _json_operand(repr(self), op.value, value))
+
+    def __eq__(self, value: Any) -> Expr:  # type: ignore[override]
+        return self._compare(Op.EQ, value)
+
+    def __ne__(self, value: Any) -> Expr:  # type: ignore[override]
+        return self._compare(Op.NE, value)
+
+    def __lt__(self, value: Any) -> Expr:
+        return self._compare(Op.LT, value)
+
+    def __le__(self, value: Any) -> Expr:
+        return self._compare(Op.LE, value)
+
+    def __gt__(self, value: Any) -> Expr:
+        return self._compare(Op.GT, value)
+
+    def __ge__(self, value: Any) -> Expr:
+        return self._compare(Op.GE, value)
+
+    __hash__ = object.__hash__
+
+    def has(self, value: Any) -> Expr:
+        """The value at the path is an array holding an element equal to ``value`` (type-strict)."""
+        return JsonHas(self.field, self.path, _json_operand(repr(self), "has", value))
+
+    def __bool__(self) -> bool:
+        raise QueryError(f"{self!r} has no truth value: compare it (== value, != None) or test it with .has(value)")
+
+    def _no_order(self) -> NoReturn:
+        raise QueryError(f"cannot sort by {self!r}: JSON values have no order every database shares")
+
+    asc = property(_no_order)
+    desc = property(_no_order)
 
 
 class _FieldAttribute:
@@ -442,6 +613,12 @@ class ModelSchema:
             implicit.key = True
             keys = [implicit]
         for f in fields:
+            if f.storage is StorageType.JSON and (f.key or f._marks):
+                raise self._error(
+                    f.name,
+                    "a JSON field cannot be (part of) the key, Unique or Index: JSON values have no order or "
+                    "equality every database shares; index a plain field holding the value instead",
+                )
             if f.auto and not f.key:
                 raise self._error(f.name, "Auto applies to the key field only; mark it Key | Auto")
         for f in keys:
@@ -472,9 +649,12 @@ class ModelSchema:
     def _make_field(self, name: str, index: int, annotation: Any) -> Field:
         bare, metadata, nullable = _unwrap(annotation)
         markers = [m for item in metadata for m in iter_metadata(item)]
-        if typing.get_origin(bare) is not None or not isinstance(bare, type):
+        json_kind = _json_kind(bare)
+        if json_kind is not None:
+            bare = self._json_annotation(name, bare, json_kind)
+        elif typing.get_origin(bare) is not None or not isinstance(bare, type):
             raise self._error(name, _unstorable_hint(annotation, bare))
-        codec = _find_codec(bare)
+        codec = _JSON_ANY if bare is object else _find_codec(bare)
         if codec is None:
             raise self._error(
                 name,
@@ -514,6 +694,20 @@ class ModelSchema:
         field._marks = tuple(m is Unique for m in markers if m is Unique or m is Index)
         return field
 
+    def _json_annotation(self, name: str, bare: Any, kind: type) -> type:
+        """The Python type of a JSON field annotated ``bare`` (``dict``, ``list``, or ``object`` for either).
+
+        Raises:
+            ModelDefinitionError: a ``dict`` whose keys are not ``str``.
+        """
+        if kind is dict:
+            args = typing.get_args(bare)
+            if args and args[0] is not str:
+                raise self._error(
+                    name, f"{bare!r}: JSON objects have str keys; annotate it dict[str, ...] (dict[str, Any] for any)"
+                )
+        return kind
+
     def _resolve_constraints(self, fields: list[Field], relations: dict[str, Relation]) -> tuple[ModelConstraint, ...]:
         """The fields' ``Unique``/``Index`` markers and the model's ``constraints=``, checked and named.
 
@@ -544,6 +738,8 @@ class ModelSchema:
                     raise self._error(
                         None, f"{where}: {self.cls.__name__} has no field {attribute!r} (fields: {', '.join(by_name)})"
                     )
+                if field.storage is StorageType.JSON:
+                    raise self._error(None, f"{where}: {attribute!r} is a JSON field, which cannot be Unique or Index")
                 if any(other is field for other in chosen):
                     raise self._error(None, f"{where} names {attribute!r} twice")
                 chosen.append(field)
@@ -822,6 +1018,25 @@ def get_schema(cls: Any) -> ModelSchema:
     return schema
 
 
+_JSON_ANY = Codec(object, StorageType.JSON)
+"""The codec of a field annotated ``dict[...] | list[...]``: any JSON object or array."""
+
+
+def _json_kind(bare: Any) -> type | None:
+    """``dict`` or ``list`` for an annotation stored as JSON (``dict[str, Any]``, ``list[int]``...), ``object`` for a
+    union of both, else ``None``."""
+    if bare is dict or bare is list:
+        return bare
+    origin = typing.get_origin(bare)
+    if origin is dict or origin is list:
+        return origin
+    if origin is Union or origin is types.UnionType:
+        kinds = {_json_kind(arg) for arg in typing.get_args(bare) if arg is not type(None)}
+        if kinds == {dict, list}:
+            return object
+    return None
+
+
 def _unstorable_hint(annotation: Any, bare: Any) -> str:
     """Why a generic or special annotation (``list[int]``, ``Literal[...]``) cannot be a field, and what to do."""
     origin = typing.get_origin(bare)
@@ -833,7 +1048,13 @@ def _unstorable_hint(annotation: Any, bare: Any) -> str:
             f"{text}: Literal fields are not supported; store the values' own type "
             f"({', '.join(sorted({type(v).__name__ for v in values}))}) or use an Enum of {values!r}"
         )
-    if origin in (list, set, frozenset, tuple, dict) or isinstance(origin, type):
+    if origin in (set, frozenset, tuple):
+        return (
+            f"{text}: a set or tuple would not come back as itself; annotate it list[...] to store a JSON array "
+            "(drivers with the json_fields capability), or keep a collection in a related model (one row per item, "
+            "with ReferenceTo)"
+        )
+    if isinstance(origin, type):
         return (
             f"{text}: a field holds one value; keep a collection in a related model (one row per item, "
             "with ReferenceTo) or store it encoded through a codec registered with the ommi_register_codecs hook"

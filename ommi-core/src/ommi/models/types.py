@@ -18,6 +18,7 @@ UUID           ``uuid.UUID``
 DATE           ``datetime.date``            never a ``datetime``
 DATETIME       naive ``datetime.datetime``
 DATETIME_TZ    aware ``datetime.datetime``  normalised to UTC
+JSON           ``dict`` or ``list``         a canonical JSON value (:func:`check_json`)
 =============  ===========================  =====================================
 """
 
@@ -27,6 +28,7 @@ import datetime as _dt
 import decimal
 import enum
 import math
+import reprlib
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,10 +36,26 @@ from typing import Any
 
 from ommi.errors import ValidationError
 
-__all__ = ["CHECKERS", "INT64_MAX", "INT64_MIN", "Codec", "StorageType", "check_canonical"]
+__all__ = [
+    "CHECKERS",
+    "INT64_MAX",
+    "INT64_MIN",
+    "MAX_JSON_DEPTH",
+    "Codec",
+    "StorageType",
+    "check_canonical",
+    "check_json",
+]
 
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
+
+MAX_JSON_DEPTH = 64
+"""Levels of nested dicts and lists a JSON value may have (``{}`` and ``[]`` are one level).
+
+MongoDB refuses documents nested deeper than 100 levels, the JSON value
+being one of them; 64 leaves room and is far beyond what data needs.
+"""
 
 
 class StorageType(enum.Enum):
@@ -53,6 +71,7 @@ class StorageType(enum.Enum):
     DATE = "date"
     DATETIME = "datetime"
     DATETIME_TZ = "datetime_tz"
+    JSON = "json"
 
     # Members are singletons (pickling returns the same member), so identity
     # hashing is correct, and much cheaper than Enum's name-based hash in the
@@ -190,6 +209,101 @@ def _check_datetime_tz(value: Any) -> _dt.datetime:
         raise _fail(StorageType.DATETIME_TZ, value, "its UTC instant is outside the datetime range") from None
 
 
+def _json_text(value: str, what: str) -> str:
+    if "\x00" in value:
+        raise ValidationError(f"{what} {value!r} contains a NUL character (PostgreSQL's jsonb cannot store it)")
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValidationError(f"{what} {value!r} contains a lone surrogate code point") from None
+    # str.__str__, not str(): a str subclass (a str Enum) may override __str__ ("Color.RED").
+    return str.__str__(value)
+
+
+def _json_key(key: Any) -> str:
+    if not isinstance(key, str):
+        raise ValidationError(f"the key {key!r} ({type(key).__name__}) is not a str; JSON objects have str keys only")
+    if key.startswith("$") or "." in key:
+        raise ValidationError(
+            f"the key {key!r} starts with '$' or contains '.', which MongoDB reserves for operators and paths"
+        )
+    return _json_text(key, "the key")
+
+
+def _json_scalar(value: Any) -> Any:
+    """A JSON scalar, normalised (``str``/``int``/``float`` subclasses become the base type), or raise."""
+    kind = type(value)
+    if value is None or kind is bool:
+        return value
+    if kind is str or (isinstance(value, str) and not isinstance(value, bool)):
+        return _json_text(value, "the text")
+    if isinstance(value, int) and not isinstance(value, bool):
+        if not INT64_MIN <= value <= INT64_MAX:
+            raise ValidationError(f"the int {value} is outside the signed 64-bit range (MongoDB cannot store it)")
+        return int(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValidationError(f"{value!r}: NaN and infinities are not JSON")
+        # -0.0 becomes 0.0 (equal to it): jsonb's numeric has no negative zero, so no backend differs.
+        return float(value) if value else 0.0
+    raise ValidationError(
+        f"{value!r} ({kind.__name__}) is not a JSON value; use dict (str keys), list, str, int, float, bool or None"
+        + (" (a tuple or set would come back as a list)" if isinstance(value, (tuple, set, frozenset)) else "")
+    )
+
+
+def check_json(value: Any) -> Any:
+    """A canonical JSON value: a fresh copy of ``value`` with every part checked.
+
+    Canonical: ``dict`` with ``str`` keys (no key starting with ``$`` or
+    holding ``.``), ``list``, ``str``, ``int`` (signed 64 bit), finite
+    ``float`` (``-0.0`` becomes ``0.0``), ``bool`` and ``None``; text and keys without NUL characters or
+    lone surrogates; at most :data:`MAX_JSON_DEPTH` levels of nesting. Walked
+    with an explicit stack, so a deep value never hits Python's recursion
+    limit. The copy means the stored value never shares a dict or list with
+    the application's.
+
+    Raises:
+        ValidationError: some part breaks a rule; the message says which.
+    """
+    if not isinstance(value, (dict, list)):
+        return _json_scalar(value)
+    root: Any = {} if isinstance(value, dict) else []
+    # (source container, its copy, depth)
+    stack: list[tuple[Any, Any, int]] = [(value, root, 1)]
+    while stack:
+        source, copy, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise ValidationError(f"the value is nested deeper than {MAX_JSON_DEPTH} levels of dicts and lists")
+        items = source.items() if isinstance(source, dict) else enumerate(source)
+        for key, item in items:
+            if isinstance(item, (dict, list)):
+                child: Any = {} if isinstance(item, dict) else []
+                stack.append((item, child, depth + 1))
+            else:
+                child = _json_scalar(item)
+            if isinstance(copy, dict):
+                copy[_json_key(key)] = child
+            else:
+                copy.append(child)
+    return root
+
+
+_SHORT = reprlib.Repr()
+_SHORT.maxlevel, _SHORT.maxdict, _SHORT.maxlist, _SHORT.maxstring, _SHORT.maxother = 3, 4, 4, 40, 40
+
+
+def _check_json(value: Any) -> Any:
+    if not isinstance(value, (dict, list)):
+        raise _fail(StorageType.JSON, value, "a JSON field holds a dict or a list")
+    try:
+        return check_json(value)
+    except ValidationError as exc:
+        shown = _SHORT.repr(value)  # bounded depth and length: the value may be huge or deep
+        raise ValidationError(f"{shown} cannot be stored as json: {exc}") from None
+
+
 CHECKERS: dict[StorageType, Callable[[Any], Any]] = {
     StorageType.INTEGER: _check_integer,
     StorageType.TEXT: _check_text,
@@ -201,6 +315,7 @@ CHECKERS: dict[StorageType, Callable[[Any], Any]] = {
     StorageType.DATE: _check_date,
     StorageType.DATETIME: _check_datetime,
     StorageType.DATETIME_TZ: _check_datetime_tz,
+    StorageType.JSON: _check_json,
 }
 """Validator of canonical values for each storage type."""
 

@@ -10,6 +10,13 @@ evaluates conditions on related models with it). The rules:
   the text literally and are case-sensitive, unless given ``case_sensitive=False``:
   then both the field's value and the text are first folded by :func:`fold_case`;
 * between two fields, ``!=`` holds when exactly one is NULL, the others never hold for NULL;
+* a JSON path (:class:`~ommi.expressions.JsonComparison`) is type-strict: ``==``
+  and the orderings hold only where the value at the path has the operand's
+  JSON kind (numbers, ints and floats alike, compare numerically; text by code
+  point; ``true`` is never ``1``), ``!=`` holds wherever ``==`` does not, and
+  ``== None`` holds where the field is NULL or the path is missing or ``null``;
+  ``has(x)`` holds where the value at the path is a list with an element that
+  is ``== x`` by the same rule;
 * sorting puts NULL first ascending and last descending, bytes compare octet by
   octet, and rows that tie on every sort key keep their order (:func:`ordered`).
 """
@@ -21,7 +28,7 @@ import operator
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ommi.expressions import And, Comparison, Expr, FieldComparison, Op, Or, SortKey
+from ommi.expressions import And, Comparison, Expr, FieldComparison, JsonComparison, JsonHas, Op, Or, SortKey
 
 if TYPE_CHECKING:
     from ommi.models.schema import Field
@@ -107,7 +114,60 @@ def holds(
         if left is None or right is None:
             return False
         return _ORDERING[expr.op](left, right)
+    if isinstance(expr, JsonComparison):
+        return json_compare(expr.op, json_at(value_of(expr.field), expr.path), expr.value)
+    if isinstance(expr, JsonHas):
+        items = json_at(value_of(expr.field), expr.path)
+        return isinstance(items, list) and any(json_compare(Op.EQ, item, expr.value) for item in items)
     raise TypeError(f"cannot evaluate {expr!r}")
+
+
+_MISSING: Any = None
+"""A missing path reads as JSON ``null``: every rule treats them alike."""
+
+
+def json_at(value: Any, path: Sequence[str | int]) -> Any:
+    """The value at ``path`` inside the JSON value ``value``; ``None`` when the path is missing.
+
+    A ``str`` step reads a key of a ``dict`` only, an ``int`` step an index of
+    a ``list`` only (never a key ``"0"``, never from the end).
+    """
+    for step in path:
+        if isinstance(step, str):
+            if not isinstance(value, dict):
+                return _MISSING
+            value = value.get(step)
+        else:
+            if not isinstance(value, list) or step >= len(value):
+                return _MISSING
+            value = value[step]
+    return value
+
+
+def _kind(value: Any) -> int:
+    """0: null, 1: bool, 2: number, 3: text, 4: dict or list."""
+    if value is None:
+        return 0
+    if isinstance(value, bool):
+        return 1
+    if isinstance(value, (int, float)):
+        return 2
+    if isinstance(value, str):
+        return 3
+    return 4
+
+
+def json_compare(op: Op, value: Any, operand: Any) -> bool:
+    """Whether the JSON ``value`` (``None`` for null or missing) compares with the scalar ``operand`` by ``op``."""
+    if op is Op.IS_NULL:
+        return value is None
+    if op is Op.IS_NOT_NULL:
+        return value is not None
+    if op is Op.NE:
+        return not json_compare(Op.EQ, value, operand)
+    if _kind(value) != _kind(operand):
+        return False
+    return bool(_ORDERING[op](value, operand))
 
 
 def _compare(node: Comparison, value: Any, operand_of: Callable[[Field, Any], Any]) -> bool:

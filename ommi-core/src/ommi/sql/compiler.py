@@ -20,13 +20,25 @@ from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import Any
 
 from ommi._rowcode import row_converter
-from ommi.expressions import TEXT_OPS, And, Arithmetic, Comparison, Expr, FieldComparison, Op, Or, Query
+from ommi.expressions import (
+    TEXT_OPS,
+    And,
+    Arithmetic,
+    Comparison,
+    Expr,
+    FieldComparison,
+    JsonComparison,
+    JsonHas,
+    Op,
+    Or,
+    Query,
+)
 from ommi.models.constraints import ModelConstraint
 from ommi.models.schema import Field, ModelSchema
 from ommi.models.types import StorageType
 from ommi.query.aggregate import Aggregate, Aggregation, average
 from ommi.sql._statement import Compiled
-from ommi.sql.dialect import ArithmeticStep, Dialect
+from ommi.sql.dialect import ArithmeticStep, Dialect, json_kind
 from ommi.sql.limits import Limits
 
 __all__ = ["Compiled", "InsertLayout", "SQLCompiler"]
@@ -152,6 +164,8 @@ class SQLCompiler:
             others.extend(f.schema for f in (expr.left, expr.right) if f.schema is not target)
             shape.append((id(expr.left), expr.op, id(expr.right)))
             return "" if scope is None else self._field_comparison(expr, scope)
+        if isinstance(expr, (JsonComparison, JsonHas)):
+            return self._json(expr, scope, target, shape, params, others)
         assert isinstance(expr, (And, Or)), f"cannot compile {expr!r}"
         conjunction = isinstance(expr, And)
         shape.append("(" if conjunction else "or(")
@@ -200,6 +214,30 @@ class SQLCompiler:
         if op is Op.NE:
             return dialect.is_distinct_from(column, dialect.placeholder)
         return f"{column} {_SQL_OPS[op]} {dialect.placeholder}"
+
+    def _json(
+        self,
+        node: JsonComparison | JsonHas,
+        scope: _Scope | None,
+        target: ModelSchema,
+        shape: list[Any],
+        params: list[Any],
+        others: list[ModelSchema],
+    ) -> str:
+        """A path condition on a JSON field, through the dialect (whose text depends on its shape only)."""
+        field = node.field
+        if field.schema is not target:
+            others.append(field.schema)
+        raw = "" if scope is None else scope.column(field)
+        steps = tuple(isinstance(step, int) for step in node.path)
+        if isinstance(node, JsonHas):
+            shape.append((id(field), "has", steps, json_kind(node.value)))
+            text, bound = self.dialect.json_has(raw, node.path, node.value)
+        else:
+            shape.append((id(field), "json", node.op, steps, json_kind(node.value)))
+            text, bound = self.dialect.json_comparison(raw, node.path, node.op, node.value)
+        params.extend(bound)
+        return text
 
     def _field_comparison(self, node: FieldComparison, scope: _Scope) -> str:
         storage = node.left.storage

@@ -17,7 +17,7 @@ from ommi.models.schema import Field, ModelSchema
 from ommi.models.types import StorageType
 from ommi.sql._statement import Compiled
 
-__all__ = ["ArithmeticStep", "Dialect"]
+__all__ = ["ArithmeticStep", "Dialect", "json_kind"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +39,21 @@ class ArithmeticStep:
     right: tuple[str, list[Any]]
 
 
+def json_kind(value: Any) -> str:
+    """The JSON kind of a path operand: ``"null"`` (``None``), ``"bool"``, ``"number"`` or ``"text"``.
+
+    The SQL text of a path condition may depend on it (and on the operator and
+    the kinds of the path's steps), never on the value itself.
+    """
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, str):
+        return "text"
+    return "number"
+
+
 class Dialect:
     """The generic (ANSI-leaning) dialect; SQL drivers subclass it."""
 
@@ -58,6 +73,7 @@ class Dialect:
         StorageType.DATE: "DATE",
         StorageType.DATETIME: "TIMESTAMP",
         StorageType.DATETIME_TZ: "TIMESTAMP WITH TIME ZONE",
+        StorageType.JSON: "JSON",
     }
     """Native column type of each storage type."""
 
@@ -402,6 +418,26 @@ class Dialect:
         differences that remain.
         """
         return f"lower({operand})"
+
+    def json_comparison(self, column: str, path: tuple[str | int, ...], op: Op, value: Any) -> tuple[str, list[Any]]:
+        """A path condition on a JSON column (:class:`ommi.expressions.JsonComparison`): SQL text and parameters.
+
+        ``path`` holds ``str`` keys and ``int`` indexes (>= 0); ``op`` is an
+        ordering, ``EQ``/``NE`` with a scalar ``value``, or ``IS_NULL`` /
+        ``IS_NOT_NULL``. The semantics are :func:`ommi.query.evaluate.json_compare`
+        over :func:`~ommi.query.evaluate.json_at`: type-strict, a missing path
+        is ``null``, ``NE`` is the negation of ``EQ`` (true for NULL). The text
+        may depend on ``column``, ``op``, the kinds of the steps and
+        :func:`json_kind` of ``value`` only; path steps and values travel as
+        parameters (``column=""``: the compiler wants the parameters alone).
+        The generic dialect has no JSON: a dialect whose driver declares
+        ``json_fields`` overrides this and :meth:`json_has`.
+        """
+        raise NotImplementedError(f"the {self.name} dialect has no JSON path conditions")
+
+    def json_has(self, column: str, path: tuple[str | int, ...], value: Any) -> tuple[str, list[Any]]:
+        """``has(value)`` at ``path`` (:class:`ommi.expressions.JsonHas`), as :meth:`json_comparison` builds it."""
+        raise NotImplementedError(f"the {self.name} dialect has no JSON path conditions")
 
     def arithmetic_literal(self, storage: StorageType) -> str:
         """A literal of an update expression computing a ``storage`` value: a placeholder, cast to the column type.

@@ -8,6 +8,7 @@ from ommi_testkit.suites.constraints import ConstraintTests
 from ommi_testkit.suites.crud import CrudTests
 from ommi_testkit.suites.errors import ErrorTranslationTests
 from ommi_testkit.suites.inspection import InspectionTests
+from ommi_testkit.suites.json_fields import JsonFieldTests
 from ommi_testkit.suites.keyset import KeysetTests
 from ommi_testkit.suites.libraries import ModelLibraryTests
 from ommi_testkit.suites.migrations import MigrationTests
@@ -53,5 +54,6 @@ class ConformanceSuite(
     AggregateTests,
     KeysetTests,
     CaseInsensitiveTextTests,
+    JsonFieldTests,
 ):
     """Every conformance test. Subclass it and provide a ``driver_factory`` fixture."""
