@@ -28,8 +28,8 @@ are SQL's:
   in the last bits (summation order).
 * ``Min``/``Max`` keep the field's type (decoded through its codec) and order as
   Ommi sorts (text by code point, ``Decimal`` by value). They are refused
-  (:class:`~ommi.errors.QueryError`) on ``BOOLEAN``, ``BYTES`` and ``UUID``
-  fields, which not every database orders in an aggregate.
+  (:class:`~ommi.errors.QueryError`) on ``BOOLEAN``, ``BYTES``, ``UUID`` and
+  ``JSON`` fields, which not every database orders in an aggregate.
 * ``Sum``/``Avg`` take ``INTEGER``, ``FLOAT`` and ``DECIMAL`` fields only.
 * With ``group_by`` rows with equal values of every group field form one
   group; NULL is a value there (all NULLs form one group). Groups come back
@@ -83,7 +83,7 @@ __all__ = [
 ]
 
 NUMERIC = frozenset({StorageType.INTEGER, StorageType.FLOAT, StorageType.DECIMAL})
-UNORDERED = frozenset({StorageType.BOOLEAN, StorageType.BYTES, StorageType.UUID})
+UNORDERED = frozenset({StorageType.BOOLEAN, StorageType.BYTES, StorageType.UUID, StorageType.JSON})
 """Storage types ``Min``/``Max`` refuse: PostgreSQL has no ``min``/``max`` over them."""
 
 DECIMAL_SUM_DIGITS = 10_000
@@ -205,7 +205,7 @@ class _Extreme(Aggregate):
     _takes = frozenset(StorageType) - UNORDERED
     _why = (
         "Min and Max take fields of an ordered type (numbers, text, dates and times); "
-        "bool, bytes and UUID fields are not ordered alike by every database"
+        "bool, bytes, UUID and JSON fields are not ordered alike by every database"
     )
 
     def encode(self, value: Any) -> Any:

@@ -22,7 +22,7 @@ from ommi.errors import (
 )
 from ommi.expressions import And, Arithmetic, Expr, Join, Or, Query, RowLock, SortKey, _conditions
 from ommi.models.schema import Field, ModelSchema, get_schema, is_model
-from ommi.models.types import INT64_MAX
+from ommi.models.types import INT64_MAX, StorageType
 from ommi.query._prefetch import check_prefetch, load_related
 from ommi.query.aggregate import Aggregate, AggregateCondition, Aggregation, resolve_having
 from ommi.query.arithmetic import check_update_value
@@ -635,6 +635,11 @@ class FindQuery(Generic[T]):
                 raise QueryError(f"group_by() takes model fields, not {item!r}")
             if any(item is f for f in chosen):
                 raise QueryError(f"group_by(): {item!r} is given twice")
+            if item.storage is StorageType.JSON:
+                raise QueryError(
+                    f"group_by() cannot group by {item!r}, a JSON field: groups come back ordered by their fields, "
+                    "and databases order JSON values differently; group by a plain field holding the value"
+                )
             chosen.append(item)
         return GroupedQuery(self, tuple(chosen), None)
 
