@@ -15,6 +15,7 @@ from ommi_testkit.suites.migrations import MigrationTests
 from ommi_testkit.suites.prefetch import PrefetchTests
 from ommi_testkit.suites.projections import ProjectionTests
 from ommi_testkit.suites.queries import QueryTests
+from ommi_testkit.suites.reads_combined import CombinedReadTests
 from ommi_testkit.suites.relations import RelationTests
 from ommi_testkit.suites.retries import RetryTests
 from ommi_testkit.suites.row_locks import RowLockTests
@@ -55,5 +56,6 @@ class ConformanceSuite(
     KeysetTests,
     CaseInsensitiveTextTests,
     JsonFieldTests,
+    CombinedReadTests,
 ):
     """Every conformance test. Subclass it and provide a ``driver_factory`` fixture."""
