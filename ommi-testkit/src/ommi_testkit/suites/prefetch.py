@@ -271,6 +271,27 @@ class PrefetchTests(SuiteBase):
         assert queries == 0
         assert values == await _lazily(db, RelUser, "posts", _ident)
 
+    async def test_prefetch_sorted_and_limited(self, db: Ommi) -> None:
+        """A sorted, limited query prefetches for the page it returns, and only for it."""
+        blog = await seed_blog(db)
+        with record_queries() as q:
+            page = await db.find(RelUser).sort(RelUser.name.desc).limit(2).prefetch(RelUser.posts).all.to_list()
+        assert [u.name for u in page] == ["Carol", "Bob"]
+        assert q.count == 2
+        values, queries = await _awaited(page, "posts", _ident)
+        assert queries == 0
+        assert values == {(blog.carol.id,): [(blog.carol_x.id,)], (blog.bob.id,): []}
+
+    @requires("transactions", "row_locks")
+    async def test_prefetch_with_for_update(self, db: Ommi) -> None:
+        """``t.find(...).for_update().prefetch(...)`` locks the results and loads their relations in the transaction."""
+        blog = await seed_blog(db)
+        async with db.transaction() as t:
+            users = await t.find(RelUser.id == blog.alice.id).for_update().prefetch(RelUser.posts).all.to_list()
+            with record_queries() as q:
+                assert sorted(p.title for p in await users[0].posts) == ["hello", "x", "x-ray"]
+            assert q.count == 0
+
     async def test_prefetch_refresh_reloads(self, db: Ommi) -> None:
         """``refresh()`` on a prefetched relation loads it again (one query) and sees later writes."""
         blog = await seed_blog(db)
