@@ -129,3 +129,28 @@ def test_unsupported_field_types_say_what_to_do(annotation: Any, hint: str) -> N
     thing = make_dataclass("Thing", [("value", annotation)])
     with pytest.raises(ommi.errors.ModelDefinitionError, match=hint):
         ommi.ommi_model(collection=ModelCollection("hints"))(thing)
+
+
+async def test_use_models_given_a_model_class_says_what_to_write(db: ommi.Ommi) -> None:
+    """``use_models(Model)`` / ``remove_models(Model)`` is a ConfigurationError naming the list form, before any I/O."""
+    from ommi.errors import ConfigurationError
+    from ommi.testing import record_queries
+
+    models = ModelCollection("test_friendly_use_models")
+
+    @ommi.ommi_model(collection=models)
+    @dataclass
+    class Gadget:
+        name: str
+        id: int | None = None
+
+    with record_queries() as recorded:
+        for call in (db.use_models, db.remove_models):
+            with pytest.raises(ConfigurationError, match=r"the model class .*Gadget.*\(\[Model\]\)"):
+                await call(Gadget)  # type: ignore[arg-type]
+            with pytest.raises(ConfigurationError, match="not 'gadgets'"):
+                await call("gadgets")  # type: ignore[arg-type]
+    assert recorded.count == 0
+    await db.use_models([Gadget])  # type: ignore[arg-type]
+    await db.add(Gadget("a")).or_raise()
+    assert [g.name for g in await db.find(Gadget).all.to_list()] == ["a"]

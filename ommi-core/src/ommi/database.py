@@ -26,6 +26,7 @@ from ommi._transactions import _forget_generated_keys, _settle
 from ommi._upsert import check_upsert, upsert_groups
 from ommi.drivers.base import Driver, DriverTransaction, IsolationLevel, Operations, TransactionOptions
 from ommi.errors import (
+    ConfigurationError,
     DatabaseClosedError,
     DatabaseError,
     DBStatusNoResultException,
@@ -485,6 +486,23 @@ def _check_constraints_supported(driver: Driver, schemas: Sequence[ModelSchema])
         )
 
 
+def _collection_schemas(collection: ModelCollection | None, action: str) -> list[ModelSchema]:
+    """The schemas of ``collection`` (``None``: the global collection), for ``use_models`` / ``remove_models``.
+
+    Raises:
+        ConfigurationError: ``collection`` is a model class or no collection of models.
+    """
+    if collection is None:
+        collection = get_global_collection()
+    elif isinstance(collection, (type, str, bytes)) or not isinstance(collection, Iterable):
+        what = f"the model class {collection.__qualname__}" if isinstance(collection, type) else repr(collection)
+        raise ConfigurationError(
+            f"{action}() takes a ModelCollection or a list of model classes (or nothing, for the global "
+            f"collection), not {what}: write {action}([Model]), or {action}(models) for a collection"
+        )
+    return [get_schema(m) for m in collection]
+
+
 class Ommi(Executor):
     """A database, opened through a driver.
 
@@ -695,9 +713,10 @@ class Ommi(Executor):
             UnsupportedFeature: a model declares ``Unique``/``Index`` and the
                 driver lacks the ``constraints`` capability.
             DatabaseClosedError: the database was closed.
+            ConfigurationError: ``collection`` is a model class, or not a collection of models.
         """
         ready = await self._open_for("use_models()")
-        schemas = [get_schema(m) for m in (collection if collection is not None else get_global_collection())]
+        schemas = _collection_schemas(collection, "use_models")
         _check_constraints_supported(self.driver, schemas)
         await self.driver.apply_schema(schemas)
         ready.update(id(s) for s in schemas)
@@ -707,9 +726,10 @@ class Ommi(Executor):
 
         Raises:
             DatabaseClosedError: the database was closed.
+            ConfigurationError: ``collection`` is a model class, or not a collection of models.
         """
         ready = await self._open_for("remove_models()")
-        schemas = [get_schema(m) for m in (collection if collection is not None else get_global_collection())]
+        schemas = _collection_schemas(collection, "remove_models")
         await self.driver.drop_schema(schemas)
         ready.difference_update(id(s) for s in schemas)
 
