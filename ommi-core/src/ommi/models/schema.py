@@ -652,7 +652,7 @@ class ModelSchema:
             bare = self._json_annotation(name, bare, json_kind)
         elif typing.get_origin(bare) is not None or not isinstance(bare, type):
             raise self._error(name, _unstorable_hint(annotation, bare))
-        codec = _JSON_ANY if bare is object else _find_codec(bare)
+        codec = _JSON_ANY if json_kind is object else _find_codec(bare)
         if codec is None:
             raise self._error(
                 name,
