@@ -123,3 +123,17 @@ def test_has_is_type_strict_and_top_level() -> None:
     for operand, expected in ((1, True), (1.0, True), (2, False), (3, False), ("3", True), (True, True), (0, False)):
         node = ommi.field(Doc.tags).has(operand)
         assert holds(node, lambda f: rows[f.name]) is expected, operand
+
+
+def test_object_and_bare_unions_are_not_json() -> None:
+    """``object`` and a union of a JSON container with another type are refused; ``dict | list`` is any JSON."""
+    for annotation in (object, dict[str, Any] | int, list[int] | str):
+        thing = dataclass_with(annotation)
+        with pytest.raises(ommi.ModelDefinitionError):
+            ommi.ommi_model(collection=ModelCollection("json_refused"))(thing)
+
+
+def dataclass_with(annotation: Any) -> type:
+    from dataclasses import make_dataclass
+
+    return make_dataclass("Thing", [("value", annotation), ("id", int | None, field(default=None))])
