@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, make_dataclass
 from typing import Any
 
 import ommi
@@ -134,6 +134,5 @@ def test_object_and_bare_unions_are_not_json() -> None:
 
 
 def dataclass_with(annotation: Any) -> type:
-    from dataclasses import make_dataclass
 
     return make_dataclass("Thing", [("value", annotation), ("id", int | None, field(default=None))])
