@@ -106,9 +106,9 @@ class Executor:
         """
         if query.lock is not None:
             check_row_lock(self._database().driver, query, in_transaction=isinstance(self, Transaction))
-        if query.where is not None and _has_json_condition(query.where):
+        if query.where is not None and not self._database().driver.capabilities.json_fields:
             driver = self._database().driver
-            if not driver.capabilities.json_fields:
+            if _has_json_condition(query.where):  # walked only for a driver without JSON: queries stay cheap
                 raise UnsupportedFeature(
                     f"the {driver.name} driver cannot query JSON fields by path or with has() "
                     "(capability 'json_fields' is absent)"

@@ -31,7 +31,7 @@ from ommi.expressions import And, Comparison, Expr, FieldComparison, JsonCompari
 if TYPE_CHECKING:
     from ommi.models.schema import Field
 
-__all__ = ["holds", "ordered"]
+__all__ = ["holds", "json_at", "json_compare", "ordered"]
 
 T = TypeVar("T")
 

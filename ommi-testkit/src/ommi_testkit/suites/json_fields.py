@@ -26,7 +26,7 @@ import ommi
 import pytest
 import pytest_asyncio
 from ommi import Key, ModelCollection, Ommi, Unique, migrations, ommi_model
-from ommi.errors import ModelDefinitionError, QueryError, SchemaMismatchError, ValidationError
+from ommi.errors import ModelDefinitionError, QueryError, SchemaMismatchError, UnsupportedFeature, ValidationError
 from ommi.migrations.history import history_models
 from ommi.migrations.printer import render_models
 from ommi.models import get_schema
@@ -262,6 +262,24 @@ class JsonFieldTests(SuiteBase):
             class BadKeys:
                 meta: dict[int, Any]
                 id: int | None = None
+
+    @requires("json_fields")
+    async def test_json_absent_capability_is_refused_before_io(self, json_db: Ommi) -> None:
+        """A driver declaring ``json_fields`` absent refuses JSON models and path queries with UnsupportedFeature."""
+        await self._docs(json_db, ("a", {"n": 1}))
+        driver = json_db.driver
+        saved = driver.capabilities
+        driver.capabilities = type(saved)(**{**saved.as_dict(), "json_fields": False})
+        try:
+            with pytest.raises(UnsupportedFeature, match="json_fields"):
+                await json_db.use_models(json_models)
+            with pytest.raises(UnsupportedFeature, match="json_fields"):
+                await json_db.find(JsonDoc, JsonDoc.meta["n"] == 1).count.or_raise()
+            with pytest.raises(UnsupportedFeature, match="json_fields"):
+                await json_db.find(JsonDoc, ommi.field(JsonDoc.tags).has(1)).delete().or_raise()
+        finally:
+            driver.capabilities = saved
+        assert await json_db.find(JsonDoc, JsonDoc.meta["n"] == 1).count.or_raise() == 1
 
     # -- path conditions ----------------------------------------------------------------
 
