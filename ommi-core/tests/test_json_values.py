@@ -136,3 +136,15 @@ def test_object_and_bare_unions_are_not_json() -> None:
 def dataclass_with(annotation: Any) -> type:
 
     return make_dataclass("Thing", [("value", annotation), ("id", int | None, field(default=None))])
+
+
+def test_fields_and_paths_are_not_sequences() -> None:
+    """``__getitem__`` does not make a field iterable (``list(Doc.tags)`` would not end); ``in`` says what to write."""
+    with pytest.raises(TypeError, match="not iterable"):
+        list(Doc.tags)
+    with pytest.raises(TypeError, match="not iterable"):
+        list(Doc.meta["a"])
+    with pytest.raises(QueryError, match=r"has\(value\)"):
+        _ = "x" in Doc.tags
+    with pytest.raises(QueryError, match=r"has\(value\)"):
+        _ = "x" in Doc.meta["a"]
