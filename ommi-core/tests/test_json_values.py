@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, make_dataclass
 from typing import Any
 
 import ommi
@@ -123,3 +123,28 @@ def test_has_is_type_strict_and_top_level() -> None:
     for operand, expected in ((1, True), (1.0, True), (2, False), (3, False), ("3", True), (True, True), (0, False)):
         node = ommi.field(Doc.tags).has(operand)
         assert holds(node, lambda f: rows[f.name]) is expected, operand
+
+
+def test_object_and_bare_unions_are_not_json() -> None:
+    """``object`` and a union of a JSON container with another type are refused; ``dict | list`` is any JSON."""
+    for annotation in (object, dict[str, Any] | int, list[int] | str):
+        thing = dataclass_with(annotation)
+        with pytest.raises(ommi.ModelDefinitionError):
+            ommi.ommi_model(collection=ModelCollection("json_refused"))(thing)
+
+
+def dataclass_with(annotation: Any) -> type:
+
+    return make_dataclass("Thing", [("value", annotation), ("id", int | None, field(default=None))])
+
+
+def test_fields_and_paths_are_not_sequences() -> None:
+    """``__getitem__`` does not make a field iterable (``list(Doc.tags)`` would not end); ``in`` says what to write."""
+    with pytest.raises(TypeError, match="not iterable"):
+        list(Doc.tags)
+    with pytest.raises(TypeError, match="not iterable"):
+        list(Doc.meta["a"])
+    with pytest.raises(QueryError, match=r"has\(value\)"):
+        _ = "x" in Doc.tags
+    with pytest.raises(QueryError, match=r"has\(value\)"):
+        _ = "x" in Doc.meta["a"]

@@ -116,11 +116,12 @@ class Executor:
         """
         if query.lock is not None:
             check_row_lock(self._database().driver, query, in_transaction=isinstance(self, Transaction))
-        if _folds_text(query.where):
-            self.require_capability("case_insensitive_text", "a case-insensitive text match (case_sensitive=False)")
-        if query.where is not None and _has_json_condition(query.where):
+        if query.where is not None:
+            # The condition tree is walked only for a driver lacking a capability: queries stay cheap.
             driver = self._database().driver
-            if not driver.capabilities.json_fields:
+            if not driver.capabilities.case_insensitive_text and _folds_text(query.where):
+                self.require_capability("case_insensitive_text", "a case-insensitive text match (case_sensitive=False)")
+            if not driver.capabilities.json_fields and _has_json_condition(query.where):
                 raise UnsupportedFeature(
                     f"the {driver.name} driver cannot query JSON fields by path or with has() "
                     "(capability 'json_fields' is absent)"

@@ -178,6 +178,15 @@ class Field(Operand):
 
     # -- query operands (the operators of Operand end here) ------------------
 
+    # __getitem__ would make a field iterable by the old sequence protocol (list(Post.tags) would never end).
+    __iter__ = None
+
+    def __contains__(self, item: object) -> NoReturn:
+        raise QueryError(
+            f"{item!r} in {self!r}: `in` has no meaning in a query; test a JSON array with "
+            f"ommi.field({self!r}).has(value), a value with ommi.field(Model.field).in_([...])"
+        )
+
     def __getitem__(self, step: str | int) -> JsonPath:
         """``Post.meta["plan"]``: the value at a key (``str``) or array index (``int``) inside a JSON field.
 
@@ -314,6 +323,11 @@ class JsonPath:
 
     def __repr__(self) -> str:
         return repr(self.field) + "".join(f"[{step!r}]" for step in self.path)
+
+    __iter__ = None  # not a sequence (see Field.__iter__)
+
+    def __contains__(self, item: object) -> NoReturn:
+        raise QueryError(f"{item!r} in {self!r}: `in` has no meaning in a query; write {self!r}.has(value)")
 
     def __getitem__(self, step: str | int) -> JsonPath:
         if len(self.path) >= MAX_JSON_DEPTH:
@@ -654,7 +668,7 @@ class ModelSchema:
             bare = self._json_annotation(name, bare, json_kind)
         elif typing.get_origin(bare) is not None or not isinstance(bare, type):
             raise self._error(name, _unstorable_hint(annotation, bare))
-        codec = _JSON_ANY if bare is object else _find_codec(bare)
+        codec = _JSON_ANY if json_kind is object else _find_codec(bare)
         if codec is None:
             raise self._error(
                 name,

@@ -33,7 +33,7 @@ from ommi.expressions import And, Comparison, Expr, FieldComparison, JsonCompari
 if TYPE_CHECKING:
     from ommi.models.schema import Field
 
-__all__ = ["fold_case", "holds", "ordered"]
+__all__ = ["fold_case", "holds", "json_at", "json_compare", "ordered"]
 
 T = TypeVar("T")
 

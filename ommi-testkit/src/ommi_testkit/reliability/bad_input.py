@@ -152,9 +152,10 @@ class _Custom:
 
 
 UNSUPPORTED_ANNOTATIONS: tuple[tuple[str, Any], ...] = (
-    ("list", list[int]),
-    ("dict", dict[str, int]),
+    # list[...] and dict[str, ...] are JSON fields; a dict with other keys is no JSON object.
+    ("dict_int_keys", dict[int, str]),
     ("set", set[int]),
+    ("frozenset", frozenset[str]),
     ("tuple", tuple[int, ...]),
     ("complex", complex),
     ("object", object),

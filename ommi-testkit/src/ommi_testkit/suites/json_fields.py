@@ -26,7 +26,7 @@ import ommi
 import pytest
 import pytest_asyncio
 from ommi import Key, ModelCollection, Ommi, Unique, migrations, ommi_model
-from ommi.errors import ModelDefinitionError, QueryError, SchemaMismatchError, ValidationError
+from ommi.errors import ModelDefinitionError, QueryError, SchemaMismatchError, UnsupportedFeature, ValidationError
 from ommi.migrations.history import history_models
 from ommi.migrations.printer import render_models
 from ommi.models import get_schema
@@ -153,6 +153,19 @@ class JsonFieldTests(SuiteBase):
         await json_db.find(JsonDoc.name == "a").update(extra={"set": True}).or_raise()
         assert (await json_db.find(JsonDoc.name == "a").one.or_raise()).extra == {"set": True}
 
+    @requires("json_fields", "upsert")
+    async def test_json_upsert_replaces_and_inserts_json_values(self, json_db: Ommi) -> None:
+        """``upsert`` by key replaces a stored row's JSON values whole and inserts new rows with theirs."""
+        first = JsonDoc("a", meta={"v": 1, "keep": "no"}, tags=["x"])
+        await json_db.add(first).or_raise()
+        replaced = JsonDoc("a", meta={"v": 2.0, "deep": {"l": [None]}}, tags=[], extra={"e": True}, id=first.id)
+        await json_db.upsert(replaced, JsonDoc("b", meta={"v": 3}, tags=[1])).or_raise()
+        docs = {d.name: d for d in await fetch(json_db.find(JsonDoc))}
+        assert typed(docs["a"].meta) == typed({"v": 2.0, "deep": {"l": [None]}})
+        assert (docs["a"].tags, docs["a"].extra) == ([], {"e": True})
+        assert (docs["b"].meta, docs["b"].tags) == ({"v": 3}, [1])
+        assert await _names(json_db, JsonDoc.meta["v"] >= 2) == ["a", "b"]
+
     @requires("json_fields", "update_expressions")
     async def test_json_update_copies_a_json_field_and_refuses_arithmetic(self, json_db: Ommi) -> None:
         """``update(extra=JsonDoc.meta)`` copies the value; arithmetic on a JSON field is refused before any write."""
@@ -262,6 +275,24 @@ class JsonFieldTests(SuiteBase):
             class BadKeys:
                 meta: dict[int, Any]
                 id: int | None = None
+
+    @requires("json_fields")
+    async def test_json_absent_capability_is_refused_before_io(self, json_db: Ommi) -> None:
+        """A driver declaring ``json_fields`` absent refuses JSON models and path queries with UnsupportedFeature."""
+        await self._docs(json_db, ("a", {"n": 1}))
+        driver = json_db.driver
+        saved = driver.capabilities
+        driver.capabilities = type(saved)(**{**saved.as_dict(), "json_fields": False})
+        try:
+            with pytest.raises(UnsupportedFeature, match="json_fields"):
+                await json_db.use_models(json_models)
+            with pytest.raises(UnsupportedFeature, match="json_fields"):
+                await json_db.find(JsonDoc, JsonDoc.meta["n"] == 1).count.or_raise()
+            with pytest.raises(UnsupportedFeature, match="json_fields"):
+                await json_db.find(JsonDoc, ommi.field(JsonDoc.tags).has(1)).delete().or_raise()
+        finally:
+            driver.capabilities = saved
+        assert await json_db.find(JsonDoc, JsonDoc.meta["n"] == 1).count.or_raise() == 1
 
     # -- path conditions ----------------------------------------------------------------
 
