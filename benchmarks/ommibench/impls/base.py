@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from importlib import metadata
 from typing import Any, ClassVar
 
-from ommibench.data import Row
+from ommibench.data import Group, Row
 
 __all__ = ["ALL_WORKLOADS", "Implementation", "Target", "run_tasks", "version_of"]
 
-ALL_WORKLOADS = frozenset({"W1", "W2", "W3", "W4", "W5", "W6", "W7", "W9", "W10"})
+ALL_WORKLOADS = frozenset({"W1", "W2", "W3", "W4", "W5", "W6", "W7", "W9", "W10", "W11"})
 
 
 @dataclass(frozen=True)
@@ -145,6 +145,16 @@ class Implementation(abc.ABC):
 
         Every increment is its own atomic statement, committed on its own (the
         way a request handler counts a page view), never a read-modify-write.
+        """
+
+    # -- W11 -----------------------------------------------------------------
+    @abc.abstractmethod
+    async def grouped(self, table: str) -> Sequence[Group]:
+        """W11: ``count(*)``, ``sum(id)`` and ``avg(score)`` of ``table`` grouped by ``age``, ordered by ``age``.
+
+        Returns:
+            ``(age, rows, sum of ids, mean score)`` per group (converted from the
+            library's result inside the timed call: a caller needs plain values).
         """
 
     # -- checks ------------------------------------------------------------

@@ -557,13 +557,17 @@ class MongoDBOperations(Operations):
 
     async def _aggregate(self, query: Query, aggregation: Aggregation) -> list[Row]:
         """A ``$group`` pipeline (``ommi_mongodb._aggregate``), or the default where the server cannot be exact."""
-        if not self._gen.forms.group_pipelines or not on_server(aggregation):
+        forms = self._gen.forms
+        if not on_server(aggregation, forms):
             return await super().aggregate(query, aggregation)
         await self._settle()
         selection = await self._plan(query)
         rows: list[Row] = []
         if selection.matched != 0:
-            pipeline, finish = group_pipeline(selection.filter, aggregation)
+            built = group_pipeline(selection.filter, aggregation, forms)
+            if built is None:
+                return await super().aggregate(query, aggregation)
+            pipeline, finish = built
             collection = self._collection(query.model)
             with map_exceptions(self._exceptions("aggregate", query.model)), self._timed():
                 cursor = await collection.aggregate(pipeline, session=self._session)
