@@ -73,8 +73,14 @@ def _path(field: Any) -> str:
     return "$" + field_path(field)
 
 
-def _present(field: Any) -> dict[str, Any]:
-    """1 for a document whose ``field`` holds a value, 0 for null or missing."""
+def _present(field: Any) -> Any:
+    """1 for a document whose ``field`` holds a value, 0 for null or missing.
+
+    A required field always holds one (a document lacking it fails to read):
+    plain ``1`` then, which the server adds up without evaluating an expression.
+    """
+    if not field.nullable:
+        return 1
     return {"$cond": [{"$eq": [{"$ifNull": [_path(field), None]}, None]}, 0, 1]}
 
 

@@ -571,7 +571,11 @@ class MongoDBOperations(Operations):
             collection = self._collection(query.model)
             with map_exceptions(self._exceptions("aggregate", query.model)), self._timed():
                 cursor = await collection.aggregate(pipeline, session=self._session)
-                rows = [finish(document) for document in await cursor.to_list(None)]
+                try:
+                    documents = await cursor.to_list(None)
+                finally:
+                    await cursor.close()  # also when cancelled: the cursor gives its connection back
+            rows = [finish(document) for document in documents]
         if not aggregation.group_by and not rows:
             rows = [empty_row(aggregation)]
         return finish_groups(rows, aggregation)

@@ -14,6 +14,8 @@ count. Bad requests are refused before any I/O.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime
 import decimal
 import math
@@ -364,6 +366,19 @@ class AggregateTests(SuiteBase):
             await t.rollback()
         after = await agg_db.find(AggPost).aggregate(v=Sum(AggPost.views)).or_raise()
         assert after == {"v": 42}
+
+    async def test_aggregate_cancelled_leaves_the_database_usable(self, agg_db: Ommi) -> None:
+        """An aggregate cancelled while it runs raises CancelledError; the next one answers normally."""
+        await _seed(agg_db)
+        for steps in range(4):
+            task = asyncio.ensure_future(agg_db.find(AggPost).group_by(AggPost.title).aggregate(n=Count()).or_raise())
+            for _ in range(steps):
+                await asyncio.sleep(0)
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        again = await agg_db.find(AggPost).group_by(AggPost.title).aggregate(n=Count()).or_raise()
+        assert [g["n"] for g in again] == [2, 2, 1]
 
     async def test_aggregate_is_one_query(self, agg_db: Ommi) -> None:
         """An aggregate is one driver operation, recorded as ``aggregate``."""
