@@ -91,6 +91,9 @@ async def main() -> None:
         reveal_type(await db.find(Note, Note.id == note.id).count.or_raise())  # int
         reveal_type(await db.find(Book).update(year=Book.year + 1, title=Book.title).or_raise())  # int
         reveal_type(ommi.field(Book.year) * 2)  # Arithmetic: the update expression, typed
+        reveal_type(await db.find(Book).aggregate(n=ommi.Count(), total=ommi.Sum(Book.year)).or_raise())  # dict
+        grouped = db.find(Book).group_by(Book.author_id).having(ommi.Aggregated("n") >= 2)
+        reveal_type(await grouped.aggregate(n=ommi.Count(), newest=ommi.Max(Book.year)).or_raise())  # list[dict]
         book = await db.find(Book).one.or_raise()
         print(book.titel)  # a typo: both checkers must report it
 """
@@ -116,6 +119,8 @@ EXPECTED = [
     "int",
     "int",
     "Arithmetic",
+    "dict[str, Any]",
+    "list[dict[str, Any]]",
 ]
 """The revealed types in order, module and package prefixes removed."""
 
