@@ -294,6 +294,16 @@ class AggregateTests(SuiteBase):
         with pytest.raises(ValidationError):
             await agg_db.find(AggPost, AggPost.id >= 4).aggregate(total=Sum(AggPost.views)).or_raise()
 
+    async def test_aggregate_float_sum_overflow_fails(self, agg_db: Ommi) -> None:
+        """A float Sum or Avg whose sum overflows a double is a ValidationError; Min and Max still answer."""
+        await agg_db.add(AggAuthor("ann", id=1)).or_raise()
+        await agg_db.add(AggPost(1, score=1.7e308, id=1), AggPost(1, score=1.7e308, id=2)).or_raise()
+        for aggregate in (Sum(AggPost.score), Avg(AggPost.score)):
+            with pytest.raises(ValidationError):
+                await agg_db.find(AggPost).aggregate(v=aggregate).or_raise()
+        extremes = await agg_db.find(AggPost).aggregate(n=Count(AggPost.score), high=Max(AggPost.score)).or_raise()
+        assert extremes == {"n": 2, "high": 1.7e308}
+
     # -- names ------------------------------------------------------------------------------
 
     async def test_aggregate_fields_named_like_sql_keywords(self, agg_db: Ommi) -> None:
