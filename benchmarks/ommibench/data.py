@@ -29,10 +29,12 @@ __all__ = [
     "TABLES",
     "USERS",
     "AuthorWithPosts",
+    "Group",
     "Profile",
     "Row",
     "chunks",
     "expected_filtered",
+    "expected_groups",
     "expected_increments",
     "expected_prefetch",
     "expected_updated",
@@ -158,6 +160,22 @@ def expected_prefetch(authors: int, posts_each: int) -> list[AuthorWithPosts]:
     for post in post_rows:
         by_author[post[1]].append(post)
     return [(a[0], a[1], by_author[a[0]]) for a in author_rows]
+
+
+Group = tuple[int, int, int, float]
+"""W11: one group of the grouped aggregate, ``(age, rows, sum of ids, mean score)``."""
+
+
+def expected_groups(count: int) -> list[Group]:
+    """W11: ``group by age`` over the first ``count`` rows with ``count(*)``, ``sum(id)``, ``avg(score)``, by age."""
+    groups: dict[int, list[float]] = {}
+    for i in range(1, count + 1):
+        _, _, _, age, _, score = make_row(i)
+        state = groups.setdefault(age, [0, 0, 0.0])
+        state[0] += 1
+        state[1] += i
+        state[2] += score
+    return [(age, int(n), int(total), scores / n) for age, (n, total, scores) in sorted(groups.items())]
 
 
 def stream_checksum(count: int) -> tuple[int, int]:

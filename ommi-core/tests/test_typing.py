@@ -105,6 +105,9 @@ async def main() -> None:
         reveal_type(await db.raw("SELECT 1").or_raise())  # list[tuple[Any, ...]]
         reveal_type(db.find(Post, Post.meta["plan"] == "pro", ommi.field(Post.tags).has("x")))  # FindQuery[Post]
         reveal_type((await db.find(Post).one.or_raise()).meta)  # dict[str, Any]
+        reveal_type(await db.find(Book).aggregate(n=ommi.Count(), total=ommi.Sum(Book.year)).or_raise())  # dict
+        grouped = db.find(Book).group_by(Book.author_id).having(ommi.Aggregated("n") >= 2)
+        reveal_type(await grouped.aggregate(n=ommi.Count(), newest=ommi.Max(Book.year)).or_raise())  # list[dict]
         book = await db.find(Book).one.or_raise()
         print(book.titel)  # a typo: both checkers must report it
 """
@@ -136,6 +139,8 @@ EXPECTED = [
     "list[tuple[Any, ...]]",
     "FindQuery[Post]",
     "dict[str, Any]",
+    "dict[str, Any]",
+    "list[dict[str, Any]]",
 ]
 """The revealed types in order, module and package prefixes removed."""
 

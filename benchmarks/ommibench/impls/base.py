@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from importlib import metadata
 from typing import Any, ClassVar
 
-from ommibench.data import AuthorWithPosts, Row
+from ommibench.data import AuthorWithPosts, Group, Row
 
 __all__ = ["ALL_WORKLOADS", "Implementation", "Target", "run_tasks", "version_of"]
 
-ALL_WORKLOADS = frozenset({"W1", "W2", "W3", "W4", "W5", "W6", "W7", "W9", "W10", "W12"})
+ALL_WORKLOADS = frozenset({"W1", "W2", "W3", "W4", "W5", "W6", "W7", "W9", "W10", "W11", "W12"})
 
 
 @dataclass(frozen=True)
@@ -160,6 +160,16 @@ class Implementation(abc.ABC):
         """An item :meth:`prefetch` returned, ``(author, posts)``, as data-set tuples (for checks)."""
         author, posts = item
         return (author.id, author.name, [(p.id, p.author_id, p.title) for p in posts])
+
+    # -- W11 -----------------------------------------------------------------
+    @abc.abstractmethod
+    async def grouped(self, table: str) -> Sequence[Group]:
+        """W11: ``count(*)``, ``sum(id)`` and ``avg(score)`` of ``table`` grouped by ``age``, ordered by ``age``.
+
+        Returns:
+            ``(age, rows, sum of ids, mean score)`` per group (converted from the
+            library's result inside the timed call: a caller needs plain values).
+        """
 
     # -- checks ------------------------------------------------------------
     def as_row(self, item: Any) -> Row:

@@ -172,6 +172,17 @@ class OmmiImplementation(Implementation):
 
         await run_tasks(task, plan)
 
+    async def grouped(self, table: str) -> Sequence[Any]:
+        model: Any = _MODELS[table]
+        groups = (
+            await self._db()
+            .find(model)
+            .group_by(model.age)
+            .aggregate(n=ommi.Count(), total=ommi.Sum(model.id), mean=ommi.Avg(model.score))
+            .or_raise()
+        )
+        return [(group["age"], group["n"], group["total"], group["mean"]) for group in groups]
+
     async def stream(self, table: str) -> tuple[int, int]:
         rows = total = 0
         async for item in self._db().find(_MODELS[table]).all:

@@ -115,6 +115,15 @@ class RawMongoDB(Implementation):
 
         await run_tasks(task, plan)
 
+    async def grouped(self, table: str) -> Sequence[Any]:
+        assert self.db is not None, "open() first"
+        pipeline: list[dict[str, Any]] = [
+            {"$group": {"_id": "$age", "n": {"$sum": 1}, "total": {"$sum": "$_id"}, "mean": {"$avg": "$score"}}},
+            {"$sort": {"_id": 1}},
+        ]
+        cursor = await self.db[table].aggregate(pipeline)
+        return [(doc["_id"], doc["n"], doc["total"], doc["mean"]) async for doc in cursor]
+
     def as_row(self, item: Any) -> Any:
         return (item["_id"], *(item[name] for name in _FIELDS))
 

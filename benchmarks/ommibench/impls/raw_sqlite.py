@@ -125,6 +125,11 @@ class RawSQLite(Implementation):
 
         await run_tasks(task, plan)
 
+    async def grouped(self, table: str) -> Sequence[Any]:
+        sql = f"SELECT age, count(*), sum(id), avg(score) FROM {table} GROUP BY age ORDER BY age"
+        async with self._conn().execute(sql) as cursor:
+            return list(await cursor.fetchall())
+
     def as_row(self, item: Any) -> Any:
         return tuple(item)
 

@@ -105,7 +105,9 @@ class SQLAlchemyORM(Implementation):
     key: ClassVar[str] = "sqlalchemy"
     title: ClassVar[str] = "SQLAlchemy ORM"
     distributions: ClassVar[tuple[str, ...]] = ("sqlalchemy", "greenlet")
-    workloads: ClassVar[frozenset[str]] = frozenset({"W1", "W2", "W3", "W4", "W5", "W6", "W7", "W9", "W10", "W12"})
+    workloads: ClassVar[frozenset[str]] = frozenset(
+        {"W1", "W2", "W3", "W4", "W5", "W6", "W7", "W9", "W10", "W11", "W12"}
+    )
 
     def __init__(self, target: Target) -> None:
         super().__init__(target)
@@ -195,6 +197,16 @@ class SQLAlchemyORM(Implementation):
                     )
 
         await run_tasks(task, plan)
+
+    async def grouped(self, table: str) -> Sequence[Any]:
+        model: Any = _MODELS[table]
+        query = (
+            select(model.age, func.count(), func.sum(model.id), func.avg(model.score))
+            .group_by(model.age)
+            .order_by(model.age)
+        )
+        async with self._session() as session:
+            return (await session.execute(query)).all()
 
     async def stream(self, table: str) -> tuple[int, int]:
         model: Any = _MODELS[table]

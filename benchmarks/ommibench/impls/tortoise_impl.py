@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 from tortoise import Tortoise
 from tortoise.expressions import F
 from tortoise.query_utils import Prefetch
+from tortoise.functions import Avg, Count, Sum
 
 from ommibench.data import BIG, COLUMNS, FILTER_AGE, FILTER_LIMIT, STREAM, UPDATE_MIN_AGE, USERS, Row
 from ommibench.impls.base import Implementation, Target, run_tasks
@@ -117,6 +118,17 @@ class TortoiseORM(Implementation):
                 await user.filter(id=i).update(age=F("age") + 1)
 
         await run_tasks(task, plan)
+
+    async def grouped(self, table: str) -> Sequence[Any]:
+        rows = (
+            await self.tables[table]
+            .all()
+            .annotate(n=Count("id"), total=Sum("id"), mean=Avg("score"))
+            .group_by("age")
+            .order_by("age")
+            .values("age", "n", "total", "mean")
+        )
+        return [(row["age"], row["n"], row["total"], row["mean"]) for row in rows]
 
     async def stream(self, table: str) -> tuple[int, int]:
         rows = total = 0

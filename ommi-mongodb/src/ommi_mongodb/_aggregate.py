@@ -9,9 +9,9 @@ The pipeline (:func:`group_pipeline`) computes per group, for each aggregate:
                        10**15 documents: ``$sum`` of int64 values turns to a double on
                        overflow) and the count of values, then ``int`` and
                        :func:`ommi.query.aggregate.average` in Python
-``Sum`` of float       ``$sum`` and the count of values (``$sum`` over no value is 0,
-                       Ommi's sum is ``None``)
-``Avg`` of float       ``$avg``
+``Sum``/``Avg`` of      ``$sum`` and the count of values (``$sum`` over no value is 0,
+float                  Ommi's sum is ``None``); the mean is the sum over the count
+                       (nx-27017's ``$avg`` counts nulls)
 ``Min``/``Max``        ``$min`` / ``$max`` (they skip null and missing values)
 =====================  ==========================================================
 
@@ -21,16 +21,18 @@ An aggregation holding one is computed by the default of
 :meth:`ommi.drivers.Operations.aggregate` (documents streamed, summed in Python).
 
 Group keys are ``{"$ifNull": ["$f", null]}`` (an absent field is NULL, as
-Ommi reads it). The groups come back in no defined order and without
-``having`` applied: :func:`ommi.query.aggregate.finish_groups` orders and
-filters them in Python. Over no document ``$group`` gives no group; without
-``group_by`` the driver then returns the one row of an empty input.
+Ommi reads it), in the ``_id`` document ``ServerForms.group_key`` words. The
+groups come back in no defined order and without ``having`` applied:
+:func:`ommi.query.aggregate.finish_groups` orders and filters them in Python.
+Over no document ``$group`` gives no group; without ``group_by`` the driver
+then returns the one row of an empty input.
 
-nx-27017 (the wire server the tests run against) gets grouping wrong: it
-evaluates no field path inside a document ``_id`` (it groups by the literal
-text ``"$f"``), hangs on a ``$sum`` of int64 values that overflows, and gives
-null for a ``$sum`` over nulls. On it the driver uses the default
-(``ServerForms.group_pipelines``, see ``ommi_mongodb._testserver_compat``).
+nx-27017 (the wire server the tests run against) gets much of ``$group``
+wrong (``ommi_mongodb._testserver_compat`` lists it): it evaluates no field
+path inside a document ``_id``, rounds float keys, answers ``$min``/``$max``
+wrongly, counts nulls in ``$avg``, hangs on a ``$sum`` of int64 values that
+overflows. There the pipeline groups by one plain non-float path and has no
+``$min``/``$max``; anything else is aggregated in Python (the default).
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from bson import Decimal128
 from ommi.models.types import StorageType
 from ommi.query.aggregate import Aggregate, Aggregation, average, check_sum
 
+from ommi_mongodb._filters import MONGODB, ServerForms
 from ommi_mongodb._values import decode_value, field_path
 
 __all__ = ["empty_row", "group_pipeline", "on_server"]
@@ -49,20 +52,35 @@ __all__ = ["empty_row", "group_pipeline", "on_server"]
 Finisher = Callable[[Mapping[str, Any]], tuple[Any, ...]]
 
 
-def on_server(aggregation: Aggregation) -> bool:
-    """Whether the server can compute ``aggregation`` exactly (no ``Sum``/``Avg`` of a ``Decimal`` field)."""
-    return not any(
-        a.kind in ("sum", "avg") and a.field is not None and a.field.storage is StorageType.DECIMAL
-        for _, a in aggregation.aggregates
-    )
+def on_server(aggregation: Aggregation, forms: ServerForms = MONGODB) -> bool:
+    """Whether the server computes ``aggregation`` exactly.
+
+    Not with a ``Sum``/``Avg`` of a ``Decimal`` field, nor a ``Min``/``Max`` the
+    server's ``$min``/``$max`` get wrong (``forms.extremes``).
+    """
+    for _, aggregate in aggregation.aggregates:
+        field = aggregate.field
+        if field is None:
+            continue
+        if aggregate.kind in ("sum", "avg") and field.storage is StorageType.DECIMAL:
+            return False
+        if aggregate.kind in ("min", "max") and not forms.extremes(field.storage):
+            return False
+    return True
 
 
 def _path(field: Any) -> str:
     return "$" + field_path(field)
 
 
-def _present(field: Any) -> dict[str, Any]:
-    """1 for a document whose ``field`` holds a value, 0 for null or missing."""
+def _present(field: Any) -> Any:
+    """1 for a document whose ``field`` holds a value, 0 for null or missing.
+
+    A required field always holds one (a document lacking it fails to read):
+    plain ``1`` then, which the server adds up without evaluating an expression.
+    """
+    if not field.nullable:
+        return 1
     return {"$cond": [{"$eq": [{"$ifNull": [_path(field), None]}, None]}, 0, 1]}
 
 
@@ -80,8 +98,6 @@ def _accumulators(index: int, aggregate: Aggregate) -> tuple[dict[str, Any], Cal
         return {name: {"$sum": _present(field)}}, lambda doc: int(doc.get(name) or 0)
     if kind in ("min", "max"):
         return {name: {f"${kind}": path}}, lambda doc: decode_value(storage, doc.get(name))
-    if kind == "avg" and storage is StorageType.FLOAT:
-        return {name: {"$avg": path}}, lambda doc: None if doc.get(name) is None else float(doc[name])
     count = f"{name}n"
     summed: Any = {"$toDecimal": path} if storage is StorageType.INTEGER else path
     spec = {name: {"$sum": summed}, count: {"$sum": _present(field)}}
@@ -97,15 +113,18 @@ def _accumulators(index: int, aggregate: Aggregate) -> tuple[dict[str, Any], Cal
     return spec, lambda doc: average(total(doc), int(doc.get(count) or 0), storage)
 
 
-def group_pipeline(match: dict[str, Any], aggregation: Aggregation) -> tuple[list[dict[str, Any]], Finisher]:
+def group_pipeline(
+    match: dict[str, Any], aggregation: Aggregation, forms: ServerForms = MONGODB
+) -> tuple[list[dict[str, Any]], Finisher] | None:
     """The ``$match`` + ``$group`` pipeline of ``aggregation`` over the documents ``match`` selects.
 
     Returns it with the function that turns each group document into the
-    canonical result row (group values, then aggregates), unordered.
+    canonical result row (group values, then aggregates), unordered; ``None``
+    when the server cannot group by these fields (``forms.group_key``).
     """
-    group_id: Any = None
-    if aggregation.group_by:
-        group_id = {f"k{i}": {"$ifNull": [_path(f), None]} for i, f in enumerate(aggregation.group_by)}
+    group_id = forms.group_key(list(aggregation.group_by))
+    if group_id is NotImplemented:
+        return None
     stage: dict[str, Any] = {"_id": group_id}
     finishers: list[Callable[[Mapping[str, Any]], Any]] = []
     for index, (_, aggregate) in enumerate(aggregation.aggregates):
@@ -115,8 +134,12 @@ def group_pipeline(match: dict[str, Any], aggregation: Aggregation) -> tuple[lis
     keys = [(f"k{i}", f.storage) for i, f in enumerate(aggregation.group_by)]
 
     def finish_row(doc: Mapping[str, Any]) -> tuple[Any, ...]:
-        ident = doc.get("_id") or {}
-        groups = tuple(decode_value(storage, ident.get(key)) for key, storage in keys)
+        ident = doc.get("_id")
+        if isinstance(group_id, str):  # one plain path: the _id is the value itself
+            groups: tuple[Any, ...] = (decode_value(keys[0][1], ident),)
+        else:
+            ident = ident or {}
+            groups = tuple(decode_value(storage, ident.get(key)) for key, storage in keys)
         return groups + tuple(finish(doc) for finish in finishers)
 
     pipeline: list[dict[str, Any]] = [{"$group": stage}]

@@ -138,8 +138,20 @@ class ServerForms:
     largest_key_rounds = 1
     """Queries for the largest integer ``_id`` above the counter: MongoDB's first answer is the largest."""
 
-    group_pipelines = True
-    """Aggregates run as a ``$group`` pipeline on the server (``ommi_mongodb._aggregate``)."""
+    def extremes(self, storage: StorageType) -> bool:
+        """Whether ``$min``/``$max`` of a ``$group`` stage give the smallest/largest value of ``storage`` fields."""
+        return True
+
+    def group_key(self, fields: list[Field]) -> Any:
+        """The ``_id`` of a ``$group`` stage grouping by ``fields`` (``None``: one group).
+
+        A document ``{"k0": ..., "k1": ...}`` whose values are the fields, an
+        absent field read as null (as Ommi reads it); ``NotImplemented`` when
+        the server cannot group so (the driver then aggregates in Python).
+        """
+        if not fields:
+            return None
+        return {f"k{i}": {"$ifNull": ["$" + field_path(f), None]} for i, f in enumerate(fields)}
 
     json_array_hints = True
     """:func:`json_hint` narrows ``has()`` and index steps too (``{"tags": {"$eq": x}}`` matches arrays holding x)."""

@@ -595,17 +595,25 @@ class MongoDBOperations(Operations):
 
     async def _aggregate(self, query: Query, aggregation: Aggregation) -> list[Row]:
         """A ``$group`` pipeline (``ommi_mongodb._aggregate``), or the default where the server cannot be exact."""
-        if not self._gen.forms.group_pipelines or not on_server(aggregation):
+        forms = self._gen.forms
+        if not on_server(aggregation, forms):
             return await super().aggregate(query, aggregation)
         await self._settle()
         selection = await self._plan(query)
         rows: list[Row] = []
         if selection.matched != 0:
-            pipeline, finish = group_pipeline(selection.filter, aggregation)
+            built = group_pipeline(selection.filter, aggregation, forms)
+            if built is None:
+                return await super().aggregate(query, aggregation)
+            pipeline, finish = built
             collection = self._collection(query.model)
             with map_exceptions(self._exceptions("aggregate", query.model)), self._timed():
                 cursor = await collection.aggregate(pipeline, session=self._session)
-                rows = [finish(document) for document in await cursor.to_list(None)]
+                try:
+                    documents = await cursor.to_list(None)
+                finally:
+                    await cursor.close()  # also when cancelled: the cursor gives its connection back
+            rows = [finish(document) for document in documents]
         if not aggregation.group_by and not rows:
             rows = [empty_row(aggregation)]
         return finish_groups(rows, aggregation)

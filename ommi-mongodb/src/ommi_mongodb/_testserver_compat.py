@@ -22,14 +22,19 @@ counter (first key generation)           largest)                              `
 an update expression that is not         an update pipeline                    refused (``UnsupportedFeature``,
 ``field ± value`` / ``field * value``                                          naming the server): it has no
 (``ommi_mongodb._expressions``)                                                pipeline updates
-``aggregate(...)`` / ``group_by(...)``    one ``$match`` + ``$group`` pipeline  the documents read and aggregated in
-(``ommi_mongodb._aggregate``)                                                  Python (Operations.aggregate's
-                                                                               default): it groups wrongly
 the candidates of a JSON ``has()`` or    ``{"tags": {"$eq": x}}``,             no narrowing (every document is a
 index-path condition (``_filters.        ``{"meta.l.1": {"$eq": x}}``          candidate): it matches neither an
 json_hint``)                                                                   array's element nor an index step
 a JSON path key that is not a plain      the key as a component of the path   no narrowing: it reads brackets in a
 identifier (``json_hint``)               (``meta.x[0]``)                       path (``x[0]`` is not the key)
+``group_by`` (``ommi_mongodb.            ``_id: {"k0": {"$ifNull": ["$f",     ``_id: "$f"`` for one field; the
+_aggregate``)                             null]}, ...}``                       documents aggregated in Python
+                                                                               (Operations.aggregate's default)
+                                                                               for several: it groups by literal
+                                                                               text there
+``Min``/``Max`` in an aggregate, or a     ``$min`` / ``$max``; a float key     the documents aggregated in Python:
+``float`` group field                                                          its ``$min``/``$max`` are wrong,
+                                                                               float keys rounded
 a migration converting a field's type    one ``update_many`` with a pipeline   each document rewritten in Python
 (``ChangeType``, ``ommi_mongodb.         (``$toString``, ``$toDecimal``...)    (``converts_in_python``): it has no
 _migrate``)                                                                    pipeline updates
@@ -48,7 +53,11 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from ommi.models.schema import Field
+from ommi.models.types import StorageType
+
 from ommi_mongodb._filters import MONGODB, ServerForms, _merge_and
+from ommi_mongodb._values import field_path
 
 __all__ = ["NX_27017", "NX27017Forms", "converts_in_python", "forms_for", "is_nx_27017"]
 
@@ -70,11 +79,21 @@ class NX27017Forms(ServerForms):
     # 'keys'"): an update expression needing one is refused before any I/O
     # (UnsupportedFeature); $inc and $mul it runs.
 
-    group_pipelines = False
-    # It evaluates no field path inside a document _id ({"_id": {"k0": "$title"}} groups every
-    # document under the literal "$title"), hangs on a $sum of int64 values that overflows, and
-    # gives null for a $sum over nulls: aggregates are computed from the documents in Python
-    # (the default of Operations.aggregate), as they are for a Decimal Sum/Avg on MongoDB.
+    def extremes(self, storage: StorageType) -> bool:
+        # Its $min/$max are wrong: of int64 values it gave the smaller as the $max, of a float one
+        # rounded to 15 digits, of date-times one of them as JSON text ('{"$date": ...}').
+        return False
+
+    def group_key(self, fields: list[Field]) -> Any:
+        # It evaluates no field path inside a document _id ({"_id": {"k0": "$title"}} groups every
+        # document under the literal "$title"), nor an expression ({"$ifNull": ...}): it groups by
+        # one plain path only (which reads an absent field as null), and rounds a float key to 15
+        # digits. Otherwise the driver aggregates in Python (the default of Operations.aggregate).
+        # (The pipeline never sums int64 values with a plain $sum, on which nx-27017 hangs when the
+        # sum overflows: integer sums go through $toDecimal everywhere.)
+        if len(fields) > 1 or any(f.storage is StorageType.FLOAT for f in fields):
+            return NotImplemented
+        return "$" + field_path(fields[0]) if fields else None
 
     largest_key_rounds = 64
     # nx-27017 sorts integer _id values as text (1, 10, 2), so its first answer

@@ -19,7 +19,8 @@ are SQL's:
   whatever the database does with it). ``Sum`` of a ``FLOAT`` field is a float
   (a sum that is not finite is a ``ValidationError``); of a ``DECIMAL`` field an
   exact ``Decimal`` (a sum needing more than :data:`DECIMAL_SUM_DIGITS`
-  significant digits is a ``ValidationError``, never a rounded value).
+  significant digits is a ``ValidationError``, never a rounded value). ``Avg``
+  of a ``FLOAT`` field whose sum is not finite is a ``ValidationError`` too.
 * ``Avg`` of an ``INTEGER`` field is a float: the exact sum divided by the
   count, correctly rounded (so every backend gives the same float). ``Avg`` of a
   ``DECIMAL`` field is a ``Decimal``: the exact sum divided by the count to 28
@@ -193,6 +194,9 @@ class Avg(Aggregate):
     kind = "avg"
     _takes = NUMERIC
     _why = "Avg takes int, float or Decimal fields"
+
+    def decode(self, value: Any) -> Any:
+        return check_sum(self, value)
 
     @property
     def result_storage(self) -> StorageType:
@@ -414,7 +418,10 @@ def check_sum(aggregate: Aggregate, value: Any) -> Any:
     if storage is StorageType.FLOAT:
         value = float(value)
         if not math.isfinite(value):
-            raise ValidationError(f"{aggregate!r} overflows a double-precision float")
+            raise ValidationError(
+                f"{aggregate!r}: the sum of the values overflows a double-precision float (no driver agrees on "
+                "what to give then)"
+            )
     return value
 
 
@@ -483,10 +490,7 @@ def _finish(aggregate: Aggregate, state: _Accumulator) -> Any:
     if kind == "sum":
         return check_sum(aggregate, total)
     if storage is StorageType.FLOAT:
-        if not math.isfinite(total):
-            # The mean of finite floats is finite: sum the fractions instead.
-            return math.fsum(v / len(values) for v in values)
-        return total / len(values)
+        return check_sum(aggregate, total / len(values))
     return average(total, len(values), storage)
 
 

@@ -14,6 +14,8 @@ count. Bad requests are refused before any I/O.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime
 import decimal
 import math
@@ -292,6 +294,16 @@ class AggregateTests(SuiteBase):
         with pytest.raises(ValidationError):
             await agg_db.find(AggPost, AggPost.id >= 4).aggregate(total=Sum(AggPost.views)).or_raise()
 
+    async def test_aggregate_float_sum_overflow_fails(self, agg_db: Ommi) -> None:
+        """A float Sum or Avg whose sum overflows a double is a ValidationError; Min and Max still answer."""
+        await agg_db.add(AggAuthor("ann", id=1)).or_raise()
+        await agg_db.add(AggPost(1, score=1.7e308, id=1), AggPost(1, score=1.7e308, id=2)).or_raise()
+        for aggregate in (Sum(AggPost.score), Avg(AggPost.score)):
+            with pytest.raises(ValidationError):
+                await agg_db.find(AggPost).aggregate(v=aggregate).or_raise()
+        extremes = await agg_db.find(AggPost).aggregate(n=Count(AggPost.score), high=Max(AggPost.score)).or_raise()
+        assert extremes == {"n": 2, "high": 1.7e308}
+
     # -- names ------------------------------------------------------------------------------
 
     async def test_aggregate_fields_named_like_sql_keywords(self, agg_db: Ommi) -> None:
@@ -364,6 +376,19 @@ class AggregateTests(SuiteBase):
             await t.rollback()
         after = await agg_db.find(AggPost).aggregate(v=Sum(AggPost.views)).or_raise()
         assert after == {"v": 42}
+
+    async def test_aggregate_cancelled_leaves_the_database_usable(self, agg_db: Ommi) -> None:
+        """An aggregate cancelled while it runs raises CancelledError; the next one answers normally."""
+        await _seed(agg_db)
+        for steps in range(4):
+            task = asyncio.ensure_future(agg_db.find(AggPost).group_by(AggPost.title).aggregate(n=Count()).or_raise())
+            for _ in range(steps):
+                await asyncio.sleep(0)
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        again = await agg_db.find(AggPost).group_by(AggPost.title).aggregate(n=Count()).or_raise()
+        assert [g["n"] for g in again] == [2, 2, 1]
 
     async def test_aggregate_is_one_query(self, agg_db: Ommi) -> None:
         """An aggregate is one driver operation, recorded as ``aggregate``."""
