@@ -88,7 +88,13 @@ class _LazyHandle:
 
     async def get(self) -> Any:
         """The related value, loaded on first call and cached afterwards."""
-        value = self._cached()
+        # _cached() inlined for instances with a __dict__: awaiting a loaded relation is a hot path.
+        attributes = getattr(self._instance, "__dict__", None)
+        cache = None if attributes is None else attributes.get(_CACHE_ATTRIBUTE)
+        if type(cache) is _RelationCache and cache.owner() is self._instance:
+            value = cache.values.get(self._relation.name, _NOT_LOADED)
+        else:
+            value = self._cached()
         if value is _NOT_LOADED:
             value = await self.refresh()
         return value
@@ -250,16 +256,17 @@ class _RelationCache:
     Kept in the instance's ``__dict__`` when it has one, so the cache dies
     with the instance and the garbage collector frees instances that refer to
     each other through loaded relations (``author.posts`` and each
-    ``post.author``). ``owner`` is a weak reference to that instance: a copy
-    of the ``__dict__`` (``copy.copy``, pydantic's ``model_copy``) shares the
-    object, and the copy must not use the original's cache. Copies, deep
-    copies and pickles of a cache are empty, so a copied or unpickled model
-    loads its relations again, as a new instance does.
+    ``post.author``). ``owner()`` gives that instance (a weak reference to
+    it): a copy of the ``__dict__`` (``copy.copy``, pydantic's
+    ``model_copy``) shares the object, and the copy must not use the
+    original's cache. Deep copies and pickles of a cache are empty and owned
+    by no instance, so a copied or unpickled model loads its relations again,
+    as a new instance does.
     """
 
     __slots__ = ("owner", "values")
 
-    def __init__(self, owner: weakref.ref[Any] | None = None) -> None:
+    def __init__(self, owner: Callable[[], object] = lambda: None) -> None:
         self.owner = owner
         self.values: dict[str, Any] = {}
 
@@ -321,7 +328,7 @@ def _cache_of(instance: Any, *, create: bool) -> _RelationCache | None:
     attributes: dict[str, Any] | None = getattr(instance, "__dict__", None)
     if attributes is not None:
         found = attributes.get(_CACHE_ATTRIBUTE)
-        if isinstance(found, _RelationCache) and found.owner is not None and found.owner() is instance:
+        if type(found) is _RelationCache and found.owner() is instance:
             return found
         if not create:
             return None
@@ -342,7 +349,7 @@ def _cache_of(instance: Any, *, create: bool) -> _RelationCache | None:
     except TypeError:
         return None  # Not weak-referenceable (slots without __weakref__): no cache.
     watcher.key = key
-    cache = _caches[key] = _RelationCache()
+    cache = _caches[key] = _RelationCache(watcher)
     _watchers[key] = watcher
     return cache
 
