@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import copy
 import dataclasses
 import gc
@@ -12,7 +14,16 @@ from dataclasses import dataclass
 from typing import Annotated, ClassVar
 
 import pytest
-from ommi import LazyLoadEveryRelated, LazyLoadTheRelated, LazyOne, ModelCollection, Ommi, ReferenceTo, ommi_model
+from ommi import (
+    LazyLoadError,
+    LazyLoadEveryRelated,
+    LazyLoadTheRelated,
+    LazyOne,
+    ModelCollection,
+    Ommi,
+    ReferenceTo,
+    ommi_model,
+)
 from ommi.models import relations
 from ommi.testing import record_queries
 from ommi_testkit import ReferenceDriver
@@ -128,6 +139,19 @@ async def test_cache_is_shared_by_every_handle_and_refresh_reloads(db: Ommi) -> 
         assert [v.title for v in await shelf.books.refresh()] == ["v0", "later"]
         assert [v.title for v in await shelf.books] == ["v0", "later"]
     assert q.count == 1
+
+
+async def test_a_failed_load_caches_nothing(db: Ommi) -> None:
+    """A load that fails (no active database) raises ``LazyLoadError`` and leaves the relation unloaded."""
+    await _two_shelves(db)
+    shelf = await db.find(Shelf.name == "a").one.or_raise()
+    # A task with an empty context runs outside ``async with db``.
+    outside = asyncio.create_task(shelf.books.get(), context=contextvars.Context())
+    with pytest.raises(LazyLoadError, match=r"Shelf\.books"):
+        await outside
+    assert relations._cache_of(shelf, create=False) is None
+    assert "not loaded" in repr(shelf.books)
+    assert [v.title for v in await shelf.books] == ["v0"]
 
 
 async def test_instances_in_a_cycle_of_loaded_relations_are_collected(db: Ommi) -> None:

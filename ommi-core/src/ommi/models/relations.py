@@ -336,7 +336,13 @@ def _cache_of(instance: Any, *, create: bool) -> _RelationCache | None:
             owner = weakref.ref(instance)
         except TypeError:
             return None  # __dict__ without __weakref__: no cache, as for slots without it.
-        cache = attributes[_CACHE_ATTRIBUTE] = _RelationCache(owner)
+        cache = _RelationCache(owner)
+        if found is None:
+            # Another thread may have stored one since the get above: keep it and whatever it holds.
+            found = attributes.setdefault(_CACHE_ATTRIBUTE, cache)
+            if type(found) is _RelationCache and found.owner() is instance:
+                return found
+        attributes[_CACHE_ATTRIBUTE] = cache  # replaces a copy's view of another instance's cache
         return cache
     key = id(instance)
     watcher = _watchers.get(key)
