@@ -4,7 +4,8 @@ The two annotations are ``ClassVar`` aliases, so dataclasses, attrs and pydantic
 leave them out of ``__init__``, comparison, ``asdict`` and ``model_dump``; the
 decorator puts a descriptor behind each. ``post.author`` then gives a per-instance
 handle: ``await post.author`` loads through the active database and caches the
-result until ``await post.author.refresh()``.
+result until ``await post.author.refresh()``. The cache lives exactly as long as
+the instance (in its ``__dict__``, see :class:`_RelationCache`).
 
 How the related rows are found is derived from ``ReferenceTo`` fields:
 
@@ -59,33 +60,58 @@ _REMOVED_HANDLE_METHODS = {
 
 
 class _LazyHandle:
-    """Per-instance loader of one relation; awaiting it loads once and caches."""
+    """Loader of one relation of one instance; awaiting it loads once and caches.
 
-    __slots__ = ("_instance", "_loaded", "_relation", "_value")
+    A handle holds its instance, so ``await (await db.find(Post).one).author``
+    works on a temporary; the loaded value lives in the instance's relation
+    cache (see :func:`_cache_of`), never in the handle, so nothing the
+    instance keeps points back at it through a handle. ``post.author`` makes a
+    new handle each time: they all read and fill the same cache.
+    """
+
+    __slots__ = ("_instance", "_own", "_relation")
 
     def __init__(self, instance: Any, relation: Relation) -> None:
         self._instance = instance
         self._relation = relation
-        self._loaded = False
-        self._value: Any = None
+        # The value of an instance that cannot keep a cache (no __weakref__): cached by this handle only.
+        self._own: Any = _NOT_LOADED
 
     def __await__(self) -> Generator[Any, None, Any]:
         return self.get().__await__()
 
+    def _cached(self) -> Any:
+        cache = _cache_of(self._instance, create=False)
+        if cache is None:
+            return self._own
+        return cache.values.get(self._relation.name, _NOT_LOADED)
+
     async def get(self) -> Any:
         """The related value, loaded on first call and cached afterwards."""
-        if not self._loaded:
-            await self.refresh()
-        return self._value
+        # _cached() inlined for instances with a __dict__: awaiting a loaded relation is a hot path.
+        attributes = getattr(self._instance, "__dict__", None)
+        cache = None if attributes is None else attributes.get(_CACHE_ATTRIBUTE)
+        if type(cache) is _RelationCache and cache.owner() is self._instance:
+            value = cache.values.get(self._relation.name, _NOT_LOADED)
+        else:
+            value = self._cached()
+        if value is _NOT_LOADED:
+            value = await self.refresh()
+        return value
 
     async def refresh(self) -> Any:
         """Load the related value again, replacing the cache."""
-        self._value = await self._relation.load(self._instance)
-        self._loaded = True
-        return self._value
+        value = await self._relation.load(self._instance)
+        cache = _cache_of(self._instance, create=True)
+        if cache is None:
+            self._own = value
+        else:
+            cache.values[self._relation.name] = value
+        return value
 
     def __repr__(self) -> str:
-        state = repr(self._value) if self._loaded else "not loaded"
+        value = self._cached()
+        state = "not loaded" if value is _NOT_LOADED else repr(value)
         return f"<{type(self).__name__} {self._relation.owner.cls.__name__}.{self._relation.name}: {state}>"
 
     def __reduce__(self) -> Any:
@@ -217,14 +243,51 @@ def relation_from_annotation(owner: ModelSchema, name: str, annotation: Any) -> 
     return Relation(owner, name, handle_type, target, association)
 
 
-_handles: dict[int, dict[str, _LazyHandle]] = {}
-"""id(instance) -> its handles by relation name, for as long as the instance lives."""
+_NOT_LOADED: Any = object()
+"""Marks a relation without a loaded value."""
+
+_CACHE_ATTRIBUTE = "__ommi_relations__"
+"""Key of an instance's :class:`_RelationCache` in its ``__dict__``."""
+
+
+class _RelationCache:
+    """The loaded relation values of one instance, by relation name.
+
+    Kept in the instance's ``__dict__`` when it has one, so the cache dies
+    with the instance and the garbage collector frees instances that refer to
+    each other through loaded relations (``author.posts`` and each
+    ``post.author``). ``owner()`` gives that instance (a weak reference to
+    it): a copy of the ``__dict__`` (``copy.copy``, pydantic's
+    ``model_copy``) shares the object, and the copy must not use the
+    original's cache. Deep copies and pickles of a cache are empty and owned
+    by no instance, so a copied or unpickled model loads its relations again,
+    as a new instance does.
+    """
+
+    __slots__ = ("owner", "values")
+
+    def __init__(self, owner: Callable[[], object] = lambda: None) -> None:
+        self.owner = owner
+        self.values: dict[str, Any] = {}
+
+    def __reduce__(self) -> tuple[type[_RelationCache], tuple[()]]:
+        return (_RelationCache, ())
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> _RelationCache:
+        return _RelationCache()
+
+    def __repr__(self) -> str:
+        return f"<ommi relation cache: {', '.join(self.values) or 'empty'}>"
+
+
+_caches: dict[int, _RelationCache] = {}
+"""id(instance) -> its cache, for weakly referenceable instances without a ``__dict__`` (slotted classes)."""
 _watchers: dict[int, _Watcher] = {}
-"""id(instance) -> the weak reference that drops its entries when it dies."""
+"""id(instance) -> the weak reference that drops its ``_caches`` entry when it dies."""
 
 
 class _Watcher(weakref.ref):  # type: ignore[type-arg]  # generic only to type checkers
-    """A weak reference to an instance with handles; its callback forgets them (cheaper than ``finalize``).
+    """A weak reference to a slotted instance with a cache; its callback forgets it (cheaper than ``finalize``).
 
     The callback runs when the instance is being destroyed, before its id can
     be reused by another object.
@@ -236,16 +299,69 @@ class _Watcher(weakref.ref):  # type: ignore[type-arg]  # generic only to type c
 
 def _forget(
     watcher: _Watcher,
-    handles: dict[int, dict[str, _LazyHandle]] = _handles,
+    caches: dict[int, _RelationCache] = _caches,
     watchers: dict[int, _Watcher] = _watchers,
 ) -> None:
     # The dicts are bound here: at interpreter exit the module's globals may be gone before the last callback.
-    handles.pop(watcher.key, None)
-    watchers.pop(watcher.key, None)
+    # Only this watcher's entries: a newer object may hold the id already if this callback ran late.
+    if watchers.get(watcher.key) is watcher:
+        caches.pop(watcher.key, None)
+        watchers.pop(watcher.key, None)
+
+
+def _cache_of(instance: Any, *, create: bool) -> _RelationCache | None:
+    """The relation cache of ``instance``; made when ``create`` and there is none yet.
+
+    ``None`` when there is none, and always for an instance that cannot be
+    weakly referenced (slots without ``__weakref__``): such instances keep
+    no cache, as their handles cannot tell their instance still lives.
+
+    An instance with a ``__dict__`` keeps its cache there (model libraries
+    compare, dump and copy declared fields only). A slotted instance's cache
+    lives in a module-level table keyed by ``id(instance)`` and removed by a
+    weak reference callback when the instance dies; the table holds the
+    loaded values strongly, which the garbage collector cannot see through:
+    slotted instances that refer to each other through loaded relations
+    (a cycle through the table) are never freed. Instances with a
+    ``__dict__`` have no such limit.
+    """
+    attributes: dict[str, Any] | None = getattr(instance, "__dict__", None)
+    if attributes is not None:
+        found = attributes.get(_CACHE_ATTRIBUTE)
+        if type(found) is _RelationCache and found.owner() is instance:
+            return found
+        if not create:
+            return None
+        try:
+            owner = weakref.ref(instance)
+        except TypeError:
+            return None  # __dict__ without __weakref__: no cache, as for slots without it.
+        cache = _RelationCache(owner)
+        if found is None:
+            # Another thread may have stored one since the get above: keep it and whatever it holds.
+            found = attributes.setdefault(_CACHE_ATTRIBUTE, cache)
+            if type(found) is _RelationCache and found.owner() is instance:
+                return found
+        attributes[_CACHE_ATTRIBUTE] = cache  # replaces a copy's view of another instance's cache
+        return cache
+    key = id(instance)
+    watcher = _watchers.get(key)
+    if watcher is not None and watcher() is instance:
+        return _caches[key]
+    if not create:
+        return None
+    try:
+        watcher = _Watcher(instance, _forget)
+    except TypeError:
+        return None  # Not weak-referenceable (slots without __weakref__): no cache.
+    watcher.key = key
+    cache = _caches[key] = _RelationCache(watcher)
+    _watchers[key] = watcher
+    return cache
 
 
 class RelationDescriptor:
-    """Class attribute behind a lazy relation: gives each instance its handle."""
+    """Class attribute behind a lazy relation: gives each instance a handle."""
 
     def __init__(self, relation: Relation) -> None:
         self.relation = relation
@@ -253,27 +369,7 @@ class RelationDescriptor:
     def __get__(self, instance: Any, owner: type | None = None) -> Any:
         if instance is None:
             return self
-        return _handle(instance, self.relation)
-
-
-def _handle(instance: Any, relation: Relation) -> _LazyHandle:
-    """The cached handle of ``relation`` on ``instance``, created on first use."""
-    key = id(instance)
-    per_instance = _handles.get(key)
-    if per_instance is None:
-        per_instance = {}
-        try:
-            watcher = _Watcher(instance, _forget)
-        except TypeError:
-            # Not weak-referenceable (slots without __weakref__): no cache.
-            return relation.handle_type(instance, relation)
-        watcher.key = key
-        _watchers[key] = watcher
-        _handles[key] = per_instance
-    handle = per_instance.get(relation.name)
-    if handle is None:
-        handle = per_instance[relation.name] = relation.handle_type(instance, relation)
-    return handle
+        return self.relation.handle_type(instance, self.relation)
 
 
 class Relation:
@@ -363,10 +459,11 @@ class Relation:
         relation, a model or ``None`` for a to-one relation. An instance that
         cannot be weakly referenced keeps no cache, so nothing is stored on it.
         """
+        name = self.name
         for instance, value in zip(instances, values, strict=True):
-            handle = _handle(instance, self)
-            handle._value = value
-            handle._loaded = True
+            cache = _cache_of(instance, create=True)
+            if cache is not None:
+                cache.values[name] = value
 
     async def load(self, instance: Any) -> Any:
         """Load the related value(s) of ``instance`` through the active database."""

@@ -4,7 +4,7 @@
 I/O); :func:`load_related` runs, for a list of results, one query per
 relation (two through an association model: its rows, then the related
 rows), each a batched ``IN`` on the connecting field, split into chunks of
-:data:`PREFETCH_CHUNK_SIZE` values. It fills each instance's relation handle,
+:data:`PREFETCH_CHUNK_SIZE` values. It fills each instance's relation cache,
 so ``await author.posts`` afterwards returns the loaded value without I/O.
 
 The loaded values equal what lazy loading gives (:meth:`Relation.load`): the

@@ -14,13 +14,17 @@ missing, when it cannot be imported. Their models live in
 
 from __future__ import annotations
 
+import copy as copying
 import dataclasses
+import gc
 import pickle
+import weakref
 from types import ModuleType
 from typing import Any
 
 import pytest
 from ommi import Ommi
+from ommi.testing import record_queries
 
 from ommi_testkit.suites._support import fetch
 from ommi_testkit.suites.base import SuiteBase
@@ -102,6 +106,23 @@ class ModelLibraryTests(SuiteBase):
         assert copy == loaded == ada
         assert copy != m.AttrsAuthor("Ada", 4, ada.id)
 
+    async def test_library_attrs_loaded_relations_are_freed(self, db: Ommi) -> None:
+        """An attrs instance (slotted) whose relation was loaded is freed once dropped; copies load their own."""
+        m = _attrs()
+        ada = await db.add(m.AttrsAuthor("Ada")).or_raise()
+        await db.add(m.AttrsBook("Notes", ada.id)).or_raise()
+        loaded = await db.find(m.AttrsAuthor.id == ada.id).one.or_raise()
+        books = await loaded.books
+        assert loaded == m.AttrsAuthor("Ada", 0, ada.id) and repr(loaded) == repr(ada)
+        for twin in (m.attrs.evolve(loaded), copying.copy(loaded), copying.deepcopy(loaded)):
+            with record_queries() as q:
+                assert await twin.books == books and await twin.books is not books
+            assert q.count == 1
+        alive = weakref.ref(loaded)
+        del loaded, twin
+        gc.collect()
+        assert alive() is None
+
     async def test_library_attrs_frozen_gets_generated_key(self, db: Ommi) -> None:
         """``add`` sets the generated key of a frozen attrs instance, which stays frozen."""
         m = _attrs()
@@ -170,6 +191,30 @@ class ModelLibraryTests(SuiteBase):
         copy = pickle.loads(pickle.dumps(loaded))
         assert copy == loaded
         assert copy.model_dump() == loaded.model_dump()
+
+    async def test_library_pydantic_loaded_relations_stay_invisible(self, db: Ommi) -> None:
+        """Loaded relations change no pydantic equality, repr or dump; copies load their own; cycles are freed."""
+        m = _pydantic()
+        ada = await db.add(m.PydanticAuthor(name="Ada", age=5)).or_raise()
+        await db.add(m.PydanticBook(title="Notes", author_id=ada.id)).or_raise()
+        loaded = await db.find(m.PydanticAuthor.id == ada.id).one.or_raise()
+        books = await loaded.books
+        assert await books[0].author == loaded  # book.author and author.books loaded: a cycle
+        plain = m.PydanticAuthor(name="Ada", age=5, id=ada.id)
+        assert loaded == plain and plain == loaded
+        assert repr(loaded) == repr(plain) and loaded.model_dump_json() == plain.model_dump_json()
+        for twin in (loaded.model_copy(), loaded.model_copy(deep=True), copying.copy(loaded)):
+            assert twin == loaded and twin.model_dump() == plain.model_dump()
+            with record_queries() as q:
+                assert await twin.books == books and await twin.books is not books
+            assert q.count == 1
+        with record_queries() as q:
+            assert await loaded.books is books
+        assert q.count == 0
+        alive = [weakref.ref(loaded), weakref.ref(books[0])]
+        del loaded, books, twin
+        gc.collect()
+        assert [r() for r in alive] == [None, None]
 
     async def test_library_pydantic_validation_still_applies(self, db: Ommi) -> None:
         """Constructing a pydantic model still validates (and coerces) as pydantic always did."""
