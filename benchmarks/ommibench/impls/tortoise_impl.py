@@ -8,8 +8,8 @@ from typing import Any, ClassVar
 
 from tortoise import Tortoise
 from tortoise.expressions import F
-from tortoise.query_utils import Prefetch
 from tortoise.functions import Avg, Count, Sum
+from tortoise.query_utils import Prefetch
 
 from ommibench.data import BIG, COLUMNS, FILTER_AGE, FILTER_LIMIT, STREAM, UPDATE_MIN_AGE, USERS, Row
 from ommibench.impls.base import Implementation, Target, run_tasks
