@@ -150,7 +150,9 @@ _DECLARED = Capabilities(
     timeouts=True,
     update_expressions=True,
     upsert=True,
+    raw_sql=True,
     case_insensitive_text=True,
+    json_fields=True,
 )
 """What the SQLite driver class declares."""
 
