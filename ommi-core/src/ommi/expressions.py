@@ -492,32 +492,13 @@ def _text_op(op: Op, case_sensitive: bool) -> Op:
     return op if case_sensitive else CASE_INSENSITIVE[op]
 
 
-class Operand(_ArithmeticOperators):
-    """The operators that turn a model field into query conditions (``Field`` builds on it).
-
-    ``+ - * /`` build :class:`Arithmetic` values for ``update()`` instead.
-
-    Like SQLAlchemy's ``ColumnOperators``, each operator is one line naming
-    what it asks for; the work is done by the subclass that knows the field's
-    storage type (:class:`ommi.models.schema.Field`), so this module needs no
-    model class.
-    """
+class _ComparisonOperators:
+    """``== != < <= > >=`` building conditions through ``_compare`` (fields and JSON paths share them)."""
 
     __slots__ = ()
 
     def _compare(self, op: Op, value: Any) -> Expr:
         """``self <op> value``: a value (validated and encoded), ``None`` or another field."""
-        raise NotImplementedError
-
-    def _compare_many(self, op: Op, values: Iterable[Any]) -> Expr:
-        """``self in values`` / ``self not in values``."""
-        raise NotImplementedError
-
-    def _compare_text(self, op: Op, text: Any) -> Expr:
-        """A text match (``contains``, ``startswith``, ``endswith``)."""
-        raise NotImplementedError
-
-    def _sort_key(self, descending: bool) -> SortKey:
         raise NotImplementedError
 
     def __eq__(self, value: Any) -> Expr:  # type: ignore[override]
@@ -539,6 +520,31 @@ class Operand(_ArithmeticOperators):
         return self._compare(Op.GE, value)
 
     __hash__ = object.__hash__
+
+
+class Operand(_ArithmeticOperators, _ComparisonOperators):
+    """The operators that turn a model field into query conditions (``Field`` builds on it).
+
+    ``+ - * /`` build :class:`Arithmetic` values for ``update()`` instead.
+
+    Like SQLAlchemy's ``ColumnOperators``, each operator is one line naming
+    what it asks for; the work is done by the subclass that knows the field's
+    storage type (:class:`ommi.models.schema.Field`), so this module needs no
+    model class.
+    """
+
+    __slots__ = ()
+
+    def _compare_many(self, op: Op, values: Iterable[Any]) -> Expr:
+        """``self in values`` / ``self not in values``."""
+        raise NotImplementedError
+
+    def _compare_text(self, op: Op, text: Any) -> Expr:
+        """A text match (``contains``, ``startswith``, ``endswith``)."""
+        raise NotImplementedError
+
+    def _sort_key(self, descending: bool) -> SortKey:
+        raise NotImplementedError
 
     def __and__(self, other: Any) -> NoReturn:
         _needs_parentheses(self, other)

@@ -37,6 +37,7 @@ from ommi.expressions import (
     Op,
     Operand,
     SortKey,
+    _ComparisonOperators,
 )
 from ommi.models.adapters import positional_constructor
 from ommi.models.constraints import (
@@ -306,7 +307,7 @@ def _json_operand(where: str, op: str, value: Any) -> Any:
         raise ValidationError(f"{where} {op} {value!r}: {exc}") from None
 
 
-class JsonPath:
+class JsonPath(_ComparisonOperators):
     """The value at a path inside a JSON field: ``Post.meta["plan"]``, ``Post.meta["a"]["b"]``, ``Post.tags[0]``.
 
     Compare it with ``==``, ``!=``, ``<``, ``<=``, ``>``, ``>=`` (see
@@ -344,26 +345,6 @@ class JsonPath:
         if op in ORDERING_OPS and isinstance(value, bool):
             raise QueryError(f"{self!r} {op.value} {value!r}: true and false have no order; compare them with == / !=")
         return JsonComparison(self.field, self.path, op, _json_operand(repr(self), op.value, value))
-
-    def __eq__(self, value: Any) -> Expr:  # type: ignore[override]
-        return self._compare(Op.EQ, value)
-
-    def __ne__(self, value: Any) -> Expr:  # type: ignore[override]
-        return self._compare(Op.NE, value)
-
-    def __lt__(self, value: Any) -> Expr:
-        return self._compare(Op.LT, value)
-
-    def __le__(self, value: Any) -> Expr:
-        return self._compare(Op.LE, value)
-
-    def __gt__(self, value: Any) -> Expr:
-        return self._compare(Op.GT, value)
-
-    def __ge__(self, value: Any) -> Expr:
-        return self._compare(Op.GE, value)
-
-    __hash__ = object.__hash__
 
     def has(self, value: Any) -> Expr:
         """The value at the path is an array holding an element equal to ``value`` (type-strict)."""
