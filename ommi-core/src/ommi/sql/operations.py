@@ -58,7 +58,7 @@ from ommi.expressions import Arithmetic, Comparison, Op, Query
 from ommi.models.schema import Field, ModelSchema
 from ommi.query.aggregate import Aggregation, having_positions, keep_group
 from ommi.sql._statement import Compiled
-from ommi.sql.compiler import InsertLayout, SQLCompiler
+from ommi.sql.compiler import InsertLayout, RowConverter, SQLCompiler
 from ommi.sql.limits import check_rows, check_values
 from ommi.sql.upsert import sql_upsert
 
@@ -366,36 +366,34 @@ class SQLOperations(Operations, Generic[C]):
         result: Sequence[Any] | None = await sql_upsert(self, schema, rows, on)
         return result
 
-    async def fetch(self, query: Query, batch_size: int) -> AsyncGenerator[list[Row], None]:
+    def fetch(self, query: Query, batch_size: int) -> AsyncGenerator[list[Row], None]:
         compiler = self.compiler
-        compiled = compiler.select(query)
-        convert = compiler.row_converter(query.model)
-        if query.limit is not None and query.limit <= batch_size:
+        return self._read(compiler.select(query), compiler.row_converter(query.model), query.limit, batch_size)
+
+    def fetch_values(
+        self, query: Query, fields: Sequence[Field], distinct: bool, batch_size: int
+    ) -> AsyncGenerator[list[Row], None]:
+        """The projected columns only (``GROUP BY`` them when ``distinct``), read as :meth:`fetch` reads rows."""
+        compiler = self.compiler
+        compiled = compiler.select_values(query, fields, distinct)
+        return self._read(compiled, compiler.values_converter(fields), query.limit, batch_size)
+
+    async def _read(
+        self,
+        compiled: Compiled,
+        convert: RowConverter | None,
+        limit: int | None,
+        batch_size: int,
+    ) -> AsyncGenerator[list[Row], None]:
+        """The rows of a compiled ``SELECT`` in batches, converted; a window fitting one batch in one round trip."""
+        if limit is not None and limit <= batch_size:
             # A window that fits one batch: one round trip, no cursor kept.
             async with self._connection(write=False) as conn:
                 rows = await self._fetch_all(conn, compiled.sql, compiled.params)
             if rows:
                 yield rows if convert is None else convert(rows)
             return
-        batches = self._stream(compiled, batch_size, query.limit)
-        async with contextlib.aclosing(batches):
-            async for batch in batches:
-                yield batch if convert is None else convert(batch)
-
-    async def fetch_values(
-        self, query: Query, fields: Sequence[Field], distinct: bool, batch_size: int
-    ) -> AsyncGenerator[list[Row], None]:
-        """The projected columns only (``GROUP BY`` them when ``distinct``), read as :meth:`fetch` reads rows."""
-        compiler = self.compiler
-        compiled = compiler.select_values(query, fields, distinct)
-        convert = compiler.values_converter(fields)
-        if query.limit is not None and query.limit <= batch_size:
-            async with self._connection(write=False) as conn:
-                rows = await self._fetch_all(conn, compiled.sql, compiled.params)
-            if rows:
-                yield rows if convert is None else convert(rows)
-            return
-        batches = self._stream(compiled, batch_size, query.limit)
+        batches = self._stream(compiled, batch_size, limit)
         async with contextlib.aclosing(batches):
             async for batch in batches:
                 yield batch if convert is None else convert(batch)
