@@ -12,7 +12,8 @@ the refusals of JSON fields where no order or equality is shared by databases.
 
 # Model classes double as query operands (``Person.age >= 18``): a type checker
 # sees comparisons of plain values.
-# mypy: disable-error-code="arg-type, union-attr, comparison-overlap, misc, index, call-overload, attr-defined, call-arg"
+# mypy: disable-error-code="arg-type, union-attr, comparison-overlap, misc, index, call-overload"
+# mypy: disable-error-code="attr-defined, call-arg"
 
 from __future__ import annotations
 
