@@ -158,9 +158,12 @@ async def test_a_real_deadlock_is_a_deadlock_error_and_with_transaction_reruns_i
             await db.with_transaction(fn, backoff=0.01)  # what retries=5 does: run it again
 
     await asyncio.gather(run(locker("a", "b")), run(locker("b", "a")))
-    assert len(errors) == 1
-    assert "40P01" in str(errors[0])
-    assert isinstance(errors[0], SerializationError)
+    # PostgreSQL aborts at least one of the two; on a loaded machine both have been seen aborted with
+    # 40P01 (a clean-clone CI run of this repository), so the test asks for one or two, each a deadlock.
+    assert 1 <= len(errors) <= 2
+    for error in errors:
+        assert "40P01" in str(error)
+        assert isinstance(error, SerializationError)
     balances = {a.name: a.balance for a in await (await db.find(Account).all.or_raise()).to_list()}
     assert balances == {"a": 1, "b": 1}
 
@@ -184,7 +187,8 @@ async def test_with_transaction_reruns_a_deadlock_by_itself(db: Ommi) -> None:
         return fn
 
     await asyncio.gather(db.with_transaction(locker("ab")), db.with_transaction(locker("ba")))
-    assert sorted(runs.values()) == [1, 2]
+    # One of them ran twice, or both did when PostgreSQL aborted both (see the test above).
+    assert sorted(runs.values()) in ([1, 2], [2, 2])
     balances = {a.name: a.balance for a in await (await db.find(Account).all.or_raise()).to_list()}
     assert balances == {"a": 1, "b": 1}
 
