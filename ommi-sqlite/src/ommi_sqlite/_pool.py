@@ -163,6 +163,16 @@ async def _worker_stopped(connection: aiosqlite.Connection) -> None:
         await asyncio.to_thread(thread.join, 5.0)
 
 
+async def _close_once_open(opening: asyncio.Future[aiosqlite.Connection], connecting: aiosqlite.Connection) -> None:
+    """Wait for a connection whose opener was cancelled, then close it (or wait for its failed worker)."""
+    try:
+        conn = await opening
+    except BaseException:  # noqa: BLE001 - the opener was cancelled: nobody waits for this error
+        await _worker_stopped(connecting)
+        return
+    await conn.close()
+
+
 def close_pools_at_exit() -> None:
     """Close the connections of every pool still open, from outside any event loop (an ``atexit`` handler).
 
@@ -610,9 +620,15 @@ class Pool:
             factory=_OmmiConnection,
         )
         _daemonize(connecting, self.database)
+        # Opening goes on in aiosqlite's thread whatever happens to this task: a cancelled open
+        # lets it end and closes what it opened, else the connection would be left unclosed.
+        opening: asyncio.Future[aiosqlite.Connection] = asyncio.ensure_future(connecting)
         try:
             with map_exceptions(exception_map(self.database, settings.busy_timeout, settings.relative_path_note())):
-                conn = await connecting
+                conn = await asyncio.shield(opening)
+        except asyncio.CancelledError:
+            await asyncio.shield(_close_once_open(opening, connecting))
+            raise
         except BaseException:
             await asyncio.shield(_worker_stopped(connecting))
             raise
