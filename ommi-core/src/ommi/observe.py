@@ -136,28 +136,18 @@ class ObservedOperations(Operations):
             self._driver, schema.name, "upsert", lambda: self._ops.upsert(schema, rows, on), lambda _: len(rows)
         )
 
-    async def fetch(self, query: Query, batch_size: int) -> AsyncGenerator[list[Row], None]:
-        batches = self._ops.fetch(query, batch_size)
-        try:
-            first = await observe(
-                self._driver,
-                query.model.name,
-                "select",
-                lambda: anext(batches, None),
-                lambda b: 0 if b is None else len(b),
-            )
-            if first is None:
-                return
-            yield first
-            async for batch in batches:
-                yield batch
-        finally:
-            await batches.aclose()
+    def fetch(self, query: Query, batch_size: int) -> AsyncGenerator[list[Row], None]:
+        return self._observed_stream(query, self._ops.fetch(query, batch_size))
 
-    async def fetch_values(
+    def fetch_values(
         self, query: Query, fields: Sequence[Field], distinct: bool, batch_size: int
     ) -> AsyncGenerator[list[Row], None]:
-        batches = self._ops.fetch_values(query, fields, distinct, batch_size)
+        return self._observed_stream(query, self._ops.fetch_values(query, fields, distinct, batch_size))
+
+    async def _observed_stream(
+        self, query: Query, batches: AsyncGenerator[list[Row], None]
+    ) -> AsyncGenerator[list[Row], None]:
+        """``batches`` passed through, its first batch observed as one ``select`` event."""
         try:
             first = await observe(
                 self._driver,
