@@ -18,14 +18,11 @@ purpose (the queries guide says so).
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import ommi
-from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from ommi import Ommi
 from ommi.drivers import Driver
@@ -36,7 +33,7 @@ from ommi.models.types import INT64_MAX, INT64_MIN
 from ommi_testkit.reference import ReferenceDriver
 from ommi_testkit.reliability.differential import Divergence, UnexpectedError
 from ommi_testkit.reliability.figures import Figures
-from ommi_testkit.reliability.profile import phases
+from ommi_testkit.reliability.paired import run_paired
 from ommi_testkit.suites.models_json import JsonDoc, json_models
 
 __all__ = ["JsonCase", "json_cases", "run_json_differential"]
@@ -197,65 +194,29 @@ def run_json_differential(
         UnexpectedError: a query raised outside :mod:`ommi.errors`.
     """
     figures = Figures("json differential", backend, profile)
-    started = time.perf_counter()
-    with asyncio.Runner() as runner:
-        target, reference = Ommi(driver_factory()), Ommi(reference_factory())
 
-        async def open_both() -> None:
-            for db in (target, reference):
-                await db.open()
-                await db.remove_models(json_models)
-                await db.use_models(json_models)
-
-        async def close_both() -> None:
-            for db in (target, reference):
-                try:
-                    await db.remove_models(json_models)
-                except OmmiError:
-                    pass  # never opened: the error that matters is raised already
-                finally:
-                    await db.close()
-
-        async def check(case: JsonCase) -> None:
-            for db in (target, reference):
-                await db.find(JsonDoc).delete.or_raise()
-                docs = [JsonDoc(f"d{i}", meta=meta, tags=tags) for i, (meta, tags) in enumerate(case.rows)]
-                await db.add(*docs).or_raise()
-            for number, (conditions, update) in enumerate(case.queries):
-                expected = await _answer(reference, conditions, update)
-                actual = await _answer(target, conditions, update)
-                figures.cases += 1
-                if actual != expected:
-                    raise Divergence(
-                        f"{backend} differs from the reference driver at query {number}: {conditions!r} "
-                        f"(update {update!r})\n  reference: {expected!r}\n  {backend}: {actual!r}"
-                    )
-            mine, theirs = await _snapshot(target), await _snapshot(reference)
-            if mine != theirs:
+    async def check(target: Ommi, reference: Ommi, case: JsonCase) -> None:
+        for db in (target, reference):
+            await db.find(JsonDoc).delete.or_raise()
+            docs = [JsonDoc(f"d{i}", meta=meta, tags=tags) for i, (meta, tags) in enumerate(case.rows)]
+            await db.add(*docs).or_raise()
+        for number, (conditions, update) in enumerate(case.queries):
+            expected = await _answer(reference, conditions, update)
+            actual = await _answer(target, conditions, update)
+            figures.cases += 1
+            if actual != expected:
                 raise Divergence(
-                    f"{backend} holds other rows than the reference driver\n"
-                    f"  reference: {theirs!r}\n  {backend}: {mine!r}"
+                    f"{backend} differs from the reference driver at query {number}: {conditions!r} "
+                    f"(update {update!r})\n  reference: {expected!r}\n  {backend}: {actual!r}"
                 )
-            figures.rows_verified += len(mine)
-            figures.examples += 1
-
-        try:
-            runner.run(open_both())
-
-            @settings(
-                max_examples=examples,
-                deadline=None,
-                database=None,
-                print_blob=True,
-                phases=phases(),
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+        mine, theirs = await _snapshot(target), await _snapshot(reference)
+        if mine != theirs:
+            raise Divergence(
+                f"{backend} holds other rows than the reference driver\n  reference: {theirs!r}\n  {backend}: {mine!r}"
             )
-            @given(json_cases())
-            def differential(case: JsonCase) -> None:
-                runner.run(check(case))
+        figures.rows_verified += len(mine)
+        figures.examples += 1
 
-            differential()
-        finally:
-            runner.run(close_both())
-    figures.seconds = round(time.perf_counter() - started, 3)
-    return figures
+    return run_paired(
+        driver_factory, reference_factory, json_models, json_cases(), check, examples=examples, figures=figures
+    )

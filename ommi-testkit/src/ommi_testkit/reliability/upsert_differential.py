@@ -15,12 +15,9 @@ generator hands out, and a generated key compares as ``"generated"``.
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Callable
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from ommi import Ommi
 from ommi.drivers import Driver
@@ -29,7 +26,7 @@ from ommi.errors import OmmiError
 from ommi_testkit.reference import ReferenceDriver
 from ommi_testkit.reliability.differential import Divergence, UnexpectedError
 from ommi_testkit.reliability.figures import Figures
-from ommi_testkit.reliability.profile import phases
+from ommi_testkit.reliability.paired import run_paired
 from ommi_testkit.suites.models_upsert import UpsAccount, ups_models
 
 __all__ = ["run_upsert_differential", "upsert_calls"]
@@ -98,66 +95,28 @@ def run_upsert_differential(
         UnexpectedError: a call raised outside :mod:`ommi.errors`.
     """
     figures = Figures("upsert differential", backend, profile)
-    started = time.perf_counter()
-    with asyncio.Runner() as runner:
-        target, reference = Ommi(driver_factory()), Ommi(reference_factory())
 
-        async def reset() -> None:
-            for db in (target, reference):
-                await db.find(UpsAccount).delete.or_raise()
+    async def check(target: Ommi, reference: Ommi, calls: list[Call]) -> None:
+        for db in (target, reference):
+            await db.find(UpsAccount).delete.or_raise()
+        for number, call in enumerate(calls):
+            expected = await _run(reference, call)
+            actual = await _run(target, call)
+            figures.cases += 1
+            if actual != expected:
+                raise Divergence(
+                    f"{backend} differs from the reference driver at upsert {number}: {call!r}\n"
+                    f"  reference: {expected!r}\n  {backend}: {actual!r}"
+                )
+            mine, theirs = await _snapshot(target), await _snapshot(reference)
+            if mine != theirs:
+                raise Divergence(
+                    f"{backend} holds other rows than the reference driver after upsert {number}: {call!r}\n"
+                    f"  reference: {theirs!r}\n  {backend}: {mine!r}"
+                )
+            figures.rows_verified += len(mine)
+        figures.examples += 1
 
-        async def open_both() -> None:
-            for db in (target, reference):
-                await db.open()
-                await db.remove_models(ups_models)
-                await db.use_models(ups_models)
-
-        async def close_both() -> None:
-            for db in (target, reference):
-                try:
-                    await db.remove_models(ups_models)
-                except OmmiError:
-                    pass  # never opened: the error that matters is raised already
-                finally:
-                    await db.close()
-
-        async def check(calls: list[Call]) -> None:
-            await reset()
-            for number, call in enumerate(calls):
-                expected = await _run(reference, call)
-                actual = await _run(target, call)
-                figures.cases += 1
-                if actual != expected:
-                    raise Divergence(
-                        f"{backend} differs from the reference driver at upsert {number}: {call!r}\n"
-                        f"  reference: {expected!r}\n  {backend}: {actual!r}"
-                    )
-                mine, theirs = await _snapshot(target), await _snapshot(reference)
-                if mine != theirs:
-                    raise Divergence(
-                        f"{backend} holds other rows than the reference driver after upsert {number}: {call!r}\n"
-                        f"  reference: {theirs!r}\n  {backend}: {mine!r}"
-                    )
-                figures.rows_verified += len(mine)
-            figures.examples += 1
-
-        try:
-            runner.run(open_both())
-
-            @settings(
-                max_examples=examples,
-                deadline=None,
-                database=None,
-                print_blob=True,
-                phases=phases(),
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-            )
-            @given(upsert_calls())
-            def differential(calls: list[Call]) -> None:
-                runner.run(check(calls))
-
-            differential()
-        finally:
-            runner.run(close_both())
-    figures.seconds = round(time.perf_counter() - started, 3)
-    return figures
+    return run_paired(
+        driver_factory, reference_factory, ups_models, upsert_calls(), check, examples=examples, figures=figures
+    )
