@@ -98,8 +98,8 @@ operations = [AddField("tk_json_note", FieldSpec("labels", "json", default={_LAB
 """
 
 
-class JsonFieldTests(SuiteBase):
-    """JSON fields: exact round trips, refusals before I/O, type-strict path conditions and ``has``."""
+class JsonTables(SuiteBase):
+    """The ``json_db`` fixture: ``db`` with the JSON models' tables (the suites using them inherit it)."""
 
     @pytest_asyncio.fixture
     async def json_db(self, db: Ommi) -> AsyncIterator[Ommi]:
@@ -110,6 +110,10 @@ class JsonFieldTests(SuiteBase):
             yield db
         finally:
             await db.remove_models(json_models)
+
+
+class JsonFieldTests(JsonTables):
+    """JSON fields: exact round trips, refusals before I/O, type-strict path conditions and ``has``."""
 
     async def _docs(self, db: Ommi, *docs: tuple[str, Any]) -> None:
         await db.add(*(JsonDoc(name, meta=meta) for name, meta in docs)).or_raise()

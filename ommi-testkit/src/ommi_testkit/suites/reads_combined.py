@@ -17,20 +17,18 @@ the refusals of JSON fields where no order or equality is shared by databases.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import ommi
 import pytest
-import pytest_asyncio
 from ommi import Count, Max, Min, Ommi, Sum
 from ommi.errors import QueryError
 from ommi.testing import record_queries
 
 from ommi_testkit.suites._support import seed_blog
-from ommi_testkit.suites.base import SuiteBase, requires
+from ommi_testkit.suites.base import requires
+from ommi_testkit.suites.json_fields import JsonTables
 from ommi_testkit.suites.models import Person
 from ommi_testkit.suites.models_extra import RelPost, RelUser
-from ommi_testkit.suites.models_json import JsonDoc, json_models
+from ommi_testkit.suites.models_json import JsonDoc
 
 
 async def _seed_people(db: Ommi) -> list[Person]:
@@ -45,18 +43,8 @@ async def _seed_people(db: Ommi) -> list[Person]:
     return people
 
 
-class CombinedReadTests(SuiteBase):
+class CombinedReadTests(JsonTables):
     """Projections, exists, aggregates, prefetch, keyset pages, folded text and JSON paths in one query."""
-
-    @pytest_asyncio.fixture
-    async def json_db(self, db: Ommi) -> AsyncIterator[Ommi]:
-        """``db`` with the JSON suite's tables created, dropped again afterwards."""
-        await db.remove_models(json_models)
-        await db.use_models(json_models)
-        try:
-            yield db
-        finally:
-            await db.remove_models(json_models)
 
     @requires("json_fields")
     async def test_json_paths_filter_values_exists_count_and_aggregates(self, json_db: Ommi) -> None:
